@@ -1,0 +1,65 @@
+package dev.moe4j.cli;
+
+import dev.moe4j.core.BadInputException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+
+/** The {@code moe4j} command: a thin layer of subcommands over the library. */
+@Command(name = "moe4j",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description = "A Mixture-of-Experts transformer engine for the JVM.",
+        subcommands = {
+                CommandLine.HelpCommand.class,
+        })
+public final class Main implements Runnable {
+    /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
+    public static final int EXIT_BAD_INPUT = 2;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the command line with the given streams and returns the exit status (used by the CLI tests). */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        var commandLine = new CommandLine(new Main());
+        commandLine.setOut(out);
+        commandLine.setErr(err);
+        commandLine.setExecutionExceptionHandler((ex, cl, parseResult) -> {
+            if (ex instanceof BadInputException) {
+                cl.getErr().println("moe4j: error: " + ex.getMessage());
+                cl.getErr().flush();
+                return EXIT_BAD_INPUT;
+            }
+            throw ex;
+        });
+        commandLine.setParameterExceptionHandler((ex, unused) -> {
+            var cl = ex.getCommandLine();
+            cl.getErr().println("moe4j: error: " + ex.getMessage());
+            cl.getErr().println("Try 'moe4j " + cl.getCommandSpec().qualifiedName().replaceFirst("^moe4j ?", "")
+                    .concat(" --help").trim() + "' for more information.");
+            cl.getErr().flush();
+            return EXIT_BAD_INPUT;
+        });
+        return commandLine.execute(args);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"moe4j " + (v == null ? "0.1.0-SNAPSHOT" : v),
+                    "Java " + Runtime.version() + ", " + System.getProperty("os.arch")};
+        }
+    }
+}

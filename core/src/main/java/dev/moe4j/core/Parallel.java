@@ -1,0 +1,114 @@
+package dev.moe4j.core;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.RecursiveAction;
+
+/**
+ * Splits a range of rows over a fixed pool of worker threads. Each index is handled by exactly one thread and
+ * the split depends only on the range and the thread count, so kernels that write disjoint rows are
+ * deterministic for a fixed thread count.
+ *
+ * <p>The thread count defaults to the number of processors, or the system property {@code moe4j.threads}.
+ */
+public final class Parallel {
+    /** Work on the half-open range [from, to). */
+    @FunctionalInterface
+    public interface RangeTask {
+        void run(int from, int to);
+    }
+
+    private static volatile ForkJoinPool pool = newPool(defaultThreads());
+
+    private Parallel() {
+    }
+
+    private static int defaultThreads() {
+        String configured = System.getProperty("moe4j.threads");
+        if (configured != null && !configured.isBlank()) {
+            return Math.max(1, Integer.parseInt(configured.trim()));
+        }
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    private static ForkJoinPool newPool(int threads) {
+        return new ForkJoinPool(threads, p -> {
+            var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
+            thread.setName("moe4j-worker-" + thread.getPoolIndex());
+            thread.setDaemon(true);
+            return thread;
+        }, null, false);
+    }
+
+    public static int threads() {
+        return pool.getParallelism();
+    }
+
+    /** Replaces the worker pool; call it before work starts (the CLI does so for {@code --threads}). */
+    public static synchronized void setThreads(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
+        if (threads != pool.getParallelism()) {
+            ForkJoinPool old = pool;
+            pool = newPool(threads);
+            old.shutdown();
+        }
+    }
+
+    /**
+     * Runs {@code task} over [0, n) in at most {@link #threads()} contiguous chunks of at least {@code minChunk}
+     * indices. Small ranges run on the calling thread without touching the pool.
+     */
+    public static void forRange(int n, int minChunk, RangeTask task) {
+        int chunks = Math.min(threads(), Math.max(1, n / Math.max(1, minChunk)));
+        if (chunks <= 1 || n <= 1) {
+            task.run(0, n);
+            return;
+        }
+        var action = new Chunks(task, n, 0, chunks);
+        if (java.util.concurrent.ForkJoinTask.getPool() == pool) {
+            action.invoke();
+        } else {
+            pool.invoke(action);
+        }
+    }
+
+    /** Runs {@code task} over [0, n) with one index per chunk allowed (for coarse tasks such as experts). */
+    public static void forEach(int n, RangeTask task) {
+        forRange(n, 1, task);
+    }
+
+    /** Chunk {@code c} of {@code chunks} covers [n·c/chunks, n·(c+1)/chunks): balanced and deterministic. */
+    private static final class Chunks extends RecursiveAction {
+        private final RangeTask task;
+        private final int n;
+        private final int firstChunk;
+        private final int chunkCount;
+        private final int totalChunks;
+
+        Chunks(RangeTask task, int n, int firstChunk, int totalChunks) {
+            this(task, n, firstChunk, totalChunks, totalChunks);
+        }
+
+        private Chunks(RangeTask task, int n, int firstChunk, int chunkCount, int totalChunks) {
+            this.task = task;
+            this.n = n;
+            this.firstChunk = firstChunk;
+            this.chunkCount = chunkCount;
+            this.totalChunks = totalChunks;
+        }
+
+        @Override
+        protected void compute() {
+            if (chunkCount == 1) {
+                int from = (int) ((long) n * firstChunk / totalChunks);
+                int to = (int) ((long) n * (firstChunk + 1) / totalChunks);
+                task.run(from, to);
+                return;
+            }
+            int half = chunkCount / 2;
+            invokeAll(new Chunks(task, n, firstChunk, half, totalChunks),
+                    new Chunks(task, n, firstChunk + half, chunkCount - half, totalChunks));
+        }
+    }
+}
