@@ -1,0 +1,93 @@
+package dev.moe4j.core.kernels;
+
+import dev.moe4j.core.DType;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Loads of weight elements (F32, BF16 or F16) as F32 values, vector-wide or one at a time. The kernels keep
+ * 16-bit weights as they are in memory and widen them in registers, so a weight is read once at its stored size.
+ */
+final class Widening {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final int LANES = F.length();
+    static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    /** Shorts with as many lanes as F: half the vector width. */
+    static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(F.vectorBitSize() / 2));
+    static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    private static final FloatVector TWO_POW_112 = FloatVector.broadcast(F, 0x1p112f);
+
+    private Widening() {
+    }
+
+    /** {@link #LANES} F32 values starting at element {@code index}. */
+    static FloatVector f32(MemorySegment s, long index) {
+        return FloatVector.fromMemorySegment(F, s, index * 4, LE);
+    }
+
+    /** {@link #LANES} BF16 values starting at element {@code index}, widened: bfloat16 is the top half of a float. */
+    static FloatVector bf16(MemorySegment s, long index) {
+        var bits = (IntVector) ShortVector.fromMemorySegment(S, s, index * 2, LE).convertShape(VectorOperators.S2I, I, 0);
+        return bits.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /**
+     * {@link #LANES} F16 values starting at element {@code index}, widened without a table: the half's exponent
+     * and mantissa bits moved into float position and multiplied by 2^112 give every finite value exactly
+     * (subnormals included); infinities and NaNs get the float's all-ones exponent; the sign is put back last.
+     */
+    static FloatVector f16(MemorySegment s, long index) {
+        var h = (IntVector) ShortVector.fromMemorySegment(S, s, index * 2, LE).convertShape(VectorOperators.S2I, I, 0);
+        var magnitude = h.lanewise(VectorOperators.AND, 0x7FFF);
+        var shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
+        var finite = shifted.reinterpretAsFloats().mul(TWO_POW_112).reinterpretAsInts();
+        VectorMask<Integer> special = magnitude.compare(VectorOperators.GE, 0x7C00);
+        var bits = finite.blend(shifted.lanewise(VectorOperators.OR, 0x7F800000), special);
+        var sign = h.lanewise(VectorOperators.AND, 0x8000).lanewise(VectorOperators.LSHL, 16);
+        return bits.lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
+    }
+
+    /** {@link #LANES} values of type {@code type} starting at element {@code index}, as F32. */
+    static FloatVector load(DType type, MemorySegment s, long index) {
+        return switch (type) {
+            case F32 -> f32(s, index);
+            case BF16 -> bf16(s, index);
+            case F16 -> f16(s, index);
+            default -> throw unsupported(type);
+        };
+    }
+
+    /** One element of type {@code type} as F32. */
+    static float scalar(DType type, MemorySegment s, long index) {
+        return switch (type) {
+            case F32 -> s.get(FLOAT, index * 4);
+            case BF16 -> Float.intBitsToFloat((s.get(SHORT, index * 2) & 0xFFFF) << 16);
+            case F16 -> Float.float16ToFloat(s.get(SHORT, index * 2));
+            default -> throw unsupported(type);
+        };
+    }
+
+    static float getF32(MemorySegment s, long index) {
+        return s.get(FLOAT, index * 4);
+    }
+
+    static void setF32(MemorySegment s, long index, float value) {
+        s.set(FLOAT, index * 4, value);
+    }
+
+    static IllegalArgumentException unsupported(DType type) {
+        return new IllegalArgumentException("kernels read F32, BF16 or F16 weights, got " + type);
+    }
+}
