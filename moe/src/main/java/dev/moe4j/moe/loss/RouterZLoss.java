@@ -16,11 +16,9 @@ public record RouterZLoss() implements BalanceLoss {
 
     @Override
     public double value(Routing r) {
-        int e = r.experts();
         double sum = 0;
-        for (int t = 0; t < r.tokens(); t++) {
-            double lse = RouterMath.logSumExp(r.logits(), t * e, e);
-            sum += lse * lse;
+        for (float lse : RouterMath.logSumExp(r.logits(), r.tokens(), r.experts())) {
+            sum += (double) lse * lse;
         }
         return sum / r.tokens();
     }
@@ -29,12 +27,11 @@ public record RouterZLoss() implements BalanceLoss {
     @Override
     public void backward(Routing r, float scale, RouterGrads grads) {
         int e = r.experts(), n = r.tokens();
-        float[] d = grads.logits(), p = new float[e];
+        float[] d = grads.logits();
+        float[] lse = RouterMath.logSumExp(r.logits(), n, e), p = RouterMath.softmax(r.logits(), n, e);
         for (int t = 0; t < n; t++) {
-            float lse = RouterMath.logSumExp(r.logits(), t * e, e);
-            RouterMath.softmax(r.logits(), t * e, e, p, 0);
             for (int i = 0; i < e; i++) {
-                d[t * e + i] += scale * 2f * lse * p[i] / n;
+                d[t * e + i] += scale * 2f * lse[t] * p[t * e + i] / n;
             }
         }
     }

@@ -124,9 +124,7 @@ public final class ExpertChoiceRouter implements Router {
             }
         }
         float[] dLogits = grads.hasLogits() ? grads.logits().clone() : new float[n * e];
-        for (int t = 0; t < n; t++) {
-            RouterMath.scoresBackward(config.scoring(), r.gates, ds, t * e, e, dLogits);
-        }
+        RouterMath.scoresBackward(config.scoring(), r.gates, ds, n, e, dLogits);
         Linear.backward(dLogits, x, weight, bias, dx);
     }
 

@@ -60,20 +60,10 @@ public final class SoftMoeRouter implements Router {
                 logits[i] *= s;
             }
         }
-        float[] combine = new float[n * slots], dispatch = new float[n * slots];
-        for (int t = 0; t < n; t++) {
-            RouterMath.softmax(logits, t * slots, slots, combine, t * slots);
-        }
-        float[] column = new float[n], out = new float[n];
-        for (int s = 0; s < slots; s++) {
-            for (int t = 0; t < n; t++) {
-                column[t] = logits[t * slots + s];
-            }
-            RouterMath.softmax(column, 0, n, out, 0);
-            for (int t = 0; t < n; t++) {
-                dispatch[t * slots + s] = out[t];
-            }
-        }
+        float[] combine = RouterMath.softmax(logits, n, slots);
+        // Dispatch weights normalise over the tokens: a softmax over the rows of the transposed logits.
+        float[] dispatch = RouterMath.transpose(
+                RouterMath.softmax(RouterMath.transpose(logits, n, slots), slots, n), slots, n);
         Routing r = new Routing(n, config.experts(), 0, Scoring.SOFTMAX, logits);
         r.soft = new SoftDispatch(n, slots, config.slotsPerExpert(), dispatch, combine);
         r.trace = new Trace(xHat, xInv, muHat, muInv, raw);
@@ -103,19 +93,13 @@ public final class SoftMoeRouter implements Router {
         SoftDispatch soft = r.soft;
         int n = r.tokens, slots = soft.slots();
         float[] dLogits = new float[n * slots];
-        float[] dCombine = grads.combine(), dDispatch = grads.dispatch();
-        for (int t = 0; t < n; t++) {
-            RouterMath.softmaxBackward(soft.combine(), dCombine, t * slots, slots, dLogits);
-        }
-        for (int s = 0; s < slots; s++) {
-            float dot = 0;
-            for (int t = 0; t < n; t++) {
-                dot += dDispatch[t * slots + s] * soft.dispatch()[t * slots + s];
-            }
-            for (int t = 0; t < n; t++) {
-                int i = t * slots + s;
-                dLogits[i] += soft.dispatch()[i] * (dDispatch[i] - dot);
-            }
+        RouterMath.scoresBackward(Scoring.SOFTMAX, soft.combine(), grads.combine(), n, slots, dLogits);
+        float[] dLogitsT = new float[n * slots];
+        RouterMath.scoresBackward(Scoring.SOFTMAX, RouterMath.transpose(soft.dispatch(), n, slots),
+                RouterMath.transpose(grads.dispatch(), n, slots), slots, n, dLogitsT);
+        float[] fromDispatch = RouterMath.transpose(dLogitsT, slots, n);
+        for (int i = 0; i < dLogits.length; i++) {
+            dLogits[i] += fromDispatch[i];
         }
         float[] dRaw = dLogits;
         if (scale != null) {

@@ -139,6 +139,7 @@ public final class TopKRouter implements Router {
         boolean reroute = config.overflow() == Overflow.NEXT_CHOICE && capacity < n;
         int[] preference = null;
         if (reroute) {
+            // Every expert in order of preference; those outside the token's groups come back as -1.
             preference = new int[n * e];
             for (int t = 0; t < n; t++) {
                 RouterMath.topK(key, t * e, e, e, preference, t * e);
@@ -175,15 +176,17 @@ public final class TopKRouter implements Router {
             }
         } else {
             gates = new float[n * e];
-            float[] logits = new float[k], q = new float[k];
             for (int t = 0; t < n; t++) {
-                for (int j = 0; j < setSize[t]; j++) {
+                int size = setSize[t];
+                if (size == 0) {
+                    continue;
+                }
+                float[] logits = new float[size];
+                for (int j = 0; j < size; j++) {
                     logits[j] = selection[t * e + weightSet[t * k + j]];
                 }
-                if (setSize[t] > 0) {
-                    RouterMath.softmax(logits, 0, setSize[t], q, 0);
-                }
-                for (int j = 0; j < setSize[t]; j++) {
+                float[] q = RouterMath.softmax(logits, 1, size);
+                for (int j = 0; j < size; j++) {
                     gates[t * e + weightSet[t * k + j]] = q[j];
                 }
                 denominator[t] = 1f;
@@ -274,12 +277,12 @@ public final class TopKRouter implements Router {
         }
         if (config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K) {
             float[] s = tr.scores();
-            for (int t = 0; t < n; t++) {
-                if (dWeights != null) {
+            if (dWeights != null) {
+                for (int t = 0; t < n; t++) {
                     addWeightGradient(t, e, k, c, s, dWeights, tr, ds);
                 }
-                RouterMath.scoresBackward(config.scoring(), s, ds, t * e, e, dSelection);
             }
+            RouterMath.scoresBackward(config.scoring(), s, ds, n, e, dSelection);
         } else {
             float[] q = r.gates;
             for (int t = 0; t < n; t++) {
