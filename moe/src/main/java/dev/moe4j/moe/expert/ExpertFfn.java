@@ -1,49 +1,45 @@
 package dev.moe4j.moe.expert;
 
+import dev.moe4j.core.kernels.Activation;
+import dev.moe4j.core.kernels.GluParams;
+
 /**
- * The feed-forward network every expert computes. Gated kinds have gate and up projections and compute
- * down(act(gate·x) ⊙ up·x); plain kinds have one input projection and compute down(act(W·x)).
- *
- * @param alpha for {@link Kind#CLAMPED_SWIGLU}: the sigmoid's sharpness (gpt-oss: 1.702)
- * @param limit for {@link Kind#CLAMPED_SWIGLU}: gate clamped above, up clamped to ±limit (gpt-oss: 7)
+ * The feed-forward network every expert computes: gated, down(glu(gate·x, up·x)) with core's {@link GluParams}
+ * (SwiGLU, GeGLU, gpt-oss's clamped variant), or plain, down(act(W·x)) (Switch Transformer's ReLU wi/wo, V-MoE's
+ * GELU MLP).
  */
-public record ExpertFfn(Kind kind, float alpha, float limit) {
-    public enum Kind {
-        /** silu(gate) ⊙ up (Mixtral, Qwen, OLMoE, DeepSeek). */
-        SWIGLU,
-        /** gelu(gate) ⊙ up. */
-        GEGLU,
-        /** gpt-oss: g = min(gate, limit), u = clamp(up, ±limit), g·σ(alpha·g) ⊙ (u + 1). */
-        CLAMPED_SWIGLU,
-        /** gelu(W·x) (ViT-style experts, V-MoE). */
-        GELU,
-        /** relu(W·x) (Switch Transformer's wi/wo). */
-        RELU
+public sealed interface ExpertFfn {
+    /**
+     * Gate and up projections; when an expert's weights are one fused [2I, H] matrix its rows follow
+     * {@code glu.layout()} (moe4j's stacked weights: gate rows then up rows, {@link GluParams.Layout#HALVES}).
+     */
+    record Gated(GluParams glu) implements ExpertFfn {
     }
 
-    public static ExpertFfn swiglu() {
-        return new ExpertFfn(Kind.SWIGLU, 1f, Float.POSITIVE_INFINITY);
+    /** One input projection [I, H] and an elementwise activation. */
+    record Plain(Activation activation) implements ExpertFfn {
     }
 
-    public static ExpertFfn geglu() {
-        return new ExpertFfn(Kind.GEGLU, 1f, Float.POSITIVE_INFINITY);
+    /** silu(gate) ⊙ up (Mixtral, Qwen, OLMoE, DeepSeek). */
+    static ExpertFfn swiglu() {
+        return new Gated(GluParams.swiglu());
     }
 
-    /** gpt-oss's clamped SwiGLU. */
-    public static ExpertFfn clampedSwiglu(float alpha, float limit) {
-        return new ExpertFfn(Kind.CLAMPED_SWIGLU, alpha, limit);
+    /** act(gate) ⊙ up, e.g. GeGLU with a GELU. */
+    static ExpertFfn gated(Activation activation) {
+        return new Gated(GluParams.gated(activation));
     }
 
-    public static ExpertFfn gelu() {
-        return new ExpertFfn(Kind.GELU, 1f, Float.POSITIVE_INFINITY);
+    /** gpt-oss's clamped SwiGLU over moe4j's gate-rows-then-up-rows storage. */
+    static ExpertFfn clampedSwiglu(float alpha, float limit) {
+        return new Gated(new GluParams.Clamped(alpha, limit, GluParams.Layout.HALVES));
     }
 
-    public static ExpertFfn relu() {
-        return new ExpertFfn(Kind.RELU, 1f, Float.POSITIVE_INFINITY);
+    static ExpertFfn plain(Activation activation) {
+        return new Plain(activation);
     }
 
-    /** True when the network has separate gate and up projections. */
-    public boolean gated() {
-        return kind == Kind.SWIGLU || kind == Kind.GEGLU || kind == Kind.CLAMPED_SWIGLU;
+    default boolean gated() {
+        return this instanceof Gated;
     }
 }

@@ -1,5 +1,6 @@
 package dev.moe4j.moe.testing;
 
+import dev.moe4j.core.testing.Reference;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.RouterKind;
 import dev.moe4j.moe.dispatch.Dispatch;
@@ -297,38 +298,24 @@ public final class ReferenceRouting {
     }
 
     public static double[] scores(Scoring scoring, double[] logits, int n, int e) {
+        if (scoring == Scoring.SOFTMAX) {
+            return Reference.softmax(logits, n, e);
+        }
         double[] s = new double[n * e];
-        for (int t = 0; t < n; t++) {
-            if (scoring == Scoring.SIGMOID) {
-                for (int i = 0; i < e; i++) {
-                    s[t * e + i] = 1 / (1 + Math.exp(-logits[t * e + i]));
-                }
-            } else {
-                double max = Double.NEGATIVE_INFINITY, sum = 0;
-                for (int i = 0; i < e; i++) {
-                    max = Math.max(max, logits[t * e + i]);
-                }
-                for (int i = 0; i < e; i++) {
-                    sum += Math.exp(logits[t * e + i] - max);
-                }
-                for (int i = 0; i < e; i++) {
-                    s[t * e + i] = Math.exp(logits[t * e + i] - max) / sum;
-                }
-            }
+        for (int i = 0; i < s.length; i++) {
+            s[i] = 1 / (1 + Math.exp(-logits[i]));
         }
         return s;
     }
 
     /** y [n, out] = x [n, in] · wᵀ + b. */
     public static double[] linear(double[] x, double[] w, double[] b, int n, int in, int out) {
-        double[] y = new double[n * out];
-        for (int t = 0; t < n; t++) {
-            for (int o = 0; o < out; o++) {
-                double s = b == null ? 0 : b[o];
-                for (int i = 0; i < in; i++) {
-                    s += x[t * in + i] * w[o * in + i];
+        double[] y = Reference.matmulXWt(x, w, n, in, out);
+        if (b != null) {
+            for (int t = 0; t < n; t++) {
+                for (int o = 0; o < out; o++) {
+                    y[t * out + o] += b[o];
                 }
-                y[t * out + o] = s;
             }
         }
         return y;
@@ -360,27 +347,8 @@ public final class ReferenceRouting {
         return var / (mean * mean);
     }
 
-    /** Φ(z) in double precision: erf by its Taylor series near 0, erfc by a continued fraction in the tails. */
+    /** Φ(z) = erfc(−z/√2)/2 with core's float64 reference erfc. */
     public static double normalCdf(double z) {
-        double x = z / Math.sqrt(2);
-        if (Math.abs(x) < 3) {
-            double term = x, sum = x;
-            for (int k = 1; k < 200; k++) {
-                term *= -x * x / k;
-                double add = term / (2 * k + 1);
-                sum += add;
-                if (Math.abs(add) < 1e-18 * Math.abs(sum)) {
-                    break;
-                }
-            }
-            return 0.5 * (1 + 2 / Math.sqrt(Math.PI) * sum);
-        }
-        // erfc(|x|) = exp(−x²)/√π · 1/(|x| + 1/2/(|x| + 1/(|x| + 3/2/(|x| + ...)))), evaluated from the tail.
-        double a = Math.abs(x), f = a;
-        for (int k = 60; k >= 1; k--) {
-            f = a + (k / 2.0) / f;
-        }
-        double erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
-        return x > 0 ? 1 - 0.5 * erfc : 0.5 * erfc;
+        return 0.5 * Reference.erfc(-z / Math.sqrt(2));
     }
 }
