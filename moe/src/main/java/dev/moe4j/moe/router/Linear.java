@@ -3,6 +3,7 @@ package dev.moe4j.moe.router;
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.kernels.MatMul;
+import dev.moe4j.core.kernels.VectorMath;
 
 /** y = x · Wᵀ + b for a router's small output width, with its backward; b may be absent. */
 final class Linear {
@@ -15,13 +16,7 @@ final class Linear {
         float[] y = new float[n * out];
         MatMul.forward(Tensor.of(y, n, out), x, weight.value());
         if (bias != null) {
-            Tensor b = bias.value();
-            for (int i = 0; i < out; i++) {
-                float bi = b.getFloat(i);
-                for (int t = 0; t < n; t++) {
-                    y[t * out + i] += bi;
-                }
-            }
+            VectorMath.addRowVector(Tensor.of(y, n, out), bias.value());
         }
         return y;
     }
@@ -32,14 +27,7 @@ final class Linear {
         Tensor dyT = Tensor.of(dy, n, out);
         MatMul.backwardWeight(weight.grad(), dyT, x, true);
         if (bias != null) {
-            Tensor db = bias.grad();
-            for (int i = 0; i < out; i++) {
-                float s = 0;
-                for (int t = 0; t < n; t++) {
-                    s += dy[t * out + i];
-                }
-                db.setFloat(i, db.getFloat(i) + s);
-            }
+            VectorMath.addColumnSums(bias.grad(), dyT);
         }
         MatMul.backwardInput(dx, dyT, weight.value(), true);
     }

@@ -3,6 +3,8 @@ package dev.moe4j.moe.router;
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.kernels.MatMul;
+import dev.moe4j.core.kernels.RmsNorm;
+import dev.moe4j.core.kernels.VectorMath;
 import dev.moe4j.moe.Mode;
 import dev.moe4j.moe.MoeConfig;
 
@@ -37,25 +39,22 @@ public final class SoftMoeRouter implements Router {
                 : null;
     }
 
-    private record Trace(Tensor xHat, float[] xInvNorm, Tensor muHat, float[] muInvNorm, float[] raw) {
+    private record Trace(Tensor xHat, Tensor muHat, float[] raw) {
     }
 
     @Override
     public Routing route(Tensor x, Mode mode, RandomGenerator random) {
         int n = x.rows(), slots = mu.value().dim(0);
         Tensor xHat = x, muHat = mu.value();
-        float[] xInv = null, muInv = null;
         if (scale != null) {
-            xInv = new float[n];
-            xHat = normalizeRows(x, xInv);
-            muInv = new float[slots];
-            muHat = normalizeRows(mu.value(), muInv);
+            xHat = normalize(x);
+            muHat = normalize(mu.value());
         }
         float[] raw = new float[n * slots];
         MatMul.forward(Tensor.of(raw, n, slots), xHat, muHat);
         float[] logits = raw.clone();
         if (scale != null) {
-            float s = scale.value().getFloat(0);
+            float s = logitScale();
             for (int i = 0; i < logits.length; i++) {
                 logits[i] *= s;
             }
@@ -66,25 +65,27 @@ public final class SoftMoeRouter implements Router {
                 RouterMath.softmax(RouterMath.transpose(logits, n, slots), slots, n), slots, n);
         Routing r = new Routing(n, config.experts(), 0, Scoring.SOFTMAX, logits);
         r.soft = new SoftDispatch(n, slots, config.slotsPerExpert(), dispatch, combine);
-        r.trace = new Trace(xHat, xInv, muHat, muInv, raw);
+        r.trace = new Trace(xHat, muHat, raw);
         return r;
     }
 
-    /** rows · rsqrt(Σ row² + eps), into a new F32 tensor; the inverse norms go to {@code inv}. */
-    private static Tensor normalizeRows(Tensor a, float[] inv) {
-        int rows = a.rows(), cols = a.cols();
-        float[] v = a.toFloatArray();
-        for (int r = 0; r < rows; r++) {
-            double sq = 0;
-            for (int c = 0; c < cols; c++) {
-                sq += (double) v[r * cols + c] * v[r * cols + c];
-            }
-            inv[r] = (float) (1 / Math.sqrt(sq + EPS));
-            for (int c = 0; c < cols; c++) {
-                v[r * cols + c] *= inv[r];
-            }
-        }
-        return Tensor.of(v, rows, cols);
+    /**
+     * x · rsqrt(Σx² + 1e-6) is √H times core's RMS norm with eps 1e-6 / H; the √H of both operands goes into the
+     * logit scale instead ({@link #logitScale}).
+     */
+    private Tensor normalize(Tensor a) {
+        Tensor out = Tensor.zeros(a.rows(), a.cols());
+        RmsNorm.forward(out, a, null, rmsEps());
+        return out;
+    }
+
+    private float rmsEps() {
+        return EPS / config.hidden();
+    }
+
+    /** scale / H: the learned scale of the L2-normalised product, over the RMS-normalised one. */
+    private float logitScale() {
+        return scale.value().getFloat(0) / config.hidden();
     }
 
     @Override
@@ -101,45 +102,31 @@ public final class SoftMoeRouter implements Router {
         for (int i = 0; i < dLogits.length; i++) {
             dLogits[i] += fromDispatch[i];
         }
-        float[] dRaw = dLogits;
-        if (scale != null) {
-            float s = scale.value().getFloat(0), dScale = 0;
-            dRaw = new float[dLogits.length];
-            for (int i = 0; i < dLogits.length; i++) {
-                dScale += dLogits[i] * tr.raw()[i];
-                dRaw[i] = dLogits[i] * s;
-            }
-            scale.grad().setFloat(0, scale.grad().getFloat(0) + dScale);
-        }
-        Tensor dRawT = Tensor.of(dRaw, n, slots);
+        Tensor dRaw = Tensor.of(dLogits, n, slots);
         if (scale == null) {
-            MatMul.backwardInput(dx, dRawT, mu.value(), true);
-            MatMul.backwardWeight(mu.grad(), dRawT, x, true);
+            MatMul.backwardInput(dx, dRaw, mu.value(), true);
+            MatMul.backwardWeight(mu.grad(), dRaw, x, true);
             return;
         }
+        float s = logitScale(), dScale = 0;
+        for (int i = 0; i < dLogits.length; i++) {
+            dScale += dLogits[i] * tr.raw()[i];
+            dLogits[i] *= s;
+        }
+        scale.grad().setFloat(0, scale.grad().getFloat(0) + dScale / config.hidden());
         Tensor dxHat = Tensor.zeros(n, x.cols());
-        MatMul.backwardInput(dxHat, dRawT, tr.muHat(), false);
+        MatMul.backwardInput(dxHat, dRaw, tr.muHat(), false);
         Tensor dMuHat = Tensor.zeros(slots, x.cols());
-        MatMul.backwardWeight(dMuHat, dRawT, tr.xHat(), false);
-        normalizeBackward(x, tr.xInvNorm(), dxHat, dx);
-        normalizeBackward(mu.value(), tr.muInvNorm(), dMuHat, mu.grad());
+        MatMul.backwardWeight(dMuHat, dRaw, tr.xHat(), false);
+        normalizeBackward(x, dxHat, dx);
+        normalizeBackward(mu.value(), dMuHat, mu.grad());
     }
 
-    /** y = a·ρ with ρ = (Σa² + eps)^(-1/2): da += ρ·dy − a·ρ³·⟨a, dy⟩, row by row. */
-    private static void normalizeBackward(Tensor a, float[] inv, Tensor dy, Tensor da) {
-        int rows = a.rows(), cols = a.cols();
-        float[] av = a.toFloatArray(), dv = dy.toFloatArray();
-        for (int r = 0; r < rows; r++) {
-            double dot = 0;
-            for (int c = 0; c < cols; c++) {
-                dot += (double) av[r * cols + c] * dv[r * cols + c];
-            }
-            double rho = inv[r], rho3 = rho * rho * rho;
-            for (int c = 0; c < cols; c++) {
-                int i = r * cols + c;
-                da.setFloat(i, (float) (da.getFloat(i) + rho * dv[i] - av[i] * rho3 * dot));
-            }
-        }
+    /** da += the RMS norm's backward of dy. */
+    private void normalizeBackward(Tensor a, Tensor dy, Tensor da) {
+        Tensor d = Tensor.zeros(a.rows(), a.cols());
+        RmsNorm.backward(d, null, dy, a, null, rmsEps());
+        VectorMath.addInPlace(da, d);
     }
 
     @Override
