@@ -27,20 +27,6 @@ public record Dispatch(int tokens, int experts, int[] offsets, int[] token, floa
         return offsets[e + 1] - offsets[e];
     }
 
-    /** The expert of row r (binary search over the offsets). */
-    public int expertOf(int r) {
-        int lo = 0, hi = experts - 1;
-        while (lo < hi) {
-            int mid = (lo + hi + 1) >>> 1;
-            if (offsets[mid] <= r) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return lo;
-    }
-
     /** The expert of every row, in row order. */
     public int[] expertOfRows() {
         int[] out = new int[rows()];
