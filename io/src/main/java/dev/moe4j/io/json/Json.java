@@ -81,6 +81,15 @@ public final class Json {
         }
     }
 
+    /** Indented JSON text in the style of Python's json.dumps(indent=2). */
+    public static String pretty(JsonNode node) {
+        try {
+            return MAPPER.writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a JSON tree could not be written", e);
+        }
+    }
+
     /** Parses JSON text held in a string. */
     public static JsonNode parse(String text, String source) {
         return parse(text.getBytes(StandardCharsets.UTF_8), source);

@@ -101,7 +101,7 @@ public final class CheckpointWriter {
         Path temp = null;
         try {
             temp = Files.createTempFile(index.toAbsolutePath().getParent(), "." + index.getFileName() + ".", ".tmp");
-            Files.writeString(temp, Json.mapper().writeValueAsString(root) + "\n");
+            Files.writeString(temp, Json.pretty(root) + "\n");
             return temp;
         } catch (IOException e) {
             SafetensorsWriter.deleteQuietly(temp);
