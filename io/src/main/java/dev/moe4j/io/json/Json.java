@@ -90,6 +90,15 @@ public final class Json {
         }
     }
 
+    /** JSON text on one line, for output that scripts read. */
+    public static String compact(JsonNode node) {
+        try {
+            return MAPPER.writer().without(SerializationFeature.INDENT_OUTPUT).writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a JSON tree could not be written", e);
+        }
+    }
+
     /** Parses JSON text held in a string. */
     public static JsonNode parse(String text, String source) {
         return parse(text.getBytes(StandardCharsets.UTF_8), source);
