@@ -1,12 +1,10 @@
 package dev.moe4j.io.safetensors;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -62,11 +60,11 @@ public final class CheckpointWriter {
             temps.add(writeIndexTemporary(index, totalParameters, totalBytes, weightMap));
             targets.add(index);
         } catch (RuntimeException e) {
-            temps.forEach(SafetensorsWriter::deleteQuietly);
+            temps.forEach(AtomicFiles::deleteQuietly);
             throw e;
         }
         for (int i = 0; i < targets.size(); i++) {
-            SafetensorsWriter.commit(temps.get(i), targets.get(i));
+            AtomicFiles.commit(temps.get(i), targets.get(i));
         }
         return targets;
     }
@@ -98,14 +96,6 @@ public final class CheckpointWriter {
         meta.put("total_size", totalBytes);
         ObjectNode map = root.putObject("weight_map");
         weightMap.forEach(map::put);
-        Path temp = null;
-        try {
-            temp = Files.createTempFile(index.toAbsolutePath().getParent(), "." + index.getFileName() + ".", ".tmp");
-            Files.writeString(temp, Json.pretty(root) + "\n");
-            return temp;
-        } catch (IOException e) {
-            SafetensorsWriter.deleteQuietly(temp);
-            throw new BadInputException(index + ": cannot write: " + e.getMessage(), e);
-        }
+        return AtomicFiles.writeTemporary(index, Json.pretty(root) + "\n");
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
 
 import java.io.ByteArrayOutputStream;
@@ -13,10 +14,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -48,7 +46,7 @@ public final class SafetensorsWriter {
 
     /** Writes the tensors and the {@code __metadata__} strings (omitted when empty) to {@code path}. */
     public static void write(Path path, Map<String, Tensor> tensors, Map<String, String> metadata) {
-        commit(writeTemporary(path, tensors, metadata), path);
+        AtomicFiles.commit(writeTemporary(path, tensors, metadata), path);
     }
 
     /** The order in which the reference writer lays tensors out: larger dtypes first, then names by code point. */
@@ -123,20 +121,19 @@ public final class SafetensorsWriter {
     static Path writeTemporary(Path target, Map<String, Tensor> tensors, Map<String, String> metadata) {
         var ordered = layoutOrder(tensors);
         byte[] header = header(ordered, metadata);
-        Path folder = target.toAbsolutePath().getParent();
-        Path temp = null;
+        Path temp = AtomicFiles.temporaryBeside(target);
         try {
-            Files.createDirectories(folder);
-            temp = Files.createTempFile(folder, "." + target.getFileName() + ".", ".tmp");
             try (FileChannel out = FileChannel.open(temp, StandardOpenOption.WRITE,
                     StandardOpenOption.TRUNCATE_EXISTING)) {
                 writeAll(out, ByteBuffer.wrap(header));
-                ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
+                long largest = ordered.stream().mapToLong(e -> e.getValue().byteSize()).max().orElse(0);
+                int stagingBytes = (int) Math.max(1, Math.min(STAGING_BYTES, largest));
+                ByteBuffer staging = ByteBuffer.allocateDirect(stagingBytes);
                 MemorySegment stage = MemorySegment.ofBuffer(staging);
                 for (var e : ordered) {
                     MemorySegment data = e.getValue().segment();
-                    for (long at = 0; at < data.byteSize(); at += STAGING_BYTES) {
-                        int n = (int) Math.min(STAGING_BYTES, data.byteSize() - at);
+                    for (long at = 0; at < data.byteSize(); at += stagingBytes) {
+                        int n = (int) Math.min(stagingBytes, data.byteSize() - at);
                         MemorySegment.copy(data, at, stage, 0, n);
                         writeAll(out, staging.clear().limit(n));
                     }
@@ -145,7 +142,7 @@ public final class SafetensorsWriter {
             }
             return temp;
         } catch (IOException | RuntimeException e) {
-            deleteQuietly(temp);
+            AtomicFiles.deleteQuietly(temp);
             if (e instanceof RuntimeException r) {
                 throw r;
             }
@@ -156,30 +153,6 @@ public final class SafetensorsWriter {
     private static void writeAll(FileChannel out, ByteBuffer buffer) throws IOException {
         while (buffer.hasRemaining()) {
             out.write(buffer);
-        }
-    }
-
-    /** Moves a finished temporary file onto its target, atomically where the file system can. */
-    static void commit(Path temp, Path target) {
-        try {
-            try {
-                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
-            deleteQuietly(temp);
-            throw new BadInputException(target + ": cannot write: " + e.getMessage(), e);
-        }
-    }
-
-    static void deleteQuietly(Path temp) {
-        if (temp != null) {
-            try {
-                Files.deleteIfExists(temp);
-            } catch (IOException ignored) {
-                // The original failure is the one worth reporting.
-            }
         }
     }
 }

@@ -25,8 +25,8 @@ import java.util.Optional;
  * @param moe                   the experts of the MoE layers; empty for a model without MoE layers
  * @param tieEmbeddings         the LM head reuses the embedding matrix
  * @param maxPositions          the longest sequence the model was configured for (max_position_embeddings)
- * @param dtype                 the element type the config declares for the weights (F32 when it declares none, as
- *                              transformers then loads float32)
+ * @param dtype                 the element type the config declares for the weights (dtype or torch_dtype); F32
+ *                              when it declares none
  * @param mtpLayers             DeepSeek-V3's multi-token-prediction modules stored beside the model; they are not
  *                              part of the model's forward pass and are not counted in its parameters
  * @param initializerRange      standard deviation of the initial weights when training from scratch

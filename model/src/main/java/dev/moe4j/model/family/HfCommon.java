@@ -57,10 +57,7 @@ final class HfCommon {
         }
     }
 
-    /**
-     * The weights' dtype: "dtype" (transformers 5) or "torch_dtype" (4.x); float32 when neither is given, as
-     * transformers then loads float32.
-     */
+    /** The weights' dtype: "dtype" (transformers 5) or "torch_dtype" (4.x); float32 when neither is given. */
     static DType dtype(ConfigFields c) {
         String field = c.aliased("dtype", "torch_dtype");
         String name = c.stringOr(field, "float32");

@@ -3,14 +3,11 @@ package dev.moe4j.model.family;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.ModelConfig;
 
-import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -72,27 +69,6 @@ public final class HfFamilies {
 
     /** Writes {@code config} as a config.json of its family, atomically (a temporary file, then a move). */
     public static void save(ModelConfig config, Path file) {
-        String text = Json.pretty(toJson(config)) + "\n";
-        Path temp = null;
-        try {
-            Path folder = file.toAbsolutePath().getParent();
-            Files.createDirectories(folder);
-            temp = Files.createTempFile(folder, "." + file.getFileName() + ".", ".tmp");
-            Files.writeString(temp, text);
-            try {
-                Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
-            try {
-                if (temp != null) {
-                    Files.deleteIfExists(temp);
-                }
-            } catch (IOException ignored) {
-                // The write failure is the one to report.
-            }
-            throw new BadInputException(file + ": cannot write: " + e.getMessage(), e);
-        }
+        AtomicFiles.writeString(file, Json.pretty(toJson(config)) + "\n");
     }
 }
