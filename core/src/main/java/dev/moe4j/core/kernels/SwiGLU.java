@@ -34,7 +34,7 @@ public final class SwiGLU {
             for (int r = from; r < to; r++) {
                 long in = (long) r * 2 * inter, o = (long) r * inter;
                 switch (p) {
-                    case GluParams.Gated g when g.layout() == GluParams.Layout.HALVES -> gatedHalves(g.activation(), gs, in, os, o, inter);
+                    case GluParams.Gated g when g.layout() == GluParams.Layout.HALVES -> gated(g.activation(), gs, in, gs, in + inter, os, o, inter);
                     case GluParams.Gated g -> {
                         for (int i = 0; i < inter; i++) {
                             setF32(os, o + i, Activations.apply(g.activation(), getF32(gs, in + 2L * i)) * getF32(gs, in + 2L * i + 1));
@@ -61,7 +61,8 @@ public final class SwiGLU {
             for (int r = from; r < to; r++) {
                 long in = (long) r * 2 * inter, o = (long) r * inter;
                 switch (p) {
-                    case GluParams.Gated g when g.layout() == GluParams.Layout.HALVES -> gatedHalvesBackward(g.activation(), gs, in, dos, o, ds, inter);
+                    case GluParams.Gated g when g.layout() == GluParams.Layout.HALVES ->
+                            gatedBackward(g.activation(), gs, in, gs, in + inter, dos, o, ds, in, ds, in + inter, inter);
                     case GluParams.Gated g -> {
                         for (int i = 0; i < inter; i++) {
                             long gi = in + 2L * i, ui = gi + 1;
@@ -81,28 +82,76 @@ public final class SwiGLU {
         });
     }
 
-    private static void gatedHalves(Activation act, MemorySegment gs, long in, MemorySegment os, long o, int inter) {
+    /**
+     * out = glu(gate, up) for gate and up held apart, [n, I] each: checkpoints store each expert's gate and up
+     * projections as separate tensors, so they come out of two matmuls. {@code p}'s layout is not used here.
+     */
+    public static void forward(Tensor out, Tensor gate, Tensor up, GluParams p) {
+        Checks.requireF32("SwiGLU.forward", out, gate, up);
+        int inter = checkSeparateShapes("SwiGLU.forward", out, gate, up);
+        MemorySegment os = out.segment(), gs = gate.segment(), us = up.segment();
+        Parallel.forRange(gate.rows(), Checks.minRows(inter, GRAIN), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                long o = (long) r * inter;
+                switch (p) {
+                    case GluParams.Gated g -> gated(g.activation(), gs, o, us, o, os, o, inter);
+                    case GluParams.Clamped c -> {
+                        for (int i = 0; i < inter; i++) {
+                            setF32(os, o + i, clamped(c, getF32(gs, o + i), getF32(us, o + i)));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** dGate and dUp (overwritten) from dOut and the forward inputs, for gate and up held apart. */
+    public static void backward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up, GluParams p) {
+        Checks.requireF32("SwiGLU.backward", dGate, dUp, dOut, gate, up);
+        int inter = checkSeparateShapes("SwiGLU.backward", dOut, gate, up);
+        Checks.requireSameSize("SwiGLU.backward", dGate, gate);
+        Checks.requireSameSize("SwiGLU.backward", dUp, up);
+        MemorySegment dgs = dGate.segment(), dus = dUp.segment(), dos = dOut.segment(), gs = gate.segment(), us = up.segment();
+        Parallel.forRange(gate.rows(), Checks.minRows(inter, GRAIN), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                long o = (long) r * inter;
+                switch (p) {
+                    case GluParams.Gated g -> gatedBackward(g.activation(), gs, o, us, o, dos, o, dgs, o, dus, o, inter);
+                    case GluParams.Clamped c -> {
+                        for (int i = 0; i < inter; i++) {
+                            clampedBackward(c, getF32(gs, o + i), getF32(us, o + i), getF32(dos, o + i), dgs, o + i, dus, o + i);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** One row of act(gate)·up with gate and up at their own offsets (halves of one row, or two tensors). */
+    private static void gated(Activation act, MemorySegment gs, long g0, MemorySegment us, long u0,
+                              MemorySegment os, long o, int inter) {
         int i = 0;
         for (int bound = F.loopBound(inter); i < bound; i += LANES) {
-            Activations.apply(act, f32(gs, in + i)).mul(f32(gs, in + inter + i)).intoMemorySegment(os, (o + i) * 4, LE);
+            Activations.apply(act, f32(gs, g0 + i)).mul(f32(us, u0 + i)).intoMemorySegment(os, (o + i) * 4, LE);
         }
         for (; i < inter; i++) {
-            setF32(os, o + i, Activations.apply(act, getF32(gs, in + i)) * getF32(gs, in + inter + i));
+            setF32(os, o + i, Activations.apply(act, getF32(gs, g0 + i)) * getF32(us, u0 + i));
         }
     }
 
-    private static void gatedHalvesBackward(Activation act, MemorySegment gs, long in, MemorySegment dos, long o,
-                                            MemorySegment ds, int inter) {
+    private static void gatedBackward(Activation act, MemorySegment gs, long g0, MemorySegment us, long u0,
+                                      MemorySegment dos, long o, MemorySegment dgs, long dg0, MemorySegment dus, long du0,
+                                      int inter) {
         int i = 0;
         for (int bound = F.loopBound(inter); i < bound; i += LANES) {
-            FloatVector gate = f32(gs, in + i), up = f32(gs, in + inter + i), d = f32(dos, o + i);
-            d.mul(up).mul(Activations.derivative(act, gate)).intoMemorySegment(ds, (in + i) * 4, LE);
-            d.mul(Activations.apply(act, gate)).intoMemorySegment(ds, (in + inter + i) * 4, LE);
+            FloatVector gate = f32(gs, g0 + i), up = f32(us, u0 + i), d = f32(dos, o + i);
+            d.mul(up).mul(Activations.derivative(act, gate)).intoMemorySegment(dgs, (dg0 + i) * 4, LE);
+            d.mul(Activations.apply(act, gate)).intoMemorySegment(dus, (du0 + i) * 4, LE);
         }
         for (; i < inter; i++) {
-            float gate = getF32(gs, in + i), up = getF32(gs, in + inter + i), d = getF32(dos, o + i);
-            setF32(ds, in + i, d * up * Activations.derivative(act, gate));
-            setF32(ds, in + inter + i, d * Activations.apply(act, gate));
+            float gate = getF32(gs, g0 + i), up = getF32(us, u0 + i), d = getF32(dos, o + i);
+            setF32(dgs, dg0 + i, d * up * Activations.derivative(act, gate));
+            setF32(dus, du0 + i, d * Activations.apply(act, gate));
         }
     }
 
@@ -122,14 +171,26 @@ public final class SwiGLU {
     }
 
     private static void clampedBackward(GluParams.Clamped c, float gate, float up, float d, MemorySegment ds, long gi, long ui) {
+        clampedBackward(c, gate, up, d, ds, gi, ds, ui);
+    }
+
+    private static void clampedBackward(GluParams.Clamped c, float gate, float up, float d,
+                                        MemorySegment dgs, long gi, MemorySegment dus, long ui) {
         float limit = c.limit();
         float g = Math.min(gate, limit);
         float u = Math.max(-limit, Math.min(up, limit));
         double s = Activations.sigmoid(g * c.alpha());
         float glu = (float) (g * s);
-        setF32(ds, ui, up >= -limit && up <= limit ? d * glu : 0f);
+        setF32(dus, ui, up >= -limit && up <= limit ? d * glu : 0f);
         float dGlu = (float) (s + c.alpha() * g * s * (1 - s));
-        setF32(ds, gi, gate <= limit ? d * (u + 1f) * dGlu : 0f);
+        setF32(dgs, gi, gate <= limit ? d * (u + 1f) * dGlu : 0f);
+    }
+
+    private static int checkSeparateShapes(String op, Tensor out, Tensor gate, Tensor up) {
+        int inter = gate.cols();
+        Checks.require(up.cols() == inter && up.rows() == gate.rows(), op + ": gate " + gate + " and up " + up + " differ in shape");
+        Checks.require(out.cols() == inter && out.rows() == gate.rows(), op + ": " + out + " is not the output shape of " + gate);
+        return inter;
     }
 
     private static int checkShapes(String op, Tensor out, Tensor gateUp) {

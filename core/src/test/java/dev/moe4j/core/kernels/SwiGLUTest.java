@@ -75,4 +75,37 @@ class SwiGLUTest {
         assertEquals(0f, d.getFloat(1)); // up clamped below
         assertEquals(0f, d.getFloat(3)); // up clamped above
     }
+
+    @ParameterizedTest
+    @CsvSource({"swiglu,1,1", "swiglu,3,17", "geglu,2,33", "clamped_halves,4,40", "swiglu,5,257"})
+    void separateGateAndUpGiveWhatTheFusedRowGives(String name, int rows, int inter) {
+        GluParams p = params(name);
+        var rnd = new Random(rows * 13L + inter);
+        Tensor gateUp = RandomTensors.normal(rnd, 4.0, dev.moe4j.core.DType.F32, rows, 2 * inter);
+        Tensor gate = Tensor.zeros(rows, inter), up = Tensor.zeros(rows, inter);
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < inter; i++) {
+                gate.set(gateUp.get(r, i), r, i);
+                up.set(gateUp.get(r, inter + i), r, i);
+            }
+        }
+        Tensor fused = Tensor.zeros(rows, inter), separate = Tensor.zeros(rows, inter);
+        SwiGLU.forward(fused, gateUp, p);
+        SwiGLU.forward(separate, gate, up, p);
+        assertClose(Reference.values(fused), separate, 0, name + " forward");
+
+        Tensor dOut = RandomTensors.normal(rnd, rows, inter);
+        Tensor dGateUp = Tensor.zeros(rows, 2 * inter), dGate = Tensor.zeros(rows, inter), dUp = Tensor.zeros(rows, inter);
+        SwiGLU.backward(dGateUp, dOut, gateUp, p);
+        SwiGLU.backward(dGate, dUp, dOut, gate, up, p);
+        double[] expectedGate = new double[rows * inter], expectedUp = new double[rows * inter];
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < inter; i++) {
+                expectedGate[r * inter + i] = dGateUp.get(r, i);
+                expectedUp[r * inter + i] = dGateUp.get(r, inter + i);
+            }
+        }
+        assertClose(expectedGate, dGate, 0, name + " dGate");
+        assertClose(expectedUp, dUp, 0, name + " dUp");
+    }
 }
