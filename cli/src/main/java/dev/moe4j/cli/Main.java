@@ -13,6 +13,7 @@ import java.io.PrintWriter;
         description = "A Mixture-of-Experts transformer engine for the JVM.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                InspectCommand.class,
         })
 public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */

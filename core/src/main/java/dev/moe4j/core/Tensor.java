@@ -31,9 +31,10 @@ public final class Tensor {
         this.shape = shape;
         this.size = elementCount(shape);
         this.data = data;
-        if (data.byteSize() != size * dtype.byteSize()) {
+        long needed = dtype.byteCount(size);
+        if (data.byteSize() != needed) {
             throw new IllegalArgumentException("segment of " + data.byteSize() + " bytes does not hold "
-                    + dtype + Arrays.toString(shape) + " (" + size * dtype.byteSize() + " bytes)");
+                    + dtype + Arrays.toString(shape) + " (" + needed + " bytes)");
         }
     }
 
@@ -55,10 +56,10 @@ public final class Tensor {
         MemorySegment segment = switch (dtype) {
             case F32 -> MemorySegment.ofArray(new float[count]);
             case F64 -> MemorySegment.ofArray(new double[count]);
-            case I64, U64 -> MemorySegment.ofArray(new long[count]);
+            case I64, U64, C64 -> MemorySegment.ofArray(new long[count]);
             case I32, U32 -> MemorySegment.ofArray(new int[count]);
             case I16, U16, F16, BF16 -> MemorySegment.ofArray(new short[count]);
-            default -> MemorySegment.ofArray(new byte[count]);
+            default -> MemorySegment.ofArray(new byte[Math.toIntExact(dtype.byteCount(count))]);
         };
         return new Tensor(dtype, s, segment);
     }
@@ -232,7 +233,7 @@ public final class Tensor {
         if (shape.length == 0 || from < 0 || to > shape[0] || from > to) {
             throw new IndexOutOfBoundsException("slice [" + from + ", " + to + ") of " + Arrays.toString(shape));
         }
-        long stride = shape[0] == 0 ? 0 : size / shape[0] * dtype.byteSize();
+        long stride = shape[0] == 0 ? 0 : dtype.byteCount(size / shape[0]);
         int[] s = shape.clone();
         s[0] = to - from;
         return new Tensor(dtype, s, data.asSlice(from * stride, (to - from) * stride));

@@ -1,0 +1,130 @@
+package dev.moe4j.core.kernels;
+
+import dev.moe4j.core.DType;
+import dev.moe4j.core.Parallel;
+import dev.moe4j.core.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Causal scaled dot-product attention over one sequence, with grouped key/value heads, an optional sliding
+ * window and optional per-head "sinks" (gpt-oss: a learned logit that joins each softmax but carries no value,
+ * letting a head attend to nothing).
+ *
+ * <p>Layouts: q [T, heads·headDim], k [S, kvHeads·headDim], v [S, kvHeads·valueHeadDim], out
+ * [T, heads·valueHeadDim]. Query row t sits at position {@code queryStart + t} and key row s at position s, so
+ * the same call serves training (queryStart 0, S = T) and decoding against a KV cache (S = positions so far).
+ *
+ * <p>The forward pass keeps only each row's log-sum-exp; the backward pass recomputes the probabilities from it
+ * (as flash attention does), so memory stays linear in the sequence length.
+ */
+public final class Attention {
+    private Attention() {
+    }
+
+    /**
+     * Computes {@code out}; when {@code lse} is not null it receives the log-sum-exp of every (query row, head),
+     * at index t·heads + h, for the backward pass. {@code sinks} [heads] may be null.
+     */
+    public static void forward(Tensor out, float[] lse, Tensor q, Tensor k, Tensor v, int queryStart,
+                               AttentionSpec spec, Tensor sinks) {
+        int rows = checkShapes(out, q, k, v, queryStart, spec);
+        int heads = spec.heads(), dq = spec.headDim(), dv = spec.valueHeadDim();
+        int keyStride = spec.kvHeads() * dq, valueStride = spec.kvHeads() * dv;
+        MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment();
+        int keys = k.rows();
+        Parallel.forRange(rows * heads, 1, (from, to) -> {
+            float[] p = new float[keys];
+            for (int r = from; r < to; r++) {
+                int t = r / heads, h = r % heads, g = spec.kvHeadOf(h);
+                int position = queryStart + t;
+                int lo = spec.firstVisible(position), hi = Math.min(keys - 1, position);
+                long qOff = (long) t * heads * dq + (long) h * dq;
+                float max = sinks == null ? Float.NEGATIVE_INFINITY : sinks.getFloat(h);
+                for (int s = lo; s <= hi; s++) {
+                    p[s] = spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks, (long) s * keyStride + (long) g * dq, dq);
+                    max = Math.max(max, p[s]);
+                }
+                double sum = sinks == null ? 0 : Math.exp(sinks.getFloat(h) - max);
+                for (int s = lo; s <= hi; s++) {
+                    p[s] = (float) Math.exp(p[s] - max);
+                    sum += p[s];
+                }
+                long oOff = (long) t * heads * dv + (long) h * dv;
+                os.asSlice(oOff * 4, (long) dv * 4).fill((byte) 0);
+                float inv = (float) (1 / sum);
+                for (int s = lo; s <= hi; s++) {
+                    VectorMath.axpy(p[s] * inv, vs, (long) s * valueStride + (long) g * dv, os, oOff, dv);
+                }
+                if (lse != null) {
+                    lse[r] = (float) (max + Math.log(sum));
+                }
+            }
+        });
+    }
+
+    /**
+     * Adds the gradients of the loss with respect to q, k, v (and the sinks, when {@code dSinks} is not null) for
+     * the upstream gradient {@code dOut}, from the forward's inputs, output and log-sum-exp. Work is split by
+     * key/value head, so each gradient element has one writer and the result does not depend on the threads.
+     */
+    public static void backward(Tensor dq, Tensor dk, Tensor dv, Tensor dSinks, Tensor dOut,
+                                Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, int queryStart,
+                                AttentionSpec spec, Tensor sinks) {
+        int rows = checkShapes(out, q, k, v, queryStart, spec);
+        Checks.requireF32("Attention.backward", dq, dk, dv, dSinks, dOut);
+        Checks.require(dq.size() == q.size() && dk.size() == k.size() && dv.size() == v.size() && dOut.size() == out.size(),
+                "Attention.backward: gradient shapes do not match their values");
+        int heads = spec.heads(), dqDim = spec.headDim(), dvDim = spec.valueHeadDim(), group = heads / spec.kvHeads();
+        int keyStride = spec.kvHeads() * dqDim, valueStride = spec.kvHeads() * dvDim;
+        MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment(), dos = dOut.segment();
+        MemorySegment dqs = dq.segment(), dks = dk.segment(), dvs = dv.segment();
+        int keys = k.rows();
+        Parallel.forRange(spec.kvHeads(), 1, (fromGroup, toGroup) -> {
+            for (int g = fromGroup; g < toGroup; g++) {
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    double sinkGrad = 0;
+                    for (int t = 0; t < rows; t++) {
+                        int position = queryStart + t;
+                        int lo = spec.firstVisible(position), hi = Math.min(keys - 1, position);
+                        int r = t * heads + h;
+                        long qOff = (long) r * dqDim, oOff = (long) r * dvDim;
+                        float rowLse = lse[r];
+                        // D = dOut·out = Σ_s p_s (dOut·v_s): the softmax backward's row term.
+                        float d = VectorMath.dot(dos, oOff, DType.F32, os, oOff, dvDim);
+                        for (int s = lo; s <= hi; s++) {
+                            long kOff = (long) s * keyStride + (long) g * dqDim;
+                            long vOff = (long) s * valueStride + (long) g * dvDim;
+                            float p = (float) Math.exp(spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks, kOff, dqDim) - rowLse);
+                            float dp = VectorMath.dot(dos, oOff, DType.F32, vs, vOff, dvDim);
+                            float ds = p * (dp - d) * spec.scale();
+                            VectorMath.axpy(ds, ks, kOff, dqs, qOff, dqDim);
+                            VectorMath.axpy(ds, qs, qOff, dks, kOff, dqDim);
+                            VectorMath.axpy(p, dos, oOff, dvs, vOff, dvDim);
+                        }
+                        if (sinks != null) {
+                            sinkGrad -= Math.exp(sinks.getFloat(h) - rowLse) * d;
+                        }
+                    }
+                    if (dSinks != null) {
+                        dSinks.setFloat(h, dSinks.getFloat(h) + (float) sinkGrad);
+                    }
+                }
+            }
+        });
+    }
+
+    private static int checkShapes(Tensor out, Tensor q, Tensor k, Tensor v, int queryStart, AttentionSpec spec) {
+        Checks.requireF32("Attention", out, q, k, v);
+        int rows = q.rows();
+        Checks.require(q.cols() == spec.heads() * spec.headDim(), "Attention: q " + q + " is not [T, heads·headDim] for " + spec);
+        Checks.require(k.cols() == spec.kvHeads() * spec.headDim(), "Attention: k " + k + " is not [S, kvHeads·headDim] for " + spec);
+        Checks.require(v.cols() == spec.kvHeads() * spec.valueHeadDim() && v.rows() == k.rows(),
+                "Attention: v " + v + " does not match k " + k + " for " + spec);
+        Checks.require(out.rows() == rows && out.cols() == spec.heads() * spec.valueHeadDim(),
+                "Attention: out " + out + " is not [T, heads·valueHeadDim] for " + spec);
+        Checks.require(queryStart >= 0 && queryStart + rows <= k.rows(),
+                "Attention: queries at positions " + queryStart + ".." + (queryStart + rows - 1) + " need keys up to there, have " + k.rows());
+        return rows;
+    }
+}

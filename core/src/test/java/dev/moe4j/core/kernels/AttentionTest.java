@@ -1,0 +1,109 @@
+package dev.moe4j.core.kernels;
+
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.testing.RandomTensors;
+import dev.moe4j.core.testing.Reference;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Random;
+
+import static dev.moe4j.core.testing.TensorAssert.assertClose;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+class AttentionTest {
+    /** Causal attention in float64, straight from the definition, with the same layouts as the kernel. */
+    static double[] reference(double[] q, double[] k, double[] v, double[] sinks, int rows, int keys, int queryStart,
+                              AttentionSpec spec) {
+        int heads = spec.heads(), dq = spec.headDim(), dv = spec.valueHeadDim();
+        double[] out = new double[rows * heads * dv];
+        for (int t = 0; t < rows; t++) {
+            int position = queryStart + t;
+            for (int h = 0; h < heads; h++) {
+                int g = spec.kvHeadOf(h);
+                double[] score = new double[keys];
+                double max = sinks == null ? Double.NEGATIVE_INFINITY : sinks[h];
+                for (int s = 0; s < keys; s++) {
+                    boolean visible = s <= position && (spec.slidingWindow() == 0 || position - s < spec.slidingWindow());
+                    if (!visible) {
+                        score[s] = Double.NEGATIVE_INFINITY;
+                        continue;
+                    }
+                    double dot = 0;
+                    for (int c = 0; c < dq; c++) {
+                        dot += q[(t * heads + h) * dq + c] * k[(s * spec.kvHeads() + g) * dq + c];
+                    }
+                    score[s] = dot * spec.scale();
+                    max = Math.max(max, score[s]);
+                }
+                double sum = sinks == null ? 0 : Math.exp(sinks[h] - max);
+                for (int s = 0; s < keys; s++) {
+                    score[s] = Math.exp(score[s] - max);
+                    sum += score[s];
+                }
+                for (int s = 0; s < keys; s++) {
+                    for (int c = 0; c < dv; c++) {
+                        out[(t * heads + h) * dv + c] += score[s] / sum * v[(s * spec.kvHeads() + g) * dv + c];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "T={0} S={1} heads={2}/{3} d={4}/{5} window={6} sinks={7}")
+    @CsvSource({
+            "1,1,1,1,1,1,0,false",
+            "5,5,4,2,8,8,0,false",
+            "7,7,6,3,17,17,3,false",
+            "6,6,4,1,16,12,0,true",
+            "3,9,4,2,33,5,4,true",
+            "1,13,2,2,64,64,0,false",
+    })
+    void forwardAndBackwardMatchFloat64(int rows, int keys, int heads, int kvHeads, int headDim, int valueDim,
+                                        int window, boolean withSinks) {
+        var rnd = new Random(rows * 101L + keys * 7L + heads + headDim);
+        var spec = new AttentionSpec(heads, kvHeads, headDim, valueDim, (float) (1 / Math.sqrt(headDim)), window);
+        int queryStart = keys - rows;
+        Tensor q = RandomTensors.normal(rnd, rows, heads * headDim);
+        Tensor k = RandomTensors.normal(rnd, keys, kvHeads * headDim);
+        Tensor v = RandomTensors.normal(rnd, keys, kvHeads * valueDim);
+        Tensor sinks = withSinks ? RandomTensors.normal(rnd, heads) : null;
+        Tensor dOut = RandomTensors.normal(rnd, rows, heads * valueDim);
+        double[] qd = Reference.values(q), kd = Reference.values(k), vd = Reference.values(v);
+        double[] sd = sinks == null ? null : Reference.values(sinks);
+
+        Tensor out = Tensor.zeros(rows, heads * valueDim);
+        float[] lse = new float[rows * heads];
+        Attention.forward(out, lse, q, k, v, queryStart, spec, sinks);
+        assertClose(reference(qd, kd, vd, sd, rows, keys, queryStart, spec), out, 1e-5, "out");
+
+        Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
+        Tensor dSinks = sinks == null ? null : Tensor.zeros(heads);
+        Attention.backward(dq, dk, dv, dSinks, dOut, q, k, v, out, lse, queryStart, spec, sinks);
+        double[] dy = Reference.values(dOut);
+        double h = 1e-5;
+        assertClose(Reference.gradient(x -> reference(x, kd, vd, sd, rows, keys, queryStart, spec), qd, dy, h), dq, 1e-4, "dq");
+        assertClose(Reference.gradient(x -> reference(qd, x, vd, sd, rows, keys, queryStart, spec), kd, dy, h), dk, 1e-4, "dk");
+        assertClose(Reference.gradient(x -> reference(qd, kd, x, sd, rows, keys, queryStart, spec), vd, dy, h), dv, 1e-4, "dv");
+        if (sinks != null) {
+            assertClose(Reference.gradient(x -> reference(qd, kd, vd, x, rows, keys, queryStart, spec), sd, dy, h), dSinks, 1e-4, "dSinks");
+        }
+    }
+
+    @Test
+    void decodingOneTokenAtATimeEqualsAttendingToTheWholeSequence() {
+        var rnd = new Random(3);
+        var spec = AttentionSpec.of(4, 2, 8).withSlidingWindow(3);
+        int rows = 6;
+        Tensor q = RandomTensors.normal(rnd, rows, 32), k = RandomTensors.normal(rnd, rows, 16), v = RandomTensors.normal(rnd, rows, 16);
+        Tensor whole = Tensor.zeros(rows, 32);
+        Attention.forward(whole, null, q, k, v, 0, spec, null);
+        for (int t = 0; t < rows; t++) {
+            Tensor one = Tensor.zeros(1, 32);
+            Attention.forward(one, null, q.slice(t, t + 1), k.slice(0, t + 1), v.slice(0, t + 1), t, spec, null);
+            assertArrayEquals(whole.select(t).toFloatArray(), one.toFloatArray(), 1e-6f);
+        }
+    }
+}

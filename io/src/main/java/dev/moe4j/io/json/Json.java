@@ -1,0 +1,123 @@
+package dev.moe4j.io.json;
+
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.util.DefaultIndenter;
+import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
+import com.fasterxml.jackson.core.util.Separators;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.moe4j.core.BadInputException;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+
+/**
+ * Reads the JSON files moe4j is given (checkpoint headers and indexes, config.json) strictly: duplicate keys and
+ * anything after the top-level value are errors, as in the Rust JSON parser the safetensors reference uses. Every
+ * failure is a one-line {@link BadInputException} naming the source.
+ */
+public final class Json {
+    private static final ObjectMapper MAPPER = JsonMapper.builder()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(SerializationFeature.INDENT_OUTPUT)
+            .defaultPrettyPrinter(pythonStyle())
+            .build();
+
+    /** Indents as Python's {@code json.dumps(indent=2)}, which writes the config.json and index files of the hub. */
+    private static DefaultPrettyPrinter pythonStyle() {
+        var indenter = new DefaultIndenter("  ", "\n");
+        var separators = Separators.createDefaultInstance()
+                .withObjectFieldValueSpacing(Separators.Spacing.AFTER)
+                .withObjectEmptySeparator("")
+                .withArrayEmptySeparator("");
+        return new DefaultPrettyPrinter(separators).withObjectIndenter(indenter).withArrayIndenter(indenter);
+    }
+
+    private Json() {
+    }
+
+    /** The shared mapper: strict reading, indented writing. */
+    public static ObjectMapper mapper() {
+        return MAPPER;
+    }
+
+    /** Reads and parses a JSON file. */
+    public static JsonNode read(Path path) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(path);
+        } catch (NoSuchFileException e) {
+            throw new BadInputException(path + ": no such file");
+        } catch (AccessDeniedException e) {
+            throw new BadInputException(path + ": permission denied");
+        } catch (IOException e) {
+            throw new BadInputException(path + ": cannot read: " + e.getMessage(), e);
+        }
+        return parse(bytes, path.toString());
+    }
+
+    /** Parses JSON text; {@code source} names it in error messages. */
+    public static JsonNode parse(byte[] utf8, String source) {
+        try {
+            JsonNode node = MAPPER.readTree(utf8);
+            if (node == null || node.isMissingNode()) {
+                throw new BadInputException(source + ": empty, expected JSON");
+            }
+            return node;
+        } catch (JsonProcessingException e) {
+            throw new BadInputException(source + ": not valid JSON: " + describe(e), e);
+        } catch (IOException e) {
+            throw new BadInputException(source + ": cannot parse JSON: " + oneLine(e.getMessage()), e);
+        }
+    }
+
+    /** Indented JSON text in the style of Python's json.dumps(indent=2). */
+    public static String pretty(JsonNode node) {
+        try {
+            return MAPPER.writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a JSON tree could not be written", e);
+        }
+    }
+
+    /** JSON text on one line, for output that scripts read. */
+    public static String compact(JsonNode node) {
+        try {
+            return MAPPER.writer().without(SerializationFeature.INDENT_OUTPUT).writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a JSON tree could not be written", e);
+        }
+    }
+
+    /** Parses JSON text held in a string. */
+    public static JsonNode parse(String text, String source) {
+        return parse(text.getBytes(StandardCharsets.UTF_8), source);
+    }
+
+    private static String describe(JsonProcessingException e) {
+        String what = oneLine(e.getOriginalMessage());
+        JsonLocation at = e.getLocation();
+        if (at != null && at.getLineNr() > 0) {
+            what += " at line " + at.getLineNr() + ", column " + at.getColumnNr();
+        }
+        return what;
+    }
+
+    private static String oneLine(String message) {
+        if (message == null) {
+            return "unknown error";
+        }
+        String line = message.replaceAll("\\s*\\R\\s*", " ").trim();
+        return line.length() > 300 ? line.substring(0, 300) + "..." : line;
+    }
+}

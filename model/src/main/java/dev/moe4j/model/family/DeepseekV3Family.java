@@ -1,0 +1,190 @@
+package dev.moe4j.model.family;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.config.AttentionConfig;
+import dev.moe4j.model.config.LayerSpec;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.MoeConfig;
+import dev.moe4j.model.config.NormConfig;
+import dev.moe4j.model.config.QkNorm;
+import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.config.RouterConfig;
+
+import java.util.ArrayList;
+import java.util.OptionalInt;
+
+/**
+ * DeepSeek-V3 ({@code DeepseekV3Config}, {@code modeling_deepseek_v3.py}, and DeepSeek's own
+ * {@code modeling_deepseek.py}, whose extra fields the published configs carry): multi-head latent attention;
+ * the first {@code first_k_dense_replace} layers dense; the rest route with sigmoid scores plus a selection-only
+ * bias ({@code e_score_correction_bias}) among the best {@code topk_group} of {@code n_group} groups, renormalise
+ * with {@code norm_topk_prob}, scale by {@code routed_scaling_factor}, and add {@code n_shared_experts} shared
+ * experts; RoPE on the rotary part of each head, interleaved when {@code rope_interleave}.
+ */
+public final class DeepseekV3Family implements HfFamily {
+    @Override
+    public String modelType() {
+        return "deepseek_v3";
+    }
+
+    @Override
+    public String architecture() {
+        return "DeepseekV3ForCausalLM";
+    }
+
+    @Override
+    public ModelConfig read(ConfigFields c) {
+        int hidden = c.requiredPositiveInt("hidden_size");
+        int heads = c.requiredPositiveInt("num_attention_heads");
+        int numLayers = c.requiredPositiveInt("num_hidden_layers");
+        // n_routed_experts (256); num_local_experts is its attribute_map alias.
+        int experts = c.requiredPositiveInt("n_routed_experts", "num_local_experts");
+        boolean bias = c.boolOr("attention_bias", false);   // attention_bias: False (q_a, kv_a and o projections)
+        var attention = new AttentionConfig.Latent(heads,
+                // q_lora_rank: 1536; None projects queries directly from the hidden state
+                c.optionalInt("q_lora_rank", OptionalInt.of(1536)).orElse(0),
+                c.positiveIntOr("kv_lora_rank", 512),                                // kv_lora_rank: 512
+                c.nonNegativeIntOr("qk_nope_head_dim", 128),                         // qk_nope_head_dim: 128
+                c.positiveIntOr("qk_rope_head_dim", 64),                             // qk_rope_head_dim: 64
+                c.positiveIntOr("v_head_dim", 128),                                  // v_head_dim: 128
+                bias);
+        // num_key_value_heads (128) only sets how transformers repeats the expanded keys; latent attention has as
+        // many key and value heads as query heads. head_dim and qk_head_dim, which transformers 5 writes, are
+        // derived from the rope and nope head dims.
+
+        // scoring_func ("sigmoid") and topk_method ("noaux_tc") come from DeepSeek's code; transformers hard-codes
+        // both and DeepSeek's V3 code implements nothing else, so other values are refused, not guessed at.
+        String scoring = c.stringOr("scoring_func", "sigmoid");
+        if (!scoring.equals("sigmoid")) {
+            throw c.error("scoring_func", "is '" + scoring + "'; deepseek_v3 supports 'sigmoid' only");
+        }
+        String method = c.stringOr("topk_method", "noaux_tc");
+        if (!method.equals("noaux_tc")) {
+            throw c.error("topk_method", "is '" + method + "'; deepseek_v3 supports 'noaux_tc' only");
+        }
+        int groups = c.positiveIntOr("n_group", 8);                                  // n_group: 8
+        int topKGroups = c.positiveIntOr("topk_group", 4);                           // topk_group: 4
+        var router = new RouterConfig(RouterConfig.Scoring.SIGMOID, RouterConfig.Order.SCORE_THEN_TOP_K,
+                c.boolOr("norm_topk_prob", true),                                    // norm_topk_prob: True
+                true, groups, topKGroups,
+                c.doubleOr("routed_scaling_factor", 2.5),                            // routed_scaling_factor: 2.5
+                false, 0.0,
+                // aux_loss_alpha (DeepSeek's code; transformers computes no balance loss for V3): 0 when absent
+                c.doubleOr("aux_loss_alpha", 0.0));
+        int moeWidth = c.positiveIntOr("moe_intermediate_size", 2048);               // moe_intermediate_size: 2048
+        int shared = c.nonNegativeIntOr("n_shared_experts", 1);                      // n_shared_experts: 1
+        var moe = new MoeConfig(experts,
+                c.positiveIntOr("num_experts_per_tok", 8),                           // num_experts_per_tok: 8
+                moeWidth, shared, shared * moeWidth, false, false, router);
+
+        // first_k_dense_replace (3): layers below it are dense. moe_layer_freq (DeepSeek's code, 1): only every
+        // freq-th layer after that is MoE; transformers ignores the field, which only matters when it is not 1.
+        int firstDense = c.nonNegativeIntOr("first_k_dense_replace", 3);
+        int freq = c.positiveIntOr("moe_layer_freq", 1);
+        var layers = new ArrayList<LayerSpec>();
+        for (int i = 0; i < numLayers; i++) {
+            layers.add(new LayerSpec(i >= firstDense && i % freq == 0, 0));
+        }
+        boolean anyMoe = layers.stream().anyMatch(LayerSpec::moe);
+        boolean anyDense = layers.stream().anyMatch(l -> !l.moe());
+        var layout = c.boolOr("rope_interleave", true)                               // rope_interleave: True
+                ? RopeConfig.Layout.INTERLEAVED : RopeConfig.Layout.HALF;
+        var builder = ModelConfig.builder().family(modelType())
+                .vocabSize(c.requiredPositiveInt("vocab_size"))
+                .hiddenSize(hidden)
+                .attention(attention)
+                // rope_theta / rope_parameters: 10000; published configs scale with YaRN (rope_scaling)
+                .rope(HfRope.read(c, 10_000.0, new RopeConfig.None(), layout))
+                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-6), QkNorm.NONE))  // rms_norm_eps: 1e-6
+                .layers(layers)
+                .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 18432) : 0) // 18432
+                .moe(anyMoe ? moe : null)
+                .activation(HfCommon.activation(c, "silu"))                          // hidden_act: "silu"
+                .tieEmbeddings(c.boolOr("tie_word_embeddings", false))               // tie_word_embeddings: False
+                .maxPositions(c.positiveIntOr("max_position_embeddings", 4096))      // 4096
+                // bos_token_id: 0, eos_token_id: 1, pad_token_id: None
+                .tokens(HfCommon.tokens(c, OptionalInt.of(0), OptionalInt.of(1), OptionalInt.empty()))
+                .dtype(HfCommon.dtype(c))
+                // num_nextn_predict_layers (DeepSeek's code, 0): multi-token-prediction modules, not loaded by
+                // transformers and not part of the model's forward pass
+                .mtpLayers(c.nonNegativeIntOr("num_nextn_predict_layers", 0))
+                .initializerRange(c.doubleOr("initializer_range", 0.02))            // initializer_range: 0.02
+                .quantization(HfCommon.quantization(c).orElse(null));
+        // Not used by moe4j: use_cache, attention_dropout, pretraining_tp (a tensor-parallel reproduction switch),
+        // and from DeepSeek's code seq_aux (the balance loss is taken per sequence) and ep_size.
+        return builder.build();
+    }
+
+    @Override
+    public ObjectNode write(ModelConfig config) {
+        String family = modelType();
+        if (!(config.attention() instanceof AttentionConfig.Latent a)) {
+            throw HfCommon.cannot(family, "standard (non-latent) attention");
+        }
+        var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
+        var r = moe.router();
+        HfCommon.require(r.scoring() == RouterConfig.Scoring.SIGMOID && r.order() == RouterConfig.Order.SCORE_THEN_TOP_K
+                && r.selectionBias() && !r.bias() && r.jitterNoise() == 0, family,
+                "a router other than sigmoid scores with a selection bias");
+        HfCommon.require(!moe.sharedExpertGate() && !moe.expertBias()
+                        && moe.sharedIntermediateSize() == moe.numSharedExperts() * moe.expertIntermediateSize(),
+                family, "gated or differently sized shared experts, or expert biases");
+        HfCommon.require(config.norms().qkNorm() == QkNorm.NONE, family, "q/k norms");
+        HfCommon.require(config.layers().stream().noneMatch(LayerSpec::isSliding), family, "sliding windows");
+        int firstDense = config.denseLayerIndices().size();
+        for (int i = 0; i < config.numLayers(); i++) {
+            HfCommon.require(config.layers().get(i).moe() == (i >= firstDense), family,
+                    "dense layers other than the first ones");
+        }
+        if (config.rope().partialRotaryFactor() != 1.0) {
+            throw new BadInputException("cannot save as " + family
+                    + ": latent attention sets the rotary part by qk_rope_head_dim, not partial_rotary_factor");
+        }
+
+        ObjectNode out = HfCommon.header(Json.mapper().createObjectNode(), architecture(), family);
+        out.put("vocab_size", config.vocabSize());
+        out.put("hidden_size", config.hiddenSize());
+        out.put("intermediate_size", config.denseIntermediateSize() > 0 ? config.denseIntermediateSize()
+                : moe.expertIntermediateSize());
+        out.put("moe_intermediate_size", moe.expertIntermediateSize());
+        out.put("num_hidden_layers", config.numLayers());
+        out.put("num_attention_heads", a.numHeads());
+        out.put("num_key_value_heads", a.numHeads());
+        out.put("n_shared_experts", moe.numSharedExperts());
+        out.put("n_routed_experts", moe.numExperts());
+        out.put("routed_scaling_factor", r.routedScalingFactor());
+        out.put("kv_lora_rank", a.kvLoraRank());
+        if (a.qLoraRank() > 0) {
+            out.put("q_lora_rank", a.qLoraRank());
+        } else {
+            out.putNull("q_lora_rank");
+        }
+        out.put("qk_rope_head_dim", a.qkRopeHeadDim());
+        out.put("v_head_dim", a.vHeadDim());
+        out.put("qk_nope_head_dim", a.qkNopeHeadDim());
+        out.put("n_group", r.numGroups());
+        out.put("topk_group", r.topKGroups());
+        out.put("num_experts_per_tok", moe.topK());
+        out.put("first_k_dense_replace", firstDense);
+        out.put("moe_layer_freq", 1);
+        out.put("norm_topk_prob", r.renormalize());
+        out.put("scoring_func", "sigmoid");
+        out.put("topk_method", "noaux_tc");
+        out.put("aux_loss_alpha", r.auxLossCoef());
+        out.put("hidden_act", HfCommon.activationName(config.activation(), family));
+        out.put("max_position_embeddings", config.maxPositions());
+        out.put("initializer_range", config.initializerRange());
+        out.put("rms_norm_eps", config.norms().eps());
+        HfCommon.writeTokens(config.tokens(), out);
+        out.put("tie_word_embeddings", config.tieEmbeddings());
+        HfRope.write(config.rope(), out);
+        out.put("rope_interleave", config.rope().layout() == RopeConfig.Layout.INTERLEAVED);
+        out.put("attention_bias", a.bias());
+        out.put("attention_dropout", 0.0);
+        out.put("num_nextn_predict_layers", config.mtpLayers());
+        HfCommon.writeDtype(config.dtype(), out);
+        return out;
+    }
+}

@@ -1,0 +1,145 @@
+package dev.moe4j.model.family;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.config.Activation;
+import dev.moe4j.model.config.AttentionConfig;
+import dev.moe4j.model.config.LayerSpec;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.MoeConfig;
+import dev.moe4j.model.config.NormConfig;
+import dev.moe4j.model.config.QkNorm;
+import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.config.RouterConfig;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
+
+/**
+ * gpt-oss ({@code GptOssConfig}, {@code modeling_gpt_oss.py}): every layer a mixture of {@code num_local_experts}
+ * experts with biases and a clamped SwiGLU; the router (with a bias) keeps the top-k logits and softmaxes only
+ * those; attention with biases on all projections and a learned sink logit per head; layers alternate between a
+ * sliding window of {@code sliding_window} tokens and full attention; YaRN RoPE by default.
+ */
+public final class GptOssFamily implements HfFamily {
+    /** GptOssConfig's rope default when a config gives neither rope_parameters nor rope_scaling. */
+    private static final RopeConfig.Yarn DEFAULT_YARN = new RopeConfig.Yarn(32.0, OptionalInt.of(4096), 32.0, 1.0,
+            OptionalDouble.empty(), OptionalDouble.empty(), OptionalDouble.empty(), false);
+
+    @Override
+    public String modelType() {
+        return "gpt_oss";
+    }
+
+    @Override
+    public String architecture() {
+        return "GptOssForCausalLM";
+    }
+
+    @Override
+    public ModelConfig read(ConfigFields c) {
+        int hidden = c.requiredPositiveInt("hidden_size");
+        int heads = c.requiredPositiveInt("num_attention_heads");
+        int numLayers = c.requiredPositiveInt("num_hidden_layers");
+        // num_local_experts (128); num_experts is its attribute_map alias.
+        int experts = c.requiredPositiveInt("num_local_experts", "num_experts");
+        boolean bias = c.boolOr("attention_bias", true);                        // attention_bias: True
+        var attention = new AttentionConfig.Standard(heads,
+                HfCommon.kvHeads(c, heads, OptionalInt.of(8)),                    // num_key_value_heads: 8
+                HfCommon.headDim(c, hidden, heads, OptionalInt.of(64)), // head_dim: 64 (None: hidden/heads)
+                bias, bias, OptionalDouble.empty(), true);                        // every layer has sinks
+        // sliding_window (128) applies to the layers layer_types calls sliding_attention; layer_types defaults to
+        // sliding for even layers and full for odd ones.
+        int window = c.optionalInt("sliding_window", OptionalInt.of(128)).orElse(0);
+        List<String> types = QwenLayers.layerTypes(c, numLayers, i -> i % 2 == 0);
+        var layers = new ArrayList<LayerSpec>();
+        for (String type : types) {
+            layers.add(new LayerSpec(true, type.equals(QwenLayers.SLIDING) ? window : 0));
+        }
+        var router = new RouterConfig(RouterConfig.Scoring.SOFTMAX, RouterConfig.Order.TOP_K_THEN_SCORE,
+                false, false, 1, 1, 1.0, true, 0.0,
+                c.doubleOr("router_aux_loss_coef", 0.001));                       // router_aux_loss_coef: 0.001
+        var moe = new MoeConfig(experts,
+                c.positiveIntOr("num_experts_per_tok", 4),                        // num_experts_per_tok: 4
+                c.positiveIntOr("intermediate_size", 2880),                       // intermediate_size: 2880
+                0, 0, false, true, router);
+        var builder = ModelConfig.builder().family(modelType())
+                .vocabSize(c.requiredPositiveInt("vocab_size"))
+                .hiddenSize(hidden)
+                .attention(attention)
+                // rope: default_theta 150000; scaling defaults to YaRN x32 from 4096 positions, not truncated
+                .rope(HfRope.read(c, 150_000.0, DEFAULT_YARN, RopeConfig.Layout.HALF))
+                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.NONE))  // rms_norm_eps: 1e-5
+                .layers(layers)
+                .moe(moe)
+                // swiglu_alpha (1.702) and swiglu_limit (7.0) of the experts' clamped SwiGLU; hidden_act ("silu")
+                // names its sigmoid-gated form and is not read on its own
+                .activation(Activation.clampedSwiglu(c.doubleOr("swiglu_alpha", 1.702),
+                        c.doubleOr("swiglu_limit", 7.0)))
+                .tieEmbeddings(c.boolOr("tie_word_embeddings", false))            // tie_word_embeddings: False
+                .maxPositions(c.positiveIntOr("max_position_embeddings", 131072)) // 131072
+                .tokens(HfCommon.tokens(c, OptionalInt.empty(), OptionalInt.empty(), OptionalInt.empty())) // None
+                .dtype(HfCommon.dtype(c))
+                .initializerRange(c.doubleOr("initializer_range", 0.02))         // initializer_range: 0.02
+                .quantization(HfCommon.quantization(c).orElse(null));
+        // Not used by moe4j: use_cache, output_router_logits, attention_dropout (see MixtralFamily), and the
+        // published configs' experts_per_token and initial_context_length, leftovers of OpenAI's own format that
+        // transformers ignores too (num_experts_per_tok and the YaRN original_max_position_embeddings hold them).
+        return builder.build();
+    }
+
+    @Override
+    public ObjectNode write(ModelConfig config) {
+        String family = modelType();
+        var a = HfCommon.standardAttention(config, family);
+        var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
+        var r = moe.router();
+        HfCommon.require(config.numMoeLayers() == config.numLayers(), family, "dense layers");
+        HfCommon.require(!moe.hasSharedExperts() && moe.expertBias(), family,
+                "shared experts, or experts without biases");
+        HfCommon.require(r.scoring() == RouterConfig.Scoring.SOFTMAX && r.order() == RouterConfig.Order.TOP_K_THEN_SCORE
+                && !r.selectionBias() && r.numGroups() == 1 && r.routedScalingFactor() == 1.0 && r.bias()
+                && r.jitterNoise() == 0, family, "a router other than top-k then softmax with a bias");
+        HfCommon.require(config.activation().function() == Activation.Function.CLAMPED_SWIGLU, family,
+                "an expert activation other than the clamped SwiGLU");
+        HfCommon.require(a.qkvBias() == a.outputBias() && a.sinks() && a.clipQkv().isEmpty()
+                && config.norms().qkNorm() == QkNorm.NONE, family,
+                "attention without sinks, biases on some projections only, clipping or q/k norms");
+        HfCommon.require(config.rope().layout() == RopeConfig.Layout.HALF, family, "interleaved RoPE");
+        int window = QwenLayers.commonWindow(config, family);
+
+        ObjectNode out = HfCommon.header(Json.mapper().createObjectNode(), architecture(), family);
+        out.put("num_hidden_layers", config.numLayers());
+        out.put("num_local_experts", moe.numExperts());
+        out.put("vocab_size", config.vocabSize());
+        out.put("hidden_size", config.hiddenSize());
+        out.put("intermediate_size", moe.expertIntermediateSize());
+        out.put("head_dim", a.headDim());
+        out.put("num_attention_heads", a.numHeads());
+        out.put("num_key_value_heads", a.numKvHeads());
+        if (window > 0) {
+            out.put("sliding_window", window);
+        } else {
+            out.putNull("sliding_window");
+        }
+        out.put("tie_word_embeddings", config.tieEmbeddings());
+        out.put("hidden_act", "silu");
+        out.put("initializer_range", config.initializerRange());
+        out.put("max_position_embeddings", config.maxPositions());
+        out.put("rms_norm_eps", config.norms().eps());
+        HfRope.write(config.rope(), out);
+        out.put("attention_dropout", 0.0);
+        out.put("num_experts_per_tok", moe.topK());
+        out.put("swiglu_alpha", config.activation().alpha());
+        out.put("swiglu_limit", config.activation().limit());
+        out.put("router_aux_loss_coef", r.auxLossCoef());
+        var types = out.putArray("layer_types");
+        config.layers().forEach(l -> types.add(l.isSliding() ? QwenLayers.SLIDING : QwenLayers.FULL));
+        HfCommon.writeTokens(config.tokens(), out);
+        out.put("attention_bias", a.qkvBias());
+        HfCommon.writeDtype(config.dtype(), out);
+        return out;
+    }
+}
