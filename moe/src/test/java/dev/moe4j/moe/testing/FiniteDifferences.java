@@ -11,11 +11,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Central finite differences of a float64 objective against a float32 analytic gradient. The objective reads
  * {@code values} (perturbed in place and restored); a sample of coordinates is checked, every one when small.
  */
-public final class GradCheck {
+public final class FiniteDifferences {
     private static final double STEP = 1e-5;
     private static final double TOLERANCE = 1e-3;
 
-    private GradCheck() {
+    private FiniteDifferences() {
     }
 
     /**
