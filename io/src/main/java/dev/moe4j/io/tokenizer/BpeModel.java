@@ -21,6 +21,7 @@ final class BpeModel {
     private final Map<String, Integer> vocab;
     private final String[] idToToken;
     private final PairTable merges;
+    private final String unkToken;
     private final Integer unkId;
     private final String continuingSubwordPrefix;
     private final String endOfWordSuffix;
@@ -45,10 +46,8 @@ final class BpeModel {
         this.fuseUnk = fuseUnk;
         this.byteFallback = byteFallback;
         this.ignoreMerges = ignoreMerges;
+        this.unkToken = unkToken;
         this.unkId = unkToken == null ? null : vocab.get(unkToken);
-        if (unkToken != null && unkId == null) {
-            throw new IllegalArgumentException("unk_token " + unkToken + " is not in the vocabulary");
-        }
         int prefixLength = continuingSubwordPrefix == null ? 0 : continuingSubwordPrefix.length();
         this.merges = new PairTable(merges.size());
         for (int rank = 0; rank < merges.size(); rank++) {
@@ -126,7 +125,9 @@ final class BpeModel {
                 continue;
             }
             if (byteFallback && addBytes(s, symbols)) continue;
-            if (unkId != null) {
+            if (unkToken != null) {
+                // like the reference, an unk_token missing from the vocabulary is an error only once it is needed
+                if (unkId == null) throw new IllegalStateException("unk_token " + unkToken + " is not in the vocabulary");
                 if (pendingUnk >= 0 && !fuseUnk) symbols.add(unkId);
                 pendingUnk = unkId;
             }
