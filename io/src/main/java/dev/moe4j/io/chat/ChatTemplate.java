@@ -34,6 +34,11 @@ import java.util.Map;
 public final class ChatTemplate {
     /** One message of a conversation; extra fields (reasoning_content, tool_calls, ...) go in {@link #fields}. */
     public record Message(String role, String content, Map<String, Object> fields) {
+        public Message {
+            // a LinkedHashMap copy: tool fields keep their order and may hold nulls (Python's None)
+            fields = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(fields));
+        }
+
         public Message(String role, String content) {
             this(role, content, Map.of());
         }
@@ -54,14 +59,20 @@ public final class ChatTemplate {
     private final String prepared;
     private final Map<String, Object> specialTokens;
     private final Jinjava jinjava;
-    private Clock clock = Clock.systemDefaultZone();
+    private final Clock clock;
 
     private ChatTemplate(String source, String template, Map<String, Object> specialTokens) {
+        this(source, template, JinjaSyntax.prepare(template), Map.copyOf(specialTokens), newEngine(), Clock.systemDefaultZone());
+    }
+
+    private ChatTemplate(String source, String template, String prepared, Map<String, Object> specialTokens,
+                         Jinjava jinjava, Clock clock) {
         this.source = source;
         this.template = template;
-        this.prepared = JinjaSyntax.prepare(template);
-        this.specialTokens = Map.copyOf(specialTokens);
-        this.jinjava = newEngine();
+        this.prepared = prepared;
+        this.specialTokens = specialTokens;
+        this.jinjava = jinjava;
+        this.clock = clock;
     }
 
     /**
@@ -140,10 +151,9 @@ public final class ChatTemplate {
         return content != null && content.isTextual() ? content.asText() : null;
     }
 
-    /** Uses this clock for strftime_now (templates put the current date in the system prompt). */
+    /** The same template with this clock for strftime_now (templates put the current date in the prompt). */
     public ChatTemplate withClock(Clock clock) {
-        this.clock = clock;
-        return this;
+        return new ChatTemplate(source, template, prepared, specialTokens, jinjava, clock);
     }
 
     /** The template text. */

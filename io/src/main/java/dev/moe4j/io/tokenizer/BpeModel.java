@@ -216,6 +216,10 @@ final class BpeModel {
             return n;
         }
 
+        void clear() {
+            n = 0;
+        }
+
         int get(int i) {
             return a[i];
         }

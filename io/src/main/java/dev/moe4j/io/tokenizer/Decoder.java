@@ -121,7 +121,7 @@ sealed interface Decoder {
         @Override
         public List<String> decodeChain(List<String> tokens) {
             var out = new ArrayList<String>(tokens.size());
-            for (String t : tokens) out.add(replace.apply(t));
+            for (String t : tokens) out.add(replace.normalize(t));
             return out;
         }
     }

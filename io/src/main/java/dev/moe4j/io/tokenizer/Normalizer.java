@@ -64,11 +64,6 @@ sealed interface Normalizer {
             Matcher m = pattern.matcher(s);
             return m.replaceAll(literal ? Matcher.quoteReplacement(content) : content);
         }
-
-        /** The replacement as the decoders apply it, to one token at a time. */
-        String apply(String token) {
-            return normalize(token);
-        }
     }
 
     /** Puts a prefix in front of non-empty text (the Llama/Mistral "▁" before the first word). */

@@ -12,13 +12,13 @@ sealed interface PostProcessor {
     record Special(int id, String token) {
     }
 
-    /** The ids and token strings with the specials inserted. */
-    void process(List<Integer> ids, List<String> tokens);
+    /** Inserts the specials into the ids and, unless null, the token strings. */
+    void process(BpeModel.IntList ids, List<String> tokens);
 
     /** Applies processors in order. */
     record Sequence(List<PostProcessor> steps) implements PostProcessor {
         @Override
-        public void process(List<Integer> ids, List<String> tokens) {
+        public void process(BpeModel.IntList ids, List<String> tokens) {
             for (PostProcessor p : steps) p.process(ids, tokens);
         }
     }
@@ -26,30 +26,26 @@ sealed interface PostProcessor {
     /** The ByteLevel processor only trims offsets, which moe4j does not report: ids pass through. */
     record ByteLevelOffsets() implements PostProcessor {
         @Override
-        public void process(List<Integer> ids, List<String> tokens) {
+        public void process(BpeModel.IntList ids, List<String> tokens) {
         }
     }
 
     /** TemplateProcessing's single-sequence template: specials before and after the sequence ($A). */
     record Template(List<Special> before, List<Special> after) implements PostProcessor {
         @Override
-        public void process(List<Integer> ids, List<String> tokens) {
-            var newIds = new ArrayList<Integer>(ids.size() + before.size() + after.size());
-            var newTokens = new ArrayList<String>(newIds.size());
-            for (Special s : before) {
-                newIds.add(s.id());
-                newTokens.add(s.token());
-            }
-            newIds.addAll(ids);
-            newTokens.addAll(tokens);
-            for (Special s : after) {
-                newIds.add(s.id());
-                newTokens.add(s.token());
-            }
+        public void process(BpeModel.IntList ids, List<String> tokens) {
+            int[] sequence = ids.toArray();
             ids.clear();
-            ids.addAll(newIds);
-            tokens.clear();
-            tokens.addAll(newTokens);
+            for (Special s : before) ids.add(s.id());
+            ids.addAll(sequence);
+            for (Special s : after) ids.add(s.id());
+            if (tokens != null) {
+                var sequenceTokens = new ArrayList<>(tokens);
+                tokens.clear();
+                for (Special s : before) tokens.add(s.token());
+                tokens.addAll(sequenceTokens);
+                for (Special s : after) tokens.add(s.token());
+            }
         }
     }
 }

@@ -15,6 +15,9 @@ import java.util.TreeSet;
  * A Hugging Face {@code tokenizer.json} (BPE model) in Java: encodes text to the ids the reference library
  * produces and decodes ids back to text. The pipeline is the reference's: cut out added tokens, normalise the
  * text between them, pre-tokenise, BPE each piece, then add the model's special tokens. Thread-safe.
+ *
+ * <p>Not carried over, because inference does not use them: truncation and padding settings (encode never cuts or
+ * pads), BPE dropout (encoding is deterministic), sentence pairs in TemplateProcessing, and character offsets.
  */
 public final class Tokenizer {
     private final Path source;
@@ -62,30 +65,42 @@ public final class Tokenizer {
 
     /** Encodes text; with {@code addSpecialTokens} the post-processor's tokens (e.g. BOS) are added. */
     public Encoding encode(String text, boolean addSpecialTokens) {
-        var ids = new ArrayList<Integer>();
+        var ids = new BpeModel.IntList(text.length() / 3 + 4);
         var tokens = new ArrayList<String>();
+        encodeInto(text, addSpecialTokens, ids, tokens);
+        return new Encoding(ids.toArray(), List.copyOf(tokens));
+    }
+
+    /** The ids of a text, as {@code encode(text, addSpecialTokens).ids()} without building the token strings. */
+    public int[] encodeIds(String text, boolean addSpecialTokens) {
+        var ids = new BpeModel.IntList(text.length() / 3 + 4);
+        encodeInto(text, addSpecialTokens, ids, null);
+        return ids.toArray();
+    }
+
+    private void encodeInto(String text, boolean addSpecialTokens, BpeModel.IntList ids, List<String> tokens) {
         for (var segment : added.split(text, normalizer)) {
             if (segment.isAdded()) {
                 ids.add(segment.addedId());
-                tokens.add(segment.text());
+                if (tokens != null) tokens.add(segment.text());
                 continue;
             }
             List<PreTokenizer.Piece> pieces = List.of(new PreTokenizer.Piece(segment.text(), segment.atStart()));
             if (preTokenizer != null) pieces = preTokenizer.apply(pieces);
             for (var piece : pieces) {
-                for (int id : model.encode(piece.text())) {
-                    ids.add(id);
-                    tokens.add(model.token(id));
+                int[] pieceIds;
+                try {
+                    pieceIds = model.encode(piece.text());
+                } catch (IllegalStateException e) { // an unk_token the vocabulary lacks, needed for this text
+                    throw new dev.moe4j.core.BadInputException(source + ": model.unk_token: " + e.getMessage());
+                }
+                ids.addAll(pieceIds);
+                if (tokens != null) {
+                    for (int id : pieceIds) tokens.add(model.token(id));
                 }
             }
         }
         if (addSpecialTokens && postProcessor != null) postProcessor.process(ids, tokens);
-        return new Encoding(ids.stream().mapToInt(Integer::intValue).toArray(), List.copyOf(tokens));
-    }
-
-    /** The ids of a text: {@code encode(text, addSpecialTokens).ids()}. */
-    public int[] encodeIds(String text, boolean addSpecialTokens) {
-        return encode(text, addSpecialTokens).ids();
     }
 
     /**
