@@ -30,6 +30,10 @@ import java.util.Map;
  * Jinjava set up like transformers' Jinja environment (trim_blocks, lstrip_blocks, loop controls) with the helpers
  * transformers adds ({@code raise_exception}, {@code strftime_now}, its {@code tojson}) and the Python string and
  * dict methods templates call.
+ *
+ * <p>Known differences from Jinja2 that no real template tested here relies on: a bare boolean or None prints as
+ * {@code true}/empty rather than {@code True}/{@code None}; strings cannot be indexed from the end
+ * ({@code s[-1]}) or repeated ({@code 'a' * 3}); slices with a step other than {@code [::-1]} are not read.
  */
 public final class ChatTemplate {
     /** One message of a conversation; extra fields (reasoning_content, tool_calls, ...) go in {@link #fields}. */
@@ -235,6 +239,7 @@ public final class ChatTemplate {
                         .withHandleBackslashInQuotesOnly(true)
                         .withKeepNullableLoopValues(true)
                         .withEvaluateMapKeys(true)
+                        .withUsePyishObjectMapper(true) // lists and dicts print as Python prints them
                         .build())
                 .build();
         var jinjava = new Jinjava(config);
