@@ -15,6 +15,7 @@ import dev.moe4j.moe.loss.SequenceLoss;
 import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.GroupLimit;
 import dev.moe4j.moe.router.Scoring;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.OptionalInt;
@@ -205,5 +206,18 @@ public final class DeepseekV3Family implements HfFamily {
         out.put("num_nextn_predict_layers", config.mtpLayers());
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.attention.q_a_norm.weight", "model.layers.{N}.self_attn.q_a_layernorm.weight")
+                .rule("layers.{N}.attention.kv_a_norm.weight", "model.layers.{N}.self_attn.kv_a_layernorm.weight")
+                .rule("layers.{N}.attention.kv_a_proj.{W}", "model.layers.{N}.self_attn.kv_a_proj_with_mqa.{W}")
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.router.selection_bias", "model.layers.{N}.mlp.gate.e_score_correction_bias")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .rule("layers.{N}.moe.shared_experts.{W}.weight", "model.layers.{N}.mlp.shared_experts.{W}.weight")
+                .build();
     }
 }

@@ -13,6 +13,7 @@ import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.expert.ExpertFfn;
 import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.Scoring;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -153,5 +154,14 @@ public final class GptOssFamily implements HfFamily {
         out.put("attention_bias", a.qkvBias());
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        // The experts are stacked and stored [in, out]: gate_up_proj [E, H, 2I], down_proj [E, I, H].
+        return TensorNames.builder(ExpertStorage.TRANSPOSED)
+                .rule("layers.{N}.moe.router.{W}", "model.layers.{N}.mlp.router.{W}")
+                .rule("layers.{N}.moe.experts.{W}", "model.layers.{N}.mlp.experts.{W}")
+                .build();
     }
 }

@@ -9,6 +9,7 @@ import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
 import dev.moe4j.moe.router.Noise;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.Collections;
 import java.util.OptionalInt;
@@ -120,5 +121,16 @@ public final class MixtralFamily implements HfFamily {
         HfRope.write(config.rope(), out);
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        // Hub checkpoints keep transformers 4's names: block_sparse_moe, w1 (gate), w3 (up) and w2 (down).
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.block_sparse_moe.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.gate_proj.weight", "model.layers.{N}.block_sparse_moe.experts.{E}.w1.weight")
+                .rule("layers.{N}.moe.experts.{E}.up_proj.weight", "model.layers.{N}.block_sparse_moe.experts.{E}.w3.weight")
+                .rule("layers.{N}.moe.experts.{E}.down_proj.weight", "model.layers.{N}.block_sparse_moe.experts.{E}.w2.weight")
+                .build();
     }
 }

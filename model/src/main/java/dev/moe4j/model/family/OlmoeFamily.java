@@ -8,6 +8,7 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.Collections;
 import java.util.OptionalDouble;
@@ -121,5 +122,13 @@ public final class OlmoeFamily implements HfFamily {
         out.put("norm_topk_prob", moe.normalizeTopK());
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .build();
     }
 }

@@ -8,6 +8,7 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -154,5 +155,15 @@ public final class Qwen2MoeFamily implements HfFamily {
         HfCommon.writeTokens(config.tokens(), out);
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .rule("layers.{N}.moe.shared_experts.{W}.weight", "model.layers.{N}.mlp.shared_expert.{W}.weight")
+                .rule("layers.{N}.moe.shared_expert_gate.weight", "model.layers.{N}.mlp.shared_expert_gate.weight")
+                .build();
     }
 }

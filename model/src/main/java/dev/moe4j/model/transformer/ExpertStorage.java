@@ -11,5 +11,10 @@ public enum ExpertStorage {
      * [E, 2I, H] gate and up rows and [E, H, I] down (with [E, 2I] and [E, H] biases where the experts have them),
      * the layout training updates and transformers keeps in memory.
      */
-    STACKED
+    STACKED,
+    /**
+     * Stacked and stored [in, out]: [E, H, 2I] gate and up (interleaved columns) and [E, I, H] down, as gpt-oss
+     * checkpoints store them: used in place, for inference.
+     */
+    TRANSPOSED
 }

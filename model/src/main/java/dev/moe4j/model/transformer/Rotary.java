@@ -1,6 +1,8 @@
 package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.core.FloatFormats;
 import dev.moe4j.core.kernels.RopeFrequencies;
 import dev.moe4j.core.kernels.RopeLayout;
 import dev.moe4j.core.kernels.RopeTable;
@@ -20,9 +22,12 @@ final class Rotary {
     /**
      * @param rotaryDim    how many elements of each head rotate
      * @param maxPositions the config's max_position_embeddings (the default original context of YaRN)
+     * @param dtype        the dtype the config declares for the weights: transformers loads a BF16 or F16
+     *                     checkpoint in that dtype and so casts its inverse-frequency buffer to it; the angles
+     *                     then come from the rounded frequencies (in float32), and so they do here
      */
-    Rotary(RopeConfig rope, int rotaryDim, int maxPositions) {
-        this.frequencies = frequencies(rope, rotaryDim, maxPositions);
+    Rotary(RopeConfig rope, int rotaryDim, int maxPositions, DType dtype) {
+        this.frequencies = rounded(frequencies(rope, rotaryDim, maxPositions), dtype);
         this.layout = rope.layout() == RopeConfig.Layout.HALF ? RopeLayout.HALF : RopeLayout.INTERLEAVED;
         this.maxPositions = maxPositions;
     }
@@ -42,6 +47,18 @@ final class Rotary {
             case RopeConfig.Dynamic d -> throw unsupported(d);
             case RopeConfig.LongRope l -> throw unsupported(l);
         };
+    }
+
+    private static RopeFrequencies rounded(RopeFrequencies f, DType dtype) {
+        if (dtype != DType.BF16 && dtype != DType.F16) {
+            return f;
+        }
+        float[] inv = f.invFreq().clone();
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = dtype == DType.BF16 ? FloatFormats.bf16ToFloat(FloatFormats.floatToBf16(inv[i]))
+                    : FloatFormats.f16ToFloat(FloatFormats.floatToF16(inv[i]));
+        }
+        return new RopeFrequencies(inv, f.attentionScaling());
     }
 
     private static BadInputException unsupported(RopeConfig.Scaling scaling) {

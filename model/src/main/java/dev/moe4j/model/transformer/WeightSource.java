@@ -16,7 +16,8 @@ import dev.moe4j.core.autograd.Var;
  * layers.N.mlp.{gate,up,down}_proj.weight                                  (a dense layer)
  * layers.N.moe.router.{weight,bias,selection_bias}  layers.N.moe.shared_expert_gate.weight
  * layers.N.moe.experts.E.{gate,up,down}_proj.weight                        ({@link ExpertStorage#SEPARATE})
- * layers.N.moe.experts.{gate_up_proj,down_proj,gate_up_proj_bias,down_proj_bias}  ({@link ExpertStorage#STACKED})
+ * layers.N.moe.experts.{gate_up_proj,down_proj,gate_up_proj_bias,down_proj_bias}  ({@link ExpertStorage#STACKED},
+ *                                                                          {@link ExpertStorage#TRANSPOSED})
  * layers.N.moe.shared_experts.{gate,up,down}_proj.weight  or  layers.N.moe.shared_experts.{gate_up_proj,down_proj}
  * </pre>
  */
