@@ -19,7 +19,8 @@ final class DecoderLayer {
     private final DenseMlp mlp;
     private final MoeBlock moe;
 
-    DecoderLayer(ModelConfig config, int index, WeightSource w, Rotary rotary) {
+    /** @param moeSource the source itself, unwrapped: an MoE layer of fresh weights initialises itself */
+    DecoderLayer(ModelConfig config, int index, WeightSource w, WeightSource moeSource, Rotary rotary) {
         this.index = index;
         this.eps = (float) config.norms().eps();
         String prefix = "layers." + index + ".";
@@ -33,7 +34,7 @@ final class DecoderLayer {
         this.postAttentionNorm = w.weight(prefix + "post_attention_norm.weight", hidden);
         if (spec.moe()) {
             this.mlp = null;
-            this.moe = new MoeBlock(config.moe().orElseThrow(), index, prefix + "moe.", w);
+            this.moe = new MoeBlock(config.moe().orElseThrow(), index, prefix + "moe.", moeSource);
         } else {
             this.mlp = new DenseMlp(hidden, config.denseIntermediateSize(),
                     new GluParams.Gated(config.activation(), GluParams.Layout.HALVES), prefix + "mlp.", w);

@@ -97,7 +97,8 @@ final class MoeBlock {
         }
         if (w.expertStorage() == ExpertStorage.STACKED) {
             int rows = gated ? 2 * inter : inter;
-            return new StackedExpertWeights(prefix, gated, get(w, prefix + "gate_up_proj", e, rows, h),
+            // Parameter names are relative to the layer, as MoeLayer.initialize names them.
+            return new StackedExpertWeights("experts.", gated, get(w, prefix + "gate_up_proj", e, rows, h),
                     get(w, prefix + "down_proj", e, h, inter),
                     c.expertBias() ? get(w, prefix + "gate_up_proj_bias", e, rows) : null,
                     c.expertBias() ? get(w, prefix + "down_proj_bias", e, h) : null);
@@ -133,7 +134,7 @@ final class MoeBlock {
         }
         boolean gated = c.ffn().gated();
         if (w.expertStorage() != ExpertStorage.SEPARATE) {
-            return new StackedExpertWeights(prefix, gated, get(w, prefix + "gate_up_proj", 1, gated ? 2 * s : s, h),
+            return new StackedExpertWeights("shared_experts.", gated, get(w, prefix + "gate_up_proj", 1, gated ? 2 * s : s, h),
                     get(w, prefix + "down_proj", 1, h, s), null, null);
         }
         return new SeparateExpertWeights(gated ? List.of(get(w, prefix + "gate_proj.weight", s, h)) : null,

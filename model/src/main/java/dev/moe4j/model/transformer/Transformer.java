@@ -38,11 +38,13 @@ public final class Transformer {
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final float eps;
     private final Map<String, Var> weights = new LinkedHashMap<>();
+    private final ExpertStorage expertStorage;
 
     /** Builds the model over weights from {@code source}, which checks each one as it is asked for. */
     public Transformer(ModelConfig config, WeightSource source) {
         this.config = config;
         this.eps = (float) config.norms().eps();
+        this.expertStorage = source.expertStorage();
         WeightSource recording = new WeightSource() {
             @Override
             public Var weight(String name, int... shape) {
@@ -60,7 +62,7 @@ public final class Transformer {
         this.embedding = recording.weight("embed_tokens.weight", config.vocabSize(), hidden);
         Rotary rotary = new Rotary(config.rope(), rotaryDim(config), config.maxPositions(), config.dtype());
         for (int i = 0; i < config.numLayers(); i++) {
-            layers.add(new DecoderLayer(config, i, recording, rotary));
+            layers.add(new DecoderLayer(config, i, recording, source, rotary));
         }
         this.finalNorm = recording.weight("norm.weight", hidden);
         this.lmHead = config.tieEmbeddings() ? embedding : recording.weight("lm_head.weight", config.vocabSize(), hidden);
@@ -248,6 +250,11 @@ public final class Transformer {
             }
         }
         return Collections.unmodifiableMap(out);
+    }
+
+    /** How this model holds its experts (as its weight source gave them), which {@link #tensors} reflects. */
+    public ExpertStorage expertStorage() {
+        return expertStorage;
     }
 
     /** Every tensor of the model by moe4j's names, as a checkpoint holds them (MoE buffers included). */
