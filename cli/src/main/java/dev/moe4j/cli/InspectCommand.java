@@ -282,8 +282,9 @@ public final class InspectCommand implements Callable<Integer> {
             s += "; no shared experts";
         }
         s += switch (m.ffn()) {
-            case ExpertFfn.Gated(GluParams.Clamped c) -> "; clamped SwiGLU (alpha " + Units.number(c.alpha())
-                    + ", limit " + Units.number(c.limit()) + ")";
+            case ExpertFfn.Gated(GluParams.Clamped c) -> "; clamped SwiGLU (alpha "
+                    + Units.number(Double.parseDouble(Float.toString(c.alpha()))) + ", limit "
+                    + Units.number(Double.parseDouble(Float.toString(c.limit()))) + ")";
             case ExpertFfn.Gated(GluParams.Gated g) -> "";
             case ExpertFfn.Plain p -> "; plain " + p.activation() + " MLP";
         };

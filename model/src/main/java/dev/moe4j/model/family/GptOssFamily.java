@@ -145,8 +145,9 @@ public final class GptOssFamily implements HfFamily {
         HfRope.write(config.rope(), out);
         out.put("attention_dropout", 0.0);
         out.put("num_experts_per_tok", moe.topK());
-        out.put("swiglu_alpha", (double) glu.alpha());
-        out.put("swiglu_limit", (double) glu.limit());
+        // The GLU holds float32 parameters; their shortest decimal form is what the config said (1.702, not 1.70200002).
+        out.put("swiglu_alpha", Double.parseDouble(Float.toString(glu.alpha())));
+        out.put("swiglu_limit", Double.parseDouble(Float.toString(glu.limit())));
         out.put("router_aux_loss_coef", HfMoe.coefficient(moe, HfMoe.TRANSFORMERS_BALANCE_LOSS));
         var types = out.putArray("layer_types");
         config.layers().forEach(l -> types.add(l.isSliding() ? QwenLayers.SLIDING : QwenLayers.FULL));

@@ -132,7 +132,9 @@ public final class Transformer {
             if (out.moe() != null) {
                 moe.add(out.moe());
                 moeLayers.add(layer.index());
-                report(o, layer.index(), out.moe().routing(), batch.positions());
+                if (observer != null) {
+                    report(observer, layer.index(), out.moe().routing(), batch.positions());
+                }
             }
             if (layer.index() < layers.size() - 1) {
                 o.onHiddenState(layer.index() + 1, x.value());
