@@ -153,6 +153,41 @@ class ArchitectureParityTest {
                 new int[] {sequence[0]}, true, null).size() == vocab);
     }
 
+    @ParameterizedTest
+    @MethodSource("cases")
+    void eachTokensExpertsAreItsBestRouterLogitsBestFirst(String name) {
+        TransformerModel model = models.get(name);
+        var moe = model.config().moe().orElseThrow();
+        int[] prompt = new HfReference(name).greedyPrompt();
+        var logits = new HashMap<Integer, Tensor>();
+        var seen = new java.util.ArrayList<int[]>();
+        model.forward(model.newState(prompt.length), prompt, true, new ForwardObserver() {
+            @Override
+            public void onRouterLogits(int layer, Tensor l) {
+                logits.put(layer, l.copy());
+            }
+
+            @Override
+            public void onRouting(int layer, int position, int[] experts, float[] weights) {
+                assertEquals(moe.topK(), experts.length);
+                Tensor row = logits.get(layer).select(position);
+                for (int j = 1; j < experts.length; j++) {
+                    assertTrue(moe.selectionBias() || row.getFloat(experts[j - 1]) >= row.getFloat(experts[j]),
+                            "best first");
+                }
+                double sum = 0;
+                for (float w : weights) {
+                    sum += w;
+                }
+                if (moe.normalizeTopK() || moe.gateOrder() == dev.moe4j.moe.router.GateOrder.TOP_K_THEN_SOFTMAX) {
+                    assertEquals(moe.routedScalingFactor(), sum, 1e-5, "weights sum to the scaling factor");
+                }
+                seen.add(experts);
+            }
+        });
+        assertEquals(prompt.length * model.config().numMoeLayers(), seen.size());
+    }
+
     private static int argmax(Tensor logits) {
         int best = 0;
         for (int i = 1; i < logits.size(); i++) {
