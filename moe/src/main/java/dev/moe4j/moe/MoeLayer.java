@@ -200,7 +200,7 @@ public final class MoeLayer {
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
-        return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context);
+        return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context, routing);
     }
 
     /** The layer's output as a value of a {@link Graph}, with the pass it came from. */
