@@ -5,20 +5,30 @@ import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static dev.moe4j.core.kernels.Widening.F;
+import static dev.moe4j.core.kernels.Widening.LANES;
+import static dev.moe4j.core.kernels.Widening.LE;
+import static dev.moe4j.core.kernels.Widening.f32;
+import static dev.moe4j.core.kernels.Widening.getF32;
+import static dev.moe4j.core.kernels.Widening.setF32;
 
 /**
- * Matrix products in the checkpoint layout: weights are [out, in], so the forward pass is y = x·Wᵀ and every
- * inner product runs along contiguous memory of both operands. Activations and gradients are F32; weights may
- * be F32, BF16 or F16 and are widened to F32 in the kernel, accumulating in F32.
+ * Matrix products in the checkpoint layout: weights are [out, in], so the forward pass is y = x·Wᵀ. Activations
+ * and gradients are F32; weights may be F32, BF16 or F16 and are widened to F32 in registers, accumulating in
+ * F32.
+ *
+ * <p>Two regimes. With few rows (decode, or an expert that got a handful of tokens) a product is bound by
+ * reading the weight once: the skinny paths stream W row by row with every row of x against it, widening in
+ * registers and splitting W over threads. With many rows it is bound by FMAs: {@link Gemm} packs W into
+ * panels and runs a register-tiled micro-kernel. The gradients use the same two regimes, as the transposed
+ * products they are (dx = dy·W, dW = dyᵀ·x).
  */
 public final class MatMul {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Up to this many rows the weight-streaming paths win over packing the weight. */
+    static final int SKINNY_ROWS = 16;
 
     private MatMul() {
     }
@@ -27,114 +37,222 @@ public final class MatMul {
     public static void forward(Tensor out, Tensor x, Tensor w) {
         int n = x.rows(), k = x.cols(), m = w.rows();
         check(w.cols() == k && out.rows() == n && out.cols() == m, "forward", out, x, w);
-        requireF32(out, x);
-        MemorySegment xs = x.segment(), os = out.segment();
-        Parallel.forRange(m, 16, (from, to) -> {
-            float[] row = new float[k];
-            for (int j = from; j < to; j++) {
-                MemorySegment wRow = weightRowAsF32(w, j, row);
-                for (int i = 0; i < n; i++) {
-                    os.set(ValueLayout.JAVA_FLOAT_UNALIGNED, ((long) i * m + j) * 4, dot(xs, (long) i * k * 4, wRow, 0, k));
-                }
-            }
-        });
+        Checks.requireF32("MatMul.forward", out, x);
+        Checks.requireWeight("MatMul.forward", w);
+        if (n <= SKINNY_ROWS) {
+            skinnyForward(out, x, w, n, k, m);
+            return;
+        }
+        var a = Gemm.heapFloats(x.segment());
+        Gemm.multiply(new Gemm.Operands(a.array(), a.offset(), k, 1, w.segment(), w.dtype(), k, true,
+                out.segment(), m), n, m, k, false);
     }
 
     /** dx[n, k] = dy[n, m] · w[m, k], added to dx when {@code accumulate}. */
     public static void backwardInput(Tensor dx, Tensor dy, Tensor w, boolean accumulate) {
         int n = dy.rows(), m = dy.cols(), k = w.cols();
         check(w.rows() == m && dx.rows() == n && dx.cols() == k, "backwardInput", dx, dy, w);
-        requireF32(dx, dy);
-        MemorySegment dxs = dx.segment(), dys = dy.segment();
-        Parallel.forRange(n, 4, (from, to) -> {
-            float[] row = new float[k];
-            for (int i = from; i < to; i++) {
-                long dxRow = (long) i * k * 4;
-                if (!accumulate) {
-                    dxs.asSlice(dxRow, (long) k * 4).fill((byte) 0);
-                }
-                for (int j = 0; j < m; j++) {
-                    float g = dys.get(ValueLayout.JAVA_FLOAT_UNALIGNED, ((long) i * m + j) * 4);
-                    if (g != 0f) {
-                        axpy(g, weightRowAsF32(w, j, row), 0, dxs, dxRow, k);
-                    }
-                }
-            }
-        });
+        Checks.requireF32("MatMul.backwardInput", dx, dy);
+        Checks.requireWeight("MatMul.backwardInput", w);
+        if (n <= SKINNY_ROWS) {
+            skinnyBackwardInput(dx, dy, w, n, m, k, accumulate);
+            return;
+        }
+        var a = Gemm.heapFloats(dy.segment());
+        Gemm.multiply(new Gemm.Operands(a.array(), a.offset(), m, 1, w.segment(), w.dtype(), k, false,
+                dx.segment(), k), n, k, m, accumulate);
     }
 
     /** dw[m, k] = dy[n, m]ᵀ · x[n, k], added to dw when {@code accumulate}. dw is F32. */
     public static void backwardWeight(Tensor dw, Tensor dy, Tensor x, boolean accumulate) {
         int n = dy.rows(), m = dy.cols(), k = x.cols();
         check(x.rows() == n && dw.rows() == m && dw.cols() == k, "backwardWeight", dw, dy, x);
-        requireF32(dw, dy, x);
-        MemorySegment dws = dw.segment(), dys = dy.segment(), xs = x.segment();
-        Parallel.forRange(m, 4, (from, to) -> {
-            for (int j = from; j < to; j++) {
-                long dwRow = (long) j * k * 4;
-                if (!accumulate) {
-                    dws.asSlice(dwRow, (long) k * 4).fill((byte) 0);
-                }
-                for (int i = 0; i < n; i++) {
-                    float g = dys.get(ValueLayout.JAVA_FLOAT_UNALIGNED, ((long) i * m + j) * 4);
-                    if (g != 0f) {
-                        axpy(g, xs, (long) i * k * 4, dws, dwRow, k);
-                    }
+        Checks.requireF32("MatMul.backwardWeight", dw, dy, x);
+        if (n <= SKINNY_ROWS) {
+            skinnyBackwardWeight(dw, dy, x, n, m, k, accumulate);
+            return;
+        }
+        // A = dyᵀ: element (j, i) = dy[i, j], so rows of A step by 1 and columns by m.
+        var a = Gemm.heapFloats(dy.segment());
+        Gemm.multiply(new Gemm.Operands(a.array(), a.offset(), 1, m, x.segment(), DType.F32, k, false,
+                dw.segment(), k), m, k, n, accumulate);
+    }
+
+    // ---- forward with few rows: stream W once, four rows at a time ----
+
+    private static void skinnyForward(Tensor out, Tensor x, Tensor w, int n, int k, int m) {
+        MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
+        DType wt = w.dtype();
+        int groups = (m + 3) / 4;
+        // Enough W rows per task that splitting pays: about 256 KiB of weights.
+        int minGroups = Math.max(1, (1 << 18) / Math.max(1, 4 * k * wt.byteSize()));
+        Parallel.forRange(groups, minGroups, (from, to) -> {
+            for (int g = from; g < to; g++) {
+                int j = 4 * g, rows = Math.min(4, m - j);
+                for (int i = 0; i < n; i += 4) {
+                    int xr = Math.min(4, n - i);
+                    dots(xs, (long) i * k, xr, k, wt, ws, (long) j * k, rows, os, (long) i * m + j, m);
                 }
             }
         });
     }
 
-    /** The j-th weight row as F32: a view for F32 weights, else widened into {@code scratch}. */
-    private static MemorySegment weightRowAsF32(Tensor w, int j, float[] scratch) {
-        int k = w.cols();
-        if (w.dtype() == DType.F32) {
-            return w.segment().asSlice((long) j * k * 4, (long) k * 4);
+    /**
+     * out[r, c] = x[r]·w[c] for r < xr (≤ 4) rows of x and c < wr (≤ 4) rows of w, both rows of length k;
+     * out element (r, c) at outBase + r·ldo + c. Missing rows repeat row 0 and are not stored.
+     */
+    private static void dots(MemorySegment xs, long xBase, int xr, int k, DType wt, MemorySegment ws, long wBase, int wr,
+                             MemorySegment os, long outBase, int ldo) {
+        long w0 = wBase, w1 = wr > 1 ? wBase + k : wBase, w2 = wr > 2 ? wBase + 2L * k : wBase, w3 = wr > 3 ? wBase + 3L * k : wBase;
+        if (xr == 1) {
+            var a0 = FloatVector.zero(F);
+            var a1 = a0;
+            var a2 = a0;
+            var a3 = a0;
+            int c = 0;
+            for (int bound = F.loopBound(k); c < bound; c += LANES) {
+                var xv = f32(xs, xBase + c);
+                a0 = Widening.load(wt, ws, w0 + c).fma(xv, a0);
+                a1 = Widening.load(wt, ws, w1 + c).fma(xv, a1);
+                a2 = Widening.load(wt, ws, w2 + c).fma(xv, a2);
+                a3 = Widening.load(wt, ws, w3 + c).fma(xv, a3);
+            }
+            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            for (; c < k; c++) {
+                float xv = getF32(xs, xBase + c);
+                s0 += xv * Widening.scalar(wt, ws, w0 + c);
+                s1 += xv * Widening.scalar(wt, ws, w1 + c);
+                s2 += xv * Widening.scalar(wt, ws, w2 + c);
+                s3 += xv * Widening.scalar(wt, ws, w3 + c);
+            }
+            setF32(os, outBase, s0);
+            if (wr > 1) setF32(os, outBase + 1, s1);
+            if (wr > 2) setF32(os, outBase + 2, s2);
+            if (wr > 3) setF32(os, outBase + 3, s3);
+            return;
         }
-        long base = (long) j * k;
-        for (int c = 0; c < k; c++) {
-            scratch[c] = w.getFloat(base + c);
+        long x0 = xBase, x1 = xr > 1 ? xBase + k : xBase, x2 = xr > 2 ? xBase + 2L * k : xBase, x3 = xr > 3 ? xBase + 3L * k : xBase;
+        var z = FloatVector.zero(F);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var v0 = Widening.load(wt, ws, w0 + c);
+            var v1 = Widening.load(wt, ws, w1 + c);
+            var v2 = Widening.load(wt, ws, w2 + c);
+            var v3 = Widening.load(wt, ws, w3 + c);
+            var xv = f32(xs, x0 + c);
+            a00 = v0.fma(xv, a00);
+            a01 = v1.fma(xv, a01);
+            a02 = v2.fma(xv, a02);
+            a03 = v3.fma(xv, a03);
+            xv = f32(xs, x1 + c);
+            a10 = v0.fma(xv, a10);
+            a11 = v1.fma(xv, a11);
+            a12 = v2.fma(xv, a12);
+            a13 = v3.fma(xv, a13);
+            xv = f32(xs, x2 + c);
+            a20 = v0.fma(xv, a20);
+            a21 = v1.fma(xv, a21);
+            a22 = v2.fma(xv, a22);
+            a23 = v3.fma(xv, a23);
+            xv = f32(xs, x3 + c);
+            a30 = v0.fma(xv, a30);
+            a31 = v1.fma(xv, a31);
+            a32 = v2.fma(xv, a32);
+            a33 = v3.fma(xv, a33);
         }
-        return MemorySegment.ofArray(scratch);
-    }
-
-    static float dot(MemorySegment a, long aOffset, MemorySegment b, long bOffset, int k) {
-        var acc = FloatVector.zero(F);
-        int bound = F.loopBound(k), c = 0;
-        for (; c < bound; c += F.length()) {
-            var va = FloatVector.fromMemorySegment(F, a, aOffset + (long) c * 4, LE);
-            var vb = FloatVector.fromMemorySegment(F, b, bOffset + (long) c * 4, LE);
-            acc = va.fma(vb, acc);
-        }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; c < k; c++) {
-            sum += a.get(ValueLayout.JAVA_FLOAT_UNALIGNED, aOffset + (long) c * 4)
-                    * b.get(ValueLayout.JAVA_FLOAT_UNALIGNED, bOffset + (long) c * 4);
-        }
-        return sum;
-    }
-
-    /** y += a·x over k floats. */
-    static void axpy(float a, MemorySegment x, long xOffset, MemorySegment y, long yOffset, int k) {
-        int bound = F.loopBound(k), c = 0;
-        for (; c < bound; c += F.length()) {
-            var vx = FloatVector.fromMemorySegment(F, x, xOffset + (long) c * 4, LE);
-            var vy = FloatVector.fromMemorySegment(F, y, yOffset + (long) c * 4, LE);
-            vx.fma(FloatVector.broadcast(F, a), vy).intoMemorySegment(y, yOffset + (long) c * 4, LE);
-        }
-        for (; c < k; c++) {
-            long yo = yOffset + (long) c * 4;
-            y.set(ValueLayout.JAVA_FLOAT_UNALIGNED, yo, y.get(ValueLayout.JAVA_FLOAT_UNALIGNED, yo)
-                    + a * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOffset + (long) c * 4));
-        }
-    }
-
-    private static void requireF32(Tensor... tensors) {
-        for (Tensor t : tensors) {
-            if (t.dtype() != DType.F32) {
-                throw new IllegalArgumentException("MatMul needs F32 activations and gradients, got " + t);
+        float[] s = {
+                a00.reduceLanes(VectorOperators.ADD), a01.reduceLanes(VectorOperators.ADD), a02.reduceLanes(VectorOperators.ADD), a03.reduceLanes(VectorOperators.ADD),
+                a10.reduceLanes(VectorOperators.ADD), a11.reduceLanes(VectorOperators.ADD), a12.reduceLanes(VectorOperators.ADD), a13.reduceLanes(VectorOperators.ADD),
+                a20.reduceLanes(VectorOperators.ADD), a21.reduceLanes(VectorOperators.ADD), a22.reduceLanes(VectorOperators.ADD), a23.reduceLanes(VectorOperators.ADD),
+                a30.reduceLanes(VectorOperators.ADD), a31.reduceLanes(VectorOperators.ADD), a32.reduceLanes(VectorOperators.ADD), a33.reduceLanes(VectorOperators.ADD)};
+        long[] xo = {x0, x1, x2, x3}, wo = {w0, w1, w2, w3};
+        for (int r = 0; r < xr; r++) {
+            for (int q = 0; q < wr; q++) {
+                float sum = s[4 * r + q];
+                for (int t = c; t < k; t++) {
+                    sum += getF32(xs, xo[r] + t) * Widening.scalar(wt, ws, wo[q] + t);
+                }
+                setF32(os, outBase + (long) r * ldo + q, sum);
             }
         }
+    }
+
+    // ---- dx = dy · W with few rows: each thread owns a stripe of dx's columns and streams its part of W ----
+
+    private static void skinnyBackwardInput(Tensor dx, Tensor dy, Tensor w, int n, int m, int k, boolean accumulate) {
+        MemorySegment dxs = dx.segment(), dys = dy.segment(), ws = w.segment();
+        DType wt = w.dtype();
+        if (!accumulate) {
+            dx.fill(0f);
+        }
+        int stripes = (k + LANES - 1) / LANES;
+        int minStripes = Math.max(1, (1 << 16) / Math.max(1, LANES * m));
+        Parallel.forRange(stripes, minStripes, (from, to) -> {
+            int c0 = from * LANES, c1 = Math.min(k, to * LANES);
+            for (int j = 0; j < m; j += 4) {
+                int rows = Math.min(4, m - j);
+                for (int i = 0; i < n; i++) {
+                    long dyRow = (long) i * m + j;
+                    float g0 = getF32(dys, dyRow);
+                    float g1 = rows > 1 ? getF32(dys, dyRow + 1) : 0f;
+                    float g2 = rows > 2 ? getF32(dys, dyRow + 2) : 0f;
+                    float g3 = rows > 3 ? getF32(dys, dyRow + 3) : 0f;
+                    axpy4(g0, g1, g2, g3, wt, ws, (long) j * k, rows, k, dxs, (long) i * k, c0, c1);
+                }
+            }
+        });
+    }
+
+    /** y[c] += g0·w0[c] + g1·w1[c] + g2·w2[c] + g3·w3[c] for c in [c0, c1), w rows of length k from wBase. */
+    private static void axpy4(float g0, float g1, float g2, float g3, DType wt, MemorySegment ws, long wBase, int rows,
+                              int k, MemorySegment ys, long yBase, int c0, int c1) {
+        long w0 = wBase, w1 = rows > 1 ? wBase + k : wBase, w2 = rows > 2 ? wBase + 2L * k : wBase, w3 = rows > 3 ? wBase + 3L * k : wBase;
+        var v0 = FloatVector.broadcast(F, g0);
+        var v1 = FloatVector.broadcast(F, g1);
+        var v2 = FloatVector.broadcast(F, g2);
+        var v3 = FloatVector.broadcast(F, g3);
+        int c = c0;
+        for (; c + LANES <= c1; c += LANES) {
+            var acc = f32(ys, yBase + c);
+            acc = Widening.load(wt, ws, w0 + c).fma(v0, acc);
+            acc = Widening.load(wt, ws, w1 + c).fma(v1, acc);
+            acc = Widening.load(wt, ws, w2 + c).fma(v2, acc);
+            acc = Widening.load(wt, ws, w3 + c).fma(v3, acc);
+            acc.intoMemorySegment(ys, (yBase + c) * 4, LE);
+        }
+        for (; c < c1; c++) {
+            float acc = getF32(ys, yBase + c);
+            acc += g0 * Widening.scalar(wt, ws, w0 + c);
+            acc += g1 * Widening.scalar(wt, ws, w1 + c);
+            acc += g2 * Widening.scalar(wt, ws, w2 + c);
+            acc += g3 * Widening.scalar(wt, ws, w3 + c);
+            setF32(ys, yBase + c, acc);
+        }
+    }
+
+    // ---- dW = dyᵀ · x with few rows: each thread owns rows of dW ----
+
+    private static void skinnyBackwardWeight(Tensor dw, Tensor dy, Tensor x, int n, int m, int k, boolean accumulate) {
+        MemorySegment dws = dw.segment(), dys = dy.segment(), xs = x.segment();
+        Parallel.forRange(m, Math.max(1, (1 << 16) / Math.max(1, n * k)), (from, to) -> {
+            for (int j = from; j < to; j++) {
+                long row = (long) j * k;
+                if (!accumulate) {
+                    dws.asSlice(row * 4, (long) k * 4).fill((byte) 0);
+                }
+                for (int i = 0; i < n; i += 4) {
+                    int rows = Math.min(4, n - i);
+                    float g0 = getF32(dys, (long) i * m + j);
+                    float g1 = rows > 1 ? getF32(dys, (long) (i + 1) * m + j) : 0f;
+                    float g2 = rows > 2 ? getF32(dys, (long) (i + 2) * m + j) : 0f;
+                    float g3 = rows > 3 ? getF32(dys, (long) (i + 3) * m + j) : 0f;
+                    axpy4(g0, g1, g2, g3, DType.F32, xs, (long) i * k, rows, k, dws, row, 0, k);
+                }
+            }
+        });
     }
 
     private static void check(boolean ok, String op, Tensor... tensors) {
