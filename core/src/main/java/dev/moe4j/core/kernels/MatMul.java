@@ -87,51 +87,107 @@ public final class MatMul {
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
         int minGroups = Math.max(1, (1 << 18) / Math.max(1, 4 * k * wt.byteSize()));
         Parallel.forRange(groups, minGroups, (from, to) -> {
+            // F16's conversion is long: C2 stops inlining it after a few copies in one method (the rest would
+            // box every vector), so one row of x takes F16 rows two at a time and more rows widen them first.
+            float[] scratch = wt == DType.F16 && n > 1 ? new float[4 * k] : null;
+            MemorySegment scratchSegment = scratch == null ? null : MemorySegment.ofArray(scratch);
             for (int g = from; g < to; g++) {
                 int j = 4 * g, rows = Math.min(4, m - j);
+                MemorySegment src = ws;
+                DType type = wt;
+                long base = (long) j * k;
+                if (scratch != null) {
+                    widenRows(ws, base, (long) rows * k, scratch);
+                    src = scratchSegment;
+                    type = DType.F32;
+                    base = 0;
+                }
                 for (int i = 0; i < n; i += 4) {
                     int xr = Math.min(4, n - i);
-                    dots(xs, (long) i * k, xr, k, wt, ws, (long) j * k, rows, os, (long) i * m + j, m);
+                    long w0 = base, w1 = rows > 1 ? base + k : base, w2 = rows > 2 ? base + 2L * k : base, w3 = rows > 3 ? base + 3L * k : base;
+                    if (xr == 1 && type == DType.F16) {
+                        dots2(xs, (long) i * k, k, src, w0, w1, Math.min(rows, 2), os, (long) i * m + j);
+                        if (rows > 2) {
+                            dots2(xs, (long) i * k, k, src, w2, w3, rows - 2, os, (long) i * m + j + 2);
+                        }
+                    } else if (xr == 1) {
+                        dots1(xs, (long) i * k, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
+                    } else {
+                        dots4(xs, (long) i * k, xr, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                    }
                 }
             }
         });
     }
 
-    /**
-     * out[r, c] = x[r]·w[c] for r < xr (≤ 4) rows of x and c < wr (≤ 4) rows of w, both rows of length k;
-     * out element (r, c) at outBase + r·ldo + c. Missing rows repeat row 0 and are not stored.
-     */
-    private static void dots(MemorySegment xs, long xBase, int xr, int k, DType wt, MemorySegment ws, long wBase, int wr,
-                             MemorySegment os, long outBase, int ldo) {
-        long w0 = wBase, w1 = wr > 1 ? wBase + k : wBase, w2 = wr > 2 ? wBase + 2L * k : wBase, w3 = wr > 3 ? wBase + 3L * k : wBase;
-        if (xr == 1) {
-            var a0 = FloatVector.zero(F);
-            var a1 = a0;
-            var a2 = a0;
-            var a3 = a0;
-            int c = 0;
-            for (int bound = F.loopBound(k); c < bound; c += LANES) {
-                var xv = f32(xs, xBase + c);
-                a0 = Widening.load(wt, ws, w0 + c).fma(xv, a0);
-                a1 = Widening.load(wt, ws, w1 + c).fma(xv, a1);
-                a2 = Widening.load(wt, ws, w2 + c).fma(xv, a2);
-                a3 = Widening.load(wt, ws, w3 + c).fma(xv, a3);
-            }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-            for (; c < k; c++) {
-                float xv = getF32(xs, xBase + c);
-                s0 += xv * Widening.scalar(wt, ws, w0 + c);
-                s1 += xv * Widening.scalar(wt, ws, w1 + c);
-                s2 += xv * Widening.scalar(wt, ws, w2 + c);
-                s3 += xv * Widening.scalar(wt, ws, w3 + c);
-            }
-            setF32(os, outBase, s0);
-            if (wr > 1) setF32(os, outBase + 1, s1);
-            if (wr > 2) setF32(os, outBase + 2, s2);
-            if (wr > 3) setF32(os, outBase + 3, s3);
-            return;
+    /** scratch[0 .. count) = F16 elements [from, from + count) of s, widened. */
+    private static void widenRows(MemorySegment s, long from, long count, float[] scratch) {
+        int c = 0;
+        for (long bound = F.loopBound(count); c < bound; c += LANES) {
+            Widening.f16(s, from + c).intoArray(scratch, c);
         }
+        for (; c < count; c++) {
+            scratch[c] = Widening.scalar(DType.F16, s, from + c);
+        }
+    }
+
+    /** out[outBase + q] = x·w_q for the four weight rows starting at w0..w3 (F32 or BF16); q < wr are stored. */
+    private static void dots1(MemorySegment xs, long xBase, int k, DType wt, MemorySegment ws, long w0, long w1, long w2,
+                              long w3, int wr, MemorySegment os, long outBase) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        var a2 = a0;
+        var a3 = a0;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var xv = f32(xs, xBase + c);
+            a0 = Widening.load(wt, ws, w0 + c).fma(xv, a0);
+            a1 = Widening.load(wt, ws, w1 + c).fma(xv, a1);
+            a2 = Widening.load(wt, ws, w2 + c).fma(xv, a2);
+            a3 = Widening.load(wt, ws, w3 + c).fma(xv, a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (; c < k; c++) {
+            float xv = getF32(xs, xBase + c);
+            s0 += xv * Widening.scalar(wt, ws, w0 + c);
+            s1 += xv * Widening.scalar(wt, ws, w1 + c);
+            s2 += xv * Widening.scalar(wt, ws, w2 + c);
+            s3 += xv * Widening.scalar(wt, ws, w3 + c);
+        }
+        setF32(os, outBase, s0);
+        if (wr > 1) setF32(os, outBase + 1, s1);
+        if (wr > 2) setF32(os, outBase + 2, s2);
+        if (wr > 3) setF32(os, outBase + 3, s3);
+    }
+
+    /** out[outBase + q] = x·w_q for the two F16 weight rows at w0, w1; q < wr are stored. */
+    private static void dots2(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, int wr,
+                              MemorySegment os, long outBase) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var xv = f32(xs, xBase + c);
+            a0 = Widening.f16(ws, w0 + c).fma(xv, a0);
+            a1 = Widening.f16(ws, w1 + c).fma(xv, a1);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        for (; c < k; c++) {
+            float xv = getF32(xs, xBase + c);
+            s0 += xv * Widening.scalar(DType.F16, ws, w0 + c);
+            s1 += xv * Widening.scalar(DType.F16, ws, w1 + c);
+        }
+        setF32(os, outBase, s0);
+        if (wr > 1) setF32(os, outBase + 1, s1);
+    }
+
+    /**
+     * out[r, q] = x_r·w_q for xr (≤ 4) rows of x and the four weight rows at w0..w3 (F32 or BF16), element (r, q)
+     * at outBase + r·ldo + q; missing x rows repeat row 0, and only r < xr, q < wr are stored.
+     */
+    private static void dots4(MemorySegment xs, long xBase, int xr, int k, DType wt, MemorySegment ws, long w0, long w1,
+                              long w2, long w3, int wr, MemorySegment os, long outBase, int ldo) {
         long x0 = xBase, x1 = xr > 1 ? xBase + k : xBase, x2 = xr > 2 ? xBase + 2L * k : xBase, x3 = xr > 3 ? xBase + 3L * k : xBase;
         var z = FloatVector.zero(F);
         FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
@@ -163,17 +219,20 @@ public final class MatMul {
             a32 = v2.fma(xv, a32);
             a33 = v3.fma(xv, a33);
         }
-        float[] s = {
-                a00.reduceLanes(VectorOperators.ADD), a01.reduceLanes(VectorOperators.ADD), a02.reduceLanes(VectorOperators.ADD), a03.reduceLanes(VectorOperators.ADD),
-                a10.reduceLanes(VectorOperators.ADD), a11.reduceLanes(VectorOperators.ADD), a12.reduceLanes(VectorOperators.ADD), a13.reduceLanes(VectorOperators.ADD),
-                a20.reduceLanes(VectorOperators.ADD), a21.reduceLanes(VectorOperators.ADD), a22.reduceLanes(VectorOperators.ADD), a23.reduceLanes(VectorOperators.ADD),
-                a30.reduceLanes(VectorOperators.ADD), a31.reduceLanes(VectorOperators.ADD), a32.reduceLanes(VectorOperators.ADD), a33.reduceLanes(VectorOperators.ADD)};
-        long[] xo = {x0, x1, x2, x3}, wo = {w0, w1, w2, w3};
+        storeDots(xs, xBase, xr, k, wt, ws, w0, w1, w2, w3, wr, os, outBase, ldo, c,
+                a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
+    }
+
+    /** Reduces the 4 × 4 accumulators, adds the scalar tails from column c, and stores the valid ones. */
+    private static void storeDots(MemorySegment xs, long xBase, int xr, int k, DType wt, MemorySegment ws, long w0, long w1,
+                                  long w2, long w3, int wr, MemorySegment os, long outBase, int ldo, int c,
+                                  FloatVector... acc) {
+        long[] wo = {w0, w1, w2, w3};
         for (int r = 0; r < xr; r++) {
             for (int q = 0; q < wr; q++) {
-                float sum = s[4 * r + q];
+                float sum = acc[4 * r + q].reduceLanes(VectorOperators.ADD);
                 for (int t = c; t < k; t++) {
-                    sum += getF32(xs, xo[r] + t) * Widening.scalar(wt, ws, wo[q] + t);
+                    sum += getF32(xs, xBase + (long) r * k + t) * Widening.scalar(wt, ws, wo[q] + t);
                 }
                 setF32(os, outBase + (long) r * ldo + q, sum);
             }

@@ -4,7 +4,6 @@ import dev.moe4j.core.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -44,19 +43,19 @@ final class Widening {
     }
 
     /**
-     * {@link #LANES} F16 values starting at element {@code index}, widened without a table: the half's exponent
-     * and mantissa bits moved into float position and multiplied by 2^112 give every finite value exactly
-     * (subnormals included); infinities and NaNs get the float's all-ones exponent; the sign is put back last.
+     * {@link #LANES} F16 values starting at element {@code index}, widened without a table or a mask: the half's
+     * exponent and mantissa bits moved into float position and multiplied by 2^112 give every finite value
+     * exactly (subnormals included); magnitudes from 0x7C00 up (infinities, NaNs) get the all-ones float exponent
+     * OR-ed in, selected arithmetically; the sign is put back last.
      */
     static FloatVector f16(MemorySegment s, long index) {
         var h = (IntVector) ShortVector.fromMemorySegment(S, s, index * 2, LE).convertShape(VectorOperators.S2I, I, 0);
         var magnitude = h.lanewise(VectorOperators.AND, 0x7FFF);
-        var shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
-        var finite = shifted.reinterpretAsFloats().mul(TWO_POW_112).reinterpretAsInts();
-        VectorMask<Integer> special = magnitude.compare(VectorOperators.GE, 0x7C00);
-        var bits = finite.blend(shifted.lanewise(VectorOperators.OR, 0x7F800000), special);
+        var finite = magnitude.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(TWO_POW_112).reinterpretAsInts();
+        // (magnitude + 0x400) >> 15 is 1 exactly for magnitude >= 0x7C00; negated it is an all-ones mask.
+        var special = magnitude.add(0x400).lanewise(VectorOperators.LSHR, 15).neg().lanewise(VectorOperators.AND, 0x7F800000);
         var sign = h.lanewise(VectorOperators.AND, 0x8000).lanewise(VectorOperators.LSHL, 16);
-        return bits.lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
+        return finite.lanewise(VectorOperators.OR, special).lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
     }
 
     /** {@link #LANES} values of type {@code type} starting at element {@code index}, as F32. */
