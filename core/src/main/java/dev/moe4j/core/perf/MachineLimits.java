@@ -27,9 +27,14 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
     /** Bytes read by the bandwidth test: far beyond any last-level cache of today. */
     public static final long DEFAULT_BUFFER_BYTES = 512L << 20;
 
-    /** Measures both limits with the default sizes (about 2 seconds). */
+    /** Measures both limits with the default sizes (a few seconds). */
     public static MachineLimits measure() {
-        return new MachineLimits(peakGflops(5, 200), bandwidthGBs(DEFAULT_BUFFER_BYTES, 5), Parallel.threads());
+        return measure(5, 200, DEFAULT_BUFFER_BYTES);
+    }
+
+    /** Measures both limits: {@code trials} runs of each, FMA runs of {@code peakMillis}, a buffer of {@code bufferBytes}. */
+    public static MachineLimits measure(int trials, long peakMillis, long bufferBytes) {
+        return new MachineLimits(peakGflops(trials, peakMillis), bandwidthGBs(bufferBytes, trials), Parallel.threads());
     }
 
     /** The best of {@code trials} runs of {@code millis} ms each of the FMA loop on every thread, in GFLOP/s. */
@@ -56,6 +61,9 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
 
     /** Iterations of the FMA loop that take about {@code millis} ms on one thread (after warming it up). */
     private static long calibrate(long millis) {
+        for (int i = 0; i < 200; i++) { // compile the whole method, not only its loop
+            fmaLoop(1 << 10);
+        }
         long iterations = 1 << 16;
         while (true) {
             long start = System.nanoTime();
@@ -111,6 +119,9 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
         long floats = bytes / 4 / (4L * F.length()) * (4L * F.length());
         try (Arena arena = Arena.ofShared()) {
             MemorySegment buffer = arena.allocate(floats * 4, 64);
+            for (int i = 0; i < 200; i++) { // compile the whole method, not only its loop
+                sum(buffer, 0, 4L * F.length());
+            }
             int chunks = threads * 64;
             Parallel.forRange(chunks, 1, (from, to) -> {
                 long a = floats * from / chunks, b = floats * to / chunks;
