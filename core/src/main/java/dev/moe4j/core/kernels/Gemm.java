@@ -128,51 +128,94 @@ final class Gemm {
 
     /** Packs B[pc .. pc+kc, jc .. jc+nc] as panels of NR columns, each kc × NR, zero-padded past nc. */
     private static void packB(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
+        if (o.bTransposed()) {
+            packTransposed(o, bp, pc, kc, jc, nc);
+        } else {
+            packRows(o, bp, pc, kc, jc, nc);
+        }
+    }
+
+    /** B stored [N, K] (a weight): 16 rows × 16 columns at a time, transposed in registers. */
+    private static void packTransposed(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
         MemorySegment b = o.b();
         DType type = o.bType();
         long ldb = o.ldb();
         for (int jr = 0; jr < nc; jr += NR) {
             int base = jr * kc;
             int width = Math.min(NR, nc - jr);
-            if (o.bTransposed()) {
-                int p = 0;
-                if (LANES == 16) {
-                    // 16 rows at a time, each read sequentially along k: few streams for the prefetcher.
-                    int whole = kc / LANES * LANES;
-                    for (int g = 0; g < NR; g += LANES) {
-                        for (int q = 0; q < whole; q += LANES) {
-                            transposeBlock(type, b, (jc + jr + g) * ldb + pc + q, ldb, width - g, bp, base + q * NR + g);
-                        }
-                    }
-                    p = whole;
-                }
-                for (; p < kc; p++) {
-                    int out = base + p * NR;
-                    long col = pc + p;
-                    int jj = 0;
-                    for (; jj < width; jj++) {
-                        bp[out + jj] = Widening.scalar(type, b, (jc + jr + jj) * ldb + col);
-                    }
-                    for (; jj < NR; jj++) {
-                        bp[out + jj] = 0f;
+            int p = 0;
+            if (LANES == 16) {
+                // 16 rows at a time, each read sequentially along k: few streams for the prefetcher.
+                int whole = kc / LANES * LANES;
+                for (int g = 0; g < NR; g += LANES) {
+                    for (int q = 0; q < whole; q += LANES) {
+                        transposeBlock(type, b, (jc + jr + g) * ldb + pc + q, ldb, width - g, bp, base + q * NR + g);
                     }
                 }
-            } else {
-                for (int p = 0; p < kc; p++) {
-                    int out = base + p * NR;
-                    long row = (pc + p) * ldb + jc + jr;
-                    int jj = 0;
-                    for (; jj + LANES <= width; jj += LANES) {
-                        Widening.load(type, b, row + jj).intoArray(bp, out + jj);
+                p = whole;
+            }
+            for (; p < kc; p++) {
+                int out = base + p * NR;
+                long col = pc + p;
+                int jj = 0;
+                for (; jj < width; jj++) {
+                    bp[out + jj] = Widening.scalar(type, b, (jc + jr + jj) * ldb + col);
+                }
+                for (; jj < NR; jj++) {
+                    bp[out + jj] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * B stored [K, N]: the kc rows are read start to end, four at a time so that four memory streams are in
+     * flight (one row at a time, each short chunk of a row waits for memory before the prefetcher catches up),
+     * and dealt out to the panels.
+     */
+    private static void packRows(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
+        MemorySegment b = o.b();
+        DType type = o.bType();
+        long ldb = o.ldb();
+        int p = 0;
+        for (; p + 4 <= kc; p += 4) {
+            long row = (pc + p) * ldb + jc;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int out = jr * kc + p * NR;
+                int width = Math.min(NR, nc - jr);
+                if (width == NR) {
+                    for (int jj = 0; jj < NR; jj += LANES) {
+                        Widening.load(type, b, row + jr + jj).intoArray(bp, out + jj);
+                        Widening.load(type, b, row + ldb + jr + jj).intoArray(bp, out + NR + jj);
+                        Widening.load(type, b, row + 2 * ldb + jr + jj).intoArray(bp, out + 2 * NR + jj);
+                        Widening.load(type, b, row + 3 * ldb + jr + jj).intoArray(bp, out + 3 * NR + jj);
                     }
-                    for (; jj < width; jj++) {
-                        bp[out + jj] = Widening.scalar(type, b, row + jj);
-                    }
-                    for (; jj < NR; jj++) {
-                        bp[out + jj] = 0f;
+                } else {
+                    for (int q = 0; q < 4; q++) {
+                        packRowTail(type, b, row + q * ldb + jr, width, bp, out + q * NR);
                     }
                 }
             }
+        }
+        for (; p < kc; p++) {
+            long row = (pc + p) * ldb + jc;
+            for (int jr = 0; jr < nc; jr += NR) {
+                packRowTail(type, b, row + jr, Math.min(NR, nc - jr), bp, jr * kc + p * NR);
+            }
+        }
+    }
+
+    /** bp[out .. out+NR) = width elements of B from {@code at}, then zeros. */
+    private static void packRowTail(DType type, MemorySegment b, long at, int width, float[] bp, int out) {
+        int jj = 0;
+        for (; jj + LANES <= width; jj += LANES) {
+            Widening.load(type, b, at + jj).intoArray(bp, out + jj);
+        }
+        for (; jj < width; jj++) {
+            bp[out + jj] = Widening.scalar(type, b, at + jj);
+        }
+        for (; jj < NR; jj++) {
+            bp[out + jj] = 0f;
         }
     }
 

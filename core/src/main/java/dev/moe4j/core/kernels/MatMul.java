@@ -27,8 +27,13 @@ import static dev.moe4j.core.kernels.Widening.setF32;
  * products they are (dx = dy·W, dW = dyᵀ·x).
  */
 public final class MatMul {
-    /** Up to this many rows the weight-streaming paths win over packing the weight. */
+    /**
+     * Up to this many rows the weight-streaming paths win over packing the weight (measured on Zen 4: the
+     * forward streams W once for all rows; the gradients' streaming forms touch dx or dW once per row group, so
+     * packing wins earlier for them).
+     */
     static final int SKINNY_ROWS = 16;
+    static final int SKINNY_GRADIENT_ROWS = 4;
 
     private MatMul() {
     }
@@ -54,7 +59,7 @@ public final class MatMul {
         check(w.rows() == m && dx.rows() == n && dx.cols() == k, "backwardInput", dx, dy, w);
         Checks.requireF32("MatMul.backwardInput", dx, dy);
         Checks.requireWeight("MatMul.backwardInput", w);
-        if (n <= SKINNY_ROWS) {
+        if (n <= SKINNY_GRADIENT_ROWS) {
             skinnyBackwardInput(dx, dy, w, n, m, k, accumulate);
             return;
         }
@@ -68,7 +73,7 @@ public final class MatMul {
         int n = dy.rows(), m = dy.cols(), k = x.cols();
         check(x.rows() == n && dw.rows() == m && dw.cols() == k, "backwardWeight", dw, dy, x);
         Checks.requireF32("MatMul.backwardWeight", dw, dy, x);
-        if (n <= SKINNY_ROWS) {
+        if (n <= SKINNY_GRADIENT_ROWS) {
             skinnyBackwardWeight(dw, dy, x, n, m, k, accumulate);
             return;
         }
@@ -88,8 +93,9 @@ public final class MatMul {
         int minGroups = Math.max(1, (1 << 18) / Math.max(1, 4 * k * wt.byteSize()));
         Parallel.forRange(groups, minGroups, (from, to) -> {
             // F16's conversion is long: C2 stops inlining it after a few copies in one method (the rest would
-            // box every vector), so one row of x takes F16 rows two at a time and more rows widen them first.
-            float[] scratch = wt == DType.F16 && n > 1 ? new float[4 * k] : null;
+            // box every vector), so F16 rows go two at a time, and with several rows of x they are widened
+            // once into a scratch rather than once per row of x.
+            float[] scratch = wt == DType.F16 && n > 2 ? new float[4 * k] : null;
             MemorySegment scratchSegment = scratch == null ? null : MemorySegment.ofArray(scratch);
             for (int g = from; g < to; g++) {
                 int j = 4 * g, rows = Math.min(4, m - j);
@@ -102,18 +108,23 @@ public final class MatMul {
                     type = DType.F32;
                     base = 0;
                 }
-                for (int i = 0; i < n; i += 4) {
-                    int xr = Math.min(4, n - i);
-                    long w0 = base, w1 = rows > 1 ? base + k : base, w2 = rows > 2 ? base + 2L * k : base, w3 = rows > 3 ? base + 3L * k : base;
-                    if (xr == 1 && type == DType.F16) {
+                long w0 = base, w1 = rows > 1 ? base + k : base, w2 = rows > 2 ? base + 2L * k : base, w3 = rows > 3 ? base + 3L * k : base;
+                // Every row of x against the same four weight rows: the first pass reads them from memory,
+                // the others from cache.
+                int i = 0;
+                if (type != DType.F16) {
+                    for (; i + 2 <= n; i += 2) {
+                        dots2x4(xs, (long) i * k, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                    }
+                }
+                for (; i < n; i++) {
+                    if (type == DType.F16) {
                         dots2(xs, (long) i * k, k, src, w0, w1, Math.min(rows, 2), os, (long) i * m + j);
                         if (rows > 2) {
                             dots2(xs, (long) i * k, k, src, w2, w3, rows - 2, os, (long) i * m + j + 2);
                         }
-                    } else if (xr == 1) {
-                        dots1(xs, (long) i * k, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
                     } else {
-                        dots4(xs, (long) i * k, xr, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                        dots1(xs, (long) i * k, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
                     }
                 }
             }
@@ -161,6 +172,51 @@ public final class MatMul {
         if (wr > 3) setF32(os, outBase + 3, s3);
     }
 
+    /**
+     * Two rows of x (from xBase, the second k further) against the four weight rows at w0..w3 (F32 or BF16):
+     * each weight vector is loaded and widened once for both; element (r, q) goes to outBase + r·ldo + q.
+     */
+    private static void dots2x4(MemorySegment xs, long xBase, int k, DType wt, MemorySegment ws, long w0, long w1,
+                                long w2, long w3, int wr, MemorySegment os, long outBase, int ldo) {
+        long x1 = xBase + k;
+        var z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var v0 = Widening.load(wt, ws, w0 + c);
+            var v1 = Widening.load(wt, ws, w1 + c);
+            var v2 = Widening.load(wt, ws, w2 + c);
+            var v3 = Widening.load(wt, ws, w3 + c);
+            var x = f32(xs, xBase + c);
+            a0 = v0.fma(x, a0);
+            a1 = v1.fma(x, a1);
+            a2 = v2.fma(x, a2);
+            a3 = v3.fma(x, a3);
+            x = f32(xs, x1 + c);
+            b0 = v0.fma(x, b0);
+            b1 = v1.fma(x, b1);
+            b2 = v2.fma(x, b2);
+            b3 = v3.fma(x, b3);
+        }
+        storeSums(xs, xBase, k, wt, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, x1, k, wt, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
+                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+    }
+
+    /** Adds the scalar tails from column c to the four sums of one x row and stores the first wr of them. */
+    private static void storeSums(MemorySegment xs, long xRow, int k, DType wt, MemorySegment ws, long w0, int wr,
+                                  MemorySegment os, long out, int c, float s0, float s1, float s2, float s3) {
+        float[] sums = {s0, s1, s2, s3};
+        for (int q = 0; q < wr; q++) {
+            long wq = w0 + (long) q * k;
+            for (int t = c; t < k; t++) {
+                sums[q] += getF32(xs, xRow + t) * Widening.scalar(wt, ws, wq + t);
+            }
+            setF32(os, out + q, sums[q]);
+        }
+    }
+
     /** out[outBase + q] = x·w_q for the two F16 weight rows at w0, w1; q < wr are stored. */
     private static void dots2(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, int wr,
                               MemorySegment os, long outBase) {
@@ -180,63 +236,6 @@ public final class MatMul {
         }
         setF32(os, outBase, s0);
         if (wr > 1) setF32(os, outBase + 1, s1);
-    }
-
-    /**
-     * out[r, q] = x_r·w_q for xr (≤ 4) rows of x and the four weight rows at w0..w3 (F32 or BF16), element (r, q)
-     * at outBase + r·ldo + q; missing x rows repeat row 0, and only r < xr, q < wr are stored.
-     */
-    private static void dots4(MemorySegment xs, long xBase, int xr, int k, DType wt, MemorySegment ws, long w0, long w1,
-                              long w2, long w3, int wr, MemorySegment os, long outBase, int ldo) {
-        long x0 = xBase, x1 = xr > 1 ? xBase + k : xBase, x2 = xr > 2 ? xBase + 2L * k : xBase, x3 = xr > 3 ? xBase + 3L * k : xBase;
-        var z = FloatVector.zero(F);
-        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-        int c = 0;
-        for (int bound = F.loopBound(k); c < bound; c += LANES) {
-            var v0 = Widening.load(wt, ws, w0 + c);
-            var v1 = Widening.load(wt, ws, w1 + c);
-            var v2 = Widening.load(wt, ws, w2 + c);
-            var v3 = Widening.load(wt, ws, w3 + c);
-            var xv = f32(xs, x0 + c);
-            a00 = v0.fma(xv, a00);
-            a01 = v1.fma(xv, a01);
-            a02 = v2.fma(xv, a02);
-            a03 = v3.fma(xv, a03);
-            xv = f32(xs, x1 + c);
-            a10 = v0.fma(xv, a10);
-            a11 = v1.fma(xv, a11);
-            a12 = v2.fma(xv, a12);
-            a13 = v3.fma(xv, a13);
-            xv = f32(xs, x2 + c);
-            a20 = v0.fma(xv, a20);
-            a21 = v1.fma(xv, a21);
-            a22 = v2.fma(xv, a22);
-            a23 = v3.fma(xv, a23);
-            xv = f32(xs, x3 + c);
-            a30 = v0.fma(xv, a30);
-            a31 = v1.fma(xv, a31);
-            a32 = v2.fma(xv, a32);
-            a33 = v3.fma(xv, a33);
-        }
-        storeDots(xs, xBase, xr, k, wt, ws, w0, w1, w2, w3, wr, os, outBase, ldo, c,
-                a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
-    }
-
-    /** Reduces the 4 × 4 accumulators, adds the scalar tails from column c, and stores the valid ones. */
-    private static void storeDots(MemorySegment xs, long xBase, int xr, int k, DType wt, MemorySegment ws, long w0, long w1,
-                                  long w2, long w3, int wr, MemorySegment os, long outBase, int ldo, int c,
-                                  FloatVector... acc) {
-        long[] wo = {w0, w1, w2, w3};
-        for (int r = 0; r < xr; r++) {
-            for (int q = 0; q < wr; q++) {
-                float sum = acc[4 * r + q].reduceLanes(VectorOperators.ADD);
-                for (int t = c; t < k; t++) {
-                    sum += getF32(xs, xBase + (long) r * k + t) * Widening.scalar(wt, ws, wo[q] + t);
-                }
-                setF32(os, outBase + (long) r * ldo + q, sum);
-            }
-        }
     }
 
     // ---- dx = dy · W with few rows: each thread owns a stripe of dx's columns and streams its part of W ----
