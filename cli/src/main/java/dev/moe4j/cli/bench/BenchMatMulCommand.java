@@ -59,11 +59,14 @@ public final class BenchMatMulCommand implements Runnable {
             out.println("moe4j bench matmul: " + env.describe());
             out.flush();
         }
-        MachineLimits limits = options.measureLimits();
+        // The limits are measured before and after the kernels and the better of each is used: other work on
+        // the machine only lowers a measurement, and a kernel is compared with the machine at its best.
+        MachineLimits before = options.measureLimits();
         if (!options.json()) {
-            out.printf("machine limits, measured now with %d threads%n", limits.threads());
-            out.printf("  peak FMA rate     %8.1f GFLOP/s  (F32 FMAs in registers)%n", limits.peakGflops());
-            out.printf("  memory bandwidth  %8.1f GB/s     (streaming read)%n", limits.bandwidthGBs());
+            out.printf("machine limits, measured now with %d threads (again after the kernels; the better is used)%n",
+                    before.threads());
+            out.printf("  peak FMA rate     %8.1f GFLOP/s  (F32 FMAs in registers)%n", before.peakGflops());
+            out.printf("  memory bandwidth  %8.1f GB/s     (streaming read)%n", before.bandwidthGBs());
             out.printf("decode: x[1, %d] · W[%d, %d]ᵀ%s%n", size, size, size, options.quick() ? ""
                     : ", weights rotated over " + (MatMulBenchmark.DECODE_ROTATION_BYTES >> 20) + " MiB so that each call reads memory");
             out.flush();
@@ -74,7 +77,7 @@ public final class BenchMatMulCommand implements Runnable {
             decode.add(r);
             if (!options.json()) {
                 out.printf("  %-5s %9.3f ms  %8.1f GB/s     %5.1f%% of bandwidth  (median %.3f ms)%n", type,
-                        r.timing().bestSeconds() * 1e3, r.weightGBs(), 100 * r.weightGBs() / limits.bandwidthGBs(),
+                        r.timing().bestSeconds() * 1e3, r.weightGBs(), 100 * r.weightGBs() / before.bandwidthGBs(),
                         r.timing().medianSeconds() * 1e3);
                 out.flush();
             }
@@ -88,15 +91,27 @@ public final class BenchMatMulCommand implements Runnable {
             prefill.add(r);
             if (!options.json()) {
                 out.printf("  %-5s %9.3f ms  %8.1f GFLOP/s  %5.1f%% of peak       (median %.3f ms)%n", type,
-                        r.timing().bestSeconds() * 1e3, r.gflops(), 100 * r.gflops() / limits.peakGflops(),
+                        r.timing().bestSeconds() * 1e3, r.gflops(), 100 * r.gflops() / before.peakGflops(),
                         r.timing().medianSeconds() * 1e3);
                 out.flush();
             }
         }
+        MachineLimits after = options.measureLimits();
+        MachineLimits limits = before.best(after);
+        boolean disturbed = before.differsFrom(after, 0.15);
         if (!options.json()) {
-            out.println("figures are the best call; ratios compare best with best (the limits are best-of-trials too)");
+            out.printf("machine limits again: %.1f GFLOP/s, %.1f GB/s%s%n", after.peakGflops(), after.bandwidthGBs(),
+                    disturbed ? "  (more than 15% apart: the machine was busy; rerun when it is quiet)" : "");
+            out.println("ratios to the better limits:");
+            for (var r : decode) {
+                out.printf("  decode  %-5s %5.1f%% of bandwidth%n", r.weightType(), 100 * r.weightGBs() / limits.bandwidthGBs());
+            }
+            for (var r : prefill) {
+                out.printf("  prefill %-5s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
+            }
+            out.println("figures are the best call (median beside it); the limits are best-of-trials too");
         } else {
-            out.println(Json.write(report(env, limits, decode, prefill)));
+            out.println(Json.write(report(env, before, after, decode, prefill)));
         }
         out.flush();
     }
@@ -126,8 +141,9 @@ public final class BenchMatMulCommand implements Runnable {
         }
     }
 
-    static Map<String, Object> report(Environment env, MachineLimits limits, List<MatMulBenchmark.Result> decode,
-                                      List<MatMulBenchmark.Result> prefill) {
+    static Map<String, Object> report(Environment env, MachineLimits before, MachineLimits after,
+                                      List<MatMulBenchmark.Result> decode, List<MatMulBenchmark.Result> prefill) {
+        MachineLimits limits = before.best(after);
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("benchmark", "matmul");
         root.put("environment", environment(env));
@@ -135,6 +151,9 @@ public final class BenchMatMulCommand implements Runnable {
         lim.put("threads", limits.threads());
         lim.put("peak_gflops", limits.peakGflops());
         lim.put("bandwidth_gbs", limits.bandwidthGBs());
+        lim.put("before", List.of(before.peakGflops(), before.bandwidthGBs()));
+        lim.put("after", List.of(after.peakGflops(), after.bandwidthGBs()));
+        lim.put("disturbed", before.differsFrom(after, 0.15));
         root.put("limits", lim);
         List<Object> d = new ArrayList<>();
         for (var r : decode) {

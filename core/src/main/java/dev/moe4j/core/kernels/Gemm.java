@@ -34,9 +34,10 @@ final class Gemm {
     static final int NC = 512;
     static final int MC = 768;
 
-    /** Per-thread packed B block and C tile, reused across calls. */
+    /** Per-thread packed B block, C tile and transpose block, reused across calls. */
     private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[KC * NC]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
+    private static final ThreadLocal<float[]> BLOCK = ThreadLocal.withInitial(() -> new float[16 * 16]);
 
     private Gemm() {
     }
@@ -103,6 +104,7 @@ final class Gemm {
     private static void run(Operands o, int m0, int m1, int n0, int n1, int k, boolean accumulate) {
         float[] bp = PACKED_B.get();
         float[] tile = TILE.get();
+        float[] block = BLOCK.get();
         float[] a = o.a();
         int rs = o.aRowStride(), cs = o.aColStride();
         for (int ic = m0; ic < m1; ic += MC) {
@@ -111,7 +113,7 @@ final class Gemm {
                 int nc = Math.min(NC, n1 - jc);
                 for (int pc = 0; pc < k; pc += KC) {
                     int kc = Math.min(KC, k - pc);
-                    packB(o, bp, pc, kc, jc, nc);
+                    packB(o, bp, pc, kc, jc, nc, block);
                     boolean overwrite = pc == 0 && !accumulate;
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = Math.min(MR, mc - ir);
@@ -127,16 +129,16 @@ final class Gemm {
     }
 
     /** Packs B[pc .. pc+kc, jc .. jc+nc] as panels of NR columns, each kc × NR, zero-padded past nc. */
-    private static void packB(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
+    static void packB(Operands o, float[] bp, int pc, int kc, int jc, int nc, float[] block) {
         if (o.bTransposed()) {
-            packTransposed(o, bp, pc, kc, jc, nc);
+            packTransposed(o, bp, pc, kc, jc, nc, block);
         } else {
             packRows(o, bp, pc, kc, jc, nc);
         }
     }
 
     /** B stored [N, K] (a weight): 16 rows × 16 columns at a time, transposed in registers. */
-    private static void packTransposed(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
+    private static void packTransposed(Operands o, float[] bp, int pc, int kc, int jc, int nc, float[] block) {
         MemorySegment b = o.b();
         DType type = o.bType();
         long ldb = o.ldb();
@@ -149,7 +151,7 @@ final class Gemm {
                 int whole = kc / LANES * LANES;
                 for (int g = 0; g < NR; g += LANES) {
                     for (int q = 0; q < whole; q += LANES) {
-                        transposeBlock(type, b, (jc + jr + g) * ldb + pc + q, ldb, width - g, bp, base + q * NR + g);
+                        transposeBlock(type, b, (jc + jr + g) * ldb + pc + q, ldb, width - g, bp, base + q * NR + g, block);
                     }
                 }
                 p = whole;
@@ -177,45 +179,17 @@ final class Gemm {
         MemorySegment b = o.b();
         DType type = o.bType();
         long ldb = o.ldb();
-        int p = 0;
-        for (; p + 4 <= kc; p += 4) {
+        for (int p = 0; p < kc; p += 4) {
+            int rows = Math.min(4, kc - p);
             long row = (pc + p) * ldb + jc;
             for (int jr = 0; jr < nc; jr += NR) {
-                int out = jr * kc + p * NR;
                 int width = Math.min(NR, nc - jr);
-                if (width == NR) {
-                    for (int jj = 0; jj < NR; jj += LANES) {
-                        Widening.load(type, b, row + jr + jj).intoArray(bp, out + jj);
-                        Widening.load(type, b, row + ldb + jr + jj).intoArray(bp, out + NR + jj);
-                        Widening.load(type, b, row + 2 * ldb + jr + jj).intoArray(bp, out + 2 * NR + jj);
-                        Widening.load(type, b, row + 3 * ldb + jr + jj).intoArray(bp, out + 3 * NR + jj);
-                    }
-                } else {
-                    for (int q = 0; q < 4; q++) {
-                        packRowTail(type, b, row + q * ldb + jr, width, bp, out + q * NR);
-                    }
+                for (int q = 0; q < rows; q++) {
+                    int out = jr * kc + (p + q) * NR;
+                    Widening.widen(type, b, row + q * ldb + jr, bp, out, width);
+                    java.util.Arrays.fill(bp, out + width, out + NR, 0f);
                 }
             }
-        }
-        for (; p < kc; p++) {
-            long row = (pc + p) * ldb + jc;
-            for (int jr = 0; jr < nc; jr += NR) {
-                packRowTail(type, b, row + jr, Math.min(NR, nc - jr), bp, jr * kc + p * NR);
-            }
-        }
-    }
-
-    /** bp[out .. out+NR) = width elements of B from {@code at}, then zeros. */
-    private static void packRowTail(DType type, MemorySegment b, long at, int width, float[] bp, int out) {
-        int jj = 0;
-        for (; jj + LANES <= width; jj += LANES) {
-            Widening.load(type, b, at + jj).intoArray(bp, out + jj);
-        }
-        for (; jj < width; jj++) {
-            bp[out + jj] = Widening.scalar(type, b, at + jj);
-        }
-        for (; jj < NR; jj++) {
-            bp[out + jj] = 0f;
         }
     }
 
@@ -242,24 +216,31 @@ final class Gemm {
      * Reads 16 weight rows × 16 columns (rows past {@code rows} read as zero), transposes them in registers
      * and writes column t as 16 consecutive floats at out + t·NR: the packing of a weight stored [N, K].
      */
-    private static void transposeBlock(DType type, MemorySegment b, long at, long ldb, int rows, float[] bp, int out) {
-        var z = FloatVector.zero(F);
-        var r0 = rows > 0 ? Widening.load(type, b, at) : z;
-        var r1 = rows > 1 ? Widening.load(type, b, at + ldb) : z;
-        var r2 = rows > 2 ? Widening.load(type, b, at + 2 * ldb) : z;
-        var r3 = rows > 3 ? Widening.load(type, b, at + 3 * ldb) : z;
-        var r4 = rows > 4 ? Widening.load(type, b, at + 4 * ldb) : z;
-        var r5 = rows > 5 ? Widening.load(type, b, at + 5 * ldb) : z;
-        var r6 = rows > 6 ? Widening.load(type, b, at + 6 * ldb) : z;
-        var r7 = rows > 7 ? Widening.load(type, b, at + 7 * ldb) : z;
-        var r8 = rows > 8 ? Widening.load(type, b, at + 8 * ldb) : z;
-        var r9 = rows > 9 ? Widening.load(type, b, at + 9 * ldb) : z;
-        var r10 = rows > 10 ? Widening.load(type, b, at + 10 * ldb) : z;
-        var r11 = rows > 11 ? Widening.load(type, b, at + 11 * ldb) : z;
-        var r12 = rows > 12 ? Widening.load(type, b, at + 12 * ldb) : z;
-        var r13 = rows > 13 ? Widening.load(type, b, at + 13 * ldb) : z;
-        var r14 = rows > 14 ? Widening.load(type, b, at + 14 * ldb) : z;
-        var r15 = rows > 15 ? Widening.load(type, b, at + 15 * ldb) : z;
+    private static void transposeBlock(DType type, MemorySegment b, long at, long ldb, int rows, float[] bp, int out,
+                                       float[] block) {
+        for (int r = 0; r < 16; r++) {
+            if (r < rows) {
+                Widening.widen(type, b, at + r * ldb, block, 16 * r, 16);
+            } else {
+                java.util.Arrays.fill(block, 16 * r, 16 * r + 16, 0f);
+            }
+        }
+        var r0 = FloatVector.fromArray(F, block, 0);
+        var r1 = FloatVector.fromArray(F, block, 16);
+        var r2 = FloatVector.fromArray(F, block, 32);
+        var r3 = FloatVector.fromArray(F, block, 48);
+        var r4 = FloatVector.fromArray(F, block, 64);
+        var r5 = FloatVector.fromArray(F, block, 80);
+        var r6 = FloatVector.fromArray(F, block, 96);
+        var r7 = FloatVector.fromArray(F, block, 112);
+        var r8 = FloatVector.fromArray(F, block, 128);
+        var r9 = FloatVector.fromArray(F, block, 144);
+        var r10 = FloatVector.fromArray(F, block, 160);
+        var r11 = FloatVector.fromArray(F, block, 176);
+        var r12 = FloatVector.fromArray(F, block, 192);
+        var r13 = FloatVector.fromArray(F, block, 208);
+        var r14 = FloatVector.fromArray(F, block, 224);
+        var r15 = FloatVector.fromArray(F, block, 240);
         // Four butterfly stages, unrolled so that the 16 rows stay in registers; stage s pairs rows r and r | 2^s.
         FloatVector lo0 = LOW[0], hi0 = HIGH[0];
         var s0a0 = lo0.selectFrom(r0, r1);

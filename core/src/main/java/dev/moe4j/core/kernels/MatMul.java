@@ -103,7 +103,7 @@ public final class MatMul {
                 DType type = wt;
                 long base = (long) j * k;
                 if (scratch != null) {
-                    widenRows(ws, base, (long) rows * k, scratch);
+                    Widening.widen(DType.F16, ws, base, scratch, 0, rows * k);
                     src = scratchSegment;
                     type = DType.F32;
                     base = 0;
@@ -112,39 +112,38 @@ public final class MatMul {
                 // Every row of x against the same four weight rows: the first pass reads them from memory,
                 // the others from cache.
                 int i = 0;
-                if (type != DType.F16) {
-                    for (; i + 2 <= n; i += 2) {
-                        dots2x4(xs, (long) i * k, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
-                    }
-                }
-                for (; i < n; i++) {
-                    if (type == DType.F16) {
+                if (type == DType.F16) {
+                    for (; i < n; i++) {
                         dots2(xs, (long) i * k, k, src, w0, w1, Math.min(rows, 2), os, (long) i * m + j);
                         if (rows > 2) {
                             dots2(xs, (long) i * k, k, src, w2, w3, rows - 2, os, (long) i * m + j + 2);
                         }
-                    } else {
-                        dots1(xs, (long) i * k, k, type, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
+                    }
+                } else if (type == DType.BF16) {
+                    for (; i + 2 <= n; i += 2) {
+                        dots2x4BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                    }
+                    if (i < n) {
+                        dots1BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
+                    }
+                } else {
+                    for (; i + 2 <= n; i += 2) {
+                        dots2x4F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                    }
+                    if (i < n) {
+                        dots1F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
                     }
                 }
             }
         });
     }
 
-    /** scratch[0 .. count) = F16 elements [from, from + count) of s, widened. */
-    private static void widenRows(MemorySegment s, long from, long count, float[] scratch) {
-        int c = 0;
-        for (long bound = F.loopBound(count); c < bound; c += LANES) {
-            Widening.f16(s, from + c).intoArray(scratch, c);
-        }
-        for (; c < count; c++) {
-            scratch[c] = Widening.scalar(DType.F16, s, from + c);
-        }
-    }
+    // The kernels below come in one copy per weight type, each loop holding a single conversion: a loop that
+    // could meet several types grows past C2's inlining budget once a JVM has seen them all, and then boxes.
 
-    /** out[outBase + q] = x·w_q for the four weight rows starting at w0..w3 (F32 or BF16); q < wr are stored. */
-    private static void dots1(MemorySegment xs, long xBase, int k, DType wt, MemorySegment ws, long w0, long w1, long w2,
-                              long w3, int wr, MemorySegment os, long outBase) {
+    /** out[outBase + q] = x·w_q for the four F32 weight rows starting at w0..w3; q < wr are stored. */
+    private static void dots1F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                 long w3, int wr, MemorySegment os, long outBase) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
         var a2 = a0;
@@ -152,41 +151,30 @@ public final class MatMul {
         int c = 0;
         for (int bound = F.loopBound(k); c < bound; c += LANES) {
             var xv = f32(xs, xBase + c);
-            a0 = Widening.load(wt, ws, w0 + c).fma(xv, a0);
-            a1 = Widening.load(wt, ws, w1 + c).fma(xv, a1);
-            a2 = Widening.load(wt, ws, w2 + c).fma(xv, a2);
-            a3 = Widening.load(wt, ws, w3 + c).fma(xv, a3);
+            a0 = Widening.f32(ws, w0 + c).fma(xv, a0);
+            a1 = Widening.f32(ws, w1 + c).fma(xv, a1);
+            a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
+            a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-        for (; c < k; c++) {
-            float xv = getF32(xs, xBase + c);
-            s0 += xv * Widening.scalar(wt, ws, w0 + c);
-            s1 += xv * Widening.scalar(wt, ws, w1 + c);
-            s2 += xv * Widening.scalar(wt, ws, w2 + c);
-            s3 += xv * Widening.scalar(wt, ws, w3 + c);
-        }
-        setF32(os, outBase, s0);
-        if (wr > 1) setF32(os, outBase + 1, s1);
-        if (wr > 2) setF32(os, outBase + 2, s2);
-        if (wr > 3) setF32(os, outBase + 3, s3);
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
     }
 
     /**
-     * Two rows of x (from xBase, the second k further) against the four weight rows at w0..w3 (F32 or BF16):
-     * each weight vector is loaded and widened once for both; element (r, q) goes to outBase + r·ldo + q.
+     * Two rows of x (from xBase, the second k further) against the four F32 weight rows at w0..w3: each weight
+     * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
      */
-    private static void dots2x4(MemorySegment xs, long xBase, int k, DType wt, MemorySegment ws, long w0, long w1,
-                                long w2, long w3, int wr, MemorySegment os, long outBase, int ldo) {
+    private static void dots2x4F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                   long w3, int wr, MemorySegment os, long outBase, int ldo) {
         long x1 = xBase + k;
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
         int c = 0;
         for (int bound = F.loopBound(k); c < bound; c += LANES) {
-            var v0 = Widening.load(wt, ws, w0 + c);
-            var v1 = Widening.load(wt, ws, w1 + c);
-            var v2 = Widening.load(wt, ws, w2 + c);
-            var v3 = Widening.load(wt, ws, w3 + c);
+            var v0 = Widening.f32(ws, w0 + c);
+            var v1 = Widening.f32(ws, w1 + c);
+            var v2 = Widening.f32(ws, w2 + c);
+            var v3 = Widening.f32(ws, w3 + c);
             var x = f32(xs, xBase + c);
             a0 = v0.fma(x, a0);
             a1 = v1.fma(x, a1);
@@ -198,9 +186,60 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, wt, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
                 a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, x1, k, wt, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
+        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
+                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+    }
+
+    /** out[outBase + q] = x·w_q for the four BF16 weight rows starting at w0..w3; q < wr are stored. */
+    private static void dots1BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                 long w3, int wr, MemorySegment os, long outBase) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        var a2 = a0;
+        var a3 = a0;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var xv = f32(xs, xBase + c);
+            a0 = Widening.bf16(ws, w0 + c).fma(xv, a0);
+            a1 = Widening.bf16(ws, w1 + c).fma(xv, a1);
+            a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
+            a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
+        }
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+    }
+
+    /**
+     * Two rows of x (from xBase, the second k further) against the four BF16 weight rows at w0..w3: each weight
+     * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
+     */
+    private static void dots2x4BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                   long w3, int wr, MemorySegment os, long outBase, int ldo) {
+        long x1 = xBase + k;
+        var z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var v0 = Widening.bf16(ws, w0 + c);
+            var v1 = Widening.bf16(ws, w1 + c);
+            var v2 = Widening.bf16(ws, w2 + c);
+            var v3 = Widening.bf16(ws, w3 + c);
+            var x = f32(xs, xBase + c);
+            a0 = v0.fma(x, a0);
+            a1 = v1.fma(x, a1);
+            a2 = v2.fma(x, a2);
+            a3 = v3.fma(x, a3);
+            x = f32(xs, x1 + c);
+            b0 = v0.fma(x, b0);
+            b1 = v1.fma(x, b1);
+            b2 = v2.fma(x, b2);
+            b3 = v3.fma(x, b3);
+        }
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
                 b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
     }
 
@@ -249,44 +288,54 @@ public final class MatMul {
         int stripes = (k + LANES - 1) / LANES;
         int minStripes = Math.max(1, (1 << 16) / Math.max(1, LANES * m));
         Parallel.forRange(stripes, minStripes, (from, to) -> {
-            int c0 = from * LANES, c1 = Math.min(k, to * LANES);
+            int c0 = from * LANES, width = Math.min(k, to * LANES) - c0;
+            // Four weight rows' stripes, widened once to F32 and then used by every row of dy.
+            float[] stripe = new float[4 * width];
+            MemorySegment stripeSegment = MemorySegment.ofArray(stripe);
             for (int j = 0; j < m; j += 4) {
                 int rows = Math.min(4, m - j);
+                for (int q = 0; q < rows; q++) {
+                    Widening.widen(wt, ws, (long) (j + q) * k + c0, stripe, q * width, width);
+                }
                 for (int i = 0; i < n; i++) {
                     long dyRow = (long) i * m + j;
                     float g0 = getF32(dys, dyRow);
                     float g1 = rows > 1 ? getF32(dys, dyRow + 1) : 0f;
                     float g2 = rows > 2 ? getF32(dys, dyRow + 2) : 0f;
                     float g3 = rows > 3 ? getF32(dys, dyRow + 3) : 0f;
-                    axpy4(g0, g1, g2, g3, wt, ws, (long) j * k, rows, k, dxs, (long) i * k, c0, c1);
+                    axpy4(g0, g1, g2, g3, stripeSegment, 0, width, rows, dxs, (long) i * k + c0, width);
                 }
             }
         });
     }
 
-    /** y[c] += g0·w0[c] + g1·w1[c] + g2·w2[c] + g3·w3[c] for c in [c0, c1), w rows of length k from wBase. */
-    private static void axpy4(float g0, float g1, float g2, float g3, DType wt, MemorySegment ws, long wBase, int rows,
-                              int k, MemorySegment ys, long yBase, int c0, int c1) {
-        long w0 = wBase, w1 = rows > 1 ? wBase + k : wBase, w2 = rows > 2 ? wBase + 2L * k : wBase, w3 = rows > 3 ? wBase + 3L * k : wBase;
+    /**
+     * y[c] += g0·w0[c] + g1·w1[c] + g2·w2[c] + g3·w3[c] for c < count: F32 rows w_q at wBase + q·wStride (rows
+     * past {@code rows} are not read; their g is zero), y from yBase.
+     */
+    private static void axpy4(float g0, float g1, float g2, float g3, MemorySegment ws, long wBase, long wStride,
+                              int rows, MemorySegment ys, long yBase, int count) {
+        long w0 = wBase, w1 = rows > 1 ? wBase + wStride : wBase;
+        long w2 = rows > 2 ? wBase + 2 * wStride : wBase, w3 = rows > 3 ? wBase + 3 * wStride : wBase;
         var v0 = FloatVector.broadcast(F, g0);
         var v1 = FloatVector.broadcast(F, g1);
         var v2 = FloatVector.broadcast(F, g2);
         var v3 = FloatVector.broadcast(F, g3);
-        int c = c0;
-        for (; c + LANES <= c1; c += LANES) {
+        int c = 0;
+        for (int bound = F.loopBound(count); c < bound; c += LANES) {
             var acc = f32(ys, yBase + c);
-            acc = Widening.load(wt, ws, w0 + c).fma(v0, acc);
-            acc = Widening.load(wt, ws, w1 + c).fma(v1, acc);
-            acc = Widening.load(wt, ws, w2 + c).fma(v2, acc);
-            acc = Widening.load(wt, ws, w3 + c).fma(v3, acc);
+            acc = f32(ws, w0 + c).fma(v0, acc);
+            acc = f32(ws, w1 + c).fma(v1, acc);
+            acc = f32(ws, w2 + c).fma(v2, acc);
+            acc = f32(ws, w3 + c).fma(v3, acc);
             acc.intoMemorySegment(ys, (yBase + c) * 4, LE);
         }
-        for (; c < c1; c++) {
+        for (; c < count; c++) {
             float acc = getF32(ys, yBase + c);
-            acc += g0 * Widening.scalar(wt, ws, w0 + c);
-            acc += g1 * Widening.scalar(wt, ws, w1 + c);
-            acc += g2 * Widening.scalar(wt, ws, w2 + c);
-            acc += g3 * Widening.scalar(wt, ws, w3 + c);
+            acc += g0 * getF32(ws, w0 + c);
+            acc += g1 * getF32(ws, w1 + c);
+            acc += g2 * getF32(ws, w2 + c);
+            acc += g3 * getF32(ws, w3 + c);
             setF32(ys, yBase + c, acc);
         }
     }
@@ -307,7 +356,7 @@ public final class MatMul {
                     float g1 = rows > 1 ? getF32(dys, (long) (i + 1) * m + j) : 0f;
                     float g2 = rows > 2 ? getF32(dys, (long) (i + 2) * m + j) : 0f;
                     float g3 = rows > 3 ? getF32(dys, (long) (i + 3) * m + j) : 0f;
-                    axpy4(g0, g1, g2, g3, DType.F32, xs, (long) i * k, rows, k, dws, row, 0, k);
+                    axpy4(g0, g1, g2, g3, xs, (long) i * k, k, rows, dws, row, k);
                 }
             }
         });

@@ -24,8 +24,21 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Independent FMA chains per thread: FMA latency (4 cycles) × FMA ports (2), with room to spare. */
     private static final int CHAINS = 12;
+    /** Parts of its share that each thread of the bandwidth test reads side by side. */
+    static final int STREAMS = 4;
     /** Bytes read by the bandwidth test: far beyond any last-level cache of today. */
     public static final long DEFAULT_BUFFER_BYTES = 512L << 20;
+
+    /** The better of two measurements of each limit: interference only ever lowers a measurement. */
+    public MachineLimits best(MachineLimits other) {
+        return new MachineLimits(Math.max(peakGflops, other.peakGflops), Math.max(bandwidthGBs, other.bandwidthGBs), threads);
+    }
+
+    /** True when another measurement of the same machine differs by more than {@code fraction} in either limit. */
+    public boolean differsFrom(MachineLimits other, double fraction) {
+        return Math.abs(peakGflops - other.peakGflops) > fraction * Math.max(peakGflops, other.peakGflops)
+                || Math.abs(bandwidthGBs - other.bandwidthGBs) > fraction * Math.max(bandwidthGBs, other.bandwidthGBs);
+    }
 
     /** Measures both limits with the default sizes (a few seconds). */
     public static MachineLimits measure() {
@@ -112,29 +125,33 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
 
     /**
      * Streaming read bandwidth in GB/s: every thread sums its share of an off-heap buffer of {@code bytes}
-     * (touched first, so page faults are not timed); the best of {@code trials} passes.
+     * (touched first, so page faults are not timed), reading {@link #STREAMS} parts of it side by side: one
+     * sequential stream per core leaves memory idle between misses, and kernels that read several weight rows at
+     * once get more than that. The best of {@code trials} passes.
      */
     public static double bandwidthGBs(long bytes, int trials) {
         int threads = Parallel.threads();
-        long floats = bytes / 4 / (4L * F.length()) * (4L * F.length());
+        long unit = (long) STREAMS * F.length();
+        long floats = bytes / 4 / (unit * threads) * (unit * threads);
         try (Arena arena = Arena.ofShared()) {
             MemorySegment buffer = arena.allocate(floats * 4, 64);
-            for (int i = 0; i < 200; i++) { // compile the whole method, not only its loop
-                sum(buffer, 0, 4L * F.length());
-            }
             int chunks = threads * 64;
             Parallel.forRange(chunks, 1, (from, to) -> {
                 long a = floats * from / chunks, b = floats * to / chunks;
                 buffer.asSlice(a * 4, (b - a) * 4).fill((byte) 1);
             });
+            for (int i = 0; i < 200; i++) { // compile the whole method, not only its loop
+                sum(buffer, 0, unit);
+            }
             double best = 0;
             for (int t = 0; t < trials + 1; t++) {
                 var sink = new DoubleAdder();
                 long start = System.nanoTime();
                 Parallel.forRange(threads, 1, (from, to) -> {
-                    long a = floats * from / threads / (4L * F.length()) * (4L * F.length());
-                    long b = floats * to / threads / (4L * F.length()) * (4L * F.length());
-                    sink.add(sum(buffer, a, b));
+                    for (int th = from; th < to; th++) {
+                        long share = floats / threads;
+                        sink.add(sum(buffer, th * share, share));
+                    }
                 });
                 long nanos = System.nanoTime() - start;
                 if (sink.sum() == 42.0) {
@@ -148,18 +165,20 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
         }
     }
 
-    /** Σ of floats [from, to) with four accumulators; the range is a multiple of four vectors. */
-    static float sum(MemorySegment s, long from, long to) {
-        var a0 = FloatVector.zero(F);
-        var a1 = FloatVector.zero(F);
-        var a2 = FloatVector.zero(F);
-        var a3 = FloatVector.zero(F);
+    /** Σ of floats [from, from + count) read as STREAMS parts side by side; count is a multiple of STREAMS vectors. */
+    static float sum(MemorySegment s, long from, long count) {
         int lanes = F.length();
-        for (long i = from; i < to; i += 4L * lanes) {
-            a0 = a0.add(FloatVector.fromMemorySegment(F, s, i * 4, ByteOrder.LITTLE_ENDIAN));
-            a1 = a1.add(FloatVector.fromMemorySegment(F, s, (i + lanes) * 4, ByteOrder.LITTLE_ENDIAN));
-            a2 = a2.add(FloatVector.fromMemorySegment(F, s, (i + 2L * lanes) * 4, ByteOrder.LITTLE_ENDIAN));
-            a3 = a3.add(FloatVector.fromMemorySegment(F, s, (i + 3L * lanes) * 4, ByteOrder.LITTLE_ENDIAN));
+        long part = count / STREAMS;
+        long p0 = from * 4, p1 = (from + part) * 4, p2 = (from + 2 * part) * 4, p3 = (from + 3 * part) * 4;
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        var a2 = a0;
+        var a3 = a0;
+        for (long i = 0; i < part * 4; i += lanes * 4L) {
+            a0 = a0.add(FloatVector.fromMemorySegment(F, s, p0 + i, ByteOrder.LITTLE_ENDIAN));
+            a1 = a1.add(FloatVector.fromMemorySegment(F, s, p1 + i, ByteOrder.LITTLE_ENDIAN));
+            a2 = a2.add(FloatVector.fromMemorySegment(F, s, p2 + i, ByteOrder.LITTLE_ENDIAN));
+            a3 = a3.add(FloatVector.fromMemorySegment(F, s, p3 + i, ByteOrder.LITTLE_ENDIAN));
         }
         return a0.add(a1).add(a2).add(a3).reduceLanes(VectorOperators.ADD);
     }
