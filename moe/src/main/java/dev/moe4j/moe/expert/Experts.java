@@ -136,13 +136,17 @@ public final class Experts {
         }
     }
 
+    /** Work on expert {@code expert}'s rows [from, to). */
     @FunctionalInterface
-    private interface ExpertTask {
+    public interface ExpertTask {
         void run(int expert, int from, int to);
     }
 
-    /** Runs the task for every expert with rows, in parallel across experts when they are many and small. */
-    private static void forEachExpert(int[] offsets, ExpertTask task) {
+    /**
+     * Runs the task for every expert with rows, in parallel across experts when they are many and small: the
+     * grouped matmul's schedule (public so that benchmarks time bare matmuls under the same schedule).
+     */
+    public static void forEachExpert(int[] offsets, ExpertTask task) {
         int experts = offsets.length - 1, active = 0;
         for (int e = 0; e < experts; e++) {
             active += offsets[e + 1] > offsets[e] ? 1 : 0;
