@@ -53,6 +53,14 @@ public final class MatMul {
                 out.segment(), m), n, m, k, false);
     }
 
+    /**
+     * out[n, m] = x[n, k] · w[k, m] for a weight stored [in, out] (gpt-oss's stacked experts): the same product
+     * as {@link #backwardInput}, under the name a forward pass reads naturally.
+     */
+    public static void multiply(Tensor out, Tensor x, Tensor w) {
+        backwardInput(out, x, w, false);
+    }
+
     /** dx[n, k] = dy[n, m] · w[m, k], added to dx when {@code accumulate}. */
     public static void backwardInput(Tensor dx, Tensor dy, Tensor w, boolean accumulate) {
         int n = dy.rows(), m = dy.cols(), k = w.cols();

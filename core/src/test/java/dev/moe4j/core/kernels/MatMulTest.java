@@ -29,6 +29,16 @@ class MatMulTest {
         check(n, k, m, weightType);
     }
 
+    @ParameterizedTest
+    @CsvSource({"3,10,7,BF16", "40,33,20,F32"})
+    void multiplyTakesAWeightStoredInByOut(int n, int k, int m, DType type) {
+        var rnd = new Random(n + k + m);
+        Tensor x = RandomTensors.normal(rnd, n, k), w = RandomTensors.normal(rnd, type, k, m);
+        Tensor y = Tensor.zeros(n, m);
+        MatMul.multiply(y, x, w);
+        assertClose(Reference.matmul(Reference.values(x), Reference.values(w), n, k, m), y, 1e-5, "x·w");
+    }
+
     @Test
     void operandsMayBeViewsOrLiveOutsideTheHeap() {
         var rnd = new Random(9);
