@@ -127,7 +127,7 @@ public final class Experts {
     /** y = x · Wᵀ (+ b), or y = x · W when the weights are stored [in, out]. */
     private static void linear(boolean transposed, Tensor y, Tensor x, Tensor w, Tensor b) {
         if (transposed) {
-            MatMul.backwardInput(y, x, w, false); // dx = dy · W is exactly y = x · W
+            MatMul.multiply(y, x, w);
         } else {
             MatMul.forward(y, x, w);
         }
