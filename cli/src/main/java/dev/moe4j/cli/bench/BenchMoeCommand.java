@@ -74,10 +74,13 @@ public final class BenchMoeCommand implements Runnable {
         int warmups = 1, minIterations = options.quick() ? 1 : 3;
         PrintWriter out = spec.commandLine().getOut();
         Environment env = Environment.current();
-        MachineLimits limits = options.measureLimits();
+        // The peak is measured before and after the layers and the better is used (other work only lowers it); a
+        // difference of more than 15 % says the machine was busy.
+        MachineLimits before = options.measureLimits();
         if (!options.json()) {
             out.println("moe4j bench moe: " + env.describe());
-            out.printf("peak FMA rate %.1f GFLOP/s, measured now with %d threads%n", limits.peakGflops(), limits.threads());
+            out.printf("peak FMA rate %.1f GFLOP/s, measured now with %d threads (again at the end; the better is "
+                    + "used)%n", before.peakGflops(), before.threads());
             out.printf("layer: tokens %d, hidden %d, intermediate %d, experts %d, top-%d; SwiGLU experts; forward + "
                     + "backward in training mode%n", tokens, hidden, intermediate, experts, topK);
             out.flush();
@@ -88,7 +91,7 @@ public final class BenchMoeCommand implements Runnable {
         if (!options.json()) {
             out.printf("dense chain (one SwiGLU FFN of width k·I = %d over all tokens, %.1f GFLOP): %.3f s, "
                     + "%.1f GFLOP/s, %.1f%% of peak%n", topK * intermediate, denseFlops / 1e9, dense.bestSeconds(),
-                    denseGflops, 100 * denseGflops / limits.peakGflops());
+                    denseGflops, 100 * denseGflops / before.peakGflops());
             out.printf("%-14s %8s %9s %9s %7s %9s %7s %8s%n", "strategy", "GFLOP", "layer s", "matmul s", "ratio",
                     "GFLOP/s", "% peak", "dropped");
             out.flush();
@@ -100,15 +103,21 @@ public final class BenchMoeCommand implements Runnable {
             if (!options.json()) {
                 out.printf("%-14s %8.1f %9.3f %9.3f %7.3f %9.1f %6.1f%% %7.1f%%%n", strategy.key(),
                         r.expertFlops() / 1e9, r.layer().bestSeconds(), r.matmuls().bestSeconds(), r.overhead(),
-                        r.layerGflops(), 100 * r.layerGflops() / limits.peakGflops(), 100 * r.droppedFraction());
+                        r.layerGflops(), 100 * r.layerGflops() / before.peakGflops(), 100 * r.droppedFraction());
                 out.flush();
             }
         }
+        MachineLimits after = options.measureLimits();
+        MachineLimits limits = before.best(after);
+        boolean disturbed = before.differsFrom(after, 0.15);
         if (options.json()) {
-            out.println(Json.write(report(env, limits, shape, dense, denseFlops, results)));
+            out.println(Json.write(report(env, limits, disturbed, shape, dense, denseFlops, results)));
         } else {
-            out.println("times are the best call (medians in --json); ratio = layer time / its experts' matmuls alone;"
-                    + " GFLOP/s = the experts' matmul FLOPs per second of layer time");
+            out.printf("peak FMA rate again: %.1f GFLOP/s%s%n", after.peakGflops(), disturbed
+                    ? "  (more than 15% apart: the machine was busy; rerun when it is quiet)" : "");
+            out.println("times are the best call (medians in --json); layer and matmul calls alternate; ratio = layer"
+                    + " time / its experts' matmuls alone; GFLOP/s = the experts' matmul FLOPs per second of layer"
+                    + " time; % peak against the first peak measurement (--json: against the better)");
         }
         out.flush();
     }
@@ -152,14 +161,15 @@ public final class BenchMoeCommand implements Runnable {
         return out;
     }
 
-    static Map<String, Object> report(Environment env, MachineLimits limits, MoeBenchmark.Shape shape, Timing dense,
-                                      double denseFlops, List<MoeBenchmark.Result> results) {
+    static Map<String, Object> report(Environment env, MachineLimits limits, boolean disturbed, MoeBenchmark.Shape shape,
+                                      Timing dense, double denseFlops, List<MoeBenchmark.Result> results) {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("benchmark", "moe");
         root.put("environment", BenchMatMulCommand.environment(env));
         Map<String, Object> lim = new LinkedHashMap<>();
         lim.put("threads", limits.threads());
         lim.put("peak_gflops", limits.peakGflops());
+        lim.put("disturbed", disturbed);
         root.put("limits", lim);
         Map<String, Object> s = new LinkedHashMap<>();
         s.put("tokens", shape.tokens());

@@ -112,30 +112,56 @@ public final class MoeBenchmark {
         return out;
     }
 
-    /** Times the layer's forward + backward, then its experts' matmuls alone on the row counts it routed. */
+    /**
+     * Times the layer's forward + backward and its experts' matmuls alone on the row counts it routed, one call of
+     * each in turn, so that whatever else runs on the machine disturbs both alike; until both have
+     * {@code minIterations} calls and {@code minSeconds} of timed work.
+     */
     public static Result run(Strategy strategy, Shape s, int warmups, int minIterations, double minSeconds) {
         MoeLayer layer = MoeLayer.initialize(strategy.config());
         var random = new Random(17);
         Tensor x = gaussian(random, s.tokens(), s.hidden()), dOut = gaussian(random, s.tokens(), s.hidden());
         MoeResult[] last = new MoeResult[1];
         // Gradients accumulate across calls, as the bare matmuls' do: zeroing them belongs to the optimiser step.
-        Timing layerTiming = Timing.measure(() -> {
+        Runnable layerStep = () -> {
             last[0] = layer.forward(x, s.tokens(), Mode.TRAINING);
             layer.backward(last[0].context(), dOut);
-        }, warmups, minIterations, minSeconds);
-        var routing = last[0].context().routing();
+        };
+        layerStep.run();
+        var routing = last[0].routing();
         int[] offsets = routing.dispatch() != null ? routing.dispatch().offsets()
                 : slotOffsets(strategy.config().experts(), strategy.config().slotsPerExpert());
-        Timing matmuls = expertMatmuls(s.hidden(), s.intermediate(), offsets, warmups, minIterations, minSeconds);
+        Runnable matmulStep = expertMatmuls(s.hidden(), s.intermediate(), offsets);
+        for (int i = 0; i < warmups; i++) {
+            layerStep.run();
+            matmulStep.run();
+        }
+        List<Long> layerNanos = new ArrayList<>(), matmulNanos = new ArrayList<>();
+        long total = 0;
+        while (layerNanos.size() < minIterations || total < minSeconds * 1e9) {
+            long t0 = System.nanoTime();
+            layerStep.run();
+            long t1 = System.nanoTime();
+            matmulStep.run();
+            long t2 = System.nanoTime();
+            layerNanos.add(t1 - t0);
+            matmulNanos.add(t2 - t1);
+            total += t2 - t0;
+        }
         int rows = offsets[offsets.length - 1];
         return new Result(strategy, rows, flops(rows, s.hidden(), s.intermediate()),
-                last[0].stats().droppedFraction(), layerTiming, matmuls);
+                last[0].stats().droppedFraction(), timing(layerNanos), timing(matmulNanos));
+    }
+
+    private static Timing timing(List<Long> nanos) {
+        long[] sorted = nanos.stream().mapToLong(Long::longValue).sorted().toArray();
+        return new Timing(sorted[0] / 1e9, sorted[sorted.length / 2] / 1e9, sorted.length);
     }
 
     /** One dense SwiGLU FFN of width k·I over every token: top-k's expert FLOPs as one matmul chain. */
     public static Timing denseChain(Shape s, int warmups, int minIterations, double minSeconds) {
-        return expertMatmuls(s.hidden(), s.topK() * s.intermediate(), new int[] {0, s.tokens()}, warmups,
-                minIterations, minSeconds);
+        return Timing.measure(expertMatmuls(s.hidden(), s.topK() * s.intermediate(), new int[] {0, s.tokens()}),
+                warmups, minIterations, minSeconds);
     }
 
     /** FLOPs of a SwiGLU FFN's matmuls over {@code rows} rows, forward (6·H·I a row) and backward (twice that). */
@@ -155,7 +181,7 @@ public final class MoeBenchmark {
      * The six matmuls per expert of a SwiGLU expert's forward (gate+up, down) and backward (two input gradients,
      * two weight gradients), under the layer's own schedule of experts.
      */
-    static Timing expertMatmuls(int h, int inter, int[] offsets, int warmups, int minIterations, double minSeconds) {
+    static Runnable expertMatmuls(int h, int inter, int[] offsets) {
         int e = offsets.length - 1, n = offsets[e];
         var random = new Random(5);
         Tensor x = gaussian(random, n, h), gu = Tensor.zeros(n, 2 * inter), a = gaussian(random, n, inter);
@@ -163,7 +189,7 @@ public final class MoeBenchmark {
         Tensor dgu = gaussian(random, n, 2 * inter), dx = Tensor.zeros(n, h);
         Tensor wGu = gaussian(random, e, 2 * inter, h), wDown = gaussian(random, e, h, inter);
         Tensor gGu = Tensor.zeros(e, 2 * inter, h), gDown = Tensor.zeros(e, h, inter);
-        return Timing.measure(() -> {
+        return () -> {
             Experts.forEachExpert(offsets, (ex, from, to) -> {
                 MatMul.forward(gu.slice(from, to), x.slice(from, to), wGu.select(ex));
                 MatMul.forward(y.slice(from, to), a.slice(from, to), wDown.select(ex));
@@ -174,7 +200,7 @@ public final class MoeBenchmark {
                 MatMul.backwardWeight(gGu.select(ex), dgu.slice(from, to), x.slice(from, to), true);
                 MatMul.backwardInput(dx.slice(from, to), dgu.slice(from, to), wGu.select(ex), false);
             });
-        }, warmups, minIterations, minSeconds);
+        };
     }
 
     private static Tensor gaussian(Random random, int... shape) {
