@@ -1,0 +1,483 @@
+// moe4j's device kernels: conversions and random fills, and the MoE layer's routing (scores, top-k, gate weights),
+// permutation of tokens into expert order, SwiGLU, combine, and the backward of each. Matrix products go through
+// cuBLAS; these kernels do the rest.
+// BF16 activations, FP32 arithmetic. Built to PTX by scripts/cuda/build-kernels.sh; the driver compiles the PTX
+// for the GPU it finds when the module is loaded.
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+typedef __nv_bfloat16 bf16;
+
+namespace {
+
+// Eight bf16 values in one 16-byte access.
+struct __align__(16) Bf16x8 {
+    __nv_bfloat162 h[4];
+};
+
+__device__ __forceinline__ void unpack8(const Bf16x8& v, float* f) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 p = __bfloat1622float2(v.h[i]);
+        f[2 * i] = p.x;
+        f[2 * i + 1] = p.y;
+    }
+}
+
+__device__ __forceinline__ Bf16x8 pack8(const float* f) {
+    Bf16x8 v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    }
+    return v;
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) {
+    return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
+}
+
+__device__ __forceinline__ float sigmoidf(float x) {
+    return 1.f / (1.f + expf(-x));
+}
+
+__device__ __forceinline__ float warpSum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
+// The sum of v over the block; every thread gets it. scratch holds 32 floats.
+__device__ float blockSum(float v, float* scratch) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    v = warpSum(v);
+    __syncthreads();  // scratch may still be read from a previous call
+    if (lane == 0) {
+        scratch[warp] = v;
+    }
+    __syncthreads();
+    float total = 0.f;
+    for (int w = 0; w < warps; w++) {
+        total += scratch[w];
+    }
+    return total;
+}
+
+// Exclusive prefix sum of flag over the block (blockDim.x a multiple of 32, at most 1024); *total gets the sum.
+__device__ int blockExclusiveScan(int flag, int* warpSums, int* total) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    int x = flag;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        int y = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) {
+            x += y;
+        }
+    }
+    if (lane == 31) {
+        warpSums[warp] = x;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        int w = lane < warps ? warpSums[lane] : 0;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            int y = __shfl_up_sync(0xffffffffu, w, o);
+            if (lane >= o) {
+                w += y;
+            }
+        }
+        if (lane < warps) {
+            warpSums[lane] = w;
+        }
+    }
+    __syncthreads();
+    int before = warp > 0 ? warpSums[warp - 1] : 0;
+    *total = warpSums[warps - 1];
+    __syncthreads();
+    return before + x - flag;
+}
+
+}  // namespace
+
+extern "C" {
+
+// ---- conversions ----
+
+__global__ void convert_f32_to_bf16(const float* __restrict__ in, bf16* __restrict__ out, long long n) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __float2bfloat16_rn(in[i]);
+    }
+}
+
+__global__ void convert_bf16_to_f32(const bf16* __restrict__ in, float* __restrict__ out, long long n) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __bfloat162float(in[i]);
+    }
+}
+
+// Normal values of standard deviation std (bf16), from a counter-based hash of (seed, index): the same seed gives
+// the same tensor on any launch shape, and large weights never cross the PCIe bus.
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+__global__ void fill_normal_bf16(bf16* __restrict__ out, long long n, unsigned long long seed, float std) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        unsigned long long h = mix64(seed * 0x9e3779b97f4a7c15ULL + (unsigned long long) i);
+        float u1 = ((h >> 40) + 1) * (1.f / 16777217.f), u2 = ((h >> 16) & 0xffffff) * (1.f / 16777216.f);
+        out[i] = __float2bfloat16_rn(std * sqrtf(-2.f * logf(u1)) * cospif(2.f * u2));
+    }
+}
+
+// ---- routing ----
+
+// One thread per token. scores [T, E] = softmax(logits) or sigmoid(logits); the k experts of largest
+// score (+ selectionBias, which only ranks) go to choice [T, k] in descending order, the lower index first on a
+// tie; weight [T, k] = scale · s / (Σ of the chosen s when normalize, else 1).
+__global__ void route_top_k(const float* __restrict__ logits, const float* __restrict__ selectionBias, int T,
+                            int E, int k, int sigmoidScoring, int normalize, float scale, float* __restrict__ scores,
+                            int* __restrict__ choice, float* __restrict__ weight) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T) {
+        return;
+    }
+    const float* l = logits + (long long) t * E;
+    float* s = scores + (long long) t * E;
+    if (sigmoidScoring) {
+        for (int e = 0; e < E; e++) {
+            s[e] = sigmoidf(l[e]);
+        }
+    } else {
+        float m = -INFINITY;
+        for (int e = 0; e < E; e++) {
+            m = fmaxf(m, l[e]);
+        }
+        float z = 0.f;
+        for (int e = 0; e < E; e++) {
+            float v = expf(l[e] - m);
+            s[e] = v;
+            z += v;
+        }
+        float inv = 1.f / z;
+        for (int e = 0; e < E; e++) {
+            s[e] *= inv;
+        }
+    }
+    int* c = choice + (long long) t * k;
+    float sum = 0.f;
+    for (int j = 0; j < k; j++) {
+        float best = -INFINITY;
+        int bestIndex = -1;
+        for (int e = 0; e < E; e++) {
+            bool taken = false;
+            for (int i = 0; i < j; i++) {
+                taken |= c[i] == e;
+            }
+            float key = s[e] + (selectionBias ? selectionBias[e] : 0.f);
+            if (!taken && (bestIndex < 0 || key > best)) {
+                best = key;
+                bestIndex = e;
+            }
+        }
+        c[j] = bestIndex;
+        sum += s[bestIndex];
+    }
+    float inv = normalize ? 1.f / sum : 1.f;
+    for (int j = 0; j < k; j++) {
+        weight[(long long) t * k + j] = scale * s[c[j]] * inv;
+    }
+}
+
+// Backward of route_top_k for the gate weights' gradient dWeight [T, k]: dLogits [T, E] (F32 and a BF16 copy for
+// the router's matrix products). Normalised: w_j = c·s_j/Z, so ds_j = c·(dw_j/Z − Σ_i dw_i s_i / Z²).
+__global__ void route_top_k_backward(const float* __restrict__ scores, const int* __restrict__ choice,
+                                     const float* __restrict__ dWeight, int T, int E, int k, int sigmoidScoring,
+                                     int normalize, float scale, float* __restrict__ dLogits,
+                                     bf16* __restrict__ dLogitsBf16) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T) {
+        return;
+    }
+    const float* s = scores + (long long) t * E;
+    const int* c = choice + (long long) t * k;
+    const float* dw = dWeight + (long long) t * k;
+    float* dl = dLogits + (long long) t * E;
+    bf16* dlb = dLogitsBf16 + (long long) t * E;
+    float z = 0.f, acc = 0.f;
+    for (int j = 0; j < k; j++) {
+        z += s[c[j]];
+        acc += dw[j] * s[c[j]];
+    }
+    // <ds, s> over the chosen experts: the only non-zero ds.
+    float dot = 0.f;
+    for (int j = 0; j < k; j++) {
+        float ds = normalize ? scale * (dw[j] / z - acc / (z * z)) : scale * dw[j];
+        dot += ds * s[c[j]];
+    }
+    for (int e = 0; e < E; e++) {
+        float ds = 0.f;
+        for (int j = 0; j < k; j++) {
+            if (c[j] == e) {
+                ds = normalize ? scale * (dw[j] / z - acc / (z * z)) : scale * dw[j];
+            }
+        }
+        float g = sigmoidScoring ? ds * s[e] * (1.f - s[e]) : s[e] * (ds - dot);
+        dl[e] = g;
+        dlb[e] = __float2bfloat16_rn(g);
+    }
+}
+
+// ---- permutation into expert order ----
+
+// One block per expert e (blockDim.x a multiple of 32): offsets[e] = the assignments to experts before e; the
+// assignments a = t·k + j to e get rows offsets[e], offsets[e] + 1, ... in the order of a (stable, so the
+// permutation is deterministic): rowOf[a] = its row, tokenOf[row] = t. Block E − 1 also writes offsets[E].
+__global__ void expert_rows(const int* __restrict__ choice, int n, int k, int E, int* __restrict__ offsets,
+                            int* __restrict__ rowOf, int* __restrict__ tokenOf) {
+    __shared__ int warpSums[32];
+    int e = blockIdx.x;
+    int before = 0, mine = 0;
+    for (int base = 0; base < n; base += blockDim.x) {
+        int a = base + threadIdx.x;
+        int ex = a < n ? choice[a] : E;
+        before += __syncthreads_count(ex < e);
+        mine += __syncthreads_count(ex == e);
+    }
+    if (threadIdx.x == 0) {
+        offsets[e] = before;
+        if (e == E - 1) {
+            offsets[E] = before + mine;
+        }
+    }
+    int next = before;
+    for (int base = 0; base < n; base += blockDim.x) {
+        int a = base + threadIdx.x;
+        int flag = a < n && choice[a] == e;
+        int total;
+        int rank = blockExclusiveScan(flag, warpSums, &total);
+        if (flag) {
+            int row = next + rank;
+            rowOf[a] = row;
+            tokenOf[row] = a / k;
+        }
+        next += total;
+    }
+}
+
+// out[r] = x[tokenOf[r]] for rows r of width H (bf16). Grid: one block per row.
+__global__ void gather_rows(const bf16* __restrict__ x, const int* __restrict__ tokenOf, int rows, int H,
+                            bf16* __restrict__ out) {
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    const bf16* src = x + (long long) tokenOf[r] * H;
+    bf16* dst = out + (long long) r * H;
+    if ((H & 7) == 0 && aligned16(src) && aligned16(dst)) {
+        const uint4* s = reinterpret_cast<const uint4*>(src);
+        uint4* d = reinterpret_cast<uint4*>(dst);
+        for (int i = threadIdx.x; i < H / 8; i += blockDim.x) {
+            d[i] = s[i];
+        }
+    } else {
+        for (int i = threadIdx.x; i < H; i += blockDim.x) {
+            dst[i] = src[i];
+        }
+    }
+}
+
+// ---- SwiGLU over [gate | up] rows ----
+
+__device__ __forceinline__ float siluf(float g) {
+    return g * sigmoidf(g);
+}
+
+// a [rows, I] = silu(gate) · up, gate and up the two halves of gu [rows, 2I].
+__global__ void swiglu_forward(const bf16* __restrict__ gu, int rows, int I, bf16* __restrict__ a) {
+    long long stride = (long long) gridDim.x * blockDim.x;
+    if ((I & 7) == 0 && aligned16(gu) && aligned16(a)) {
+        long long per = I / 8, n = (long long) rows * per;
+        for (long long v = blockIdx.x * (long long) blockDim.x + threadIdx.x; v < n; v += stride) {
+            long long r = v / per, c = v % per;
+            const Bf16x8* row = reinterpret_cast<const Bf16x8*>(gu + r * 2 * I);
+            float g[8], u[8], o[8];
+            unpack8(row[c], g);
+            unpack8(row[per + c], u);
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                o[i] = siluf(g[i]) * u[i];
+            }
+            reinterpret_cast<Bf16x8*>(a + r * I)[c] = pack8(o);
+        }
+    } else {
+        long long n = (long long) rows * I;
+        for (long long v = blockIdx.x * (long long) blockDim.x + threadIdx.x; v < n; v += stride) {
+            long long r = v / I, i = v % I;
+            float g = __bfloat162float(gu[r * 2 * I + i]), u = __bfloat162float(gu[r * 2 * I + I + i]);
+            a[v] = __float2bfloat16_rn(siluf(g) * u);
+        }
+    }
+}
+
+// dgu [rows, 2I] from da [rows, I] and the forward's gu: d gate = da·up·silu'(gate), d up = da·silu(gate).
+__global__ void swiglu_backward(const bf16* __restrict__ gu, const bf16* __restrict__ da, int rows, int I,
+                                bf16* __restrict__ dgu) {
+    long long stride = (long long) gridDim.x * blockDim.x;
+    if ((I & 7) == 0 && aligned16(gu) && aligned16(da) && aligned16(dgu)) {
+        long long per = I / 8, n = (long long) rows * per;
+        for (long long v = blockIdx.x * (long long) blockDim.x + threadIdx.x; v < n; v += stride) {
+            long long r = v / per, c = v % per;
+            const Bf16x8* row = reinterpret_cast<const Bf16x8*>(gu + r * 2 * I);
+            float g[8], u[8], d[8], dg[8], du[8];
+            unpack8(row[c], g);
+            unpack8(row[per + c], u);
+            unpack8(reinterpret_cast<const Bf16x8*>(da + r * I)[c], d);
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                float sg = sigmoidf(g[i]);
+                dg[i] = d[i] * u[i] * sg * (1.f + g[i] * (1.f - sg));
+                du[i] = d[i] * g[i] * sg;
+            }
+            Bf16x8* out = reinterpret_cast<Bf16x8*>(dgu + r * 2 * I);
+            out[c] = pack8(dg);
+            out[per + c] = pack8(du);
+        }
+    } else {
+        long long n = (long long) rows * I;
+        for (long long v = blockIdx.x * (long long) blockDim.x + threadIdx.x; v < n; v += stride) {
+            long long r = v / I, i = v % I;
+            float g = __bfloat162float(gu[r * 2 * I + i]), u = __bfloat162float(gu[r * 2 * I + I + i]);
+            float d = __bfloat162float(da[v]), sg = sigmoidf(g);
+            dgu[r * 2 * I + i] = __float2bfloat16_rn(d * u * sg * (1.f + g * (1.f - sg)));
+            dgu[r * 2 * I + I + i] = __float2bfloat16_rn(d * g * sg);
+        }
+    }
+}
+
+// ---- combine: expert outputs back to their tokens ----
+
+// out[t] = Σ_j weight[t, j] · y[rowOf[t·k + j]], summed in F32 in the order of j. Grid: one block per token.
+__global__ void combine(const bf16* __restrict__ y, const int* __restrict__ rowOf, const float* __restrict__ weight,
+                        int T, int k, int H, bf16* __restrict__ out) {
+    int t = blockIdx.x;
+    if (t >= T) {
+        return;
+    }
+    bf16* o = out + (long long) t * H;
+    if ((H & 7) == 0 && aligned16(y) && aligned16(out)) {
+        for (int c = threadIdx.x; c < H / 8; c += blockDim.x) {
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, v[8];
+            for (int j = 0; j < k; j++) {
+                float w = weight[(long long) t * k + j];
+                unpack8(reinterpret_cast<const Bf16x8*>(y + (long long) rowOf[(long long) t * k + j] * H)[c], v);
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    acc[i] += w * v[i];
+                }
+            }
+            reinterpret_cast<Bf16x8*>(o)[c] = pack8(acc);
+        }
+    } else {
+        for (int i = threadIdx.x; i < H; i += blockDim.x) {
+            float acc = 0.f;
+            for (int j = 0; j < k; j++) {
+                acc += weight[(long long) t * k + j] * __bfloat162float(y[(long long) rowOf[(long long) t * k + j] * H + i]);
+            }
+            o[i] = __float2bfloat16_rn(acc);
+        }
+    }
+}
+
+// Backward of combine: dy[rowOf[t·k + j]] = weight[t, j] · dOut[t] and dWeight[t, j] = <dOut[t], y[rowOf[t·k + j]]>.
+// Grid: one block per token.
+__global__ void combine_backward(const bf16* __restrict__ dOut, const bf16* __restrict__ y,
+                                 const int* __restrict__ rowOf, const float* __restrict__ weight, int T, int k, int H,
+                                 bf16* __restrict__ dy, float* __restrict__ dWeight) {
+    __shared__ float scratch[32];
+    int t = blockIdx.x;
+    if (t >= T) {
+        return;
+    }
+    const bf16* d = dOut + (long long) t * H;
+    bool vec = (H & 7) == 0 && aligned16(dOut) && aligned16(y) && aligned16(dy);
+    for (int j = 0; j < k; j++) {
+        long long row = rowOf[(long long) t * k + j];
+        float w = weight[(long long) t * k + j];
+        const bf16* yr = y + row * H;
+        bf16* dyr = dy + row * H;
+        float partial = 0.f;
+        if (vec) {
+            for (int c = threadIdx.x; c < H / 8; c += blockDim.x) {
+                float dv[8], yv[8], o[8];
+                unpack8(reinterpret_cast<const Bf16x8*>(d)[c], dv);
+                unpack8(reinterpret_cast<const Bf16x8*>(yr)[c], yv);
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    partial += dv[i] * yv[i];
+                    o[i] = w * dv[i];
+                }
+                reinterpret_cast<Bf16x8*>(dyr)[c] = pack8(o);
+            }
+        } else {
+            for (int i = threadIdx.x; i < H; i += blockDim.x) {
+                float dv = __bfloat162float(d[i]);
+                partial += dv * __bfloat162float(yr[i]);
+                dyr[i] = __float2bfloat16_rn(w * dv);
+            }
+        }
+        float dot = blockSum(partial, scratch);
+        if (threadIdx.x == 0) {
+            dWeight[(long long) t * k + j] = dot;
+        }
+    }
+}
+
+// dx[t] = base[t] (F32, may be null) + Σ_j dxp[rowOf[t·k + j]]: the input gradient gathered back from expert order.
+// Grid: one block per token.
+__global__ void scatter_back(const bf16* __restrict__ dxp, const int* __restrict__ rowOf,
+                             const float* __restrict__ base, int T, int k, int H, bf16* __restrict__ dx) {
+    int t = blockIdx.x;
+    if (t >= T) {
+        return;
+    }
+    bf16* o = dx + (long long) t * H;
+    const float* b = base ? base + (long long) t * H : nullptr;
+    if ((H & 7) == 0 && aligned16(dxp) && aligned16(dx) && (b == nullptr || aligned16(b))) {
+        for (int c = threadIdx.x; c < H / 8; c += blockDim.x) {
+            float acc[8], v[8];
+            if (b) {
+                float4 lo = reinterpret_cast<const float4*>(b)[2 * c], hi = reinterpret_cast<const float4*>(b)[2 * c + 1];
+                acc[0] = lo.x; acc[1] = lo.y; acc[2] = lo.z; acc[3] = lo.w;
+                acc[4] = hi.x; acc[5] = hi.y; acc[6] = hi.z; acc[7] = hi.w;
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    acc[i] = 0.f;
+                }
+            }
+            for (int j = 0; j < k; j++) {
+                unpack8(reinterpret_cast<const Bf16x8*>(dxp + (long long) rowOf[(long long) t * k + j] * H)[c], v);
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    acc[i] += v[i];
+                }
+            }
+            reinterpret_cast<Bf16x8*>(o)[c] = pack8(acc);
+        }
+    } else {
+        for (int i = threadIdx.x; i < H; i += blockDim.x) {
+            float acc = b ? b[i] : 0.f;
+            for (int j = 0; j < k; j++) {
+                acc += __bfloat162float(dxp[(long long) rowOf[(long long) t * k + j] * H + i]);
+            }
+            o[i] = __float2bfloat16_rn(acc);
+        }
+    }
+}
+
+}  // extern "C"
