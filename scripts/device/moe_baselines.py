@@ -88,13 +88,15 @@ class GroupedMoe(torch.nn.Module):
         return torch.zeros_like(x).index_add_(0, token, y)
 
 
-def time_layer(name, module, t, h, i, e, k, training=True, reps=10):
+def time_layer(name, module, t, h, i, e, k, training=True, reps=10, batched=False):
     x = torch.randn(t, h, device=DEV, dtype=DT)
     d_out = torch.randn(t, h, device=DEV, dtype=DT) * 1e-3
 
     def call(inp):
-        out = module(inp)
-        return out[0] if isinstance(out, tuple) else out
+        # transformers' blocks take [batch, sequence, hidden] and may return (hidden, router logits)
+        out = module(inp.view(1, t, h)) if batched else module(inp)
+        out = out[0] if isinstance(out, tuple) else out
+        return out.view(t, h)
 
     with torch.no_grad():
         fwd = median_ms(lambda: call(x), 3, reps)
@@ -133,7 +135,7 @@ def main():
         try:
             block, used = hf_block(h, i, e, k, impl)
             label = "transformers MixtralSparseMoeBlock (" + ("default: " if impl is None else "") + str(used) + ")"
-            rows.append(time_layer(label, block, t, h, i, e, k))
+            rows.append(time_layer(label, block, t, h, i, e, k, batched=True))
             del block
         except Exception as ex:  # report and go on: one baseline failing must not hide the others
             emit({"what": "transformers MixtralSparseMoeBlock " + str(impl), "error": repr(ex)[:300]})

@@ -3,104 +3,7 @@
 // cuBLAS; these kernels do the rest.
 // BF16 activations, FP32 arithmetic. Built to PTX by scripts/cuda/build-kernels.sh; the driver compiles the PTX
 // for the GPU it finds when the module is loaded.
-#include <cuda_bf16.h>
-#include <stdint.h>
-
-typedef __nv_bfloat16 bf16;
-
-namespace {
-
-// Eight bf16 values in one 16-byte access.
-struct __align__(16) Bf16x8 {
-    __nv_bfloat162 h[4];
-};
-
-__device__ __forceinline__ void unpack8(const Bf16x8& v, float* f) {
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 p = __bfloat1622float2(v.h[i]);
-        f[2 * i] = p.x;
-        f[2 * i + 1] = p.y;
-    }
-}
-
-__device__ __forceinline__ Bf16x8 pack8(const float* f) {
-    Bf16x8 v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-    }
-    return v;
-}
-
-__device__ __forceinline__ bool aligned16(const void* p) {
-    return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
-}
-
-__device__ __forceinline__ float sigmoidf(float x) {
-    return 1.f / (1.f + expf(-x));
-}
-
-__device__ __forceinline__ float warpSum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    }
-    return v;
-}
-
-// The sum of v over the block; every thread gets it. scratch holds 32 floats.
-__device__ float blockSum(float v, float* scratch) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = warpSum(v);
-    __syncthreads();  // scratch may still be read from a previous call
-    if (lane == 0) {
-        scratch[warp] = v;
-    }
-    __syncthreads();
-    float total = 0.f;
-    for (int w = 0; w < warps; w++) {
-        total += scratch[w];
-    }
-    return total;
-}
-
-// Exclusive prefix sum of flag over the block (blockDim.x a multiple of 32, at most 1024); *total gets the sum.
-__device__ int blockExclusiveScan(int flag, int* warpSums, int* total) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    int x = flag;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        int y = __shfl_up_sync(0xffffffffu, x, o);
-        if (lane >= o) {
-            x += y;
-        }
-    }
-    if (lane == 31) {
-        warpSums[warp] = x;
-    }
-    __syncthreads();
-    if (warp == 0) {
-        int w = lane < warps ? warpSums[lane] : 0;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            int y = __shfl_up_sync(0xffffffffu, w, o);
-            if (lane >= o) {
-                w += y;
-            }
-        }
-        if (lane < warps) {
-            warpSums[lane] = w;
-        }
-    }
-    __syncthreads();
-    int before = warp > 0 ? warpSums[warp - 1] : 0;
-    *total = warpSums[warps - 1];
-    __syncthreads();
-    return before + x - flag;
-}
-
-}  // namespace
+#include "common.cuh"
 
 extern "C" {
 
@@ -293,10 +196,6 @@ __global__ void gather_rows(const bf16* __restrict__ x, const int* __restrict__ 
 
 // ---- SwiGLU over [gate | up] rows ----
 
-__device__ __forceinline__ float siluf(float g) {
-    return g * sigmoidf(g);
-}
-
 // a [rows, I] = silu(gate) · up, gate and up the two halves of gu [rows, 2I].
 __global__ void swiglu_forward(const bf16* __restrict__ gu, int rows, int I, bf16* __restrict__ a) {
     long long stride = (long long) gridDim.x * blockDim.x;
@@ -477,6 +376,93 @@ __global__ void scatter_back(const bf16* __restrict__ dxp, const int* __restrict
             }
             o[i] = __float2bfloat16_rn(acc);
         }
+    }
+}
+
+// ---- decoding: a few tokens, each expert's weights read once per (token, choice), no permutation ----
+
+// act [T·k, I] (F32) = silu(x[t]·gate_e[i]) · (x[t]·up_e[i]) for assignment a = t·k + j with e = choice[a].
+// Grid (ceil(I / warps), T·k); each warp computes one i: both rows of 16-byte loads, a warp-wide reduction.
+__global__ void moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ choice,
+                                   const bf16* __restrict__ gateUp, int k, int H, int I, float* __restrict__ act) {
+    int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+    int i = blockIdx.x * warps + (threadIdx.x >> 5);
+    int a = blockIdx.y;
+    if (i >= I) {
+        return;
+    }
+    int e = choice[a];
+    const bf16* xr = x + (long long) (a / k) * H;
+    const bf16* gr = gateUp + ((long long) e * 2 * I + i) * H;
+    const bf16* ur = gr + (long long) I * H;
+    float g = 0.f, u = 0.f;
+    if ((H & 7) == 0 && aligned16(x) && aligned16(gateUp)) {
+        const Bf16x8* xv = reinterpret_cast<const Bf16x8*>(xr);
+        const Bf16x8* gv = reinterpret_cast<const Bf16x8*>(gr);
+        const Bf16x8* uv = reinterpret_cast<const Bf16x8*>(ur);
+        for (int c = lane; c < H / 8; c += 32) {
+            float xf[8], gf[8], uf[8];
+            unpack8(xv[c], xf);
+            unpack8(gv[c], gf);
+            unpack8(uv[c], uf);
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                g += xf[q] * gf[q];
+                u += xf[q] * uf[q];
+            }
+        }
+    } else {
+        for (int c = lane; c < H; c += 32) {
+            float xf = __bfloat162float(xr[c]);
+            g += xf * __bfloat162float(gr[c]);
+            u += xf * __bfloat162float(ur[c]);
+        }
+    }
+    g = warpSum(g);
+    u = warpSum(u);
+    if (lane == 0) {
+        act[(long long) a * I + i] = siluf(g) * u;
+    }
+}
+
+// out[t, h] = Σ_j weight[t, j] · (act[t·k + j] · down_e[h]) with e = choice[t·k + j].
+// Grid (ceil(H / warps), T); each warp computes one h of one token.
+__global__ void moe_decode_down(const float* __restrict__ act, const int* __restrict__ choice,
+                                const float* __restrict__ weight, const bf16* __restrict__ down, int k, int H, int I,
+                                bf16* __restrict__ out) {
+    int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+    int h = blockIdx.x * warps + (threadIdx.x >> 5);
+    int t = blockIdx.y;
+    if (h >= H) {
+        return;
+    }
+    const int* c = choice + (long long) t * k;
+    const float* w = weight + (long long) t * k;
+    const float* ar = act + (long long) t * k * I;
+    float total = 0.f;
+    // Σ_j w_j (a_j · d_j) = Σ_c Σ_j w_j a_j[c] d_j[c]: one reduction at the end, and the k rows' loads independent.
+    if ((I & 7) == 0 && aligned16(act) && aligned16(down)) {
+        for (int v = lane; v < I / 8; v += 32) {
+#pragma unroll 4
+            for (int j = 0; j < k; j++) {
+                float wf[8];
+                unpack8(reinterpret_cast<const Bf16x8*>(down + ((long long) c[j] * H + h) * I)[v], wf);
+                const float4* av = reinterpret_cast<const float4*>(ar + (long long) j * I);
+                float4 lo = av[2 * v], hi = av[2 * v + 1];
+                total += w[j] * (lo.x * wf[0] + lo.y * wf[1] + lo.z * wf[2] + lo.w * wf[3]
+                               + hi.x * wf[4] + hi.y * wf[5] + hi.z * wf[6] + hi.w * wf[7]);
+            }
+        }
+    } else {
+        for (int i = lane; i < I; i += 32) {
+            for (int j = 0; j < k; j++) {
+                total += w[j] * ar[(long long) j * I + i] * __bfloat162float(down[((long long) c[j] * H + h) * I + i]);
+            }
+        }
+    }
+    total = warpSum(total);
+    if (lane == 0) {
+        out[(long long) t * H + h] = __float2bfloat16_rn(total);
     }
 }
 

@@ -23,7 +23,11 @@ public final class Blas implements AutoCloseable {
     public enum Grouping {
         /** One cublasGemmEx per group with rows: large groups run at the library's full rate. */
         LOOP,
-        /** One cublasGemmGroupedBatchedEx over all groups (CUDA 12.5 on): one launch for many small groups. */
+        /**
+         * One cublasGemmGroupedBatchedEx over all groups (CUDA 12.5 on): one launch for many small groups. It
+         * takes one dtype for inputs and output; cuBLAS 13.1 answered CUBLAS_STATUS_NOT_SUPPORTED for BF16 inputs
+         * with an F32 output (H100, seen here), so such products (the F32 weight gradients) run as {@link #LOOP}.
+         */
         GROUPED
     }
 
@@ -125,7 +129,7 @@ public final class Blas implements AutoCloseable {
     public void groupedLinear(DeviceTensor y, DeviceTensor x, DeviceTensor w, int[] offsets, float beta) {
         int out = w.dim(1), in = w.dim(2);
         requireGrouped(w, offsets, x, y);
-        if (grouping == Grouping.GROUPED) {
+        if (useGrouped(x, w, y)) {
             grouped(false, true, offsets, out, in, x, in, w, in, beta, y, out, false);
             return;
         }
@@ -140,7 +144,7 @@ public final class Blas implements AutoCloseable {
     public void groupedLinearBackwardInput(DeviceTensor dx, DeviceTensor dy, DeviceTensor w, int[] offsets, float beta) {
         int out = w.dim(1), in = w.dim(2);
         requireGrouped(w, offsets, dy, dx);
-        if (grouping == Grouping.GROUPED) {
+        if (useGrouped(dy, w, dx)) {
             grouped(false, false, offsets, in, out, dy, out, w, in, beta, dx, in, false);
             return;
         }
@@ -163,7 +167,7 @@ public final class Blas implements AutoCloseable {
             }
             any |= offsets[e + 1] > offsets[e];
         }
-        if (grouping == Grouping.GROUPED && any) {
+        if (any && useGrouped(dy, x, dw)) {
             grouped(true, false, offsets, out, in, dy, out, x, in, beta, dw, in, true);
             return;
         }
@@ -248,6 +252,10 @@ public final class Blas implements AutoCloseable {
                         type(c.dtype()), ldcs, groups, sizes);
             }
         }
+    }
+
+    private boolean useGrouped(DeviceTensor a, DeviceTensor b, DeviceTensor c) {
+        return grouping == Grouping.GROUPED && a.dtype() == c.dtype() && b.dtype() == c.dtype();
     }
 
     private static void requireGrouped(DeviceTensor w, int[] offsets, DeviceTensor rowsA, DeviceTensor rowsB) {

@@ -31,12 +31,12 @@ public final class Kernel {
 
     /** Launches a grid of gridX blocks of blockX threads. */
     public void launch(int gridX, int blockX, Object... arguments) {
-        launch(gridX, 1, 1, blockX, 1, 1, 0, arguments);
+        launchGrid(gridX, 1, 1, blockX, 1, 1, 0, arguments);
     }
 
     /** Launches with a 3-d grid and block and dynamic shared memory, raising the kernel's shared limit if needed. */
-    public void launch(int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ, int sharedBytes,
-                       Object... arguments) {
+    public void launchGrid(int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ, int sharedBytes,
+                           Object... arguments) {
         if (gridX <= 0 || gridY <= 0 || gridZ <= 0) {
             return; // nothing to do: an empty grid is not an error here
         }

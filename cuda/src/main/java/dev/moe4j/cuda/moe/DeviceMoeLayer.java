@@ -35,6 +35,11 @@ import java.util.List;
  */
 public final class DeviceMoeLayer implements AutoCloseable {
     private static final String MODULE = "kernels";
+    /**
+     * Up to this many tokens, inference skips the permutation: a kernel per projection reads each chosen expert's
+     * rows once per token (memory-bound, as decoding is) and the host never waits for row counts.
+     */
+    static final int SMALL_BATCH_TOKENS = 4;
 
     private final CudaDevice device;
     private final MoeConfig config;
@@ -181,8 +186,8 @@ public final class DeviceMoeLayer implements AutoCloseable {
     }
 
     /**
-     * One forward pass: what it produced and what backward needs. Closing it frees everything it allocated but
-     * the output, which the caller owns.
+     * One forward pass: what it produced (output, each token's experts and gate weights) and, for a training pass,
+     * what backward needs. Closing it frees everything it allocated but the output, which the caller owns.
      */
     public static final class Pass implements AutoCloseable {
         private final DeviceTensor input;
@@ -190,10 +195,12 @@ public final class DeviceMoeLayer implements AutoCloseable {
         private final int[] offsets;
         private final List<DeviceTensor> saved;
         private final DeviceTensor scores, choice, weight, rowOf, xp, gu, act, y;
+        private final boolean training;
 
         private Pass(DeviceTensor input, DeviceTensor output, int[] offsets, DeviceTensor scores, DeviceTensor choice,
                      DeviceTensor weight, DeviceTensor rowOf, DeviceTensor xp, DeviceTensor gu, DeviceTensor act,
-                     DeviceTensor y, List<DeviceTensor> saved) {
+                     DeviceTensor y, List<DeviceTensor> saved, boolean training) {
+            this.training = training;
             this.input = input;
             this.output = output;
             this.offsets = offsets;
@@ -213,9 +220,12 @@ public final class DeviceMoeLayer implements AutoCloseable {
             return output;
         }
 
-        /** Row offsets of the experts in the permuted order ([E + 1]): expert e took offsets[e+1] − offsets[e] rows. */
+        /**
+         * Row offsets of the experts in the permuted order ([E + 1]): expert e took offsets[e+1] − offsets[e] rows;
+         * null when a small inference batch ran without a permutation.
+         */
         public int[] offsets() {
-            return offsets.clone();
+            return offsets == null ? null : offsets.clone();
         }
 
         /** [T, k] chosen experts, best first. */
@@ -239,7 +249,7 @@ public final class DeviceMoeLayer implements AutoCloseable {
 
     /**
      * The layer over x [T, H] (BF16). With {@code training} the pass keeps what {@link #backward} needs; otherwise
-     * the intermediates are freed at once.
+     * the intermediates are freed at once, and up to {@link #SMALL_BATCH_TOKENS} tokens take the decoding path.
      */
     public Pass forward(DeviceTensor x, boolean training) {
         int t = x.rows(), h = config.hidden(), inter = config.intermediate(), e = config.experts(), k = config.topK();
@@ -257,6 +267,13 @@ public final class DeviceMoeLayer implements AutoCloseable {
         kernel("route_top_k").launch(ceil(t, 128), 128, logits, selectionBias, t, e, k, sigmoid(), normalize(), scale(),
                 scores, choice, weight);
         logits.close();
+        if (!training && t <= SMALL_BATCH_TOKENS) {
+            DeviceTensor act = device.allocate(DType.F32, n, inter), out = device.allocate(DType.BF16, t, h);
+            kernel("moe_decode_gate_up").launchGrid(ceil(inter, 8), n, 1, 256, 1, 1, 0, x, choice, gateUp, k, h, inter, act);
+            kernel("moe_decode_down").launchGrid(ceil(h, 8), t, 1, 256, 1, 1, 0, act, choice, weight, down, k, h, inter, out);
+            act.close();
+            return new Pass(x, out, null, scores, choice, weight, null, null, null, null, null, saved, false);
+        }
 
         DeviceTensor offsetsDevice = device.allocate(DType.I32, e + 1);
         DeviceTensor rowOf = keep(saved, device.allocate(DType.I32, n));
@@ -276,11 +293,13 @@ public final class DeviceMoeLayer implements AutoCloseable {
         blas.groupedLinear(y, act, down, offsets, 0f);
         DeviceTensor out = device.allocate(DType.BF16, t, h);
         kernel("combine").launch(t, rowThreads(h), y, rowOf, weight, t, k, h, out);
-        Pass pass = new Pass(x, out, offsets, scores, choice, weight, rowOf, xp, gu, act, y, saved);
         if (!training) {
-            pass.close();
+            for (DeviceTensor intermediate : List.of(rowOf, xp, gu, act, y)) {
+                saved.remove(intermediate);
+                intermediate.close();
+            }
         }
-        return pass;
+        return new Pass(x, out, offsets, scores, choice, weight, rowOf, xp, gu, act, y, saved, training);
     }
 
     /**
@@ -288,7 +307,7 @@ public final class DeviceMoeLayer implements AutoCloseable {
      * {@link #routerGrad()}, {@link #gateUpGrad()}, {@link #downGrad()}.
      */
     public DeviceTensor backward(Pass p, DeviceTensor dOut) {
-        if (p.saved.isEmpty()) {
+        if (!p.training || p.saved.isEmpty()) {
             throw new IllegalStateException("backward needs a training forward pass that is still open");
         }
         int t = p.input.rows(), h = config.hidden(), inter = config.intermediate(), e = config.experts();

@@ -132,6 +132,33 @@ class DeviceMoeLayerTest {
     }
 
     @Test
+    void smallInferenceBatchesTakeTheDecodingPathAndMatchTheCpuLayer() {
+        CudaDevice d = Gpu.device();
+        int seed = 0;
+        for (var entry : configs().entrySet()) {
+            MoeConfig config = entry.getValue().toBuilder().seed(300 + seed).build();
+            var random = new Random(400 + seed++);
+            MoeLayer cpu = roundedLayer(config, random);
+            for (int tokens : new int[] {1, DeviceMoeLayer.SMALL_BATCH_TOKENS}) {
+                String name = entry.getKey() + ", " + tokens + " token(s)";
+                Tensor x = bf16Normal(random, 1, tokens, config.hidden());
+                MoeResult r = cpu.forward(x, tokens, Mode.INFERENCE);
+                try (DeviceMoeLayer gpu = DeviceMoeLayer.upload(d, cpu); DeviceTensor gx = d.upload(x, DType.BF16);
+                     DeviceMoeLayer.Pass pass = gpu.forward(gx, false)) {
+                    assertEquals(null, pass.offsets(), name + ": no permutation");
+                    Tensor choices = pass.choice().toHost();
+                    int[] cpuChoices = r.routing().choices();
+                    for (int i = 0; i < cpuChoices.length; i++) {
+                        assertEquals(cpuChoices[i], choices.getLong(i), name + ": expert of assignment " + i);
+                    }
+                    TensorAssert.assertClose(values(r.output()), pass.output().toHostF32(), TOLERANCE, name + ": output");
+                    pass.output().close();
+                }
+            }
+        }
+    }
+
+    @Test
     void optionsTheGpuLayerDoesNotRunAreListedByName() {
         MoeConfig config = MoeConfig.builder(16, 8, 4, 2).capacity(Capacity.switchFactor(1.25))
                 .noise(Noise.jitter(0.01)).loss(new SwitchLoss(SwitchLoss.Form.PAPER), 0.01).build();
