@@ -230,6 +230,7 @@ __global__ void attention_forward(const bf16* __restrict__ q, const bf16* __rest
             int f = lane8 + 8 * j;
             if (f < dv) {
                 float acc = o[j] * alpha;
+                #pragma unroll 8
                 for (int c = 0; c < TILE; c++) {
                     acc += Ps[row * (TILE + 1) + c] * Vs[c * dvs + f];
                 }
@@ -348,6 +349,7 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
             int f = lane8 + 8 * j;
             if (f < d) {
                 float a = acc[j];
+                #pragma unroll 8
                 for (int c = 0; c < TILE; c++) {
                     a += Ps[row * (TILE + 1) + c] * Ks[c * ds + f];
                 }
@@ -447,6 +449,7 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
                 int f = lane8 + 8 * j;
                 if (f < dv) {
                     float a = gv[j];
+                    #pragma unroll 8
                     for (int c = 0; c < TILE; c++) {
                         a += Ps[key * (TILE + 1) + c] * Os[c * dvs + f];
                     }
@@ -454,6 +457,7 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
                 }
                 if (f < d) {
                     float a = gk[j];
+                    #pragma unroll 8
                     for (int c = 0; c < TILE; c++) {
                         a += Ds[key * (TILE + 1) + c] * Qs[c * ds + f];
                     }
