@@ -17,12 +17,20 @@ public final class Kernel {
     private final CudaDevice device;
     private final MemorySegment function;
     private final String name;
+    private static final int MAX_ARGUMENTS = 32;
     private int dynamicSharedLimit = 48 << 10;
+    // One buffer of argument values and one of pointers to them, reused by every launch: the driver copies the
+    // arguments during cuLaunchKernel, and a device is used from one thread at a time.
+    private final MemorySegment values = Arena.ofAuto().allocate(8L * MAX_ARGUMENTS, 8);
+    private final MemorySegment pointers = Arena.ofAuto().allocate(ADDRESS, MAX_ARGUMENTS);
 
     Kernel(CudaDevice device, MemorySegment function, String name) {
         this.device = device;
         this.function = function;
         this.name = name;
+        for (int i = 0; i < MAX_ARGUMENTS; i++) {
+            pointers.setAtIndex(ADDRESS, i, values.asSlice(8L * i, 8));
+        }
     }
 
     public String name() {
@@ -44,24 +52,22 @@ public final class Kernel {
             device.driver().setFunctionAttribute(function, Driver.FUNCTION_ATTRIBUTE_MAX_DYNAMIC_SHARED, sharedBytes, name);
             dynamicSharedLimit = sharedBytes;
         }
-        try (var arena = Arena.ofConfined()) {
-            MemorySegment values = arena.allocate(8L * Math.max(1, arguments.length), 8);
-            MemorySegment pointers = arena.allocate(ADDRESS, Math.max(1, arguments.length));
-            for (int i = 0; i < arguments.length; i++) {
-                long offset = 8L * i;
-                switch (arguments[i]) {
-                    case null -> values.set(JAVA_LONG, offset, 0L);
-                    case DeviceTensor t -> values.set(JAVA_LONG, offset, t.address());
-                    case Integer v -> values.set(JAVA_INT, offset, v);
-                    case Long v -> values.set(JAVA_LONG, offset, v);
-                    case Float v -> values.set(JAVA_FLOAT, offset, v);
-                    default -> throw new IllegalArgumentException(name + ": argument " + i + " of unsupported type "
-                            + arguments[i].getClass().getSimpleName());
-                }
-                pointers.setAtIndex(ADDRESS, i, values.asSlice(offset, 8));
-            }
-            device.driver().launch(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, device.stream(),
-                    pointers, name);
+        if (arguments.length > MAX_ARGUMENTS) {
+            throw new IllegalArgumentException(name + ": more than " + MAX_ARGUMENTS + " arguments");
         }
+        for (int i = 0; i < arguments.length; i++) {
+            long offset = 8L * i;
+            switch (arguments[i]) {
+                case null -> values.set(JAVA_LONG, offset, 0L);
+                case DeviceTensor t -> values.set(JAVA_LONG, offset, t.address());
+                case Integer v -> values.set(JAVA_INT, offset, v);
+                case Long v -> values.set(JAVA_LONG, offset, v);
+                case Float v -> values.set(JAVA_FLOAT, offset, v);
+                default -> throw new IllegalArgumentException(name + ": argument " + i + " of unsupported type "
+                        + arguments[i].getClass().getSimpleName());
+            }
+        }
+        device.driver().launch(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, device.stream(),
+                pointers, name);
     }
 }

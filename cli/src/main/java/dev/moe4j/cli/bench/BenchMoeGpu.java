@@ -58,8 +58,10 @@ final class BenchMoeGpu {
                 out.flush();
             }
         }
-        // Decoding takes the small-batch path (no permutation, no grouped product), so one grouping is enough.
-        var decode = List.of(MoeLayerBenchmark.run(device, DECODE, Blas.Grouping.LOOP, false, 10, quick ? 5 : 100));
+        // Decoding takes the small-batch path (no permutation, no grouped product), so one grouping is enough. A
+        // step is short enough that the host's launch path shows: warm the JIT up on it first, as a server would be.
+        var decode = List.of(MoeLayerBenchmark.run(device, DECODE, Blas.Grouping.LOOP, false, quick ? 10 : 3000,
+                quick ? 5 : 300));
         if (!json) {
             var r = decode.getFirst();
             out.println("decode step: " + DECODE + " (Qwen3-30B-A3B MoE layer)");
