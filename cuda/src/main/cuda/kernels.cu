@@ -39,60 +39,74 @@ __global__ void fill_normal_bf16(bf16* __restrict__ out, long long n, unsigned l
 
 // ---- routing ----
 
-// One thread per token. scores [T, E] = softmax(logits) or sigmoid(logits); the k experts of largest
-// score (+ selectionBias, which only ranks) go to choice [T, k] in descending order, the lower index first on a
-// tie; weight [T, k] = scale · s / (Σ of the chosen s when normalize, else 1).
+// One warp per token (E ≤ 1024, k ≤ 32). scores [T, E] = softmax(logits) or sigmoid(logits); the k experts of
+// largest score (+ selectionBias, which only ranks) go to choice [T, k] in descending order, the lower index first
+// on a tie; weight [T, k] = scale · s / (Σ of the chosen s when normalize, else 1). Lane j keeps the j-th choice.
 __global__ void route_top_k(const float* __restrict__ logits, const float* __restrict__ selectionBias, int T,
                             int E, int k, int sigmoidScoring, int normalize, float scale, float* __restrict__ scores,
                             int* __restrict__ choice, float* __restrict__ weight) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (t >= T) {
-        return;
+        return;  // the whole warp
     }
     const float* l = logits + (long long) t * E;
     float* s = scores + (long long) t * E;
     if (sigmoidScoring) {
-        for (int e = 0; e < E; e++) {
+        for (int e = lane; e < E; e += 32) {
             s[e] = sigmoidf(l[e]);
         }
     } else {
         float m = -INFINITY;
-        for (int e = 0; e < E; e++) {
+        for (int e = lane; e < E; e += 32) {
             m = fmaxf(m, l[e]);
         }
+        m = warpMax(m);
         float z = 0.f;
-        for (int e = 0; e < E; e++) {
-            float v = expf(l[e] - m);
-            s[e] = v;
-            z += v;
+        for (int e = lane; e < E; e += 32) {
+            z += expf(l[e] - m);
         }
-        float inv = 1.f / z;
-        for (int e = 0; e < E; e++) {
-            s[e] *= inv;
+        float inv = 1.f / warpSum(z);
+        for (int e = lane; e < E; e += 32) {
+            s[e] = expf(l[e] - m) * inv;
         }
     }
-    int* c = choice + (long long) t * k;
-    float sum = 0.f;
+    unsigned taken = 0;  // bit q: expert lane + 32·q is chosen (each lane reads back only what it wrote)
+    int mine = -1;
+    float mineScore = 0.f;
     for (int j = 0; j < k; j++) {
-        float best = -INFINITY;
-        int bestIndex = -1;
-        for (int e = 0; e < E; e++) {
-            bool taken = false;
-            for (int i = 0; i < j; i++) {
-                taken |= c[i] == e;
-            }
+        float bestKey = -INFINITY, bestScore = 0.f;
+        int best = 0x7fffffff;
+        for (int q = 0, e = lane; e < E; q++, e += 32) {
             float key = s[e] + (selectionBias ? selectionBias[e] : 0.f);
-            if (!taken && (bestIndex < 0 || key > best)) {
-                best = key;
-                bestIndex = e;
+            if (!(taken >> q & 1u) && (best == 0x7fffffff || key > bestKey)) {
+                bestKey = key;
+                bestScore = s[e];
+                best = e;
             }
         }
-        c[j] = bestIndex;
-        sum += s[bestIndex];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            float otherKey = __shfl_xor_sync(0xffffffffu, bestKey, o);
+            float otherScore = __shfl_xor_sync(0xffffffffu, bestScore, o);
+            int other = __shfl_xor_sync(0xffffffffu, best, o);
+            if (other != 0x7fffffff && (best == 0x7fffffff || otherKey > bestKey || (otherKey == bestKey && other < best))) {
+                bestKey = otherKey;
+                bestScore = otherScore;
+                best = other;
+            }
+        }
+        if ((best & 31) == lane) {
+            taken |= 1u << (best >> 5);
+        }
+        if (lane == j) {
+            mine = best;
+            mineScore = bestScore;
+        }
     }
-    float inv = normalize ? 1.f / sum : 1.f;
-    for (int j = 0; j < k; j++) {
-        weight[(long long) t * k + j] = scale * s[c[j]] * inv;
+    float sum = warpSum(lane < k ? mineScore : 0.f);
+    if (lane < k) {
+        choice[(long long) t * k + lane] = mine;
+        weight[(long long) t * k + lane] = scale * mineScore * (normalize ? 1.f / sum : 1.f);
     }
 }
 

@@ -106,6 +106,18 @@ public final class DeviceTensor implements AutoCloseable {
         return new DeviceTensor(device, dtype, Arrays.copyOfRange(shape, 1, shape.length), row.address, row.byteSize, false);
     }
 
+    /**
+     * A view of part of this tensor's memory as another dtype and shape, from {@code byteOffset} (one allocation
+     * carved into several tensors: a workspace costs one allocation and one free).
+     */
+    public DeviceTensor carve(long byteOffset, DType dtype, int... shape) {
+        long bytes = dtype.byteCount(Tensor.elementCount(shape));
+        if (byteOffset < 0 || byteOffset + bytes > byteSize) {
+            throw new IndexOutOfBoundsException(bytes + " bytes at " + byteOffset + " outside " + this);
+        }
+        return new DeviceTensor(device, dtype, shape.clone(), address() + byteOffset, bytes, false);
+    }
+
     // ---- copies ----
 
     /** Copies a host tensor of the same dtype and size into this one (synchronous). */

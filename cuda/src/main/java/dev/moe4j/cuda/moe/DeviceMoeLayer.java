@@ -67,6 +67,9 @@ public final class DeviceMoeLayer implements AutoCloseable {
         if (c.router() != RouterKind.TOP_K) {
             out.add("router " + c.router());
         }
+        if (c.experts() > 1024 || c.topK() > 32) {
+            out.add("more than 1024 experts or top-k above 32");
+        }
         if (c.gateOrder() != GateOrder.SOFTMAX_THEN_TOP_K) {
             out.add("gate order " + c.gateOrder());
         }
@@ -259,22 +262,25 @@ public final class DeviceMoeLayer implements AutoCloseable {
         int n = t * k;
         Blas blas = device.blas();
         var saved = new ArrayList<DeviceTensor>();
-        DeviceTensor logits = device.allocate(DType.F32, t, e);
+        // The routing's small tensors (and, for a small inference batch, the activations) share one allocation.
+        boolean small = !training && t <= SMALL_BATCH_TOKENS;
+        long logitsAt = 0, scoresAt = aligned(logitsAt + 4L * t * e), choiceAt = aligned(scoresAt + 4L * t * e);
+        long weightAt = aligned(choiceAt + 4L * n), actAt = aligned(weightAt + 4L * n);
+        long bytes = small ? actAt + 4L * n * inter : actAt;
+        DeviceTensor workspace = keep(saved, device.allocate(DType.U8, Math.toIntExact((bytes + 255) >> 8), 256));
+        DeviceTensor logits = workspace.carve(logitsAt, DType.F32, t, e);
+        DeviceTensor scores = workspace.carve(scoresAt, DType.F32, t, e);
+        DeviceTensor choice = workspace.carve(choiceAt, DType.I32, t, k);
+        DeviceTensor weight = workspace.carve(weightAt, DType.F32, t, k);
         blas.linear(logits, x, router, 0f);
-        DeviceTensor scores = keep(saved, device.allocate(DType.F32, t, e));
-        DeviceTensor choice = keep(saved, device.allocate(DType.I32, t, k));
-        DeviceTensor weight = keep(saved, device.allocate(DType.F32, t, k));
-        kernel("route_top_k").launch(ceil(t, 128), 128, logits, selectionBias, t, e, k, sigmoid(), normalize(), scale(),
+        kernel("route_top_k").launch(ceil(t, 4), 128, logits, selectionBias, t, e, k, sigmoid(), normalize(), scale(),
                 scores, choice, weight);
-        logits.close();
-        if (!training && t <= SMALL_BATCH_TOKENS) {
-            DeviceTensor act = device.allocate(DType.F32, n, inter), out = device.allocate(DType.BF16, t, h);
+        if (small) {
+            DeviceTensor act = workspace.carve(actAt, DType.F32, n, inter), out = device.allocate(DType.BF16, t, h);
             kernel("moe_decode_gate_up").launchGrid(ceil(inter, 8), n, 1, 256, 1, 1, 0, x, choice, gateUp, k, h, inter, act);
             kernel("moe_decode_down").launchGrid(ceil(h, 8), t, 1, 256, 1, 1, 0, act, choice, weight, down, k, h, inter, out);
-            act.close();
             return new Pass(x, out, null, scores, choice, weight, null, null, null, null, null, saved, false);
         }
-
         DeviceTensor offsetsDevice = device.allocate(DType.I32, e + 1);
         DeviceTensor rowOf = keep(saved, device.allocate(DType.I32, n));
         DeviceTensor tokenOf = device.allocate(DType.I32, n);
@@ -375,6 +381,11 @@ public final class DeviceMoeLayer implements AutoCloseable {
     private static int rowThreads(int h) {
         int vectors = (h + 7) / 8;
         return Math.max(32, Math.min(256, (vectors + 31) / 32 * 32));
+    }
+
+    /** The next multiple of 256 bytes: each carved tensor starts where a 16-byte access can. */
+    private static long aligned(long bytes) {
+        return (bytes + 255) & ~255L;
     }
 
     private static int ceil(int n, int d) {

@@ -45,6 +45,9 @@ class DeviceMoeLayerTest {
                 .scoring(Scoring.SIGMOID).normalizeTopK(true).selectionBias(true).routedScalingFactor(2.5).build());
         out.put("odd widths (no 16-byte rows: H 36, I 20)", MoeConfig.builder(36, 20, 6, 2).normalizeTopK(true).build());
         out.put("switch (top-1)", MoeConfig.builder(40, 24, 4, 1).build());
+        out.put("qwen3-moe-like (top-8 of 128: experts over every lane of a warp)",
+                MoeConfig.builder(64, 32, 128, 8).normalizeTopK(true).build());
+        out.put("40 experts (not a multiple of a warp), top-3", MoeConfig.builder(32, 16, 40, 3).build());
         return out;
     }
 
