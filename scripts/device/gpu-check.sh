@@ -49,6 +49,11 @@ if [ $bench = 1 ]; then
   "${java[@]}" -jar "$here/moe4j.jar" bench moe --device cuda $quick >"$out/bench-moe.log" 2>&1 || status=1
   cat "$out/bench-moe.log"
 fi
+if [ $bench = 1 ]; then
+  echo "== attention kernels"
+  "${java[@]}" -cp "$here/moe4j.jar" dev.moe4j.cuda.bench.AttentionBenchmark >"$out/bench-attention.log" 2>&1 || status=1
+  grep -v WARNING "$out/bench-attention.log"
+fi
 if [ $torch = 1 ]; then
   echo "== PyTorch baselines $quick"
   PYTHONUNBUFFERED=1 python3 "$here/moe_baselines.py" $quick >"$out/torch.log" 2>&1 || status=1
