@@ -82,7 +82,8 @@ public final class BenchMoeCommand implements Runnable {
         MachineLimits limits = options.measureLimits();
         var shape = new MoeBenchmark.Shape(s.tokens(), s.hidden(), s.intermediate(), s.experts(), s.topK());
         out.println("moe4j bench moe --device cpu: " + Environment.current().describe());
-        out.printf("peak FMA rate %.1f GFLOP/s; layer %s (f32)%n", limits.peakGflops(), s);
+        out.printf("peak FMA rate %.1f GFLOP/s; layer: %d tokens, H %d, I %d, E %d, top-%d, f32%n", limits.peakGflops(),
+                s.tokens(), s.hidden(), s.intermediate(), s.experts(), s.topK());
         out.printf("%-62s %10s %10s %8s %7s%n", "strategy", "layer s", "matmuls s", "ratio", "GFLOP/s");
         MoeBenchmark.runAll(shape, 1, n, r -> {
             out.printf("%-62s %10.4f %10.4f %8.2f %7.1f%n", r.strategy(), r.layerSeconds(), r.expertMatmulSeconds(),
