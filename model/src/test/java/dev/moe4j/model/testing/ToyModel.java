@@ -25,6 +25,8 @@ public class ToyModel implements LanguageModel {
     private final ModelConfig config;
     /** Every forward call: its first position and how many tokens it fed. */
     public final List<int[]> calls = new ArrayList<>();
+    /** The tokens of every forward call. */
+    public final List<int[]> fed = new ArrayList<>();
 
     public ToyModel(int vocabSize, int maxPositions, int layers) {
         this.config = ModelConfig.builder()
@@ -68,6 +70,7 @@ public class ToyModel implements LanguageModel {
                     + " more after " + s.position);
         }
         calls.add(new int[] {s.position, tokens.length});
+        fed.add(tokens.clone());
         int vocab = config.vocabSize();
         int rows = lastOnly ? 1 : tokens.length;
         float[] out = new float[rows * vocab];
