@@ -4,10 +4,9 @@ import dev.moe4j.core.Tensor;
 import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
-import dev.moe4j.model.config.AttentionConfig;
+import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.model.family.HfFamilies;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -29,14 +28,13 @@ public class ToyModel implements LanguageModel {
     public final List<int[]> fed = new ArrayList<>();
 
     public ToyModel(int vocabSize, int maxPositions, int layers) {
-        this.config = ModelConfig.builder()
-                .vocabSize(vocabSize)
-                .hiddenSize(8)
-                .attention(AttentionConfig.Standard.of(2, 2, 4))
-                .moeLayers(layers)
-                .moe(new MoeConfig(EXPERTS, 2, 16, 0, 0, false, false, RouterConfig.softmaxTopK(true, 0)))
-                .maxPositions(maxPositions)
-                .build();
+        // a tiny Mixtral config.json: the shape of the description matters, not its numbers
+        String json = String.format("""
+                {"model_type": "mixtral", "vocab_size": %d, "hidden_size": 8, "intermediate_size": 16,
+                 "num_hidden_layers": %d, "num_attention_heads": 2, "num_key_value_heads": 2,
+                 "num_local_experts": %d, "num_experts_per_tok": 2, "max_position_embeddings": %d}""",
+                vocabSize, layers, EXPERTS, maxPositions);
+        this.config = HfFamilies.read(Json.parse(json, "toy config"), "toy config");
     }
 
     /** The token greedy decoding picks after {@code token}. */
