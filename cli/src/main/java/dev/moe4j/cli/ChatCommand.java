@@ -38,7 +38,7 @@ import java.util.concurrent.Callable;
                 "Replies end at an EOS id (generation_config.json and config.json eos_token_id), a --stop text or"
                         + " --max-tokens. Decoding flags win over generation_config.json, which wins over"
                         + " transformers' defaults (greedy; when sampling, temperature 1 and top-k 50)."})
-final class ChatCommand implements Callable<Integer>, Environment.User {
+final class ChatCommand implements Callable<Integer>, CommandContext.User {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "model folder: config.json, tokenizer.json, tokenizer_config.json, safetensors weights")
     Path model;
@@ -62,11 +62,11 @@ final class ChatCommand implements Callable<Integer>, Environment.User {
     @Spec
     CommandSpec spec;
 
-    private Environment environment;
+    private CommandContext context;
 
     @Override
-    public void environment(Environment environment) {
-        this.environment = environment;
+    public void context(CommandContext context) {
+        this.context = context;
     }
 
     @Override
@@ -76,23 +76,23 @@ final class ChatCommand implements Callable<Integer>, Environment.User {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ChatTemplate chatTemplate = ModelFolder.chatTemplate(model, template);
-        try (ModelFolder m = ModelFolder.open(model, environment.models())) {
+        try (ModelFolder m = ModelFolder.open(model, context.models())) {
             var generator = new Generator(m.model(), m.text());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;
             var colours = new ExpertColors(layer.orElse(-1), layer.isPresent()
-                    && experts.colours(environment.terminal()));
+                    && experts.colours(context.terminal()));
             var traceLines = new ArrayList<String>();
             var history = opening();
             int[] previous = new int[0];
             int turn = 0;
-            var input = new BufferedReader(new InputStreamReader(environment.in(), StandardCharsets.UTF_8));
-            if (environment.terminal()) {
+            var input = new BufferedReader(new InputStreamReader(context.in(), StandardCharsets.UTF_8));
+            if (context.terminal()) {
                 err.println("moe4j chat: " + m.folder() + "; /reset forgets the conversation, /exit ends it");
                 err.flush();
             }
             while (true) {
-                if (environment.terminal()) {
+                if (context.terminal()) {
                     out.print("> ");
                     out.flush();
                 }

@@ -34,7 +34,7 @@ import java.util.concurrent.Callable;
                         + " repetition_penalty, max_new_tokens), which wins over transformers' defaults (greedy;"
                         + " when sampling, temperature 1 and top-k 50).",
                 "Speeds go to stderr at the end: time to first token, prefill and decode tokens/s."})
-final class GenerateCommand implements Callable<Integer>, Environment.User {
+final class GenerateCommand implements Callable<Integer>, CommandContext.User {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "model folder: config.json, tokenizer.json, safetensors weights, generation_config.json")
     Path model;
@@ -67,11 +67,11 @@ final class GenerateCommand implements Callable<Integer>, Environment.User {
     @Spec
     CommandSpec spec;
 
-    private Environment environment;
+    private CommandContext context;
 
     @Override
-    public void environment(Environment environment) {
-        this.environment = environment;
+    public void context(CommandContext context) {
+        this.context = context;
     }
 
     @Override
@@ -80,14 +80,14 @@ final class GenerateCommand implements Callable<Integer>, Environment.User {
         experts.check();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (ModelFolder m = ModelFolder.open(model, environment.models())) {
+        try (ModelFolder m = ModelFolder.open(model, context.models())) {
             int[] ids = prompt.ids != null ? TokenIds.parse("--prompt-ids", prompt.ids)
                     : m.tokenizer().encodeIds(prompt.text, true);
             SamplingConfig samplingConfig = sampling.resolve(m.generation());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;
             var colours = new ExpertColors(layer.orElse(-1), layer.isPresent() && !json
-                    && experts.colours(environment.terminal()));
+                    && experts.colours(context.terminal()));
             var options = new GenerationOptions(sampling.maxNewTokens(m.generation()), samplingConfig,
                     m.eosTokenIds(), sampling.stops, routing, routing != null);
             GenerationListener stream = json ? GenerationListener.NONE : (text, position) -> {

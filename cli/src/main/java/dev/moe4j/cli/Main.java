@@ -26,7 +26,7 @@ public final class Main implements Runnable {
     public static final int EXIT_BAD_INPUT = 2;
 
     /** How the commands open a model folder's weights. */
-    static final Environment.ModelOpener DEFAULT_MODELS = (folder, config) -> {
+    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config) -> {
         throw new BadInputException(folder + ": running a model is not available in this build yet (no model"
                 + " loader)");
     };
@@ -41,28 +41,28 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         var console = System.console();
-        var environment = new Environment(System.in, console != null && console.isTerminal(), DEFAULT_MODELS);
+        var context = new CommandContext(System.in, console != null && console.isTerminal(), DEFAULT_MODELS);
         var out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
-        System.exit(run(args, out, new PrintWriter(System.err, true), environment));
+        System.exit(run(args, out, new PrintWriter(System.err, true), context));
     }
 
     /** Runs the command line with the given streams and returns the exit status (used by the CLI tests). */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
-        return run(args, out, err, new Environment(InputStream.nullInputStream(), false, DEFAULT_MODELS));
+        return run(args, out, err, new CommandContext(InputStream.nullInputStream(), false, DEFAULT_MODELS));
     }
 
     /** Runs the command line with the given standard input too (the chat reads it). */
     public static int run(String[] args, InputStream in, PrintWriter out, PrintWriter err) {
-        return run(args, out, err, new Environment(in, false, DEFAULT_MODELS));
+        return run(args, out, err, new CommandContext(in, false, DEFAULT_MODELS));
     }
 
-    static int run(String[] args, PrintWriter out, PrintWriter err, Environment environment) {
+    static int run(String[] args, PrintWriter out, PrintWriter err, CommandContext context) {
         CommandLine.IFactory factory = new CommandLine.IFactory() {
             @Override
             public <K> K create(Class<K> type) throws Exception {
                 K made = CommandLine.defaultFactory().create(type);
-                if (made instanceof Environment.User user) {
-                    user.environment(environment);
+                if (made instanceof CommandContext.User user) {
+                    user.context(context);
                 }
                 return made;
             }

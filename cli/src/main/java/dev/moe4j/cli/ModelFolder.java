@@ -27,7 +27,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
     static final String TOKENIZER = "tokenizer.json";
     static final String TOKENIZER_CONFIG = "tokenizer_config.json";
 
-    static ModelFolder open(Path folder, Environment.ModelOpener opener) {
+    static ModelFolder open(Path folder, CommandContext.ModelOpener opener) {
         long start = System.nanoTime();
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")

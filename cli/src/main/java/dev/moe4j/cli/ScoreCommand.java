@@ -23,7 +23,7 @@ import java.util.concurrent.Callable;
                 + " log-softmax of the logits at the previous position) and the perplexity, exp(-mean).",
                 "The first token has nothing before it and is not scored; a text gets the tokenizer's special tokens"
                         + " (e.g. BOS) first."})
-final class ScoreCommand implements Callable<Integer>, Environment.User {
+final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "model folder: config.json, tokenizer.json and safetensors weights")
     Path model;
@@ -48,18 +48,18 @@ final class ScoreCommand implements Callable<Integer>, Environment.User {
     @Spec
     CommandSpec spec;
 
-    private Environment environment;
+    private CommandContext context;
 
     @Override
-    public void environment(Environment environment) {
-        this.environment = environment;
+    public void context(CommandContext context) {
+        this.context = context;
     }
 
     @Override
     public Integer call() {
         trace.check();
         PrintWriter out = spec.commandLine().getOut();
-        try (ModelFolder m = ModelFolder.open(model, environment.models())) {
+        try (ModelFolder m = ModelFolder.open(model, context.models())) {
             int[] ids = input.ids != null ? TokenIds.parse("--prompt-ids", input.ids)
                     : m.tokenizer().encodeIds(input.text, true);
             ExpertTrace routing = trace.enabled() ? new ExpertTrace() : null;

@@ -23,7 +23,7 @@ final class Cli {
     }
 
     /** The toy models a run opened, so that tests can see what was fed to them. */
-    static final class ToyModels implements Environment.ModelOpener {
+    static final class ToyModels implements CommandContext.ModelOpener {
         final List<ToyModel> opened = new ArrayList<>();
 
         @Override
@@ -38,16 +38,16 @@ final class Cli {
         }
     }
 
-    static Result run(Environment.ModelOpener models, String stdin, boolean terminal, String... args) {
+    static Result run(CommandContext.ModelOpener models, String stdin, boolean terminal, String... args) {
         var out = new StringWriter();
         var err = new StringWriter();
         var in = new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8));
         int status = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true),
-                new Environment(in, terminal, models));
+                new CommandContext(in, terminal, models));
         return new Result(status, out.toString(), err.toString());
     }
 
-    static Result run(Environment.ModelOpener models, String... args) {
+    static Result run(CommandContext.ModelOpener models, String... args) {
         return run(models, "", false, args);
     }
 
