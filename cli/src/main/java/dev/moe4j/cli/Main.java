@@ -1,6 +1,7 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.model.ModelLoader;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -25,11 +26,8 @@ public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
     public static final int EXIT_BAD_INPUT = 2;
 
-    /** How the commands open a model folder's weights. */
-    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config) -> {
-        throw new BadInputException(folder + ": running a model is not available in this build yet (no model"
-                + " loader)");
-    };
+    /** How the commands open a model folder's weights: memory-mapped, every tensor checked first. */
+    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config) -> ModelLoader.load(folder);
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
