@@ -1,5 +1,6 @@
 package dev.moe4j.cli;
 
+import dev.moe4j.cli.bench.BenchCommand;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.ModelLoader;
 import picocli.CommandLine;
@@ -21,6 +22,7 @@ import java.nio.charset.StandardCharsets;
                 GenerateCommand.class,
                 ScoreCommand.class,
                 ChatCommand.class,
+                BenchCommand.class,
         })
 public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
