@@ -14,6 +14,8 @@ import picocli.CommandLine.Command;
                 "Run one of the subcommands; see docs/BENCHMARKS.md for figures and how they were taken."},
         subcommands = {
                 BenchMatMulCommand.class,
+                BenchGenerateCommand.class,
+                BenchMakeModelCommand.class,
         })
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
