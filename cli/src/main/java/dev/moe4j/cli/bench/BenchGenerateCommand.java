@@ -21,7 +21,6 @@ import picocli.CommandLine.Option;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -101,8 +100,8 @@ public final class BenchGenerateCommand implements Runnable {
             var random = new SplittableRandom(42);
             int[] ids = random.ints(prompt, 0, config.vocabSize()).toArray();
             var greedy = GenerationOptions.greedy(decode, Set.of());
-            generator.generate(Arrays.copyOf(ids, Math.min(prompt, 8)), GenerationOptions.greedy(2, Set.of()),
-                    GenerationListener.NONE); // warm-up: the first forward passes compile the kernels
+            // warm-up at the measured sizes: the JIT compiles the kernels for the shapes they will run at
+            generator.generate(ids, greedy, GenerationListener.NONE);
             List<Run> timed = new ArrayList<>();
             for (int r = 0; r < (options.quick() ? 1 : runs); r++) {
                 Generation g = generator.generate(ids, greedy, GenerationListener.NONE);
@@ -140,6 +139,8 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("prefill_tokens_per_s", prefillBest);
                 root.put("decode_tokens_per_s", decodeBest);
                 root.put("decode_fraction_of_limit", decodeBest / limitTokensPerSecond);
+                root.put("runs", timed.stream().map(t -> List.of(t.prefillTokensPerSecond(),
+                        t.decodeTokensPerSecond())).toList());
                 out.println(Json.write(root));
             } else {
                 out.printf("memory bandwidth again: %.1f GB/s%s%n", after.bandwidthGBs(), disturbed
