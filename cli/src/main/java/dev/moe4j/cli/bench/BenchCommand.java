@@ -15,6 +15,8 @@ import picocli.CommandLine.Command;
         subcommands = {
                 BenchMatMulCommand.class,
                 BenchMoeCommand.class,
+                BenchGenerateCommand.class,
+                BenchMakeModelCommand.class,
         })
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec

@@ -14,7 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-/** `moe4j bench moe` on tiny shapes: what it reports and how it refuses, never how fast. */
+/** Runs the real command on tiny shapes: checks what it reports, never how fast (speed is for benchmarks). */
 class BenchMoeCommandTest {
     private final int threads = Parallel.threads();
     private final StringWriter out = new StringWriter(), err = new StringWriter();
@@ -29,19 +29,44 @@ class BenchMoeCommandTest {
     }
 
     @Test
-    void onTheCpuEveryStrategyGetsARowAgainstItsMatmuls() {
-        int status = run("bench", "moe", "--device", "cpu", "--quick", "--tokens", "16", "--hidden", "16",
-                "--intermediate", "24", "--repeats", "1", "--threads", "1");
+    void jsonReportHasEveryStrategyWithItsRatioAndTheDenseChain() {
+        int status = run("bench", "moe", "--device", "cpu", "--quick", "--tokens", "16", "--hidden", "8", "--intermediate", "12",
+                "--experts", "8", "--top-k", "2", "--strategies", "topk,switch,capacity,deepseek,noisy,expert-choice,soft,dense",
+                "--threads", "1", "--json");
         assertEquals(0, status, err.toString());
+        String json = out.toString().trim();
+        assertTrue(json.startsWith("{\"benchmark\":\"moe\""), json);
+        for (String key : new String[] {"\"peak_gflops\":", "\"dense_chain\":", "\"strategy\":\"topk\"",
+                "\"strategy\":\"soft\"", "\"strategy\":\"dense\"", "\"ratio\":", "\"fraction_of_peak\":",
+                "\"expert_matmuls\":", "\"dropped_fraction\":"}) {
+            assertTrue(json.contains(key), key + " missing from " + json);
+        }
+        assertEquals(8, json.split("\"ratio\"").length - 1, json);
+    }
+
+    @Test
+    void tableNamesTheShapeAndEachStrategy() {
+        assertEquals(0, run("bench", "moe", "--device", "cpu", "--quick", "--tokens", "12", "--hidden", "8", "--intermediate", "6",
+                "--experts", "4", "--top-k", "1", "--strategies", "topk,expert-choice"), err.toString());
         String text = out.toString();
-        assertTrue(text.contains("layer: 16 tokens, H 16, I 24, E 8, top-2, f32"), text);
-        assertTrue(text.contains("top-k (Mixtral") && text.contains("expert choice") && text.contains("soft moe"), text);
+        assertTrue(text.contains("tokens 12, hidden 8, intermediate 6, experts 4, top-1"), text);
+        assertTrue(text.contains("dense chain") && text.contains("expert-choice") && text.contains("ratio"), text);
+    }
+
+    @Test
+    void badOptionsAreOneLineErrorsWithStatusTwo() {
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "moe", "--device", "cpu", "--top-k", "9", "--experts", "8"));
+        assertTrue(err.toString().startsWith("moe4j: error: --top-k (9) must not exceed --experts (8)"), err.toString());
+        err.getBuffer().setLength(0);
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "moe", "--device", "cpu", "--strategies", "magic"));
+        assertTrue(err.toString().contains("unknown strategy 'magic'"), err.toString());
+        assertEquals("", out.toString());
     }
 
     @Test
     void askingForCudaWithoutAGpuIsOneLineAndStatusTwo() {
         assumeFalse(Cuda.available(), "a GPU is present");
-        assertEquals(2, run("bench", "moe", "--device", "cuda"));
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "moe", "--device", "cuda"));
         String message = err.toString().trim();
         assertTrue(message.startsWith("moe4j: error: --device cuda: no usable NVIDIA GPU: "), message);
         assertEquals(1, message.lines().count(), message);
@@ -50,15 +75,16 @@ class BenchMoeCommandTest {
 
     @Test
     void anUnknownDeviceIsRefused() {
-        assertEquals(2, run("bench", "moe", "--device", "tpu"));
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "moe", "--device", "tpu"));
         assertTrue(err.toString().contains("--device: expected cpu or cuda, got 'tpu'"), err.toString());
     }
 
     @Test
-    void onTheGpuTheQuickRunReportsLimitsLayerAndDecode() {
+    void onTheGpuTheQuickRunReportsLimitsLayerAndDecodeButNoCpuStrategies() {
         assumeTrue(Cuda.available(), "no GPU here");
         assertEquals(0, run("bench", "moe", "--device", "cuda", "--quick", "--repeats", "1"), err.toString());
         String text = out.toString();
         assertTrue(text.contains("limits, measured now: bf16 matmul") && text.contains("decode step:"), text);
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "moe", "--device", "cuda", "--strategies", "topk"));
     }
 }
