@@ -1,0 +1,30 @@
+package dev.moe4j.core;
+
+import dev.moe4j.core.autograd.Var;
+
+import java.util.Objects;
+
+/**
+ * A named trainable tensor: a {@link Var} that always takes a gradient, with the name checkpoints, optimisers and
+ * reports know it by. Layers expose their weights as parameters so that one optimiser, one checkpoint writer and
+ * one gradient check serve every layer, and so that model code can pass them straight to a {@code Graph}. The
+ * gradient is F32 of the value's shape, allocated on first use, so inference never pays for it.
+ */
+public final class Parameter extends Var {
+    private final String name;
+
+    public Parameter(String name, Tensor value) {
+        super(Objects.requireNonNull(value, "value"), true);
+        this.name = Objects.requireNonNull(name, "name");
+    }
+
+    /** The name relative to its owner (e.g. {@code router.weight}); owners prefix their own path. */
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public String toString() {
+        return "Parameter[" + name + " " + value() + "]";
+    }
+}

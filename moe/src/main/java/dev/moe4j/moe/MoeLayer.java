@@ -1,0 +1,283 @@
+package dev.moe4j.moe;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.core.Parameter;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.kernels.Gather;
+import dev.moe4j.core.kernels.MatMul;
+import dev.moe4j.core.kernels.ScatterAdd;
+import dev.moe4j.core.kernels.VectorMath;
+import dev.moe4j.moe.dispatch.Dispatch;
+import dev.moe4j.moe.expert.ExpertWeights;
+import dev.moe4j.moe.expert.Experts;
+import dev.moe4j.moe.expert.StackedExpertWeights;
+import dev.moe4j.moe.loss.AuxLoss;
+import dev.moe4j.moe.loss.LossTerm;
+import dev.moe4j.moe.router.Router;
+import dev.moe4j.moe.router.RouterGrads;
+import dev.moe4j.moe.router.RouterMath;
+import dev.moe4j.moe.router.Routers;
+import dev.moe4j.moe.router.Routing;
+import dev.moe4j.moe.router.SoftDispatch;
+import dev.moe4j.moe.stats.RoutingStats;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A Mixture-of-Experts feed-forward layer: router → dispatch (tokens permuted into expert order) → experts (a
+ * grouped matmul) → combine (outputs scattered back to their tokens, times the gate weights), plus an always-on
+ * shared expert when configured. Every routing strategy of {@link MoeConfig} runs through this one path; Soft
+ * MoE's dispatch and combine are dense mixes instead of a permutation.
+ *
+ * <p>Forward returns the output, the auxiliary losses, the {@link RoutingStats} and, when training, a context
+ * from which {@link #backward} computes dL/dx and accumulates every parameter's gradient, the auxiliary losses'
+ * gradients (times their coefficients) included. A token that no expert takes gets zero from the routed experts:
+ * the residual connection around the layer carries it.
+ */
+public final class MoeLayer {
+    private final MoeConfig config;
+    private final Router router;
+    private final Experts experts;
+    private final Experts shared;
+    private final Parameter sharedGate;
+    private final SplittableRandom random;
+
+    private MoeLayer(MoeConfig config, Router router, Experts experts, Experts shared, Parameter sharedGate) {
+        this.config = config;
+        this.router = router;
+        this.experts = experts;
+        this.shared = shared;
+        this.sharedGate = sharedGate;
+        this.random = new SplittableRandom(config.seed() ^ 0x5DEECE66DL);
+    }
+
+    /** A layer with freshly initialised F32 weights for training, drawn from {@code config.seed()}. */
+    public static MoeLayer initialize(MoeConfig config) {
+        var random = new SplittableRandom(config.seed());
+        Router router = Routers.initialize(config, random);
+        var routed = StackedExpertWeights.initialize("experts.", config.experts(), config.hidden(),
+                config.intermediate(), config.ffn().gated(), config.expertBias(), random);
+        ExpertWeights sharedWeights = null;
+        Tensor gate = null;
+        if (config.sharedIntermediate() > 0) {
+            sharedWeights = StackedExpertWeights.initialize("shared_experts.", 1, config.hidden(),
+                    config.sharedIntermediate(), config.ffn().gated(), false, random);
+            if (config.sharedGate()) {
+                gate = Tensor.zeros(1, config.hidden());
+                double std = 1 / Math.sqrt(config.hidden());
+                for (int i = 0; i < config.hidden(); i++) {
+                    gate.setFloat(i, (float) (random.nextGaussian() * std));
+                }
+            }
+        }
+        return of(config, router, routed, sharedWeights, gate);
+    }
+
+    /**
+     * A layer over given weights (for example views into a memory-mapped checkpoint).
+     *
+     * @param shared     the shared expert as one expert, or null
+     * @param sharedGate [1, hidden] the shared expert's gate (Qwen2-MoE), or null
+     */
+    public static MoeLayer of(MoeConfig config, Router router, ExpertWeights experts, ExpertWeights shared,
+                              Tensor sharedGate) {
+        check(experts.count() == config.experts() && experts.hidden() == config.hidden()
+                        && experts.intermediate() == config.intermediate(),
+                "experts: expected " + config.experts() + " experts of [" + config.hidden() + " → "
+                        + config.intermediate() + "], got " + experts.count() + " of [" + experts.hidden() + " → "
+                        + experts.intermediate() + "]");
+        check((shared != null) == (config.sharedIntermediate() > 0),
+                "shared expert: config says intermediate " + config.sharedIntermediate() + " but weights were "
+                        + (shared == null ? "not " : "") + "given");
+        if (shared != null) {
+            check(shared.count() == 1 && shared.hidden() == config.hidden()
+                            && shared.intermediate() == config.sharedIntermediate(),
+                    "shared expert: expected one expert of [" + config.hidden() + " → " + config.sharedIntermediate() + "]");
+        }
+        check((sharedGate != null) == config.sharedGate(), "shared expert gate: config says " + config.sharedGate()
+                + " but a gate was " + (sharedGate == null ? "not " : "") + "given");
+        if (sharedGate != null) {
+            check(sharedGate.hasShape(1, config.hidden()), "shared expert gate: expected [1, " + config.hidden()
+                    + "], got " + sharedGate);
+        }
+        return new MoeLayer(config, router, new Experts(config.ffn(), experts),
+                shared == null ? null : new Experts(config.ffn(), shared),
+                sharedGate == null ? null : new Parameter("shared_expert_gate.weight", sharedGate));
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new BadInputException("moe layer: " + message);
+        }
+    }
+
+    public MoeConfig config() {
+        return config;
+    }
+
+    public Router router() {
+        return router;
+    }
+
+    /** Every trainable parameter: the router's, the routed experts', the shared expert's and its gate. */
+    public List<Parameter> parameters() {
+        var out = new ArrayList<>(router.parameters());
+        if (experts.weights() instanceof StackedExpertWeights s) {
+            out.addAll(s.parameters());
+        }
+        if (shared != null && shared.weights() instanceof StackedExpertWeights s) {
+            out.addAll(s.parameters());
+        }
+        if (sharedGate != null) {
+            out.add(sharedGate);
+        }
+        return out;
+    }
+
+    /** Non-trained state saved with the weights (selection bias, expert-choice thresholds). */
+    public Map<String, Tensor> buffers() {
+        return new LinkedHashMap<>(router.buffers());
+    }
+
+    /** The forward pass over x [tokens, hidden] taken as one sequence. */
+    public MoeResult forward(Tensor x, Mode mode) {
+        return forward(x, x.rows(), mode);
+    }
+
+    /**
+     * The forward pass over x [tokens, hidden] holding tokens / sequenceLength sequences of sequenceLength tokens
+     * (the sequence-wise balance loss needs the boundaries).
+     */
+    public MoeResult forward(Tensor x, int sequenceLength, Mode mode) {
+        if (x.rank() != 2 || x.cols() != config.hidden() || x.dtype() != DType.F32) {
+            throw new IllegalArgumentException("MoE input must be F32 [tokens, " + config.hidden() + "], got " + x);
+        }
+        int n = x.rows(), h = config.hidden();
+        Routing routing = router.route(x, mode, random);
+        routing.sequenceLength(sequenceLength);
+        Tensor out = Tensor.zeros(n, h);
+        Experts.Trace trace;
+        if (routing.soft() == null) {
+            Dispatch d = routing.dispatch();
+            Tensor permuted = Tensor.zeros(d.rows(), h);
+            Gather.rows(permuted, x, d.token());
+            trace = experts.forward(permuted, d.offsets());
+            ScatterAdd.rows(out, trace.output(), d.token(), d.weight());
+        } else {
+            SoftDispatch s = routing.soft();
+            Tensor dispatch = Tensor.of(s.dispatch(), n, s.slots()), combine = Tensor.of(s.combine(), n, s.slots());
+            // slotInput = dispatchᵀ · x and out = combine · slotOutput: MatMul's two transposed products.
+            Tensor slotInput = Tensor.zeros(s.slots(), h);
+            MatMul.backwardWeight(slotInput, dispatch, x, false);
+            trace = experts.forward(slotInput, slotOffsets(s));
+            MatMul.backwardInput(out, combine, trace.output(), false);
+        }
+        Experts.Trace sharedTrace = null;
+        float[] gate = null;
+        if (shared != null) {
+            sharedTrace = shared.forward(x, new int[] {0, n});
+            Tensor y = sharedTrace.output();
+            if (sharedGate != null) {
+                gate = new float[n];
+                MatMul.forward(Tensor.of(gate, n, 1), x, sharedGate.value());
+                for (int t = 0; t < n; t++) {
+                    gate[t] = RouterMath.sigmoid(gate[t]);
+                    VectorMath.axpy(gate[t], y, (long) t * h, out, (long) t * h, h);
+                }
+            } else {
+                VectorMath.addInPlace(out, y);
+            }
+        }
+        var losses = new ArrayList<AuxLoss>();
+        for (LossTerm term : config.losses()) {
+            losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
+        }
+        MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
+        return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context);
+    }
+
+    private int[] slotOffsets(SoftDispatch s) {
+        int[] offsets = new int[config.experts() + 1];
+        for (int e = 0; e <= config.experts(); e++) {
+            offsets[e] = e * s.slotsPerExpert();
+        }
+        return offsets;
+    }
+
+    /**
+     * dL/dx [tokens, hidden] given dL/d output, for the loss L = (downstream loss) + Σ coefficient · aux loss;
+     * adds every parameter's gradient into {@link Parameter#grad()}.
+     */
+    public Tensor backward(MoeContext context, Tensor dOut) {
+        if (context == null || context.layer != this) {
+            throw new IllegalStateException("backward needs the context of this layer's training forward pass");
+        }
+        Tensor x = context.input;
+        Routing routing = context.routing;
+        int n = x.rows(), h = config.hidden(), e = config.experts();
+        Tensor dx = Tensor.zeros(n, h);
+        RouterGrads grads;
+        if (routing.soft() == null) {
+            Dispatch d = routing.dispatch();
+            grads = new RouterGrads(n, e);
+            float[] dWeights = grads.weights();
+            Tensor y = context.experts.output();
+            // dL/dy_r = w_r · dOut[token_r]; dL/dw_r = ⟨dOut[token_r], y_r⟩.
+            Tensor dy = Tensor.zeros(d.rows(), h);
+            Gather.rows(dy, dOut, d.token());
+            int[] expertOf = d.expertOfRows();
+            for (int r = 0; r < d.rows(); r++) {
+                int t = d.token()[r];
+                dWeights[t * e + expertOf[r]] = VectorMath.dot(dOut, (long) t * h, y, (long) r * h, h);
+                VectorMath.scale(dy.slice(r, r + 1), d.weight()[r]);
+            }
+            Tensor dPermuted = experts.backward(context.experts, dy);
+            ScatterAdd.rows(dx, dPermuted, d.token(), null);
+        } else {
+            SoftDispatch s = routing.soft();
+            grads = new RouterGrads(n, s.slots());
+            Tensor dispatch = Tensor.of(s.dispatch(), n, s.slots()), combine = Tensor.of(s.combine(), n, s.slots());
+            Tensor ySlots = context.experts.output();
+            Tensor dySlots = Tensor.zeros(s.slots(), h);
+            MatMul.backwardWeight(dySlots, combine, dOut, false);
+            MatMul.forward(Tensor.of(grads.combine(), n, s.slots()), dOut, ySlots);
+            Tensor dSlotInput = experts.backward(context.experts, dySlots);
+            MatMul.forward(Tensor.of(grads.dispatch(), n, s.slots()), x, dSlotInput);
+            MatMul.backwardInput(dx, dispatch, dSlotInput, true);
+        }
+        for (LossTerm term : config.losses()) {
+            term.loss().backward(routing, (float) term.coefficient(), grads);
+        }
+        router.backward(routing, x, grads, dx);
+        if (shared != null) {
+            sharedBackward(context, dOut, dx);
+        }
+        return dx;
+    }
+
+    /** out += g_t · shared(x)_t with g_t = σ(x_t · w): the shared expert's and its gate's gradients. */
+    private void sharedBackward(MoeContext context, Tensor dOut, Tensor dx) {
+        int n = dOut.rows(), h = config.hidden();
+        Tensor dShared = dOut;
+        if (sharedGate != null) {
+            float[] g = context.sharedGate;
+            Tensor y = context.shared.output();
+            dShared = dOut.copy();
+            float[] dz = new float[n];
+            for (int t = 0; t < n; t++) {
+                float dg = VectorMath.dot(dOut, (long) t * h, y, (long) t * h, h);
+                dz[t] = dg * g[t] * (1 - g[t]);
+                VectorMath.scale(dShared.slice(t, t + 1), g[t]);
+            }
+            Tensor dzT = Tensor.of(dz, n, 1);
+            MatMul.backwardWeight(sharedGate.grad(), dzT, context.input, true);
+            MatMul.backwardInput(dx, dzT, sharedGate.value(), true);
+        }
+        VectorMath.addInPlace(dx, shared.backward(context.shared, dShared));
+    }
+}

@@ -1,0 +1,177 @@
+package dev.moe4j.moe.expert;
+
+import dev.moe4j.core.Parallel;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.kernels.Activations;
+import dev.moe4j.core.kernels.MatMul;
+import dev.moe4j.core.kernels.SwiGLU;
+import dev.moe4j.core.kernels.VectorMath;
+
+/**
+ * E expert FFNs run as one grouped matmul: the input rows arrive sorted by expert (rows offsets[e] ..
+ * offsets[e+1] belong to expert e), and each expert multiplies its contiguous slice by its own weights. Experts
+ * without rows are skipped, so decoding reads only the active experts' weights.
+ *
+ * <p>Work is spread where it pays: when the active experts have many rows each, experts run one after another and
+ * every matmul splits its output columns over the worker pool; when there are many experts with few rows each
+ * (fine-grained experts, decode), the experts themselves are spread over the pool.
+ */
+public final class Experts {
+    /** Below this many rows per active expert, parallelise across experts rather than inside each matmul. */
+    private static final int ROWS_FOR_INNER_PARALLELISM = 64;
+
+    private final ExpertFfn ffn;
+    private final ExpertWeights weights;
+
+    public Experts(ExpertFfn ffn, ExpertWeights weights) {
+        this.ffn = ffn;
+        this.weights = weights;
+        if (ffn.gated() && weights.gateUp(0) == null && weights.gate(0) == null) {
+            throw new IllegalArgumentException("a gated FFN needs gate and up projections");
+        }
+    }
+
+    public ExpertWeights weights() {
+        return weights;
+    }
+
+    public ExpertFfn ffn() {
+        return ffn;
+    }
+
+    /**
+     * What backward needs: the input rows, the pre-activations (fused [N, 2I], or gate and up [N, I] each, or
+     * [N, I] for a plain FFN), the activations [N, I] and the outputs [N, H].
+     */
+    public record Trace(Tensor input, int[] offsets, Tensor preActivation, Tensor gatePre, Tensor upPre,
+                        Tensor activated, Tensor output) {
+    }
+
+    /** Runs every expert on its rows of input [N, H]; returns the output rows [N, H] and what backward needs. */
+    public Trace forward(Tensor input, int[] offsets) {
+        int n = input.rows(), h = weights.hidden(), inter = weights.intermediate();
+        boolean fused = ffn.gated() && weights.gateUp(firstActive(offsets)) != null;
+        Tensor pre = null, gatePre = null, upPre = null;
+        if (fused) {
+            pre = Tensor.zeros(n, 2 * inter);
+        } else if (ffn.gated()) {
+            gatePre = Tensor.zeros(n, inter);
+            upPre = Tensor.zeros(n, inter);
+        } else {
+            pre = Tensor.zeros(n, inter);
+        }
+        Tensor act = Tensor.zeros(n, inter), out = Tensor.zeros(n, h);
+        Tensor p = pre, g = gatePre, u = upPre;
+        forEachExpert(offsets, (e, from, to) -> {
+            Tensor x = input.slice(from, to), a = act.slice(from, to);
+            switch (ffn) {
+                case ExpertFfn.Gated gated when p != null -> {
+                    Tensor gu = p.slice(from, to);
+                    linear(gu, x, weights.gateUp(e), weights.gateUpBias(e));
+                    SwiGLU.forward(a, gu, gated.glu());
+                }
+                case ExpertFfn.Gated gated -> {
+                    Tensor gs = g.slice(from, to), us = u.slice(from, to);
+                    linear(gs, x, weights.gate(e), weights.gateBias(e));
+                    linear(us, x, weights.up(e), weights.upBias(e));
+                    SwiGLU.forward(a, gs, us, gated.glu());
+                }
+                case ExpertFfn.Plain plain -> {
+                    Tensor hs = p.slice(from, to);
+                    linear(hs, x, weights.up(e), weights.upBias(e));
+                    Activations.forward(plain.activation(), a, hs);
+                }
+            }
+            linear(out.slice(from, to), a, weights.down(e), weights.downBias(e));
+        });
+        return new Trace(input, offsets, pre, gatePre, upPre, act, out);
+    }
+
+    /**
+     * dL/d input rows [N, H] from dL/d output rows; accumulates the gradients of the stacked weights. Only
+     * {@link StackedExpertWeights} can be trained.
+     */
+    public Tensor backward(Trace trace, Tensor dOut) {
+        if (!(weights instanceof StackedExpertWeights stacked)) {
+            throw new IllegalStateException("experts held as separate checkpoint tensors are inference-only");
+        }
+        int n = trace.input().rows(), h = weights.hidden(), inter = weights.intermediate();
+        Tensor dIn = Tensor.zeros(n, h);
+        Tensor dAct = Tensor.zeros(n, inter);
+        Tensor dPre = Tensor.zeros(n, trace.preActivation().cols());
+        Tensor gGateUp = stacked.gateUpParameter().grad(), gDown = stacked.downParameter().grad();
+        Tensor gGateUpBias = stacked.gateUpBiasParameter() == null ? null : stacked.gateUpBiasParameter().grad();
+        Tensor gDownBias = stacked.downBiasParameter() == null ? null : stacked.downBiasParameter().grad();
+        forEachExpert(trace.offsets(), (e, from, to) -> {
+            Tensor dy = dOut.slice(from, to), da = dAct.slice(from, to), dp = dPre.slice(from, to);
+            Tensor x = trace.input().slice(from, to), pre = trace.preActivation().slice(from, to);
+            MatMul.backwardInput(da, dy, weights.down(e), false);
+            MatMul.backwardWeight(gDown.select(e), dy, trace.activated().slice(from, to), true);
+            if (gDownBias != null) {
+                VectorMath.addColumnSums(gDownBias.select(e), dy);
+            }
+            switch (ffn) {
+                case ExpertFfn.Gated gated -> SwiGLU.backward(dp, da, pre, gated.glu());
+                case ExpertFfn.Plain plain -> Activations.backward(plain.activation(), dp, da, pre);
+            }
+            MatMul.backwardWeight(gGateUp.select(e), dp, x, true);
+            if (gGateUpBias != null) {
+                VectorMath.addColumnSums(gGateUpBias.select(e), dp);
+            }
+            MatMul.backwardInput(dIn.slice(from, to), dp, weights.gateUp(e) != null ? weights.gateUp(e) : weights.up(e),
+                    false);
+        });
+        return dIn;
+    }
+
+    /** y = x · Wᵀ (+ b). */
+    private static void linear(Tensor y, Tensor x, Tensor w, Tensor b) {
+        MatMul.forward(y, x, w);
+        if (b != null) {
+            VectorMath.addRowVector(y, b);
+        }
+    }
+
+    @FunctionalInterface
+    private interface ExpertTask {
+        void run(int expert, int from, int to);
+    }
+
+    /** Runs the task for every expert with rows, in parallel across experts when they are many and small. */
+    private static void forEachExpert(int[] offsets, ExpertTask task) {
+        int experts = offsets.length - 1, active = 0;
+        for (int e = 0; e < experts; e++) {
+            active += offsets[e + 1] > offsets[e] ? 1 : 0;
+        }
+        if (active == 0) {
+            return;
+        }
+        int[] list = new int[active];
+        for (int e = 0, i = 0; e < experts; e++) {
+            if (offsets[e + 1] > offsets[e]) {
+                list[i++] = e;
+            }
+        }
+        int rowsPerExpert = offsets[experts] / active;
+        if (active > 1 && rowsPerExpert < ROWS_FOR_INNER_PARALLELISM) {
+            Parallel.forEach(active, (from, to) -> {
+                for (int i = from; i < to; i++) {
+                    task.run(list[i], offsets[list[i]], offsets[list[i] + 1]);
+                }
+            });
+        } else {
+            for (int e : list) {
+                task.run(e, offsets[e], offsets[e + 1]);
+            }
+        }
+    }
+
+    private static int firstActive(int[] offsets) {
+        for (int e = 0; e + 1 < offsets.length; e++) {
+            if (offsets[e + 1] > offsets[e]) {
+                return e;
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,379 @@
+package dev.moe4j.moe.router;
+
+import dev.moe4j.core.Parameter;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.moe.Mode;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.dispatch.Dispatch;
+import dev.moe4j.moe.dispatch.Overflow;
+import dev.moe4j.moe.dispatch.TokenDispatcher;
+import dev.moe4j.moe.router.Noise.Kind;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.random.RandomGenerator;
+
+/**
+ * Token-choice routing: each token keeps its k best experts. Covers the field's variants through
+ * {@link MoeConfig}: softmax or sigmoid scores; score-then-top-k (renormalised or not) or top-k-then-softmax;
+ * a router bias; a selection-only bias and group-limited selection (DeepSeek-V3); a routed scaling factor; jitter,
+ * fixed or learned Gaussian noise (Shazeer et al. 2017); k = 1 is Switch and k = experts is a dense MoE.
+ *
+ * <p>Gate weights: with score-then-top-k, wᵢ = c · sᵢ (/ Σ over the token's weight set when renormalised); with
+ * top-k-then-softmax, w = c · softmax over the weight set's selection logits. The weight set is the token's k
+ * choices when an overflowing choice is dropped (the survivors keep their weights, as in Switch and V-MoE), and
+ * the experts actually served when it is re-routed (the token is gated as if those had been its choices).
+ */
+public final class TopKRouter implements Router {
+    private final MoeConfig config;
+    private final Parameter weight;
+    private final Parameter bias;
+    private final Parameter noiseWeight;
+    private final Tensor selectionBias;
+
+    /**
+     * @param weight        [experts, hidden] the router linear
+     * @param bias          [experts] or null
+     * @param noiseWeight   [experts, hidden] W_noise for learned Gaussian noise, else null
+     * @param selectionBias [experts] F32 bias on the selection scores, or null
+     */
+    public TopKRouter(MoeConfig config, Tensor weight, Tensor bias, Tensor noiseWeight, Tensor selectionBias) {
+        this.config = config;
+        int e = config.experts(), h = config.hidden();
+        check(weight, "router.weight", e, h);
+        this.weight = new Parameter("router.weight", weight);
+        this.bias = config.routerBias() ? new Parameter("router.bias", check(bias, "router.bias", e)) : null;
+        this.noiseWeight = config.noise().kind() == Kind.LEARNED_GAUSSIAN
+                ? new Parameter("router.noise_weight", check(noiseWeight, "router.noise_weight", e, h)) : null;
+        this.selectionBias = config.selectionBias() ? check(selectionBias, "router.selection_bias", e) : null;
+    }
+
+    static Tensor check(Tensor t, String name, int... shape) {
+        if (t == null || !t.hasShape(shape)) {
+            throw new IllegalArgumentException(name + ": expected shape " + java.util.Arrays.toString(shape)
+                    + ", got " + t);
+        }
+        return t;
+    }
+
+    /** What backward needs beyond the {@link Routing}. */
+    private record Trace(Tensor routerInput, float[] jitter, float[] noisePreActivation, float[] selection,
+                         float[] scores, int[] weightSet, int[] weightSetSize) {
+    }
+
+    @Override
+    public Routing route(Tensor x, Mode mode, RandomGenerator random) {
+        int n = x.rows(), h = x.cols(), e = config.experts();
+        boolean training = mode == Mode.TRAINING;
+        Noise noise = config.noise();
+        Tensor input = x;
+        float[] jitter = null;
+        if (training && noise.kind() == Kind.JITTER && noise.amount() > 0) {
+            jitter = new float[n * h];
+            float[] jittered = x.toFloatArray();
+            for (int i = 0; i < jitter.length; i++) {
+                jitter[i] = (float) (1 - noise.amount() + 2 * noise.amount() * random.nextDouble());
+                jittered[i] *= jitter[i];
+            }
+            input = Tensor.of(jittered, n, h);
+        }
+        float[] logits = Linear.forward(input, weight, bias);
+        Routing r = new Routing(n, e, config.topK(), config.scoring(), logits);
+        float[] selection = logits, pre = null;
+        if (training && noise.isGaussian()) {
+            float[] sample = new float[n * e], std = new float[n * e];
+            if (noise.kind() == Kind.LEARNED_GAUSSIAN) {
+                pre = Linear.forward(x, noiseWeight, null);
+                for (int i = 0; i < std.length; i++) {
+                    std[i] = RouterMath.softplus(pre[i]);
+                }
+            } else {
+                java.util.Arrays.fill(std, (float) noise.amount());
+            }
+            selection = new float[n * e];
+            for (int i = 0; i < selection.length; i++) {
+                sample[i] = (float) random.nextGaussian();
+                selection[i] = logits[i] + sample[i] * std[i];
+            }
+            r.noise = sample;
+            r.noiseStd = std;
+            r.noisyLogits = selection;
+        }
+        r.jitter = jitter;
+        gate(r, selection, input, jitter, pre);
+        return r;
+    }
+
+    /**
+     * Routes from precomputed router logits [tokens, experts], without noise: what inference does after the
+     * router linear. For analysing stored logits (e.g. the reference aux losses); it has no backward.
+     */
+    public Routing routeLogits(float[] logits, int tokens) {
+        Routing r = new Routing(tokens, config.experts(), config.topK(), config.scoring(), logits);
+        gate(r, logits, null, null, null);
+        return r;
+    }
+
+    private void gate(Routing r, float[] selection, Tensor input, float[] jitter, float[] pre) {
+        int n = r.tokens, e = r.experts, k = r.k;
+        boolean scoreFirst = config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K;
+        float[] scores = scoreFirst ? RouterMath.scores(config.scoring(), selection, n, e) : null;
+        float[] key = (scoreFirst ? scores : selection).clone();
+        if (selectionBias != null) {
+            for (int t = 0; t < n; t++) {
+                for (int i = 0; i < e; i++) {
+                    key[t * e + i] += selectionBias.getFloat(i);
+                }
+            }
+        }
+        if (config.groupLimit().isLimited()) {
+            maskGroups(key, n, e);
+        }
+        int[] choices = new int[n * k];
+        for (int t = 0; t < n; t++) {
+            RouterMath.topK(key, t * e, e, k, choices, t * k);
+        }
+        int capacity = config.capacity().perExpert(n, k, e);
+        boolean reroute = config.overflow() == Overflow.NEXT_CHOICE && capacity < n;
+        int[] preference = null;
+        if (reroute) {
+            // Every expert in order of preference; those outside the token's groups come back as -1.
+            preference = new int[n * e];
+            for (int t = 0; t < n; t++) {
+                RouterMath.topK(key, t * e, e, e, preference, t * e);
+            }
+        }
+        float[] priority = new float[n];
+        for (int t = 0; t < n; t++) {
+            priority[t] = topProbability(scores, selection, t, e);
+        }
+        var served = TokenDispatcher.assign(n, e, k, choices, preference, e, priority, capacity,
+                config.overflow(), config.priority());
+
+        int[] weightSet = new int[n * k], setSize = new int[n];
+        if (reroute) {
+            for (int i = 0; i < served.count(); i++) {
+                int t = served.token()[i];
+                weightSet[t * k + setSize[t]++] = served.expert()[i];
+            }
+        } else {
+            System.arraycopy(choices, 0, weightSet, 0, n * k);
+            java.util.Arrays.fill(setSize, k);
+        }
+        float c = (float) config.routedScalingFactor();
+        float[] gates;
+        float[] denominator = new float[n];
+        if (scoreFirst) {
+            gates = scores;
+            for (int t = 0; t < n; t++) {
+                float z = 0;
+                for (int j = 0; j < setSize[t]; j++) {
+                    z += scores[t * e + weightSet[t * k + j]];
+                }
+                denominator[t] = config.normalizeTopK() ? z : 1f;
+            }
+        } else {
+            gates = new float[n * e];
+            for (int t = 0; t < n; t++) {
+                int size = setSize[t];
+                if (size == 0) {
+                    continue;
+                }
+                float[] logits = new float[size];
+                for (int j = 0; j < size; j++) {
+                    logits[j] = selection[t * e + weightSet[t * k + j]];
+                }
+                float[] q = RouterMath.softmax(logits, 1, size);
+                for (int j = 0; j < size; j++) {
+                    gates[t * e + weightSet[t * k + j]] = q[j];
+                }
+                denominator[t] = 1f;
+            }
+        }
+        float[] w = new float[served.count()];
+        for (int i = 0; i < w.length; i++) {
+            int t = served.token()[i], ex = served.expert()[i];
+            float d = denominator[t];
+            w[i] = d > 0 ? c * gates[t * e + ex] / d : 0f;
+        }
+        r.gates = gates;
+        r.choices = choices;
+        r.dispatch = Dispatch.group(n, e, served.count(), served.token(), served.expert(), w);
+        r.requested = served.requested();
+        r.dropped = served.dropped();
+        r.rerouted = served.rerouted();
+        r.trace = new Trace(input, jitter, pre, selection, scores, weightSet, setSize);
+    }
+
+    /** The token's largest router probability under the selection logits: its batch-priority score. */
+    private float topProbability(float[] scores, float[] selection, int t, int e) {
+        if (scores != null) {
+            float best = 0;
+            for (int i = t * e; i < t * e + e; i++) {
+                best = Math.max(best, scores[i]);
+            }
+            return best;
+        }
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = t * e; i < t * e + e; i++) {
+            max = Math.max(max, selection[i]);
+        }
+        double sum = 0;
+        for (int i = t * e; i < t * e + e; i++) {
+            sum += Math.exp(selection[i] - max);
+        }
+        return (float) (1 / sum);
+    }
+
+    /**
+     * Keeps each token's experts in its best groups only. A group scores the sum of its best
+     * {@code scoredPerGroup} keys; excluded experts get -∞ so they are never chosen (transformers fills 0, which
+     * is the same whenever the kept scores are positive, as sigmoid scores with a small correction bias are).
+     */
+    private void maskGroups(float[] key, int n, int e) {
+        GroupLimit g = config.groupLimit();
+        int groups = g.groups(), per = e / groups;
+        float[] groupScore = new float[groups];
+        int[] top = new int[Math.max(g.scoredPerGroup(), g.topGroups())];
+        boolean[] keep = new boolean[groups];
+        for (int t = 0; t < n; t++) {
+            for (int gi = 0; gi < groups; gi++) {
+                int from = t * e + gi * per;
+                RouterMath.topK(key, from, per, g.scoredPerGroup(), top, 0);
+                float s = 0;
+                for (int j = 0; j < g.scoredPerGroup(); j++) {
+                    s += key[from + top[j]];
+                }
+                groupScore[gi] = s;
+            }
+            RouterMath.topK(groupScore, 0, groups, g.topGroups(), top, 0);
+            java.util.Arrays.fill(keep, false);
+            for (int j = 0; j < g.topGroups(); j++) {
+                keep[top[j]] = true;
+            }
+            for (int gi = 0; gi < groups; gi++) {
+                if (!keep[gi]) {
+                    java.util.Arrays.fill(key, t * e + gi * per, t * e + (gi + 1) * per, Float.NEGATIVE_INFINITY);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void backward(Routing r, Tensor x, RouterGrads grads, Tensor dx) {
+        if (!(r.trace instanceof Trace tr) || tr.routerInput() == null) {
+            throw new IllegalStateException("no backward for a routing made by routeLogits");
+        }
+        int n = r.tokens, e = r.experts, k = r.k;
+        float c = (float) config.routedScalingFactor();
+        float[] dSelection = grads.hasNoisyLogits() ? grads.noisyLogits().clone() : new float[n * e];
+        float[] dWeights = grads.hasWeights() ? grads.weights() : null;
+        float[] dGates = grads.hasGates() ? grads.gates() : null;
+        float[] ds = new float[n * e];
+        if (dGates != null) {
+            System.arraycopy(dGates, 0, ds, 0, ds.length);
+        }
+        if (config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K) {
+            float[] s = tr.scores();
+            if (dWeights != null) {
+                for (int t = 0; t < n; t++) {
+                    addWeightGradient(t, e, k, c, s, dWeights, tr, ds);
+                }
+            }
+            RouterMath.scoresBackward(config.scoring(), s, ds, n, e, dSelection);
+        } else {
+            float[] q = r.gates;
+            for (int t = 0; t < n; t++) {
+                // w = c·q on the weight set and q = softmax over the set: ds = dGates + c·dW, then softmax backward.
+                float dot = 0;
+                for (int j = 0; j < tr.weightSetSize()[t]; j++) {
+                    int i = t * e + tr.weightSet()[t * k + j];
+                    if (dWeights != null) {
+                        ds[i] += c * dWeights[i];
+                    }
+                    dot += ds[i] * q[i];
+                }
+                for (int j = 0; j < tr.weightSetSize()[t]; j++) {
+                    int i = t * e + tr.weightSet()[t * k + j];
+                    dSelection[i] += q[i] * (ds[i] - dot);
+                }
+            }
+        }
+        float[] dLogits = grads.hasLogits() ? grads.logits().clone() : new float[n * e];
+        for (int i = 0; i < dLogits.length; i++) {
+            dLogits[i] += dSelection[i];
+        }
+        if (r.noisyLogits != null && noiseWeight != null) {
+            // noisy = l + n·softplus(z): dstd = dnoisy·n (+ the load loss's direct term), dz = dstd·sigmoid(z).
+            float[] dz = grads.hasNoiseStd() ? grads.noiseStd().clone() : new float[n * e];
+            for (int i = 0; i < dz.length; i++) {
+                dz[i] = (dz[i] + dSelection[i] * r.noise[i]) * RouterMath.sigmoid(tr.noisePreActivation()[i]);
+            }
+            Linear.backward(dz, x, noiseWeight, null, dx);
+        }
+        if (tr.jitter() == null) {
+            Linear.backward(dLogits, tr.routerInput(), weight, bias, dx);
+        } else {
+            Tensor dInput = Tensor.zeros(n, x.cols());
+            Linear.backward(dLogits, tr.routerInput(), weight, bias, dInput);
+            float[] d = dInput.toFloatArray();
+            for (int i = 0; i < d.length; i++) {
+                dx.setFloat(i, dx.getFloat(i) + d[i] * tr.jitter()[i]);
+            }
+        }
+    }
+
+    /** Score-then-top-k: w = c·s/Z over the weight set (Z = 1 without renormalisation) → ds. */
+    private void addWeightGradient(int t, int e, int k, float c, float[] s, float[] dWeights, Trace tr, float[] ds) {
+        int size = tr.weightSetSize()[t];
+        if (!config.normalizeTopK()) {
+            for (int j = 0; j < size; j++) {
+                int i = t * e + tr.weightSet()[t * k + j];
+                ds[i] += c * dWeights[i];
+            }
+            return;
+        }
+        float z = 0, acc = 0;
+        for (int j = 0; j < size; j++) {
+            int i = t * e + tr.weightSet()[t * k + j];
+            z += s[i];
+            acc += dWeights[i] * s[i];
+        }
+        if (z <= 0) {
+            return;
+        }
+        for (int j = 0; j < size; j++) {
+            int i = t * e + tr.weightSet()[t * k + j];
+            ds[i] += c * (dWeights[i] / z - acc / (z * z));
+        }
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        var out = new ArrayList<Parameter>();
+        out.add(weight);
+        if (bias != null) {
+            out.add(bias);
+        }
+        if (noiseWeight != null) {
+            out.add(noiseWeight);
+        }
+        return out;
+    }
+
+    @Override
+    public Map<String, Tensor> buffers() {
+        var out = new LinkedHashMap<String, Tensor>();
+        if (selectionBias != null) {
+            out.put("router.selection_bias", selectionBias);
+        }
+        return out;
+    }
+
+    /** The selection-only bias ([experts], F32), or null: what the {@code BiasBalancer} moves. */
+    public Tensor selectionBias() {
+        return selectionBias;
+    }
+}
