@@ -1,0 +1,43 @@
+package dev.moe4j.train.optim;
+
+import dev.moe4j.core.Parameter;
+import dev.moe4j.core.kernels.VectorMath;
+
+import java.util.List;
+
+/** Clipping by the global norm of all gradients, as {@code torch.nn.utils.clip_grad_norm_} does. */
+public final class GradientClipping {
+    private GradientClipping() {
+    }
+
+    /** The L2 norm of every gradient together, accumulated in double. */
+    public static double globalNorm(List<Parameter> parameters) {
+        double sum = 0;
+        for (Parameter p : parameters) {
+            if (p.hasGrad()) {
+                double n = VectorMath.dot(p.grad(), p.grad());
+                sum += n;
+            }
+        }
+        return Math.sqrt(sum);
+    }
+
+    /**
+     * Scales every gradient by min(1, maxNorm / (norm + 1e-6)) and returns the norm before clipping; a
+     * non-positive {@code maxNorm} only measures.
+     */
+    public static double clip(List<Parameter> parameters, double maxNorm) {
+        double norm = globalNorm(parameters);
+        if (maxNorm > 0) {
+            double coefficient = maxNorm / (norm + 1e-6);
+            if (coefficient < 1) {
+                for (Parameter p : parameters) {
+                    if (p.hasGrad()) {
+                        VectorMath.scale(p.grad(), (float) coefficient);
+                    }
+                }
+            }
+        }
+        return norm;
+    }
+}
