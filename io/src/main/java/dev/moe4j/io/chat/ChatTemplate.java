@@ -1,0 +1,252 @@
+package dev.moe4j.io.chat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
+import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import dev.moe4j.core.BadInputException;
+import jinjava.javax.el.CompositeELResolver;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.LocalDateTime;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The chat template of a Hugging Face model ({@code chat_template} in tokenizer_config.json, or
+ * chat_template.jinja beside it): turns a conversation into the prompt text the model was trained on, as
+ * transformers' {@code apply_chat_template(messages, tokenize=False, add_generation_prompt=...)} does. Rendered by
+ * Jinjava set up like transformers' Jinja environment (trim_blocks, lstrip_blocks, loop controls) with the helpers
+ * transformers adds ({@code raise_exception}, {@code strftime_now}, its {@code tojson}) and the Python string and
+ * dict methods templates call.
+ *
+ * <p>Known differences from Jinja2 that no real template tested here relies on: a bare boolean or None prints as
+ * {@code true}/empty rather than {@code True}/{@code None}; strings cannot be indexed from the end
+ * ({@code s[-1]}) or repeated ({@code 'a' * 3}); slices with a step other than {@code [::-1]} are not read.
+ */
+public final class ChatTemplate {
+    /** One message of a conversation; extra fields (reasoning_content, tool_calls, ...) go in {@link #fields}. */
+    public record Message(String role, String content, Map<String, Object> fields) {
+        public Message {
+            // a LinkedHashMap copy: tool fields keep their order and may hold nulls (Python's None)
+            fields = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(fields));
+        }
+
+        public Message(String role, String content) {
+            this(role, content, Map.of());
+        }
+
+        Map<String, Object> toMap() {
+            var m = new LinkedHashMap<String, Object>();
+            m.put("role", role);
+            m.put("content", content);
+            m.putAll(fields);
+            return m;
+        }
+    }
+
+    private static final ThreadLocal<Clock> CLOCK = ThreadLocal.withInitial(Clock::systemDefaultZone);
+
+    private final String source;
+    private final String template;
+    private final String prepared;
+    private final Map<String, Object> specialTokens;
+    private final Jinjava jinjava;
+    private final Clock clock;
+
+    private ChatTemplate(String source, String template, Map<String, Object> specialTokens) {
+        this(source, template, JinjaSyntax.prepare(template), Map.copyOf(specialTokens), newEngine(), Clock.systemDefaultZone());
+    }
+
+    private ChatTemplate(String source, String template, String prepared, Map<String, Object> specialTokens,
+                         Jinjava jinjava, Clock clock) {
+        this.source = source;
+        this.template = template;
+        this.prepared = prepared;
+        this.specialTokens = specialTokens;
+        this.jinjava = jinjava;
+        this.clock = clock;
+    }
+
+    /**
+     * A template from its text, with the special tokens it may use (bos_token, eos_token, ...); {@code source}
+     * names where it came from in error messages.
+     */
+    public static ChatTemplate of(String source, String template, Map<String, String> specialTokens) {
+        return new ChatTemplate(source, template, new HashMap<>(specialTokens));
+    }
+
+    /** The default template of a tokenizer_config.json (or of the chat_template.jinja next to it). */
+    public static ChatTemplate load(Path tokenizerConfig) {
+        return load(tokenizerConfig, "default");
+    }
+
+    /**
+     * A named template of a tokenizer_config.json whose chat_template is a list of {name, template} (for example
+     * "default" and "tool_use"); a single-string chat_template is the one named "default".
+     */
+    public static ChatTemplate load(Path tokenizerConfig, String name) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(Files.readAllBytes(tokenizerConfig));
+        } catch (NoSuchFileException e) {
+            throw new BadInputException(tokenizerConfig + ": no such file (expected a tokenizer_config.json)");
+        } catch (IOException e) {
+            String why = e.getMessage() == null ? "" : e.getMessage().lines().findFirst().orElse("");
+            throw new BadInputException(tokenizerConfig + ": not valid JSON (" + why + ")");
+        }
+        if (root == null || !root.isObject()) throw new BadInputException(tokenizerConfig + ": expected a JSON object");
+        String template = templateText(tokenizerConfig, root.get("chat_template"), name);
+        var specials = new HashMap<String, Object>();
+        for (String key : List.of("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")) {
+            String v = tokenContent(root.get(key));
+            if (v != null) specials.put(key, v);
+        }
+        JsonNode additional = root.get("additional_special_tokens");
+        if (additional != null && additional.isArray()) {
+            var list = new java.util.ArrayList<String>();
+            additional.forEach(t -> list.add(tokenContent(t)));
+            specials.put("additional_special_tokens", list);
+        }
+        return new ChatTemplate(tokenizerConfig.toString(), template, specials);
+    }
+
+    private static String templateText(Path config, JsonNode node, String name) {
+        if (node == null || node.isNull()) {
+            Path jinja = config.resolveSibling("chat_template.jinja");
+            if (name.equals("default") && Files.isRegularFile(jinja)) {
+                try {
+                    return Files.readString(jinja);
+                } catch (IOException e) {
+                    throw new BadInputException(jinja + ": cannot read (" + e.getMessage() + ")");
+                }
+            }
+            throw new BadInputException(config + ": chat_template: missing (and no chat_template.jinja beside it)");
+        }
+        if (node.isTextual()) {
+            if (!name.equals("default")) throw new BadInputException(config + ": chat_template: no template named " + name);
+            return node.asText();
+        }
+        if (node.isArray()) {
+            for (JsonNode t : node) {
+                if (name.equals(t.path("name").asText()) && t.path("template").isTextual()) return t.get("template").asText();
+            }
+            throw new BadInputException(config + ": chat_template: no template named " + name);
+        }
+        throw new BadInputException(config + ": chat_template: expected a string or a list of {name, template}");
+    }
+
+    /** A special token as tokenizer_config.json spells it: a string, or an AddedToken object with "content". */
+    private static String tokenContent(JsonNode node) {
+        if (node == null || node.isNull()) return null;
+        if (node.isTextual()) return node.asText();
+        JsonNode content = node.get("content");
+        return content != null && content.isTextual() ? content.asText() : null;
+    }
+
+    /** The same template with this clock for strftime_now (templates put the current date in the prompt). */
+    public ChatTemplate withClock(Clock clock) {
+        return new ChatTemplate(source, template, prepared, specialTokens, jinjava, clock);
+    }
+
+    /** The template text. */
+    public String text() {
+        return template;
+    }
+
+    /** Renders a conversation; {@code addGenerationPrompt} opens the assistant's turn at the end. */
+    public String render(List<Message> messages, boolean addGenerationPrompt) {
+        return render(messages, addGenerationPrompt, Map.of());
+    }
+
+    /**
+     * Renders a conversation with extra template variables (tools, enable_thinking, reasoning_effort, ...), which
+     * transformers passes through to the template the same way.
+     */
+    public String render(List<Message> messages, boolean addGenerationPrompt, Map<String, Object> extra) {
+        var bindings = new HashMap<String, Object>(specialTokens);
+        bindings.putAll(extra);
+        bindings.put("messages", messages.stream().map(Message::toMap).toList());
+        bindings.put("add_generation_prompt", addGenerationPrompt);
+        CLOCK.set(clock);
+        try {
+            var result = jinjava.renderForResult(prepared, bindings);
+            for (TemplateError e : result.getErrors()) {
+                if (e.getSeverity() == TemplateError.ErrorType.FATAL) throw failure(e);
+            }
+            return result.getOutput();
+        } catch (FatalTemplateErrorsException e) {
+            throw failure(e.getErrors().iterator().next());
+        } finally {
+            CLOCK.remove();
+        }
+    }
+
+    private BadInputException failure(TemplateError e) {
+        Throwable cause = e.getException();
+        while (cause != null) {
+            if (cause instanceof TemplateRaised raised) {
+                return new BadInputException("chat template of " + source + " refused the conversation: " + raised.getMessage());
+            }
+            cause = cause.getCause();
+        }
+        String where = e.getLineno() > 0 ? " (line " + e.getLineno() + ")" : "";
+        return new BadInputException("chat template of " + source + ": " + e.getMessage().lines().findFirst().orElse("") + where);
+    }
+
+    /** What raise_exception throws: the template's own message about the conversation. */
+    static final class TemplateRaised extends RuntimeException {
+        TemplateRaised(String message) {
+            super(message);
+        }
+    }
+
+    /** raise_exception(message), as transformers defines it. */
+    public static Object raiseException(String message) {
+        throw new TemplateRaised(message);
+    }
+
+    /** strftime_now(format): the current time in a Python strftime format. */
+    public static String strftimeNow(String format) {
+        return Strftime.format(LocalDateTime.now(CLOCK.get()), format);
+    }
+
+    private static Jinjava newEngine() {
+        var resolver = new CompositeELResolver();
+        resolver.add(new PythonMethods());
+        resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_WRITE);
+        var config = JinjavaConfig.newBuilder()
+                .withTrimBlocks(true)
+                .withLstripBlocks(true)
+                .withEnableRecursiveMacroCalls(true)
+                .withMaxMacroRecursionDepth(64)
+                .withElResolver(resolver)
+                // Jinja's rules: {{- and -}} trim like {%- and -%}; "not x is defined" is not (x is defined)
+                .withLegacyOverrides(LegacyOverrides.newBuilder()
+                        .withUseTrimmingForNotesAndExpressions(true)
+                        .withParseWhitespaceControlStrictly(true)
+                        .withHandleBackslashInQuotesOnly(true)
+                        .withKeepNullableLoopValues(true)
+                        .withEvaluateMapKeys(true)
+                        .withUsePyishObjectMapper(true) // lists and dicts print as Python prints them
+                        .build())
+                .build();
+        var jinjava = new Jinjava(config);
+        var context = jinjava.getGlobalContext();
+        context.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
+        context.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        context.registerFilter(new PythonToJson());
+        return jinjava;
+    }
+}

@@ -1,0 +1,131 @@
+package dev.moe4j.io.chat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.moe4j.core.BadInputException;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.LocalDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The real chat templates of Mixtral-8x7B-Instruct, Qwen2, Qwen3, OLMoE-Instruct, DeepSeek (R1, the V3 family's
+ * template) and gpt-oss render a conversation exactly as expected.json says (made by
+ * scripts/make_chat_fixtures.py; see that script for how).
+ */
+class ChatTemplateTest {
+    static Path resource(String name) {
+        try {
+            return Path.of(ChatTemplateTest.class.getResource("/chat/" + name).toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static final Clock PINNED = Clock.fixed(LocalDateTime.of(2025, 8, 5, 12, 0).toInstant(ZoneOffset.UTC), ZoneOffset.UTC);
+
+    static List<ChatTemplate.Message> messages(JsonNode array) {
+        var out = new ArrayList<ChatTemplate.Message>();
+        for (JsonNode m : array) {
+            var fields = new java.util.LinkedHashMap<String, Object>();
+            m.fields().forEachRemaining(f -> {
+                if (!f.getKey().equals("role") && !f.getKey().equals("content")) fields.put(f.getKey(), plain(f.getValue()));
+            });
+            out.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText(), fields));
+        }
+        return out;
+    }
+
+    /** JSON as the plain maps, lists, strings and numbers a caller would pass. */
+    static Object plain(JsonNode n) {
+        return new ObjectMapper().convertValue(n, Object.class);
+    }
+
+    @TestFactory
+    Stream<DynamicTest> realTemplatesRenderLikeTransformers() throws IOException {
+        JsonNode expected = new ObjectMapper().readTree(resource("expected.json").toFile());
+        var tests = new ArrayList<DynamicTest>();
+        for (JsonNode c : expected.get("cases")) {
+            String name = c.get("model").asText() + " " + c.get("conversation").asText()
+                    + (c.get("add_generation_prompt").asBoolean() ? " +generation prompt" : "");
+            tests.add(DynamicTest.dynamicTest(name, () -> {
+                var template = ChatTemplate.load(resource(c.get("config").asText())).withClock(PINNED);
+                var msgs = messages(expected.get("conversations").get(c.get("conversation").asText()));
+                Map<String, Object> extra = c.has("tools") ? Map.of("tools", plain(c.get("tools"))) : Map.of();
+                assertEquals(c.get("expected").asText(), template.render(msgs, c.get("add_generation_prompt").asBoolean(), extra));
+            }));
+        }
+        return tests.stream();
+    }
+
+    @Test
+    void raiseExceptionBecomesABadInputWithTheTemplatesMessage() {
+        var mixtral = ChatTemplate.load(resource("mixtral.tokenizer_config.json"));
+        var e = assertThrows(BadInputException.class, () -> mixtral.render(List.of(
+                new ChatTemplate.Message("user", "hi"), new ChatTemplate.Message("user", "again")), true));
+        assertTrue(e.getMessage().contains("conversation roles must alternate user/assistant"), e.getMessage());
+        assertTrue(e.getMessage().contains("mixtral.tokenizer_config.json"), e.getMessage());
+    }
+
+    @Test
+    void namedTemplatesAreChosenByName() {
+        var config = resource("gpt-oss.tokenizer_config.json");
+        assertEquals(ChatTemplate.load(config).text(), ChatTemplate.load(config, "tool_use").text());
+        assertThrows(BadInputException.class, () -> ChatTemplate.load(config, "nope"));
+    }
+
+    @Test
+    void templateVariablesPassThrough() {
+        var qwen3 = ChatTemplate.load(resource("qwen3.tokenizer_config.json"));
+        String out = qwen3.render(List.of(new ChatTemplate.Message("user", "hi")), true, Map.of("enable_thinking", false));
+        assertEquals("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n", out);
+    }
+
+    @Test
+    void toolSchemasAreWrittenAsPythonJsonDumps() {
+        var t = ChatTemplate.of("test", "{{ tools | tojson }}|{{ tools[0] | tojson(indent=2) }}", Map.of());
+        var tool = new java.util.LinkedHashMap<String, Object>();
+        tool.put("name", "weather");
+        tool.put("city", "Zürich \"old\"\n");
+        tool.put("days", List.of(1, 2.5, true));
+        String out = t.render(List.of(), false, Map.of("tools", List.of(tool)));
+        assertEquals("[{\"name\": \"weather\", \"city\": \"Zürich \\\"old\\\"\\n\", \"days\": [1, 2.5, true]}]|{\n"
+                + "  \"name\": \"weather\",\n  \"city\": \"Zürich \\\"old\\\"\\n\",\n  \"days\": [\n    1,\n    2.5,\n    true\n  ]\n}", out);
+    }
+
+    @Test
+    void pythonStringMethodsBehaveAsInPython() {
+        var t = ChatTemplate.of("test", "{{ '  a b  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ 'a</t>b</t>c'.split('</t>')[-1] }}"
+                + "|{{ 'abc'.startswith('ab') }}|{{ ', '.join(['a','b']) }}|{{ 'a b  c'.split() | length }}", Map.of());
+        assertEquals("a b|a|c|true|a, b|3", t.render(List.of(), false));
+    }
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void aConfigWithoutTemplateIsNamed() throws IOException {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"bos_token\": \"<s>\"}");
+        var e = assertThrows(BadInputException.class, () -> ChatTemplate.load(config));
+        assertTrue(e.getMessage().startsWith(config.toString()) && e.getMessage().contains("chat_template"), e.getMessage());
+        Files.writeString(dir.resolve("chat_template.jinja"), "{{ bos_token }}{{ messages[0].content }}");
+        assertEquals("<s>x", ChatTemplate.load(config).render(List.of(new ChatTemplate.Message("user", "x")), false));
+    }
+}
