@@ -3,21 +3,26 @@ package dev.moe4j.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
+import dev.moe4j.core.kernels.Activation;
+import dev.moe4j.core.kernels.GluParams;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.io.safetensors.SafetensorsReader;
 import dev.moe4j.io.safetensors.TensorEntry;
-import dev.moe4j.model.config.Activation;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.ParameterCount;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.family.HfFamily;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.expert.ExpertFfn;
+import dev.moe4j.moe.loss.LossTerm;
+import dev.moe4j.moe.router.GateOrder;
+import dev.moe4j.moe.router.Scoring;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -269,52 +274,64 @@ public final class InspectCommand implements Callable<Integer> {
     }
 
     private static String experts(MoeConfig m) {
-        String s = m.numExperts() + " routed, top-" + m.topK() + ", width " + m.expertIntermediateSize();
-        if (m.hasSharedExperts()) {
-            s += "; " + m.numSharedExperts() + " shared (width " + m.sharedIntermediateSize() + ")"
-                    + (m.sharedExpertGate() ? " behind a sigmoid gate" : "");
+        String s = m.experts() + " routed, top-" + m.topK() + ", width " + m.intermediate();
+        if (m.sharedIntermediate() > 0) {
+            s += "; shared expert of width " + m.sharedIntermediate()
+                    + (m.sharedGate() ? " behind a sigmoid gate" : "");
         } else {
             s += "; no shared experts";
         }
+        s += switch (m.ffn()) {
+            case ExpertFfn.Gated(GluParams.Clamped c) -> "; clamped SwiGLU (alpha "
+                    + Units.number(Double.parseDouble(Float.toString(c.alpha()))) + ", limit "
+                    + Units.number(Double.parseDouble(Float.toString(c.limit()))) + ")";
+            case ExpertFfn.Gated(GluParams.Gated g) -> "";
+            case ExpertFfn.Plain p -> "; plain " + p.activation() + " MLP";
+        };
         return s + (m.expertBias() ? "; expert biases" : "");
     }
 
     private static String router(MoeConfig m) {
-        RouterConfig r = m.router();
         var s = new StringBuilder();
-        if (r.order() == RouterConfig.Order.TOP_K_THEN_SCORE) {
+        if (m.router() != RouterKind.TOP_K) {
+            s.append(m.router().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ')).append(" routing, ");
+        }
+        if (m.gateOrder() == GateOrder.TOP_K_THEN_SOFTMAX) {
             s.append("top-").append(m.topK()).append(" logits, then softmax over them");
         } else {
-            s.append(r.scoring() == RouterConfig.Scoring.SOFTMAX ? "softmax" : "sigmoid");
-            if (r.selectionBias()) {
+            s.append(m.scoring() == Scoring.SOFTMAX ? "softmax" : "sigmoid");
+            if (m.selectionBias()) {
                 s.append(", selection bias");
             }
-            if (r.numGroups() > 1) {
-                s.append(", best ").append(r.topKGroups()).append(" of ").append(r.numGroups()).append(" groups");
+            if (m.groupLimit().isLimited()) {
+                s.append(", best ").append(m.groupLimit().topGroups()).append(" of ")
+                        .append(m.groupLimit().groups()).append(" groups");
             }
             s.append(", top-").append(m.topK());
-            s.append(r.renormalize() ? ", renormalised" : ", not renormalised");
+            s.append(m.normalizeTopK() ? ", renormalised" : ", not renormalised");
         }
-        if (r.routedScalingFactor() != 1.0) {
-            s.append(", scaled by ").append(Units.number(r.routedScalingFactor()));
+        if (m.routedScalingFactor() != 1.0) {
+            s.append(", scaled by ").append(Units.number(m.routedScalingFactor()));
         }
-        if (r.bias()) {
+        if (m.routerBias()) {
             s.append("; router bias");
         }
-        if (r.auxLossCoef() > 0) {
-            s.append("; balance loss coefficient ").append(Units.number(r.auxLossCoef()));
+        if (!m.capacity().isDropless()) {
+            s.append("; capacity ").append(m.capacity());
+        }
+        for (LossTerm term : m.losses()) {
+            s.append("; ").append(term.loss().name()).append(" loss coefficient ")
+                    .append(Units.number(term.coefficient()));
         }
         return s.toString();
     }
 
     private static String activation(Activation a) {
-        return switch (a.function()) {
+        return switch (a) {
             case SILU -> "SwiGLU (SiLU-gated)";
             case GELU -> "GeGLU (GELU-gated)";
             case GELU_TANH -> "GeGLU (tanh-approximated GELU)";
             case RELU -> "ReLU-gated";
-            case CLAMPED_SWIGLU -> "clamped SwiGLU (alpha " + Units.number(a.alpha()) + ", limit "
-                    + Units.number(a.limit()) + ")";
         };
     }
 
@@ -377,25 +394,26 @@ public final class InspectCommand implements Callable<Integer> {
     }
 
     private static void moeJson(MoeConfig m, ObjectNode o) {
-        o.put("experts", m.numExperts());
+        o.put("experts", m.experts());
         o.put("top_k", m.topK());
-        o.put("expert_intermediate_size", m.expertIntermediateSize());
-        o.put("shared_experts", m.numSharedExperts());
-        o.put("shared_intermediate_size", m.sharedIntermediateSize());
-        o.put("shared_expert_gate", m.sharedExpertGate());
+        o.put("expert_intermediate_size", m.intermediate());
+        o.put("shared_intermediate_size", m.sharedIntermediate());
+        o.put("shared_expert_gate", m.sharedGate());
         o.put("expert_bias", m.expertBias());
-        RouterConfig r = m.router();
         ObjectNode router = o.putObject("router");
-        router.put("scoring", r.scoring().name().toLowerCase(java.util.Locale.ROOT));
-        router.put("order", r.order().name().toLowerCase(java.util.Locale.ROOT));
-        router.put("renormalize", r.renormalize());
-        router.put("selection_bias", r.selectionBias());
-        router.put("groups", r.numGroups());
-        router.put("top_k_groups", r.topKGroups());
-        router.put("routed_scaling_factor", r.routedScalingFactor());
-        router.put("bias", r.bias());
-        router.put("jitter_noise", r.jitterNoise());
-        router.put("aux_loss_coef", r.auxLossCoef());
+        router.put("kind", m.router().name().toLowerCase(java.util.Locale.ROOT));
+        router.put("scoring", m.scoring().name().toLowerCase(java.util.Locale.ROOT));
+        router.put("order", m.gateOrder().name().toLowerCase(java.util.Locale.ROOT));
+        router.put("renormalize", m.normalizeTopK());
+        router.put("selection_bias", m.selectionBias());
+        router.put("groups", m.groupLimit().groups());
+        router.put("top_k_groups", m.groupLimit().topGroups());
+        router.put("routed_scaling_factor", m.routedScalingFactor());
+        router.put("bias", m.routerBias());
+        router.put("noise", m.noise().kind().name().toLowerCase(java.util.Locale.ROOT));
+        router.put("noise_amount", m.noise().amount());
+        ObjectNode losses = o.putObject("losses");
+        m.losses().forEach(t -> losses.put(t.loss().name(), t.coefficient()));
     }
 
     private ObjectNode toJson(Inspection in) {

@@ -1,5 +1,6 @@
 package dev.moe4j.cli;
 
+import dev.moe4j.cli.bench.BenchCommand;
 import dev.moe4j.core.BadInputException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -14,6 +15,7 @@ import java.io.PrintWriter;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 InspectCommand.class,
+                BenchCommand.class,
         })
 public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */

@@ -4,6 +4,8 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.Gather;
 import dev.moe4j.core.kernels.MatMul;
 import dev.moe4j.core.kernels.ScatterAdd;
@@ -198,7 +200,35 @@ public final class MoeLayer {
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
-        return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context);
+        return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context, routing);
+    }
+
+    /** The layer's output as a value of a {@link Graph}, with the pass it came from. */
+    public record GraphOutput(Var output, MoeResult result) {
+    }
+
+    /**
+     * The layer as one coarse operation of a {@link Graph}: trains when the graph does, and records a backward
+     * step that adds dL/dx into x's gradient and accumulates every parameter's gradient. The auxiliary losses'
+     * gradients are part of that step, so the caller adds {@code result().auxLoss()} to the loss it reports but
+     * does not add it to the graph again.
+     */
+    public GraphOutput forward(Graph graph, Var x, int sequenceLength) {
+        MoeResult r = forward(x.value(), sequenceLength, graph.isTraining() ? Mode.TRAINING : Mode.INFERENCE);
+        List<Parameter> params = parameters();
+        Var[] inputs = new Var[params.size() + 1];
+        inputs[0] = x;
+        for (int i = 0; i < params.size(); i++) {
+            inputs[i + 1] = params.get(i);
+        }
+        Var out = graph.result(r.output(), inputs);
+        graph.onBackward(out, () -> {
+            Tensor dx = backward(r.context(), out.grad());
+            if (x.requiresGrad()) {
+                VectorMath.addInPlace(x.grad(), dx);
+            }
+        });
+        return new GraphOutput(out, r);
     }
 
     private int[] slotOffsets(SoftDispatch s) {

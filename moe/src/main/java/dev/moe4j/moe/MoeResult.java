@@ -2,16 +2,19 @@ package dev.moe4j.moe;
 
 import dev.moe4j.core.Tensor;
 import dev.moe4j.moe.loss.AuxLoss;
+import dev.moe4j.moe.router.Routing;
 import dev.moe4j.moe.stats.RoutingStats;
 
 import java.util.List;
 
 /**
  * One forward pass of an {@link MoeLayer}: the output [tokens, hidden], the auxiliary losses (each to be added
- * to the training loss times its coefficient), what the router did, and what {@link MoeLayer#backward} needs
- * (null after an inference pass).
+ * to the training loss times its coefficient), what the router did (its summary and the full decision, which
+ * expert traces, parity checks and model-level losses over all layers read), and what {@link MoeLayer#backward}
+ * needs (null after an inference pass).
  */
-public record MoeResult(Tensor output, List<AuxLoss> losses, RoutingStats stats, MoeContext context) {
+public record MoeResult(Tensor output, List<AuxLoss> losses, RoutingStats stats, MoeContext context,
+                        Routing routing) {
     /** Σ coefficient · value over the auxiliary losses. */
     public double auxLoss() {
         double sum = 0;

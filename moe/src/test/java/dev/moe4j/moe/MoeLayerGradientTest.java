@@ -16,7 +16,7 @@ import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.GroupLimit;
 import dev.moe4j.moe.router.Noise;
 import dev.moe4j.moe.router.Scoring;
-import dev.moe4j.moe.testing.GradCheck;
+import dev.moe4j.moe.testing.FiniteDifferences;
 import dev.moe4j.moe.testing.ReferenceMoe;
 import dev.moe4j.moe.testing.ReferenceRouting;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -96,25 +96,25 @@ class MoeLayerGradientTest {
         for (Tensor b : layer.buffers().values()) {
             fill(b, random, 0.05);
         }
-        Tensor x = GradCheck.gaussian(random, 1.0, TOKENS, H);
+        Tensor x = FiniteDifferences.gaussian(random, 1.0, TOKENS, H);
         int sequence = c.losses().stream().anyMatch(t -> t.loss() instanceof SequenceLoss) ? 5 : TOKENS;
         MoeResult result = layer.forward(x, sequence, Mode.TRAINING);
-        Tensor dOut = GradCheck.gaussian(random, 1.0, TOKENS, H);
+        Tensor dOut = FiniteDifferences.gaussian(random, 1.0, TOKENS, H);
         Tensor dx = layer.backward(result.context(), dOut);
 
         var ref = new ReferenceMoe(c);
         var decisions = ReferenceRouting.Decisions.of(c, result.context().routing());
         Map<String, double[]> params = new HashMap<>();
         for (Parameter p : layer.parameters()) {
-            params.put(p.name(), GradCheck.toDouble(p.value()));
+            params.put(p.name(), FiniteDifferences.toDouble(p.value()));
         }
         for (var b : layer.buffers().entrySet()) {
-            params.put(b.getKey(), GradCheck.toDouble(b.getValue()));
+            params.put(b.getKey(), FiniteDifferences.toDouble(b.getValue()));
         }
-        double[] xd = GradCheck.toDouble(x), dOutD = GradCheck.toDouble(dOut);
+        double[] xd = FiniteDifferences.toDouble(x), dOutD = FiniteDifferences.toDouble(dOut);
 
         double[] expected = ref.output(xd, params, decisions);
-        double err = GradCheck.relativeError(expected, result.output().toFloatArray());
+        double err = FiniteDifferences.relativeError(expected, result.output().toFloatArray());
         assertTrue(err < 1e-5, "output relative error " + err);
         var r = ref.routing().route(xd, params, decisions);
         for (int i = 0; i < c.losses().size(); i++) {
@@ -123,9 +123,9 @@ class MoeLayerGradientTest {
         }
 
         java.util.function.DoubleSupplier objective = () -> ref.objective(xd, params, decisions, dOutD);
-        GradCheck.check("dx", xd, dx, objective, 30, random);
+        FiniteDifferences.check("dx", xd, dx, objective, 30, random);
         for (Parameter p : layer.parameters()) {
-            GradCheck.check(p.name(), params.get(p.name()), p.grad(), objective, 30, random);
+            FiniteDifferences.check(p.name(), params.get(p.name()), p.grad(), objective, 30, random);
         }
     }
 

@@ -13,7 +13,7 @@ import dev.moe4j.moe.loss.BiasBalancer;
 import dev.moe4j.moe.loss.SwitchLoss;
 import dev.moe4j.moe.router.Scoring;
 import dev.moe4j.moe.router.TopKRouter;
-import dev.moe4j.moe.testing.GradCheck;
+import dev.moe4j.moe.testing.FiniteDifferences;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -30,12 +30,12 @@ class MoeLayerTest {
     @Test
     void aRouterWithOneExpertIsTheDenseFfn() {
         MoeLayer layer = MoeLayer.initialize(MoeConfig.builder(H, I, 1, 1).build());
-        Tensor x = GradCheck.gaussian(new Random(1), 1.0, 7, H);
+        Tensor x = FiniteDifferences.gaussian(new Random(1), 1.0, 7, H);
         var stacked = (StackedExpertWeights) expertsOf(layer);
-        double[] gateUp = Reference.matmulXWt(GradCheck.toDouble(x), GradCheck.toDouble(stacked.gateUp(0)), 7, H, 2 * I);
+        double[] gateUp = Reference.matmulXWt(FiniteDifferences.toDouble(x), FiniteDifferences.toDouble(stacked.gateUp(0)), 7, H, 2 * I);
         double[] expected = Reference.matmulXWt(Reference.glu(GluParams.swiglu(), gateUp, 7, I),
-                GradCheck.toDouble(stacked.down(0)), 7, I, H);
-        double err = GradCheck.relativeError(expected, layer.forward(x, Mode.INFERENCE).output().toFloatArray());
+                FiniteDifferences.toDouble(stacked.down(0)), 7, I, H);
+        double err = FiniteDifferences.relativeError(expected, layer.forward(x, Mode.INFERENCE).output().toFloatArray());
         assertTrue(err < 1e-5, "relative error " + err);
     }
 
@@ -44,7 +44,7 @@ class MoeLayerTest {
         MoeConfig c = MoeConfig.builder(H, I, 6, 2).normalizeTopK(true).build();
         MoeLayer stacked = MoeLayer.initialize(c);
         MoeLayer separate = MoeLayer.of(c, stacked.router(), separateViews(expertsOf(stacked), DType.F32), null, null);
-        Tensor x = GradCheck.gaussian(new Random(2), 1.0, 9, H);
+        Tensor x = FiniteDifferences.gaussian(new Random(2), 1.0, 9, H);
         assertArrayEquals(stacked.forward(x, Mode.INFERENCE).output().toFloatArray(),
                 separate.forward(x, Mode.INFERENCE).output().toFloatArray(), 1e-6f);
     }
@@ -56,7 +56,7 @@ class MoeLayerTest {
         ExpertWeights bf16 = separateViews(expertsOf(f32), DType.BF16);
         // The F32 reference layer holds the same bf16-rounded values.
         ExpertWeights rounded = separateViews(bf16, DType.F32);
-        Tensor x = GradCheck.gaussian(new Random(3), 1.0, 5, H);
+        Tensor x = FiniteDifferences.gaussian(new Random(3), 1.0, 5, H);
         float[] a = MoeLayer.of(c, f32.router(), bf16, null, null).forward(x, Mode.INFERENCE).output().toFloatArray();
         float[] b = MoeLayer.of(c, f32.router(), rounded, null, null).forward(x, Mode.INFERENCE).output().toFloatArray();
         assertArrayEquals(b, a, 1e-5f);
@@ -69,7 +69,7 @@ class MoeLayerTest {
         var recording = new RecordingWeights(separateViews(expertsOf(trained), DType.F32));
         MoeLayer layer = MoeLayer.of(c, trained.router(), recording, null, null);
         recording.touched.clear(); // construction validates shapes; only the forward pass must stay on its experts
-        MoeResult r = layer.forward(GradCheck.gaussian(new Random(4), 1.0, 1, H), Mode.INFERENCE);
+        MoeResult r = layer.forward(FiniteDifferences.gaussian(new Random(4), 1.0, 1, H), Mode.INFERENCE);
         Set<Integer> chosen = new TreeSet<>();
         for (int e = 0; e < 8; e++) {
             if (r.stats().tokensPerExpert()[e] > 0) {
@@ -83,7 +83,7 @@ class MoeLayerTest {
     @Test
     void inferenceKeepsNothingForBackward() {
         MoeLayer layer = MoeLayer.initialize(MoeConfig.builder(H, I, 4, 2).build());
-        MoeResult r = layer.forward(GradCheck.gaussian(new Random(5), 1.0, 3, H), Mode.INFERENCE);
+        MoeResult r = layer.forward(FiniteDifferences.gaussian(new Random(5), 1.0, 3, H), Mode.INFERENCE);
         assertNull(r.context());
         assertThrows(IllegalStateException.class, () -> layer.backward(r.context(), Tensor.zeros(3, H)));
     }
@@ -91,7 +91,7 @@ class MoeLayerTest {
     @Test
     void trainingWithNoiseIsDeterministicForASeed() {
         MoeConfig c = MoeConfig.builder(H, I, 4, 2).noise(dev.moe4j.moe.router.Noise.jitter(0.3)).seed(42).build();
-        Tensor x = GradCheck.gaussian(new Random(6), 1.0, 8, H);
+        Tensor x = FiniteDifferences.gaussian(new Random(6), 1.0, 8, H);
         float[] a = MoeLayer.initialize(c).forward(x, Mode.TRAINING).output().toFloatArray();
         float[] b = MoeLayer.initialize(c).forward(x, Mode.TRAINING).output().toFloatArray();
         assertArrayEquals(a, b);
@@ -104,9 +104,9 @@ class MoeLayerTest {
         MoeLayer layer = MoeLayer.initialize(c);
         var random = new Random(7);
         for (int step = 0; step < 10; step++) {
-            layer.forward(GradCheck.gaussian(random, 1.0, 24, H), Mode.TRAINING);
+            layer.forward(FiniteDifferences.gaussian(random, 1.0, 24, H), Mode.TRAINING);
         }
-        Tensor sequence = GradCheck.gaussian(random, 1.0, 10, H);
+        Tensor sequence = FiniteDifferences.gaussian(random, 1.0, 10, H);
         float[] full = layer.forward(sequence, Mode.INFERENCE).output().toFloatArray();
         for (int t = 0; t < 10; t++) {
             float[] prefix = layer.forward(sequence.slice(0, t + 1), Mode.INFERENCE).output().toFloatArray();
@@ -127,7 +127,7 @@ class MoeLayerTest {
         }
         var balancer = new BiasBalancer(router.selectionBias(), 0.05);
         var random = new Random(8);
-        Tensor probe = GradCheck.gaussian(random, 1.0, 400, H);
+        Tensor probe = FiniteDifferences.gaussian(random, 1.0, 400, H);
         for (int j = 0; j < H * 400; j++) {
             probe.setFloat(j, Math.abs(probe.getFloat(j)));
         }
@@ -141,6 +141,31 @@ class MoeLayerTest {
         assertTrue(before > 1.0, "the skew must overload expert 0: " + before);
         assertTrue(after < 0.3 * before, "max violation " + before + " → " + after);
         assertTrue(router.selectionBias().getFloat(0) < 0, "the overloaded expert's bias went down");
+    }
+
+    @Test
+    void asAGraphOperationTheLayerBackPropagatesLikeItsOwnBackward() {
+        MoeConfig c = MoeConfig.builder(H, I, 4, 2).loss(new SwitchLoss(SwitchLoss.Form.PAPER), 0.5).build();
+        Tensor x = FiniteDifferences.gaussian(new Random(9), 1.0, 6, H);
+        Tensor r = FiniteDifferences.gaussian(new Random(10), 1.0, 6, H);
+
+        MoeLayer direct = MoeLayer.initialize(c);
+        MoeResult result = direct.forward(x, Mode.TRAINING);
+        float[] dxDirect = direct.backward(result.context(), r).toFloatArray();
+
+        MoeLayer viaGraph = MoeLayer.initialize(c);
+        var graph = dev.moe4j.core.autograd.Graph.training();
+        var xv = new dev.moe4j.core.autograd.Var(x, true);
+        var out = viaGraph.forward(graph, xv, 6).output();
+        // loss = Σ r ⊙ out, as a 1×1 product
+        var loss = graph.matmul(out.view(1, -1), dev.moe4j.core.autograd.Var.constant(r.reshape(1, -1))).view(1);
+        graph.backward(loss);
+
+        assertArrayEquals(dxDirect, xv.grad().toFloatArray(), 1e-5f);
+        for (int i = 0; i < direct.parameters().size(); i++) {
+            assertArrayEquals(direct.parameters().get(i).grad().toFloatArray(),
+                    viaGraph.parameters().get(i).grad().toFloatArray(), 1e-5f, direct.parameters().get(i).name());
+        }
     }
 
     @Test

@@ -6,8 +6,6 @@ import dev.moe4j.core.Tensor;
 
 import java.lang.foreign.MemorySegment;
 
-import static dev.moe4j.core.kernels.Widening.LANES;
-import static dev.moe4j.core.kernels.Widening.LE;
 
 /**
  * Row gathers: embedding lookups and the permutation of tokens into expert order. Its gradient is
@@ -41,19 +39,9 @@ public final class Gather {
                 if (copy) {
                     MemorySegment.copy(ss, index[i] * rowBytes, os, i * rowBytes, rowBytes);
                 } else {
-                    widenRow(st, ss, (long) index[i] * cols, os, (long) i * cols, cols);
+                    Widening.widen(st, ss, (long) index[i] * cols, os, (long) i * cols, cols);
                 }
             }
         });
-    }
-
-    private static void widenRow(DType st, MemorySegment ss, long from, MemorySegment os, long to, int cols) {
-        int c = 0;
-        for (int bound = Widening.F.loopBound(cols); c < bound; c += LANES) {
-            Widening.load(st, ss, from + c).intoMemorySegment(os, (to + c) * 4, LE);
-        }
-        for (; c < cols; c++) {
-            Widening.setF32(os, to + c, Widening.scalar(st, ss, from + c));
-        }
     }
 }

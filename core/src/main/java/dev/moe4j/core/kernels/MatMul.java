@@ -5,20 +5,35 @@ import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static dev.moe4j.core.kernels.Widening.F;
+import static dev.moe4j.core.kernels.Widening.LANES;
+import static dev.moe4j.core.kernels.Widening.LE;
+import static dev.moe4j.core.kernels.Widening.f32;
+import static dev.moe4j.core.kernels.Widening.getF32;
+import static dev.moe4j.core.kernels.Widening.setF32;
 
 /**
- * Matrix products in the checkpoint layout: weights are [out, in], so the forward pass is y = x·Wᵀ and every
- * inner product runs along contiguous memory of both operands. Activations and gradients are F32; weights may
- * be F32, BF16 or F16 and are widened to F32 in the kernel, accumulating in F32.
+ * Matrix products in the checkpoint layout: weights are [out, in], so the forward pass is y = x·Wᵀ. Activations
+ * and gradients are F32; weights may be F32, BF16 or F16 and are widened to F32 in registers, accumulating in
+ * F32.
+ *
+ * <p>Two regimes. With few rows (decode, or an expert that got a handful of tokens) a product is bound by
+ * reading the weight once: the skinny paths stream W row by row with every row of x against it, widening in
+ * registers and splitting W over threads. With many rows it is bound by FMAs: {@link Gemm} packs W into
+ * panels and runs a register-tiled micro-kernel. The gradients use the same two regimes, as the transposed
+ * products they are (dx = dy·W, dW = dyᵀ·x).
  */
 public final class MatMul {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /**
+     * Up to this many rows the weight-streaming paths win over packing the weight (measured on Zen 4: the
+     * forward streams W once for all rows; the gradients' streaming forms touch dx or dW once per row group, so
+     * packing wins earlier for them).
+     */
+    static final int SKINNY_ROWS = 16;
+    static final int SKINNY_GRADIENT_ROWS = 4;
 
     private MatMul() {
     }
@@ -27,114 +42,324 @@ public final class MatMul {
     public static void forward(Tensor out, Tensor x, Tensor w) {
         int n = x.rows(), k = x.cols(), m = w.rows();
         check(w.cols() == k && out.rows() == n && out.cols() == m, "forward", out, x, w);
-        requireF32(out, x);
-        MemorySegment xs = x.segment(), os = out.segment();
-        Parallel.forRange(m, 16, (from, to) -> {
-            float[] row = new float[k];
-            for (int j = from; j < to; j++) {
-                MemorySegment wRow = weightRowAsF32(w, j, row);
-                for (int i = 0; i < n; i++) {
-                    os.set(ValueLayout.JAVA_FLOAT_UNALIGNED, ((long) i * m + j) * 4, dot(xs, (long) i * k * 4, wRow, 0, k));
-                }
-            }
-        });
+        Checks.requireF32("MatMul.forward", out, x);
+        Checks.requireWeight("MatMul.forward", w);
+        if (n <= SKINNY_ROWS) {
+            skinnyForward(out, x, w, n, k, m);
+            return;
+        }
+        var a = Gemm.heapFloats(x.segment());
+        Gemm.multiply(new Gemm.Operands(a.array(), a.offset(), k, 1, w.segment(), w.dtype(), k, true,
+                out.segment(), m), n, m, k, false);
     }
 
     /** dx[n, k] = dy[n, m] · w[m, k], added to dx when {@code accumulate}. */
     public static void backwardInput(Tensor dx, Tensor dy, Tensor w, boolean accumulate) {
         int n = dy.rows(), m = dy.cols(), k = w.cols();
         check(w.rows() == m && dx.rows() == n && dx.cols() == k, "backwardInput", dx, dy, w);
-        requireF32(dx, dy);
-        MemorySegment dxs = dx.segment(), dys = dy.segment();
-        Parallel.forRange(n, 4, (from, to) -> {
-            float[] row = new float[k];
-            for (int i = from; i < to; i++) {
-                long dxRow = (long) i * k * 4;
-                if (!accumulate) {
-                    dxs.asSlice(dxRow, (long) k * 4).fill((byte) 0);
-                }
-                for (int j = 0; j < m; j++) {
-                    float g = dys.get(ValueLayout.JAVA_FLOAT_UNALIGNED, ((long) i * m + j) * 4);
-                    if (g != 0f) {
-                        axpy(g, weightRowAsF32(w, j, row), 0, dxs, dxRow, k);
-                    }
-                }
-            }
-        });
+        Checks.requireF32("MatMul.backwardInput", dx, dy);
+        Checks.requireWeight("MatMul.backwardInput", w);
+        if (n <= SKINNY_GRADIENT_ROWS) {
+            skinnyBackwardInput(dx, dy, w, n, m, k, accumulate);
+            return;
+        }
+        var a = Gemm.heapFloats(dy.segment());
+        Gemm.multiply(new Gemm.Operands(a.array(), a.offset(), m, 1, w.segment(), w.dtype(), k, false,
+                dx.segment(), k), n, k, m, accumulate);
     }
 
     /** dw[m, k] = dy[n, m]ᵀ · x[n, k], added to dw when {@code accumulate}. dw is F32. */
     public static void backwardWeight(Tensor dw, Tensor dy, Tensor x, boolean accumulate) {
         int n = dy.rows(), m = dy.cols(), k = x.cols();
         check(x.rows() == n && dw.rows() == m && dw.cols() == k, "backwardWeight", dw, dy, x);
-        requireF32(dw, dy, x);
-        MemorySegment dws = dw.segment(), dys = dy.segment(), xs = x.segment();
-        Parallel.forRange(m, 4, (from, to) -> {
-            for (int j = from; j < to; j++) {
-                long dwRow = (long) j * k * 4;
-                if (!accumulate) {
-                    dws.asSlice(dwRow, (long) k * 4).fill((byte) 0);
+        Checks.requireF32("MatMul.backwardWeight", dw, dy, x);
+        if (n <= SKINNY_GRADIENT_ROWS) {
+            skinnyBackwardWeight(dw, dy, x, n, m, k, accumulate);
+            return;
+        }
+        // A = dyᵀ: element (j, i) = dy[i, j], so rows of A step by 1 and columns by m.
+        var a = Gemm.heapFloats(dy.segment());
+        Gemm.multiply(new Gemm.Operands(a.array(), a.offset(), 1, m, x.segment(), DType.F32, k, false,
+                dw.segment(), k), m, k, n, accumulate);
+    }
+
+    // ---- forward with few rows: stream W once, four rows at a time ----
+
+    private static void skinnyForward(Tensor out, Tensor x, Tensor w, int n, int k, int m) {
+        MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
+        DType wt = w.dtype();
+        int groups = (m + 3) / 4;
+        // Enough W rows per task that splitting pays: about 256 KiB of weights.
+        int minGroups = Math.max(1, (1 << 18) / Math.max(1, 4 * k * wt.byteSize()));
+        Parallel.forRange(groups, minGroups, (from, to) -> {
+            // F16's conversion is long: C2 stops inlining it after a few copies in one method (the rest would
+            // box every vector), so F16 rows go two at a time, and with several rows of x they are widened
+            // once into a scratch rather than once per row of x.
+            float[] scratch = wt == DType.F16 && n > 2 ? new float[4 * k] : null;
+            MemorySegment scratchSegment = scratch == null ? null : MemorySegment.ofArray(scratch);
+            for (int g = from; g < to; g++) {
+                int j = 4 * g, rows = Math.min(4, m - j);
+                MemorySegment src = ws;
+                DType type = wt;
+                long base = (long) j * k;
+                if (scratch != null) {
+                    Widening.widen(DType.F16, ws, base, scratch, 0, rows * k);
+                    src = scratchSegment;
+                    type = DType.F32;
+                    base = 0;
                 }
-                for (int i = 0; i < n; i++) {
-                    float g = dys.get(ValueLayout.JAVA_FLOAT_UNALIGNED, ((long) i * m + j) * 4);
-                    if (g != 0f) {
-                        axpy(g, xs, (long) i * k * 4, dws, dwRow, k);
+                long w0 = base, w1 = rows > 1 ? base + k : base, w2 = rows > 2 ? base + 2L * k : base, w3 = rows > 3 ? base + 3L * k : base;
+                // Every row of x against the same four weight rows: the first pass reads them from memory,
+                // the others from cache.
+                int i = 0;
+                if (type == DType.F16) {
+                    for (; i < n; i++) {
+                        dots2(xs, (long) i * k, k, src, w0, w1, Math.min(rows, 2), os, (long) i * m + j);
+                        if (rows > 2) {
+                            dots2(xs, (long) i * k, k, src, w2, w3, rows - 2, os, (long) i * m + j + 2);
+                        }
+                    }
+                } else if (type == DType.BF16) {
+                    for (; i + 2 <= n; i += 2) {
+                        dots2x4BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                    }
+                    if (i < n) {
+                        dots1BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
+                    }
+                } else {
+                    for (; i + 2 <= n; i += 2) {
+                        dots2x4F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                    }
+                    if (i < n) {
+                        dots1F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
                     }
                 }
             }
         });
     }
 
-    /** The j-th weight row as F32: a view for F32 weights, else widened into {@code scratch}. */
-    private static MemorySegment weightRowAsF32(Tensor w, int j, float[] scratch) {
-        int k = w.cols();
-        if (w.dtype() == DType.F32) {
-            return w.segment().asSlice((long) j * k * 4, (long) k * 4);
+    // The kernels below come in one copy per weight type, each loop holding a single conversion: a loop that
+    // could meet several types grows past C2's inlining budget once a JVM has seen them all, and then boxes.
+
+    /** out[outBase + q] = x·w_q for the four F32 weight rows starting at w0..w3; q < wr are stored. */
+    private static void dots1F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                 long w3, int wr, MemorySegment os, long outBase) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        var a2 = a0;
+        var a3 = a0;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var xv = f32(xs, xBase + c);
+            a0 = Widening.f32(ws, w0 + c).fma(xv, a0);
+            a1 = Widening.f32(ws, w1 + c).fma(xv, a1);
+            a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
+            a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        long base = (long) j * k;
-        for (int c = 0; c < k; c++) {
-            scratch[c] = w.getFloat(base + c);
-        }
-        return MemorySegment.ofArray(scratch);
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
     }
 
-    static float dot(MemorySegment a, long aOffset, MemorySegment b, long bOffset, int k) {
-        var acc = FloatVector.zero(F);
-        int bound = F.loopBound(k), c = 0;
-        for (; c < bound; c += F.length()) {
-            var va = FloatVector.fromMemorySegment(F, a, aOffset + (long) c * 4, LE);
-            var vb = FloatVector.fromMemorySegment(F, b, bOffset + (long) c * 4, LE);
-            acc = va.fma(vb, acc);
+    /**
+     * Two rows of x (from xBase, the second k further) against the four F32 weight rows at w0..w3: each weight
+     * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
+     */
+    private static void dots2x4F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                   long w3, int wr, MemorySegment os, long outBase, int ldo) {
+        long x1 = xBase + k;
+        var z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var v0 = Widening.f32(ws, w0 + c);
+            var v1 = Widening.f32(ws, w1 + c);
+            var v2 = Widening.f32(ws, w2 + c);
+            var v3 = Widening.f32(ws, w3 + c);
+            var x = f32(xs, xBase + c);
+            a0 = v0.fma(x, a0);
+            a1 = v1.fma(x, a1);
+            a2 = v2.fma(x, a2);
+            a3 = v3.fma(x, a3);
+            x = f32(xs, x1 + c);
+            b0 = v0.fma(x, b0);
+            b1 = v1.fma(x, b1);
+            b2 = v2.fma(x, b2);
+            b3 = v3.fma(x, b3);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; c < k; c++) {
-            sum += a.get(ValueLayout.JAVA_FLOAT_UNALIGNED, aOffset + (long) c * 4)
-                    * b.get(ValueLayout.JAVA_FLOAT_UNALIGNED, bOffset + (long) c * 4);
-        }
-        return sum;
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
+                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
     }
 
-    /** y += a·x over k floats. */
-    static void axpy(float a, MemorySegment x, long xOffset, MemorySegment y, long yOffset, int k) {
-        int bound = F.loopBound(k), c = 0;
-        for (; c < bound; c += F.length()) {
-            var vx = FloatVector.fromMemorySegment(F, x, xOffset + (long) c * 4, LE);
-            var vy = FloatVector.fromMemorySegment(F, y, yOffset + (long) c * 4, LE);
-            vx.fma(FloatVector.broadcast(F, a), vy).intoMemorySegment(y, yOffset + (long) c * 4, LE);
+    /** out[outBase + q] = x·w_q for the four BF16 weight rows starting at w0..w3; q < wr are stored. */
+    private static void dots1BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                 long w3, int wr, MemorySegment os, long outBase) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        var a2 = a0;
+        var a3 = a0;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var xv = f32(xs, xBase + c);
+            a0 = Widening.bf16(ws, w0 + c).fma(xv, a0);
+            a1 = Widening.bf16(ws, w1 + c).fma(xv, a1);
+            a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
+            a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
         }
-        for (; c < k; c++) {
-            long yo = yOffset + (long) c * 4;
-            y.set(ValueLayout.JAVA_FLOAT_UNALIGNED, yo, y.get(ValueLayout.JAVA_FLOAT_UNALIGNED, yo)
-                    + a * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOffset + (long) c * 4));
-        }
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
     }
 
-    private static void requireF32(Tensor... tensors) {
-        for (Tensor t : tensors) {
-            if (t.dtype() != DType.F32) {
-                throw new IllegalArgumentException("MatMul needs F32 activations and gradients, got " + t);
+    /**
+     * Two rows of x (from xBase, the second k further) against the four BF16 weight rows at w0..w3: each weight
+     * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
+     */
+    private static void dots2x4BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                   long w3, int wr, MemorySegment os, long outBase, int ldo) {
+        long x1 = xBase + k;
+        var z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var v0 = Widening.bf16(ws, w0 + c);
+            var v1 = Widening.bf16(ws, w1 + c);
+            var v2 = Widening.bf16(ws, w2 + c);
+            var v3 = Widening.bf16(ws, w3 + c);
+            var x = f32(xs, xBase + c);
+            a0 = v0.fma(x, a0);
+            a1 = v1.fma(x, a1);
+            a2 = v2.fma(x, a2);
+            a3 = v3.fma(x, a3);
+            x = f32(xs, x1 + c);
+            b0 = v0.fma(x, b0);
+            b1 = v1.fma(x, b1);
+            b2 = v2.fma(x, b2);
+            b3 = v3.fma(x, b3);
+        }
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
+                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
+                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+    }
+
+    /** Adds the scalar tails from column c to the four sums of one x row and stores the first wr of them. */
+    private static void storeSums(MemorySegment xs, long xRow, int k, DType wt, MemorySegment ws, long w0, int wr,
+                                  MemorySegment os, long out, int c, float s0, float s1, float s2, float s3) {
+        float[] sums = {s0, s1, s2, s3};
+        for (int q = 0; q < wr; q++) {
+            long wq = w0 + (long) q * k;
+            for (int t = c; t < k; t++) {
+                sums[q] += getF32(xs, xRow + t) * Widening.scalar(wt, ws, wq + t);
             }
+            setF32(os, out + q, sums[q]);
         }
+    }
+
+    /** out[outBase + q] = x·w_q for the two F16 weight rows at w0, w1; q < wr are stored. */
+    private static void dots2(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, int wr,
+                              MemorySegment os, long outBase) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        int c = 0;
+        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+            var xv = f32(xs, xBase + c);
+            a0 = Widening.f16(ws, w0 + c).fma(xv, a0);
+            a1 = Widening.f16(ws, w1 + c).fma(xv, a1);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        for (; c < k; c++) {
+            float xv = getF32(xs, xBase + c);
+            s0 += xv * Widening.scalar(DType.F16, ws, w0 + c);
+            s1 += xv * Widening.scalar(DType.F16, ws, w1 + c);
+        }
+        setF32(os, outBase, s0);
+        if (wr > 1) setF32(os, outBase + 1, s1);
+    }
+
+    // ---- dx = dy · W with few rows: each thread owns a stripe of dx's columns and streams its part of W ----
+
+    private static void skinnyBackwardInput(Tensor dx, Tensor dy, Tensor w, int n, int m, int k, boolean accumulate) {
+        MemorySegment dxs = dx.segment(), dys = dy.segment(), ws = w.segment();
+        DType wt = w.dtype();
+        if (!accumulate) {
+            dx.fill(0f);
+        }
+        int stripes = (k + LANES - 1) / LANES;
+        int minStripes = Math.max(1, (1 << 16) / Math.max(1, LANES * m));
+        Parallel.forRange(stripes, minStripes, (from, to) -> {
+            int c0 = from * LANES, width = Math.min(k, to * LANES) - c0;
+            // Four weight rows' stripes, widened once to F32 and then used by every row of dy.
+            float[] stripe = new float[4 * width];
+            MemorySegment stripeSegment = MemorySegment.ofArray(stripe);
+            for (int j = 0; j < m; j += 4) {
+                int rows = Math.min(4, m - j);
+                for (int q = 0; q < rows; q++) {
+                    Widening.widen(wt, ws, (long) (j + q) * k + c0, stripe, q * width, width);
+                }
+                for (int i = 0; i < n; i++) {
+                    long dyRow = (long) i * m + j;
+                    float g0 = getF32(dys, dyRow);
+                    float g1 = rows > 1 ? getF32(dys, dyRow + 1) : 0f;
+                    float g2 = rows > 2 ? getF32(dys, dyRow + 2) : 0f;
+                    float g3 = rows > 3 ? getF32(dys, dyRow + 3) : 0f;
+                    axpy4(g0, g1, g2, g3, stripeSegment, 0, width, rows, dxs, (long) i * k + c0, width);
+                }
+            }
+        });
+    }
+
+    /**
+     * y[c] += g0·w0[c] + g1·w1[c] + g2·w2[c] + g3·w3[c] for c < count: F32 rows w_q at wBase + q·wStride (rows
+     * past {@code rows} are not read; their g is zero), y from yBase.
+     */
+    private static void axpy4(float g0, float g1, float g2, float g3, MemorySegment ws, long wBase, long wStride,
+                              int rows, MemorySegment ys, long yBase, int count) {
+        long w0 = wBase, w1 = rows > 1 ? wBase + wStride : wBase;
+        long w2 = rows > 2 ? wBase + 2 * wStride : wBase, w3 = rows > 3 ? wBase + 3 * wStride : wBase;
+        var v0 = FloatVector.broadcast(F, g0);
+        var v1 = FloatVector.broadcast(F, g1);
+        var v2 = FloatVector.broadcast(F, g2);
+        var v3 = FloatVector.broadcast(F, g3);
+        int c = 0;
+        for (int bound = F.loopBound(count); c < bound; c += LANES) {
+            var acc = f32(ys, yBase + c);
+            acc = f32(ws, w0 + c).fma(v0, acc);
+            acc = f32(ws, w1 + c).fma(v1, acc);
+            acc = f32(ws, w2 + c).fma(v2, acc);
+            acc = f32(ws, w3 + c).fma(v3, acc);
+            acc.intoMemorySegment(ys, (yBase + c) * 4, LE);
+        }
+        for (; c < count; c++) {
+            float acc = getF32(ys, yBase + c);
+            acc += g0 * getF32(ws, w0 + c);
+            acc += g1 * getF32(ws, w1 + c);
+            acc += g2 * getF32(ws, w2 + c);
+            acc += g3 * getF32(ws, w3 + c);
+            setF32(ys, yBase + c, acc);
+        }
+    }
+
+    // ---- dW = dyᵀ · x with few rows: each thread owns rows of dW ----
+
+    private static void skinnyBackwardWeight(Tensor dw, Tensor dy, Tensor x, int n, int m, int k, boolean accumulate) {
+        MemorySegment dws = dw.segment(), dys = dy.segment(), xs = x.segment();
+        Parallel.forRange(m, Math.max(1, (1 << 16) / Math.max(1, n * k)), (from, to) -> {
+            for (int j = from; j < to; j++) {
+                long row = (long) j * k;
+                if (!accumulate) {
+                    dws.asSlice(row * 4, (long) k * 4).fill((byte) 0);
+                }
+                for (int i = 0; i < n; i += 4) {
+                    int rows = Math.min(4, n - i);
+                    float g0 = getF32(dys, (long) i * m + j);
+                    float g1 = rows > 1 ? getF32(dys, (long) (i + 1) * m + j) : 0f;
+                    float g2 = rows > 2 ? getF32(dys, (long) (i + 2) * m + j) : 0f;
+                    float g3 = rows > 3 ? getF32(dys, (long) (i + 3) * m + j) : 0f;
+                    axpy4(g0, g1, g2, g3, xs, (long) i * k, k, rows, dws, row, k);
+                }
+            }
+        });
     }
 
     private static void check(boolean ok, String op, Tensor... tensors) {

@@ -1,6 +1,5 @@
 package dev.moe4j.core.kernels;
 
-import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
@@ -36,8 +35,8 @@ public final class RmsNorm {
         int cols = x.cols();
         Checks.require(out.size() == x.size() && out.cols() == cols, "RmsNorm.forward: " + out + " does not match " + x);
         Checks.require(weight == null || weight.size() == cols, "RmsNorm.forward: weight " + weight + " for rows of " + cols);
-        MemorySegment xs = x.segment(), os = out.segment(), ws = weight == null ? null : weight.segment();
-        DType wt = weight == null ? null : weight.dtype();
+        MemorySegment xs = x.segment(), os = out.segment();
+        float[] ws = weight == null ? null : Widening.toFloats(weight);
         Parallel.forRange(x.rows(), Checks.minRows(cols, GRAIN), (from, to) -> {
             for (int r = from; r < to; r++) {
                 long base = (long) r * cols;
@@ -46,13 +45,13 @@ public final class RmsNorm {
                 for (int bound = F.loopBound(cols); c < bound; c += LANES) {
                     var v = f32(xs, base + c).mul(inv);
                     if (ws != null) {
-                        v = v.mul(Widening.load(wt, ws, c));
+                        v = v.mul(FloatVector.fromArray(F, ws, c));
                     }
                     v.intoMemorySegment(os, (base + c) * 4, LE);
                 }
                 for (; c < cols; c++) {
                     float v = getF32(xs, base + c) * inv;
-                    setF32(os, base + c, ws == null ? v : v * Widening.scalar(wt, ws, c));
+                    setF32(os, base + c, ws == null ? v : v * ws[c]);
                 }
             }
         });
@@ -71,8 +70,7 @@ public final class RmsNorm {
         Checks.require(dWeight == null || dWeight.size() == cols, "RmsNorm.backward: dWeight " + dWeight + " for rows of " + cols);
         Checks.require(dWeight == null || weight != null, "RmsNorm.backward: a weight gradient without a weight");
         MemorySegment xs = x.segment(), dys = dy.segment(), dxs = dx.segment();
-        MemorySegment ws = weight == null ? null : weight.segment();
-        DType wt = weight == null ? null : weight.dtype();
+        float[] ws = weight == null ? null : Widening.toFloats(weight);
         int blocks = (rows + GRAD_BLOCK - 1) / GRAD_BLOCK;
         float[] partial = dWeight == null ? null : new float[blocks * cols];
         Parallel.forRange(blocks, Math.max(1, GRAIN / Math.max(1, GRAD_BLOCK * cols)), (fromBlock, toBlock) -> {
@@ -89,20 +87,20 @@ public final class RmsNorm {
                     for (; c < bound; c += LANES) {
                         var g = f32(dys, base + c);
                         if (ws != null) {
-                            g = g.mul(Widening.load(wt, ws, c));
+                            g = g.mul(FloatVector.fromArray(F, ws, c));
                         }
                         accV = g.fma(f32(xs, base + c), accV);
                     }
                     float gx = accV.reduceLanes(VectorOperators.ADD);
                     for (; c < cols; c++) {
-                        float g = getF32(dys, base + c) * (ws == null ? 1f : Widening.scalar(wt, ws, c));
+                        float g = getF32(dys, base + c) * (ws == null ? 1f : ws[c]);
                         gx += g * getF32(xs, base + c);
                     }
                     float k = gx * inv * inv / cols; // dx = inv · (g − x · inv² · mean(g ⊙ x))
                     for (c = 0; c < bound; c += LANES) {
                         var xv = f32(xs, base + c);
                         var dyv = f32(dys, base + c);
-                        var g = ws == null ? dyv : dyv.mul(Widening.load(wt, ws, c));
+                        var g = ws == null ? dyv : dyv.mul(FloatVector.fromArray(F, ws, c));
                         g.sub(xv.mul(k)).mul(inv).intoMemorySegment(dxs, (base + c) * 4, LE);
                         if (part != null) {
                             dyv.mul(xv.mul(inv)).add(f32(part, partBase + c)).intoMemorySegment(part, (partBase + c) * 4, LE);
@@ -110,7 +108,7 @@ public final class RmsNorm {
                     }
                     for (; c < cols; c++) {
                         float xv = getF32(xs, base + c), dyv = getF32(dys, base + c);
-                        float g = ws == null ? dyv : dyv * Widening.scalar(wt, ws, c);
+                        float g = ws == null ? dyv : dyv * ws[c];
                         setF32(dxs, base + c, (g - xv * k) * inv);
                         if (part != null) {
                             partial[(int) (partBase + c)] += dyv * (xv * inv);

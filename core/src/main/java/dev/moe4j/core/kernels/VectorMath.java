@@ -113,17 +113,17 @@ public final class VectorMath {
         Checks.requireWeight("VectorMath.addRowVector", v);
         int cols = x.cols();
         Checks.require(v.size() == cols, "VectorMath.addRowVector: " + v + " does not match the rows of " + x);
-        MemorySegment xs = x.segment(), vs = v.segment();
-        DType vt = v.dtype();
+        MemorySegment xs = x.segment();
+        float[] vs = Widening.toFloats(v);
         Parallel.forRange(x.rows(), Checks.minRows(cols, PARALLEL_GRAIN), (from, to) -> {
             for (int r = from; r < to; r++) {
                 long base = (long) r * cols;
                 int c = 0;
                 for (int bound = F.loopBound(cols); c < bound; c += LANES) {
-                    f32(xs, base + c).add(Widening.load(vt, vs, c)).intoMemorySegment(xs, (base + c) * 4, Widening.LE);
+                    f32(xs, base + c).add(FloatVector.fromArray(F, vs, c)).intoMemorySegment(xs, (base + c) * 4, Widening.LE);
                 }
                 for (; c < cols; c++) {
-                    setF32(xs, base + c, getF32(xs, base + c) + Widening.scalar(vt, vs, c));
+                    setF32(xs, base + c, getF32(xs, base + c) + vs[c]);
                 }
             }
         });
@@ -192,20 +192,17 @@ public final class VectorMath {
         return sum;
     }
 
+    /** Per-thread chunk into which 16-bit operands of dot are widened: one conversion loop, then an F32 dot. */
+    private static final ThreadLocal<float[]> DOT_CHUNK = ThreadLocal.withInitial(() -> new float[1024]);
+
     private static float dotWidening(MemorySegment a, long aOffset, DType bType, MemorySegment b, long bOffset, int length) {
-        var acc0 = FloatVector.zero(F);
-        var acc1 = FloatVector.zero(F);
-        int i = 0;
-        for (int bound = length - 2 * LANES; i <= bound; i += 2 * LANES) {
-            acc0 = f32(a, aOffset + i).fma(Widening.load(bType, b, bOffset + i), acc0);
-            acc1 = f32(a, aOffset + i + LANES).fma(Widening.load(bType, b, bOffset + i + LANES), acc1);
-        }
-        for (int bound = F.loopBound(length); i < bound; i += LANES) {
-            acc0 = f32(a, aOffset + i).fma(Widening.load(bType, b, bOffset + i), acc0);
-        }
-        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
-        for (; i < length; i++) {
-            sum += getF32(a, aOffset + i) * Widening.scalar(bType, b, bOffset + i);
+        float[] chunk = DOT_CHUNK.get();
+        MemorySegment cs = MemorySegment.ofArray(chunk);
+        float sum = 0;
+        for (int done = 0; done < length; done += chunk.length) {
+            int count = Math.min(chunk.length, length - done);
+            Widening.widen(bType, b, bOffset + done, chunk, 0, count);
+            sum += dotF32(a, aOffset + done, cs, 0, count);
         }
         return sum;
     }

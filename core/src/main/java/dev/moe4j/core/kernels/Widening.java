@@ -4,7 +4,6 @@ import dev.moe4j.core.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -44,29 +43,91 @@ final class Widening {
     }
 
     /**
-     * {@link #LANES} F16 values starting at element {@code index}, widened without a table: the half's exponent
-     * and mantissa bits moved into float position and multiplied by 2^112 give every finite value exactly
-     * (subnormals included); infinities and NaNs get the float's all-ones exponent; the sign is put back last.
+     * {@link #LANES} F16 values starting at element {@code index}, widened without a table or a mask: the half's
+     * exponent and mantissa bits moved into float position and multiplied by 2^112 give every finite value
+     * exactly (subnormals included); magnitudes from 0x7C00 up (infinities, NaNs) get the all-ones float exponent
+     * OR-ed in, selected arithmetically; the sign is put back last.
      */
     static FloatVector f16(MemorySegment s, long index) {
         var h = (IntVector) ShortVector.fromMemorySegment(S, s, index * 2, LE).convertShape(VectorOperators.S2I, I, 0);
         var magnitude = h.lanewise(VectorOperators.AND, 0x7FFF);
-        var shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
-        var finite = shifted.reinterpretAsFloats().mul(TWO_POW_112).reinterpretAsInts();
-        VectorMask<Integer> special = magnitude.compare(VectorOperators.GE, 0x7C00);
-        var bits = finite.blend(shifted.lanewise(VectorOperators.OR, 0x7F800000), special);
+        var finite = magnitude.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(TWO_POW_112).reinterpretAsInts();
+        // (magnitude + 0x400) >> 15 is 1 exactly for magnitude >= 0x7C00; negated it is an all-ones mask.
+        var special = magnitude.add(0x400).lanewise(VectorOperators.LSHR, 15).neg().lanewise(VectorOperators.AND, 0x7F800000);
         var sign = h.lanewise(VectorOperators.AND, 0x8000).lanewise(VectorOperators.LSHL, 16);
-        return bits.lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
+        return finite.lanewise(VectorOperators.OR, special).lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
     }
 
-    /** {@link #LANES} values of type {@code type} starting at element {@code index}, as F32. */
-    static FloatVector load(DType type, MemorySegment s, long index) {
-        return switch (type) {
-            case F32 -> f32(s, index);
-            case BF16 -> bf16(s, index);
-            case F16 -> f16(s, index);
+    /**
+     * dst[off .. off+count) = elements [from, from+count) of s, of type {@code type}, as F32. The type is
+     * dispatched once, outside the loops, so each loop holds one conversion: kernels that widen through here
+     * stay small enough for C2 to keep every vector in registers, whichever types one JVM has seen.
+     */
+    static void widen(DType type, MemorySegment s, long from, float[] dst, int off, int count) {
+        switch (type) {
+            case F32 -> {
+                // a vector loop: a bulk copy's call overhead dominates the short runs the packing asks for
+                int c = 0;
+                for (int bound = F.loopBound(count); c < bound; c += LANES) {
+                    f32(s, from + c).intoArray(dst, off + c);
+                }
+                for (; c < count; c++) {
+                    dst[off + c] = s.get(FLOAT, (from + c) * 4);
+                }
+            }
+            case BF16 -> {
+                int c = 0;
+                for (int bound = F.loopBound(count); c < bound; c += LANES) {
+                    bf16(s, from + c).intoArray(dst, off + c);
+                }
+                for (; c < count; c++) {
+                    dst[off + c] = scalar(DType.BF16, s, from + c);
+                }
+            }
+            case F16 -> {
+                int c = 0;
+                for (int bound = F.loopBound(count); c < bound; c += LANES) {
+                    f16(s, from + c).intoArray(dst, off + c);
+                }
+                for (; c < count; c++) {
+                    dst[off + c] = scalar(DType.F16, s, from + c);
+                }
+            }
             default -> throw unsupported(type);
-        };
+        }
+    }
+
+    /** As {@link #widen(DType, MemorySegment, long, float[], int, int)}, into F32 elements of a segment. */
+    static void widen(DType type, MemorySegment s, long from, MemorySegment dst, long dstIndex, int count) {
+        switch (type) {
+            case F32 -> MemorySegment.copy(s, from * 4, dst, dstIndex * 4, (long) count * 4);
+            case BF16 -> {
+                int c = 0;
+                for (int bound = F.loopBound(count); c < bound; c += LANES) {
+                    bf16(s, from + c).intoMemorySegment(dst, (dstIndex + c) * 4, LE);
+                }
+                for (; c < count; c++) {
+                    setF32(dst, dstIndex + c, scalar(DType.BF16, s, from + c));
+                }
+            }
+            case F16 -> {
+                int c = 0;
+                for (int bound = F.loopBound(count); c < bound; c += LANES) {
+                    f16(s, from + c).intoMemorySegment(dst, (dstIndex + c) * 4, LE);
+                }
+                for (; c < count; c++) {
+                    setF32(dst, dstIndex + c, scalar(DType.F16, s, from + c));
+                }
+            }
+            default -> throw unsupported(type);
+        }
+    }
+
+    /** All of a small tensor (a norm weight, a bias) as a new F32 array, for kernels that read it per row. */
+    static float[] toFloats(dev.moe4j.core.Tensor t) {
+        float[] out = new float[Math.toIntExact(t.size())];
+        widen(t.dtype(), t.segment(), 0, out, 0, out.length);
+        return out;
     }
 
     /** One element of type {@code type} as F32. */

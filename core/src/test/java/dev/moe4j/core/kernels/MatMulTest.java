@@ -4,9 +4,11 @@ import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.testing.RandomTensors;
 import dev.moe4j.core.testing.Reference;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.lang.foreign.Arena;
 import java.util.Random;
 
 import static dev.moe4j.core.testing.TensorAssert.assertClose;
@@ -14,9 +16,37 @@ import static dev.moe4j.core.testing.TensorAssert.assertClose;
 class MatMulTest {
     @ParameterizedTest
     @CsvSource({"1,1,1,F32", "3,17,5,F32", "7,33,19,BF16", "2,64,31,F16", "13,100,3,F32", "1,257,33,BF16",
-            "1,4096,3,F16", "5,3,1,F32"})
-    void forwardAndBackwardMatchFloat64(int n, int k, int m, DType weightType) {
+            "1,4096,3,F16", "5,3,1,F32", "7,70,9,F16", "16,40,13,BF16", "4,33,6,BF16"})
+    void fewRowsMatchFloat64(int n, int k, int m, DType weightType) {
         check(n, k, m, weightType);
+    }
+
+    /** Shapes past the few-rows paths: the packed kernel with partial tiles, k blocks and both thread splits. */
+    @ParameterizedTest
+    @CsvSource({"17,33,65,F32", "67,300,130,BF16", "40,129,200,F16", "100,64,7,F32", "23,513,1,F32",
+            "800,20,70,BF16", "31,17,600,F32"})
+    void manyRowsMatchFloat64(int n, int k, int m, DType weightType) {
+        check(n, k, m, weightType);
+    }
+
+    @Test
+    void operandsMayBeViewsOrLiveOutsideTheHeap() {
+        var rnd = new Random(9);
+        int n = 40, k = 50, m = 30;
+        Tensor big = RandomTensors.normal(rnd, n + 5, k);
+        Tensor x = big.slice(5, n + 5); // a view at an offset into its array
+        Tensor w = RandomTensors.normal(rnd, DType.BF16, m, k);
+        double[] expected = Reference.matmulXWt(Reference.values(x), Reference.values(w), n, k, m);
+        Tensor y = Tensor.zeros(n, m);
+        MatMul.forward(y, x, w);
+        assertClose(expected, y, 1e-5, "y from a view");
+        try (Arena arena = Arena.ofShared()) { // kernels run on pool threads: not thread-confined
+            Tensor native_ = Tensor.wrap(DType.F32, arena.allocate((long) n * k * 4), n, k);
+            native_.copyFrom(x);
+            Tensor y2 = Tensor.wrap(DType.F32, arena.allocate((long) n * m * 4), n, m);
+            MatMul.forward(y2, native_, w);
+            assertClose(expected, y2, 1e-5, "y off the heap");
+        }
     }
 
     static void check(int n, int k, int m, DType weightType) {

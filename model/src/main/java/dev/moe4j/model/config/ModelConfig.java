@@ -1,6 +1,8 @@
 package dev.moe4j.model.config;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.kernels.Activation;
+import dev.moe4j.moe.MoeConfig;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -15,14 +17,16 @@ import java.util.Optional;
  * {@link #builder()}.
  *
  * <p>The model: token embedding, then {@link #layers()} decoder layers (pre-norm attention and pre-norm
- * feed-forward, each added to the residual), a final norm and the LM head. Every feed-forward is a gated MLP
- * {@code down(act(gate(x)) * up(x))}: a dense one of width {@link #denseIntermediateSize()} or the mixture of
- * experts of {@link #moe()}.
+ * feed-forward, each added to the residual), a final norm and the LM head. A layer's feed-forward is either a
+ * dense gated MLP {@code down(act(gate(x)) * up(x))} of width {@link #denseIntermediateSize()} or the mixture of
+ * experts of {@link #moe()}, the moe module's {@link MoeConfig}: the one description of an MoE layer in moe4j,
+ * every routing, capacity, expert and loss option included.
  *
  * @param family                which Hugging Face model_type this config maps to ("mixtral", "qwen2_moe",
  *                              "qwen3_moe", "olmoe", "deepseek_v3", "gpt_oss"), or "moe4j" for one built in code
  * @param denseIntermediateSize width of the dense MLP layers; 0 when every layer is a mixture of experts
- * @param moe                   the experts of the MoE layers; empty for a model without MoE layers
+ * @param moe                   the MoE layers (all alike); empty for a model without MoE layers
+ * @param activation            the activation of the dense MLPs (the experts' network is {@code moe().ffn()})
  * @param tieEmbeddings         the LM head reuses the embedding matrix
  * @param maxPositions          the longest sequence the model was configured for (max_position_embeddings)
  * @param dtype                 the element type the config declares for the weights (dtype or torch_dtype); F32
@@ -64,6 +68,10 @@ public record ModelConfig(String family, int vocabSize, int hiddenSize, Attentio
         }
         if (!anyMoe && moe.isPresent()) {
             throw new IllegalArgumentException("a MoeConfig is given but no layer is a mixture of experts");
+        }
+        if (moe.isPresent() && moe.get().hidden() != hiddenSize) {
+            throw new IllegalArgumentException("the MoE layers' hidden size " + moe.get().hidden()
+                    + " differs from the model's " + hiddenSize);
         }
         if (anyDense && denseIntermediateSize <= 0) {
             throw new IllegalArgumentException("dense layers need a positive denseIntermediateSize, got "
@@ -137,7 +145,7 @@ public record ModelConfig(String family, int vocabSize, int hiddenSize, Attentio
         private List<LayerSpec> layers = new ArrayList<>();
         private int denseIntermediateSize;
         private MoeConfig moe;
-        private Activation activation = Activation.of(Activation.Function.SILU);
+        private Activation activation = Activation.SILU;
         private boolean tieEmbeddings;
         private int maxPositions = 4096;
         private SpecialTokens tokens = SpecialTokens.none();

@@ -1,5 +1,9 @@
 package dev.moe4j.model.config;
 
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.router.Noise;
+
 /**
  * The parameters of a model, counted from its config alone: the total that must be loaded (the "sparse" count)
  * and the active count used for each token, as MoE papers and model cards state them, with a breakdown.
@@ -14,7 +18,8 @@ package dev.moe4j.model.config;
  * <p>A router counts its projection and biases; norms count every RMSNorm weight, including the q/k norms and
  * the norms inside latent attention; shared experts include the shared-expert gate.
  *
- * @param activeRoutedExperts the routed-expert parameters one token uses: top-k experts in every MoE layer
+ * @param activeRoutedExperts the routed-expert parameters one token uses: top-k experts in every MoE layer (for
+ *                            expert choice and Soft MoE, whose tokens use a varying number, k as configured)
  */
 public record ParameterCount(long embeddings, long lmHead, long attention, long norms, long router,
                              long routedExperts, long activeRoutedExperts, long sharedExperts, long denseMlps) {
@@ -39,14 +44,22 @@ public record ParameterCount(long embeddings, long lmHead, long attention, long 
         long shared = 0;
         if (config.moe().isPresent()) {
             MoeConfig moe = config.moe().get();
-            long expert = 3 * hidden * moe.expertIntermediateSize()
-                    + (moe.expertBias() ? 2L * moe.expertIntermediateSize() + hidden : 0);
-            long routerPerLayer = moe.numExperts() * hidden
-                    + (moe.router().bias() ? moe.numExperts() : 0)
-                    + (moe.router().selectionBias() ? moe.numExperts() : 0);
-            long sharedPerLayer = 3 * hidden * moe.sharedIntermediateSize() + (moe.sharedExpertGate() ? hidden : 0);
+            long inter = moe.intermediate();
+            // A gated expert has gate, up and down matrices (biases on each with expertBias); a plain one up and down.
+            long expert = moe.ffn().gated()
+                    ? 3 * hidden * inter + (moe.expertBias() ? 2 * inter + hidden : 0)
+                    : 2 * hidden * inter + (moe.expertBias() ? inter + hidden : 0);
+            long routerRows = moe.router() == RouterKind.SOFT ? (long) moe.experts() * moe.slotsPerExpert()
+                    : moe.experts();
+            long routerPerLayer = routerRows * hidden
+                    + (moe.routerBias() ? moe.experts() : 0)
+                    + (moe.selectionBias() ? moe.experts() : 0)
+                    + (moe.noise().kind() == Noise.Kind.LEARNED_GAUSSIAN ? (long) moe.experts() * hidden : 0)
+                    + (moe.router() == RouterKind.SOFT && moe.softNormalize() ? 1 : 0);
+            long sharedPerLayer = (moe.ffn().gated() ? 3 : 2) * hidden * moe.sharedIntermediate()
+                    + (moe.sharedGate() ? hidden : 0);
             router = moeLayers * routerPerLayer;
-            routed = moeLayers * moe.numExperts() * expert;
+            routed = moeLayers * moe.experts() * expert;
             activeRouted = moeLayers * moe.topK() * expert;
             shared = moeLayers * sharedPerLayer;
         }

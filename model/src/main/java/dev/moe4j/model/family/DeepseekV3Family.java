@@ -6,11 +6,16 @@ import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.expert.ExpertFfn;
+import dev.moe4j.moe.loss.SequenceLoss;
+import dev.moe4j.moe.router.GateOrder;
+import dev.moe4j.moe.router.GroupLimit;
+import dev.moe4j.moe.router.Scoring;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.OptionalInt;
@@ -66,18 +71,29 @@ public final class DeepseekV3Family implements HfFamily {
         }
         int groups = c.positiveIntOr("n_group", 8);                                  // n_group: 8
         int topKGroups = c.positiveIntOr("topk_group", 4);                           // topk_group: 4
-        var router = new RouterConfig(RouterConfig.Scoring.SIGMOID, RouterConfig.Order.SCORE_THEN_TOP_K,
-                c.boolOr("norm_topk_prob", true),                                    // norm_topk_prob: True
-                true, groups, topKGroups,
-                c.doubleOr("routed_scaling_factor", 2.5),                            // routed_scaling_factor: 2.5
-                false, 0.0,
-                // aux_loss_alpha (DeepSeek's code; transformers computes no balance loss for V3): 0 when absent
-                c.doubleOr("aux_loss_alpha", 0.0));
+        if (topKGroups > groups) {
+            throw c.error("topk_group", "(" + topKGroups + ") must not exceed n_group (" + groups + ")");
+        }
+        var activation = HfCommon.activation(c, "silu");                            // hidden_act: "silu"
         int moeWidth = c.positiveIntOr("moe_intermediate_size", 2048);               // moe_intermediate_size: 2048
         int shared = c.nonNegativeIntOr("n_shared_experts", 1);                      // n_shared_experts: 1
-        var moe = new MoeConfig(experts,
-                c.positiveIntOr("num_experts_per_tok", 8),                           // num_experts_per_tok: 8
-                moeWidth, shared, shared * moeWidth, false, false, router);
+        var moeBuilder = MoeConfig.builder(hidden, moeWidth, experts,
+                        c.positiveIntOr("num_experts_per_tok", 8))                   // num_experts_per_tok: 8
+                .scoring(Scoring.SIGMOID)
+                .selectionBias(true)                                                 // e_score_correction_bias
+                .groupLimit(GroupLimit.deepSeekV3(groups, topKGroups))               // groups score their top-2 sum
+                .normalizeTopK(c.boolOr("norm_topk_prob", true))                     // norm_topk_prob: True
+                .routedScalingFactor(c.doubleOr("routed_scaling_factor", 2.5))       // routed_scaling_factor: 2.5
+                .ffn(ExpertFfn.gated(activation))
+                // the shared experts run as one MLP of n_shared_experts x moe_intermediate_size, without a gate
+                .sharedExpert(shared * moeWidth, false);
+        // aux_loss_alpha (DeepSeek's code, with seq_aux: the sequence-wise loss; transformers computes no balance
+        // loss for V3): 0 when absent
+        double alpha = c.doubleOr("aux_loss_alpha", 0.0);
+        if (alpha > 0) {
+            moeBuilder.loss(new SequenceLoss(), alpha);
+        }
+        var moe = HfMoe.build(c, moeBuilder);
 
         // first_k_dense_replace (3): layers below it are dense. moe_layer_freq (DeepSeek's code, 1): only every
         // freq-th layer after that is MoE; transformers ignores the field, which only matters when it is not 1.
@@ -101,7 +117,7 @@ public final class DeepseekV3Family implements HfFamily {
                 .layers(layers)
                 .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 18432) : 0) // 18432
                 .moe(anyMoe ? moe : null)
-                .activation(HfCommon.activation(c, "silu"))                          // hidden_act: "silu"
+                .activation(activation)
                 .tieEmbeddings(c.boolOr("tie_word_embeddings", false))               // tie_word_embeddings: False
                 .maxPositions(c.positiveIntOr("max_position_embeddings", 4096))      // 4096
                 // bos_token_id: 0, eos_token_id: 1, pad_token_id: None
@@ -124,13 +140,17 @@ public final class DeepseekV3Family implements HfFamily {
             throw HfCommon.cannot(family, "standard (non-latent) attention");
         }
         var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
-        var r = moe.router();
-        HfCommon.require(r.scoring() == RouterConfig.Scoring.SIGMOID && r.order() == RouterConfig.Order.SCORE_THEN_TOP_K
-                && r.selectionBias() && !r.bias() && r.jitterNoise() == 0, family,
+        HfMoe.requireHfRouting(moe, family, false, new SequenceLoss());
+        HfCommon.require(moe.scoring() == Scoring.SIGMOID && moe.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K
+                && moe.selectionBias() && !moe.routerBias(), family,
                 "a router other than sigmoid scores with a selection bias");
-        HfCommon.require(!moe.sharedExpertGate() && !moe.expertBias()
-                        && moe.sharedIntermediateSize() == moe.numSharedExperts() * moe.expertIntermediateSize(),
-                family, "gated or differently sized shared experts, or expert biases");
+        GroupLimit groups = moe.groupLimit();
+        HfCommon.require(groups.scoredPerGroup() == 2 || groups.groups() == 1, family,
+                "groups scored by other than their two best experts");
+        HfCommon.require(!moe.sharedGate() && !moe.expertBias() && moe.sharedIntermediate() % moe.intermediate() == 0,
+                family, "a gated shared expert, one not a whole number of experts wide, or expert biases");
+        HfCommon.require(HfMoe.gatedActivation(moe, family) == config.activation(), family,
+                "experts with another activation than hidden_act");
         HfCommon.require(config.norms().qkNorm() == QkNorm.NONE, family, "q/k norms");
         HfCommon.require(config.layers().stream().noneMatch(LayerSpec::isSliding), family, "sliding windows");
         int firstDense = config.denseLayerIndices().size();
@@ -147,14 +167,14 @@ public final class DeepseekV3Family implements HfFamily {
         out.put("vocab_size", config.vocabSize());
         out.put("hidden_size", config.hiddenSize());
         out.put("intermediate_size", config.denseIntermediateSize() > 0 ? config.denseIntermediateSize()
-                : moe.expertIntermediateSize());
-        out.put("moe_intermediate_size", moe.expertIntermediateSize());
+                : moe.intermediate());
+        out.put("moe_intermediate_size", moe.intermediate());
         out.put("num_hidden_layers", config.numLayers());
         out.put("num_attention_heads", a.numHeads());
         out.put("num_key_value_heads", a.numHeads());
-        out.put("n_shared_experts", moe.numSharedExperts());
-        out.put("n_routed_experts", moe.numExperts());
-        out.put("routed_scaling_factor", r.routedScalingFactor());
+        out.put("n_shared_experts", moe.sharedIntermediate() / moe.intermediate());
+        out.put("n_routed_experts", moe.experts());
+        out.put("routed_scaling_factor", moe.routedScalingFactor());
         out.put("kv_lora_rank", a.kvLoraRank());
         if (a.qLoraRank() > 0) {
             out.put("q_lora_rank", a.qLoraRank());
@@ -164,16 +184,16 @@ public final class DeepseekV3Family implements HfFamily {
         out.put("qk_rope_head_dim", a.qkRopeHeadDim());
         out.put("v_head_dim", a.vHeadDim());
         out.put("qk_nope_head_dim", a.qkNopeHeadDim());
-        out.put("n_group", r.numGroups());
-        out.put("topk_group", r.topKGroups());
+        out.put("n_group", groups.groups());
+        out.put("topk_group", groups.topGroups());
         out.put("num_experts_per_tok", moe.topK());
         out.put("first_k_dense_replace", firstDense);
         out.put("moe_layer_freq", 1);
-        out.put("norm_topk_prob", r.renormalize());
+        out.put("norm_topk_prob", moe.normalizeTopK());
         out.put("scoring_func", "sigmoid");
         out.put("topk_method", "noaux_tc");
-        out.put("aux_loss_alpha", r.auxLossCoef());
-        out.put("hidden_act", HfCommon.activationName(config.activation(), family));
+        out.put("aux_loss_alpha", HfMoe.coefficient(moe, new SequenceLoss()));
+        out.put("hidden_act", HfCommon.activationName(config.activation()));
         out.put("max_position_embeddings", config.maxPositions());
         out.put("initializer_range", config.initializerRange());
         out.put("rms_norm_eps", config.norms().eps());
@@ -186,5 +206,18 @@ public final class DeepseekV3Family implements HfFamily {
         out.put("num_nextn_predict_layers", config.mtpLayers());
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.attention.q_a_norm.weight", "model.layers.{N}.self_attn.q_a_layernorm.weight")
+                .rule("layers.{N}.attention.kv_a_norm.weight", "model.layers.{N}.self_attn.kv_a_layernorm.weight")
+                .rule("layers.{N}.attention.kv_a_proj.{W}", "model.layers.{N}.self_attn.kv_a_proj_with_mqa.{W}")
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.router.selection_bias", "model.layers.{N}.mlp.gate.e_score_correction_bias")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .rule("layers.{N}.moe.shared_experts.{W}.weight", "model.layers.{N}.mlp.shared_experts.{W}.weight")
+                .build();
     }
 }

@@ -2,15 +2,18 @@ package dev.moe4j.model.family;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
-import dev.moe4j.model.config.Activation;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.core.kernels.GluParams;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.expert.ExpertFfn;
+import dev.moe4j.moe.router.GateOrder;
+import dev.moe4j.moe.router.Scoring;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -58,14 +61,23 @@ public final class GptOssFamily implements HfFamily {
         for (String type : types) {
             layers.add(new LayerSpec(true, type.equals(QwenLayers.SLIDING) ? window : 0));
         }
-        var router = new RouterConfig(RouterConfig.Scoring.SOFTMAX, RouterConfig.Order.TOP_K_THEN_SCORE,
-                false, false, 1, 1, 1.0, true, 0.0,
-                c.doubleOr("router_aux_loss_coef", 0.001));                       // router_aux_loss_coef: 0.001
-        var moe = new MoeConfig(experts,
-                c.positiveIntOr("num_experts_per_tok", 4),                        // num_experts_per_tok: 4
-                c.positiveIntOr("intermediate_size", 2880),                       // intermediate_size: 2880
-                0, 0, false, true, router);
-        var builder = ModelConfig.builder().family(modelType())
+        var builder = MoeConfig.builder(hidden,
+                        c.positiveIntOr("intermediate_size", 2880),               // intermediate_size: 2880
+                        experts,
+                        c.positiveIntOr("num_experts_per_tok", 4))                // num_experts_per_tok: 4
+                .gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
+                .routerBias(true)
+                .expertBias(true)
+                // swiglu_alpha (1.702) and swiglu_limit (7.0) of the experts' clamped SwiGLU, whose gate_up_proj
+                // interleaves gate and up columns
+                .ffn(new ExpertFfn.Gated(new GluParams.Clamped((float) c.doubleOr("swiglu_alpha", 1.702),
+                        (float) c.doubleOr("swiglu_limit", 7.0), GluParams.Layout.INTERLEAVED)));
+        double auxLossCoef = c.doubleOr("router_aux_loss_coef", 0.001);         // router_aux_loss_coef: 0.001
+        if (auxLossCoef > 0) {
+            builder.loss(HfMoe.TRANSFORMERS_BALANCE_LOSS, auxLossCoef);
+        }
+        var moe = HfMoe.build(c, builder);
+        var model = ModelConfig.builder().family(modelType())
                 .vocabSize(c.requiredPositiveInt("vocab_size"))
                 .hiddenSize(hidden)
                 .attention(attention)
@@ -74,10 +86,9 @@ public final class GptOssFamily implements HfFamily {
                 .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.NONE))  // rms_norm_eps: 1e-5
                 .layers(layers)
                 .moe(moe)
-                // swiglu_alpha (1.702) and swiglu_limit (7.0) of the experts' clamped SwiGLU; hidden_act ("silu")
-                // names its sigmoid-gated form and is not read on its own
-                .activation(Activation.clampedSwiglu(c.doubleOr("swiglu_alpha", 1.702),
-                        c.doubleOr("swiglu_limit", 7.0)))
+                // hidden_act ("silu") names the sigmoid gating of the experts' clamped SwiGLU; it would be the
+                // activation of dense layers, which gpt-oss does not have
+                .activation(HfCommon.activation(c, "silu"))
                 .tieEmbeddings(c.boolOr("tie_word_embeddings", false))            // tie_word_embeddings: False
                 .maxPositions(c.positiveIntOr("max_position_embeddings", 131072)) // 131072
                 .tokens(HfCommon.tokens(c, OptionalInt.empty(), OptionalInt.empty(), OptionalInt.empty())) // None
@@ -87,7 +98,7 @@ public final class GptOssFamily implements HfFamily {
         // Not used by moe4j: use_cache, output_router_logits, attention_dropout (see MixtralFamily), and the
         // published configs' experts_per_token and initial_context_length, leftovers of OpenAI's own format that
         // transformers ignores too (num_experts_per_tok and the YaRN original_max_position_embeddings hold them).
-        return builder.build();
+        return model.build();
     }
 
     @Override
@@ -95,15 +106,17 @@ public final class GptOssFamily implements HfFamily {
         String family = modelType();
         var a = HfCommon.standardAttention(config, family);
         var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
-        var r = moe.router();
         HfCommon.require(config.numMoeLayers() == config.numLayers(), family, "dense layers");
-        HfCommon.require(!moe.hasSharedExperts() && moe.expertBias(), family,
+        HfCommon.require(moe.sharedIntermediate() == 0 && moe.expertBias(), family,
                 "shared experts, or experts without biases");
-        HfCommon.require(r.scoring() == RouterConfig.Scoring.SOFTMAX && r.order() == RouterConfig.Order.TOP_K_THEN_SCORE
-                && !r.selectionBias() && r.numGroups() == 1 && r.routedScalingFactor() == 1.0 && r.bias()
-                && r.jitterNoise() == 0, family, "a router other than top-k then softmax with a bias");
-        HfCommon.require(config.activation().function() == Activation.Function.CLAMPED_SWIGLU, family,
-                "an expert activation other than the clamped SwiGLU");
+        HfMoe.requireHfRouting(moe, family, false, HfMoe.TRANSFORMERS_BALANCE_LOSS);
+        HfCommon.require(moe.scoring() == Scoring.SOFTMAX && moe.gateOrder() == GateOrder.TOP_K_THEN_SOFTMAX
+                && !moe.selectionBias() && !moe.groupLimit().isLimited() && moe.routedScalingFactor() == 1.0
+                && moe.routerBias(), family, "a router other than top-k then softmax with a bias");
+        if (!(moe.ffn() instanceof ExpertFfn.Gated(GluParams.Clamped glu)
+                && glu.layout() == GluParams.Layout.INTERLEAVED)) {
+            throw HfCommon.cannot(family, "experts computing " + moe.ffn() + " (gpt_oss: the interleaved clamped SwiGLU)");
+        }
         HfCommon.require(a.qkvBias() == a.outputBias() && a.sinks() && a.clipQkv().isEmpty()
                 && config.norms().qkNorm() == QkNorm.NONE, family,
                 "attention without sinks, biases on some projections only, clipping or q/k norms");
@@ -112,10 +125,10 @@ public final class GptOssFamily implements HfFamily {
 
         ObjectNode out = HfCommon.header(Json.mapper().createObjectNode(), architecture(), family);
         out.put("num_hidden_layers", config.numLayers());
-        out.put("num_local_experts", moe.numExperts());
+        out.put("num_local_experts", moe.experts());
         out.put("vocab_size", config.vocabSize());
         out.put("hidden_size", config.hiddenSize());
-        out.put("intermediate_size", moe.expertIntermediateSize());
+        out.put("intermediate_size", moe.intermediate());
         out.put("head_dim", a.headDim());
         out.put("num_attention_heads", a.numHeads());
         out.put("num_key_value_heads", a.numKvHeads());
@@ -125,21 +138,31 @@ public final class GptOssFamily implements HfFamily {
             out.putNull("sliding_window");
         }
         out.put("tie_word_embeddings", config.tieEmbeddings());
-        out.put("hidden_act", "silu");
+        out.put("hidden_act", HfCommon.activationName(config.activation()));
         out.put("initializer_range", config.initializerRange());
         out.put("max_position_embeddings", config.maxPositions());
         out.put("rms_norm_eps", config.norms().eps());
         HfRope.write(config.rope(), out);
         out.put("attention_dropout", 0.0);
         out.put("num_experts_per_tok", moe.topK());
-        out.put("swiglu_alpha", config.activation().alpha());
-        out.put("swiglu_limit", config.activation().limit());
-        out.put("router_aux_loss_coef", r.auxLossCoef());
+        // The GLU holds float32 parameters; their shortest decimal form is what the config said (1.702, not 1.70200002).
+        out.put("swiglu_alpha", Double.parseDouble(Float.toString(glu.alpha())));
+        out.put("swiglu_limit", Double.parseDouble(Float.toString(glu.limit())));
+        out.put("router_aux_loss_coef", HfMoe.coefficient(moe, HfMoe.TRANSFORMERS_BALANCE_LOSS));
         var types = out.putArray("layer_types");
         config.layers().forEach(l -> types.add(l.isSliding() ? QwenLayers.SLIDING : QwenLayers.FULL));
         HfCommon.writeTokens(config.tokens(), out);
         out.put("attention_bias", a.qkvBias());
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        // The experts are stacked and stored [in, out]: gate_up_proj [E, H, 2I], down_proj [E, I, H].
+        return TensorNames.builder(ExpertStorage.TRANSPOSED)
+                .rule("layers.{N}.moe.router.{W}", "model.layers.{N}.mlp.router.{W}")
+                .rule("layers.{N}.moe.experts.{W}", "model.layers.{N}.mlp.experts.{W}")
+                .build();
     }
 }

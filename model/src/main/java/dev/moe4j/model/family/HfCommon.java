@@ -3,7 +3,7 @@ package dev.moe4j.model.family;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
-import dev.moe4j.model.config.Activation;
+import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.SpecialTokens;
@@ -79,22 +79,21 @@ final class HfCommon {
     static Activation activation(ConfigFields c, String fallback) {
         String name = c.stringOr("hidden_act", fallback);
         return switch (name) {
-            case "silu", "swish" -> Activation.of(Activation.Function.SILU);
-            case "gelu" -> Activation.of(Activation.Function.GELU);
-            case "gelu_pytorch_tanh", "gelu_new", "gelu_fast" -> Activation.of(Activation.Function.GELU_TANH);
-            case "relu" -> Activation.of(Activation.Function.RELU);
+            case "silu", "swish" -> Activation.SILU;
+            case "gelu" -> Activation.GELU;
+            case "gelu_pytorch_tanh", "gelu_new", "gelu_fast" -> Activation.GELU_TANH;
+            case "relu" -> Activation.RELU;
             default -> throw c.error("hidden_act", "'" + name
                     + "' is not supported; supported: silu, gelu, gelu_pytorch_tanh, relu");
         };
     }
 
-    static String activationName(Activation activation, String family) {
-        return switch (activation.function()) {
+    static String activationName(Activation activation) {
+        return switch (activation) {
             case SILU -> "silu";
             case GELU -> "gelu";
             case GELU_TANH -> "gelu_pytorch_tanh";
             case RELU -> "relu";
-            case CLAMPED_SWIGLU -> throw cannot(family, "the clamped SwiGLU activation (a gpt_oss feature)");
         };
     }
 

@@ -24,4 +24,7 @@ public interface HfFamily {
      * @throws dev.moe4j.core.BadInputException when the family cannot express something the config holds
      */
     ObjectNode write(ModelConfig config);
+
+    /** How this family's checkpoints name moe4j's weights, both ways. */
+    TensorNames tensorNames();
 }

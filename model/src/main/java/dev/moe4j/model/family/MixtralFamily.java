@@ -5,11 +5,11 @@ import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.moe.router.Noise;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.Collections;
 import java.util.OptionalInt;
@@ -43,15 +43,16 @@ public final class MixtralFamily implements HfFamily {
                 HfCommon.headDim(c, hidden, heads, OptionalInt.empty())); // head_dim: None -> hidden / heads
         // sliding_window: None (full attention); when set, every layer attends within the window.
         int window = c.optionalInt("sliding_window", OptionalInt.empty()).orElse(0);
+        var activation = HfCommon.activation(c, "silu");                 // hidden_act: "silu"
+        double jitter = c.doubleOr("router_jitter_noise", 0.0);          // router_jitter_noise: 0.0 (training only)
         // The router always renormalises its top-k softmax weights; Mixtral has no switch for it.
-        var router = new RouterConfig(RouterConfig.Scoring.SOFTMAX, RouterConfig.Order.SCORE_THEN_TOP_K, true,
-                false, 1, 1, 1.0, false,
-                c.doubleOr("router_jitter_noise", 0.0),         // router_jitter_noise: 0.0 (training only)
-                c.doubleOr("router_aux_loss_coef", 0.001));     // router_aux_loss_coef: 0.001
-        var moe = new MoeConfig(experts,
-                c.positiveIntOr("num_experts_per_tok", 2),      // num_experts_per_tok: 2
+        var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("intermediate_size", 14336),    // intermediate_size: 14336 (each expert's width)
-                0, 0, false, false, router);
+                experts,
+                c.positiveIntOr("num_experts_per_tok", 2),      // num_experts_per_tok: 2
+                true, activation,
+                c.doubleOr("router_aux_loss_coef", 0.001))      // router_aux_loss_coef: 0.001
+                .noise(jitter > 0 ? Noise.jitter(jitter) : Noise.none()));
         var builder = ModelConfig.builder().family(modelType())
                 .vocabSize(c.requiredPositiveInt("vocab_size"))
                 .hiddenSize(hidden)
@@ -61,7 +62,7 @@ public final class MixtralFamily implements HfFamily {
                 .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.NONE)) // rms_norm_eps: 1e-5
                 .layers(Collections.nCopies(layers, new LayerSpec(true, window)))
                 .moe(moe)
-                .activation(HfCommon.activation(c, "silu"))                // hidden_act: "silu"
+                .activation(activation)
                 .tieEmbeddings(c.boolOr("tie_word_embeddings", false))     // tie_word_embeddings: False
                 .maxPositions(c.positiveIntOr("max_position_embeddings", 4096 * 32)) // 131072
                 // bos_token_id: 1, eos_token_id: 2, pad_token_id: None
@@ -79,12 +80,13 @@ public final class MixtralFamily implements HfFamily {
         String family = modelType();
         var a = HfCommon.standardAttention(config, family);
         var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
-        var r = moe.router();
         HfCommon.require(config.numMoeLayers() == config.numLayers(), family, "dense layers");
-        HfCommon.require(!moe.hasSharedExperts() && !moe.expertBias(), family, "shared experts or expert biases");
-        HfCommon.require(r.scoring() == RouterConfig.Scoring.SOFTMAX && r.order() == RouterConfig.Order.SCORE_THEN_TOP_K
-                && r.renormalize() && !r.selectionBias() && r.numGroups() == 1 && r.routedScalingFactor() == 1.0
-                && !r.bias(), family, "a router other than softmax, top-k, renormalised");
+        HfCommon.require(moe.sharedIntermediate() == 0 && !moe.expertBias(), family, "shared experts or expert biases");
+        HfMoe.requireHfRouting(moe, family, true, HfMoe.TRANSFORMERS_BALANCE_LOSS);
+        HfMoe.requirePlainSoftmax(moe, family);
+        HfCommon.require(moe.normalizeTopK(), family, "top-k weights that are not renormalised");
+        HfCommon.require(HfMoe.gatedActivation(moe, family) == config.activation(), family,
+                "experts with another activation than hidden_act");
         HfCommon.require(!a.qkvBias() && !a.outputBias() && a.clipQkv().isEmpty() && !a.sinks()
                 && config.norms().qkNorm() == QkNorm.NONE, family, "attention biases, clipping, sinks or q/k norms");
         HfCommon.require(config.rope().layout() == RopeConfig.Layout.HALF, family, "interleaved RoPE");
@@ -95,12 +97,12 @@ public final class MixtralFamily implements HfFamily {
         ObjectNode out = HfCommon.header(Json.mapper().createObjectNode(), architecture(), family);
         out.put("vocab_size", config.vocabSize());
         out.put("hidden_size", config.hiddenSize());
-        out.put("intermediate_size", moe.expertIntermediateSize());
+        out.put("intermediate_size", moe.intermediate());
         out.put("num_hidden_layers", config.numLayers());
         out.put("num_attention_heads", a.numHeads());
         out.put("num_key_value_heads", a.numKvHeads());
         out.put("head_dim", a.headDim());
-        out.put("hidden_act", HfCommon.activationName(config.activation(), family));
+        out.put("hidden_act", HfCommon.activationName(config.activation()));
         out.put("max_position_embeddings", config.maxPositions());
         out.put("initializer_range", config.initializerRange());
         out.put("rms_norm_eps", config.norms().eps());
@@ -113,11 +115,22 @@ public final class MixtralFamily implements HfFamily {
         }
         out.put("attention_dropout", 0.0);
         out.put("num_experts_per_tok", moe.topK());
-        out.put("num_local_experts", moe.numExperts());
-        out.put("router_aux_loss_coef", r.auxLossCoef());
-        out.put("router_jitter_noise", r.jitterNoise());
+        out.put("num_local_experts", moe.experts());
+        out.put("router_aux_loss_coef", HfMoe.coefficient(moe, HfMoe.TRANSFORMERS_BALANCE_LOSS));
+        out.put("router_jitter_noise", moe.noise().amount());
         HfRope.write(config.rope(), out);
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        // Hub checkpoints keep transformers 4's names: block_sparse_moe, w1 (gate), w3 (up) and w2 (down).
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.block_sparse_moe.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.gate_proj.weight", "model.layers.{N}.block_sparse_moe.experts.{E}.w1.weight")
+                .rule("layers.{N}.moe.experts.{E}.up_proj.weight", "model.layers.{N}.block_sparse_moe.experts.{E}.w3.weight")
+                .rule("layers.{N}.moe.experts.{E}.down_proj.weight", "model.layers.{N}.block_sparse_moe.experts.{E}.w2.weight")
+                .build();
     }
 }

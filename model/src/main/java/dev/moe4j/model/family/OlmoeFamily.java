@@ -5,11 +5,10 @@ import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.Collections;
 import java.util.OptionalDouble;
@@ -48,13 +47,14 @@ public final class OlmoeFamily implements HfFamily {
                 HfCommon.kvHeads(c, heads, OptionalInt.empty()),                 // num_key_value_heads: None -> heads
                 HfCommon.headDim(c, hidden, heads, OptionalInt.empty()), // hidden_size / heads
                 bias, bias, clip, false);
-        var router = RouterConfig.softmaxTopK(
-                c.boolOr("norm_topk_prob", false),                               // norm_topk_prob: False
-                c.doubleOr("router_aux_loss_coef", 0.01));                       // router_aux_loss_coef: 0.01
-        var moe = new MoeConfig(experts,
-                c.positiveIntOr("num_experts_per_tok", 8),                       // num_experts_per_tok: 8
+        var activation = HfCommon.activation(c, "silu");                    // hidden_act: "silu"
+        var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("intermediate_size", 2048),                      // intermediate_size: 2048
-                0, 0, false, false, router);
+                experts,
+                c.positiveIntOr("num_experts_per_tok", 8),                       // num_experts_per_tok: 8
+                c.boolOr("norm_topk_prob", false),                               // norm_topk_prob: False
+                activation,
+                c.doubleOr("router_aux_loss_coef", 0.01)));                      // router_aux_loss_coef: 0.01
         var builder = ModelConfig.builder().family(modelType())
                 .vocabSize(c.requiredPositiveInt("vocab_size"))
                 .hiddenSize(hidden)
@@ -64,7 +64,7 @@ public final class OlmoeFamily implements HfFamily {
                 .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.WHOLE_PROJECTION))
                 .layers(Collections.nCopies(layers, LayerSpec.moeLayer()))
                 .moe(moe)
-                .activation(HfCommon.activation(c, "silu"))                      // hidden_act: "silu"
+                .activation(activation)
                 .tieEmbeddings(c.boolOr("tie_word_embeddings", false))           // tie_word_embeddings: False
                 .maxPositions(c.positiveIntOr("max_position_embeddings", 4096))  // 4096
                 // bos_token_id: None, eos_token_id: 50279, pad_token_id: 1
@@ -81,13 +81,13 @@ public final class OlmoeFamily implements HfFamily {
         String family = modelType();
         var a = HfCommon.standardAttention(config, family);
         var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
-        var r = moe.router();
         HfCommon.require(config.numMoeLayers() == config.numLayers(), family, "dense layers");
         HfCommon.require(config.layers().stream().noneMatch(LayerSpec::isSliding), family, "sliding windows");
-        HfCommon.require(!moe.hasSharedExperts() && !moe.expertBias(), family, "shared experts or expert biases");
-        HfCommon.require(r.scoring() == RouterConfig.Scoring.SOFTMAX && r.order() == RouterConfig.Order.SCORE_THEN_TOP_K
-                && !r.selectionBias() && r.numGroups() == 1 && r.routedScalingFactor() == 1.0 && !r.bias()
-                && r.jitterNoise() == 0, family, "a router other than softmax then top-k");
+        HfCommon.require(moe.sharedIntermediate() == 0 && !moe.expertBias(), family, "shared experts or expert biases");
+        HfMoe.requireHfRouting(moe, family, false, HfMoe.TRANSFORMERS_BALANCE_LOSS);
+        HfMoe.requirePlainSoftmax(moe, family);
+        HfCommon.require(HfMoe.gatedActivation(moe, family) == config.activation(), family,
+                "experts with another activation than hidden_act");
         HfCommon.require(a.qkvBias() == a.outputBias() && !a.sinks(), family, "biases on some projections only, or sinks");
         HfCommon.require(config.norms().qkNorm() == QkNorm.WHOLE_PROJECTION, family,
                 "attention without q/k norms over the whole projections");
@@ -98,11 +98,11 @@ public final class OlmoeFamily implements HfFamily {
         ObjectNode out = HfCommon.header(Json.mapper().createObjectNode(), architecture(), family);
         out.put("vocab_size", config.vocabSize());
         out.put("hidden_size", config.hiddenSize());
-        out.put("intermediate_size", moe.expertIntermediateSize());
+        out.put("intermediate_size", moe.intermediate());
         out.put("num_hidden_layers", config.numLayers());
         out.put("num_attention_heads", a.numHeads());
         out.put("num_key_value_heads", a.numKvHeads());
-        out.put("hidden_act", HfCommon.activationName(config.activation(), family));
+        out.put("hidden_act", HfCommon.activationName(config.activation()));
         out.put("max_position_embeddings", config.maxPositions());
         out.put("initializer_range", config.initializerRange());
         out.put("rms_norm_eps", config.norms().eps());
@@ -117,10 +117,18 @@ public final class OlmoeFamily implements HfFamily {
             out.putNull("clip_qkv");
         }
         out.put("num_experts_per_tok", moe.topK());
-        out.put("num_experts", moe.numExperts());
-        out.put("router_aux_loss_coef", r.auxLossCoef());
-        out.put("norm_topk_prob", r.renormalize());
+        out.put("num_experts", moe.experts());
+        out.put("router_aux_loss_coef", HfMoe.coefficient(moe, HfMoe.TRANSFORMERS_BALANCE_LOSS));
+        out.put("norm_topk_prob", moe.normalizeTopK());
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .build();
     }
 }

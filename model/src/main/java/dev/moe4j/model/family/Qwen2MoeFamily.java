@@ -5,11 +5,10 @@ import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -47,13 +46,15 @@ public final class Qwen2MoeFamily implements HfFamily {
                 false, OptionalDouble.empty(), false);
         var layers = layers(c, numLayers);
         int shared = c.nonNegativeIntOr("shared_expert_intermediate_size", 5632); // 5632; 0 = no shared expert
-        var router = RouterConfig.softmaxTopK(
-                c.boolOr("norm_topk_prob", false),                              // norm_topk_prob: False
-                c.doubleOr("router_aux_loss_coef", 0.001));                     // router_aux_loss_coef: 0.001
-        var moe = new MoeConfig(experts,
-                c.positiveIntOr("num_experts_per_tok", 4),                      // num_experts_per_tok: 4
+        var activation = HfCommon.activation(c, "silu");                   // hidden_act: "silu"
+        var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("moe_intermediate_size", 1408),                 // moe_intermediate_size: 1408
-                shared > 0 ? 1 : 0, shared, shared > 0, false, router);
+                experts,
+                c.positiveIntOr("num_experts_per_tok", 4),                      // num_experts_per_tok: 4
+                c.boolOr("norm_topk_prob", false),                              // norm_topk_prob: False
+                activation,
+                c.doubleOr("router_aux_loss_coef", 0.001))                      // router_aux_loss_coef: 0.001
+                .sharedExpert(shared, shared > 0));                              // the shared expert is gated
         boolean anyDense = layers.stream().anyMatch(l -> !l.moe());
         var builder = ModelConfig.builder().family(modelType())
                 .vocabSize(c.requiredPositiveInt("vocab_size"))
@@ -66,7 +67,7 @@ public final class Qwen2MoeFamily implements HfFamily {
                 // intermediate_size: 5632, the width of the dense (mlp_only) layers
                 .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 5632) : 0)
                 .moe(layers.stream().anyMatch(LayerSpec::moe) ? moe : null)
-                .activation(HfCommon.activation(c, "silu"))                     // hidden_act: "silu"
+                .activation(activation)
                 .tieEmbeddings(c.boolOr("tie_word_embeddings", false))          // tie_word_embeddings: False
                 .maxPositions(c.positiveIntOr("max_position_embeddings", 32768)) // 32768
                 // bos_token_id, eos_token_id, pad_token_id: None
@@ -114,12 +115,12 @@ public final class Qwen2MoeFamily implements HfFamily {
         String family = modelType();
         var a = HfCommon.standardAttention(config, family);
         var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
-        var r = moe.router();
-        HfCommon.require(moe.numSharedExperts() <= 1 && moe.sharedExpertGate() == moe.hasSharedExperts()
-                && !moe.expertBias(), family, "shared experts other than one gated shared expert, or expert biases");
-        HfCommon.require(r.scoring() == RouterConfig.Scoring.SOFTMAX && r.order() == RouterConfig.Order.SCORE_THEN_TOP_K
-                && !r.selectionBias() && r.numGroups() == 1 && r.routedScalingFactor() == 1.0 && !r.bias()
-                && r.jitterNoise() == 0, family, "a router other than softmax then top-k");
+        HfCommon.require(moe.sharedGate() == (moe.sharedIntermediate() > 0) && !moe.expertBias(), family,
+                "a shared expert without its gate, or expert biases");
+        HfMoe.requireHfRouting(moe, family, false, HfMoe.TRANSFORMERS_BALANCE_LOSS);
+        HfMoe.requirePlainSoftmax(moe, family);
+        HfCommon.require(HfMoe.gatedActivation(moe, family) == config.activation(), family,
+                "experts with another activation than hidden_act");
         HfCommon.require(!a.outputBias() && a.clipQkv().isEmpty() && !a.sinks()
                 && config.norms().qkNorm() == QkNorm.NONE, family, "an output bias, clipping, sinks or q/k norms");
         HfCommon.require(a.headDim() * a.numHeads() == config.hiddenSize(), family,
@@ -130,11 +131,11 @@ public final class Qwen2MoeFamily implements HfFamily {
         out.put("vocab_size", config.vocabSize());
         out.put("hidden_size", config.hiddenSize());
         out.put("intermediate_size", config.denseIntermediateSize() > 0 ? config.denseIntermediateSize()
-                : moe.expertIntermediateSize());
+                : moe.intermediate());
         out.put("num_hidden_layers", config.numLayers());
         out.put("num_attention_heads", a.numHeads());
         out.put("num_key_value_heads", a.numKvHeads());
-        out.put("hidden_act", HfCommon.activationName(config.activation(), family));
+        out.put("hidden_act", HfCommon.activationName(config.activation()));
         out.put("max_position_embeddings", config.maxPositions());
         out.put("initializer_range", config.initializerRange());
         out.put("rms_norm_eps", config.norms().eps());
@@ -144,15 +145,25 @@ public final class Qwen2MoeFamily implements HfFamily {
         out.put("attention_dropout", 0.0);
         out.put("decoder_sparse_step", 1);
         config.denseLayerIndices().forEach(out.putArray("mlp_only_layers")::add);
-        out.put("moe_intermediate_size", moe.expertIntermediateSize());
-        out.put("shared_expert_intermediate_size", moe.sharedIntermediateSize());
+        out.put("moe_intermediate_size", moe.intermediate());
+        out.put("shared_expert_intermediate_size", moe.sharedIntermediate());
         out.put("num_experts_per_tok", moe.topK());
-        out.put("num_experts", moe.numExperts());
-        out.put("norm_topk_prob", r.renormalize());
-        out.put("router_aux_loss_coef", r.auxLossCoef());
+        out.put("num_experts", moe.experts());
+        out.put("norm_topk_prob", moe.normalizeTopK());
+        out.put("router_aux_loss_coef", HfMoe.coefficient(moe, HfMoe.TRANSFORMERS_BALANCE_LOSS));
         out.put("qkv_bias", a.qkvBias());
         HfCommon.writeTokens(config.tokens(), out);
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .rule("layers.{N}.moe.shared_experts.{W}.weight", "model.layers.{N}.mlp.shared_expert.{W}.weight")
+                .rule("layers.{N}.moe.shared_expert_gate.weight", "model.layers.{N}.mlp.shared_expert_gate.weight")
+                .build();
     }
 }

@@ -5,11 +5,10 @@ import dev.moe4j.io.json.Json;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.model.transformer.ExpertStorage;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -61,13 +60,14 @@ public final class Qwen3MoeFamily implements HfFamily {
                 throw c.error("mlp_only_layers", "lists layer " + i + " of a " + numLayers + "-layer model");
             }
         }
-        var router = RouterConfig.softmaxTopK(
-                c.boolOr("norm_topk_prob", false),                                  // norm_topk_prob: False
-                c.doubleOr("router_aux_loss_coef", 0.001));                         // router_aux_loss_coef: 0.001
-        var moe = new MoeConfig(experts,
-                c.positiveIntOr("num_experts_per_tok", 8),                          // num_experts_per_tok: 8
+        var activation = HfCommon.activation(c, "silu");                       // hidden_act: "silu"
+        var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("moe_intermediate_size", 768),                      // moe_intermediate_size: 768
-                0, 0, false, false, router);
+                experts,
+                c.positiveIntOr("num_experts_per_tok", 8),                          // num_experts_per_tok: 8
+                c.boolOr("norm_topk_prob", false),                                  // norm_topk_prob: False
+                activation,
+                c.doubleOr("router_aux_loss_coef", 0.001)));                        // router_aux_loss_coef: 0.001
         boolean anyDense = layers.stream().anyMatch(l -> !l.moe());
         var builder = ModelConfig.builder().family(modelType())
                 .vocabSize(c.requiredPositiveInt("vocab_size"))
@@ -78,7 +78,7 @@ public final class Qwen3MoeFamily implements HfFamily {
                 .layers(layers)
                 .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 6144) : 0) // 6144
                 .moe(layers.stream().anyMatch(LayerSpec::moe) ? moe : null)
-                .activation(HfCommon.activation(c, "silu"))                         // hidden_act: "silu"
+                .activation(activation)
                 .tieEmbeddings(c.boolOr("tie_word_embeddings", false))              // tie_word_embeddings: False
                 .maxPositions(c.positiveIntOr("max_position_embeddings", 32768))    // 32768
                 .tokens(HfCommon.tokens(c, OptionalInt.empty(), OptionalInt.empty(), OptionalInt.empty())) // None
@@ -95,11 +95,11 @@ public final class Qwen3MoeFamily implements HfFamily {
         String family = modelType();
         var a = HfCommon.standardAttention(config, family);
         var moe = config.moe().orElseThrow(() -> HfCommon.cannot(family, "a model without experts"));
-        var r = moe.router();
-        HfCommon.require(!moe.hasSharedExperts() && !moe.expertBias(), family, "shared experts or expert biases");
-        HfCommon.require(r.scoring() == RouterConfig.Scoring.SOFTMAX && r.order() == RouterConfig.Order.SCORE_THEN_TOP_K
-                && !r.selectionBias() && r.numGroups() == 1 && r.routedScalingFactor() == 1.0 && !r.bias()
-                && r.jitterNoise() == 0, family, "a router other than softmax then top-k");
+        HfCommon.require(moe.sharedIntermediate() == 0 && !moe.expertBias(), family, "shared experts or expert biases");
+        HfMoe.requireHfRouting(moe, family, false, HfMoe.TRANSFORMERS_BALANCE_LOSS);
+        HfMoe.requirePlainSoftmax(moe, family);
+        HfCommon.require(HfMoe.gatedActivation(moe, family) == config.activation(), family,
+                "experts with another activation than hidden_act");
         HfCommon.require(a.qkvBias() == a.outputBias() && a.clipQkv().isEmpty() && !a.sinks(), family,
                 "biases on some projections only, clipping or sinks");
         HfCommon.require(config.norms().qkNorm() == QkNorm.PER_HEAD, family, "attention without per-head q/k norm");
@@ -109,12 +109,12 @@ public final class Qwen3MoeFamily implements HfFamily {
         out.put("vocab_size", config.vocabSize());
         out.put("hidden_size", config.hiddenSize());
         out.put("intermediate_size", config.denseIntermediateSize() > 0 ? config.denseIntermediateSize()
-                : moe.expertIntermediateSize());
+                : moe.intermediate());
         out.put("num_hidden_layers", config.numLayers());
         out.put("num_attention_heads", a.numHeads());
         out.put("num_key_value_heads", a.numKvHeads());
         out.put("head_dim", a.headDim());
-        out.put("hidden_act", HfCommon.activationName(config.activation(), family));
+        out.put("hidden_act", HfCommon.activationName(config.activation()));
         out.put("max_position_embeddings", config.maxPositions());
         out.put("initializer_range", config.initializerRange());
         out.put("rms_norm_eps", config.norms().eps());
@@ -125,13 +125,21 @@ public final class Qwen3MoeFamily implements HfFamily {
         out.put("attention_dropout", 0.0);
         out.put("decoder_sparse_step", 1);
         config.denseLayerIndices().forEach(out.putArray("mlp_only_layers")::add);
-        out.put("moe_intermediate_size", moe.expertIntermediateSize());
+        out.put("moe_intermediate_size", moe.intermediate());
         out.put("num_experts_per_tok", moe.topK());
-        out.put("num_experts", moe.numExperts());
-        out.put("norm_topk_prob", r.renormalize());
-        out.put("router_aux_loss_coef", r.auxLossCoef());
+        out.put("num_experts", moe.experts());
+        out.put("norm_topk_prob", moe.normalizeTopK());
+        out.put("router_aux_loss_coef", HfMoe.coefficient(moe, HfMoe.TRANSFORMERS_BALANCE_LOSS));
         HfCommon.writeTokens(config.tokens(), out);
         HfCommon.writeDtype(config.dtype(), out);
         return out;
+    }
+
+    @Override
+    public TensorNames tensorNames() {
+        return TensorNames.builder(ExpertStorage.SEPARATE)
+                .rule("layers.{N}.moe.router.weight", "model.layers.{N}.mlp.gate.weight")
+                .rule("layers.{N}.moe.experts.{E}.{W}.weight", "model.layers.{N}.mlp.experts.{E}.{W}.weight")
+                .build();
     }
 }

@@ -49,7 +49,8 @@ class ConfigErrorTest {
         assertRefused(MIXTRAL + ",\"tie_word_embeddings\":\"no\"}", "field 'tie_word_embeddings' must be true or false");
         assertRefused(MIXTRAL + ",\"hidden_act\":\"mish\"}", "field 'hidden_act' 'mish' is not supported");
         assertRefused(MIXTRAL + ",\"torch_dtype\":\"int4\"}", "field 'torch_dtype' names an unknown dtype 'int4'");
-        assertRefused(MIXTRAL + ",\"num_experts_per_tok\":9}", "inconsistent config: need 0 < topK (9) <= numExperts (8)");
+        assertRefused(MIXTRAL + ",\"num_experts_per_tok\":9}",
+                "inconsistent config: moe config: topK must be between 1 and experts (8), got 9");
         assertRefused(MIXTRAL + ",\"num_experts\":4}", "fields 'num_local_experts' (8) and 'num_experts' (4)");
     }
 
@@ -69,7 +70,7 @@ class ConfigErrorTest {
                 + "\"num_hidden_layers\":2,\"n_routed_experts\":8,\"vocab_size\":100,\"topk_group\":1,"
                 + "\"num_experts_per_tok\":2";
         assertRefused(deepseek + ",\"n_group\":2,\"scoring_func\":\"softmax\"}", "field 'scoring_func' is 'softmax'; deepseek_v3 supports 'sigmoid' only");
-        assertRefused(deepseek + ",\"n_group\":3}", "8 experts do not split into 3 groups");
+        assertRefused(deepseek + ",\"n_group\":3}", "groupLimit.groups (3) must divide experts (8)");
         assertRefused("{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"num_attention_heads\":4,"
                 + "\"num_hidden_layers\":2,\"num_local_experts\":4,\"vocab_size\":10,\"num_key_value_heads\":2,"
                 + "\"layer_types\":[\"full_attention\"]}", "field 'layer_types' has 1 entries for 2 layers");

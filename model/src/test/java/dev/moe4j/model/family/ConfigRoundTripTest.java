@@ -6,8 +6,9 @@ import dev.moe4j.io.json.Json;
 import dev.moe4j.model.Resources;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.ModelConfig;
-import dev.moe4j.model.config.MoeConfig;
-import dev.moe4j.model.config.RouterConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.dispatch.Capacity;
+import dev.moe4j.moe.loss.SwitchLoss;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -42,10 +43,10 @@ class ConfigRoundTripTest {
 
     @Test
     void aConfigBuiltInCodeSavesAsMixtral() {
-        var router = RouterConfig.softmaxTopK(true, 0.01);
         ModelConfig config = ModelConfig.builder().family("mixtral").vocabSize(100).hiddenSize(32)
                 .attention(AttentionConfig.Standard.of(4, 2, 8)).moeLayers(3)
-                .moe(new MoeConfig(4, 2, 48, 0, 0, false, false, router)).build();
+                .moe(MoeConfig.builder(32, 48, 4, 2).normalizeTopK(true)
+                        .loss(new SwitchLoss(SwitchLoss.Form.TRANSFORMERS), 0.01).build()).build();
         Path file = dir.resolve("config.json");
         HfFamilies.save(config, file);
         assertEquals(config.toBuilder().tokens(config.tokens()).build(), HfFamilies.load(file));
@@ -61,5 +62,10 @@ class ConfigRoundTripTest {
         assertThrows(BadInputException.class, () -> HfFamilies.toJson(qwen2, "llama"));
         ModelConfig custom = qwen2.toBuilder().family(ModelConfig.CUSTOM_FAMILY).build();
         assertThrows(BadInputException.class, () -> HfFamilies.toJson(custom));
+        // MoE options that no config.json has a field for are refused, not dropped.
+        ModelConfig capped = qwen2.toBuilder().moe(qwen2.moe().orElseThrow().toBuilder()
+                .capacity(Capacity.switchFactor(1.25)).build()).build();
+        var capacity = assertThrows(BadInputException.class, () -> HfFamilies.toJson(capped));
+        assertTrue(capacity.getMessage().contains("expert capacity"), capacity.getMessage());
     }
 }

@@ -1,14 +1,20 @@
 package dev.moe4j.model.family;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.kernels.GluParams;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.expert.ExpertFfn;
+import dev.moe4j.moe.loss.SequenceLoss;
+import dev.moe4j.moe.loss.SwitchLoss;
+import dev.moe4j.moe.router.GateOrder;
+import dev.moe4j.moe.router.GroupLimit;
+import dev.moe4j.moe.router.Scoring;
 import dev.moe4j.model.Resources;
-import dev.moe4j.model.config.Activation;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
-import dev.moe4j.model.config.RouterConfig;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -19,6 +25,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** Each family maps the fields of its config.json, in both the transformers 5 and the published (4.x) forms. */
 class FamilyMappingTest {
+    private static final SwitchLoss TRANSFORMERS_LOSS = new SwitchLoss(SwitchLoss.Form.TRANSFORMERS);
+
     private static ModelConfig fixture(String name) {
         return HfFamilies.load(Resources.fixture(name).resolve("config.json"));
     }
@@ -33,10 +41,8 @@ class FamilyMappingTest {
         assertEquals("mixtral", c.family());
         assertEquals(AttentionConfig.Standard.of(4, 2, 16), c.attention()); // head_dim null -> 64 / 4
         assertEquals(1_000_000.0, c.rope().theta()); // rope_parameters form
-        var moe = c.moe().orElseThrow();
-        assertEquals(List.of(8, 2, 96), List.of(moe.numExperts(), moe.topK(), moe.expertIntermediateSize()));
-        assertEquals(new RouterConfig(RouterConfig.Scoring.SOFTMAX, RouterConfig.Order.SCORE_THEN_TOP_K, true, false,
-                1, 1, 1.0, false, 0.0, 0.02), moe.router());
+        assertEquals(MoeConfig.builder(64, 96, 8, 2).normalizeTopK(true).ffn(ExpertFfn.swiglu())
+                .loss(TRANSFORMERS_LOSS, 0.02).build(), c.moe().orElseThrow());
         assertEquals(2, c.numMoeLayers());
         assertEquals(new dev.moe4j.model.config.SpecialTokens(OptionalInt.of(1), List.of(2), OptionalInt.empty()),
                 c.tokens());
@@ -58,12 +64,8 @@ class FamilyMappingTest {
         assertFalse(a.outputBias());
         assertEquals(List.of(LayerSpec.moeLayer(), LayerSpec.denseLayer(), LayerSpec.moeLayer()), c.layers());
         assertEquals(128, c.denseIntermediateSize());
-        var moe = c.moe().orElseThrow();
-        assertEquals(List.of(8, 4, 48, 1, 96), List.of(moe.numExperts(), moe.topK(), moe.expertIntermediateSize(),
-                moe.numSharedExperts(), moe.sharedIntermediateSize()));
-        assertTrue(moe.sharedExpertGate());
-        assertFalse(moe.router().renormalize());
-        assertEquals(0.01, moe.router().auxLossCoef());
+        assertEquals(MoeConfig.builder(64, 48, 8, 4).sharedExpert(96, true).loss(TRANSFORMERS_LOSS, 0.01).build(),
+                c.moe().orElseThrow());
     }
 
     @Test
@@ -71,11 +73,11 @@ class FamilyMappingTest {
         var c = fixture("qwen3-moe"); // transformers 5 writes num_local_experts and head_dim
         assertEquals(AttentionConfig.Standard.of(4, 2, 24), c.attention());
         assertEquals(QkNorm.PER_HEAD, c.norms().qkNorm());
-        assertEquals(16, c.moe().orElseThrow().numExperts());
-        assertTrue(c.moe().orElseThrow().router().renormalize());
+        assertEquals(MoeConfig.builder(64, 48, 16, 4).normalizeTopK(true).loss(TRANSFORMERS_LOSS, 0.001).build(),
+                c.moe().orElseThrow());
 
         var real = published("qwen3-30b-a3b"); // num_experts, rope_scaling null
-        assertEquals(128, real.moe().orElseThrow().numExperts());
+        assertEquals(128, real.moe().orElseThrow().experts());
         assertEquals(AttentionConfig.Standard.of(32, 4, 128), real.attention());
         assertEquals(new dev.moe4j.model.config.SpecialTokens(OptionalInt.of(151643), List.of(151645),
                 OptionalInt.empty()), real.tokens());
@@ -86,7 +88,7 @@ class FamilyMappingTest {
         var c = fixture("olmoe");
         assertEquals(QkNorm.WHOLE_PROJECTION, c.norms().qkNorm());
         assertEquals(AttentionConfig.Standard.of(4, 2, 16), c.attention()); // clip_qkv null
-        assertFalse(c.moe().orElseThrow().router().renormalize());
+        assertEquals(MoeConfig.builder(64, 48, 16, 4).loss(TRANSFORMERS_LOSS, 0.01).build(), c.moe().orElseThrow());
         assertEquals(OptionalInt.of(1), c.tokens().pad());
         assertEquals(List.of(0), c.tokens().eos());
         assertEquals(OptionalInt.empty(), c.tokens().bos());
@@ -104,11 +106,9 @@ class FamilyMappingTest {
         assertEquals(RopeConfig.Layout.INTERLEAVED, c.rope().layout());
         assertEquals(List.of(false, true, true), c.layers().stream().map(LayerSpec::moe).toList());
         assertEquals(128, c.denseIntermediateSize());
-        var moe = c.moe().orElseThrow();
-        assertEquals(List.of(16, 4, 32, 1, 32), List.of(moe.numExperts(), moe.topK(), moe.expertIntermediateSize(),
-                moe.numSharedExperts(), moe.sharedIntermediateSize()));
-        assertEquals(new RouterConfig(RouterConfig.Scoring.SIGMOID, RouterConfig.Order.SCORE_THEN_TOP_K, true, true,
-                4, 2, 2.5, false, 0.0, 0.0), moe.router());
+        assertEquals(MoeConfig.builder(64, 32, 16, 4).scoring(Scoring.SIGMOID).selectionBias(true)
+                .groupLimit(GroupLimit.deepSeekV3(4, 2)).normalizeTopK(true).routedScalingFactor(2.5)
+                .sharedExpert(32, false).build(), c.moe().orElseThrow()); // no aux_loss_alpha: no balance loss
         assertEquals(1, c.mtpLayers());
 
         var real = published("deepseek-v3");
@@ -116,7 +116,9 @@ class FamilyMappingTest {
                 OptionalDouble.of(1.0), OptionalDouble.empty(), true), real.rope().scaling());
         assertEquals(163840, real.maxPositions());
         assertEquals(3, real.denseLayerIndices().size());
-        assertEquals(0.001, real.moe().orElseThrow().router().auxLossCoef());
+        assertEquals(List.of(new dev.moe4j.moe.loss.LossTerm(new SequenceLoss(), 0.001)),
+                real.moe().orElseThrow().losses());
+        assertEquals(2048, real.moe().orElseThrow().sharedIntermediate()); // 1 shared expert of 2048
         assertEquals("fp8", real.quantization().orElseThrow());
     }
 
@@ -126,10 +128,9 @@ class FamilyMappingTest {
         var a = (AttentionConfig.Standard) c.attention();
         assertTrue(a.sinks() && a.qkvBias() && a.outputBias());
         assertEquals(List.of(new LayerSpec(true, 4), new LayerSpec(true, 0)), c.layers());
-        var moe = c.moe().orElseThrow();
-        assertTrue(moe.expertBias() && moe.router().bias());
-        assertEquals(RouterConfig.Order.TOP_K_THEN_SCORE, moe.router().order());
-        assertEquals(Activation.clampedSwiglu(1.702, 7.0), c.activation());
+        assertEquals(MoeConfig.builder(64, 48, 8, 2).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX).routerBias(true)
+                .expertBias(true).ffn(new ExpertFfn.Gated(new GluParams.Clamped(1.702f, 7f,
+                        GluParams.Layout.INTERLEAVED))).loss(TRANSFORMERS_LOSS, 0.001).build(), c.moe().orElseThrow());
         assertEquals(150_000.0, c.rope().theta());
         assertEquals(new RopeConfig.Yarn(32, OptionalInt.of(4096), 32, 1, OptionalDouble.empty(),
                 OptionalDouble.empty(), OptionalDouble.empty(), false), c.rope().scaling());
@@ -138,7 +139,7 @@ class FamilyMappingTest {
         assertEquals(c.rope().scaling(), real.rope().scaling());
         assertEquals(128, real.layers().getFirst().slidingWindow());
         assertEquals(0, real.layers().get(1).slidingWindow());
-        assertEquals(0.9, real.moe().orElseThrow().router().auxLossCoef());
+        assertEquals(0.9, real.moe().orElseThrow().losses().getFirst().coefficient());
         assertEquals("mxfp4", real.quantization().orElseThrow());
     }
 

@@ -30,6 +30,14 @@ public interface ExpertWeights {
     /** [H, I] expert e's down projection. */
     Tensor down(int e);
 
+    /**
+     * True when every matrix is stored [in, out] instead ({@link TransposedExpertWeights}: gpt-oss's layout), so
+     * that the experts multiply x · W rather than x · Wᵀ and the memory-mapped weights need not be copied.
+     */
+    default boolean transposed() {
+        return false;
+    }
+
     /** [2I] bias of {@link #gateUp}, or null. */
     default Tensor gateUpBias(int e) {
         return null;

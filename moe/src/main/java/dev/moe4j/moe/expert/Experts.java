@@ -67,22 +67,22 @@ public final class Experts {
             switch (ffn) {
                 case ExpertFfn.Gated gated when p != null -> {
                     Tensor gu = p.slice(from, to);
-                    linear(gu, x, weights.gateUp(e), weights.gateUpBias(e));
+                    linear(weights.transposed(), gu, x, weights.gateUp(e), weights.gateUpBias(e));
                     SwiGLU.forward(a, gu, gated.glu());
                 }
                 case ExpertFfn.Gated gated -> {
                     Tensor gs = g.slice(from, to), us = u.slice(from, to);
-                    linear(gs, x, weights.gate(e), weights.gateBias(e));
-                    linear(us, x, weights.up(e), weights.upBias(e));
+                    linear(weights.transposed(), gs, x, weights.gate(e), weights.gateBias(e));
+                    linear(weights.transposed(), us, x, weights.up(e), weights.upBias(e));
                     SwiGLU.forward(a, gs, us, gated.glu());
                 }
                 case ExpertFfn.Plain plain -> {
                     Tensor hs = p.slice(from, to);
-                    linear(hs, x, weights.up(e), weights.upBias(e));
+                    linear(weights.transposed(), hs, x, weights.up(e), weights.upBias(e));
                     Activations.forward(plain.activation(), a, hs);
                 }
             }
-            linear(out.slice(from, to), a, weights.down(e), weights.downBias(e));
+            linear(weights.transposed(), out.slice(from, to), a, weights.down(e), weights.downBias(e));
         });
         return new Trace(input, offsets, pre, gatePre, upPre, act, out);
     }
@@ -93,7 +93,7 @@ public final class Experts {
      */
     public Tensor backward(Trace trace, Tensor dOut) {
         if (!(weights instanceof StackedExpertWeights stacked)) {
-            throw new IllegalStateException("experts held as separate checkpoint tensors are inference-only");
+            throw new IllegalStateException("experts held as checkpoint tensors (separate or transposed) are inference-only");
         }
         int n = trace.input().rows(), h = weights.hidden(), inter = weights.intermediate();
         Tensor dIn = Tensor.zeros(n, h);
@@ -124,9 +124,13 @@ public final class Experts {
         return dIn;
     }
 
-    /** y = x · Wᵀ (+ b). */
-    private static void linear(Tensor y, Tensor x, Tensor w, Tensor b) {
-        MatMul.forward(y, x, w);
+    /** y = x · Wᵀ (+ b), or y = x · W when the weights are stored [in, out]. */
+    private static void linear(boolean transposed, Tensor y, Tensor x, Tensor w, Tensor b) {
+        if (transposed) {
+            MatMul.backwardInput(y, x, w, false); // dx = dy · W is exactly y = x · W
+        } else {
+            MatMul.forward(y, x, w);
+        }
         if (b != null) {
             VectorMath.addRowVector(y, b);
         }

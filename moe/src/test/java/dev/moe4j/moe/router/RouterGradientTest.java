@@ -14,7 +14,7 @@ import dev.moe4j.moe.loss.LossTerm;
 import dev.moe4j.moe.loss.RouterZLoss;
 import dev.moe4j.moe.loss.SequenceLoss;
 import dev.moe4j.moe.loss.SwitchLoss;
-import dev.moe4j.moe.testing.GradCheck;
+import dev.moe4j.moe.testing.FiniteDifferences;
 import dev.moe4j.moe.testing.ReferenceRouting;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -101,7 +101,7 @@ class RouterGradientTest {
         var random = new Random(cs.name().hashCode());
         Router router = Routers.initialize(c, new SplittableRandom(3));
         randomise(router, random);
-        Tensor x = GradCheck.gaussian(random, 1.0, TOKENS, HIDDEN);
+        Tensor x = FiniteDifferences.gaussian(random, 1.0, TOKENS, HIDDEN);
         Routing r = router.route(x, Mode.TRAINING, new SplittableRandom(11));
         if (cs.sequenceLength() != TOKENS) {
             r.sequenceLength(cs.sequenceLength());
@@ -135,12 +135,12 @@ class RouterGradientTest {
         var decisions = ReferenceRouting.Decisions.of(c, r);
         Map<String, double[]> params = new HashMap<>();
         for (Parameter p : router.parameters()) {
-            params.put(p.name(), GradCheck.toDouble(p.value()));
+            params.put(p.name(), FiniteDifferences.toDouble(p.value()));
         }
         for (var b : router.buffers().entrySet()) {
-            params.put(b.getKey(), GradCheck.toDouble(b.getValue()));
+            params.put(b.getKey(), FiniteDifferences.toDouble(b.getValue()));
         }
-        double[] xd = GradCheck.toDouble(x);
+        double[] xd = FiniteDifferences.toDouble(x);
         var out = ref.route(xd, params, decisions);
         checkForward(c, r, out, ref, decisions);
 
@@ -161,28 +161,28 @@ class RouterGradientTest {
             }
             return v;
         };
-        GradCheck.check("dx", xd, dx, objective, 40, random);
+        FiniteDifferences.check("dx", xd, dx, objective, 40, random);
         for (Parameter p : router.parameters()) {
-            GradCheck.check(p.name(), params.get(p.name()), p.grad(), objective, 40, random);
+            FiniteDifferences.check(p.name(), params.get(p.name()), p.grad(), objective, 40, random);
         }
     }
 
     private static void checkForward(MoeConfig c, Routing r, ReferenceRouting.Output out, ReferenceRouting ref,
                                      ReferenceRouting.Decisions d) {
         if (c.router() == RouterKind.SOFT) {
-            assertTrue(GradCheck.relativeError(out.dispatch(), r.soft().dispatch()) < 1e-5, "dispatch");
-            assertTrue(GradCheck.relativeError(out.combine(), r.soft().combine()) < 1e-5, "combine");
+            assertTrue(FiniteDifferences.relativeError(out.dispatch(), r.soft().dispatch()) < 1e-5, "dispatch");
+            assertTrue(FiniteDifferences.relativeError(out.combine(), r.soft().combine()) < 1e-5, "combine");
             return;
         }
         int e = c.experts();
-        assertTrue(GradCheck.relativeError(out.gates(), r.gates()) < 1e-5, "gates");
+        assertTrue(FiniteDifferences.relativeError(out.gates(), r.gates()) < 1e-5, "gates");
         var disp = r.dispatch();
         int[] ex = disp.expertOfRows();
         float[] dense = new float[r.tokens() * e];
         for (int i = 0; i < disp.rows(); i++) {
             dense[disp.token()[i] * e + ex[i]] = disp.weight()[i];
         }
-        assertTrue(GradCheck.relativeError(out.weights(), dense) < 1e-5, "combine weights");
+        assertTrue(FiniteDifferences.relativeError(out.weights(), dense) < 1e-5, "combine weights");
         for (LossTerm term : c.losses()) {
             double expected = ref.loss(term.loss(), out, d);
             assertEquals(expected, term.loss().value(r), 1e-5 * Math.max(1, Math.abs(expected)), term.loss().name());

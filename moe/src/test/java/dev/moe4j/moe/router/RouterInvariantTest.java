@@ -8,7 +8,7 @@ import dev.moe4j.moe.dispatch.Capacity;
 import dev.moe4j.moe.dispatch.Dispatch;
 import dev.moe4j.moe.dispatch.Overflow;
 import dev.moe4j.moe.dispatch.Priority;
-import dev.moe4j.moe.testing.GradCheck;
+import dev.moe4j.moe.testing.FiniteDifferences;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -24,7 +24,7 @@ class RouterInvariantTest {
 
     private static Routing route(MoeConfig c, int tokens, long seed, Mode mode) {
         Router router = Routers.initialize(c, new SplittableRandom(seed));
-        Tensor x = GradCheck.gaussian(new Random(seed), 1.0, tokens, c.hidden());
+        Tensor x = FiniteDifferences.gaussian(new Random(seed), 1.0, tokens, c.hidden());
         return router.route(x, mode, new SplittableRandom(seed + 1));
     }
 
@@ -177,7 +177,7 @@ class RouterInvariantTest {
     void selectionBiasChangesWhichExpertsAreChosenButNotTheirWeights() {
         MoeConfig c = MoeConfig.builder(H, 4, 6, 2).scoring(Scoring.SIGMOID).selectionBias(true).build();
         var router = (TopKRouter) Routers.initialize(c, new SplittableRandom(4));
-        Tensor x = GradCheck.gaussian(new Random(4), 1.0, 10, H);
+        Tensor x = FiniteDifferences.gaussian(new Random(4), 1.0, 10, H);
         router.selectionBias().setFloat(5, 10f); // forces expert 5 into every token's choices
         Routing r = router.route(x, Mode.INFERENCE, new SplittableRandom(0));
         Dispatch d = r.dispatch();
@@ -212,9 +212,9 @@ class RouterInvariantTest {
         Router router = Routers.initialize(c, new SplittableRandom(8));
         var random = new Random(8);
         for (int step = 0; step < 20; step++) {
-            router.route(GradCheck.gaussian(random, 1.0, 32, H), Mode.TRAINING, new SplittableRandom(step));
+            router.route(FiniteDifferences.gaussian(random, 1.0, 32, H), Mode.TRAINING, new SplittableRandom(step));
         }
-        Tensor sequence = GradCheck.gaussian(random, 1.0, 12, H);
+        Tensor sequence = FiniteDifferences.gaussian(random, 1.0, 12, H);
         Routing full = router.route(sequence, Mode.INFERENCE, new SplittableRandom(0));
         int assigned = 0;
         for (int t = 1; t <= 12; t++) {

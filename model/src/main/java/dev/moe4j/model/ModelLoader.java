@@ -1,0 +1,49 @@
+package dev.moe4j.model;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.safetensors.Checkpoint;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.family.HfFamilies;
+import dev.moe4j.model.family.HfFamily;
+import dev.moe4j.model.transformer.Transformer;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) as a
+ * {@link TransformerModel}: the family of the config's model_type maps the config and the tensor names; every
+ * tensor is checked (present, shape, type, nothing left over) before the model can run; the weights stay
+ * memory-mapped in their stored type.
+ */
+public final class ModelLoader {
+    private ModelLoader() {
+    }
+
+    public static TransformerModel load(Path folder) {
+        if (!Files.isDirectory(folder)) {
+            throw new BadInputException(folder + ": not a model folder (expected a folder with config.json and "
+                    + "safetensors weights)");
+        }
+        Path configFile = folder.resolve("config.json");
+        if (!Files.isRegularFile(configFile)) {
+            throw new BadInputException(folder + ": no config.json in this folder");
+        }
+        ModelConfig config = HfFamilies.load(configFile);
+        HfFamily family = HfFamilies.find(config.family()).orElseThrow();
+        if (config.quantization().isPresent()) {
+            throw new BadInputException(configFile + ": the weights are quantised ('" + config.quantization().get()
+                    + "'); moe4j runs F32, BF16 and F16 checkpoints for now");
+        }
+        Checkpoint checkpoint = Checkpoint.open(folder);
+        try {
+            var weights = new CheckpointWeights(checkpoint, family.tensorNames(), config);
+            Transformer transformer = new Transformer(config, weights);
+            weights.requireAllUsed();
+            return new TransformerModel(transformer, checkpoint);
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
+        }
+    }
+}

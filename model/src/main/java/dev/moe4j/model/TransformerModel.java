@@ -1,0 +1,68 @@
+package dev.moe4j.model;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.transformer.KvCache;
+import dev.moe4j.model.transformer.Transformer;
+
+/**
+ * A {@link Transformer} ready for generation: next-token logits against a KV cache, in an inference graph, over
+ * weights that stay memory-mapped until {@link #close}.
+ */
+public final class TransformerModel implements LanguageModel {
+    private final Transformer transformer;
+    private final AutoCloseable weights;
+
+    /** @param weights what to release on close (the mapped checkpoint), or null */
+    public TransformerModel(Transformer transformer, AutoCloseable weights) {
+        this.transformer = transformer;
+        this.weights = weights;
+    }
+
+    /** The model itself, for scoring whole sequences or training. */
+    public Transformer transformer() {
+        return transformer;
+    }
+
+    @Override
+    public ModelConfig config() {
+        return transformer.config();
+    }
+
+    @Override
+    public InferenceState newState(int maxTokens) {
+        int limit = config().maxPositions();
+        if (maxTokens <= 0 || maxTokens > limit) {
+            throw new BadInputException("a sequence of " + maxTokens + " positions does not fit this model, which "
+                    + "was configured for 1 to " + limit + " (max_position_embeddings)");
+        }
+        return transformer.newCache(maxTokens);
+    }
+
+    @Override
+    public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
+        if (!(state instanceof KvCache cache)) {
+            throw new IllegalArgumentException("a state from another model: " + state);
+        }
+        int vocab = config().vocabSize();
+        for (int t : tokens) {
+            if (t < 0 || t >= vocab) {
+                throw new BadInputException("token id " + t + " is outside the model's vocabulary of " + vocab);
+            }
+        }
+        return transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
+    }
+
+    @Override
+    public void close() {
+        if (weights != null) {
+            try {
+                weights.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("could not release the model's weights", e);
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+package dev.moe4j.model.transformer;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Var;
+import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.model.config.AttentionConfig;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.MoeResult;
+import dev.moe4j.moe.dispatch.Dispatch;
+import dev.moe4j.moe.loss.SwitchLoss;
+import dev.moe4j.moe.router.Routing;
+import dev.moe4j.moe.router.TopKRouter;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A decoder-only mixture-of-experts transformer, the one implementation of every supported architecture: the
+ * families differ only in their {@link ModelConfig} (attention kind, norms, biases, which layers are MoE, the
+ * MoE layer's options) and in how their checkpoints name the weights. Written once against {@link Graph}, the
+ * same code trains (a training graph records the backward steps), scores whole sequences, and decodes against a
+ * {@link KvCache}.
+ *
+ * <p>token ids → embedding → L × [x + attention(RMSNorm(x)); h + FFN(RMSNorm(h))] → RMSNorm → LM head, where
+ * FFN is a dense gated MLP or the moe module's MoE layer.
+ */
+public final class Transformer {
+    private final ModelConfig config;
+    private final Var embedding;
+    private final Var finalNorm;
+    private final Var lmHead;
+    private final List<DecoderLayer> layers = new ArrayList<>();
+    private final float eps;
+    private final Map<String, Var> weights = new LinkedHashMap<>();
+    private final ExpertStorage expertStorage;
+
+    /** Builds the model over weights from {@code source}, which checks each one as it is asked for. */
+    public Transformer(ModelConfig config, WeightSource source) {
+        this.config = config;
+        this.eps = (float) config.norms().eps();
+        this.expertStorage = source.expertStorage();
+        WeightSource recording = new WeightSource() {
+            @Override
+            public Var weight(String name, int... shape) {
+                Var v = source.weight(name, shape);
+                weights.put(name, v);
+                return v;
+            }
+
+            @Override
+            public ExpertStorage expertStorage() {
+                return source.expertStorage();
+            }
+        };
+        int hidden = config.hiddenSize();
+        this.embedding = recording.weight("embed_tokens.weight", config.vocabSize(), hidden);
+        Rotary rotary = new Rotary(config.rope(), rotaryDim(config), config.maxPositions(), config.dtype());
+        for (int i = 0; i < config.numLayers(); i++) {
+            layers.add(new DecoderLayer(config, i, recording, source, rotary));
+        }
+        this.finalNorm = recording.weight("norm.weight", hidden);
+        this.lmHead = config.tieEmbeddings() ? embedding : recording.weight("lm_head.weight", config.vocabSize(), hidden);
+    }
+
+    /** A model with fresh weights for training from scratch, drawn from {@code seed}. */
+    public static Transformer initialize(ModelConfig config, long seed) {
+        return new Transformer(config, new InitialWeights(config.initializerRange(), seed));
+    }
+
+    private static int rotaryDim(ModelConfig config) {
+        return switch (config.attention()) {
+            // transformers rotates int(head_dim · partial_rotary_factor) dimensions of each head
+            case AttentionConfig.Standard s -> (int) (s.headDim() * config.rope().partialRotaryFactor());
+            case AttentionConfig.Latent l -> l.qkRopeHeadDim();
+        };
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    /**
+     * The forward pass over {@code sequences} sequences of equal length laid end to end in {@code tokens}
+     * (training, scoring): logits for every position. {@code observer} may be null.
+     */
+    public ForwardPass forward(Graph g, int[] tokens, int sequences, ForwardObserver observer) {
+        if (sequences <= 0 || tokens.length == 0 || tokens.length % sequences != 0) {
+            throw new IllegalArgumentException(tokens.length + " tokens do not form " + sequences
+                    + " sequences of equal length");
+        }
+        return run(g, tokens, Batch.sequences(sequences, tokens.length / sequences), false, observer);
+    }
+
+    /**
+     * Feeds {@code tokens} at the next positions of {@code cache} and advances it: logits for every new token,
+     * or only the last one's when {@code lastOnly}. Inference only.
+     */
+    public ForwardPass forward(Graph g, KvCache cache, int[] tokens, boolean lastOnly, ForwardObserver observer) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("no tokens to feed");
+        }
+        if (cache.position() + tokens.length > cache.capacity()) {
+            throw new BadInputException(tokens.length + " more tokens after " + cache.position()
+                    + " do not fit the " + cache.capacity() + " positions of this sequence's state");
+        }
+        ForwardPass pass = run(g, tokens, Batch.cached(cache, tokens.length), lastOnly, observer);
+        cache.advance(tokens.length);
+        return pass;
+    }
+
+    /** A KV cache for one sequence of up to {@code capacity} positions. */
+    public KvCache newCache(int capacity) {
+        AttentionBlock a = layers.getFirst().attention();
+        return new KvCache(layers.size(), capacity, a.keyWidth(), a.valueWidth());
+    }
+
+    private ForwardPass run(Graph g, int[] tokens, Batch batch, boolean lastOnly, ForwardObserver observer) {
+        ForwardObserver o = observer == null ? NO_OBSERVER : observer;
+        Var x = g.embedding(embedding, tokens);
+        o.onHiddenState(0, x.value());
+        var moe = new ArrayList<MoeResult>();
+        var moeLayers = new ArrayList<Integer>();
+        for (DecoderLayer layer : layers) {
+            DecoderLayer.Output out = layer.forward(g, x, batch);
+            x = out.hidden();
+            if (out.moe() != null) {
+                moe.add(out.moe());
+                moeLayers.add(layer.index());
+                if (observer != null) {
+                    report(observer, layer.index(), out.moe().routing(), batch.positions());
+                }
+            }
+            if (layer.index() < layers.size() - 1) {
+                o.onHiddenState(layer.index() + 1, x.value());
+            }
+        }
+        Var h = g.rmsNorm(x, finalNorm, eps);
+        o.onHiddenState(layers.size(), h.value());
+        if (lastOnly && h.rows() > 1) {
+            h = Var.constant(h.value().slice(h.rows() - 1, h.rows()));
+        }
+        return new ForwardPass(g.matmul(h, lmHead), moe, moeLayers);
+    }
+
+    private static final ForwardObserver NO_OBSERVER = new ForwardObserver() {
+    };
+
+    /** Hands a layer's router logits and each token's experts (best first) and gate weights to the observer. */
+    private static void report(ForwardObserver o, int layer, Routing r, int[] positions) {
+        int n = r.tokens(), e = r.experts();
+        o.onRouterLogits(layer, Tensor.of(r.logits(), n, e));
+        Dispatch d = r.dispatch();
+        if (d == null) {
+            return;
+        }
+        float[] weight = new float[n * e];
+        boolean[] served = new boolean[n * e];
+        int[] expertOf = d.expertOfRows();
+        for (int row = 0; row < d.rows(); row++) {
+            weight[d.token()[row] * e + expertOf[row]] += d.weight()[row];
+            served[d.token()[row] * e + expertOf[row]] = true;
+        }
+        int k = r.k();
+        for (int t = 0; t < n; t++) {
+            var experts = new ArrayList<Integer>();
+            if (r.choices() != null) {
+                for (int j = 0; j < k; j++) {
+                    int ex = r.choices()[t * k + j];
+                    if (ex >= 0 && served[t * e + ex]) {
+                        experts.add(ex);
+                    }
+                }
+            } else {
+                // Expert choice: the experts that took the token, heaviest gate first.
+                for (int ex = 0; ex < e; ex++) {
+                    if (served[t * e + ex]) {
+                        experts.add(ex);
+                    }
+                }
+                final int token = t;
+                experts.sort((a, b) -> Float.compare(weight[token * e + b], weight[token * e + a]));
+            }
+            int[] ids = experts.stream().mapToInt(Integer::intValue).toArray();
+            float[] w = new float[ids.length];
+            for (int j = 0; j < ids.length; j++) {
+                w[j] = weight[t * e + ids[j]];
+            }
+            o.onRouting(layer, positions[t], ids, w);
+        }
+    }
+
+    /**
+     * The mean next-token cross-entropy of a pass over {@code sequences} sequences: position t of each sequence
+     * predicts token t + 1; the last position of a sequence predicts nothing.
+     */
+    public Var crossEntropy(Graph g, ForwardPass pass, int[] tokens, int sequences) {
+        int length = tokens.length / sequences;
+        int[] targets = new int[tokens.length];
+        for (int r = 0; r < tokens.length; r++) {
+            targets[r] = r % length == length - 1 ? Graph.IGNORE : tokens[r + 1];
+        }
+        return g.crossEntropy(pass.logits(), targets);
+    }
+
+    /**
+     * transformers' {@code load_balancing_loss_func} over all MoE layers of a pass: the router logits of every
+     * layer taken as one batch, softmax, top-k, and E · Σᵢ fᵢ · Pᵢ with fᵢ the fraction of tokens choosing expert
+     * i (Σ f = k). This is the auxiliary loss Hugging Face's models add to their training loss, times
+     * router_aux_loss_coef; it is not the sum of the per-layer losses, which weigh each layer's own fᵢ.
+     */
+    public double balanceLoss(ForwardPass pass) {
+        if (pass.moe().isEmpty()) {
+            return 0;
+        }
+        MoeConfig moe = config.moe().orElseThrow();
+        int e = moe.experts();
+        float[] all = new float[pass.moe().stream().mapToInt(m -> m.routing().logits().length).sum()];
+        int at = 0;
+        for (MoeResult m : pass.moe()) {
+            float[] logits = m.routing().logits();
+            System.arraycopy(logits, 0, all, at, logits.length);
+            at += logits.length;
+        }
+        // Whatever the layer's own gate, transformers scores this loss with a softmax and its top-k.
+        MoeConfig softmax = MoeConfig.builder(moe.hidden(), moe.intermediate(), e, moe.topK()).build();
+        var router = new TopKRouter(softmax, Tensor.zeros(e, moe.hidden()), null, null, null);
+        return new SwitchLoss(SwitchLoss.Form.TRANSFORMERS).value(router.routeLogits(all, all.length / e));
+    }
+
+    /**
+     * The trainable weights by moe4j's names: those of the embedding, attention, norms and dense MLPs as the
+     * source gave them, and each MoE layer's parameters (router, stacked experts, shared expert and gate).
+     * Experts held as separate checkpoint tensors are inference-only and not listed.
+     */
+    public Map<String, Var> parameters() {
+        var out = new LinkedHashMap<String, Var>();
+        weights.forEach((name, v) -> {
+            if (!name.contains(".moe.")) {
+                out.put(name, v);
+            }
+        });
+        for (DecoderLayer layer : layers) {
+            if (layer.moe() != null) {
+                String prefix = "layers." + layer.index() + ".moe.";
+                layer.moe().layer().parameters().forEach(p -> out.put(prefix + p.name(), p));
+            }
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    /** How this model holds its experts (as its weight source gave them), which {@link #tensors} reflects. */
+    public ExpertStorage expertStorage() {
+        return expertStorage;
+    }
+
+    /** Every tensor of the model by moe4j's names, as a checkpoint holds them (MoE buffers included). */
+    public Map<String, Tensor> tensors() {
+        var out = new LinkedHashMap<String, Tensor>();
+        weights.forEach((name, v) -> {
+            if (!name.contains(".moe.")) {
+                out.put(name, v.value());
+            }
+        });
+        for (DecoderLayer layer : layers) {
+            if (layer.moe() != null) {
+                out.putAll(layer.moe().tensors());
+            }
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    @Override
+    public String toString() {
+        return "Transformer[" + config.family() + ", " + layers.size() + " layers, hidden " + config.hiddenSize() + "]";
+    }
+}
