@@ -47,7 +47,7 @@ public final class MoeLayer {
     private final Experts experts;
     private final Experts shared;
     private final Parameter sharedGate;
-    private final SplittableRandom random;
+    private SplittableRandom random;
 
     private MoeLayer(MoeConfig config, Router router, Experts experts, Experts shared, Parameter sharedGate) {
         this.config = config;
@@ -139,6 +139,18 @@ public final class MoeLayer {
             out.add(sharedGate);
         }
         return out;
+    }
+
+    /**
+     * Draws the router noise of the next forward passes from a generator seeded by the layer's seed and
+     * {@code counter} alone (a trainer passes its step and micro-step), so that a resumed run adds the same noise as
+     * an uninterrupted one without saving a generator's state.
+     */
+    public void reseedNoise(long counter) {
+        long z = config.seed() * 0x9E3779B97F4A7C15L + counter + 0x632BE59BD9B4E019L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        random = new SplittableRandom(z ^ (z >>> 31));
     }
 
     /** Non-trained state saved with the weights (selection bias, expert-choice thresholds). */
@@ -282,6 +294,15 @@ public final class MoeLayer {
         }
         for (LossTerm term : config.losses()) {
             term.loss().backward(routing, (float) term.coefficient(), grads);
+        }
+        if (context.routerLogitGradient != null) {
+            if (routing.soft() != null) {
+                throw new IllegalStateException("Soft MoE has no router logits over experts to take a gradient");
+            }
+            float[] dLogits = grads.logits();
+            for (int i = 0; i < dLogits.length; i++) {
+                dLogits[i] += context.routerLogitGradient[i];
+            }
         }
         router.backward(routing, x, grads, dx);
         if (shared != null) {

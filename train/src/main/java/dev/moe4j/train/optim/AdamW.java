@@ -43,14 +43,25 @@ public final class AdamW {
     public static final Predicate<Parameter> ALL = p -> true;
 
     private final List<Parameter> parameters;
+    private final List<String> names;
     private final Hyper hyper;
     private final boolean[] decayed;
     private final Tensor[] firstMoment;
     private final Tensor[] secondMoment;
     private long step;
 
+    /** Updates {@code parameters}, whose state is saved under their own names. */
     public AdamW(List<Parameter> parameters, Hyper hyper, Predicate<Parameter> decays) {
-        this.parameters = List.copyOf(parameters);
+        this(names(parameters), hyper, decays);
+    }
+
+    /**
+     * Updates the parameters of {@code named}, whose state is saved under the map's keys (a model's full names:
+     * layers' parameters know only their names within the layer).
+     */
+    public AdamW(Map<String, Parameter> named, Hyper hyper, Predicate<Parameter> decays) {
+        this.parameters = List.copyOf(named.values());
+        this.names = List.copyOf(named.keySet());
         this.hyper = hyper;
         this.decayed = new boolean[this.parameters.size()];
         this.firstMoment = new Tensor[this.parameters.size()];
@@ -64,6 +75,16 @@ public final class AdamW {
             firstMoment[i] = Tensor.zeros(p.value().shape());
             secondMoment[i] = Tensor.zeros(p.value().shape());
         }
+    }
+
+    private static Map<String, Parameter> names(List<Parameter> parameters) {
+        var out = new LinkedHashMap<String, Parameter>();
+        for (Parameter p : parameters) {
+            if (out.put(p.name(), p) != null) {
+                throw new IllegalArgumentException("two parameters are called " + p.name() + "; name them by a map");
+            }
+        }
+        return out;
     }
 
     public Hyper hyper() {
@@ -122,8 +143,8 @@ public final class AdamW {
     public Map<String, Tensor> state() {
         var out = new LinkedHashMap<String, Tensor>();
         for (int i = 0; i < decayed.length; i++) {
-            out.put(parameters.get(i).name() + ".exp_avg", firstMoment[i]);
-            out.put(parameters.get(i).name() + ".exp_avg_sq", secondMoment[i]);
+            out.put(names.get(i) + ".exp_avg", firstMoment[i]);
+            out.put(names.get(i) + ".exp_avg_sq", secondMoment[i]);
         }
         return out;
     }
@@ -132,7 +153,7 @@ public final class AdamW {
     public void restore(Map<String, Tensor> state, long steps) {
         var missing = new ArrayList<String>();
         for (int i = 0; i < decayed.length; i++) {
-            String name = parameters.get(i).name();
+            String name = names.get(i);
             Tensor m = state.get(name + ".exp_avg"), v = state.get(name + ".exp_avg_sq");
             if (m == null || v == null || m.size() != firstMoment[i].size() || v.size() != secondMoment[i].size()) {
                 missing.add(name);
