@@ -334,6 +334,11 @@ public final class Transformer {
         return layers.stream().filter(l -> l.moe() != null).map(l -> l.moe().layer()).toList();
     }
 
+    /** The decoder-layer index of each of {@link #moeLayers()}. */
+    public List<Integer> moeLayerIndices() {
+        return layers.stream().filter(l -> l.moe() != null).map(DecoderLayer::index).toList();
+    }
+
     /** How this model holds its experts (as its weight source gave them), which {@link #tensors} reflects. */
     public ExpertStorage expertStorage() {
         return expertStorage;

@@ -5,7 +5,11 @@ import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -118,13 +122,34 @@ public final class AdamW {
         }
     }
 
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    /**
+     * The update over n elements, vectorised. Multiplies and adds stay separate (no fused multiply-add) and
+     * square root and division are exact in both forms, so every element gets the same float as the scalar
+     * formula gives it.
+     */
     private static void update(MemorySegment w, MemorySegment g, MemorySegment m, MemorySegment v, long n, float keep,
                                float oneMinusBeta1, float beta2, float oneMinusBeta2, float bias2Sqrt, float eps,
                                float stepSize) {
         int chunks = (int) Math.min(Integer.MAX_VALUE, (n + 4095) / 4096);
         Parallel.forRange(chunks, 16, (from, to) -> {
-            long end = Math.min(n, (long) to * 4096);
-            for (long i = (long) from * 4096; i < end; i++) {
+            long start = (long) from * 4096, end = Math.min(n, (long) to * 4096);
+            long i = start;
+            for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
+                long o = i * 4;
+                var grad = FloatVector.fromMemorySegment(F, g, o, ByteOrder.LITTLE_ENDIAN);
+                var weight = FloatVector.fromMemorySegment(F, w, o, ByteOrder.LITTLE_ENDIAN).mul(keep);
+                var mi = FloatVector.fromMemorySegment(F, m, o, ByteOrder.LITTLE_ENDIAN);
+                mi = mi.add(grad.sub(mi).mul(oneMinusBeta1));
+                var vi = FloatVector.fromMemorySegment(F, v, o, ByteOrder.LITTLE_ENDIAN).mul(beta2)
+                        .add(grad.mul(oneMinusBeta2).mul(grad));
+                var denom = vi.sqrt().div(bias2Sqrt).add(eps);
+                mi.intoMemorySegment(m, o, ByteOrder.LITTLE_ENDIAN);
+                vi.intoMemorySegment(v, o, ByteOrder.LITTLE_ENDIAN);
+                weight.sub(mi.mul(stepSize).div(denom)).intoMemorySegment(w, o, ByteOrder.LITTLE_ENDIAN);
+            }
+            for (; i < end; i++) {
                 long o = i * 4;
                 float grad = g.get(ValueLayout.JAVA_FLOAT_UNALIGNED, o);
                 float weight = w.get(ValueLayout.JAVA_FLOAT_UNALIGNED, o) * keep;
