@@ -50,7 +50,8 @@ public final class ModelSaver {
         TensorNames names = target.tensorNames();
         var out = new TreeMap<String, Tensor>();
         for (var e : perStorage(model.tensors(), model.expertStorage(), names.experts(), family).entrySet()) {
-            boolean keepF32 = e.getKey().endsWith("router.selection_bias");
+            // Buffers the router moves in place stay F32, as transformers keeps e_score_correction_bias.
+            boolean keepF32 = e.getKey().endsWith("router.selection_bias") || e.getKey().endsWith("router.expert_thresholds");
             Tensor t = e.getValue();
             out.put(names.toCheckpoint(e.getKey()), keepF32 || t.dtype() == dtype ? t : t.to(dtype));
         }
