@@ -1,6 +1,7 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.cli.bench.BenchCommand;
+import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -14,6 +15,7 @@ import java.io.PrintWriter;
         description = "A Mixture-of-Experts transformer engine for the JVM.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                TrainCommand.class,
                 InspectCommand.class,
                 BenchCommand.class,
         })

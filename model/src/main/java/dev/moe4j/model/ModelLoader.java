@@ -49,6 +49,21 @@ public final class ModelLoader {
         }
     }
 
+    /**
+     * As {@link #loadForTraining(Path)}, but the model is built from {@code as} (which must describe the same
+     * weights) rather than from the folder's config.json, whose family still names the tensors: a trainer resumes
+     * its own model, with its training options, from a checkpoint saved in a Hugging Face family's format.
+     */
+    public static Transformer loadForTraining(Path folder, ModelConfig as) {
+        ModelConfig stored = config(folder);
+        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
+            var weights = new CheckpointWeights(checkpoint, family(stored).tensorNames(), as);
+            Transformer transformer = new Transformer(as, new TrainableWeights(weights));
+            weights.requireAllUsed();
+            return transformer;
+        }
+    }
+
     /** The mapped config.json of a model folder, refusing what moe4j cannot run. */
     public static ModelConfig config(Path folder) {
         if (!Files.isDirectory(folder)) {

@@ -43,7 +43,17 @@ public final class ModelSaver {
      * {@code folder} as {@code family} names them.
      */
     public static void save(Transformer model, Path folder, String family, DType dtype, long maxShardBytes) {
-        ModelConfig config = model.config().toBuilder().family(family).dtype(dtype).quantization(null).build();
+        save(model, model.config().toBuilder().family(family).build(), folder, dtype, maxShardBytes);
+    }
+
+    /**
+     * Writes {@code model}'s weights under the config {@code as}, which must describe the same weights in the family
+     * it names: a trainer saves its model without the options that only training uses (noise, balance losses a
+     * family has no field for), so that a family which cannot express them still gets the checkpoint.
+     */
+    public static void save(Transformer model, ModelConfig as, Path folder, DType dtype, long maxShardBytes) {
+        String family = as.family();
+        ModelConfig config = as.toBuilder().dtype(dtype).quantization(null).build();
         HfFamily target = HfFamilies.find(family).orElseThrow(() -> new BadInputException(
                 "cannot save as '" + family + "': not a supported model_type; supported: " + HfFamilies.supported()));
         var configJson = HfFamilies.toJson(config, family); // refuses what the family cannot express, before any write

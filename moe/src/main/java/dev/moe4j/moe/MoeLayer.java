@@ -142,15 +142,12 @@ public final class MoeLayer {
     }
 
     /**
-     * Draws the router noise of the next forward passes from a generator seeded by the layer's seed and
-     * {@code counter} alone (a trainer passes its step and micro-step), so that a resumed run adds the same noise as
-     * an uninterrupted one without saving a generator's state.
+     * Draws the router noise of the next forward passes from a generator seeded by {@code seed} alone (a trainer
+     * derives it from its seed, step, micro-step and the layer), so that a resumed run adds the same noise as an
+     * uninterrupted one without saving a generator's state.
      */
-    public void reseedNoise(long counter) {
-        long z = config.seed() * 0x9E3779B97F4A7C15L + counter + 0x632BE59BD9B4E019L;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        random = new SplittableRandom(z ^ (z >>> 31));
+    public void reseedNoise(long seed) {
+        random = new SplittableRandom(seed);
     }
 
     /** Non-trained state saved with the weights (selection bias, expert-choice thresholds). */

@@ -41,8 +41,10 @@ public final class Trainer {
      * @param clipNorm       clip the global gradient norm to this (0: off)
      * @param microSteps     micro-batches per step (gradient accumulation)
      * @param biasBalancing  γ of the aux-loss-free bias balancing (0: off)
+     * @param seed           seeds the router noise, with the step, micro-step and layer
      */
-    public record Settings(LearningRateSchedule schedule, double clipNorm, int microSteps, double biasBalancing) {
+    public record Settings(LearningRateSchedule schedule, double clipNorm, int microSteps, double biasBalancing,
+                           long seed) {
         public Settings {
             if (microSteps < 1) {
                 throw new IllegalArgumentException("microSteps must be >= 1, got " + microSteps);
@@ -99,7 +101,8 @@ public final class Trainer {
 
     /** Changes the schedule (a time-budgeted run fixes its length once it knows its speed). */
     public void schedule(LearningRateSchedule schedule) {
-        settings = new Settings(schedule, settings.clipNorm(), settings.microSteps(), settings.biasBalancing());
+        settings = new Settings(schedule, settings.clipNorm(), settings.microSteps(), settings.biasBalancing(),
+                settings.seed());
     }
 
     public Settings settings() {
@@ -121,7 +124,7 @@ public final class Trainer {
         for (int micro = 0; micro < m; micro++) {
             Batch batch = source.batch(step, micro, m);
             for (int i = 0; i < moeLayers.size(); i++) {
-                moeLayers.get(i).reseedNoise((step * m + micro) * 4096 + i);
+                moeLayers.get(i).reseedNoise(noiseSeed(settings.seed(), step * m + micro, i));
             }
             Graph g = Graph.training();
             int sequences = batch.starts().length;
@@ -156,6 +159,14 @@ public final class Trainer {
         }
         double seconds = (System.nanoTime() - started) / 1e9;
         return new StepMetrics(optimizer.steps(), loss, ce, aux, lr, norm, tokens, seconds, routing);
+    }
+
+    /** SplitMix64's finaliser over the seed, the micro-batch number and the layer: unrelated generators. */
+    static long noiseSeed(long seed, long microBatch, int layer) {
+        long z = seed * 0x9E3779B97F4A7C15L + microBatch * 0xD1B54A32D192ED03L + layer + 0x632BE59BD9B4E019L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
     }
 
     private static StepMetrics.LayerRouting aggregate(int layer, List<RoutingStats> passes) {

@@ -190,7 +190,7 @@ final class AttentionBlocks {
         for (int bound = Widening.F.loopBound(length); i < bound; i += Widening.LANES) {
             acc = FloatVector.fromArray(Widening.F, a, offset + i).fma(FloatVector.fromArray(Widening.F, b, offset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(acc);
         for (; i < length; i++) {
             sum += a[offset + i] * b[offset + i];
         }

@@ -156,8 +156,8 @@ public final class MatMul {
             a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
             a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
     }
 
     /**
@@ -186,10 +186,10 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
-                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0),
+                Lanes.sum(b1), Lanes.sum(b2), Lanes.sum(b3));
     }
 
     /** out[outBase + q] = x·w_q for the four BF16 weight rows starting at w0..w3; q < wr are stored. */
@@ -207,8 +207,8 @@ public final class MatMul {
             a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
             a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
     }
 
     /**
@@ -237,10 +237,10 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
-                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0),
+                Lanes.sum(b1), Lanes.sum(b2), Lanes.sum(b3));
     }
 
     /** Adds the scalar tails from column c to the four sums of one x row and stores the first wr of them. */
@@ -267,7 +267,7 @@ public final class MatMul {
             a0 = Widening.f16(ws, w0 + c).fma(xv, a0);
             a1 = Widening.f16(ws, w1 + c).fma(xv, a1);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s0 = Lanes.sum(a0), s1 = Lanes.sum(a1);
         for (; c < k; c++) {
             float xv = getF32(xs, xBase + c);
             s0 += xv * Widening.scalar(DType.F16, ws, w0 + c);

@@ -78,7 +78,7 @@ public final class TrainBenchmark {
     public static Result run(Shape shape, int warmup, int steps, long seed) {
         ModelConfig config = shape.config();
         Transformer model = Transformer.initialize(config, seed);
-        var settings = new Trainer.Settings(LearningRateSchedule.constant(1e-3), 1.0, 1, 0);
+        var settings = new Trainer.Settings(LearningRateSchedule.constant(1e-3), 1.0, 1, 0, seed);
         var trainer = new Trainer(model, new AdamW.Hyper(0.9, 0.95, 1e-8, 0.1), AdamW.MATRICES_ONLY, settings);
         var random = new SplittableRandom(seed);
         int[] tokens = new int[shape.context() * shape.batch() * 64 + 1];

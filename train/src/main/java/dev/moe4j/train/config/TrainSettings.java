@@ -33,14 +33,14 @@ public final class TrainSettings {
                     + "tokenizer.json) of a supported family; the model's own options are then taken from it and the "
                     + "result is saved in the same family's format."),
             s(Group.MODEL, "layers", "4", "N", "Decoder layers."),
-            s(Group.MODEL, "hidden", "192", "N", "Model width (d_model)."),
+            s(Group.MODEL, "hidden", "128", "N", "Model width (d_model)."),
             s(Group.MODEL, "heads", "4", "N", "Attention heads."),
             s(Group.MODEL, "kv-heads", "0", "N", "Key/value heads (grouped-query attention); 0: as many as --heads."),
             s(Group.MODEL, "head-dim", "0", "N", "Width of each head; 0: hidden / heads."),
             s(Group.MODEL, "experts", "8", "N", "Routed experts per MoE layer; 0 trains the dense baseline with the "
                     + "same active FLOPs (a dense MLP of width top-k x expert width, plus the shared experts)."),
             s(Group.MODEL, "top-k", "2", "K", "Experts per token (token-choice routers)."),
-            s(Group.MODEL, "expert-width", "384", "N", "Hidden width of each routed expert (before --granularity)."),
+            s(Group.MODEL, "expert-width", "256", "N", "Hidden width of each routed expert (before --granularity)."),
             s(Group.MODEL, "granularity", "1", "G", "Fine-grained experts: G x experts of width expert-width / G, "
                     + "top-k x G per token (same parameters and active FLOPs)."),
             s(Group.MODEL, "shared-experts", "0", "N", "Always-on shared experts, each of the (fine-grained) expert "
@@ -126,7 +126,7 @@ public final class TrainSettings {
             s(Group.DATA, "cache", "", "DIR", "Where tokenised data and trained tokenizers are cached; default "
                     + "$MOE4J_CACHE or ~/.cache/moe4j."),
             // ---- run ----
-            s(Group.RUN, "steps", "700", "N", "Optimiser steps (0 with --time: as many as the time allows)."),
+            s(Group.RUN, "steps", "600", "N", "Optimiser steps (0 with --time: as many as the time allows)."),
             s(Group.RUN, "time", "", "DURATION", "Stop after this long (e.g. 90s, 5m, 1h), checkpoint included."),
             s(Group.RUN, "eval-every", "100", "N", "Evaluate on the validation split every N steps (0: only at the "
                     + "end)."),
@@ -146,8 +146,8 @@ public final class TrainSettings {
             s(Group.RUN, "prompt", "", "TEXT", "Prompt of the samples; default: the start of a validation line."),
             s(Group.RUN, "temperature", "0.8", "X", "Sampling temperature of the samples."),
             s(Group.RUN, "log-every", "10", "N", "When the output is not a terminal, a progress line every N steps."),
-            on(Group.RUN, "tiny", false, "A seconds-long smoke run: a tiny model on a slice of the data (options "
-                    + "given explicitly still apply)."));
+            on(Group.RUN, "tiny", false, "A seconds-long smoke run: a tiny model, 5 steps (options given explicitly "
+                    + "still apply)."));
 
     /** What --tiny changes, under whatever a file or a flag sets. */
     public static final Map<String, String> TINY = Map.ofEntries(
@@ -192,6 +192,36 @@ public final class TrainSettings {
         }
         out.putAll(file);
         out.putAll(flags);
+        return out;
+    }
+
+    /**
+     * Options a resumed run may change: how much longer it goes, what it reports and where it is; not what it
+     * computes (a changed learning rate would not continue the same run).
+     */
+    public static final java.util.Set<String> CHANGEABLE_ON_RESUME = java.util.Set.of("steps", "time", "eval-every",
+            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads",
+            "resume", "out", "name", "cache");
+
+    /**
+     * The options of a resumed run: those saved with it, with {@code given} (file and flags together) allowed to
+     * change only {@link #CHANGEABLE_ON_RESUME}; any other given value must equal the saved one.
+     */
+    public static Map<String, String> resumed(Map<String, String> saved, Map<String, String> given, String where) {
+        requireKnown(saved, where);
+        var out = new LinkedHashMap<String, String>();
+        ALL.forEach(s -> out.put(s.key(), saved.getOrDefault(s.key(), s.defaultValue())));
+        for (var e : given.entrySet()) {
+            String key = e.getKey();
+            if (CHANGEABLE_ON_RESUME.contains(key)) {
+                out.put(key, e.getValue());
+            } else if (!out.get(key).equals(e.getValue())) {
+                throw new BadInputException("--resume continues the run with its saved options, but --" + key + " "
+                        + e.getValue() + " differs from the saved " + (out.get(key).isEmpty() ? "(none)" : out.get(key))
+                        + " (" + where + ")");
+            }
+        }
+        out.put("resume", "true");
         return out;
     }
 

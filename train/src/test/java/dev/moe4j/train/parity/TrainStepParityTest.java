@@ -8,7 +8,11 @@ import dev.moe4j.core.testing.Reference;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.train.StepMetrics;
+import dev.moe4j.train.Trainer;
+import dev.moe4j.train.data.BatchSampler;
 import dev.moe4j.train.optim.AdamW;
+import dev.moe4j.train.optim.LearningRateSchedule;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -68,6 +72,34 @@ class TrainStepParityTest {
                 } else {
                     double implied = firstStep(gRef[i]) - firstStep(gOurs[i]);
                     assertEquals(implied, diff, 1e-6, name + " after_step." + n + "[" + i + "], |g| = " + gRef[i]);
+                }
+            }
+        });
+    }
+
+    /**
+     * The trainer itself, configured as the fixture was trained (constant learning rate, no warmup, no clipping,
+     * decay of every parameter), takes the same step: fine-tuning starts where transformers would.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"mixtral", "qwen2-moe"})
+    void theTrainersFirstFineTuningStepIsTransformersStep(String name) {
+        var ref = new TrainStepReference(name);
+        Transformer model = ModelLoader.loadForTraining(ref.folder);
+        var settings = new Trainer.Settings(LearningRateSchedule.constant(LR), 0, 1, 0, 1);
+        var trainer = new Trainer(model, FIXTURE_ADAMW, AdamW.ALL, settings);
+        var batch = new BatchSampler.Batch(ref.inputIds(), ref.targets(), new int[ref.sequences()]);
+        StepMetrics m = trainer.step((step, micro, micros) -> batch);
+        assertEquals(ref.loss(), m.loss(), 1e-5 * ref.loss(), name + " training loss");
+        assertEquals(LR, m.lr());
+        Map<String, Tensor> expectedGrads = ref.withPrefix("grad.");
+        Map<String, Tensor> weights = TrainStepReference.inTransformersNames(trainer.parameters(), Var::value);
+        ref.withPrefix("after_step.").forEach((n, expected) -> {
+            double[] e = Reference.values(expected), a = Reference.values(weights.get(n));
+            double[] g = Reference.values(expectedGrads.get(n));
+            for (int i = 0; i < e.length; i++) {
+                if (Math.abs(g[i]) >= 1e-6) {
+                    assertEquals(e[i], a[i], 1e-5, name + " after_step." + n + "[" + i + "]");
                 }
             }
         });
