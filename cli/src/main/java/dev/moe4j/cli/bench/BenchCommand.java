@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
                 "Run one of the subcommands; see docs/BENCHMARKS.md for figures and how they were taken."},
         subcommands = {
                 BenchMatMulCommand.class,
+                BenchTrainCommand.class,
         })
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec

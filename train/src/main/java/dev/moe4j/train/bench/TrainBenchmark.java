@@ -58,15 +58,31 @@ public final class TrainBenchmark {
 
     /**
      * @param activeParameters parameters one token's arithmetic uses (input embedding excluded)
-     * @param tokensPerSecond  over the timed steps
-     * @param secondsPerStep   mean over the timed steps
-     * @param losses           of every step, warmup included (they should fall on random tokens only slowly)
+     * @param stepSeconds      wall-clock time of each timed step
+     * @param losses           of every step, warmup included (on random tokens they barely fall)
      */
-    public record Result(Shape shape, long activeParameters, int timedSteps, double secondsPerStep,
-                         double tokensPerSecond, double[] losses) {
-        /** Model FLOP/s: 6 · active parameters per token (forward 2, backward 4). */
+    public record Result(Shape shape, long activeParameters, double[] stepSeconds, double[] losses) {
+        public double meanSecondsPerStep() {
+            return java.util.Arrays.stream(stepSeconds).average().orElse(Double.NaN);
+        }
+
+        public double bestSecondsPerStep() {
+            return java.util.Arrays.stream(stepSeconds).min().orElse(Double.NaN);
+        }
+
+        /** Tokens per second over all timed steps. */
+        public double tokensPerSecond() {
+            return shape.tokensPerStep() / meanSecondsPerStep();
+        }
+
+        /** Model FLOP/s over all timed steps: 6 · active parameters per token (forward 2, backward 4). */
         public double modelGflops() {
-            return 6.0 * activeParameters * tokensPerSecond / 1e9;
+            return 6.0 * activeParameters * tokensPerSecond() / 1e9;
+        }
+
+        /** Model FLOP/s of the fastest step. */
+        public double bestModelGflops() {
+            return 6.0 * activeParameters * shape.tokensPerStep() / bestSecondsPerStep() / 1e9;
         }
 
         public double mfu(double peakGflops) {
@@ -88,15 +104,15 @@ public final class TrainBenchmark {
         var sampler = new BatchSampler(new TokenStream(tokens, new int[] {0}, List.of("random")), shape.batch(),
                 shape.context(), seed, true);
         double[] losses = new double[warmup + steps];
-        double seconds = 0;
+        double[] seconds = new double[steps];
         for (int s = 0; s < warmup + steps; s++) {
             StepMetrics m = trainer.step(sampler::batch);
             losses[s] = m.loss();
             if (s >= warmup) {
-                seconds += m.seconds();
+                seconds[s - warmup] = m.seconds();
             }
         }
         long active = ParameterCount.of(config).activeWithoutInputEmbedding();
-        return new Result(shape, active, steps, seconds / steps, shape.tokensPerStep() * steps / seconds, losses);
+        return new Result(shape, active, seconds, losses);
     }
 }
