@@ -144,9 +144,10 @@ public final class Trainer {
                 }
             }
         }
-        double norm = GradientClipping.clip(List.copyOf(parameters.values()), settings.clipNorm());
+        // Clipping's factor is applied as AdamW reads each gradient: one pass over the gradients, not two.
+        double norm = GradientClipping.globalNorm(List.copyOf(parameters.values()));
         double lr = settings.schedule().at(step);
-        optimizer.step(lr);
+        optimizer.step(lr, GradientClipping.coefficient(norm, settings.clipNorm()));
         for (BiasBalancer b : balancers) {
             if (b != null) {
                 b.step();

@@ -106,6 +106,14 @@ public final class AdamW {
 
     /** One update of every parameter from its current gradient with learning rate {@code lr}. */
     public void step(double lr) {
+        step(lr, 1f);
+    }
+
+    /**
+     * One update from the gradients times {@code gradScale} (clipping's coefficient, applied as the update reads
+     * each gradient: the same float products as scaling the gradients first, without another pass over them).
+     */
+    public void step(double lr, float gradScale) {
         step++;
         double bias1 = 1 - Math.pow(hyper.beta1(), step);
         double bias2Sqrt = Math.sqrt(1 - Math.pow(hyper.beta2(), step));
@@ -117,7 +125,7 @@ public final class AdamW {
             }
             float keep = decayed[i] ? (float) (1 - lr * hyper.weightDecay()) : 1f;
             update(p.value().segment(), p.grad().segment(), firstMoment[i].segment(), secondMoment[i].segment(),
-                    p.value().size(), keep, (float) (1 - hyper.beta1()), (float) hyper.beta2(),
+                    p.value().size(), gradScale, keep, (float) (1 - hyper.beta1()), (float) hyper.beta2(),
                     (float) (1 - hyper.beta2()), (float) bias2Sqrt, (float) hyper.eps(), stepSize);
         }
     }
@@ -129,7 +137,8 @@ public final class AdamW {
      * square root and division are exact in both forms, so every element gets the same float as the scalar
      * formula gives it.
      */
-    private static void update(MemorySegment w, MemorySegment g, MemorySegment m, MemorySegment v, long n, float keep,
+    private static void update(MemorySegment w, MemorySegment g, MemorySegment m, MemorySegment v, long n,
+                               float gradScale, float keep,
                                float oneMinusBeta1, float beta2, float oneMinusBeta2, float bias2Sqrt, float eps,
                                float stepSize) {
         int chunks = (int) Math.min(Integer.MAX_VALUE, (n + 4095) / 4096);
@@ -139,6 +148,9 @@ public final class AdamW {
             for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
                 long o = i * 4;
                 var grad = FloatVector.fromMemorySegment(F, g, o, ByteOrder.LITTLE_ENDIAN);
+                if (gradScale != 1f) {
+                    grad = grad.mul(gradScale);
+                }
                 var weight = FloatVector.fromMemorySegment(F, w, o, ByteOrder.LITTLE_ENDIAN).mul(keep);
                 var mi = FloatVector.fromMemorySegment(F, m, o, ByteOrder.LITTLE_ENDIAN);
                 mi = mi.add(grad.sub(mi).mul(oneMinusBeta1));
@@ -152,6 +164,7 @@ public final class AdamW {
             for (; i < end; i++) {
                 long o = i * 4;
                 float grad = g.get(ValueLayout.JAVA_FLOAT_UNALIGNED, o);
+                grad = gradScale != 1f ? grad * gradScale : grad;
                 float weight = w.get(ValueLayout.JAVA_FLOAT_UNALIGNED, o) * keep;
                 float mi = m.get(ValueLayout.JAVA_FLOAT_UNALIGNED, o);
                 mi += oneMinusBeta1 * (grad - mi);

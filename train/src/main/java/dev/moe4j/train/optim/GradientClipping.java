@@ -23,6 +23,18 @@ public final class GradientClipping {
     }
 
     /**
+     * The factor clipping scales every gradient by for a global {@code norm}: min(1, maxNorm / (norm + 1e-6)) in
+     * float, as {@code clip_grad_norm_} computes it; 1 when {@code maxNorm} is not positive.
+     */
+    public static float coefficient(double norm, double maxNorm) {
+        if (maxNorm <= 0) {
+            return 1f;
+        }
+        double coefficient = maxNorm / (norm + 1e-6);
+        return coefficient < 1 ? (float) coefficient : 1f;
+    }
+
+    /**
      * Scales every gradient by min(1, maxNorm / (norm + 1e-6)) and returns the norm before clipping; a
      * non-positive {@code maxNorm} only measures.
      */
