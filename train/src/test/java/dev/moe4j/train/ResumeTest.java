@@ -101,6 +101,30 @@ class ResumeTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void aSaveThatFailsHalfWayLeavesThePreviousCheckpointIntact() throws Exception {
+        Path data = corpus(dir), out = dir.resolve("run");
+        var options = tiny(data, dir.resolve("cache"), out);
+        options.put("steps", "2");
+        TrainingRun.run(TrainConfig.parse(TrainSettings.resolve(Map.of(), options)), new TrainingRun.Listener() { });
+        byte[] weights = Files.readAllBytes(out.resolve("model.safetensors"));
+        var model = ModelLoader.loadForTraining(out);
+        var trainer = new Trainer(model, new dev.moe4j.train.optim.AdamW.Hyper(0.9, 0.95, 1e-8, 0.1),
+                dev.moe4j.train.optim.AdamW.ALL, new Trainer.Settings(
+                dev.moe4j.train.optim.LearningRateSchedule.constant(1e-3), 0, 1, 0, 1));
+        trainer.parameters().values().forEach(p -> p.value().fill(0.5f)); // what a broken save would have written
+        // The tokenizer to copy is gone: the save fails after the weights were written to its temporary folder.
+        var extras = new RunCheckpoint.Extras(dir.resolve("missing-tokenizer.json"), null, Map.of(),
+                Json.mapper().createObjectNode());
+        assertThrows(RuntimeException.class, () -> RunCheckpoint.save(out, trainer, dev.moe4j.core.DType.F32, extras,
+                new RunCheckpoint.State(9, 0, 0, 9, "mixtral", Double.NaN)));
+        assertArrayEquals(weights, Files.readAllBytes(out.resolve("model.safetensors")));
+        assertEquals(2, RunCheckpoint.state(out).step());
+        try (var stream = Files.list(dir)) {
+            assertTrue(stream.noneMatch(p -> p.getFileName().toString().endsWith(".tmp")), "no temporary folder left");
+        }
+    }
+
     /** Every logged (step, loss) and (step, validation loss), in order. */
     static List<String> losses(Path run) throws Exception {
         return Files.readAllLines(run.resolve(RunCheckpoint.METRICS)).stream().map(line -> {

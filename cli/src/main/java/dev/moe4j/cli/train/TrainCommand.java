@@ -27,6 +27,8 @@ import java.util.concurrent.Callable;
 @Command(name = "train",
         mixinStandardHelpOptions = true,
         usageHelpWidth = 110,
+        sortOptions = false,
+        abbreviateSynopsis = true,
         modelTransformer = TrainCommand.Options.class,
         description = {"Trains a mixture-of-experts language model on the CPU and saves it as a Hugging Face model "
                 + "folder (config.json, model.safetensors, tokenizer.json) that moe4j generate/chat/score load.",
@@ -60,7 +62,8 @@ public final class TrainCommand implements Callable<Integer> {
                     }
                     String dflt = s.defaultValue().isEmpty() ? "none" : s.defaultValue();
                     var o = OptionSpec.builder("--" + s.key()).type(String.class).order(order++)
-                            .description(s.description() + " (default: " + dflt + ")");
+                            // picocli formats descriptions: a literal percent sign is written %%
+                            .description((s.description() + " (default: " + dflt + ")").replace("%", "%%"));
                     if (s.isSwitch()) {
                         o.arity("0..1").fallbackValue("true").paramLabel("true|false");
                     } else {

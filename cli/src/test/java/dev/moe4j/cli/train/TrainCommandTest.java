@@ -146,6 +146,35 @@ class TrainCommandTest {
     }
 
     @Test
+    void aTimeBudgetWithoutAStepCountFixesTheScheduleOnceItKnowsTheSpeed() {
+        Result r = run(tiny("--steps", "0", "--time", "2s", "--warmup", "2", "--samples", "0"));
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("training for the time budget"), r.out());
+        assertTrue(r.out().contains("the time budget allows about"), r.out());
+        assertTrue(r.out().contains("trained "), r.out());
+    }
+
+    @Test
+    void preTokenisedJsonlIsTakenInOrderWithoutATokenizer() throws Exception {
+        Path jsonl = dir.resolve("ids.jsonl");
+        var lines = new StringBuilder();
+        for (int doc = 0; doc < 12; doc++) {
+            var ids = new ArrayList<String>();
+            for (int i = 0; i < 40; i++) {
+                ids.add(Integer.toString((doc * 7 + i * 3) % 50));
+            }
+            lines.append('[').append(String.join(", ", ids)).append("]\n");
+        }
+        Files.writeString(jsonl, lines);
+        Result r = run(List.of("train", "--tiny", "--data", jsonl.toString(), "--vocab", "64", "--shuffle", "false",
+                "--out", dir.resolve("ids").toString(), "--cache", cache.toString()));
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("(pre-tokenised)"), r.out());
+        assertFalse(r.out().contains("--- sample ---"), "no tokenizer, no text samples");
+        assertEquals(64, Json.read(dir.resolve("ids").resolve("config.json")).get("vocab_size").asInt());
+    }
+
+    @Test
     void moe4jsOwnOptionsSaveInMoe4jsFormatThatLoads() throws Exception {
         Result r = run(tiny("--router", "expert-choice", "--capacity-factor", "1", "--samples", "1"));
         assertEquals(0, r.status(), r.err());

@@ -79,7 +79,7 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
         var data = new Data(v.list("data").stream().map(Path::of).toList(), v.integer("context", 2),
                 v.number("valid-fraction", 0, 0.9),
                 v.string("tokenizer").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("tokenizer"))),
-                v.integer("vocab", 257), v.flag("shuffle"),
+                v.integer("vocab", 2), v.flag("shuffle"),
                 v.string("cache").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("cache"))));
         if (data.paths().isEmpty()) {
             throw new BadInputException("--data: no training data given (expected text files, folders or a .jsonl)");

@@ -74,6 +74,10 @@ public record TrainingData(Tokenizer tokenizer, Path tokenizerJson, int vocabSiz
 
     /** A byte-level BPE of {@code vocab} tokens learned from the training text, cached by text and size. */
     private static Path trainedTokenizer(TextCorpus corpus, int vocab, TokenCache cache, Consumer<String> log) {
+        if (vocab < 257) {
+            throw new BadInputException("--vocab " + vocab + ": a byte-level BPE needs at least 257 tokens (the 256 "
+                    + "bytes and " + END_OF_TEXT + ")");
+        }
         String key;
         try {
             MessageDigest sha = MessageDigest.getInstance("SHA-256");

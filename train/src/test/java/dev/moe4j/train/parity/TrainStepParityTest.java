@@ -105,6 +105,25 @@ class TrainStepParityTest {
         });
     }
 
+    /**
+     * The balance loss over all layers is not a rounding detail: without it (cross-entropy alone) the router
+     * gradients miss transformers' by far more than the tolerance, so the parity above checks its backward step.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"mixtral", "qwen2-moe"})
+    void withoutTheBalanceLossTheRouterGradientsWouldDiffer(String name) {
+        var ref = new TrainStepReference(name);
+        Transformer model = ModelLoader.loadForTraining(ref.folder);
+        Graph g = Graph.training();
+        ForwardPass pass = model.forward(g, ref.inputIds(), ref.sequences(), null);
+        g.backward(g.crossEntropy(pass.logits(), ref.targets()));
+        Map<String, Tensor> grads = TrainStepReference.inTransformersNames(named(model), Var::grad);
+        String router = "model.layers.0.mlp.gate.weight";
+        double error = dev.moe4j.core.testing.TensorAssert.relativeError(
+                Reference.values(ref.withPrefix("grad.").get(router)), Reference.values(grads.get(router)));
+        assertTrue(error > 1e-2, name + ": the balance loss moves the router gradient by " + error);
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"mixtral", "qwen2-moe"})
     void adamWOnTransformersGradientsGivesTransformersWeights(String name) {
