@@ -182,11 +182,11 @@ public final class MoeLayer {
         } else {
             SoftDispatch s = routing.soft();
             Tensor dispatch = Tensor.of(s.dispatch(), n, s.slots()), combine = Tensor.of(s.combine(), n, s.slots());
-            // slotInput = dispatchᵀ · x and out = combine · slotOutput: MatMul's two transposed products.
+            // slotInput = dispatchᵀ · x (the product backwardWeight computes) and out = combine · slotOutput.
             Tensor slotInput = Tensor.zeros(s.slots(), h);
             MatMul.backwardWeight(slotInput, dispatch, x, false);
             trace = experts.forward(slotInput, slotOffsets(s));
-            MatMul.backwardInput(out, combine, trace.output(), false);
+            MatMul.multiply(out, combine, trace.output());
         }
         Experts.Trace sharedTrace = null;
         float[] gate = null;

@@ -14,7 +14,10 @@ import picocli.CommandLine.Command;
                 "Run one of the subcommands; see docs/BENCHMARKS.md for figures and how they were taken."},
         subcommands = {
                 BenchMatMulCommand.class,
+                BenchMoeCommand.class,
+                BenchGenerateCommand.class,
                 BenchTrainCommand.class,
+                BenchMakeModelCommand.class,
         })
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec

@@ -44,6 +44,11 @@ public final class BenchMatMulCommand implements Runnable {
             description = "Weight types to measure, of F32, BF16, F16 (default: ${DEFAULT-VALUE}).")
     List<DType> dtypes;
 
+    @Option(names = "--gradients",
+            description = "Also measure the two gradient products of training at the prefill shape: dx = dy·W and "
+                    + "dW = dyᵀ·x (GFLOP/s, against the peak FMA rate).")
+    boolean gradients;
+
     @Option(names = "--seconds", paramLabel = "S",
             description = "Minimum timed seconds per measurement (default: 2, or 0.05 with --quick).")
     Double seconds;
@@ -96,6 +101,20 @@ public final class BenchMatMulCommand implements Runnable {
                 out.flush();
             }
         }
+        List<MatMulBenchmark.Result> inputGradients = new ArrayList<>();
+        MatMulBenchmark.Result weightGradient = null;
+        if (gradients) {
+            if (!options.json()) {
+                out.printf("gradients: dx = dy·W and dW = dyᵀ·x with dy[%d, %d], x[%d, %d]%n", tokens, size, tokens, size);
+            }
+            for (DType type : dtypes) {
+                var r = MatMulBenchmark.inputGradient(type, tokens, size, size, minSeconds);
+                inputGradients.add(r);
+                printFlops(out, "dx " + type, r, before);
+            }
+            weightGradient = MatMulBenchmark.weightGradient(tokens, size, size, minSeconds);
+            printFlops(out, "dW F32", weightGradient, before);
+        }
         MachineLimits after = options.measureLimits();
         MachineLimits limits = before.best(after);
         boolean disturbed = before.differsFrom(after, 0.15);
@@ -109,9 +128,15 @@ public final class BenchMatMulCommand implements Runnable {
             for (var r : prefill) {
                 out.printf("  prefill %-5s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
             }
-            out.println("figures are the best call (median beside it); the limits are best-of-trials too");
+            for (var r : inputGradients) {
+                out.printf("  dx      %-5s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
+            }
+            if (weightGradient != null) {
+                out.printf("  dW      %-5s %5.1f%% of peak%n", "F32", 100 * weightGradient.gflops() / limits.peakGflops());
+            }
+            out.println("figures are the best call (median beside it); the limits are the best of many short units too");
         } else {
-            out.println(Json.write(report(env, before, after, decode, prefill)));
+            out.println(Json.write(report(env, before, after, decode, prefill, inputGradients, weightGradient)));
         }
         out.flush();
     }
@@ -142,7 +167,8 @@ public final class BenchMatMulCommand implements Runnable {
     }
 
     static Map<String, Object> report(Environment env, MachineLimits before, MachineLimits after,
-                                      List<MatMulBenchmark.Result> decode, List<MatMulBenchmark.Result> prefill) {
+                                      List<MatMulBenchmark.Result> decode, List<MatMulBenchmark.Result> prefill,
+                                      List<MatMulBenchmark.Result> inputGradients, MatMulBenchmark.Result weightGradient) {
         MachineLimits limits = before.best(after);
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("benchmark", "matmul");
@@ -171,6 +197,14 @@ public final class BenchMatMulCommand implements Runnable {
             p.add(m);
         }
         root.put("prefill", p);
+        if (weightGradient != null) {
+            List<Object> g = new ArrayList<>();
+            for (var r : inputGradients) {
+                g.add(flops(r, "dx", limits));
+            }
+            g.add(flops(weightGradient, "dW", limits));
+            root.put("gradients", g);
+        }
         return root;
     }
 
@@ -183,6 +217,24 @@ public final class BenchMatMulCommand implements Runnable {
         m.put("java", env.java());
         m.put("load_average", env.loadAverage());
         return m;
+    }
+
+    private static Map<String, Object> flops(MatMulBenchmark.Result r, String product, MachineLimits limits) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("product", product);
+        m.putAll(result(r));
+        m.put("gflops", r.gflops());
+        m.put("fraction_of_peak", r.gflops() / limits.peakGflops());
+        return m;
+    }
+
+    private void printFlops(PrintWriter out, String label, MatMulBenchmark.Result r, MachineLimits limits) {
+        if (!options.json()) {
+            out.printf("  %-8s %9.3f ms  %8.1f GFLOP/s  %5.1f%% of peak       (median %.3f ms)%n", label,
+                    r.timing().bestSeconds() * 1e3, r.gflops(), 100 * r.gflops() / limits.peakGflops(),
+                    r.timing().medianSeconds() * 1e3);
+            out.flush();
+        }
     }
 
     private static Map<String, Object> result(MatMulBenchmark.Result r) {

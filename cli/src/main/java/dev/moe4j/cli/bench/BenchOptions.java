@@ -34,7 +34,7 @@ public final class BenchOptions {
 
     /** The machine's limits, measured now (quickly and roughly with --quick). */
     public MachineLimits measureLimits() {
-        return quick ? MachineLimits.measure(2, 20, 32L << 20) : MachineLimits.measure();
+        return quick ? MachineLimits.measure(0.02, 16L << 20, 4L << 20) : MachineLimits.measure();
     }
 
     public boolean json() {

@@ -28,16 +28,17 @@ class BenchMatMulCommandTest {
     @Test
     void jsonReportHasLimitsAndBothRegimesForEachWeightType() {
         int status = run("bench", "matmul", "--quick", "--size", "48", "--tokens", "20", "--dtypes", "f32,bf16,F16",
-                "--threads", "1", "--json");
+                "--threads", "1", "--gradients", "--json");
         assertEquals(0, status, err.toString());
         String json = out.toString().trim();
         assertTrue(json.startsWith("{\"benchmark\":\"matmul\""), json);
         for (String key : new String[] {"\"peak_gflops\":", "\"bandwidth_gbs\":", "\"decode\":[", "\"prefill\":[",
-                "\"fraction_of_bandwidth\":", "\"fraction_of_peak\":", "\"dtype\":\"F16\"", "\"threads\":1"}) {
+                "\"fraction_of_bandwidth\":", "\"fraction_of_peak\":", "\"dtype\":\"F16\"", "\"threads\":1",
+                "\"gradients\":[", "\"product\":\"dW\"", "\"disturbed\":"}) {
             assertTrue(json.contains(key), key + " missing from " + json);
         }
         assertEquals(3, json.split("\"weight_gbs\"").length - 1, json);
-        assertEquals(3, json.split("\"gflops\"").length - 1, json);
+        assertEquals(3 + 3 + 1, json.split("\"gflops\"").length - 1, json); // prefill, dx per type, one dW
     }
 
     @Test

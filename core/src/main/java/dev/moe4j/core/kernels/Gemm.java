@@ -145,7 +145,7 @@ final class Gemm {
     }
 
     /** Packs B[pc .. pc+kc, jc .. jc+nc] as panels of NR columns, each kc × NR, zero-padded past nc. */
-    static void packB(Operands o, float[] bp, int pc, int kc, int jc, int nc, float[] block) {
+    private static void packB(Operands o, float[] bp, int pc, int kc, int jc, int nc, float[] block) {
         if (o.bTransposed()) {
             packTransposed(o, bp, pc, kc, jc, nc, block);
         } else {
@@ -412,7 +412,7 @@ final class Gemm {
      * tile[MR × NR] = A sliver · B panel over kc steps; 24 accumulators stay in registers. Row r of the sliver
      * starts at a[aOff + r·rs] and steps by cs; rows past mr repeat row 0 (their results are not stored).
      */
-    static void kernel(float[] a, int aOff, int rs, int mr, int cs, float[] bp, int bOff, int kc, float[] tile) {
+    private static void kernel(float[] a, int aOff, int rs, int mr, int cs, float[] bp, int bOff, int kc, float[] tile) {
         int o1 = mr > 1 ? rs : 0, o2 = mr > 2 ? 2 * rs : 0, o3 = mr > 3 ? 3 * rs : 0;
         int o4 = mr > 4 ? 4 * rs : 0, o5 = mr > 5 ? 5 * rs : 0;
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;

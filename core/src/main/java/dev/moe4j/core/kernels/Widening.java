@@ -1,6 +1,7 @@
 package dev.moe4j.core.kernels;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -124,7 +125,7 @@ final class Widening {
     }
 
     /** All of a small tensor (a norm weight, a bias) as a new F32 array, for kernels that read it per row. */
-    static float[] toFloats(dev.moe4j.core.Tensor t) {
+    static float[] toFloats(Tensor t) {
         float[] out = new float[Math.toIntExact(t.size())];
         widen(t.dtype(), t.segment(), 0, out, 0, out.length);
         return out;

@@ -13,12 +13,16 @@ import java.util.concurrent.atomic.DoubleAdder;
 /**
  * The two limits every kernel benchmark is measured against, taken on this machine in the same run: the peak
  * F32 FMA rate (a register-only Vector API loop with enough independent accumulators to hide FMA latency) and
- * the memory read bandwidth (a vector sum over a buffer far larger than the caches). Both use all of
- * {@link Parallel}'s threads, like the kernels. Best of several trials, since interference only slows things.
+ * the memory read bandwidth (vector sums over a buffer far larger than the caches). Both use all of
+ * {@link Parallel}'s threads, like the kernels.
  *
- * @param peakGflops  F32 GFLOP/s (an FMA counts as 2 FLOPs) over all threads
+ * <p>Each limit is the best of many short timed units of a few milliseconds, the same statistic as a kernel's
+ * best call ({@link Timing}): on a shared machine, a best-of-a-few-long-runs limit would be compared with a
+ * best-of-many-short-calls kernel and look lower than the kernel.
+ *
+ * @param peakGflops   F32 GFLOP/s (an FMA counts as 2 FLOPs) over all threads
  * @param bandwidthGBs streaming read bandwidth, GB/s (10^9 bytes), over all threads
- * @param threads     the thread count both were measured with
+ * @param threads      the thread count both were measured with
  */
 public record MachineLimits(double peakGflops, double bandwidthGBs, int threads) {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -26,8 +30,10 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
     private static final int CHAINS = 12;
     /** Parts of its share that each thread of the bandwidth test reads side by side. */
     static final int STREAMS = 4;
-    /** Bytes read by the bandwidth test: far beyond any last-level cache of today. */
+    /** Bytes of the bandwidth buffer: far beyond any last-level cache of today. */
     public static final long DEFAULT_BUFFER_BYTES = 512L << 20;
+    /** Bytes read per timed unit: one slice of the buffer, the next slice each time. */
+    public static final long DEFAULT_SLICE_BYTES = 64L << 20;
 
     /** The better of two measurements of each limit: interference only ever lowers a measurement. */
     public MachineLimits best(MachineLimits other) {
@@ -40,49 +46,45 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
                 || Math.abs(bandwidthGBs - other.bandwidthGBs) > fraction * Math.max(bandwidthGBs, other.bandwidthGBs);
     }
 
-    /** Measures both limits with the default sizes (a few seconds). */
+    /** Measures both limits with the default sizes, about a second each. */
     public static MachineLimits measure() {
-        return measure(5, 200, DEFAULT_BUFFER_BYTES);
+        return measure(1.0, DEFAULT_BUFFER_BYTES, DEFAULT_SLICE_BYTES);
     }
 
-    /** Measures both limits: {@code trials} runs of each, FMA runs of {@code peakMillis}, a buffer of {@code bufferBytes}. */
-    public static MachineLimits measure(int trials, long peakMillis, long bufferBytes) {
-        return new MachineLimits(peakGflops(trials, peakMillis), bandwidthGBs(bufferBytes, trials), Parallel.threads());
+    /** Measures both limits for about {@code seconds} each, reading {@code sliceBytes} of a {@code bufferBytes} buffer per unit. */
+    public static MachineLimits measure(double seconds, long bufferBytes, long sliceBytes) {
+        return new MachineLimits(peakGflops(seconds), bandwidthGBs(bufferBytes, sliceBytes, seconds), Parallel.threads());
     }
 
-    /** The best of {@code trials} runs of {@code millis} ms each of the FMA loop on every thread, in GFLOP/s. */
-    public static double peakGflops(int trials, long millis) {
+    /** The best rate of timed units of about 2 ms of the FMA loop on every thread, over about {@code seconds}, in GFLOP/s. */
+    public static double peakGflops(double seconds) {
         int threads = Parallel.threads();
-        long iterations = calibrate(millis);
-        double best = 0;
-        for (int t = 0; t < trials; t++) {
+        long iterations = calibrate(2);
+        Timing t = Timing.measure(() -> {
             var sink = new DoubleAdder();
-            long start = System.nanoTime();
             Parallel.forRange(threads, 1, (from, to) -> {
                 for (int i = from; i < to; i++) {
                     sink.add(fmaLoop(iterations));
                 }
             });
-            long nanos = System.nanoTime() - start;
             if (sink.sum() == 42.0) { // keeps the loops alive; never true
                 System.out.print("");
             }
-            best = Math.max(best, (double) threads * iterations * CHAINS * F.length() * 2 / nanos);
-        }
-        return best;
+        }, 20, 20, seconds);
+        return (double) threads * iterations * CHAINS * F.length() * 2 / t.bestSeconds() / 1e9;
     }
 
-    /** Iterations of the FMA loop that take about {@code millis} ms on one thread (after warming it up). */
+    /** Iterations of the FMA loop that take about {@code millis} ms on one thread (after compiling it). */
     private static long calibrate(long millis) {
         for (int i = 0; i < 200; i++) { // compile the whole method, not only its loop
             fmaLoop(1 << 10);
         }
-        long iterations = 1 << 16;
+        long iterations = 1 << 12;
         while (true) {
             long start = System.nanoTime();
             fmaLoop(iterations);
             long nanos = System.nanoTime() - start;
-            if (nanos > 20_000_000L) {
+            if (nanos > 5_000_000L) {
                 return Math.max(1, iterations * millis * 1_000_000L / nanos);
             }
             iterations *= 2;
@@ -124,44 +126,43 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
     }
 
     /**
-     * Streaming read bandwidth in GB/s: every thread sums its share of an off-heap buffer of {@code bytes}
-     * (touched first, so page faults are not timed), reading {@link #STREAMS} parts of it side by side: one
-     * sequential stream per core leaves memory idle between misses, and kernels that read several weight rows at
-     * once get more than that. The best of {@code trials} passes.
+     * Streaming read bandwidth in GB/s: an off-heap buffer of {@code bufferBytes} (touched first, so page faults
+     * are not timed) is read a slice of {@code sliceBytes} at a time, the next slice each time, so that no slice
+     * is still cached when it comes round again; every thread sums its part of the slice as {@link #STREAMS}
+     * sequential streams side by side (one stream per core leaves memory idle between misses; kernels that read
+     * several weight rows at once get more). The best slice over about {@code seconds}.
      */
-    public static double bandwidthGBs(long bytes, int trials) {
+    public static double bandwidthGBs(long bufferBytes, long sliceBytes, double seconds) {
         int threads = Parallel.threads();
-        long unit = (long) STREAMS * F.length();
-        long floats = bytes / 4 / (unit * threads) * (unit * threads);
+        long unit = (long) STREAMS * F.length() * threads;
+        long sliceFloats = Math.max(unit, sliceBytes / 4 / unit * unit);
+        int slices = (int) Math.max(1, bufferBytes / 4 / sliceFloats);
         try (Arena arena = Arena.ofShared()) {
-            MemorySegment buffer = arena.allocate(floats * 4, 64);
+            MemorySegment buffer = arena.allocate(sliceFloats * slices * 4, 64);
             int chunks = threads * 64;
+            long total = sliceFloats * slices;
             Parallel.forRange(chunks, 1, (from, to) -> {
-                long a = floats * from / chunks, b = floats * to / chunks;
+                long a = total * from / chunks, b = total * to / chunks;
                 buffer.asSlice(a * 4, (b - a) * 4).fill((byte) 1);
             });
             for (int i = 0; i < 200; i++) { // compile the whole method, not only its loop
-                sum(buffer, 0, unit);
+                sum(buffer, 0, (long) STREAMS * F.length());
             }
-            double best = 0;
-            for (int t = 0; t < trials + 1; t++) {
+            int[] next = {0};
+            Timing t = Timing.measure(() -> {
+                long base = (long) (next[0]++ % slices) * sliceFloats;
                 var sink = new DoubleAdder();
-                long start = System.nanoTime();
                 Parallel.forRange(threads, 1, (from, to) -> {
+                    long share = sliceFloats / threads;
                     for (int th = from; th < to; th++) {
-                        long share = floats / threads;
-                        sink.add(sum(buffer, th * share, share));
+                        sink.add(sum(buffer, base + th * share, share));
                     }
                 });
-                long nanos = System.nanoTime() - start;
                 if (sink.sum() == 42.0) {
                     System.out.print("");
                 }
-                if (t > 0) { // the first pass warms the code up
-                    best = Math.max(best, (double) floats * 4 / nanos);
-                }
-            }
-            return best;
+            }, slices, 2 * slices, seconds);
+            return sliceFloats * 4 / t.bestSeconds() / 1e9;
         }
     }
 

@@ -79,6 +79,21 @@ public final class MatMulBenchmark {
         }
     }
 
+    /** Training's input gradient dx[n, k] = dy[n, m] · W[m, k] with W of the given type; at least minSeconds of calls. */
+    public static Result inputGradient(DType type, int n, int k, int m, double minSeconds) {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = randomWeights(arena, type, m, k, 5);
+            Tensor dy = randomActivations(n, m, 11), dx = Tensor.zeros(n, k);
+            return new Result(type, n, k, m, Timing.measure(() -> MatMul.backwardInput(dx, dy, w, false), 2, 3, minSeconds));
+        }
+    }
+
+    /** Training's weight gradient dW[m, k] = dy[n, m]ᵀ · x[n, k], all F32; at least minSeconds of calls. */
+    public static Result weightGradient(int n, int k, int m, double minSeconds) {
+        Tensor x = randomActivations(n, k, 7), dy = randomActivations(n, m, 11), dw = Tensor.zeros(m, k);
+        return new Result(DType.F32, n, k, m, Timing.measure(() -> MatMul.backwardWeight(dw, dy, x, false), 2, 3, minSeconds));
+    }
+
     /**
      * Off-heap weights of about unit scale / sqrt(k): one random row per 64 rows, repeated (the values do not
      * change the speed; filling hundreds of MiB from a generator would dominate the run).

@@ -16,7 +16,7 @@ import static dev.moe4j.core.testing.TensorAssert.assertClose;
 class MatMulTest {
     @ParameterizedTest
     @CsvSource({"1,1,1,F32", "3,17,5,F32", "7,33,19,BF16", "2,64,31,F16", "13,100,3,F32", "1,257,33,BF16",
-            "1,4096,3,F16", "5,3,1,F32", "7,70,9,F16", "16,40,13,BF16", "4,33,6,BF16"})
+            "1,4096,3,F16", "5,3,1,F32", "7,70,9,F16", "16,40,13,BF16", "4,33,6,BF16", "1,100,17,F32", "1,40,16,BF16"})
     void fewRowsMatchFloat64(int n, int k, int m, DType weightType) {
         check(n, k, m, weightType);
     }
@@ -27,6 +27,16 @@ class MatMulTest {
             "800,20,70,BF16", "31,17,600,F32"})
     void manyRowsMatchFloat64(int n, int k, int m, DType weightType) {
         check(n, k, m, weightType);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"3,10,7,BF16", "40,33,20,F32"})
+    void multiplyTakesAWeightStoredInByOut(int n, int k, int m, DType type) {
+        var rnd = new Random(n + k + m);
+        Tensor x = RandomTensors.normal(rnd, n, k), w = RandomTensors.normal(rnd, type, k, m);
+        Tensor y = Tensor.zeros(n, m);
+        MatMul.multiply(y, x, w);
+        assertClose(Reference.matmul(Reference.values(x), Reference.values(w), n, k, m), y, 1e-5, "x·w");
     }
 
     @Test

@@ -127,7 +127,7 @@ public final class Experts {
     /** y = x · Wᵀ (+ b), or y = x · W when the weights are stored [in, out]. */
     private static void linear(boolean transposed, Tensor y, Tensor x, Tensor w, Tensor b) {
         if (transposed) {
-            MatMul.backwardInput(y, x, w, false); // dx = dy · W is exactly y = x · W
+            MatMul.multiply(y, x, w);
         } else {
             MatMul.forward(y, x, w);
         }
@@ -136,13 +136,17 @@ public final class Experts {
         }
     }
 
+    /** Work on expert {@code expert}'s rows [from, to). */
     @FunctionalInterface
-    private interface ExpertTask {
+    public interface ExpertTask {
         void run(int expert, int from, int to);
     }
 
-    /** Runs the task for every expert with rows, in parallel across experts when they are many and small. */
-    private static void forEachExpert(int[] offsets, ExpertTask task) {
+    /**
+     * Runs the task for every expert with rows, in parallel across experts when they are many and small: the
+     * grouped matmul's schedule (public so that benchmarks time bare matmuls under the same schedule).
+     */
+    public static void forEachExpert(int[] offsets, ExpertTask task) {
         int experts = offsets.length - 1, active = 0;
         for (int e = 0; e < experts; e++) {
             active += offsets[e + 1] > offsets[e] ? 1 : 0;
