@@ -1,4 +1,3 @@
-import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.io.safetensors.SafetensorsWriter;

@@ -283,7 +283,7 @@ public final class TrainingRun {
     static String describe(ModelConfig c, String family) {
         String moe = c.moe().map(m -> m.experts() + " experts top-" + m.topK() + " of width " + m.intermediate()
                 + (m.sharedIntermediate() > 0 ? " + shared " + m.sharedIntermediate() : "") + ", "
-                + m.router().name().toLowerCase() + " routing").orElse("dense MLP of width " + c.denseIntermediateSize());
+                + m.router().name().toLowerCase(java.util.Locale.ROOT) + " routing").orElse("dense MLP of width " + c.denseIntermediateSize());
         return c.numLayers() + " layers, d=" + c.hiddenSize() + ", " + c.attention().numHeads() + " heads, " + moe
                 + ", vocab " + c.vocabSize() + " (saved as " + family + ")";
     }

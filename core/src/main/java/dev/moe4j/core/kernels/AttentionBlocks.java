@@ -5,7 +5,6 @@ import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;

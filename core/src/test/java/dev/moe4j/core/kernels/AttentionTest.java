@@ -3,7 +3,6 @@ package dev.moe4j.core.kernels;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.testing.RandomTensors;
 import dev.moe4j.core.testing.Reference;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
