@@ -1,6 +1,7 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.cli.bench.BenchCommand;
+import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.ModelLoader;
 import picocli.CommandLine;
@@ -18,6 +19,7 @@ import java.nio.charset.StandardCharsets;
         description = "A Mixture-of-Experts transformer engine for the JVM.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                TrainCommand.class,
                 InspectCommand.class,
                 GenerateCommand.class,
                 ScoreCommand.class,

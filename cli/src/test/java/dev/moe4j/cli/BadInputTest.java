@@ -76,7 +76,7 @@ class BadInputTest {
         Path folder = model();
         edit(folder.resolve("config.json"), "\"model_type\": \"mixtral\"", "\"model_type\": \"llama\"");
         assertEquals(folder.resolve("config.json") + ": unsupported model_type 'llama'; supported: mixtral,"
-                + " qwen2_moe, qwen3_moe, olmoe, deepseek_v3, gpt_oss", error(folder));
+                + " qwen2_moe, qwen3_moe, olmoe, deepseek_v3, gpt_oss, moe4j", error(folder));
         assertTrue(toys.opened.isEmpty());
     }
 
