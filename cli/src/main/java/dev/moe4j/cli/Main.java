@@ -1,11 +1,16 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.cli.bench.BenchCommand;
+import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.model.ModelLoader;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.InputStream;
+import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 
 /** The {@code moe4j} command: a thin layer of subcommands over the library. */
 @Command(name = "moe4j",
@@ -14,12 +19,19 @@ import java.io.PrintWriter;
         description = "A Mixture-of-Experts transformer engine for the JVM.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                TrainCommand.class,
                 InspectCommand.class,
+                GenerateCommand.class,
+                ScoreCommand.class,
+                ChatCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
     public static final int EXIT_BAD_INPUT = 2;
+
+    /** How the commands open a model folder's weights: memory-mapped, every tensor checked first. */
+    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config) -> ModelLoader.load(folder);
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -30,12 +42,34 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+        var console = System.console();
+        var context = new CommandContext(System.in, console != null && console.isTerminal(), DEFAULT_MODELS);
+        var out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
+        System.exit(run(args, out, new PrintWriter(System.err, true), context));
     }
 
     /** Runs the command line with the given streams and returns the exit status (used by the CLI tests). */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
-        var commandLine = new CommandLine(new Main());
+        return run(args, out, err, new CommandContext(InputStream.nullInputStream(), false, DEFAULT_MODELS));
+    }
+
+    /** Runs the command line with the given standard input too (the chat reads it). */
+    public static int run(String[] args, InputStream in, PrintWriter out, PrintWriter err) {
+        return run(args, out, err, new CommandContext(in, false, DEFAULT_MODELS));
+    }
+
+    static int run(String[] args, PrintWriter out, PrintWriter err, CommandContext context) {
+        CommandLine.IFactory factory = new CommandLine.IFactory() {
+            @Override
+            public <K> K create(Class<K> type) throws Exception {
+                K made = CommandLine.defaultFactory().create(type);
+                if (made instanceof CommandContext.User user) {
+                    user.context(context);
+                }
+                return made;
+            }
+        };
+        var commandLine = new CommandLine(new Main(), factory);
         commandLine.setOut(out);
         commandLine.setErr(err);
         commandLine.setExecutionExceptionHandler((ex, cl, parseResult) -> {

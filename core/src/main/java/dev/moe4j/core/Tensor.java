@@ -292,6 +292,10 @@ public final class Tensor {
     }
 
     public void fill(float value) {
+        if (Float.floatToRawIntBits(value) == 0) {
+            data.fill((byte) 0); // +0.0 is all zero bits in every float type: a memset (zeroing gradients)
+            return;
+        }
         if (dtype == DType.F32) {
             for (long i = 0; i < size; i++) {
                 data.set(F32, i * 4, value);

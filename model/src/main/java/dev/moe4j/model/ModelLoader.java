@@ -21,6 +21,51 @@ public final class ModelLoader {
     }
 
     public static TransformerModel load(Path folder) {
+        ModelConfig config = config(folder);
+        Checkpoint checkpoint = Checkpoint.open(folder);
+        try {
+            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
+            Transformer transformer = new Transformer(config, weights);
+            weights.requireAllUsed();
+            return new TransformerModel(transformer, checkpoint);
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Opens a model folder for training: the same checks as {@link #load}, but every weight is copied into a
+     * trainable F32 parameter and the experts are stacked ([E, 2I, H], [E, H, I]) whatever the checkpoint's layout,
+     * so that the files are closed again before this returns.
+     */
+    public static Transformer loadForTraining(Path folder) {
+        ModelConfig config = config(folder);
+        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
+            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
+            Transformer transformer = new Transformer(config, new TrainableWeights(weights));
+            weights.requireAllUsed();
+            return transformer;
+        }
+    }
+
+    /**
+     * As {@link #loadForTraining(Path)}, but the model is built from {@code as} (which must describe the same
+     * weights) rather than from the folder's config.json, whose family still names the tensors: a trainer resumes
+     * its own model, with its training options, from a checkpoint saved in a Hugging Face family's format.
+     */
+    public static Transformer loadForTraining(Path folder, ModelConfig as) {
+        ModelConfig stored = config(folder);
+        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
+            var weights = new CheckpointWeights(checkpoint, family(stored).tensorNames(), as);
+            Transformer transformer = new Transformer(as, new TrainableWeights(weights));
+            weights.requireAllUsed();
+            return transformer;
+        }
+    }
+
+    /** The mapped config.json of a model folder, refusing what moe4j cannot run. */
+    public static ModelConfig config(Path folder) {
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + ": not a model folder (expected a folder with config.json and "
                     + "safetensors weights)");
@@ -30,20 +75,14 @@ public final class ModelLoader {
             throw new BadInputException(folder + ": no config.json in this folder");
         }
         ModelConfig config = HfFamilies.load(configFile);
-        HfFamily family = HfFamilies.find(config.family()).orElseThrow();
         if (config.quantization().isPresent()) {
             throw new BadInputException(configFile + ": the weights are quantised ('" + config.quantization().get()
                     + "'); moe4j runs F32, BF16 and F16 checkpoints for now");
         }
-        Checkpoint checkpoint = Checkpoint.open(folder);
-        try {
-            var weights = new CheckpointWeights(checkpoint, family.tensorNames(), config);
-            Transformer transformer = new Transformer(config, weights);
-            weights.requireAllUsed();
-            return new TransformerModel(transformer, checkpoint);
-        } catch (RuntimeException e) {
-            checkpoint.close();
-            throw e;
-        }
+        return config;
+    }
+
+    private static HfFamily family(ModelConfig config) {
+        return HfFamilies.find(config.family()).orElseThrow();
     }
 }

@@ -43,14 +43,25 @@ public final class ModelSaver {
      * {@code folder} as {@code family} names them.
      */
     public static void save(Transformer model, Path folder, String family, DType dtype, long maxShardBytes) {
-        ModelConfig config = model.config().toBuilder().family(family).dtype(dtype).quantization(null).build();
+        save(model, model.config().toBuilder().family(family).build(), folder, dtype, maxShardBytes);
+    }
+
+    /**
+     * Writes {@code model}'s weights under the config {@code as}, which must describe the same weights in the family
+     * it names: a trainer saves its model without the options that only training uses (noise, balance losses a
+     * family has no field for), so that a family which cannot express them still gets the checkpoint.
+     */
+    public static void save(Transformer model, ModelConfig as, Path folder, DType dtype, long maxShardBytes) {
+        String family = as.family();
+        ModelConfig config = as.toBuilder().dtype(dtype).quantization(null).build();
         HfFamily target = HfFamilies.find(family).orElseThrow(() -> new BadInputException(
                 "cannot save as '" + family + "': not a supported model_type; supported: " + HfFamilies.supported()));
         var configJson = HfFamilies.toJson(config, family); // refuses what the family cannot express, before any write
         TensorNames names = target.tensorNames();
         var out = new TreeMap<String, Tensor>();
         for (var e : perStorage(model.tensors(), model.expertStorage(), names.experts(), family).entrySet()) {
-            boolean keepF32 = e.getKey().endsWith("router.selection_bias");
+            // Buffers the router moves in place stay F32, as transformers keeps e_score_correction_bias.
+            boolean keepF32 = e.getKey().endsWith("router.selection_bias") || e.getKey().endsWith("router.expert_thresholds");
             Tensor t = e.getValue();
             out.put(names.toCheckpoint(e.getKey()), keepF32 || t.dtype() == dtype ? t : t.to(dtype));
         }

@@ -62,6 +62,53 @@ class ModelVariantsTest {
         }
     }
 
+    /** Routers and options no Hugging Face family has, for moe4j's own format. */
+    static java.util.stream.Stream<dev.moe4j.moe.MoeConfig> moe4jOnlyLayers() {
+        return java.util.stream.Stream.of(
+                dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
+                        .capacity(dev.moe4j.moe.dispatch.Capacity.vmoeFactor(1.0)).build(),
+                dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.SOFT).slotsPerExpert(2).build(),
+                dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).selectionBias(true).sharedExpert(8, true)
+                        .noise(dev.moe4j.moe.router.Noise.learnedGaussian())
+                        .capacity(dev.moe4j.moe.dispatch.Capacity.switchFactor(2)).build());
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("moe4jOnlyLayers")
+    void aModelOfMoe4jsOwnOptionsSavesInMoe4jsFormatAndLoadsBack(dev.moe4j.moe.MoeConfig moe) {
+        ModelConfig config = ModelConfig.builder().vocabSize(40).hiddenSize(16)
+                .attention(dev.moe4j.model.config.AttentionConfig.Standard.of(4, 2, 4)).moeLayers(2).moe(moe)
+                .maxPositions(64).build();
+        Transformer model = random(config, 5);
+        int[] ids = tokens(18, 40, 1);
+        // One training pass estimates the expert-choice thresholds that inference routes by.
+        model.forward(dev.moe4j.core.autograd.Graph.training(), ids, 2, null);
+        ModelSaver.save(model, dir, ModelConfig.CUSTOM_FAMILY, DType.F32, ModelSaver.DEFAULT_SHARD_BYTES);
+        try (TransformerModel loaded = ModelLoader.load(dir)) {
+            assertEquals(config, loaded.config());
+            assertClose(values(logits(model, ids, 2)), logits(loaded.transformer(), ids, 2), 1e-5, moe.router().name());
+        }
+        Transformer trainable = ModelLoader.loadForTraining(dir);
+        assertClose(values(logits(model, ids, 2)), logits(trainable, ids, 2), 1e-5, "trainable " + moe.router());
+        assertEquals(model.parameters().keySet(), trainable.parameters().keySet());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3", "gpt_oss"})
+    void aCheckpointLoadedForTrainingHasTheSameParametersAndLogits(String family) {
+        Transformer model = random(config(family, ""), 9);
+        ModelSaver.save(model, dir, family, DType.F32, ModelSaver.DEFAULT_SHARD_BYTES);
+        Transformer trainable = ModelLoader.loadForTraining(dir);
+        int[] ids = tokens(18, 40, 1);
+        assertClose(values(logits(model, ids, 2)), logits(trainable, ids, 2), 1e-5, family);
+        assertEquals(model.parameters().keySet(), trainable.parameters().keySet(), family);
+        trainable.parameters().forEach((name, v) -> {
+            assertTrue(v instanceof dev.moe4j.core.Parameter && !v.value().segment().isMapped(), name + " is a heap parameter");
+            assertEquals(java.util.Arrays.toString(model.parameters().get(name).value().shape()),
+                    java.util.Arrays.toString(v.value().shape()), name);
+        });
+    }
+
     @ParameterizedTest
     @CsvSource({"mixtral,BF16", "qwen3_moe,F16", "deepseek_v3,BF16", "gpt_oss,BF16"})
     void reducedPrecisionComputesWhatFloat32ComputesOnTheRoundedWeights(String family, DType dtype)

@@ -335,6 +335,12 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
             return this;
         }
 
+        /** Replaces the balance losses. */
+        public Builder losses(List<LossTerm> terms) {
+            losses = new ArrayList<>(terms);
+            return this;
+        }
+
         /** Adds a balance loss with its coefficient. */
         public Builder loss(BalanceLoss loss, double coefficient) {
             losses.add(new LossTerm(loss, coefficient));

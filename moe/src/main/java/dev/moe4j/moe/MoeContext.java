@@ -15,6 +15,7 @@ public final class MoeContext {
     final Experts.Trace experts;
     final Experts.Trace shared;
     final float[] sharedGate;
+    float[] routerLogitGradient;
 
     MoeContext(MoeLayer layer, Tensor input, Routing routing, Experts.Trace experts, Experts.Trace shared,
                float[] sharedGate) {
@@ -24,6 +25,24 @@ public final class MoeContext {
         this.experts = experts;
         this.shared = shared;
         this.sharedGate = sharedGate;
+    }
+
+    /**
+     * Adds dL/d router logits [tokens, experts] from a loss computed outside the layer (transformers' balance loss
+     * over the router logits of all layers at once); {@link MoeLayer#backward} passes it into the router. Call it
+     * before the layer's backward step runs.
+     */
+    public void addRouterLogitGradient(float[] gradient) {
+        int size = routing.tokens() * routing.experts();
+        if (gradient.length != size) {
+            throw new IllegalArgumentException(gradient.length + " router-logit gradients for " + size + " logits");
+        }
+        if (routerLogitGradient == null) {
+            routerLogitGradient = new float[size];
+        }
+        for (int i = 0; i < size; i++) {
+            routerLogitGradient[i] += gradient[i];
+        }
     }
 
     /** The routing decision of that pass. */

@@ -47,7 +47,7 @@ public final class MoeLayer {
     private final Experts experts;
     private final Experts shared;
     private final Parameter sharedGate;
-    private final SplittableRandom random;
+    private SplittableRandom random;
 
     private MoeLayer(MoeConfig config, Router router, Experts experts, Experts shared, Parameter sharedGate) {
         this.config = config;
@@ -139,6 +139,15 @@ public final class MoeLayer {
             out.add(sharedGate);
         }
         return out;
+    }
+
+    /**
+     * Draws the router noise of the next forward passes from a generator seeded by {@code seed} alone (a trainer
+     * derives it from its seed, step, micro-step and the layer), so that a resumed run adds the same noise as an
+     * uninterrupted one without saving a generator's state.
+     */
+    public void reseedNoise(long seed) {
+        random = new SplittableRandom(seed);
     }
 
     /** Non-trained state saved with the weights (selection bias, expert-choice thresholds). */
@@ -282,6 +291,15 @@ public final class MoeLayer {
         }
         for (LossTerm term : config.losses()) {
             term.loss().backward(routing, (float) term.coefficient(), grads);
+        }
+        if (context.routerLogitGradient != null) {
+            if (routing.soft() != null) {
+                throw new IllegalStateException("Soft MoE has no router logits over experts to take a gradient");
+            }
+            float[] dLogits = grads.logits();
+            for (int i = 0; i < dLogits.length; i++) {
+                dLogits[i] += context.routerLogitGradient[i];
+            }
         }
         router.backward(routing, x, grads, dx);
         if (shared != null) {

@@ -15,6 +15,9 @@ import picocli.CommandLine.Command;
         subcommands = {
                 BenchMatMulCommand.class,
                 BenchMoeCommand.class,
+                BenchGenerateCommand.class,
+                BenchTrainCommand.class,
+                BenchMakeModelCommand.class,
         })
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec

@@ -1,8 +1,12 @@
 package dev.moe4j.cli.bench;
 
+import dev.moe4j.cli.DeviceOption;
 import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.perf.MachineLimits;
 import dev.moe4j.core.perf.Timing;
+import dev.moe4j.cuda.Cuda;
+import dev.moe4j.cuda.CudaDevice;
+import dev.moe4j.cuda.bench.MoeLayerBenchmark;
 import dev.moe4j.moe.perf.MoeBenchmark;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -16,9 +20,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * {@code moe4j bench moe}: the MoE layer's forward + backward per routing strategy, against the matmuls its
- * experts do alone and against one dense matmul chain of the same FLOPs, with GFLOP/s as a fraction of the peak
- * FMA rate measured in the same run.
+ * {@code moe4j bench moe}: on the CPU, the MoE layer's forward + backward per routing strategy, against the matmuls
+ * its experts do alone and against one dense matmul chain of the same FLOPs, with GFLOP/s as a fraction of the peak
+ * FMA rate measured in the same run. On a GPU ({@code --device cuda}, the default where one is found), the GPU
+ * layer at a Mixtral-8x7B layer's shape against cuBLAS's bf16 rate measured in the same run ({@link BenchMoeGpu}).
  */
 @Command(name = "moe",
         mixinStandardHelpOptions = true,
@@ -26,7 +31,11 @@ import java.util.Map;
                 + "Mixtral-like shape, and the same experts' matmuls alone: the ratio is the cost of routing, "
                 + "permutation, activations, combine and balance losses (target: at most 1.25).",
                 "Also times one dense SwiGLU FFN with the FLOPs of top-k's experts, and measures the peak FMA rate "
-                        + "first, in the same run, with the same threads."})
+                        + "first, in the same run, with the same threads.",
+                "--device cuda (the default where an NVIDIA GPU is found): the GPU layer (softmax top-k renormalised, "
+                        + "dropless) at 16384 tokens, H 4096, I 14336, E 8, top-2 unless sizes are given, as TFLOP/s "
+                        + "against cuBLAS's bf16 rate on 8192³ measured first, plus one decoding step of a "
+                        + "Qwen3-30B-A3B MoE layer against the device's copy bandwidth."})
 public final class BenchMoeCommand implements Runnable {
     private static final String ALL = "topk, switch, capacity, deepseek, noisy, expert-choice, soft, dense";
 
@@ -35,6 +44,9 @@ public final class BenchMoeCommand implements Runnable {
 
     @Mixin
     BenchOptions options;
+
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--tokens", paramLabel = "T", defaultValue = "1024",
             description = "Tokens per forward pass (default: ${DEFAULT-VALUE}).")
@@ -65,8 +77,16 @@ public final class BenchMoeCommand implements Runnable {
             description = "Minimum timed seconds per measurement (default: 3, or 0 with --quick).")
     Double seconds;
 
+    @Option(names = "--repeats", paramLabel = "N",
+            description = "GPU: timed passes per figure, the median reported (default: 10, or 2 with --quick).")
+    Integer repeats;
+
     @Override
     public void run() {
+        if (device.resolve() == DeviceOption.Device.CUDA) {
+            runGpu();
+            return;
+        }
         var shape = validate();
         List<MoeBenchmark.Strategy> chosen = chosen(shape);
         options.applyThreads();
@@ -120,6 +140,36 @@ public final class BenchMoeCommand implements Runnable {
                     + " time; % peak against the first peak measurement (--json: against the better)");
         }
         out.flush();
+    }
+
+    /** The GPU layer: Mixtral-8x7B's layer unless sizes are given; the CPU's strategies do not apply. */
+    private void runGpu() {
+        var matched = spec.commandLine().getParseResult();
+        boolean quick = options.quick();
+        for (String cpuOnly : new String[] {"--strategies", "--seconds"}) {
+            if (matched.hasMatchedOption(cpuOnly)) {
+                throw new CommandLine.ParameterException(spec.commandLine(), cpuOnly + " applies to --device cpu");
+            }
+        }
+        if (!matched.hasMatchedOption("--tokens")) {
+            tokens = quick ? 1024 : 16384;
+        }
+        if (!matched.hasMatchedOption("--hidden")) {
+            hidden = quick ? 512 : 4096;
+        }
+        if (!matched.hasMatchedOption("--intermediate")) {
+            intermediate = quick ? 1024 : 14336;
+        }
+        var s = validate();
+        int n = repeats != null ? repeats : quick ? 2 : 10;
+        if (n < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--repeats must be at least 1, got " + n);
+        }
+        try (CudaDevice d = Cuda.open(0)) {
+            BenchMoeGpu.run(d, new MoeLayerBenchmark.Shape(s.tokens(), s.hidden(), s.intermediate(), s.experts(),
+                    s.topK()), n, quick, options.json(), spec.commandLine().getOut());
+        }
+        spec.commandLine().getOut().flush();
     }
 
     private MoeBenchmark.Shape validate() {

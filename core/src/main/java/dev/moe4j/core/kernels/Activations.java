@@ -66,7 +66,7 @@ public final class Activations {
 
     static FloatVector apply(Activation kind, FloatVector x) {
         return switch (kind) {
-            case SILU -> x.div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+            case SILU -> x.div(VectorExp.exp(x.neg()).add(1f));
             case GELU_TANH -> geluTanh(x);
             case GELU -> x.mul(normalCdf(x));
             case RELU -> x.max(0f);
@@ -80,23 +80,23 @@ public final class Activations {
                 yield s.mul(x.mul(s.neg().add(1f)).add(1f));
             }
             case GELU_TANH -> geluTanhDerivative(x);
-            case GELU -> normalCdf(x).add(x.mul(x.mul(x).mul(-0.5f).lanewise(VectorOperators.EXP)).mul(INV_SQRT_2PI));
+            case GELU -> normalCdf(x).add(x.mul(VectorExp.exp(x.mul(x).mul(-0.5f))).mul(INV_SQRT_2PI));
             case RELU -> FloatVector.zero(F).blend(1f, x.compare(VectorOperators.GT, 0f));
         };
     }
 
     static FloatVector sigmoid(FloatVector x) {
-        return ONE.div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+        return ONE.div(VectorExp.exp(x.neg()).add(1f));
     }
 
     private static FloatVector geluTanh(FloatVector x) {
-        var t = x.mul(x).mul(GELU_CUBIC).mul(x).add(x).mul(SQRT_2_OVER_PI).lanewise(VectorOperators.TANH);
+        var t = VectorExp.tanh(x.mul(x).mul(GELU_CUBIC).mul(x).add(x).mul(SQRT_2_OVER_PI));
         return x.mul(0.5f).mul(t.add(1f));
     }
 
     private static FloatVector geluTanhDerivative(FloatVector x) {
         var x2 = x.mul(x);
-        var t = x2.mul(GELU_CUBIC).mul(x).add(x).mul(SQRT_2_OVER_PI).lanewise(VectorOperators.TANH);
+        var t = VectorExp.tanh(x2.mul(GELU_CUBIC).mul(x).add(x).mul(SQRT_2_OVER_PI));
         var inner = x2.mul(3 * GELU_CUBIC).add(1f).mul(SQRT_2_OVER_PI);
         var sech2 = t.mul(t).neg().add(1f);
         return t.add(1f).mul(0.5f).add(x.mul(0.5f).mul(sech2).mul(inner));
@@ -115,7 +115,7 @@ public final class Activations {
         p = p.mul(t).add(0.37409196f);
         p = p.mul(t).add(1.00002368f);
         p = p.mul(t).add(-1.26551223f);
-        var halfR = t.mul(p.sub(u.mul(u)).lanewise(VectorOperators.EXP)).mul(0.5f);
+        var halfR = t.mul(VectorExp.exp(p.sub(u.mul(u)))).mul(0.5f);
         // x ≤ 0 ⇔ u ≥ 0: Φ = r/2; otherwise Φ = 1 − r/2
         return halfR.blend(halfR.neg().add(1f), x.compare(VectorOperators.GT, 0f));
     }

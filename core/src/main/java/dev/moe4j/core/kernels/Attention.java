@@ -16,9 +16,16 @@ import java.lang.foreign.MemorySegment;
  * the same call serves training (queryStart 0, S = T) and decoding against a KV cache (S = positions so far).
  *
  * <p>The forward pass keeps only each row's log-sum-exp; the backward pass recomputes the probabilities from it
- * (as flash attention does), so memory stays linear in the sequence length.
+ * (as flash attention does), so memory stays linear in the sequence length. Many query rows (training, prompts)
+ * run as blocked matrix products per head; a few (decoding) key by key.
  */
 public final class Attention {
+    /**
+     * From this many query rows on, attention runs as blocked matrix products ({@link AttentionBlocks}); fewer
+     * rows (decoding) go key by key, which touches only what one query needs.
+     */
+    static final int MIN_BLOCKED_ROWS = 16;
+
     private Attention() {
     }
 
@@ -29,6 +36,10 @@ public final class Attention {
     public static void forward(Tensor out, float[] lse, Tensor q, Tensor k, Tensor v, int queryStart,
                                AttentionSpec spec, Tensor sinks) {
         int rows = checkShapes(out, q, k, v, queryStart, spec);
+        if (rows >= MIN_BLOCKED_ROWS) {
+            AttentionBlocks.forward(out, lse, q, k, v, queryStart, spec, sinks);
+            return;
+        }
         int heads = spec.heads(), dq = spec.headDim(), dv = spec.valueHeadDim();
         int keyStride = spec.kvHeads() * dq, valueStride = spec.kvHeads() * dv;
         MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment();
@@ -75,6 +86,10 @@ public final class Attention {
         Checks.requireF32("Attention.backward", dq, dk, dv, dSinks, dOut);
         Checks.require(dq.size() == q.size() && dk.size() == k.size() && dv.size() == v.size() && dOut.size() == out.size(),
                 "Attention.backward: gradient shapes do not match their values");
+        if (rows >= MIN_BLOCKED_ROWS) {
+            AttentionBlocks.backward(dq, dk, dv, dSinks, dOut, q, k, v, out, lse, queryStart, spec, sinks);
+            return;
+        }
         int heads = spec.heads(), dqDim = spec.headDim(), dvDim = spec.valueHeadDim(), group = heads / spec.kvHeads();
         int keyStride = spec.kvHeads() * dqDim, valueStride = spec.kvHeads() * dvDim;
         MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment(), dos = dOut.segment();

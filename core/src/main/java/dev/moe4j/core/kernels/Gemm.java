@@ -3,7 +3,6 @@ package dev.moe4j.core.kernels;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 import java.lang.foreign.MemorySegment;
 
@@ -99,6 +98,23 @@ final class Gemm {
                 }
             });
         }
+    }
+
+    /**
+     * As {@link #multiply}, on the calling thread only: for callers that already spread independent products
+     * (attention's heads) over the pool.
+     */
+    static void multiplyHere(Operands o, int m, int n, int k, boolean accumulate) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            if (!accumulate) {
+                zero(o, m, n);
+            }
+            return;
+        }
+        run(o, 0, m, 0, n, k, accumulate);
     }
 
     private static void run(Operands o, int m0, int m1, int n0, int n1, int k, boolean accumulate) {
@@ -484,11 +500,14 @@ final class Gemm {
                     }
                     t.intoMemorySegment(c, at, LE);
                 } else {
-                    VectorMask<Float> mask = F.indexInRange(0, valid);
-                    if (!overwrite) {
-                        t = t.add(FloatVector.fromMemorySegment(F, c, at, LE, mask));
+                    // A masked store checks every lane on a slow path; a few scalar stores are cheaper (narrow
+                    // products such as the router's [tokens, experts] end here on every row).
+                    int base = r * NR + v;
+                    for (int j = 0; j < valid; j++) {
+                        long o = at + 4L * j;
+                        float value = tile[base + j];
+                        c.set(FLOAT, o, overwrite ? value : value + c.get(FLOAT, o));
                     }
-                    t.intoMemorySegment(c, at, LE, mask);
                 }
             }
         }

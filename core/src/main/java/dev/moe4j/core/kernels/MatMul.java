@@ -4,7 +4,6 @@ import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -200,8 +199,8 @@ public final class MatMul {
             a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
             a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
     }
 
     /**
@@ -230,10 +229,10 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
-                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0),
+                Lanes.sum(b1), Lanes.sum(b2), Lanes.sum(b3));
     }
 
     /** out[outBase + q] = x·w_q for the four BF16 weight rows starting at w0..w3; q < wr are stored. */
@@ -251,8 +250,8 @@ public final class MatMul {
             a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
             a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
     }
 
     /**
@@ -281,10 +280,10 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, b0.reduceLanes(VectorOperators.ADD),
-                b1.reduceLanes(VectorOperators.ADD), b2.reduceLanes(VectorOperators.ADD), b3.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0),
+                Lanes.sum(b1), Lanes.sum(b2), Lanes.sum(b3));
     }
 
     /** out[outBase .. +8) = x·w_q for the eight consecutive BF16 weight rows from w0 (row length k). */
@@ -304,10 +303,10 @@ public final class MatMul {
             a6 = Widening.bf16(ws, w0 + 6 * k1 + c).fma(xv, a6);
             a7 = Widening.bf16(ws, w0 + 7 * k1 + c).fma(xv, a7);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, 4, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, xBase, k, DType.BF16, ws, w0 + 4 * k1, 4, os, outBase + 4, c, a4.reduceLanes(VectorOperators.ADD),
-                a5.reduceLanes(VectorOperators.ADD), a6.reduceLanes(VectorOperators.ADD), a7.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, 4, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4),
+                Lanes.sum(a5), Lanes.sum(a6), Lanes.sum(a7));
     }
 
     /** out[outBase .. +8) = x·w_q for the eight consecutive F32 weight rows from w0 (row length k). */
@@ -327,10 +326,10 @@ public final class MatMul {
             a6 = Widening.f32(ws, w0 + 6 * k1 + c).fma(xv, a6);
             a7 = Widening.f32(ws, w0 + 7 * k1 + c).fma(xv, a7);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, 4, os, outBase, c, a0.reduceLanes(VectorOperators.ADD),
-                a1.reduceLanes(VectorOperators.ADD), a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD));
-        storeSums(xs, xBase, k, DType.F32, ws, w0 + 4 * k1, 4, os, outBase + 4, c, a4.reduceLanes(VectorOperators.ADD),
-                a5.reduceLanes(VectorOperators.ADD), a6.reduceLanes(VectorOperators.ADD), a7.reduceLanes(VectorOperators.ADD));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, 4, os, outBase, c, Lanes.sum(a0),
+                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, xBase, k, DType.F32, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4),
+                Lanes.sum(a5), Lanes.sum(a6), Lanes.sum(a7));
     }
 
     /** Adds the scalar tails from column c to the four sums of one x row and stores the first wr of them. */
@@ -357,7 +356,7 @@ public final class MatMul {
             a0 = Widening.f16(ws, w0 + c).fma(xv, a0);
             a1 = Widening.f16(ws, w1 + c).fma(xv, a1);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s0 = Lanes.sum(a0), s1 = Lanes.sum(a1);
         for (; c < k; c++) {
             float xv = getF32(xs, xBase + c);
             s0 += xv * Widening.scalar(DType.F16, ws, w0 + c);

@@ -3,7 +3,6 @@ package dev.moe4j.core.kernels;
 import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -91,7 +90,7 @@ public final class RmsNorm {
                         }
                         accV = g.fma(f32(xs, base + c), accV);
                     }
-                    float gx = accV.reduceLanes(VectorOperators.ADD);
+                    float gx = Lanes.sum(accV);
                     for (; c < cols; c++) {
                         float g = getF32(dys, base + c) * (ws == null ? 1f : ws[c]);
                         gx += g * getF32(xs, base + c);
@@ -152,7 +151,7 @@ public final class RmsNorm {
             var v = f32(xs, base + c);
             acc = v.fma(v, acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(acc);
         for (; c < cols; c++) {
             float v = getF32(xs, base + c);
             sum += v * v;

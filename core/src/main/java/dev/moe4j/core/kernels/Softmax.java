@@ -99,11 +99,11 @@ public final class Softmax {
         var acc = FloatVector.zero(F);
         int c = 0;
         for (int bound = F.loopBound(cols); c < bound; c += LANES) {
-            var e = f32(xs, base + c).sub(max).lanewise(VectorOperators.EXP);
+            var e = VectorExp.exp(f32(xs, base + c).sub(max));
             e.intoMemorySegment(os, (base + c) * 4, LE);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(acc);
         for (; c < cols; c++) {
             float e = (float) Math.exp(getF32(xs, base + c) - max);
             setF32(os, base + c, e);
@@ -116,9 +116,9 @@ public final class Softmax {
         var acc = FloatVector.zero(F);
         int c = 0;
         for (int bound = F.loopBound(cols); c < bound; c += LANES) {
-            acc = acc.add(f32(xs, base + c).sub(max).lanewise(VectorOperators.EXP));
+            acc = acc.add(VectorExp.exp(f32(xs, base + c).sub(max)));
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(acc);
         for (; c < cols; c++) {
             sum += (float) Math.exp(getF32(xs, base + c) - max);
         }

@@ -4,7 +4,6 @@ import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -185,7 +184,7 @@ public final class VectorMath {
         for (int bound = F.loopBound(length); i < bound; i += LANES) {
             acc0 = f32(a, aOffset + i).fma(f32(b, bOffset + i), acc0);
         }
-        float sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(acc0.add(acc1).add(acc2.add(acc3)));
         for (; i < length; i++) {
             sum += getF32(a, aOffset + i) * getF32(b, bOffset + i);
         }

@@ -3,7 +3,6 @@ package dev.moe4j.core.kernels;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.testing.RandomTensors;
 import dev.moe4j.core.testing.Reference;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -60,6 +59,10 @@ class AttentionTest {
             "6,6,4,1,16,12,0,true",
             "3,9,4,2,33,5,4,true",
             "1,13,2,2,64,64,0,false",
+            // from 16 query rows on, the blocked matrix-product path: several blocks, windows, sinks, offsets
+            "70,70,4,2,8,8,0,false",
+            "20,25,3,1,16,12,9,true",
+            "80,80,2,1,4,4,40,true",
     })
     void forwardAndBackwardMatchFloat64(int rows, int keys, int heads, int kvHeads, int headDim, int valueDim,
                                         int window, boolean withSinks) {
@@ -92,11 +95,11 @@ class AttentionTest {
         }
     }
 
-    @Test
-    void decodingOneTokenAtATimeEqualsAttendingToTheWholeSequence() {
+    @ParameterizedTest
+    @CsvSource({"6", "40"})
+    void decodingOneTokenAtATimeEqualsAttendingToTheWholeSequence(int rows) {
         var rnd = new Random(3);
         var spec = AttentionSpec.of(4, 2, 8).withSlidingWindow(3);
-        int rows = 6;
         Tensor q = RandomTensors.normal(rnd, rows, 32), k = RandomTensors.normal(rnd, rows, 16), v = RandomTensors.normal(rnd, rows, 16);
         Tensor whole = Tensor.zeros(rows, 32);
         Attention.forward(whole, null, q, k, v, 0, spec, null);

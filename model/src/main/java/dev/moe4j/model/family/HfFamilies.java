@@ -14,9 +14,12 @@ import java.util.stream.Collectors;
 
 /** The supported Hugging Face families, and loading and saving config.json through them. */
 public final class HfFamilies {
-    /** Every supported family, in the order they are listed to users. */
+    /**
+     * Every supported family, in the order they are listed to users; the last, moe4j's own format, holds what the
+     * Hugging Face families cannot express.
+     */
     public static final List<HfFamily> ALL = List.of(new MixtralFamily(), new Qwen2MoeFamily(),
-            new Qwen3MoeFamily(), new OlmoeFamily(), new DeepseekV3Family(), new GptOssFamily());
+            new Qwen3MoeFamily(), new OlmoeFamily(), new DeepseekV3Family(), new GptOssFamily(), new Moe4jFamily());
 
     private HfFamilies() {
     }

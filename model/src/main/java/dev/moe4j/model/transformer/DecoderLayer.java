@@ -6,6 +6,7 @@ import dev.moe4j.core.kernels.GluParams;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.moe.MoeResult;
 
@@ -19,8 +20,11 @@ final class DecoderLayer {
     private final DenseMlp mlp;
     private final MoeBlock moe;
 
-    /** @param moeSource the source itself, unwrapped: an MoE layer of fresh weights initialises itself */
-    DecoderLayer(ModelConfig config, int index, WeightSource w, WeightSource moeSource, Rotary rotary) {
+    /**
+     * @param moeSource the source itself, unwrapped: an MoE layer of fresh weights initialises itself
+     * @param moe       what the MoE layers compute on their own (the model may add losses across layers)
+     */
+    DecoderLayer(ModelConfig config, int index, WeightSource w, WeightSource moeSource, Rotary rotary, MoeConfig moe) {
         this.index = index;
         this.eps = (float) config.norms().eps();
         String prefix = "layers." + index + ".";
@@ -34,7 +38,7 @@ final class DecoderLayer {
         this.postAttentionNorm = w.weight(prefix + "post_attention_norm.weight", hidden);
         if (spec.moe()) {
             this.mlp = null;
-            this.moe = new MoeBlock(config.moe().orElseThrow(), index, prefix + "moe.", moeSource);
+            this.moe = new MoeBlock(moe, index, prefix + "moe.", moeSource);
         } else {
             this.mlp = new DenseMlp(hidden, config.denseIntermediateSize(),
                     new GluParams.Gated(config.activation(), GluParams.Layout.HALVES), prefix + "mlp.", w);

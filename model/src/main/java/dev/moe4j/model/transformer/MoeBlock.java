@@ -11,7 +11,10 @@ import dev.moe4j.moe.expert.ExpertWeights;
 import dev.moe4j.moe.expert.SeparateExpertWeights;
 import dev.moe4j.moe.expert.StackedExpertWeights;
 import dev.moe4j.moe.expert.TransposedExpertWeights;
+import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.router.ExpertChoiceRouter;
 import dev.moe4j.moe.router.Noise;
+import dev.moe4j.moe.router.SoftMoeRouter;
 import dev.moe4j.moe.router.Router;
 import dev.moe4j.moe.router.TopKRouter;
 
@@ -62,25 +65,28 @@ final class MoeBlock {
 
     private Router router(MoeConfig c, String prefix, WeightSource w) {
         int e = c.experts(), h = c.hidden();
+        if (c.router() == RouterKind.SOFT) {
+            // Soft MoE routes by its slot parameters (and a learned scale), not by a router linear.
+            return new SoftMoeRouter(c, get(w, prefix + "router.mu", e * c.slotsPerExpert(), h),
+                    c.softNormalize() ? get(w, prefix + "router.scale", 1) : null);
+        }
         Tensor weight = get(w, prefix + "router.weight", e, h);
         Tensor bias = c.routerBias() ? get(w, prefix + "router.bias", e) : null;
-        return switch (c.router()) {
-            case TOP_K, DENSE -> {
-                Tensor noise = c.noise().kind() == Noise.Kind.LEARNED_GAUSSIAN
-                        ? get(w, prefix + "router.noise_weight", e, h) : null;
-                // The router moves the selection bias in place (aux-loss-free balancing): it gets its own F32 copy.
-                Tensor selection = null;
-                if (c.selectionBias()) {
-                    selection = get(w, prefix + "router.selection_bias", e).to(DType.F32);
-                    tensors.put(prefix + "router.selection_bias", selection);
-                }
-                yield new TopKRouter(c, weight, bias, noise, selection);
-            }
-            // Their state beyond the router linear (expert-choice thresholds, Soft MoE's slots) has no checkpoint
-            // names yet.
-            case EXPERT_CHOICE, SOFT -> throw new BadInputException(prefix + "router: loading a " + c.router()
-                    + " router from a checkpoint is not supported yet");
-        };
+        if (c.router() == RouterKind.EXPERT_CHOICE) {
+            // The running thresholds move in place while training: an F32 copy, as for the selection bias.
+            Tensor thresholds = get(w, prefix + "router.expert_thresholds", e).to(DType.F32);
+            tensors.put(prefix + "router.expert_thresholds", thresholds);
+            return new ExpertChoiceRouter(c, weight, bias, thresholds);
+        }
+        Tensor noise = c.noise().kind() == Noise.Kind.LEARNED_GAUSSIAN ? get(w, prefix + "router.noise_weight", e, h)
+                : null;
+        // The router moves the selection bias in place (aux-loss-free balancing): it gets its own F32 copy.
+        Tensor selection = null;
+        if (c.selectionBias()) {
+            selection = get(w, prefix + "router.selection_bias", e).to(DType.F32);
+            tensors.put(prefix + "router.selection_bias", selection);
+        }
+        return new TopKRouter(c, weight, bias, noise, selection);
     }
 
     private ExpertWeights experts(MoeConfig c, String prefix, WeightSource w) {

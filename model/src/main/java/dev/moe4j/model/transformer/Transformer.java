@@ -8,13 +8,17 @@ import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.moe.MoeResult;
 import dev.moe4j.moe.dispatch.Dispatch;
 import dev.moe4j.moe.loss.SwitchLoss;
+import dev.moe4j.moe.loss.LossTerm;
+import dev.moe4j.moe.router.RouterGrads;
 import dev.moe4j.moe.router.Routing;
 import dev.moe4j.moe.router.TopKRouter;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,6 +43,8 @@ public final class Transformer {
     private final float eps;
     private final Map<String, Var> weights = new LinkedHashMap<>();
     private final ExpertStorage expertStorage;
+    /** The coefficient of transformers' balance loss over all MoE layers at once; 0 when the layers own their losses. */
+    private final double crossLayerBalance;
 
     /** Builds the model over weights from {@code source}, which checks each one as it is asked for. */
     public Transformer(ModelConfig config, WeightSource source) {
@@ -61,8 +67,12 @@ public final class Transformer {
         int hidden = config.hiddenSize();
         this.embedding = recording.weight("embed_tokens.weight", config.vocabSize(), hidden);
         Rotary rotary = new Rotary(config.rope(), rotaryDim(config), config.maxPositions(), config.dtype());
+        this.crossLayerBalance = crossLayerBalance(config);
+        MoeConfig layerMoe = config.moe().map(m -> crossLayerBalance == 0 ? m : m.toBuilder()
+                .losses(m.losses().stream().filter(t -> !t.loss().equals(TRANSFORMERS_BALANCE)).toList()).build())
+                .orElse(null);
         for (int i = 0; i < config.numLayers(); i++) {
-            layers.add(new DecoderLayer(config, i, recording, source, rotary));
+            layers.add(new DecoderLayer(config, i, recording, source, rotary, layerMoe));
         }
         this.finalNorm = recording.weight("norm.weight", hidden);
         this.lmHead = config.tieEmbeddings() ? embedding : recording.weight("lm_head.weight", config.vocabSize(), hidden);
@@ -71,6 +81,21 @@ public final class Transformer {
     /** A model with fresh weights for training from scratch, drawn from {@code seed}. */
     public static Transformer initialize(ModelConfig config, long seed) {
         return new Transformer(config, new InitialWeights(config.initializerRange(), seed));
+    }
+
+    private static final SwitchLoss TRANSFORMERS_BALANCE = new SwitchLoss(SwitchLoss.Form.TRANSFORMERS);
+
+    /**
+     * A Hugging Face family's balance loss is transformers' load_balancing_loss_func over the router logits of all
+     * layers taken together, so a model of such a family trains with that form; moe4j's own models keep the
+     * per-layer losses of their MoeConfig.
+     */
+    private static double crossLayerBalance(ModelConfig config) {
+        if (config.family().equals(ModelConfig.CUSTOM_FAMILY) || config.moe().isEmpty()) {
+            return 0;
+        }
+        return config.moe().get().losses().stream().filter(t -> t.loss().equals(TRANSFORMERS_BALANCE))
+                .mapToDouble(LossTerm::coefficient).sum();
     }
 
     private static int rotaryDim(ModelConfig config) {
@@ -209,15 +234,50 @@ public final class Transformer {
     }
 
     /**
+     * The training objective of a pass: {@code objective} is what to back-propagate (mean cross-entropy against
+     * {@code targets}, plus, for a Hugging Face family, router_aux_loss_coef times transformers' balance loss over
+     * all layers); the per-layer auxiliary losses of a moe4j model enter through the MoE layers' own backward steps,
+     * so {@code auxiliary} reports them without adding them to the objective again.
+     *
+     * @param crossEntropy the mean next-token cross-entropy
+     * @param auxiliary    Σ coefficient · auxiliary loss, however the model trains it
+     */
+    public record Loss(Var objective, double crossEntropy, double auxiliary) {
+        /** What the step minimises: cross-entropy plus the weighted auxiliary losses. */
+        public double total() {
+            return crossEntropy + auxiliary;
+        }
+    }
+
+    /** The training objective of {@code pass} against {@code targets} (one per row; {@link Graph#IGNORE} skips). */
+    public Loss loss(Graph g, ForwardPass pass, int[] targets) {
+        Var ce = g.crossEntropy(pass.logits(), targets);
+        double aux = pass.auxLoss();
+        Var objective = ce;
+        if (crossLayerBalance > 0 && !pass.moe().isEmpty()) {
+            Var balance = balanceLoss(g, pass);
+            objective = g.add(ce, g.scale(balance, (float) crossLayerBalance));
+            aux += crossLayerBalance * balance.value().getFloat(0);
+        }
+        return new Loss(objective, ce.value().getFloat(0), aux);
+    }
+
+    /**
      * transformers' {@code load_balancing_loss_func} over all MoE layers of a pass: the router logits of every
      * layer taken as one batch, softmax, top-k, and E · Σᵢ fᵢ · Pᵢ with fᵢ the fraction of tokens choosing expert
      * i (Σ f = k). This is the auxiliary loss Hugging Face's models add to their training loss, times
      * router_aux_loss_coef; it is not the sum of the per-layer losses, which weigh each layer's own fᵢ.
      */
     public double balanceLoss(ForwardPass pass) {
-        if (pass.moe().isEmpty()) {
-            return 0;
-        }
+        return pass.moe().isEmpty() ? 0 : balanceLoss(Graph.inference(), pass).value().getFloat(0);
+    }
+
+    /**
+     * {@link #balanceLoss(ForwardPass)} as an operation of {@code g}: its backward step hands each MoE layer the
+     * gradient of its slice of the concatenated router logits, which the layer's own backward step (recorded
+     * earlier, so replayed later) passes into its router.
+     */
+    public Var balanceLoss(Graph g, ForwardPass pass) {
         MoeConfig moe = config.moe().orElseThrow();
         int e = moe.experts();
         float[] all = new float[pass.moe().stream().mapToInt(m -> m.routing().logits().length).sum()];
@@ -227,10 +287,25 @@ public final class Transformer {
             System.arraycopy(logits, 0, all, at, logits.length);
             at += logits.length;
         }
+        int tokens = all.length / e;
         // Whatever the layer's own gate, transformers scores this loss with a softmax and its top-k.
         MoeConfig softmax = MoeConfig.builder(moe.hidden(), moe.intermediate(), e, moe.topK()).build();
         var router = new TopKRouter(softmax, Tensor.zeros(e, moe.hidden()), null, null, null);
-        return new SwitchLoss(SwitchLoss.Form.TRANSFORMERS).value(router.routeLogits(all, all.length / e));
+        Routing routing = router.routeLogits(all, tokens);
+        boolean trains = g.isTraining() && pass.moe().stream().allMatch(m -> m.context() != null);
+        Var out = new Var(Tensor.vector((float) TRANSFORMERS_BALANCE.value(routing)), trains);
+        g.onBackward(out, () -> {
+            var grads = new RouterGrads(tokens, e);
+            TRANSFORMERS_BALANCE.backward(routing, out.grad().getFloat(0), grads);
+            float[] dLogits = grads.logits();
+            int from = 0;
+            for (MoeResult m : pass.moe()) {
+                int length = m.routing().logits().length;
+                m.context().addRouterLogitGradient(Arrays.copyOfRange(dLogits, from, from + length));
+                from += length;
+            }
+        });
+        return out;
     }
 
     /**
@@ -252,6 +327,16 @@ public final class Transformer {
             }
         }
         return Collections.unmodifiableMap(out);
+    }
+
+    /** The MoE layers in layer order (a trainer reseeds their noise and balances their selection bias). */
+    public List<MoeLayer> moeLayers() {
+        return layers.stream().filter(l -> l.moe() != null).map(l -> l.moe().layer()).toList();
+    }
+
+    /** The decoder-layer index of each of {@link #moeLayers()}. */
+    public List<Integer> moeLayerIndices() {
+        return layers.stream().filter(l -> l.moe() != null).map(DecoderLayer::index).toList();
     }
 
     /** How this model holds its experts (as its weight source gave them), which {@link #tensors} reflects. */

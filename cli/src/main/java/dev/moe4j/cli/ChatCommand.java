@@ -1,0 +1,186 @@
+package dev.moe4j.cli;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.model.generate.ExpertTrace;
+import dev.moe4j.model.generate.Generation;
+import dev.moe4j.model.generate.GenerationOptions;
+import dev.moe4j.model.generate.Generator;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.OptionalInt;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code moe4j chat}: a conversation with a model in the terminal. Each line read from stdin is a user message;
+ * the conversation so far goes through the model's chat template and the reply streams back.
+ */
+@Command(name = "chat", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Chat with a model: each line of input is a message; the reply streams back.",
+                "The conversation is rendered with the model's chat template (chat_template of tokenizer_config.json,"
+                        + " or --template FILE) and re-read by the model every turn. Commands: /reset forgets the"
+                        + " conversation, /exit (or end of input) ends the chat.",
+                "Replies end at an EOS id (generation_config.json and config.json eos_token_id), a --stop text or"
+                        + " --max-tokens. Decoding flags win over generation_config.json, which wins over"
+                        + " transformers' defaults (greedy; when sampling, temperature 1 and top-k 50)."})
+final class ChatCommand implements Callable<Integer>, CommandContext.User {
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "model folder: config.json, tokenizer.json, tokenizer_config.json, safetensors weights")
+    Path model;
+
+    @Option(names = "--template", paramLabel = "FILE",
+            description = "a Jinja chat template to use instead of the model's")
+    Path template;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "a system message that opens the conversation")
+    String system;
+
+    @Mixin
+    SamplingOptions sampling;
+
+    @Mixin
+    TraceOption trace;
+
+    @Mixin
+    ShowExpertsOptions experts;
+
+    @Spec
+    CommandSpec spec;
+
+    private CommandContext context;
+
+    @Override
+    public void context(CommandContext context) {
+        this.context = context;
+    }
+
+    @Override
+    public Integer call() {
+        trace.check();
+        experts.check();
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        ChatTemplate chatTemplate = ModelFolder.chatTemplate(model, template);
+        try (ModelFolder m = ModelFolder.open(model, context.models())) {
+            var generator = new Generator(m.model(), m.text());
+            OptionalInt layer = experts.showLayer(m.config());
+            ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;
+            var colours = new ExpertColors(layer.orElse(-1), layer.isPresent()
+                    && experts.colours(context.terminal()));
+            var traceLines = new ArrayList<String>();
+            var history = opening();
+            int[] previous = new int[0];
+            int turn = 0;
+            var input = new BufferedReader(new InputStreamReader(context.in(), StandardCharsets.UTF_8));
+            if (context.terminal()) {
+                err.println("moe4j chat: " + m.folder() + "; /reset forgets the conversation, /exit ends it");
+                err.flush();
+            }
+            while (true) {
+                if (context.terminal()) {
+                    out.print("> ");
+                    out.flush();
+                }
+                String line = readLine(input);
+                if (line == null || line.strip().equals("/exit") || line.strip().equals("/quit")) {
+                    break;
+                }
+                String message = line.strip();
+                if (message.isEmpty()) {
+                    continue;
+                }
+                if (message.equals("/reset")) {
+                    history = opening();
+                    out.println("(conversation cleared)");
+                    out.flush();
+                    continue;
+                }
+                if (message.startsWith("/")) {
+                    err.println("moe4j: unknown command " + message.split("\\s+")[0] + " (commands: /reset, /exit)");
+                    err.flush();
+                    continue;
+                }
+                var messages = new ArrayList<>(history);
+                messages.add(new ChatTemplate.Message("user", message));
+                try {
+                    int[] ids = m.tokenizer().encodeIds(chatTemplate.render(messages, true), false);
+                    if (routing != null) {
+                        routing.clear();
+                        routing.from(commonPrefix(previous, ids));
+                    }
+                    var options = new GenerationOptions(sampling.maxNewTokens(m.generation()),
+                            sampling.resolve(m.generation()), m.eosTokenIds(), sampling.stops, routing,
+                            routing != null);
+                    Generation g = generator.generate(ids, options, (text, position) -> {
+                        out.print(colours.paint(text, layer.isPresent()
+                                ? routing.firstExpert(position, layer.getAsInt()) : OptionalInt.empty()));
+                        out.flush();
+                    });
+                    out.println();
+                    out.flush();
+                    turn++;
+                    messages.add(new ChatTemplate.Message("assistant", g.text()));
+                    history = messages;
+                    previous = TokenIds.concat(ids, g.outputIds());
+                    if (trace.enabled()) {
+                        traceLines.addAll(routing.jsonLines(previous, m.text(), Map.of("turn", turn)));
+                    }
+                    err.println(String.format(Locale.ROOT, "(%d tokens, %s; first token %.2f s, %.1f tokens/s)",
+                            g.outputIds().length, g.stopReason().label().replace('_', ' '),
+                            g.timings().firstTokenNanos() / 1e9, g.timings().decodeTokensPerSecond()));
+                    err.flush();
+                } catch (BadInputException e) {
+                    // one turn that cannot run (too long for the context, refused by the template) ends only itself
+                    err.println("moe4j: error: " + e.getMessage());
+                    err.flush();
+                }
+            }
+            if (trace.enabled()) {
+                trace.write(traceLines);
+            }
+            String legend = colours.legend();
+            if (!legend.isEmpty()) {
+                out.println(legend);
+            }
+            out.flush();
+            return 0;
+        }
+    }
+
+    private List<ChatTemplate.Message> opening() {
+        return system == null ? List.of() : List.of(new ChatTemplate.Message("system", system));
+    }
+
+    private static String readLine(BufferedReader in) {
+        try {
+            return in.readLine();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** How many leading ids two sequences share: those positions were traced in an earlier turn. */
+    static int commonPrefix(int[] a, int[] b) {
+        int n = Math.min(a.length, b.length);
+        int i = 0;
+        while (i < n && a[i] == b[i]) {
+            i++;
+        }
+        return i;
+    }
+}

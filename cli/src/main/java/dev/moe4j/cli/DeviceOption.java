@@ -1,0 +1,39 @@
+package dev.moe4j.cli;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.cuda.Cuda;
+import picocli.CommandLine.Option;
+
+import java.util.Locale;
+
+/**
+ * {@code --device cpu|cuda} (a picocli mixin): where a command runs. Left out, the GPU is taken when the CUDA
+ * driver finds one, else the CPU; {@code --device cuda} without a usable GPU is a one-line error.
+ */
+public final class DeviceOption {
+    /** Where moe4j computes. */
+    public enum Device {
+        CPU, CUDA
+    }
+
+    @Option(names = "--device", paramLabel = "DEVICE",
+            description = "cpu or cuda (default: cuda when an NVIDIA GPU and its driver are found, else cpu).")
+    String device;
+
+    /** The device asked for, or the automatic choice. */
+    public Device resolve() {
+        if (device == null) {
+            return Cuda.available() ? Device.CUDA : Device.CPU;
+        }
+        return switch (device.toLowerCase(Locale.ROOT)) {
+            case "cpu" -> Device.CPU;
+            case "cuda", "gpu" -> {
+                if (!Cuda.available()) {
+                    Cuda.require("--device cuda"); // throws the one-line reason
+                }
+                yield Device.CUDA;
+            }
+            default -> throw new BadInputException("--device: expected cpu or cuda, got '" + device + "'");
+        };
+    }
+}

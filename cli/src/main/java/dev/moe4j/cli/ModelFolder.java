@@ -1,0 +1,107 @@
+package dev.moe4j.cli;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.tokenizer.Tokenizer;
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.family.HfFamilies;
+import dev.moe4j.model.generate.GenerationConfig;
+import dev.moe4j.model.generate.TokenText;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A Hugging Face model folder opened for inference: config.json, tokenizer.json, generation_config.json and the
+ * weights. The small files are read and checked against each other before the weights are touched, so a
+ * mismatch costs no loading time and names the file at fault.
+ */
+record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, GenerationConfig generation,
+                   LanguageModel model, long loadNanos) implements AutoCloseable {
+    static final String TOKENIZER = "tokenizer.json";
+    static final String TOKENIZER_CONFIG = "tokenizer_config.json";
+
+    static ModelFolder open(Path folder, CommandContext.ModelOpener opener) {
+        long start = System.nanoTime();
+        if (!Files.isDirectory(folder)) {
+            throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")
+                    + " (expected a model folder with config.json, tokenizer.json and safetensors weights)");
+        }
+        ModelConfig config = HfFamilies.load(folder.resolve("config.json"));
+        Tokenizer tokenizer = Tokenizer.load(folder.resolve(TOKENIZER));
+        if (tokenizer.vocabSize() > config.vocabSize()) {
+            throw new BadInputException(folder.resolve(TOKENIZER) + ": the tokenizer has ids up to "
+                    + (tokenizer.vocabSize() - 1) + " but config.json vocab_size is " + config.vocabSize()
+                    + ": the tokenizer does not belong to this model");
+        }
+        GenerationConfig generation = GenerationConfig.loadFrom(folder);
+        LanguageModel model = opener.open(folder, config);
+        return new ModelFolder(folder, config, tokenizer, generation, model, System.nanoTime() - start);
+    }
+
+    /** The ids that end a reply: generation_config.json's eos_token_id and config.json's, together. */
+    Set<Integer> eosTokenIds() {
+        var ids = new LinkedHashSet<Integer>(generation.eosTokenIds());
+        ids.addAll(config.tokens().eos());
+        return ids;
+    }
+
+    TokenText text() {
+        return TokenText.of(tokenizer);
+    }
+
+    /**
+     * The chat template: {@code templateFile} (Jinja text) when given, otherwise the model's tokenizer_config.json
+     * {@code chat_template} (or chat_template.jinja). Special tokens (bos_token, eos_token, ...) come from
+     * tokenizer_config.json when there is one.
+     */
+    static ChatTemplate chatTemplate(Path folder, Path templateFile) {
+        Path tokenizerConfig = folder.resolve(TOKENIZER_CONFIG);
+        if (templateFile == null) {
+            if (!Files.isRegularFile(tokenizerConfig)) {
+                throw new BadInputException(folder + ": no " + TOKENIZER_CONFIG + ", so no chat template; give one"
+                        + " with --template FILE");
+            }
+            try {
+                return ChatTemplate.load(tokenizerConfig);
+            } catch (BadInputException e) {
+                if (e.getMessage().contains("chat_template: missing")) {
+                    throw new BadInputException(e.getMessage() + "; this model has no chat template: give one with"
+                            + " --template FILE");
+                }
+                throw e;
+            }
+        }
+        String text;
+        try {
+            text = Files.readString(templateFile);
+        } catch (IOException e) {
+            throw new BadInputException(templateFile + ": cannot read the chat template ("
+                    + (Files.exists(templateFile) ? e.getMessage() : "no such file") + ")");
+        }
+        Map<String, String> specials = new HashMap<>();
+        if (Files.isRegularFile(tokenizerConfig)) {
+            var json = dev.moe4j.io.json.Json.read(tokenizerConfig);
+            for (String key : new String[] {"bos_token", "eos_token", "unk_token", "pad_token"}) {
+                var node = json.get(key);
+                if (node != null && node.isTextual()) {
+                    specials.put(key, node.asText());
+                } else if (node != null && node.path("content").isTextual()) {
+                    specials.put(key, node.get("content").asText());
+                }
+            }
+        }
+        return ChatTemplate.of(templateFile.toString(), text, specials);
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}

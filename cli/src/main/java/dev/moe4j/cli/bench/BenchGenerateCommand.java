@@ -1,0 +1,195 @@
+package dev.moe4j.cli.bench;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.core.perf.Environment;
+import dev.moe4j.core.perf.MachineLimits;
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.ParameterCount;
+import dev.moe4j.model.generate.Generation;
+import dev.moe4j.model.generate.GenerationListener;
+import dev.moe4j.model.generate.GenerationOptions;
+import dev.moe4j.model.generate.Generator;
+import dev.moe4j.model.generate.TokenText;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+/**
+ * {@code moe4j bench generate}: prefill and decode speed of a model, and decode as a fraction of the memory
+ * bandwidth limit. Decoding one token reads every active weight once (attention, routers, the top-k experts of each
+ * MoE layer, the LM head), so tokens/s cannot exceed bandwidth / active bytes per token.
+ */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Measures generation: prefill tokens/s (the prompt in one forward pass) and decode tokens/s (one"
+                + " token at a time against the KV cache, greedy), the best of --runs.",
+                "Decode is compared with its bandwidth limit: memory bandwidth (measured in the same run) / bytes of"
+                        + " the weights one token reads (every weight but the input embedding and the experts it was"
+                        + " not routed to).",
+                "The prompt is random token ids, so any model folder with config.json and weights will do (see"
+                        + " 'moe4j bench make-model')."})
+public final class BenchGenerateCommand implements Runnable {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder: config.json and"
+            + " safetensors weights")
+    Path model;
+
+    @Option(names = "--prompt-tokens", defaultValue = "128", paramLabel = "N",
+            description = "prompt length for prefill (default: ${DEFAULT-VALUE})")
+    int promptTokens;
+
+    @Option(names = "--decode-tokens", defaultValue = "64", paramLabel = "N",
+            description = "tokens decoded per run (default: ${DEFAULT-VALUE})")
+    int decodeTokens;
+
+    @Option(names = "--runs", defaultValue = "3", paramLabel = "N", description = "timed runs after one warm-up run"
+            + " (default: ${DEFAULT-VALUE})")
+    int runs;
+
+    @Mixin
+    BenchOptions options;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    /** One run's figures. */
+    record Run(double prefillTokensPerSecond, double decodeTokensPerSecond, double firstTokenSeconds) {
+    }
+
+    @Override
+    public void run() {
+        validate();
+        options.applyThreads();
+        PrintWriter out = spec.commandLine().getOut();
+        Environment env = Environment.current();
+        if (!options.json()) {
+            out.println("moe4j bench generate: " + env.describe());
+            out.flush();
+        }
+        MachineLimits before = options.measureLimits();
+        long loadStart = System.nanoTime();
+        try (LanguageModel lm = ModelLoader.load(model)) {
+            double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
+            ModelConfig config = lm.config();
+            int prompt = options.quick() ? Math.min(promptTokens, 16) : promptTokens;
+            int decode = options.quick() ? Math.min(decodeTokens, 4) : decodeTokens;
+            if (prompt + decode > config.maxPositions()) {
+                throw new BadInputException("--prompt-tokens + --decode-tokens (" + (prompt + decode) + ") exceed the"
+                        + " model's context of " + config.maxPositions() + " positions");
+            }
+            long activeBytes = activeBytesPerToken(config);
+            if (!options.json()) {
+                out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s%n",
+                        model, config.family(), config.numLayers(), activeBytes / 1e6, config.dtype(), loadSeconds);
+                out.printf("memory bandwidth %.1f GB/s (measured now, %d threads): decode limit %.1f tokens/s%n",
+                        before.bandwidthGBs(), before.threads(), before.bandwidthGBs() * 1e9 / activeBytes);
+                out.flush();
+            }
+            var generator = new Generator(lm, SILENT);
+            var random = new SplittableRandom(42);
+            int[] ids = random.ints(prompt, 0, config.vocabSize()).toArray();
+            var greedy = GenerationOptions.greedy(decode, Set.of());
+            // warm-up at the measured sizes: the JIT compiles the kernels for the shapes they will run at
+            generator.generate(ids, greedy, GenerationListener.NONE);
+            List<Run> timed = new ArrayList<>();
+            for (int r = 0; r < (options.quick() ? 1 : runs); r++) {
+                Generation g = generator.generate(ids, greedy, GenerationListener.NONE);
+                var t = g.timings();
+                timed.add(new Run(t.prefillTokensPerSecond(prompt), t.decodeTokensPerSecond(),
+                        t.firstTokenNanos() / 1e9));
+                if (!options.json()) {
+                    out.printf("  run %d: prefill %8.1f tokens/s   decode %7.2f tokens/s   first token %.3f s%n", r + 1,
+                            timed.getLast().prefillTokensPerSecond(), timed.getLast().decodeTokensPerSecond(),
+                            timed.getLast().firstTokenSeconds());
+                    out.flush();
+                }
+            }
+            double prefillBest = timed.stream().mapToDouble(Run::prefillTokensPerSecond).max().orElse(0);
+            double decodeBest = timed.stream().mapToDouble(Run::decodeTokensPerSecond).max().orElse(0);
+            MachineLimits after = options.measureLimits();
+            MachineLimits limits = before.best(after);
+            boolean disturbed = before.differsFrom(after, 0.15);
+            double limitTokensPerSecond = limits.bandwidthGBs() * 1e9 / activeBytes;
+            if (options.json()) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("benchmark", "generate");
+                root.put("environment", BenchMatMulCommand.environment(env));
+                root.put("model", model.toString());
+                root.put("family", config.family());
+                root.put("load_seconds", loadSeconds);
+                root.put("prompt_tokens", prompt);
+                root.put("decode_tokens", decode);
+                root.put("bandwidth_gbs", limits.bandwidthGBs());
+                root.put("bandwidth_gbs_before_after", List.of(before.bandwidthGBs(), after.bandwidthGBs()));
+                root.put("disturbed", disturbed);
+                root.put("threads", limits.threads());
+                root.put("active_bytes_per_token", activeBytes);
+                root.put("decode_limit_tokens_per_s", limitTokensPerSecond);
+                root.put("prefill_tokens_per_s", prefillBest);
+                root.put("decode_tokens_per_s", decodeBest);
+                root.put("decode_fraction_of_limit", decodeBest / limitTokensPerSecond);
+                root.put("runs", timed.stream().map(t -> List.of(t.prefillTokensPerSecond(),
+                        t.decodeTokensPerSecond())).toList());
+                out.println(Json.write(root));
+            } else {
+                out.printf("memory bandwidth again: %.1f GB/s%s%n", after.bandwidthGBs(), disturbed
+                        ? "  (more than 15% apart: the machine was busy; rerun when it is quiet)" : "");
+                out.printf("best: prefill %.1f tokens/s; decode %.2f tokens/s = %.1f%% of the bandwidth limit of"
+                        + " %.1f tokens/s (%.1f GB/s / %.1f MB per token)%n", prefillBest, decodeBest,
+                        100 * decodeBest / limitTokensPerSecond, limitTokensPerSecond, limits.bandwidthGBs(),
+                        activeBytes / 1e6);
+            }
+            out.flush();
+        }
+    }
+
+    /**
+     * The bytes of weights one decoded token reads: every active parameter but the input embedding (one row of it
+     * is looked up), in the config's weight type. The KV cache adds a little that grows with the context.
+     */
+    static long activeBytesPerToken(ModelConfig config) {
+        DType type = config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
+        return type.byteCount(ParameterCount.of(config).activeWithoutInputEmbedding());
+    }
+
+    private void validate() {
+        if (promptTokens < 1 || decodeTokens < 1 || runs < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-tokens, --decode-tokens and --runs"
+                    + " must be at least 1");
+        }
+    }
+
+    /** Generation needs text only to show it; a benchmark shows none. */
+    private static final TokenText SILENT = new TokenText() {
+        @Override
+        public Incremental incremental() {
+            return new Incremental() {
+                @Override
+                public String step(int id) {
+                    return "";
+                }
+
+                @Override
+                public String finish() {
+                    return "";
+                }
+            };
+        }
+
+        @Override
+        public String of(int id) {
+            return "";
+        }
+    };
+}

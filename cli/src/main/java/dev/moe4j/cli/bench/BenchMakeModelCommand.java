@@ -1,0 +1,144 @@
+package dev.moe4j.cli.bench;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelSaver;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.ParameterCount;
+import dev.moe4j.model.family.HfFamilies;
+import dev.moe4j.model.transformer.Transformer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code moe4j bench make-model}: a model with random weights in the shape of a real architecture, written by
+ * moe4j as a Hugging Face model folder, so that generation can be benchmarked without downloading a checkpoint.
+ * The defaults are a Qwen3-MoE-style model (64 experts, top-8, hidden 1024) of 8 layers.
+ */
+@Command(name = "make-model", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Write a model with random weights (N(0, 0.02²), norms 1) in a real architecture's shape, as a"
+                + " Hugging Face model folder (config.json, safetensors), for benchmarks.",
+                "Defaults: Qwen3-MoE style, 8 layers, hidden 1024, 16 heads of 64 (4 key/value heads), 64 experts of"
+                        + " width 384, top-8, vocabulary 32000, BF16."})
+public final class BenchMakeModelCommand implements Callable<Integer> {
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "the folder to write (must not exist"
+            + " or be empty)")
+    Path out;
+
+    @Option(names = "--family", defaultValue = "qwen3_moe", paramLabel = "TYPE",
+            description = "model_type: qwen3_moe, mixtral or olmoe (default: ${DEFAULT-VALUE})")
+    String family;
+
+    @Option(names = "--layers", defaultValue = "8", description = "decoder layers (default: ${DEFAULT-VALUE})")
+    int layers;
+
+    @Option(names = "--hidden", defaultValue = "1024", description = "hidden size (default: ${DEFAULT-VALUE})")
+    int hidden;
+
+    @Option(names = "--heads", defaultValue = "16", description = "attention heads (default: ${DEFAULT-VALUE})")
+    int heads;
+
+    @Option(names = "--kv-heads", defaultValue = "4", description = "key/value heads (default: ${DEFAULT-VALUE})")
+    int kvHeads;
+
+    @Option(names = "--experts", defaultValue = "64", description = "routed experts (default: ${DEFAULT-VALUE})")
+    int experts;
+
+    @Option(names = "--top-k", defaultValue = "8", description = "experts per token (default: ${DEFAULT-VALUE})")
+    int topK;
+
+    @Option(names = "--expert-size", defaultValue = "384", description = "width of each expert's MLP"
+            + " (default: ${DEFAULT-VALUE})")
+    int expertSize;
+
+    @Option(names = "--vocab", defaultValue = "32000", description = "vocabulary size (default: ${DEFAULT-VALUE})")
+    int vocab;
+
+    @Option(names = "--context", defaultValue = "4096", description = "max_position_embeddings (default:"
+            + " ${DEFAULT-VALUE})")
+    int context;
+
+    @Option(names = "--dtype", defaultValue = "BF16", description = "F32, BF16 or F16 (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--seed", defaultValue = "1", description = "seed of the weights (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        DType type = weightType();
+        ModelConfig config = HfFamilies.read(Json.parse(configJson(), "make-model"), "the make-model flags");
+        checkTarget();
+        PrintWriter err = spec.commandLine().getErr();
+        var counts = ParameterCount.of(config);
+        err.printf(Locale.ROOT, "moe4j: %s, %d layers, %d experts top-%d: %.1fM parameters (%.1fM active), %s%n",
+                family, layers, experts, topK, counts.total() / 1e6, counts.active() / 1e6, type);
+        err.flush();
+        long start = System.nanoTime();
+        var model = Transformer.initialize(config, seed);
+        ModelSaver.save(model, out, family, type, ModelSaver.DEFAULT_SHARD_BYTES);
+        err.printf(Locale.ROOT, "moe4j: wrote %s in %.1f s%n", out, (System.nanoTime() - start) / 1e9);
+        err.flush();
+        return 0;
+    }
+
+    private String configJson() {
+        if (heads % kvHeads != 0) {
+            throw new BadInputException("--heads (" + heads + ") must be a multiple of --kv-heads (" + kvHeads + ")");
+        }
+        if (hidden % heads != 0) {
+            throw new BadInputException("--hidden (" + hidden + ") must be a multiple of --heads (" + heads + ")");
+        }
+        int headDim = hidden / heads;
+        String common = String.format(Locale.ROOT, "\"vocab_size\": %d, \"hidden_size\": %d, \"num_hidden_layers\": %d,"
+                        + " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"num_experts_per_tok\": %d,"
+                        + " \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-6, \"rope_theta\": 1000000.0,"
+                        + " \"tie_word_embeddings\": false, \"initializer_range\": 0.02",
+                vocab, hidden, layers, heads, kvHeads, topK, context);
+        return switch (family) {
+            case "qwen3_moe" -> String.format(Locale.ROOT, "{\"model_type\": \"qwen3_moe\", %s, \"head_dim\": %d,"
+                    + " \"num_experts\": %d, \"moe_intermediate_size\": %d, \"intermediate_size\": %d,"
+                    + " \"norm_topk_prob\": true, \"decoder_sparse_step\": 1, \"mlp_only_layers\": []}",
+                    common, headDim, experts, expertSize, 3 * expertSize);
+            case "mixtral" -> String.format(Locale.ROOT, "{\"model_type\": \"mixtral\", %s, \"num_local_experts\": %d,"
+                    + " \"intermediate_size\": %d}", common, experts, expertSize);
+            case "olmoe" -> String.format(Locale.ROOT, "{\"model_type\": \"olmoe\", %s, \"num_experts\": %d,"
+                    + " \"intermediate_size\": %d}", common, experts, expertSize);
+            default -> throw new BadInputException("--family: expected qwen3_moe, mixtral or olmoe, got '" + family
+                    + "'");
+        };
+    }
+
+    private DType weightType() {
+        for (DType t : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+            if (t.name().equalsIgnoreCase(dtype)) {
+                return t;
+            }
+        }
+        throw new BadInputException("--dtype: expected F32, BF16 or F16, got '" + dtype + "'");
+    }
+
+    private void checkTarget() {
+        if (Files.exists(out)) {
+            try (var entries = Files.list(out)) {
+                if (entries.findAny().isPresent()) {
+                    throw new BadInputException(out + ": exists and is not empty; give a new folder");
+                }
+            } catch (IOException e) {
+                throw new BadInputException(out + ": not a folder that can be written (" + e.getMessage() + ")");
+            }
+        }
+    }
+}

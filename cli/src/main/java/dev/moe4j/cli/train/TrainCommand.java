@@ -1,0 +1,114 @@
+package dev.moe4j.cli.train;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.train.TrainingRun;
+import dev.moe4j.train.checkpoint.RunCheckpoint;
+import dev.moe4j.train.config.ConfigFile;
+import dev.moe4j.train.config.Setting;
+import dev.moe4j.train.config.TrainConfig;
+import dev.moe4j.train.config.TrainSettings;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.ArgGroupSpec;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code moe4j train}: trains an MoE language model. Its options are not declared here but generated from the train
+ * module's {@link TrainSettings}, the one list that flags, config files and saved runs share.
+ */
+@Command(name = "train",
+        mixinStandardHelpOptions = true,
+        usageHelpWidth = 110,
+        sortOptions = false,
+        abbreviateSynopsis = true,
+        modelTransformer = TrainCommand.Options.class,
+        description = {"Trains a mixture-of-experts language model on the CPU and saves it as a Hugging Face model "
+                + "folder (config.json, model.safetensors, tokenizer.json) that moe4j generate/chat/score load.",
+                "",
+                "With no options it trains a small MoE on the bundled Shakespeare (data/shakespeare) in a few minutes: "
+                        + "a byte-level BPE is trained first (cached), then the model; it shows a progress bar, "
+                        + "evaluates on the validation text, prints samples and saves runs/shakespeare-moe.",
+                "",
+                "Every option below can also be set in a JSON or YAML file given with --config, under the same name "
+                        + "without dashes (e.g. top-k: 2); flags override the file. Switches take an optional "
+                        + "true/false (--shuffle false)."})
+public final class TrainCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandSpec spec;
+
+    @Option(names = "--config", paramLabel = "FILE", order = -1,
+            description = "A JSON or YAML file of options, with the same keys as the flags; flags override it.")
+    Path configFile;
+
+    /** Adds one option per {@link Setting}, grouped under the headings of its {@link Setting.Group}. */
+    public static final class Options implements CommandLine.IModelTransformer {
+        @Override
+        public CommandSpec transform(CommandSpec spec) {
+            int order = 0;
+            for (Setting.Group group : Setting.Group.values()) {
+                var g = ArgGroupSpec.builder().heading("%n" + group.heading() + ":%n").exclusive(false)
+                        .multiplicity("0..1").validate(false);
+                for (Setting s : TrainSettings.ALL) {
+                    if (s.group() != group) {
+                        continue;
+                    }
+                    String dflt = s.defaultValue().isEmpty() ? "none" : s.defaultValue();
+                    var o = OptionSpec.builder("--" + s.key()).type(String.class).order(order++)
+                            // picocli formats descriptions: a literal percent sign is written %%
+                            .description((s.description() + " (default: " + dflt + ")").replace("%", "%%"));
+                    if (s.isSwitch()) {
+                        o.arity("0..1").fallbackValue("true").paramLabel("true|false");
+                    } else {
+                        o.arity("1").paramLabel(s.label());
+                    }
+                    g.addArg(o.build());
+                }
+                spec.addArgGroup(g.build());
+            }
+            return spec;
+        }
+    }
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        var parsed = spec.commandLine().getParseResult();
+        Map<String, String> flags = new LinkedHashMap<>();
+        for (Setting s : TrainSettings.ALL) {
+            OptionSpec o = spec.findOption("--" + s.key());
+            if (parsed.hasMatchedOption(o)) {
+                flags.put(s.key(), parsed.matchedOptionValue("--" + s.key(), ""));
+            }
+        }
+        Map<String, String> file = configFile == null ? Map.of() : ConfigFile.read(configFile);
+        Map<String, String> values = TrainSettings.resolve(file, flags);
+        TrainConfig config = TrainConfig.parse(values);
+        if (config.run().resume()) {
+            Path folder = config.run().out();
+            if (!RunCheckpoint.exists(folder)) {
+                throw new BadInputException("--resume: " + folder + " holds no saved run (name it with --out or --name)");
+            }
+            var given = new LinkedHashMap<>(file);
+            given.putAll(flags);
+            var saved = RunCheckpoint.settings(folder);
+            var merged = TrainSettings.resumed(saved, given, folder.resolve(RunCheckpoint.TRAIN_CONFIG).toString());
+            merged.put("out", folder.toString());
+            config = TrainConfig.parse(merged);
+        }
+        // On a terminal the progress is one line redrawn in place; in a log, a line every --log-every steps.
+        boolean terminal = System.console() != null && System.console().isTerminal();
+        var progress = new TrainProgress(out, terminal, config.run().logEvery());
+        TrainingRun.Summary summary = TrainingRun.run(config, progress);
+        progress.finish(summary);
+        err.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,155 @@
+package dev.moe4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.io.tokenizer.Tokenizer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * {@code moe4j chat} driven through stdin, with the mixtral fixture's tokenizer and Mixtral's real chat template
+ * ([INST] ... [/INST]), and the toy model standing in for the weights.
+ */
+class ChatCommandTest {
+    @TempDir
+    Path dir;
+
+    private final Cli.ToyModels toys = new Cli.ToyModels();
+    private final String model = Cli.resource("models/mixtral").toString();
+    private final Tokenizer tokenizer = Tokenizer.load(Cli.resource("models/mixtral/tokenizer.json"));
+    private final ChatTemplate template = ChatTemplate.load(Cli.resource("models/mixtral/tokenizer_config.json"));
+
+    private int[] prompt(ChatTemplate.Message... messages) {
+        return tokenizer.encodeIds(template.render(List.of(messages), true), false);
+    }
+
+    /** The prompts of each turn: the first forward call after each state was created. */
+    private List<int[]> turnPrompts() {
+        return toys.last().fed.stream().filter(f -> f.length > 1).toList();
+    }
+
+    private static ChatTemplate.Message user(String s) {
+        return new ChatTemplate.Message("user", s);
+    }
+
+    private static ChatTemplate.Message assistant(String s) {
+        return new ChatTemplate.Message("assistant", s);
+    }
+
+    @Test
+    void eachTurnRendersTheWholeConversationWithTheChatTemplate() {
+        var r = Cli.run(toys, "hello\nand again\n", false, "chat", "--model", model, "--max-tokens", "4");
+        assertEquals(0, r.status(), r.err());
+        List<String> replies = r.out().lines().toList();
+        assertEquals(2, replies.size(), r.out());
+        List<int[]> prompts = turnPrompts();
+        assertEquals(2, prompts.size());
+        assertArrayEquals(prompt(user("hello")), prompts.get(0));
+        assertArrayEquals(prompt(user("hello"), assistant(replies.get(0)), user("and again")), prompts.get(1));
+        assertTrue(r.err().contains("(4 tokens, max tokens;"), r.err());
+    }
+
+    @Test
+    void resetForgetsTheConversationAndExitEndsTheChat() {
+        var r = Cli.run(toys, "hello\n/reset\nfresh start\n/exit\nnever read\n", false, "chat", "--model", model,
+                "--max-tokens", "3");
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("(conversation cleared)"), r.out());
+        List<int[]> prompts = turnPrompts();
+        assertEquals(2, prompts.size());
+        assertArrayEquals(prompt(user("fresh start")), prompts.get(1));
+    }
+
+    @Test
+    void aSystemMessageOpensEveryConversation() {
+        var r = Cli.run(toys, "hi\n", false, "chat", "--model", model, "--max-tokens", "2", "--system", "Be brief.");
+        assertEquals(0, r.status(), r.err());
+        assertArrayEquals(prompt(new ChatTemplate.Message("system", "Be brief."), user("hi")), turnPrompts().get(0));
+    }
+
+    @Test
+    void anUnknownCommandIsNamedAndTheChatGoesOn() {
+        var r = Cli.run(toys, "/help\nhi\n", false, "chat", "--model", model, "--max-tokens", "2");
+        assertEquals(0, r.status());
+        assertTrue(r.err().contains("moe4j: unknown command /help (commands: /reset, /exit)"), r.err());
+        assertEquals(1, turnPrompts().size());
+    }
+
+    @Test
+    void aTurnTooLongForTheContextIsAnErrorAndTheChatGoesOn() {
+        String longMessage = "word ".repeat(200);
+        var r = Cli.run(toys, longMessage + "\nshort\n", false, "chat", "--model", model, "--max-tokens", "2");
+        assertEquals(0, r.status());
+        assertTrue(r.err().contains("moe4j: error: the prompt has "), r.err());
+        assertTrue(r.err().contains("(config.json max_position_embeddings)"), r.err());
+        assertArrayEquals(prompt(user("short")), turnPrompts().getFirst(), "the failed turn left no trace");
+    }
+
+    @Test
+    void theTerminalGetsAPromptAndAGreeting() {
+        var r = Cli.run(toys, "hi\n", true, "chat", "--model", model, "--max-tokens", "2");
+        assertTrue(r.out().startsWith("> "), r.out());
+        assertTrue(r.err().contains("/reset forgets the conversation, /exit ends it"), r.err());
+    }
+
+    @Test
+    void aModelWithoutAChatTemplateNeedsTemplateFile() throws IOException {
+        Path folder = Cli.copyModel("mixtral", dir);
+        Files.delete(folder.resolve("tokenizer_config.json"));
+        var r = Cli.run(toys, "hi\n", false, "chat", "--model", folder.toString());
+        assertEquals(2, r.status());
+        assertEquals("moe4j: error: " + folder + ": no tokenizer_config.json, so no chat template; give one with"
+                + " --template FILE\n", r.err());
+        assertTrue(toys.opened.isEmpty(), "the weights were not opened");
+
+        Files.writeString(folder.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\"}");
+        r = Cli.run(toys, "hi\n", false, "chat", "--model", folder.toString());
+        assertEquals(2, r.status());
+        assertTrue(r.err().contains("chat_template: missing") && r.err().contains("--template FILE"), r.err());
+
+        Path jinja = dir.resolve("plain.jinja");
+        Files.writeString(jinja, "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n"
+                + "{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}");
+        r = Cli.run(toys, "hi\n", false, "chat", "--model", folder.toString(), "--template", jinja.toString(),
+                "--max-tokens", "2");
+        assertEquals(0, r.status(), r.err());
+        assertArrayEquals(tokenizer.encodeIds("<s>user: hi\nassistant:", false), turnPrompts().getFirst());
+    }
+
+    @Test
+    void theChatTraceNumbersTurnsAndTracesEachPositionOnce() throws IOException {
+        Path file = dir.resolve("chat.jsonl");
+        var r = Cli.run(toys, "hello\nmore\n", false, "chat", "--model", model, "--max-tokens", "3",
+                "--trace-experts", file.toString());
+        assertEquals(0, r.status(), r.err());
+        List<JsonNode> lines = Files.readAllLines(file).stream().map(l -> Json.parse(l, "line")).toList();
+        List<JsonNode> first = lines.stream().filter(o -> o.get("turn").asInt() == 1).toList();
+        List<JsonNode> second = lines.stream().filter(o -> o.get("turn").asInt() == 2).toList();
+        assertEquals(first.size() + second.size(), lines.size());
+        // turn 1: every position of its prompt and reply, each once per layer
+        int[] turn1 = new int[first.size() / 2];
+        for (int i = 0; i < first.size(); i++) {
+            assertEquals(i / 2, first.get(i).get("position").asInt());
+            turn1[i / 2] = first.get(i).get("token_id").asInt();
+        }
+        // turn 2 re-reads the conversation: what it shares with turn 1 is not traced again
+        int[] turn2 = turnPrompts().get(1);
+        int shared = 0;
+        while (shared < Math.min(turn1.length, turn2.length) && turn1[shared] == turn2[shared]) {
+            shared++;
+        }
+        assertTrue(shared > 0);
+        assertEquals(shared, second.getFirst().get("position").asInt());
+        for (int i = 0; i < second.size(); i++) {
+            assertEquals(shared + i / 2, second.get(i).get("position").asInt());
+        }
+    }
+}

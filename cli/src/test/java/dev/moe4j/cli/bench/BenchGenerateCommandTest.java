@@ -1,0 +1,107 @@
+package dev.moe4j.cli.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.cli.Main;
+import dev.moe4j.core.Parallel;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.ParameterCount;
+import dev.moe4j.model.family.HfFamilies;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** make-model and bench generate on a tiny model: what they write and report, never how fast. */
+class BenchGenerateCommandTest {
+    @TempDir
+    Path dir;
+
+    private final int threads = Parallel.threads();
+    private final StringWriter out = new StringWriter(), err = new StringWriter();
+
+    @AfterEach
+    void restoreThreads() {
+        Parallel.setThreads(threads);
+    }
+
+    private int run(String... args) {
+        out.getBuffer().setLength(0);
+        err.getBuffer().setLength(0);
+        return Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+    }
+
+    private Path tinyModel() {
+        Path model = dir.resolve("tiny");
+        int status = run("bench", "make-model", "--out", model.toString(), "--layers", "2", "--hidden", "64",
+                "--heads", "4", "--kv-heads", "2", "--experts", "8", "--top-k", "2", "--expert-size", "32",
+                "--vocab", "300", "--context", "64", "--seed", "3");
+        assertEquals(0, status, err.toString());
+        return model;
+    }
+
+    @Test
+    void makeModelWritesAQwen3MoeFolderThatLoads() {
+        Path model = tinyModel();
+        ModelConfig config = HfFamilies.load(model.resolve("config.json"));
+        assertEquals("qwen3_moe", config.family());
+        assertEquals(2, config.numLayers());
+        assertEquals(64, config.hiddenSize());
+        assertEquals(300, config.vocabSize());
+        assertEquals(8, config.moe().orElseThrow().experts());
+        assertEquals("BF16", config.dtype().name());
+        assertTrue(Files.exists(model.resolve("model.safetensors")));
+        try (var lm = ModelLoader.load(model)) {
+            assertEquals(2, lm.config().numLayers());
+        }
+        assertTrue(err.toString().contains("qwen3_moe, 2 layers, 8 experts top-2"), err.toString());
+    }
+
+    @Test
+    void makeModelRefusesAFolderThatHoldsSomething() throws IOException {
+        Files.writeString(dir.resolve("keep.txt"), "mine");
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", dir.toString()));
+        assertEquals("moe4j: error: " + dir + ": exists and is not empty; give a new folder\n", err.toString());
+        assertEquals("mine", Files.readString(dir.resolve("keep.txt")));
+    }
+
+    @Test
+    void makeModelRefusesShapesThatDoNotFit() {
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", dir.resolve("m").toString(),
+                "--experts", "4", "--top-k", "8"));
+        assertTrue(err.toString().startsWith("moe4j: error: "), err.toString());
+        assertFalse(Files.exists(dir.resolve("m")));
+    }
+
+    @Test
+    void benchGenerateReportsSpeedsAndTheBandwidthLimit() {
+        Path model = tinyModel();
+        int status = run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1", "--json");
+        assertEquals(0, status, err.toString());
+        JsonNode o = Json.parse(out.toString(), "stdout");
+        assertEquals("generate", o.get("benchmark").asText());
+        ModelConfig config = HfFamilies.load(model.resolve("config.json"));
+        assertEquals(2 * ParameterCount.of(config).activeWithoutInputEmbedding(),
+                o.get("active_bytes_per_token").asLong(), "BF16: two bytes per active weight");
+        assertTrue(o.get("decode_tokens_per_s").asDouble() > 0);
+        assertTrue(o.get("prefill_tokens_per_s").asDouble() > 0);
+        assertEquals(o.get("decode_tokens_per_s").asDouble() / o.get("decode_limit_tokens_per_s").asDouble(),
+                o.get("decode_fraction_of_limit").asDouble(), 1e-3);
+    }
+
+    @Test
+    void benchGenerateTableEndsWithTheRatio() {
+        Path model = tinyModel();
+        assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1"),
+                err.toString());
+        assertTrue(out.toString().contains("% of the bandwidth limit"), out.toString());
+    }
+}

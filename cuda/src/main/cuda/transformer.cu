@@ -1,0 +1,586 @@
+// The transformer's device kernels besides matrix products (cuBLAS) and the MoE layer (kernels.cu): RMSNorm,
+// rotary embeddings, causal attention with grouped key/value heads, cross-entropy, embedding gradients and the
+// elementwise steps, each with its backward. BF16 activations and activation gradients, F32 arithmetic, F32
+// weight gradients. Backward kernels that write an activation gradient add into it when `accumulate` is set (a
+// value used twice receives the sum, as the CPU Graph does). Every reduction has a fixed order: results do not
+// depend on scheduling.
+#include "common.cuh"
+
+namespace {
+
+__device__ __forceinline__ float ld(const bf16* p, long long i) {
+    return __bfloat162float(p[i]);
+}
+
+__device__ __forceinline__ void st(bf16* p, long long i, float v, int accumulate) {
+    p[i] = __float2bfloat16_rn(accumulate ? __bfloat162float(p[i]) + v : v);
+}
+
+// Sum over the 8 lanes of an aligned group of a warp (the threads that share one attention row).
+__device__ __forceinline__ float groupSum8(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
+    return v;
+}
+
+__device__ __forceinline__ float groupMax8(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 4));
+    return v;
+}
+
+// Attention tiles: 32 query rows (or keys) per block of 256 threads; thread i owns row i / 8 and, of a 32-wide
+// tile, columns (i % 8) + 8·c for c < 4, and of a head, features (i % 8) + 8·j.
+constexpr int TILE = 32;
+constexpr int THREADS = 256;
+constexpr int MAX_FEATURES_PER_THREAD = 32;  // head dimensions up to 256
+
+}  // namespace
+
+extern "C" {
+
+// ---- RMSNorm: y = x / sqrt(mean(x²) + eps) · w (normalised in F32, then times the weight) ----
+
+// One block per row; invRms [rows] (may be null) keeps 1/rms for the backward pass; w may be null.
+__global__ void rmsnorm_forward(const bf16* __restrict__ x, const bf16* __restrict__ w, int rows, int cols, float eps,
+                                bf16* __restrict__ out, float* __restrict__ invRms) {
+    __shared__ float scratch[32];
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    const bf16* xr = x + (long long) r * cols;
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = __bfloat162float(xr[c]);
+        ss += v * v;
+    }
+    ss = blockSum(ss, scratch);
+    float inv = 1.f / sqrtf(ss / cols + eps);
+    if (invRms && threadIdx.x == 0) {
+        invRms[r] = inv;
+    }
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = __bfloat162float(xr[c]) * inv;
+        out[(long long) r * cols + c] = __float2bfloat16_rn(w ? v * __bfloat162float(w[c]) : v);
+    }
+}
+
+// dx (+)= inv · (g − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w and x̂ = x · inv. One block per row.
+__global__ void rmsnorm_backward(const bf16* __restrict__ dy, const bf16* __restrict__ x, const bf16* __restrict__ w,
+                                 const float* __restrict__ invRms, int rows, int cols, bf16* __restrict__ dx,
+                                 int accumulate) {
+    __shared__ float scratch[32];
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    long long base = (long long) r * cols;
+    float inv = invRms[r], dot = 0.f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float g = ld(dy, base + c) * (w ? __bfloat162float(w[c]) : 1.f);
+        dot += g * ld(x, base + c) * inv;
+    }
+    float mean = blockSum(dot, scratch) / cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float g = ld(dy, base + c) * (w ? __bfloat162float(w[c]) : 1.f);
+        float xhat = ld(x, base + c) * inv;
+        st(dx, base + c, inv * (g - xhat * mean), accumulate);
+    }
+}
+
+// partial [chunks, cols] = Σ over each chunk of rowsPerChunk rows of dy ⊙ x̂: the weight gradient in fixed-order
+// pieces. Grid (ceil(cols / blockDim), chunks).
+__global__ void rmsnorm_weight_grad_partial(const bf16* __restrict__ dy, const bf16* __restrict__ x,
+                                            const float* __restrict__ invRms, int rows, int cols, int rowsPerChunk,
+                                            float* __restrict__ partial) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    int from = blockIdx.y * rowsPerChunk, to = min(rows, from + rowsPerChunk);
+    float acc = 0.f;
+    for (int r = from; r < to; r++) {
+        long long i = (long long) r * cols + c;
+        acc += ld(dy, i) * ld(x, i) * invRms[r];
+    }
+    partial[(long long) blockIdx.y * cols + c] = acc;
+}
+
+// out[c] += Σ_r partial[r, c], rows summed in order (deterministic column sums of F32 partials).
+__global__ void column_sums_add(const float* __restrict__ partial, int rows, int cols, float* __restrict__ out) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    float acc = 0.f;
+    for (int r = 0; r < rows; r++) {
+        acc += partial[(long long) r * cols + c];
+    }
+    out[c] += acc;
+}
+
+// ---- rotary position embedding ----
+
+// out (+)= x rotated by the angles of each token's position (sinSign −1: the transposed rotation, i.e. the
+// gradient). Pairs (i, i + half) when !interleaved (rotate_half), (2i, 2i + 1) otherwise; features past rotaryDim
+// pass through. cosT/sinT [positions, rotaryDim / 2] (scaled). out may be x (forward, accumulate 0).
+__global__ void rope(const bf16* x, const int* __restrict__ positions, const float* __restrict__ cosT,
+                     const float* __restrict__ sinT, int tokens, int heads, int headDim, int rotaryDim, int interleaved,
+                     float sinSign, bf16* out, int accumulate) {
+    int half = rotaryDim / 2, perHead = headDim - half;  // threads per head: the pairs, then the pass-through tail
+    long long n = (long long) tokens * heads * perHead;
+    for (long long v = blockIdx.x * (long long) blockDim.x + threadIdx.x; v < n; v += (long long) gridDim.x * blockDim.x) {
+        long long th = v / perHead;
+        int i = (int) (v % perHead), t = (int) (th / heads);
+        long long base = th * headDim;
+        if (i < half) {
+            long long table = (long long) positions[t] * half + i;
+            float c = cosT[table], s = sinSign * sinT[table];
+            long long ia = interleaved ? base + 2 * i : base + i, ib = interleaved ? ia + 1 : ia + half;
+            float a = ld(x, ia), b = ld(x, ib);
+            float ra = a * c - b * s, rb = b * c + a * s;
+            st(out, ia, ra, accumulate);
+            st(out, ib, rb, accumulate);
+        } else {
+            long long j = base + rotaryDim + (i - half);  // features rotaryDim .. headDim - 1
+            if (j < base + headDim) {
+                st(out, j, ld(x, j), accumulate);
+            }
+        }
+    }
+}
+
+// ---- attention: causal, grouped key/value heads, sliding window, sinks ----
+
+// Rows of `sequences` sequences laid end to end: query row t of sequence b is row b·T + t at position
+// queryStart + t; its keys are rows b·S + s for s ≤ position (and s > position − window when window > 0).
+// q [·, heads·d], k [·, kvHeads·d], v [·, kvHeads·dv], out [·, heads·dv], lse [rows·heads] (may be null).
+// sinks [heads] (may be null) join every softmax with no value. Grid (ceil(T / 32), heads, sequences), 256
+// threads, dynamic shared memory of attentionSharedBytes(d, dv). Online softmax over key tiles (flash
+// attention's algorithm), in F32 on the CUDA cores.
+__global__ void attention_forward(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                                  int T, int S, int heads, int kvHeads, int d, int dv, float scale, int queryStart,
+                                  int window, const float* __restrict__ sinks, bf16* __restrict__ out,
+                                  float* __restrict__ lse) {
+    extern __shared__ float smem[];
+    int ds = d + 1, dvs = dv + 1;  // padded rows: no bank conflicts between the rows a warp reads
+    float* Qs = smem;                // [TILE][ds]
+    float* Ks = Qs + TILE * ds;      // [TILE][ds]
+    float* Vs = Ks + TILE * ds;      // [TILE][dvs]
+    float* Ps = Vs + TILE * dvs;     // [TILE][TILE + 1]
+    int h = blockIdx.y, g = h / (heads / kvHeads), b = blockIdx.z;
+    int t0 = blockIdx.x * TILE, tid = threadIdx.x, row = tid >> 3, lane8 = tid & 7;
+    long long qRow0 = (long long) b * T, kRow0 = (long long) b * S;
+    for (int i = tid; i < TILE * d; i += THREADS) {
+        int r = i / d, c = i % d;
+        Qs[r * ds + c] = t0 + r < T ? ld(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
+    }
+    float o[MAX_FEATURES_PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+        o[j] = 0.f;
+    }
+    float m = sinks ? sinks[h] : -INFINITY, l = sinks ? 1.f : 0.f;
+    int tLast = min(T - 1, t0 + TILE - 1);
+    int firstKey = window > 0 ? max(0, queryStart + t0 - window + 1) : 0;
+    int lastKey = min(S - 1, queryStart + tLast);
+    int position = queryStart + t0 + row;
+    int lo = window > 0 ? max(0, position - window + 1) : 0;
+    for (int s0 = firstKey - firstKey % TILE; s0 <= lastKey; s0 += TILE) {
+        __syncthreads();  // the previous tile is no longer read
+        for (int i = tid; i < TILE * d; i += THREADS) {
+            int r = i / d, c = i % d;
+            Ks[r * ds + c] = s0 + r < S ? ld(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
+        }
+        for (int i = tid; i < TILE * dv; i += THREADS) {
+            int r = i / dv, c = i % dv;
+            Vs[r * dvs + c] = s0 + r < S ? ld(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
+        }
+        __syncthreads();
+        float sc[4], tileMax = -INFINITY;
+#pragma unroll
+        for (int c4 = 0; c4 < 4; c4++) {
+            int col = lane8 + 8 * c4, s = s0 + col;
+            float acc = 0.f;
+            for (int f = 0; f < d; f++) {
+                acc += Qs[row * ds + f] * Ks[col * ds + f];
+            }
+            bool visible = t0 + row < T && s < S && s <= position && s >= lo;
+            sc[c4] = visible ? acc * scale : -INFINITY;
+            tileMax = fmaxf(tileMax, sc[c4]);
+        }
+        tileMax = groupMax8(tileMax);
+        float mNew = fmaxf(m, tileMax);
+        float alpha = mNew == -INFINITY ? 1.f : expf(m - mNew);
+        float sum = 0.f;
+#pragma unroll
+        for (int c4 = 0; c4 < 4; c4++) {
+            float p = sc[c4] == -INFINITY ? 0.f : expf(sc[c4] - mNew);
+            Ps[row * (TILE + 1) + lane8 + 8 * c4] = p;
+            sum += p;
+        }
+        l = l * alpha + groupSum8(sum);
+        m = mNew;
+        __syncwarp();
+#pragma unroll
+        for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+            int f = lane8 + 8 * j;
+            if (f < dv) {
+                float acc = o[j] * alpha;
+                #pragma unroll 8
+                for (int c = 0; c < TILE; c++) {
+                    acc += Ps[row * (TILE + 1) + c] * Vs[c * dvs + f];
+                }
+                o[j] = acc;
+            }
+        }
+    }
+    if (t0 + row >= T) {
+        return;
+    }
+    float inv = l > 0.f ? 1.f / l : 0.f;
+    long long outRow = (qRow0 + t0 + row) * heads + h;
+#pragma unroll
+    for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+        int f = lane8 + 8 * j;
+        if (f < dv) {
+            out[outRow * dv + f] = __float2bfloat16_rn(o[j] * inv);
+        }
+    }
+    if (lse && lane8 == 0) {
+        lse[outRow] = m + logf(l);
+    }
+}
+
+// D [rows·heads] = dOut · out per (row, head): the softmax backward's row term; sinkTerm (may be null) gets
+// −exp(sink − lse)·D, whose sum over rows is the sink's gradient. One warp per (row, head).
+__global__ void attention_backward_prepare(const bf16* __restrict__ dOut, const bf16* __restrict__ out,
+                                           const float* __restrict__ lse, const float* __restrict__ sinks, int rows,
+                                           int heads, int dv, float* __restrict__ D, float* __restrict__ sinkTerm) {
+    long long pair = (blockIdx.x * (long long) blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (pair >= (long long) rows * heads) {
+        return;
+    }
+    float acc = 0.f;
+    for (int f = lane; f < dv; f += 32) {
+        acc += ld(dOut, pair * dv + f) * ld(out, pair * dv + f);
+    }
+    acc = warpSum(acc);
+    if (lane == 0) {
+        D[pair] = acc;
+        if (sinkTerm) {
+            sinkTerm[pair] = -expf(sinks[pair % heads] - lse[pair]) * acc;
+        }
+    }
+}
+
+// dq (+)= Σ_s ds_ts · k_s with ds = p·(dOut·v_s − D)·scale and p recomputed from lse. Same grid and tiles as the
+// forward; shared memory of attentionSharedBytes(d, dv) + TILE·(dv + 1) floats for the dOut tile.
+__global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                                      const bf16* __restrict__ dOut, const float* __restrict__ lse,
+                                      const float* __restrict__ D, int T, int S, int heads, int kvHeads, int d, int dv,
+                                      float scale, int queryStart, int window, bf16* __restrict__ dq, int accumulate) {
+    extern __shared__ float smem[];
+    int ds = d + 1, dvs = dv + 1;
+    float* Qs = smem;
+    float* Ks = Qs + TILE * ds;
+    float* Vs = Ks + TILE * ds;
+    float* Ps = Vs + TILE * dvs;       // holds ds
+    float* Os = Ps + TILE * (TILE + 1);  // dOut tile [TILE][dvs]
+    int h = blockIdx.y, g = h / (heads / kvHeads), b = blockIdx.z;
+    int t0 = blockIdx.x * TILE, tid = threadIdx.x, row = tid >> 3, lane8 = tid & 7;
+    long long qRow0 = (long long) b * T, kRow0 = (long long) b * S;
+    for (int i = tid; i < TILE * d; i += THREADS) {
+        int r = i / d, c = i % d;
+        Qs[r * ds + c] = t0 + r < T ? ld(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
+    }
+    for (int i = tid; i < TILE * dv; i += THREADS) {
+        int r = i / dv, c = i % dv;
+        Os[r * dvs + c] = t0 + r < T ? ld(dOut, (qRow0 + t0 + r) * heads * dv + (long long) h * dv + c) : 0.f;
+    }
+    float acc[MAX_FEATURES_PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+        acc[j] = 0.f;
+    }
+    bool live = t0 + row < T;
+    long long pair = (qRow0 + t0 + row) * heads + h;
+    float rowLse = live ? lse[pair] : 0.f, rowD = live ? D[pair] : 0.f;
+    int tLast = min(T - 1, t0 + TILE - 1);
+    int firstKey = window > 0 ? max(0, queryStart + t0 - window + 1) : 0;
+    int lastKey = min(S - 1, queryStart + tLast);
+    int position = queryStart + t0 + row;
+    int lo = window > 0 ? max(0, position - window + 1) : 0;
+    for (int s0 = firstKey - firstKey % TILE; s0 <= lastKey; s0 += TILE) {
+        __syncthreads();
+        for (int i = tid; i < TILE * d; i += THREADS) {
+            int r = i / d, c = i % d;
+            Ks[r * ds + c] = s0 + r < S ? ld(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
+        }
+        for (int i = tid; i < TILE * dv; i += THREADS) {
+            int r = i / dv, c = i % dv;
+            Vs[r * dvs + c] = s0 + r < S ? ld(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int c4 = 0; c4 < 4; c4++) {
+            int col = lane8 + 8 * c4, s = s0 + col;
+            float dsv = 0.f;
+            if (live && s < S && s <= position && s >= lo) {
+                float qk = 0.f, dp = 0.f;
+                for (int f = 0; f < d; f++) {
+                    qk += Qs[row * ds + f] * Ks[col * ds + f];
+                }
+                for (int f = 0; f < dv; f++) {
+                    dp += Os[row * dvs + f] * Vs[col * dvs + f];
+                }
+                float p = expf(qk * scale - rowLse);
+                dsv = p * (dp - rowD) * scale;
+            }
+            Ps[row * (TILE + 1) + col] = dsv;
+        }
+        __syncwarp();
+#pragma unroll
+        for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+            int f = lane8 + 8 * j;
+            if (f < d) {
+                float a = acc[j];
+                #pragma unroll 8
+                for (int c = 0; c < TILE; c++) {
+                    a += Ps[row * (TILE + 1) + c] * Ks[c * ds + f];
+                }
+                acc[j] = a;
+            }
+        }
+    }
+    if (!live) {
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+        int f = lane8 + 8 * j;
+        if (f < d) {
+            st(dq, pair * d + f, acc[j], accumulate);
+        }
+    }
+}
+
+// dk (+)= Σ_t ds_ts · q_t and dv (+)= Σ_t p_ts · dOut_t over every query row t and every query head of the
+// key/value head's group. Grid (ceil(S / 32), kvHeads, sequences): one block per tile of 32 keys, so each
+// gradient element has one writer. Shared memory: attentionSharedBytes(d, dv) + TILE·(dv + 1) floats.
+__global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                        const bf16* __restrict__ v, const bf16* __restrict__ dOut,
+                                        const float* __restrict__ lse, const float* __restrict__ D, int T, int S,
+                                        int heads, int kvHeads, int d, int dv, float scale, int queryStart, int window,
+                                        bf16* __restrict__ dk, bf16* __restrict__ dvOut, int accumulate) {
+    extern __shared__ float smem[];
+    int ds = d + 1, dvs = dv + 1;
+    float* Ks = smem;                    // this block's keys [TILE][ds]
+    float* Qs = Ks + TILE * ds;          // a query tile [TILE][ds]
+    float* Vs = Qs + TILE * ds;          // this block's values [TILE][dvs]
+    float* Ps = Vs + TILE * dvs;         // [key][query]: p, then ds
+    float* Os = Ps + TILE * (TILE + 1);  // a dOut tile [TILE][dvs]
+    __shared__ float rowLse[TILE], rowD[TILE];
+    __shared__ float Ds[TILE * (TILE + 1)];
+    int g = blockIdx.y, b = blockIdx.z, group = heads / kvHeads;
+    int s0 = blockIdx.x * TILE, tid = threadIdx.x, key = tid >> 3, lane8 = tid & 7;
+    long long qRow0 = (long long) b * T, kRow0 = (long long) b * S;
+    for (int i = tid; i < TILE * d; i += THREADS) {
+        int r = i / d, c = i % d;
+        Ks[r * ds + c] = s0 + r < S ? ld(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
+    }
+    for (int i = tid; i < TILE * dv; i += THREADS) {
+        int r = i / dv, c = i % dv;
+        Vs[r * dvs + c] = s0 + r < S ? ld(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
+    }
+    float gk[MAX_FEATURES_PER_THREAD], gv[MAX_FEATURES_PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+        gk[j] = 0.f;
+        gv[j] = 0.f;
+    }
+    int s = s0 + key;
+    // Query rows that can see a key of this tile: positions from s0 on, and (with a window) before s0 + TILE − 1 + window.
+    int tFrom = max(0, s0 - queryStart);
+    int tTo = window > 0 ? min(T, s0 + TILE - 1 + window - queryStart) : T;
+    for (int h = g * group; h < (g + 1) * group; h++) {
+        for (int t0 = tFrom - tFrom % TILE; t0 < tTo; t0 += TILE) {
+            __syncthreads();
+            for (int i = tid; i < TILE * d; i += THREADS) {
+                int r = i / d, c = i % d;
+                Qs[r * ds + c] = t0 + r < T ? ld(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
+            }
+            for (int i = tid; i < TILE * dv; i += THREADS) {
+                int r = i / dv, c = i % dv;
+                Os[r * dvs + c] = t0 + r < T ? ld(dOut, (qRow0 + t0 + r) * heads * dv + (long long) h * dv + c) : 0.f;
+            }
+            if (tid < TILE) {
+                long long pair = (qRow0 + t0 + tid) * heads + h;
+                rowLse[tid] = t0 + tid < T ? lse[pair] : 0.f;
+                rowD[tid] = t0 + tid < T ? D[pair] : 0.f;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int c4 = 0; c4 < 4; c4++) {
+                int col = lane8 + 8 * c4, t = t0 + col, position = queryStart + t;
+                float p = 0.f, dsv = 0.f;
+                bool visible = t < T && s < S && s <= position && (window <= 0 || s > position - window);
+                if (visible) {
+                    float qk = 0.f, dp = 0.f;
+                    for (int f = 0; f < d; f++) {
+                        qk += Qs[col * ds + f] * Ks[key * ds + f];
+                    }
+                    for (int f = 0; f < dv; f++) {
+                        dp += Os[col * dvs + f] * Vs[key * dvs + f];
+                    }
+                    p = expf(qk * scale - rowLse[col]);
+                    dsv = p * (dp - rowD[col]) * scale;
+                }
+                Ps[key * (TILE + 1) + col] = p;
+                Ds[key * (TILE + 1) + col] = dsv;
+            }
+            __syncwarp();
+#pragma unroll
+            for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+                int f = lane8 + 8 * j;
+                if (f < dv) {
+                    float a = gv[j];
+                    #pragma unroll 8
+                    for (int c = 0; c < TILE; c++) {
+                        a += Ps[key * (TILE + 1) + c] * Os[c * dvs + f];
+                    }
+                    gv[j] = a;
+                }
+                if (f < d) {
+                    float a = gk[j];
+                    #pragma unroll 8
+                    for (int c = 0; c < TILE; c++) {
+                        a += Ds[key * (TILE + 1) + c] * Qs[c * ds + f];
+                    }
+                    gk[j] = a;
+                }
+            }
+        }
+    }
+    if (s >= S) {
+        return;
+    }
+    long long kOut = (kRow0 + s) * kvHeads + g;
+#pragma unroll
+    for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
+        int f = lane8 + 8 * j;
+        if (f < d) {
+            st(dk, kOut * d + f, gk[j], accumulate);
+        }
+        if (f < dv) {
+            st(dvOut, kOut * dv + f, gv[j], accumulate);
+        }
+    }
+}
+
+// ---- cross-entropy over F32 logits ----
+
+// lse[r] = log Σ exp(logits[r]); loss[r] = lse[r] − logits[r, target[r]] (0 where target is ignoreIndex).
+// One block per row.
+__global__ void cross_entropy_forward(const float* __restrict__ logits, const int* __restrict__ targets, int rows,
+                                      int vocab, int ignoreIndex, float* __restrict__ lse, float* __restrict__ loss) {
+    __shared__ float scratch[32];
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    const float* row = logits + (long long) r * vocab;
+    float m = -INFINITY;
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
+        m = fmaxf(m, row[c]);
+    }
+    m = blockMax(m, scratch);
+    float sum = 0.f;
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
+        sum += expf(row[c] - m);
+    }
+    sum = blockSum(sum, scratch);
+    if (threadIdx.x == 0) {
+        float l = m + logf(sum);
+        lse[r] = l;
+        int t = targets[r];
+        loss[r] = t == ignoreIndex ? 0.f : l - row[t];
+    }
+}
+
+// dLogits (+)= g · (softmax(logits) − onehot(target)); rows whose target is ignoreIndex get nothing.
+__global__ void cross_entropy_backward(const float* __restrict__ logits, const int* __restrict__ targets,
+                                       const float* __restrict__ lse, int rows, int vocab, int ignoreIndex, float g,
+                                       float* __restrict__ dLogits, int accumulate) {
+    int r = blockIdx.x;
+    if (r >= rows) {
+        return;
+    }
+    int t = targets[r];
+    long long base = (long long) r * vocab;
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
+        float d = t == ignoreIndex ? 0.f : g * (expf(logits[base + c] - lse[r]) - (c == t ? 1.f : 0.f));
+        dLogits[base + c] = accumulate ? dLogits[base + c] + d : d;
+    }
+}
+
+// ---- embedding gradient ----
+
+// grad[targetRow[s]] += Σ dy[order[i]] for i in starts[s] .. starts[s + 1]: each table row's gradient summed in a
+// fixed order by one block (the host groups the token positions by id). grad is F32.
+__global__ void segment_rows_add(const bf16* __restrict__ dy, const int* __restrict__ order,
+                                 const int* __restrict__ starts, const int* __restrict__ targetRow, int segments,
+                                 int dim, float* __restrict__ grad) {
+    int sgm = blockIdx.x;
+    if (sgm >= segments) {
+        return;
+    }
+    float* out = grad + (long long) targetRow[sgm] * dim;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        float acc = 0.f;
+        for (int i = starts[sgm]; i < starts[sgm + 1]; i++) {
+            acc += ld(dy, (long long) order[i] * dim + c);
+        }
+        out[c] += acc;
+    }
+}
+
+// ---- elementwise ----
+
+// out = a + b (out may be a or b).
+__global__ void add(const bf16* a, const bf16* b, long long n, bf16* out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __float2bfloat16_rn(ld(a, i) + ld(b, i));
+    }
+}
+
+// y += alpha · x (BF16 y: an activation gradient accumulating).
+__global__ void axpy(float alpha, const bf16* __restrict__ x, long long n, bf16* __restrict__ y) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        y[i] = __float2bfloat16_rn(ld(y, i) + alpha * ld(x, i));
+    }
+}
+
+// out = silu(gate) · up over separate gate and up tensors (a dense gated MLP).
+__global__ void glu_forward(const bf16* __restrict__ gate, const bf16* __restrict__ up, long long n,
+                            bf16* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __float2bfloat16_rn(siluf(ld(gate, i)) * ld(up, i));
+    }
+}
+
+// dGate (+)= dOut·up·silu'(gate), dUp (+)= dOut·silu(gate).
+__global__ void glu_backward(const bf16* __restrict__ gate, const bf16* __restrict__ up, const bf16* __restrict__ dOut,
+                             long long n, bf16* __restrict__ dGate, bf16* __restrict__ dUp, int accumulate) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        float g = ld(gate, i), u = ld(up, i), d = ld(dOut, i), s = sigmoidf(g);
+        st(dGate, i, d * u * s * (1.f + g * (1.f - s)), accumulate);
+        st(dUp, i, d * g * s, accumulate);
+    }
+}
+
+}  // extern "C"

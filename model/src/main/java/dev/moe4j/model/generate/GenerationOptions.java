@@ -1,0 +1,33 @@
+package dev.moe4j.model.generate;
+
+import dev.moe4j.model.ForwardObserver;
+
+import java.util.List;
+import java.util.Set;
+
+/**
+ * What one generation is asked to do.
+ *
+ * @param maxNewTokens    the most tokens to generate (fewer when the model's context ends first)
+ * @param sampling        how each token is chosen
+ * @param eosTokenIds     ids that end the reply; they are neither shown nor part of the output
+ * @param stopStrings     texts that end the reply when they appear in it; they are not shown nor part of the text
+ * @param observer        hears every forward pass (routing, hidden states); may be null
+ * @param routeEveryToken feed every generated token through the model before its text is released, so that the
+ *                        observer has heard its routing by then (the last token costs one more forward pass)
+ */
+public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
+                                List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken) {
+    public GenerationOptions {
+        if (maxNewTokens <= 0) {
+            throw new IllegalArgumentException("maxNewTokens must be positive, got " + maxNewTokens);
+        }
+        eosTokenIds = Set.copyOf(eosTokenIds);
+        stopStrings = List.copyOf(stopStrings);
+    }
+
+    /** Greedy decoding of up to {@code maxNewTokens}, stopping at the given EOS ids, with nobody listening in. */
+    public static GenerationOptions greedy(int maxNewTokens, Set<Integer> eosTokenIds) {
+        return new GenerationOptions(maxNewTokens, SamplingConfig.greedy(), eosTokenIds, List.of(), null, false);
+    }
+}

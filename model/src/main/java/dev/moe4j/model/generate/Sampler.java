@@ -1,0 +1,63 @@
+package dev.moe4j.model.generate;
+
+import java.util.BitSet;
+import java.util.SplittableRandom;
+
+/**
+ * Chooses each next token from the model's logits as {@link SamplingConfig} says, in transformers' order:
+ * repetition penalty, then (when sampling) temperature, top-k, top-p and min-p, then the highest logit or a draw
+ * from the softmax. Its random generator is seeded once, so a sequence of calls is reproducible. One per sequence.
+ */
+public final class Sampler {
+    private final SamplingConfig config;
+    private final SplittableRandom random;
+
+    public Sampler(SamplingConfig config) {
+        this.config = config;
+        this.random = new SplittableRandom(config.seed());
+    }
+
+    public SamplingConfig config() {
+        return config;
+    }
+
+    /**
+     * The next token. {@code logits} (one row over the vocabulary) is processed in place; {@code seen} holds the
+     * ids already in the prompt and the output, which the repetition penalty applies to.
+     */
+    public int next(float[] logits, BitSet seen) {
+        if (config.repetitionPenalty() != 1) {
+            LogitsProcessors.repetitionPenalty(logits, seen, config.repetitionPenalty());
+        }
+        if (!config.sample()) {
+            return LogitsProcessors.argmax(logits);
+        }
+        if (config.temperature() != 1) {
+            LogitsProcessors.temperature(logits, config.temperature());
+        }
+        LogitsProcessors.topK(logits, config.topK());
+        LogitsProcessors.topP(logits, config.topP());
+        LogitsProcessors.minP(logits, config.minP());
+        return draw(LogitsProcessors.probabilities(logits));
+    }
+
+    /** Inverse-CDF draw: the first token whose cumulative probability exceeds a uniform number in [0, 1). */
+    private int draw(double[] probs) {
+        double u = random.nextDouble();
+        double cumulative = 0;
+        int last = -1;
+        for (int i = 0; i < probs.length; i++) {
+            if (probs[i] > 0) {
+                cumulative += probs[i];
+                last = i;
+                if (u < cumulative) {
+                    return i;
+                }
+            }
+        }
+        if (last < 0) {
+            throw new IllegalStateException("no token has a finite logit to sample from");
+        }
+        return last; // rounding left the total a hair below u: the last token with any probability
+    }
+}

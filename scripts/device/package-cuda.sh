@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Packs what the GPU checks need on the device machine (which has no JDK and no Maven) into one folder:
+# a jlinked Java 25 runtime, the moe4j jar, the cuda module's test classes with the core test helpers, the JUnit
+# console launcher, and the scripts that run the tests and the benchmarks there (scripts/device/gpu-check.sh).
+# Usage: scripts/device/package-cuda.sh [DEST]   (DEST defaults to .carry/cuda; carry it and run
+#        DEST/gpu-check.sh on the device machine)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dest="${1:-$root/.carry/cuda}"
+jdk="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+export JAVA_HOME="$jdk"
+cd "$root"
+mvn -B -q -DskipTests package -pl cli -am >/dev/null
+mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
+  -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
+rm -rf "$dest" && mkdir -p "$dest"
+# The GPU checks need neither the desktop module (Jinjava's beans) nor the rest: a smaller runtime to carry.
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs \
+  --strip-debug --no-man-pages --no-header-files --output "$dest/runtime"
+tar -C "$dest" -czf "$dest/runtime.tgz" runtime
+rm -rf "$dest/runtime"
+cp cli/target/moe4j.jar "$dest/moe4j.jar"
+cp cuda/target/moe4j-cuda-*-tests.jar "$dest/cuda-tests.jar"
+cp core/target/moe4j-core-*-tests.jar "$dest/core-tests.jar"
+cp cuda/target/launcher/junit-platform-console-standalone-*.jar "$dest/junit-console.jar"
+cp scripts/device/gpu-check.sh scripts/device/moe_baselines.py "$dest/"
+du -sh "$dest"/*

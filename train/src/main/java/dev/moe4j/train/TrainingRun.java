@@ -1,0 +1,290 @@
+package dev.moe4j.train;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.Parallel;
+import dev.moe4j.io.AtomicDirectory;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.ParameterCount;
+import dev.moe4j.model.config.SpecialTokens;
+import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.train.checkpoint.RunCheckpoint;
+import dev.moe4j.train.config.TrainConfig;
+import dev.moe4j.train.data.BatchSampler;
+import dev.moe4j.train.data.TokenCache;
+import dev.moe4j.train.data.TrainingData;
+import dev.moe4j.train.optim.AdamW;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.Set;
+
+/**
+ * One {@code moe4j train} run from its {@link TrainConfig}: the data and tokenizer, the model (fresh, fine-tuned from
+ * a Hugging Face checkpoint, or resumed), the steps with their metrics, evaluations and checkpoints, and samples at
+ * the end. What happens is reported to a {@link Listener} (the command line draws its progress bar from it).
+ */
+public final class TrainingRun {
+    /** Hears a run's progress; every method has an empty default. */
+    public interface Listener {
+        default void message(String text) {
+        }
+
+        default void started(Start start) {
+        }
+
+        default void step(StepMetrics metrics, Progress progress) {
+        }
+
+        default void evaluated(long step, double validLoss) {
+        }
+
+        default void saved(Path folder, long step) {
+        }
+
+        default void sample(String text) {
+        }
+    }
+
+    /**
+     * @param activeParameters per token, embeddings and LM head included (as model cards count)
+     * @param fromStep         0, or the step a resumed run continues from
+     */
+    public record Start(String model, long totalParameters, long activeParameters, int totalSteps, long tokensPerStep,
+                        long trainTokens, long validTokens, String data, Path out, long fromStep) {
+    }
+
+    /** @param totalSteps 0 while a time-budgeted run does not know its length yet */
+    public record Progress(long step, int totalSteps, double elapsedSeconds, double etaSeconds) {
+    }
+
+    /** How a run ended. */
+    public record Summary(long steps, double trainLoss, double validLoss, double seconds, Path out, String family,
+                          List<String> samples, String prompt) {
+    }
+
+    private TrainingRun() {
+    }
+
+    public static Summary run(TrainConfig config, Listener listener) {
+        var run = config.run();
+        if (run.threads() > 0) {
+            Parallel.setThreads(run.threads());
+        }
+        Path out = run.out();
+        RunCheckpoint.State resumed = null;
+        if (run.resume()) {
+            if (!RunCheckpoint.exists(out)) {
+                throw new BadInputException("--resume: " + out + " holds no saved run (expected " + RunCheckpoint.STATE
+                        + " and " + RunCheckpoint.TRAIN_CONFIG + ")");
+            }
+            resumed = RunCheckpoint.state(out);
+        }
+        TokenCache cache = config.data().cache().map(TokenCache::new).orElseGet(TokenCache::defaultCache);
+        Optional<Path> tokenizer = config.data().tokenizer();
+        if (resumed != null && Files.isRegularFile(out.resolve("tokenizer.json"))) {
+            tokenizer = Optional.of(out.resolve("tokenizer.json"));
+        } else if (tokenizer.isEmpty() && config.init().isPresent()) {
+            Path t = config.init().get().resolve("tokenizer.json");
+            tokenizer = Files.isRegularFile(t) ? Optional.of(t) : Optional.empty();
+        }
+        if (tokenizer.isPresent() && !Files.isRegularFile(tokenizer.get())) {
+            throw new BadInputException("--tokenizer: " + tokenizer.get() + ": no such file");
+        }
+        TrainingData data = TrainingData.prepare(config.data().paths(), config.data().validFraction(), tokenizer,
+                config.data().vocab(), cache, listener::message);
+
+        Transformer model = model(config, data, resumed, out);
+        int vocab = model.config().vocabSize();
+        if (data.vocabSize() > vocab) {
+            throw new BadInputException("the tokenizer has " + data.vocabSize() + " ids but the model embeds " + vocab);
+        }
+        var opt = config.optimiser();
+        int totalSteps = run.steps() > 0 ? run.steps() : resumed != null ? resumed.totalSteps() : 0;
+        var trainer = new Trainer(model, opt.hyper(), opt.decayAll() ? AdamW.ALL : AdamW.MATRICES_ONLY,
+                new Trainer.Settings(opt.schedule(totalSteps), opt.clip(), opt.accumulate(), opt.biasBalancing(), run.seed()));
+        var sampler = new BatchSampler(data.train(), opt.batch(), config.data().context(), run.seed(),
+                config.data().shuffle());
+        var evalBatches = data.validation().length() > config.data().context()
+                ? List.of(BatchSampler.evaluationBatches(data.validation(), opt.batch(), config.data().context(),
+                run.evalBatches())) : List.<BatchSampler.Batch>of();
+
+        var metrics = new MetricsLog(out.resolve(RunCheckpoint.METRICS));
+        String family;
+        double elapsed = 0, validLoss = Double.NaN;
+        long tokens = 0;
+        if (resumed != null) {
+            RunCheckpoint.restore(out, trainer, resumed);
+            metrics.truncateAfter(resumed.step());
+            family = resumed.family();
+            elapsed = resumed.elapsedSeconds();
+            tokens = resumed.tokens();
+            validLoss = resumed.validLoss();
+        } else {
+            family = RunCheckpoint.chooseFamily(model.config(), run.family());
+            prepareFolder(out, listener);
+        }
+        ParameterCount count = ParameterCount.of(model.config());
+        long tokensPerStep = (long) opt.batch() * config.data().context() * opt.accumulate();
+        listener.started(new Start(describe(model.config(), family), count.total(), count.active(), totalSteps,
+                tokensPerStep, data.train().length(), data.validation().length(), data.description(), out,
+                trainer.steps()));
+
+        var extras = new RunCheckpoint.Extras(data.tokenizerJson(), config.init().orElse(null), config.values(),
+                generationConfig(model.config(), run.temperature()));
+        double lastLoss = Double.NaN;
+        long timeBudgetMillis = run.time().toMillis();
+        int estimateAfter = Math.max(opt.warmup(), 10);
+        while ((totalSteps == 0 || trainer.steps() < totalSteps)
+                && (timeBudgetMillis == 0 || elapsed * 1000 < timeBudgetMillis)) {
+            StepMetrics m = trainer.step(sampler::batch);
+            elapsed += m.seconds();
+            tokens += m.tokens();
+            lastLoss = m.loss();
+            if (!Double.isFinite(m.loss())) {
+                throw new BadInputException("the loss became " + m.loss() + " at step " + m.step()
+                        + ": lower --lr or raise --warmup");
+            }
+            metrics.step(m, elapsed);
+            long step = trainer.steps();
+            if (totalSteps == 0 && step >= estimateAfter) {
+                // A time budget without a step count: the schedule's length, fixed once the speed is known.
+                double perStep = elapsed / step;
+                totalSteps = (int) Math.max(step + 1, Math.floor(timeBudgetMillis / 1000.0 / perStep));
+                trainer.schedule(opt.schedule(totalSteps));
+                listener.message("the time budget allows about " + totalSteps + " steps");
+            }
+            double eta = totalSteps == 0 ? Double.NaN : (totalSteps - step) * (elapsed / Math.max(1, step));
+            if (timeBudgetMillis > 0) {
+                double left = timeBudgetMillis / 1000.0 - elapsed;
+                eta = Double.isNaN(eta) ? left : Math.min(eta, left);
+            }
+            listener.step(m, new Progress(step, totalSteps, elapsed, Math.max(0, eta)));
+            boolean last = totalSteps > 0 && step >= totalSteps;
+            boolean evaluate = !last && run.evalEvery() > 0 && step % run.evalEvery() == 0;
+            if (evaluate && !evalBatches.isEmpty()) {
+                validLoss = trainer.evaluate(evalBatches);
+                metrics.evaluation(step, validLoss);
+                listener.evaluated(step, validLoss);
+            }
+            boolean save = !last && (run.saveEvery() > 0 ? step % run.saveEvery() == 0 : evaluate);
+            if (save) {
+                RunCheckpoint.save(out, trainer, run.dtype(), extras,
+                        new RunCheckpoint.State(step, tokens, elapsed, totalSteps, family, validLoss));
+                listener.saved(out, step);
+            }
+        }
+        long step = trainer.steps();
+        if (!evalBatches.isEmpty()) {
+            validLoss = trainer.evaluate(evalBatches);
+            metrics.evaluation(step, validLoss);
+            listener.evaluated(step, validLoss);
+        }
+        RunCheckpoint.save(out, trainer, run.dtype(), extras,
+                new RunCheckpoint.State(step, tokens, elapsed, Math.max(totalSteps, (int) step), family, validLoss));
+        listener.saved(out, step);
+
+        var samples = new ArrayList<String>();
+        String prompt = run.prompt().isEmpty() ? defaultPrompt(data) : run.prompt();
+        if (data.tokenizer() != null) {
+            Set<Integer> stop = Set.copyOf(model.config().tokens().eos());
+            for (int i = 0; i < run.samples(); i++) {
+                String text = TextSampler.sample(model, data.tokenizer(), prompt, run.sampleTokens(),
+                        run.temperature(), run.seed() + i, stop);
+                samples.add(text);
+                listener.sample(text);
+            }
+        }
+        return new Summary(step, lastLoss, validLoss, elapsed, out, family, samples, prompt);
+    }
+
+    /**
+     * Makes {@code out} ready for a new run: a run saved there before is replaced (with a message); a folder that
+     * holds anything else is refused rather than deleted.
+     */
+    private static void prepareFolder(Path out, Listener listener) {
+        if (RunCheckpoint.exists(out)) {
+            listener.message("replacing the run saved in " + out + " (use --resume to continue it instead)");
+            AtomicDirectory.deleteTree(out);
+        } else if (Files.isDirectory(out)) {
+            try (var entries = Files.list(out)) {
+                if (entries.findAny().isPresent()) {
+                    throw new BadInputException("--out " + out + " exists and is not a moe4j run: choose another folder");
+                }
+            } catch (java.io.IOException e) {
+                throw new BadInputException(out + ": cannot list (" + e.getMessage() + ")");
+            }
+        } else if (Files.exists(out)) {
+            throw new BadInputException("--out " + out + " is a file, not a folder");
+        }
+        try {
+            Files.createDirectories(out);
+        } catch (java.io.IOException e) {
+            throw new BadInputException(out + ": cannot create the run's folder (" + e.getMessage() + ")");
+        }
+    }
+
+    /** The model to train: resumed from the run's folder, fine-tuned from --init, or fresh. */
+    private static Transformer model(TrainConfig config, TrainingData data, RunCheckpoint.State resumed, Path out) {
+        if (resumed != null) {
+            if (config.init().isPresent()) {
+                return ModelLoader.loadForTraining(out);
+            }
+            return ModelLoader.loadForTraining(out, fresh(config, data));
+        }
+        if (config.init().isPresent()) {
+            return ModelLoader.loadForTraining(config.init().get());
+        }
+        return Transformer.initialize(fresh(config, data), config.run().seed());
+    }
+
+    /** The options' model, with the tokenizer's vocabulary and end-of-text token. */
+    private static ModelConfig fresh(TrainConfig config, TrainingData data) {
+        ModelConfig base = config.model().orElseThrow();
+        int separator = data.tokenizer() == null ? -1 : TrainingData.separator(data.tokenizer());
+        var tokens = new SpecialTokens(OptionalInt.empty(), separator >= 0 ? List.of(separator) : List.of(),
+                OptionalInt.empty());
+        return base.toBuilder().vocabSize(data.vocabSize()).tokens(tokens).build();
+    }
+
+    private static ObjectNode generationConfig(ModelConfig config, double temperature) {
+        ObjectNode g = Json.mapper().createObjectNode();
+        config.tokens().bos().ifPresent(b -> g.put("bos_token_id", b));
+        if (config.tokens().eos().size() == 1) {
+            g.put("eos_token_id", config.tokens().eos().getFirst());
+        } else if (!config.tokens().eos().isEmpty()) {
+            config.tokens().eos().forEach(g.putArray("eos_token_id")::add);
+        }
+        g.put("do_sample", true);
+        g.put("temperature", temperature);
+        g.put("top_k", 50);
+        g.put("max_new_tokens", 200);
+        return g;
+    }
+
+    /** The start of the validation text, up to its first line end: for Shakespeare, a speaker's name. */
+    private static String defaultPrompt(TrainingData data) {
+        if (data.tokenizer() == null || data.validation().length() == 0) {
+            return "";
+        }
+        int[] head = Arrays.copyOf(data.validation().tokens(), Math.min(24, data.validation().length()));
+        String text = data.tokenizer().decode(head, true);
+        int newline = text.indexOf('\n');
+        return newline >= 0 ? text.substring(0, newline + 1) : text;
+    }
+
+    static String describe(ModelConfig c, String family) {
+        String moe = c.moe().map(m -> m.experts() + " experts top-" + m.topK() + " of width " + m.intermediate()
+                + (m.sharedIntermediate() > 0 ? " + shared " + m.sharedIntermediate() : "") + ", "
+                + m.router().name().toLowerCase(java.util.Locale.ROOT) + " routing").orElse("dense MLP of width " + c.denseIntermediateSize());
+        return c.numLayers() + " layers, d=" + c.hiddenSize() + ", " + c.attention().numHeads() + " heads, " + moe
+                + ", vocab " + c.vocabSize() + " (saved as " + family + ")";
+    }
+}
