@@ -2,6 +2,7 @@ package dev.moe4j.cli;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationOptions;

@@ -2,6 +2,7 @@ package dev.moe4j.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationListener;

@@ -3,7 +3,7 @@ package dev.moe4j.cli;
 import dev.moe4j.cli.bench.BenchCommand;
 import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
-import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.ModelFolder;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -24,6 +24,7 @@ import java.nio.charset.StandardCharsets;
                 GenerateCommand.class,
                 ScoreCommand.class,
                 ChatCommand.class,
+                ServeCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {
@@ -31,7 +32,7 @@ public final class Main implements Runnable {
     public static final int EXIT_BAD_INPUT = 2;
 
     /** How the commands open a model folder's weights: memory-mapped, every tensor checked first. */
-    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config) -> ModelLoader.load(folder);
+    static final ModelFolder.Opener DEFAULT_MODELS = ModelFolder.Opener.CHECKPOINT;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

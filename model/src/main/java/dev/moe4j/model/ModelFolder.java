@@ -1,9 +1,9 @@
-package dev.moe4j.cli;
+package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.json.Json;
 import dev.moe4j.io.tokenizer.Tokenizer;
-import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.generate.GenerationConfig;
@@ -20,14 +20,24 @@ import java.util.Set;
 /**
  * A Hugging Face model folder opened for inference: config.json, tokenizer.json, generation_config.json and the
  * weights. The small files are read and checked against each other before the weights are touched, so a
- * mismatch costs no loading time and names the file at fault.
+ * mismatch costs no loading time and names the file at fault. The commands and the server open models this way.
  */
-record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, GenerationConfig generation,
-                   LanguageModel model, long loadNanos) implements AutoCloseable {
-    static final String TOKENIZER = "tokenizer.json";
-    static final String TOKENIZER_CONFIG = "tokenizer_config.json";
+public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, GenerationConfig generation,
+                          LanguageModel model, long loadNanos) implements AutoCloseable {
+    public static final String TOKENIZER = "tokenizer.json";
+    public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
 
-    static ModelFolder open(Path folder, CommandContext.ModelOpener opener) {
+    /** Opens the weights of a model folder whose config.json has already been read (tests put stand-ins here). */
+    @FunctionalInterface
+    public interface Opener {
+        /** Memory-maps the checkpoint with {@link ModelLoader}, every tensor checked first. */
+        Opener CHECKPOINT = (folder, config) -> ModelLoader.load(folder);
+
+        LanguageModel open(Path folder, ModelConfig config);
+    }
+
+    /** Opens a model folder: its small files checked against each other, then the weights through {@code opener}. */
+    public static ModelFolder open(Path folder, Opener opener) {
         long start = System.nanoTime();
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")
@@ -46,13 +56,14 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
     }
 
     /** The ids that end a reply: generation_config.json's eos_token_id and config.json's, together. */
-    Set<Integer> eosTokenIds() {
+    public Set<Integer> eosTokenIds() {
         var ids = new LinkedHashSet<Integer>(generation.eosTokenIds());
         ids.addAll(config.tokens().eos());
         return ids;
     }
 
-    TokenText text() {
+    /** The tokenizer as generation's text: replies skip special tokens. */
+    public TokenText text() {
         return TokenText.of(tokenizer);
     }
 
@@ -61,7 +72,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
      * {@code chat_template} (or chat_template.jinja). Special tokens (bos_token, eos_token, ...) come from
      * tokenizer_config.json when there is one.
      */
-    static ChatTemplate chatTemplate(Path folder, Path templateFile) {
+    public static ChatTemplate chatTemplate(Path folder, Path templateFile) {
         Path tokenizerConfig = folder.resolve(TOKENIZER_CONFIG);
         if (templateFile == null) {
             if (!Files.isRegularFile(tokenizerConfig)) {
@@ -87,7 +98,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
         }
         Map<String, String> specials = new HashMap<>();
         if (Files.isRegularFile(tokenizerConfig)) {
-            var json = dev.moe4j.io.json.Json.read(tokenizerConfig);
+            var json = Json.read(tokenizerConfig);
             for (String key : new String[] {"bos_token", "eos_token", "unk_token", "pad_token"}) {
                 var node = json.get(key);
                 if (node != null && node.isTextual()) {
