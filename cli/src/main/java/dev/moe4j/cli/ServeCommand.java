@@ -29,7 +29,7 @@ import java.util.concurrent.Callable;
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",
                 "One generation runs at a time: requests wait in a queue and are served in arrival order. A"
                         + " streaming client that disconnects stops its generation.",
-                "Each generation is logged on stderr in one line."})
+                "Each generation and each refused request is logged on stderr in one line."})
 final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "model folder: config.json, tokenizer.json, safetensors weights; tokenizer_config.json"

@@ -122,9 +122,8 @@ final class Completions {
         int[] ids = switch (request.prompt()) {
             case CompletionRequest.Prompt.Chat chat -> {
                 if (served.chatTemplate() == null) {
-                    throw ApiError.invalid("messages", "chat completions need a chat template: "
-                            + served.noChatTemplate() + " (when starting moe4j serve); /v1/completions works without"
-                            + " one").refuse();
+                    throw ApiError.invalid("messages", served.noChatTemplate() + " when starting moe4j serve;"
+                            + " /v1/completions works without one").refuse();
                 }
                 String text;
                 try {

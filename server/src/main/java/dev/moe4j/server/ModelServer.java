@@ -170,9 +170,7 @@ public final class ModelServer implements AutoCloseable {
                 }
             }
         } catch (ApiError.Refusal r) {
-            if (r.error.status() >= 500) {
-                log(method + " " + path + " " + r.error.status() + ": " + r.error.message());
-            }
+            log(method + " " + path + " " + r.error.status() + ": " + r.error.message());
             if (r.error.status() == 405) {
                 exchange.getResponseHeaders().set("Allow", r.error.param());
             }
