@@ -178,11 +178,14 @@ public final class ModelServer implements AutoCloseable {
         } catch (InterruptedException e) {
             sendQuietly(exchange, 503, new ApiError(503, "the server is shutting down", "server_error", null, null)
                     .toJson());
+        } catch (IOException e) {
+            // reading the request or writing a whole response failed: the client has gone, nobody to answer
+            log(method + " " + path + ": the client went away (" + e.getMessage() + ")");
         } catch (Exception e) {
-            // a bug or an I/O failure: the log gets the cause, the client one line
-            log(method + " " + path + " 500: " + e);
-            sendQuietly(exchange, 500, new ApiError(500, "internal error: " + e.getClass().getSimpleName()
-                    + (e.getMessage() == null ? "" : ": " + e.getMessage().lines().findFirst().orElse("")),
+            // a bug: the log gets the cause and where it was thrown, the client a line that points there
+            var where = e.getStackTrace().length > 0 ? " at " + e.getStackTrace()[0] : "";
+            log(method + " " + path + " 500: " + e.toString().lines().findFirst().orElse("") + where);
+            sendQuietly(exchange, 500, new ApiError(500, "internal error in moe4j serve; its log says where",
                     "server_error", null, null).toJson());
         } finally {
             exchange.close(); // after the error responses above: a try-with-resources would close it before them
