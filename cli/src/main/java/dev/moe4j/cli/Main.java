@@ -1,6 +1,7 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.cli.bench.BenchCommand;
+import dev.moe4j.cli.experiment.ExperimentCommand;
 import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.ModelLoader;
@@ -20,6 +21,7 @@ import java.nio.charset.StandardCharsets;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 TrainCommand.class,
+                ExperimentCommand.class,
                 InspectCommand.class,
                 GenerateCommand.class,
                 ScoreCommand.class,
