@@ -1,6 +1,7 @@
 package dev.moe4j.cli.experiment;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.cli.report.ReportPage;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.train.StepMetrics;
 import dev.moe4j.train.TrainingRun;
@@ -98,7 +99,8 @@ public final class ExperimentCommand implements Callable<Integer> {
             out.println("experiment " + e.name() + ": " + e.title() + (quick ? " (quick)" : ""));
             out.flush();
             ExperimentRunner.run(e, options, new Progress(out));
-            out.println("wrote " + folder.resolve(ExperimentRunner.RESULTS_FILE));
+            Path report = ReportPage.write(folder, folder.resolve(ReportPage.FILE));
+            out.println("wrote " + folder.resolve(ExperimentRunner.RESULTS_FILE) + " and " + report);
             out.flush();
         }
         return 0;

@@ -14,11 +14,12 @@ import dev.moe4j.moe.MoeConfig;
  * per batch of n tokens, so E · S / n experts per token, plus its router, dispatch and combine products
  * (3 · E · S · d per token). A gated expert of width w costs 3 · d · w, a plain one 2 · d · w; the router E · d.
  *
+ * @param expertMacs the experts' share of ffnMacs: routed and shared experts and dense MLPs, no routing
  * @param ffnMacs    feed-forward multiply-adds per token over all layers (experts, shared experts, dense MLPs,
  *                   routers, Soft MoE's dispatch and combine)
  * @param totalMacs  ffnMacs plus attention (projections and scores at the mean causal length) and the LM head
  */
-public record ComputeBudget(double ffnMacs, double totalMacs) {
+public record ComputeBudget(double expertMacs, double ffnMacs, double totalMacs) {
 
     /**
      * @param tokensPerForward tokens an MoE layer sees at once in training (batch × context): Soft MoE's slots are
@@ -27,31 +28,34 @@ public record ComputeBudget(double ffnMacs, double totalMacs) {
      */
     public static ComputeBudget of(ModelConfig config, int tokensPerForward, int context) {
         long d = config.hiddenSize();
-        double ffn = 0, attention = 0;
+        double experts = 0, ffn = 0, attention = 0;
         for (var spec : config.layers()) {
             if (spec.moe() && config.moe().isPresent()) {
-                ffn += moeLayer(config.moe().get(), tokensPerForward);
+                experts += moeLayer(config.moe().get(), tokensPerForward, false);
+                ffn += moeLayer(config.moe().get(), tokensPerForward, true);
             } else {
+                experts += 3.0 * d * config.denseIntermediateSize();
                 ffn += 3.0 * d * config.denseIntermediateSize();
             }
             attention += attentionLayer(config.attention(), d, context);
         }
         double head = (double) config.vocabSize() * d;
-        return new ComputeBudget(ffn, ffn + attention + head);
+        return new ComputeBudget(experts, ffn, ffn + attention + head);
     }
 
-    static double moeLayer(MoeConfig m, int tokens) {
+    /** Multiply-adds per token of one MoE layer; {@code routing} adds the router's and Soft MoE's mixing. */
+    static double moeLayer(MoeConfig m, int tokens, boolean routing) {
         double d = m.hidden();
         double expert = (m.ffn().gated() ? 3 : 2) * d * m.intermediate();
         double shared = (m.ffn().gated() ? 3 : 2) * d * m.sharedIntermediate() + (m.sharedGate() ? d : 0);
-        double router = m.experts() * d;
+        double router = routing ? m.experts() * d : 0;
         return shared + switch (m.router()) {
             case TOP_K, DENSE -> router + m.topK() * expert;
             case EXPERT_CHOICE -> router + m.capacity().perExpert(tokens, 1, m.experts()) * (double) m.experts()
                     / tokens * expert;
             case SOFT -> {
                 double slots = (double) m.experts() * m.slotsPerExpert();
-                yield slots / tokens * expert + 3 * slots * d;
+                yield slots / tokens * expert + (routing ? 3 * slots * d : 0);
             }
         };
     }

@@ -104,6 +104,7 @@ public final class ExperimentResults {
         c.put("total_params", count.total());
         c.put("active_params", count.active());
         c.put("ffn_params", count.routedExperts() + count.sharedExperts() + count.denseMlps() + count.router());
+        JsonNumbers.put(c, "expert_macs_per_token", budget.expertMacs());
         JsonNumbers.put(c, "ffn_macs_per_token", budget.ffnMacs());
         JsonNumbers.put(c, "macs_per_token", budget.totalMacs());
         c.put("vocab_assumed", model.vocabSize());
