@@ -119,14 +119,15 @@
     c.style.gridColumn = '1 / -1';
     c.style.overflowX = 'auto';
     var t = el('table');
-    var head = ['variant', 'active params', 'total params', 'FFN MACs/token'].concat(COLUMNS.map(function (c) { return c[1]; }), ['diverged']);
+    var columns = COLUMNS.filter(function (col) { return variants.some(function (v) { return v.summary[col[0]] && v.summary[col[0]].n > 0; }); });
+    var head = ['variant', 'active params', 'total params', 'FFN MACs/token'].concat(columns.map(function (c) { return c[1]; }), ['diverged']);
     t.appendChild(el('tr', {}, head.map(function (s, i) { return el('th', {'class': i === 0 ? 'name' : '', text: s}); })));
     variants.forEach(function (v) {
       var cells = [el('td', {'class': 'name', title: v.note, text: v.label})];
       [v.compute.active_params, v.compute.total_params, v.compute.ffn_macs_per_token].forEach(function (x) {
         cells.push(el('td', {text: (x / 1e3 >= 1000 ? fmt(x / 1e6, 2) + 'M' : fmt(x / 1e3, 1) + 'k')}));
       });
-      COLUMNS.forEach(function (col) {
+      columns.forEach(function (col) {
         var s = v.summary[col[0]];
         var td = el('td');
         if (!s || s.n === 0) { td.textContent = '–'; } else {
@@ -146,27 +147,31 @@
 
   function lineChart(container, title, xName, series, yName) {
     chart(container, {
-      title: {text: title, textStyle: {fontSize: 13}},
       tooltip: {trigger: 'axis'},
-      legend: {top: 22, type: 'scroll'},
-      grid: {top: 60, left: 55, right: 20, bottom: 45},
+      legend: {top: 0, left: 0, right: 0, itemWidth: 18, itemGap: 8, textStyle: {fontSize: 11}},
+      grid: {top: 20 + 20 * Math.ceil(variants.length / 4), left: 60, right: 20, bottom: 45},
       xAxis: {type: 'value', name: xName, nameLocation: 'middle', nameGap: 28},
-      yAxis: {type: 'value', name: yName || 'loss (nats)', scale: true},
+      yAxis: {type: 'value', name: yName || 'loss (nats)', nameLocation: 'middle', nameGap: 42, scale: true},
       series: series
     });
   }
 
+  var SERIES_COLOURS = ['#5470c6', '#91cc75', '#fac858', '#ee6666', '#73c0de', '#3ba272', '#fc8452', '#9a60b4',
+    '#ea7ccc', '#2f4554', '#c23531', '#6e7074'];
+
+  function colourOf(i) { return SERIES_COLOURS[i % SERIES_COLOURS.length]; }
+
   function curves() {
     var grid = section('Loss curves', 'Validation loss at each evaluation (mean over seeds, thin lines: each seed); training loss averaged over bins of steps.');
     var byTokens = [], byTime = [], train = [];
-    variants.forEach(function (v) {
-      var mean = v.mean_eval_curve || [];
-      byTokens.push({name: v.label, type: 'line', showSymbol: true, symbolSize: 4, data: mean.map(function (p) { return [p[1], p[3]]; })});
-      byTime.push({name: v.label, type: 'line', showSymbol: true, symbolSize: 4, data: mean.map(function (p) { return [p[2], p[3]]; })});
+    variants.forEach(function (v, i) {
+      var mean = v.mean_eval_curve || [], colour = colourOf(i);
+      byTokens.push({name: v.label, type: 'line', showSymbol: true, symbolSize: 4, color: colour, data: mean.map(function (p) { return [p[1], p[3]]; })});
+      byTime.push({name: v.label, type: 'line', showSymbol: true, symbolSize: 4, color: colour, data: mean.map(function (p) { return [p[2], p[3]]; })});
       v.runs.forEach(function (r) {
-        byTokens.push({name: v.label, type: 'line', showSymbol: false, lineStyle: {width: 0.8, opacity: 0.45, type: 'dotted'},
+        byTokens.push({name: v.label, type: 'line', showSymbol: false, color: colour, lineStyle: {width: 0.8, opacity: 0.5, type: 'dotted'},
           data: (r.curves.eval || []).map(function (p) { return [p[1], p[3]]; })});
-        train.push({name: v.label, type: 'line', showSymbol: false, lineStyle: {width: 1},
+        train.push({name: v.label, type: 'line', showSymbol: false, color: colour, lineStyle: {width: 1},
           data: (r.curves.train || []).map(function (p) { return [p[1], p[3]]; })});
       });
     });
