@@ -129,8 +129,10 @@ public final class ExperimentCommand implements Callable<Integer> {
         @Override
         public void step(String run, StepMetrics m, TrainingRun.Progress p) {
             if (p.step() % 50 == 0) {
-                out.printf(Locale.ROOT, "  step %d/%d  loss %.4f  %.0f tok/s  load CV %.2f  dropped %.1f%%%n",
-                        p.step(), p.totalSteps(), m.loss(), m.tokensPerSecond(), m.meanLoadCv(), 100 * m.meanDropped());
+                String routing = m.routing().isEmpty() ? "" : String.format(Locale.ROOT, "  load CV %.2f  dropped %.1f%%",
+                        m.meanLoadCv(), 100 * m.meanDropped());
+                out.printf(Locale.ROOT, "  step %d/%d  loss %.4f  %.0f tok/s%s%n", p.step(), p.totalSteps(), m.loss(),
+                        m.tokensPerSecond(), routing);
                 out.flush();
             }
         }

@@ -300,7 +300,8 @@
       var s = a.specialisation;
       var xs = s.map(function (x) { return 'layer ' + x.layer; });
       cm.setOption({
-        tooltip: {trigger: 'axis'}, legend: {top: 0, type: 'scroll'}, grid: {top: 40, left: 50, right: 20, bottom: 30},
+        tooltip: {trigger: 'axis'}, legend: {top: 0, left: 0, right: 0, itemWidth: 16, textStyle: {fontSize: 11}},
+        grid: {top: 70, left: 50, right: 20, bottom: 30},
         xAxis: {type: 'category', data: xs}, yAxis: {type: 'value'},
         series: [
           {name: 'I(domain; expert)', type: 'bar', data: s.map(function (x) { return x.mi_domain_bits; })},
@@ -317,7 +318,8 @@
   function passages() {
     if (!analysed.length) { return; }
     var grid = section('Tokens coloured by their first-choice expert', 'As in the Mixtral paper\'s figure: each token of a validation passage is ' +
-      'coloured by the expert its router ranked first in the chosen layer (first seed). Hover a token for its experts in every layer.');
+      'coloured by the expert its router ranked first in the chosen layer (first seed). Hover a token for its experts in every layer. ' +
+      'A character split over several byte-level tokens appears once, with the colour of the token that completes it.');
     var c = card(grid, 'Passage');
     c.style.gridColumn = '1 / -1';
     var state = {variant: 0, passage: 0, layer: 0};
