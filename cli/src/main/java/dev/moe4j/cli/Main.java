@@ -1,6 +1,8 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.cli.bench.BenchCommand;
+import dev.moe4j.cli.experiment.ExperimentCommand;
+import dev.moe4j.cli.report.ReportCommand;
 import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.ModelFolder;
@@ -20,6 +22,8 @@ import java.nio.charset.StandardCharsets;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 TrainCommand.class,
+                ExperimentCommand.class,
+                ReportCommand.class,
                 InspectCommand.class,
                 GenerateCommand.class,
                 ScoreCommand.class,

@@ -192,6 +192,21 @@ class MoeLayerTest {
     }
 
     @Test
+    void noisyTopKWithTheLoadLossRunsInInferenceWithoutTheLoadLoss() {
+        MoeConfig c = MoeConfig.builder(H, I, 4, 2).noise(dev.moe4j.moe.router.Noise.learnedGaussian())
+                .loss(new dev.moe4j.moe.loss.ImportanceLoss(), 0.1)
+                .loss(new dev.moe4j.moe.loss.LoadLoss(dev.moe4j.moe.loss.LoadLoss.Threshold.KTH_EXCLUDING_SELF), 0.1)
+                .build();
+        MoeLayer layer = MoeLayer.initialize(c);
+        Tensor x = FiniteDifferences.gaussian(new Random(5), 1.0, 9, H);
+        var inference = layer.forward(x, Mode.INFERENCE);
+        assertEquals(List.of("importance"), inference.losses().stream().map(l -> l.name()).toList());
+        var training = layer.forward(x, Mode.TRAINING);
+        assertEquals(List.of("importance", "load"), training.losses().stream().map(l -> l.name()).toList());
+        assertTrue(Double.isFinite(training.auxLoss()));
+    }
+
+    @Test
     void badConfigurationsAreRejectedNamingTheField() {
         assertMessage("topK", () -> MoeConfig.builder(H, I, 4, 5).build());
         assertMessage("TOP_K_THEN_SOFTMAX", () -> MoeConfig.builder(H, I, 4, 2).scoring(Scoring.SIGMOID)
