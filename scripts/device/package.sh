@@ -8,7 +8,7 @@ cd "$root"
 jdk="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 # jdeps also lists jdk.jdi, jdk.attach, java.instrument and java.compiler, reached only from javassist helpers
 # that moe4j never calls (Jinjava brings them); leaving them out keeps the runtime small.
-modules="java.base,java.desktop,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported"
+modules="java.base,java.desktop,java.logging,java.management,java.sql,java.xml,jdk.httpserver,jdk.incubator.vector,jdk.unsupported"
 rm -rf .carry/runtime .carry/runtime.tgz
 mkdir -p .carry
 "$jdk/bin/jlink" --add-modules "$modules" --strip-debug --no-man-pages --no-header-files \

@@ -66,6 +66,11 @@ public final class ExperimentCommand implements Callable<Integer> {
     @Option(names = "--cache", paramLabel = "DIR", description = "Token cache (default: $MOE4J_CACHE or ~/.cache/moe4j).")
     Path cache;
 
+    @Option(names = "--only", paramLabel = "VARIANT", split = ",",
+            description = "Train only these variants of one experiment (so that several processes can share a sweep); "
+                    + "results.json and the report are written once every variant's runs are done.")
+    List<String> only = List.of();
+
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "Worker threads (0: all).")
     int threads;
 
@@ -92,15 +97,19 @@ public final class ExperimentCommand implements Callable<Integer> {
             chosen.add(Experiments.named(name).orElseThrow(() -> new BadInputException("unknown experiment '" + name
                     + "' (expected one of " + String.join(", ", Experiments.names()) + ", or all)")));
         }
+        if (!only.isEmpty() && chosen.size() != 1) {
+            throw new BadInputException("--only names variants of one experiment, not of all");
+        }
         var options = new ExperimentRunner.Options(runs, dataRoot, quick, force, seeds, Optional.ofNullable(cache),
-                threads);
+                threads, java.util.Set.copyOf(only));
         for (Experiment e : chosen) {
             Path folder = ExperimentRunner.folder(e, options);
             out.println("experiment " + e.name() + ": " + e.title() + (quick ? " (quick)" : ""));
             out.flush();
-            ExperimentRunner.run(e, options, new Progress(out));
-            Path report = ReportPage.write(folder, folder.resolve(ReportPage.FILE));
-            out.println("wrote " + folder.resolve(ExperimentRunner.RESULTS_FILE) + " and " + report);
+            if (ExperimentRunner.run(e, options, new Progress(out)).isPresent()) {
+                Path report = ReportPage.write(folder, folder.resolve(ReportPage.FILE));
+                out.println("wrote " + folder.resolve(ExperimentRunner.RESULTS_FILE) + " and " + report);
+            }
             out.flush();
         }
         return 0;

@@ -26,6 +26,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * Runs an {@link Experiment}: every variant with every seed as an in-process {@link TrainingRun}, one after the
@@ -51,13 +52,21 @@ public final class ExperimentRunner {
      * @param seeds    seeds 1..seeds for every variant
      * @param cache    the token cache (empty: moe4j train's default)
      * @param threads  worker threads (0: all processors)
+     * @param only     the variants to train (empty: all); lets several processes share one sweep, each training
+     *                 some variants, after which any of them gathers the results
      */
     public record Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
-                          int threads) {
+                          int threads, Set<String> only) {
         public Options {
             if (seeds < 1) {
                 throw new BadInputException("--seeds must be at least 1, got " + seeds);
             }
+            only = Set.copyOf(only);
+        }
+
+        public Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
+                       int threads) {
+            this(runs, dataRoot, quick, force, seeds, cache, threads, Set.of());
         }
     }
 
@@ -86,10 +95,20 @@ public final class ExperimentRunner {
         return o.runs().resolve(e.name() + (o.quick() ? "-quick" : ""));
     }
 
-    /** Runs what is not done yet, writes results.json and returns it. */
-    public static ObjectNode run(Experiment experiment, Options o, Listener listener) {
+    /**
+     * Runs what is not done yet (of the variants in {@code o.only()}, when given), then writes results.json and
+     * returns it; empty when runs of other variants are still missing, so that there is nothing to gather yet.
+     */
+    public static Optional<ObjectNode> run(Experiment experiment, Options o, Listener listener) {
         Path folder = folder(experiment, o);
         List<Variant> variants = experiment.variants(o.quick());
+        var names = variants.stream().map(Variant::name).toList();
+        for (String wanted : o.only()) {
+            if (!names.contains(wanted)) {
+                throw new BadInputException("--only: " + experiment.name() + " has no variant '" + wanted
+                        + "' (expected some of " + String.join(", ", names) + ")");
+            }
+        }
         var definitions = new LinkedHashMap<String, Map<String, String>>();
         for (Variant v : variants) {
             for (int seed = 1; seed <= o.seeds(); seed++) {
@@ -102,13 +121,24 @@ public final class ExperimentRunner {
         var records = new LinkedHashMap<String, JsonNode>();
         int index = 0;
         // Seed-major: an interrupted sweep leaves every variant's first seed done before any second one.
+        var missing = new ArrayList<String>();
         for (int seed = 1; seed <= o.seeds(); seed++) {
             for (Variant v : variants) {
                 String name = v.name() + "-s" + seed;
                 index++;
+                if (!o.only().isEmpty() && !o.only().contains(v.name())) {
+                    doneRecord(folder.resolve(name), definitions.get(name)).ifPresentOrElse(
+                            r -> records.put(name, r), () -> missing.add(name));
+                    continue;
+                }
                 records.put(name, runOne(experiment, v, seed, definitions.get(name), folder.resolve(name), o,
                         listener, name, index, definitions.size()));
             }
+        }
+        if (!missing.isEmpty()) {
+            listener.message("results.json is written once every run is done; still missing: "
+                    + String.join(", ", missing));
+            return Optional.empty();
         }
         ObjectNode results = ExperimentResults.aggregate(experiment, variants, o, records,
                 new double[] {started[0], loadAverage()});
@@ -118,7 +148,18 @@ public final class ExperimentRunner {
             throw new BadInputException(folder + ": cannot create (" + e.getMessage() + ")");
         }
         AtomicFiles.writeString(folder.resolve(RESULTS_FILE), Json.pretty(results) + "\n");
-        return results;
+        return Optional.of(results);
+    }
+
+    /** The saved record of a run trained with this definition and analysed by this version, if there is one. */
+    private static Optional<JsonNode> doneRecord(Path dir, Map<String, String> definition) {
+        Path file = dir.resolve(RUN_FILE);
+        if (!Files.isRegularFile(file)) {
+            return Optional.empty();
+        }
+        JsonNode saved = Json.read(file);
+        return sameSettings(saved, definition) && saved.path("analysis_version").asInt() == ANALYSIS_VERSION
+                ? Optional.of(saved) : Optional.empty();
     }
 
     /** A variant's full option map for one seed, before paths are made absolute: what identifies the run. */

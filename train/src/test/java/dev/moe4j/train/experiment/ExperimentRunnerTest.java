@@ -1,6 +1,7 @@
 package dev.moe4j.train.experiment;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
 import org.junit.jupiter.api.BeforeEach;
@@ -13,10 +14,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A two-variant sweep of tiny runs, end to end: folders, records, results.json and re-runs. */
@@ -73,7 +76,7 @@ class ExperimentRunnerTest {
     @Test
     void everyVariantRunsWithEverySeedAndResultsSummariseThem() {
         var recorder = new Recorder();
-        JsonNode results = ExperimentRunner.run(TINY, options(false), recorder);
+        JsonNode results = ExperimentRunner.run(TINY, options(false), recorder).orElseThrow();
         assertEquals(List.of("top2-s1", "dense-s1", "top2-s2", "dense-s2"), recorder.started);
         Path folder = dir.resolve("runs/tiny");
         assertEquals(Json.compact(results), Json.compact(Json.read(folder.resolve(ExperimentRunner.RESULTS_FILE))));
@@ -117,6 +120,32 @@ class ExperimentRunnerTest {
         var forced = new Recorder();
         ExperimentRunner.run(TINY, options(true), forced);
         assertEquals(4, forced.started.size());
+    }
+
+    @Test
+    void processesSplittingTheVariantsGatherResultsOnceAllAreDone() {
+        var base = options(false);
+        var first = new Recorder();
+        var partial = ExperimentRunner.run(TINY, new ExperimentRunner.Options(base.runs(), base.dataRoot(), false,
+                false, 2, base.cache(), 1, Set.of("dense")), first);
+        assertEquals(List.of("dense-s1", "dense-s2"), first.started);
+        assertTrue(partial.isEmpty(), "top2 is missing, so nothing is gathered");
+        assertFalse(Files.exists(dir.resolve("runs/tiny").resolve(ExperimentRunner.RESULTS_FILE)));
+
+        var second = new Recorder();
+        var results = ExperimentRunner.run(TINY, new ExperimentRunner.Options(base.runs(), base.dataRoot(), false,
+                false, 2, base.cache(), 1, Set.of("top2")), second);
+        assertEquals(List.of("top2-s1", "top2-s2"), second.started);
+        assertEquals(2, results.orElseThrow().path("variants").size());
+        assertEquals(2, results.get().path("variants").get(1).path("summary").path("final_val_loss").path("n").asInt());
+    }
+
+    @Test
+    void anUnknownVariantIsNamedInTheError() {
+        var base = options(false);
+        var e = assertThrows(BadInputException.class, () -> ExperimentRunner.run(TINY, new ExperimentRunner.Options(
+                base.runs(), base.dataRoot(), false, false, 2, base.cache(), 1, Set.of("top3")), new Recorder()));
+        assertTrue(e.getMessage().contains("top3") && e.getMessage().contains("top2, dense"), e.getMessage());
     }
 
     private static List<Long> steps(JsonNode curve) {
