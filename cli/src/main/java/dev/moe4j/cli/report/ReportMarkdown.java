@@ -69,7 +69,54 @@ public final class ReportMarkdown {
                         .append(" |\n");
             }
         }
+        specialisation(results, out);
         return out.toString();
+    }
+
+    private record Measure(String key, String title) {
+    }
+
+    private static final List<Measure> SPECIALISATION = List.of(
+            new Measure("mi_domain_bits", "I(domain; expert)"), new Measure("mi_type_bits", "I(type; expert)"),
+            new Measure("mi_domain_given_type_bits", "I(domain; expert given type)"),
+            new Measure("mi_type_given_domain_bits", "I(type; expert given domain)"),
+            new Measure("same_expert_next_token", "next token, same expert"),
+            new Measure("same_expert_chance", "same expert by chance"));
+
+    /**
+     * Per MoE layer, how much the first-choice expert tells about a token's domain and its type (bits, mean over
+     * seeds with each seed's value): printed for variants trained on several domains.
+     */
+    private static void specialisation(JsonNode results, StringBuilder out) {
+        for (JsonNode v : results.path("variants")) {
+            JsonNode runs = v.path("runs");
+            if (runs.isEmpty() || runs.get(0).path("analysis").path("domains").path("names").size() < 2) {
+                continue;
+            }
+            out.append("\n").append(v.path("label").asText())
+                    .append(": first-choice expert against domain and token type (bits; mean and each seed)\n\n| layer |");
+            SPECIALISATION.forEach(m -> out.append(' ').append(m.title()).append(" |"));
+            out.append("\n|---|");
+            SPECIALISATION.forEach(m -> out.append("---|"));
+            out.append('\n');
+            int layers = runs.get(0).path("analysis").path("specialisation").size();
+            for (int layer = 0; layer < layers; layer++) {
+                out.append("| ").append(runs.get(0).path("analysis").path("specialisation").get(layer).path("layer").asInt())
+                        .append(" |");
+                for (Measure m : SPECIALISATION) {
+                    var values = new ArrayList<String>();
+                    double sum = 0;
+                    for (JsonNode run : runs) {
+                        double x = run.path("analysis").path("specialisation").get(layer).path(m.key()).asDouble();
+                        sum += x;
+                        values.add(number(x, 3));
+                    }
+                    out.append(' ').append(number(sum / runs.size(), 3)).append(" (").append(String.join(", ", values))
+                            .append(") |");
+                }
+                out.append('\n');
+            }
+        }
     }
 
     private static String cell(JsonNode s, int digits) {

@@ -114,6 +114,9 @@ class ExperimentCommandTest {
         Result markdown = run("report", dir.resolve("runs/specialisation-quick").toString(), "--markdown");
         assertEquals(0, markdown.status(), markdown.err());
         assertTrue(markdown.out().contains("| 8 experts top-2 |"), markdown.out());
+        // The quick run trains on several domains, so the per-layer specialisation table follows, one row a layer.
+        String table = markdown.out().substring(markdown.out().indexOf("| layer | I(domain; expert) |"));
+        assertEquals(2 + 2, table.strip().lines().count(), table);
     }
 
     @Test
