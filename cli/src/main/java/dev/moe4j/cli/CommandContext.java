@@ -1,5 +1,6 @@
 package dev.moe4j.cli;
 
+import dev.moe4j.core.backend.Backend;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.config.ModelConfig;
 
@@ -11,10 +12,10 @@ import java.nio.file.Path;
  * output is a terminal (colours only go to one unless asked), and how a model folder's weights are opened.
  */
 record CommandContext(InputStream in, boolean terminal, ModelOpener models) {
-    /** Opens the weights of a model folder whose config.json has already been read. */
+    /** Opens the weights of a model folder whose config.json has already been read, on a device's backend. */
     @FunctionalInterface
     interface ModelOpener {
-        LanguageModel open(Path folder, ModelConfig config);
+        LanguageModel open(Path folder, ModelConfig config, Backend backend);
     }
 
     /** Commands that use the context receive it before they run. */

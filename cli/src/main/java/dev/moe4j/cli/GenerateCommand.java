@@ -52,6 +52,9 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
     }
 
     @Mixin
+    DeviceOption device;
+
+    @Mixin
     SamplingOptions sampling;
 
     @Mixin
@@ -80,7 +83,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
         experts.check();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (ModelFolder m = ModelFolder.open(model, context.models())) {
+        try (ModelFolder m = ModelFolder.open(model, context.models(), device)) {
             int[] ids = prompt.ids != null ? TokenIds.parse("--prompt-ids", prompt.ids)
                     : m.tokenizer().encodeIds(prompt.text, true);
             SamplingConfig samplingConfig = sampling.resolve(m.generation());

@@ -30,8 +30,11 @@ public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
     public static final int EXIT_BAD_INPUT = 2;
 
-    /** How the commands open a model folder's weights: memory-mapped, every tensor checked first. */
-    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config) -> ModelLoader.load(folder);
+    /**
+     * How the commands open a model folder's weights: every tensor checked first, memory-mapped on the CPU or copied
+     * to the GPU.
+     */
+    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config, backend) -> ModelLoader.load(folder, backend);
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -27,7 +27,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
     static final String TOKENIZER = "tokenizer.json";
     static final String TOKENIZER_CONFIG = "tokenizer_config.json";
 
-    static ModelFolder open(Path folder, CommandContext.ModelOpener opener) {
+    static ModelFolder open(Path folder, CommandContext.ModelOpener opener, DeviceOption device) {
         long start = System.nanoTime();
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")
@@ -41,7 +41,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
                     + ": the tokenizer does not belong to this model");
         }
         GenerationConfig generation = GenerationConfig.loadFrom(folder);
-        LanguageModel model = opener.open(folder, config);
+        LanguageModel model = opener.open(folder, config, device.backend(config));
         return new ModelFolder(folder, config, tokenizer, generation, model, System.nanoTime() - start);
     }
 

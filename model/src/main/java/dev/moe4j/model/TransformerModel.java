@@ -1,7 +1,9 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.transformer.KvCache;
@@ -52,7 +54,15 @@ public final class TransformerModel implements LanguageModel {
                 throw new BadInputException("token id " + t + " is outside the model's vocabulary of " + vocab);
             }
         }
-        return transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
+        // Device memory of the pass is released when it ends; the logits come back as a host F32 copy.
+        try (var scope = MemoryScope.open()) {
+            Tensor logits = transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
+            if (logits.isHost()) {
+                return logits;
+            }
+            Tensor host = logits.toHost();
+            return host.dtype() == DType.F32 ? host : host.to(DType.F32);
+        }
     }
 
     @Override
