@@ -2,6 +2,7 @@ package dev.moe4j.cli;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationOptions;
@@ -79,7 +80,7 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ChatTemplate chatTemplate = ModelFolder.chatTemplate(model, template);
-        try (ModelFolder m = ModelFolder.open(model, context.models(), device)) {
+        try (ModelFolder m = ModelFolder.open(model, context.models(), device::backend)) {
             var generator = new Generator(m.model(), m.text());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;

@@ -2,6 +2,7 @@ package dev.moe4j.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationListener;
@@ -83,7 +84,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
         experts.check();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (ModelFolder m = ModelFolder.open(model, context.models(), device)) {
+        try (ModelFolder m = ModelFolder.open(model, context.models(), device::backend)) {
             int[] ids = prompt.ids != null ? TokenIds.parse("--prompt-ids", prompt.ids)
                     : m.tokenizer().encodeIds(prompt.text, true);
             SamplingConfig samplingConfig = sampling.resolve(m.generation());

@@ -1,9 +1,11 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.cli.bench.BenchCommand;
+import dev.moe4j.cli.experiment.ExperimentCommand;
+import dev.moe4j.cli.report.ReportCommand;
 import dev.moe4j.cli.train.TrainCommand;
 import dev.moe4j.core.BadInputException;
-import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.ModelFolder;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -20,21 +22,21 @@ import java.nio.charset.StandardCharsets;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 TrainCommand.class,
+                ExperimentCommand.class,
+                ReportCommand.class,
                 InspectCommand.class,
                 GenerateCommand.class,
                 ScoreCommand.class,
                 ChatCommand.class,
+                ServeCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
     public static final int EXIT_BAD_INPUT = 2;
 
-    /**
-     * How the commands open a model folder's weights: every tensor checked first, memory-mapped on the CPU or copied
-     * to the GPU.
-     */
-    static final CommandContext.ModelOpener DEFAULT_MODELS = (folder, config, backend) -> ModelLoader.load(folder, backend);
+    /** How the commands open a model folder's weights: every tensor checked first, mapped on the CPU or copied to the GPU. */
+    static final ModelFolder.Opener DEFAULT_MODELS = ModelFolder.Opener.CHECKPOINT;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

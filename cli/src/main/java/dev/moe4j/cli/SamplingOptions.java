@@ -3,9 +3,9 @@ package dev.moe4j.cli;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.generate.GenerationConfig;
 import dev.moe4j.model.generate.SamplingConfig;
+import dev.moe4j.model.generate.SamplingRequest;
 import picocli.CommandLine.Option;
 
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -14,11 +14,9 @@ import java.util.List;
  * over transformers' defaults (greedy; when sampling, temperature 1 and top-k 50).
  */
 final class SamplingOptions {
-    static final int DEFAULT_MAX_TOKENS = 256;
-
     @Option(names = "--max-tokens", paramLabel = "N",
             description = "most tokens to generate (default: generation_config.json max_new_tokens, else "
-                    + DEFAULT_MAX_TOKENS + ")")
+                    + SamplingRequest.DEFAULT_MAX_NEW_TOKENS + ")")
     Integer maxTokens;
 
     @Option(names = "--greedy", description = "always take the most likely token (overrides do_sample and the"
@@ -60,46 +58,21 @@ final class SamplingOptions {
     /** The sampling that results from transformers' defaults, then generation_config.json, then these flags. */
     SamplingConfig resolve(GenerationConfig generation) {
         check();
-        SamplingConfig c;
-        try {
-            c = SamplingConfig.of(generation);
-        } catch (IllegalArgumentException e) {
-            throw new BadInputException(GenerationConfig.FILE + ": " + e.getMessage());
-        }
-        if (sample || topK != null || topP != null || minP != null || (temperature != null && temperature > 0)) {
-            c = c.withSample(true);
-        }
-        if (temperature != null) {
-            c = temperature == 0 ? c.withSample(false) : c.withTemperature(temperature);
-        }
-        if (topK != null) {
-            c = c.withTopK(topK);
-        }
-        if (topP != null) {
-            c = c.withTopP(topP);
-        }
-        if (minP != null) {
-            c = c.withMinP(minP);
-        }
-        if (repetitionPenalty != null) {
-            c = c.withRepetitionPenalty(repetitionPenalty);
-        }
-        if (greedy) {
-            c = c.withSample(false);
-        }
-        return c.withSeed(seed != null ? seed : new SecureRandom().nextLong());
+        return request().resolve(generation);
     }
 
     /** The token budget: --max-tokens, else generation_config.json's max_new_tokens, else the default. */
     int maxNewTokens(GenerationConfig generation) {
-        if (maxTokens != null) {
-            return maxTokens;
-        }
-        return generation.maxNewTokens().orElse(DEFAULT_MAX_TOKENS);
+        return request().maxNewTokens(generation);
     }
 
     boolean seedGiven() {
         return seed != null;
+    }
+
+    private SamplingRequest request() {
+        Boolean sampleOrGreedy = greedy ? Boolean.FALSE : sample ? Boolean.TRUE : null;
+        return new SamplingRequest(sampleOrGreedy, temperature, topK, topP, minP, repetitionPenalty, seed, maxTokens);
     }
 
     private void check() {

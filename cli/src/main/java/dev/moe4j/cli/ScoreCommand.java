@@ -2,6 +2,7 @@ package dev.moe4j.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Scorer;
 import dev.moe4j.model.generate.TokenText;
@@ -62,7 +63,7 @@ final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     public Integer call() {
         trace.check();
         PrintWriter out = spec.commandLine().getOut();
-        try (ModelFolder m = ModelFolder.open(model, context.models(), device)) {
+        try (ModelFolder m = ModelFolder.open(model, context.models(), device::backend)) {
             int[] ids = input.ids != null ? TokenIds.parse("--prompt-ids", input.ids)
                     : m.tokenizer().encodeIds(input.text, true);
             ExpertTrace routing = trace.enabled() ? new ExpertTrace() : null;

@@ -1,5 +1,6 @@
 package dev.moe4j.cli;
 
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.testing.ToyModel;
 
 import java.io.ByteArrayInputStream;
@@ -23,7 +24,7 @@ final class Cli {
     }
 
     /** The toy models a run opened, so that tests can see what was fed to them. */
-    static final class ToyModels implements CommandContext.ModelOpener {
+    static final class ToyModels implements ModelFolder.Opener {
         final List<ToyModel> opened = new ArrayList<>();
 
         @Override
@@ -39,7 +40,7 @@ final class Cli {
         }
     }
 
-    static Result run(CommandContext.ModelOpener models, String stdin, boolean terminal, String... args) {
+    static Result run(ModelFolder.Opener models, String stdin, boolean terminal, String... args) {
         var out = new StringWriter();
         var err = new StringWriter();
         var in = new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8));
@@ -48,7 +49,7 @@ final class Cli {
         return new Result(status, out.toString(), err.toString());
     }
 
-    static Result run(CommandContext.ModelOpener models, String... args) {
+    static Result run(ModelFolder.Opener models, String... args) {
         return run(models, "", false, args);
     }
 

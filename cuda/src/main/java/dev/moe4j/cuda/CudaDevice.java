@@ -79,6 +79,11 @@ public final class CudaDevice implements Device, AutoCloseable {
         driver.setCurrent(context);
     }
 
+    @Override
+    public void attach() {
+        makeCurrent();
+    }
+
     public int ordinal() {
         return ordinal;
     }

@@ -55,6 +55,7 @@ public final class TransformerModel implements LanguageModel {
             }
         }
         // Device memory of the pass is released when it ends; the logits come back as a host F32 copy.
+        transformer.device().attach();
         try (var scope = MemoryScope.open()) {
             Tensor logits = transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
             if (logits.isHost()) {

@@ -15,6 +15,7 @@ import dev.moe4j.moe.expert.ExpertWeights;
 import dev.moe4j.moe.expert.Experts;
 import dev.moe4j.moe.expert.StackedExpertWeights;
 import dev.moe4j.moe.loss.AuxLoss;
+import dev.moe4j.moe.loss.LoadLoss;
 import dev.moe4j.moe.loss.LossTerm;
 import dev.moe4j.moe.router.Noise;
 import dev.moe4j.moe.router.Router;
@@ -214,6 +215,10 @@ public final class MoeLayer {
         }
         var losses = new ArrayList<AuxLoss>();
         for (LossTerm term : config.losses()) {
+            // The load loss is an expectation over the training noise, which an inference pass does not draw.
+            if (mode == Mode.INFERENCE && term.loss() instanceof LoadLoss) {
+                continue;
+            }
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;

@@ -169,6 +169,44 @@ class MoeLayerTest {
     }
 
     @Test
+    void aRouterLogitGradientFromOutsideTheLayerActsAsAConfiguredLoss() {
+        MoeConfig withLoss = MoeConfig.builder(H, I, 4, 2).loss(new SwitchLoss(SwitchLoss.Form.TRANSFORMERS), 0.7).build();
+        MoeConfig without = withLoss.toBuilder().losses(List.of()).build();
+        Tensor x = FiniteDifferences.gaussian(new Random(11), 1.0, 6, H);
+        Tensor dOut = FiniteDifferences.gaussian(new Random(12), 1.0, 6, H);
+
+        MoeLayer configured = MoeLayer.initialize(withLoss);
+        MoeResult a = configured.forward(x, Mode.TRAINING);
+        float[] dxA = configured.backward(a.context(), dOut).toFloatArray();
+
+        MoeLayer external = MoeLayer.initialize(without);
+        MoeResult b = external.forward(x, Mode.TRAINING);
+        var grads = new dev.moe4j.moe.router.RouterGrads(6, 4);
+        new SwitchLoss(SwitchLoss.Form.TRANSFORMERS).backward(b.routing(), 0.7f, grads);
+        b.context().addRouterLogitGradient(grads.logits());
+        float[] dxB = external.backward(b.context(), dOut).toFloatArray();
+
+        assertArrayEquals(dxA, dxB, 1e-6f);
+        assertArrayEquals(configured.parameters().get(0).grad().toFloatArray(),
+                external.parameters().get(0).grad().toFloatArray(), 1e-6f);
+    }
+
+    @Test
+    void noisyTopKWithTheLoadLossRunsInInferenceWithoutTheLoadLoss() {
+        MoeConfig c = MoeConfig.builder(H, I, 4, 2).noise(dev.moe4j.moe.router.Noise.learnedGaussian())
+                .loss(new dev.moe4j.moe.loss.ImportanceLoss(), 0.1)
+                .loss(new dev.moe4j.moe.loss.LoadLoss(dev.moe4j.moe.loss.LoadLoss.Threshold.KTH_EXCLUDING_SELF), 0.1)
+                .build();
+        MoeLayer layer = MoeLayer.initialize(c);
+        Tensor x = FiniteDifferences.gaussian(new Random(5), 1.0, 9, H);
+        var inference = layer.forward(x, Mode.INFERENCE);
+        assertEquals(List.of("importance"), inference.losses().stream().map(l -> l.name()).toList());
+        var training = layer.forward(x, Mode.TRAINING);
+        assertEquals(List.of("importance", "load"), training.losses().stream().map(l -> l.name()).toList());
+        assertTrue(Double.isFinite(training.auxLoss()));
+    }
+
+    @Test
     void badConfigurationsAreRejectedNamingTheField() {
         assertMessage("topK", () -> MoeConfig.builder(H, I, 4, 5).build());
         assertMessage("TOP_K_THEN_SOFTMAX", () -> MoeConfig.builder(H, I, 4, 2).scoring(Scoring.SIGMOID)

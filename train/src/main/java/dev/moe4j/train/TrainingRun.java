@@ -173,11 +173,10 @@ public final class TrainingRun {
             elapsed += m.seconds();
             tokens += m.tokens();
             lastLoss = m.loss();
-            if (!Double.isFinite(m.loss())) {
-                throw new BadInputException("the loss became " + m.loss() + " at step " + m.step()
-                        + ": lower --lr or raise --warmup");
-            }
             metrics.step(m, elapsed);
+            if (!Double.isFinite(m.loss())) {
+                throw new TrainingDiverged(m.step(), m.loss());
+            }
             long step = trainer.steps();
             if (totalSteps == 0 && step >= estimateAfter) {
                 // A time budget without a step count: the schedule's length, fixed once the speed is known.

@@ -30,6 +30,14 @@ public interface Device {
     /** The operations on tensors of this device. */
     Backend backend();
 
+    /**
+     * Binds this device to the calling thread before a block of work (a forward pass): a GPU's context is
+     * per OS thread, and a server's virtual thread may resume on another carrier between requests. The host needs
+     * nothing.
+     */
+    default void attach() {
+    }
+
     default boolean isHost() {
         return this == HOST;
     }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.AtomicFiles;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -12,7 +13,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -76,19 +76,13 @@ public final class BpeTrainer {
             vocab.entrySet().stream().sorted(Map.Entry.comparingByValue()).forEach(e -> v.put(e.getKey(), e.getValue()));
             ArrayNode m = model.putArray("merges");
             for (String[] pair : merges) m.addArray().add(pair[0]).add(pair[1]);
+            String json;
             try {
-                Path parent = tokenizerJson.toAbsolutePath().getParent();
-                Files.createDirectories(parent);
-                Path tmp = Files.createTempFile(parent, ".tokenizer", ".json.tmp");
-                try {
-                    new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(tmp.toFile(), root);
-                    Files.move(tmp, tokenizerJson, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-                } finally {
-                    Files.deleteIfExists(tmp);
-                }
+                json = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(root);
             } catch (IOException e) {
-                throw new BadInputException(tokenizerJson + ": cannot write (" + e.getMessage() + ")");
+                throw new IllegalStateException("cannot serialise a tokenizer", e);
             }
+            AtomicFiles.writeString(tokenizerJson, json);
         }
     }
 

@@ -15,6 +15,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
@@ -50,6 +51,11 @@ public final class ExpertTrace implements ForwardObserver {
     public List<Route> routes() {
         return routes.stream().sorted(Comparator.comparingInt(Route::position).thenComparingInt(Route::layer))
                 .toList();
+    }
+
+    /** The routing of the token at {@code position} in {@code layer}, if it was heard. */
+    public Optional<Route> route(int position, int layer) {
+        return Optional.ofNullable(byPositionAndLayer.get(key(position, layer)));
     }
 
     /** The first-ranked expert of the token at {@code position} in {@code layer}, if it was heard. */

@@ -252,7 +252,8 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 .softNormalize(v.flag("soft-normalize"));
         double coefficient = v.number("balance-coef", 0, 1e6);
         boolean tokenChoice = kind == RouterKind.TOP_K || kind == RouterKind.DENSE;
-        String loss = v.choice("balance-loss", "auto", "switch", "switch-paper", "importance", "load", "sequence", "none");
+        String loss = v.choice("balance-loss", "auto", "switch", "switch-paper", "importance", "load", "importance+load",
+                "sequence", "none");
         if (loss.equals("auto")) {
             loss = tokenChoice ? "switch" : "none";
         }
@@ -262,6 +263,8 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 case "switch-paper" -> b.loss(new SwitchLoss(SwitchLoss.Form.PAPER), coefficient);
                 case "importance" -> b.loss(new ImportanceLoss(), coefficient);
                 case "load" -> b.loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), coefficient);
+                case "importance+load" -> b.loss(new ImportanceLoss(), coefficient)
+                        .loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), coefficient);
                 case "sequence" -> b.loss(new SequenceLoss(), coefficient);
                 default -> { }
             }

@@ -91,7 +91,8 @@ public final class TrainSettings {
             on(Group.ROUTING, "soft-normalize", true, "Soft MoE: L2-normalise tokens and slots and learn a scale."),
             // ---- balance ----
             s(Group.BALANCE, "balance-loss", "auto", "KIND", "switch (transformers' form, sum f = k), "
-                    + "switch-paper (sum f = 1), importance, load (needs gaussian or learned noise), sequence "
+                    + "switch-paper (sum f = 1), importance, load (needs gaussian or learned noise), importance+load (both, "
+                    + "each with the coefficient: Shazeer et al.'s pair), sequence "
                     + "(DeepSeek-V3), none, or auto: switch for token-choice routers, none for expert choice and "
                     + "Soft MoE (balanced by construction)."),
             s(Group.BALANCE, "balance-coef", "0.01", "X", "Coefficient of the balance loss."),

@@ -1,9 +1,11 @@
-package dev.moe4j.cli;
+package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.json.Json;
 import dev.moe4j.io.tokenizer.Tokenizer;
-import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.generate.GenerationConfig;
@@ -16,18 +18,37 @@ import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 
 /**
  * A Hugging Face model folder opened for inference: config.json, tokenizer.json, generation_config.json and the
  * weights. The small files are read and checked against each other before the weights are touched, so a
- * mismatch costs no loading time and names the file at fault.
+ * mismatch costs no loading time and names the file at fault. The commands and the server open models this way.
  */
-record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, GenerationConfig generation,
-                   LanguageModel model, long loadNanos) implements AutoCloseable {
-    static final String TOKENIZER = "tokenizer.json";
-    static final String TOKENIZER_CONFIG = "tokenizer_config.json";
+public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, GenerationConfig generation,
+                          LanguageModel model, long loadNanos) implements AutoCloseable {
+    public static final String TOKENIZER = "tokenizer.json";
+    public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
 
-    static ModelFolder open(Path folder, CommandContext.ModelOpener opener, DeviceOption device) {
+    /** Opens the weights of a model folder whose config.json has already been read (tests put stand-ins here). */
+    @FunctionalInterface
+    public interface Opener {
+        /** Loads the checkpoint with {@link ModelLoader}, every tensor checked first: mapped on the CPU, copied to a GPU. */
+        Opener CHECKPOINT = (folder, config, backend) -> ModelLoader.load(folder, backend);
+
+        LanguageModel open(Path folder, ModelConfig config, Backend backend);
+    }
+
+    /** Opens a model folder on the CPU: its small files checked against each other, then the weights. */
+    public static ModelFolder open(Path folder, Opener opener) {
+        return open(folder, opener, config -> CpuBackend.INSTANCE);
+    }
+
+    /**
+     * Opens a model folder: its small files checked against each other, then the weights through {@code opener} on
+     * the backend {@code backendFor} picks once the config is known (a GPU may refuse what it does not run yet).
+     */
+    public static ModelFolder open(Path folder, Opener opener, Function<ModelConfig, Backend> backendFor) {
         long start = System.nanoTime();
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")
@@ -41,18 +62,19 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
                     + ": the tokenizer does not belong to this model");
         }
         GenerationConfig generation = GenerationConfig.loadFrom(folder);
-        LanguageModel model = opener.open(folder, config, device.backend(config));
+        LanguageModel model = opener.open(folder, config, backendFor.apply(config));
         return new ModelFolder(folder, config, tokenizer, generation, model, System.nanoTime() - start);
     }
 
     /** The ids that end a reply: generation_config.json's eos_token_id and config.json's, together. */
-    Set<Integer> eosTokenIds() {
+    public Set<Integer> eosTokenIds() {
         var ids = new LinkedHashSet<Integer>(generation.eosTokenIds());
         ids.addAll(config.tokens().eos());
         return ids;
     }
 
-    TokenText text() {
+    /** The tokenizer as generation's text: replies skip special tokens. */
+    public TokenText text() {
         return TokenText.of(tokenizer);
     }
 
@@ -61,7 +83,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
      * {@code chat_template} (or chat_template.jinja). Special tokens (bos_token, eos_token, ...) come from
      * tokenizer_config.json when there is one.
      */
-    static ChatTemplate chatTemplate(Path folder, Path templateFile) {
+    public static ChatTemplate chatTemplate(Path folder, Path templateFile) {
         Path tokenizerConfig = folder.resolve(TOKENIZER_CONFIG);
         if (templateFile == null) {
             if (!Files.isRegularFile(tokenizerConfig)) {
@@ -87,7 +109,7 @@ record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, Generat
         }
         Map<String, String> specials = new HashMap<>();
         if (Files.isRegularFile(tokenizerConfig)) {
-            var json = dev.moe4j.io.json.Json.read(tokenizerConfig);
+            var json = Json.read(tokenizerConfig);
             for (String key : new String[] {"bos_token", "eos_token", "unk_token", "pad_token"}) {
                 var node = json.get(key);
                 if (node != null && node.isTextual()) {

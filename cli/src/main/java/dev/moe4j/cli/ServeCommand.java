@@ -1,0 +1,94 @@
+package dev.moe4j.cli;
+
+import dev.moe4j.server.ModelServer;
+import dev.moe4j.server.ServedModel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code moe4j serve}: the model behind an OpenAI-compatible HTTP API, and a page that colours each generated
+ * token by its expert. Runs until interrupted (Ctrl-C).
+ */
+@Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Serve a model over an OpenAI-compatible HTTP API until interrupted (Ctrl-C).",
+                "Endpoints: POST /v1/chat/completions (messages through the chat template of tokenizer_config.json"
+                        + " or --template), POST /v1/completions (a prompt text or token ids), both streamed as"
+                        + " Server-Sent Events with \"stream\": true; GET /v1/models, GET /health; GET / is a page"
+                        + " that streams a reply and colours each token by its first-choice expert in a chosen layer.",
+                "Fields: max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, stream,"
+                        + " stream_options.include_usage, n = 1; extensions top_k, min_p, repetition_penalty, and"
+                        + " \"moe4j\": {\"experts\": true} (or ?experts=1), which adds to each chunk the generated"
+                        + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
+                        + " generation_config.json, then transformers' defaults, as in moe4j generate.",
+                "One generation runs at a time: requests wait in a queue and are served in arrival order. A"
+                        + " streaming client that disconnects stops its generation.",
+                "Each generation and each refused request is logged on stderr in one line."})
+final class ServeCommand implements Callable<Integer>, CommandContext.User {
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "model folder: config.json, tokenizer.json, safetensors weights; tokenizer_config.json"
+                    + " (chat template) and generation_config.json if present")
+    Path model;
+
+    @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
+            description = "address to listen on (default: ${DEFAULT-VALUE}, this machine only; 0.0.0.0 for every"
+                    + " interface)")
+    String host;
+
+    @Option(names = "--port", paramLabel = "PORT", defaultValue = "8080",
+            description = "port to listen on (default: ${DEFAULT-VALUE}; 0 picks a free one)")
+    int port;
+
+    @Option(names = "--template", paramLabel = "FILE",
+            description = "a Jinja chat template to use instead of the model's")
+    Path template;
+
+    @Option(names = "--served-model-name", paramLabel = "NAME",
+            description = "the model id of the API (default: the model folder's name)")
+    String name;
+
+    @Mixin
+    DeviceOption device;
+
+    @Spec
+    CommandSpec spec;
+
+    private CommandContext context;
+
+    @Override
+    public void context(CommandContext context) {
+        this.context = context;
+    }
+
+    @Override
+    public Integer call() {
+        PrintWriter err = spec.commandLine().getErr();
+        try (ServedModel served = ServedModel.open(model, template, name, context.models(),
+                device::backend);
+             ModelServer server = ModelServer.start(served, host, port, err)) {
+            Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
+            Runtime.getRuntime().addShutdownHook(hook);
+            err.println(String.format(Locale.ROOT, "moe4j serve: %s (%s) on %s  (loaded in %.2f s; Ctrl-C stops)",
+                    served.name(), served.folder().config().family(), server.uri(),
+                    served.folder().loadNanos() / 1e9));
+            if (served.chatTemplate() == null) {
+                err.println("moe4j serve: /v1/chat/completions is off: " + served.noChatTemplate());
+            }
+            err.flush();
+            try {
+                server.awaitClose();
+            } catch (InterruptedException e) {
+                // the tests stop a server this way; Ctrl-C arrives through the shutdown hook
+                Runtime.getRuntime().removeShutdownHook(hook);
+            }
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,92 @@
+package dev.moe4j.cli.report;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * An experiment's results as Markdown, for docs/RESULTS.md: one table row per variant with each measurement's mean
+ * ± sample standard deviation and the per-seed values, leaving out columns no variant has.
+ */
+public final class ReportMarkdown {
+    private ReportMarkdown() {
+    }
+
+    private record Column(String key, String title, int digits) {
+    }
+
+    private static final List<Column> COLUMNS = List.of(
+            new Column("final_val_loss", "val loss", 3), new Column("causal_val_loss", "causal val loss", 3),
+            new Column("load_cv", "load CV", 2), new Column("max_violation", "max violation", 2),
+            new Column("dead_experts", "dead experts", 1), new Column("dropped_pct", "dropped %", 1),
+            new Column("loss_spikes", "loss spikes", 1), new Column("router_z", "router z", 1),
+            new Column("tokens_per_s", "tokens/s", 0), new Column("wall_s", "wall s", 0));
+
+    public static String of(JsonNode results) {
+        var columns = new ArrayList<Column>();
+        for (Column c : COLUMNS) {
+            for (JsonNode v : results.path("variants")) {
+                if (v.path("summary").path(c.key()).path("n").asInt() > 0) {
+                    columns.add(c);
+                    break;
+                }
+            }
+        }
+        var out = new StringBuilder();
+        out.append("| variant | FFN MACs/token | active / total params |");
+        columns.forEach(c -> out.append(' ').append(c.title()).append(" |"));
+        out.append(" diverged |\n|---|---|---|");
+        columns.forEach(c -> out.append("---|"));
+        out.append("---|\n");
+        for (JsonNode v : results.path("variants")) {
+            JsonNode compute = v.path("compute");
+            out.append("| ").append(v.path("label").asText()).append(" | ")
+                    .append(thousands(compute.path("ffn_macs_per_token").asDouble())).append(" | ")
+                    .append(thousands(compute.path("active_params").asDouble())).append(" / ")
+                    .append(thousands(compute.path("total_params").asDouble())).append(" |");
+            for (Column c : columns) {
+                out.append(' ').append(cell(v.path("summary").path(c.key()), c.digits())).append(" |");
+            }
+            out.append(' ').append(v.path("summary").path("diverged").asInt()).append(" of ")
+                    .append(v.path("summary").path("runs").asInt()).append(" |\n");
+        }
+        JsonNode reach = results.path("findings").path("moe_steps_to_reach");
+        if (reach.isArray() && !reach.isEmpty()) {
+            out.append("\n| MoE reaching | its final val loss | MoE steps (mean curve) | per seed | of total |\n")
+                    .append("|---|---|---|---|---|\n");
+            for (JsonNode f : reach) {
+                double steps = f.path("moe_steps").asDouble(Double.NaN);
+                var seeds = new ArrayList<String>();
+                f.path("per_seed_moe_steps").forEach(s -> seeds.add(s.isNumber() ? number(s.asDouble(), 0) : "never"));
+                out.append("| ").append(f.path("target").asText()).append(" | ")
+                        .append(number(f.path("target_final_val_loss").asDouble(Double.NaN), 3)).append(" | ")
+                        .append(f.path("moe_steps").isNumber() ? number(steps, 0) : "not reached").append(" | ")
+                        .append(String.join(", ", seeds)).append(" | ")
+                        .append(f.path("moe_steps").isNumber()
+                                ? Math.round(100 * steps / f.path("total_steps").asDouble()) + " %" : "–")
+                        .append(" |\n");
+            }
+        }
+        return out.toString();
+    }
+
+    private static String cell(JsonNode s, int digits) {
+        if (s.path("n").asInt() == 0) {
+            return "–";
+        }
+        var seeds = new ArrayList<String>();
+        s.path("values").forEach(v -> seeds.add(v.isNumber() ? number(v.asDouble(), digits) : "–"));
+        String spread = s.path("n").asInt() > 1 ? " ± " + number(s.path("std").asDouble(), digits) : "";
+        return number(s.path("mean").asDouble(), digits) + spread + " (" + String.join(", ", seeds) + ")";
+    }
+
+    private static String number(double v, int digits) {
+        return Double.isFinite(v) ? String.format(Locale.ROOT, "%." + digits + "f", v) : "–";
+    }
+
+    private static String thousands(double v) {
+        return v >= 1e6 ? String.format(Locale.ROOT, "%.2fM", v / 1e6) : String.format(Locale.ROOT, "%.0fk", v / 1e3);
+    }
+}

@@ -1,0 +1,371 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.generate.SamplingRequest;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * One request to {@code /v1/chat/completions} or {@code /v1/completions}, read and checked field by field before
+ * it waits for the model: a mistake comes back at once as a 400 naming the field. Fields of OpenAI's API that moe4j
+ * does not implement (other penalties, log-probabilities, tools, n > 1, ...) are refused rather than ignored when
+ * they ask for something; the ones that change nothing (user, metadata, ...) are accepted.
+ *
+ * @param stops        texts that end the reply (OpenAI's {@code stop})
+ * @param includeUsage {@code stream_options.include_usage}: a last chunk with the token counts
+ * @param experts      the moe4j extension: report each generated token's first-ranked expert per MoE layer
+ */
+record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, List<String> stops,
+                         boolean stream, boolean includeUsage, boolean experts) {
+    /** The two generating endpoints: their object names and id prefixes differ, the rest is shared. */
+    enum Endpoint {
+        CHAT("chat.completion", "chat.completion.chunk", "chatcmpl-", "messages"),
+        TEXT("text_completion", "text_completion", "cmpl-", "prompt");
+
+        final String object;
+        final String chunkObject;
+        final String idPrefix;
+        /** The field that holds the prompt (errors about the prompt name it). */
+        final String promptField;
+
+        Endpoint(String object, String chunkObject, String idPrefix, String promptField) {
+            this.object = object;
+            this.chunkObject = chunkObject;
+            this.idPrefix = idPrefix;
+            this.promptField = promptField;
+        }
+    }
+
+    /** What the model continues: a conversation (rendered by the chat template), a text, or token ids. */
+    sealed interface Prompt {
+        record Chat(List<ChatTemplate.Message> messages) implements Prompt {
+        }
+
+        record Text(String text) implements Prompt {
+        }
+
+        record Ids(int[] ids) implements Prompt {
+        }
+    }
+
+    /** Message fields the chat template sees besides role and content. */
+    private static final Set<String> MESSAGE_CORE = Set.of("role", "content");
+
+    /**
+     * Reads a request body. {@code expertsQuery} is the {@code ?experts=1} switch of the URL; {@code model} is the
+     * served model's id, which a given {@code model} field must name.
+     */
+    static CompletionRequest parse(Endpoint endpoint, JsonNode body, boolean expertsQuery, String model) {
+        if (!(body instanceof ObjectNode o)) {
+            throw ApiError.invalid(null, "the request body must be a JSON object").refuse();
+        }
+        var f = new Fields(o);
+        String asked = f.string("model");
+        if (asked != null && !asked.equals(model)) {
+            throw new ApiError(404, "the model '" + asked + "' is not served here; this server serves '" + model
+                    + "' (GET /v1/models)", ApiError.INVALID_REQUEST, "model", "model_not_found").refuse();
+        }
+        Prompt prompt = endpoint == Endpoint.CHAT ? new Prompt.Chat(messages(o)) : textPrompt(o);
+
+        Integer maxTokens = f.positiveInt("max_completion_tokens");
+        if (maxTokens == null) {
+            maxTokens = f.positiveInt("max_tokens");
+        }
+        Double temperature = f.number("temperature", 0, Double.MAX_VALUE, "a number of 0 or more (0 is greedy)");
+        Double topP = f.number("top_p", Double.MIN_VALUE, 1, "a number in (0, 1]");
+        Double minP = f.number("min_p", 0, 1, "a number in [0, 1]");
+        Double penalty = f.number("repetition_penalty", Double.MIN_VALUE, Double.MAX_VALUE, "a positive number");
+        Integer topK = f.integer("top_k", -1, Integer.MAX_VALUE, "an integer of 0 or more (0 or -1: every token)");
+        if (topK != null && topK == -1) {
+            topK = 0; // vLLM's spelling of "no top-k"
+        }
+        Long seed = f.seed();
+        var sampling = new SamplingRequest(null, temperature, topK, topP, minP, penalty, seed, maxTokens);
+
+        f.integer("n", 1, 1, "1 (moe4j serve generates one choice per request)");
+        boolean stream = f.bool("stream");
+        boolean includeUsage = false;
+        JsonNode options = o.get("stream_options");
+        if (options != null && !options.isNull()) {
+            if (!stream) {
+                throw ApiError.invalid("stream_options", "stream_options is only allowed with stream: true").refuse();
+            }
+            if (!(options instanceof ObjectNode so)) {
+                throw ApiError.invalid("stream_options", "stream_options: expected an object").refuse();
+            }
+            includeUsage = new Fields(so, "stream_options.").bool("include_usage");
+        }
+        boolean experts = expertsQuery || extension(o);
+        refuseUnsupported(endpoint, f);
+        return new CompletionRequest(endpoint, prompt, sampling, f.stops(), stream, includeUsage, experts);
+    }
+
+    private static List<ChatTemplate.Message> messages(ObjectNode o) {
+        JsonNode list = o.get("messages");
+        if (list == null || list.isNull()) {
+            throw ApiError.invalid("messages", "messages is required: a list of {role, content}").refuse();
+        }
+        if (!list.isArray() || list.isEmpty()) {
+            throw ApiError.invalid("messages", "messages: expected a non-empty list of {role, content}").refuse();
+        }
+        var out = new ArrayList<ChatTemplate.Message>();
+        for (int i = 0; i < list.size(); i++) {
+            String where = "messages[" + i + "]";
+            if (!(list.get(i) instanceof ObjectNode m)) {
+                throw ApiError.invalid(where, where + ": expected an object {role, content}").refuse();
+            }
+            JsonNode role = m.get("role");
+            if (role == null || !role.isTextual() || role.asText().isEmpty()) {
+                throw ApiError.invalid(where + ".role", where + ".role: expected a role such as \"user\"").refuse();
+            }
+            Map<String, Object> fields = new LinkedHashMap<>();
+            m.properties().forEach(e -> {
+                if (!MESSAGE_CORE.contains(e.getKey())) {
+                    fields.put(e.getKey(), Json.mapper().convertValue(e.getValue(), Object.class));
+                }
+            });
+            out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content"), fields));
+        }
+        return out;
+    }
+
+    /** A message's content: a string, null (an assistant turn of tool calls), or a list of text parts. */
+    private static String content(JsonNode content, String where) {
+        if (content == null || content.isNull()) {
+            return "";
+        }
+        if (content.isTextual()) {
+            return content.asText();
+        }
+        if (!content.isArray()) {
+            throw ApiError.invalid(where, where + ": expected a string or a list of text parts").refuse();
+        }
+        var parts = new ArrayList<String>();
+        for (JsonNode part : content) {
+            String type = part.path("type").asText("");
+            if (!type.equals("text")) {
+                throw ApiError.unsupported(where, "content of type '" + type + "' (only text)").refuse();
+            }
+            if (!part.path("text").isTextual()) {
+                throw ApiError.invalid(where, where + ": a text part needs a string 'text'").refuse();
+            }
+            parts.add(part.get("text").asText());
+        }
+        return String.join("\n", parts); // as vLLM joins text parts for templates that expect a string
+    }
+
+    /** {@code prompt} of /v1/completions: a string, token ids, or a list holding exactly one of either. */
+    private static Prompt textPrompt(ObjectNode o) {
+        JsonNode p = o.get("prompt");
+        if (p == null || p.isNull()) {
+            throw ApiError.invalid("prompt", "prompt is required: a string or a list of token ids").refuse();
+        }
+        if (p.isTextual()) {
+            return new Prompt.Text(p.asText());
+        }
+        if (!p.isArray() || p.isEmpty()) {
+            throw ApiError.invalid("prompt", "prompt: expected a string or a non-empty list of token ids").refuse();
+        }
+        if (p.get(0).isTextual() || p.get(0).isArray()) {
+            if (p.size() > 1) {
+                throw ApiError.invalid("prompt", "prompt: moe4j serve takes one prompt per request, got "
+                        + p.size()).refuse();
+            }
+            return p.get(0).isTextual() ? new Prompt.Text(p.get(0).asText()) : new Prompt.Ids(ids(p.get(0)));
+        }
+        return new Prompt.Ids(ids(p));
+    }
+
+    private static int[] ids(JsonNode list) {
+        if (list.isEmpty()) {
+            throw ApiError.invalid("prompt", "prompt: the list of token ids is empty").refuse();
+        }
+        int[] ids = new int[list.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode id = list.get(i);
+            if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0) {
+                throw ApiError.invalid("prompt", "prompt[" + i + "]: expected a token id (an integer of 0 or more),"
+                        + " got " + id).refuse();
+            }
+            ids[i] = id.asInt();
+        }
+        return ids;
+    }
+
+    /** The moe4j extension object: {@code "moe4j": {"experts": true}}. */
+    private static boolean extension(ObjectNode o) {
+        JsonNode ext = o.get("moe4j");
+        if (ext == null || ext.isNull()) {
+            return false;
+        }
+        if (!(ext instanceof ObjectNode e)) {
+            throw ApiError.invalid("moe4j", "moe4j: expected an object such as {\"experts\": true}").refuse();
+        }
+        for (var name : e.properties().stream().map(Map.Entry::getKey).toList()) {
+            if (!name.equals("experts")) {
+                throw ApiError.invalid("moe4j." + name, "moe4j." + name + ": unknown; the extension has one field,"
+                        + " experts").refuse();
+            }
+        }
+        return new Fields(e, "moe4j.").bool("experts");
+    }
+
+    /** Fields that ask for what moe4j does not do: refused unless they hold their no-op value. */
+    private static void refuseUnsupported(Endpoint endpoint, Fields f) {
+        f.zeroOnly("frequency_penalty", "frequency_penalty (use repetition_penalty)");
+        f.zeroOnly("presence_penalty", "presence_penalty (use repetition_penalty)");
+        f.emptyOnly("logit_bias", "logit_bias");
+        f.falseOnly("logprobs", "logprobs");
+        f.zeroOnly("top_logprobs", "top_logprobs");
+        if (endpoint == Endpoint.CHAT) {
+            f.emptyOnly("tools", "tools");
+            f.emptyOnly("functions", "functions");
+            String toolChoice = f.o.path("tool_choice").asText("none");
+            if (f.get("tool_choice") != null && !toolChoice.equals("none") && !toolChoice.equals("auto")) {
+                throw ApiError.unsupported("tool_choice", "tool_choice").refuse();
+            }
+            JsonNode format = f.o.get("response_format");
+            if (format != null && !format.isNull() && !format.path("type").asText("").equals("text")) {
+                throw ApiError.unsupported("response_format", "response_format other than text").refuse();
+            }
+        } else {
+            f.falseOnly("echo", "echo");
+            f.emptyOnly("suffix", "suffix");
+            f.integer("best_of", 1, 1, "1 (moe4j serve generates one choice per request)");
+        }
+    }
+
+    /** Typed access to a request object's fields, with errors that name the field. */
+    private static final class Fields {
+        final ObjectNode o;
+        final String prefix;
+
+        Fields(ObjectNode o) {
+            this(o, "");
+        }
+
+        Fields(ObjectNode o, String prefix) {
+            this.o = o;
+            this.prefix = prefix;
+        }
+
+        private JsonNode get(String name) {
+            JsonNode v = o.get(name);
+            return v == null || v.isNull() ? null : v;
+        }
+
+        private ApiError.Refusal wrong(String name, String expected, JsonNode got) {
+            return ApiError.invalid(prefix + name, prefix + name + ": expected " + expected + ", got " + got).refuse();
+        }
+
+        String string(String name) {
+            JsonNode v = get(name);
+            if (v == null) {
+                return null;
+            }
+            if (!v.isTextual()) {
+                throw wrong(name, "a string", v);
+            }
+            return v.asText();
+        }
+
+        boolean bool(String name) {
+            JsonNode v = get(name);
+            if (v == null) {
+                return false;
+            }
+            if (!v.isBoolean()) {
+                throw wrong(name, "true or false", v);
+            }
+            return v.asBoolean();
+        }
+
+        Double number(String name, double min, double max, String expected) {
+            JsonNode v = get(name);
+            if (v == null) {
+                return null;
+            }
+            if (!v.isNumber() || !(v.asDouble() >= min && v.asDouble() <= max)) {
+                throw wrong(name, expected, v);
+            }
+            return v.asDouble();
+        }
+
+        Integer integer(String name, int min, int max, String expected) {
+            JsonNode v = get(name);
+            if (v == null) {
+                return null;
+            }
+            if (!isWhole(v) || !v.canConvertToInt() || v.asInt() < min || v.asInt() > max) {
+                throw wrong(name, expected, v);
+            }
+            return v.asInt();
+        }
+
+        Integer positiveInt(String name) {
+            return integer(name, 1, Integer.MAX_VALUE, "a positive integer");
+        }
+
+        Long seed() {
+            JsonNode v = get("seed");
+            if (v == null) {
+                return null;
+            }
+            if (!isWhole(v) || !v.canConvertToLong()) {
+                throw wrong("seed", "an integer", v);
+            }
+            return v.asLong();
+        }
+
+        /** {@code stop}: a string or a list of strings, none of them empty. */
+        List<String> stops() {
+            JsonNode v = get("stop");
+            if (v == null) {
+                return List.of();
+            }
+            var out = new ArrayList<String>();
+            if (v.isTextual()) {
+                out.add(v.asText());
+            } else if (v.isArray()) {
+                v.forEach(s -> out.add(s.isTextual() ? s.asText() : null));
+            }
+            if (!(v.isTextual() || v.isArray()) || out.contains(null) || out.contains("")) {
+                throw wrong("stop", "a non-empty string or a list of them", v);
+            }
+            return out;
+        }
+
+        void zeroOnly(String name, String what) {
+            JsonNode v = get(name);
+            if (v != null && !(v.isNumber() && v.asDouble() == 0)) {
+                throw ApiError.unsupported(name, what).refuse();
+            }
+        }
+
+        void falseOnly(String name, String what) {
+            JsonNode v = get(name);
+            if (v != null && !(v.isBoolean() && !v.asBoolean()) && !(v.isNumber() && v.asDouble() == 0)) {
+                throw ApiError.unsupported(name, what).refuse();
+            }
+        }
+
+        void emptyOnly(String name, String what) {
+            JsonNode v = get(name);
+            boolean empty = v == null || (v.isContainerNode() ? v.isEmpty() : v.isTextual() && v.asText().isEmpty());
+            if (!empty) {
+                throw ApiError.unsupported(name, what).refuse();
+            }
+        }
+
+        private static boolean isWhole(JsonNode v) {
+            return v.isIntegralNumber() || (v.isNumber() && v.asDouble() == Math.rint(v.asDouble()));
+        }
+    }
+}

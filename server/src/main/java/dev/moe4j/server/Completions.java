@@ -1,0 +1,292 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.generate.ExpertTrace;
+import dev.moe4j.model.generate.Generation;
+import dev.moe4j.model.generate.GenerationListener;
+import dev.moe4j.model.generate.GenerationOptions;
+import dev.moe4j.model.generate.Generator;
+import dev.moe4j.model.generate.SamplingConfig;
+
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.Locale;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.BooleanSupplier;
+
+/**
+ * The two generating endpoints, {@code /v1/chat/completions} and {@code /v1/completions}: a checked
+ * {@link CompletionRequest} becomes prompt ids (through the chat template for a conversation), waits for its turn
+ * in the {@link GenerationQueue}, runs through the {@link Generator} that {@code moe4j generate} uses, and is
+ * answered in OpenAI's shapes: Server-Sent Events of chunks, or one JSON object.
+ */
+final class Completions {
+    /** What the log says about one request. */
+    record Outcome(int promptTokens, int completionTokens, String finish, double seconds) {
+        String describe() {
+            return String.format(Locale.ROOT, "%d prompt + %d completion tokens (%s) in %.2f s", promptTokens,
+                    completionTokens, finish, seconds);
+        }
+    }
+
+    private final ServedModel served;
+    private final GenerationQueue queue;
+    private final BooleanSupplier closing;
+
+    Completions(ServedModel served, GenerationQueue queue, BooleanSupplier closing) {
+        this.served = served;
+        this.queue = queue;
+        this.closing = closing;
+    }
+
+    /** Answers one request; refusals found before anything was sent leave as {@link ApiError.Refusal}. */
+    Outcome serve(HttpExchange exchange, CompletionRequest request) throws Exception {
+        long start = System.nanoTime();
+        int[] prompt = promptIds(request);
+        var folder = served.folder();
+        SamplingConfig sampling;
+        try {
+            sampling = request.sampling().resolve(folder.generation());
+        } catch (BadInputException e) {
+            throw ApiError.invalid(null, e.getMessage()).refuse();
+        }
+        var model = new TrackedModel(folder.model(), closing);
+        ExpertTrace trace = request.experts() ? new ExpertTrace() : null;
+        ExpertTokens experts = null;
+        if (trace != null) {
+            trace.from(prompt.length);
+            experts = new ExpertTokens(trace, model, served.moeLayers(), prompt.length);
+        }
+        var options = new GenerationOptions(request.sampling().maxNewTokens(folder.generation()), sampling,
+                folder.eosTokenIds(), request.stops(), trace, trace != null);
+        var reply = new Reply(request, experts);
+        EventStream stream = request.stream() ? new EventStream(exchange) : null;
+        GenerationListener listener = stream == null ? GenerationListener.NONE
+                : (text, position) -> reply.content(stream, text, position);
+        var generator = new Generator(model, folder.text());
+
+        Generation g;
+        try {
+            g = queue.run(() -> generator.generate(prompt, options, listener));
+        } catch (Cancelled c) {
+            var error = new ApiError(503, "the generation was stopped: " + c.getMessage(), "server_error", null, null);
+            if (stream == null || !stream.started()) {
+                throw error.refuse();
+            }
+            sendError(stream, error);
+            int generated = Math.max(0, model.fed() - prompt.length);
+            return new Outcome(prompt.length, generated, "stopped: " + c.getMessage(), seconds(start));
+        } catch (BadInputException e) {
+            ApiError error = ApiError.invalid(request.endpoint().promptField, e.getMessage());
+            if (stream == null || !stream.started()) {
+                throw error.refuse();
+            }
+            sendError(stream, error);
+            return new Outcome(prompt.length, 0, "failed: " + e.getMessage(), seconds(start));
+        } catch (RuntimeException e) {
+            if (stream == null || !stream.started()) {
+                throw e;
+            }
+            sendError(stream, new ApiError(500, "the generation failed: " + e, "server_error", null, null));
+            return new Outcome(prompt.length, 0, "failed: " + e, seconds(start));
+        }
+
+        String finish = switch (g.stopReason()) {
+            case EOS, STOP_STRING -> "stop";
+            case MAX_TOKENS, CONTEXT_FULL -> "length";
+        };
+        int lastPosition = prompt.length + g.outputIds().length - 1;
+        if (stream != null) {
+            try {
+                reply.finish(stream, finish, lastPosition);
+                if (request.includeUsage()) {
+                    stream.send(reply.usageChunk(g));
+                }
+                stream.done();
+            } catch (Cancelled c) {
+                return new Outcome(prompt.length, g.outputIds().length, "stopped: " + c.getMessage(), seconds(start));
+            }
+        } else {
+            ModelServer.sendJson(exchange, 200, reply.whole(g, finish, lastPosition));
+        }
+        return new Outcome(prompt.length, g.outputIds().length, finish, seconds(start));
+    }
+
+    /** The prompt as token ids, checked against the model's vocabulary and context. */
+    int[] promptIds(CompletionRequest request) {
+        var folder = served.folder();
+        String field = request.endpoint().promptField;
+        int[] ids = switch (request.prompt()) {
+            case CompletionRequest.Prompt.Chat chat -> {
+                if (served.chatTemplate() == null) {
+                    throw ApiError.invalid("messages", served.noChatTemplate() + " when starting moe4j serve;"
+                            + " /v1/completions works without one").refuse();
+                }
+                String text;
+                try {
+                    text = served.chatTemplate().render(chat.messages(), true);
+                } catch (BadInputException e) {
+                    throw ApiError.invalid("messages", e.getMessage()).refuse();
+                }
+                // the template writes the special tokens (BOS, turn markers) itself
+                yield folder.tokenizer().encodeIds(text, false);
+            }
+            case CompletionRequest.Prompt.Text text -> folder.tokenizer().encodeIds(text.text(), true);
+            case CompletionRequest.Prompt.Ids given -> {
+                int vocab = folder.config().vocabSize();
+                for (int i = 0; i < given.ids().length; i++) {
+                    if (given.ids()[i] >= vocab) {
+                        throw ApiError.invalid(field, "prompt[" + i + "]: token id " + given.ids()[i] + " is outside"
+                                + " the model's vocabulary of " + vocab + " ids").refuse();
+                    }
+                }
+                yield given.ids();
+            }
+        };
+        if (ids.length == 0) {
+            throw ApiError.invalid(field, "the prompt is empty: at least one token is needed").refuse();
+        }
+        int context = served.contextLength();
+        if (ids.length >= context) {
+            throw new ApiError(400, "the prompt has " + ids.length + " tokens, which leaves no room for a reply in"
+                    + " this model's context of " + context + " tokens", ApiError.INVALID_REQUEST, field,
+                    "context_length_exceeded").refuse();
+        }
+        return ids;
+    }
+
+    private static void sendError(EventStream stream, ApiError error) {
+        try {
+            stream.send(error.toJson());
+        } catch (Cancelled ignored) {
+            // nobody is left to tell
+        }
+    }
+
+    private static double seconds(long start) {
+        return (System.nanoTime() - start) / 1e9;
+    }
+
+    /** The response objects of one request: chunks while streaming, or the whole completion. */
+    private final class Reply {
+        private final CompletionRequest request;
+        private final ExpertTokens experts;
+        private final String id;
+        private final long created = Instant.now().getEpochSecond();
+        private boolean roleSent;
+
+        Reply(CompletionRequest request, ExpertTokens experts) {
+            this.request = request;
+            this.experts = experts;
+            byte[] random = new byte[12];
+            ThreadLocalRandom.current().nextBytes(random);
+            this.id = request.endpoint().idPrefix + HexFormat.of().formatHex(random);
+        }
+
+        private boolean chat() {
+            return request.endpoint() == CompletionRequest.Endpoint.CHAT;
+        }
+
+        /** Text that became final when the token at {@code position} was generated. */
+        void content(EventStream stream, String text, int position) {
+            openChat(stream);
+            ObjectNode chunk = chunk(text, null);
+            if (experts != null) {
+                chunk.set("moe4j", experts.upTo(position));
+            }
+            stream.send(chunk);
+        }
+
+        /** The last chunk: the finish reason, and the tokens not reported yet (their text was held back). */
+        void finish(EventStream stream, String finish, int lastPosition) {
+            openChat(stream);
+            ObjectNode chunk = chunk(chat() ? null : "", finish);
+            if (experts != null) {
+                chunk.set("moe4j", experts.upTo(lastPosition));
+            }
+            stream.send(chunk);
+        }
+
+        /** OpenAI's first chat chunk names the role with empty content. */
+        private void openChat(EventStream stream) {
+            if (chat() && !roleSent) {
+                roleSent = true;
+                ObjectNode chunk = chunk(null, null);
+                ObjectNode delta = (ObjectNode) chunk.get("choices").get(0).get("delta");
+                delta.put("role", "assistant");
+                delta.put("content", "");
+                stream.send(chunk);
+            }
+        }
+
+        private ObjectNode head(String object) {
+            ObjectNode o = Json.mapper().createObjectNode();
+            o.put("id", id);
+            o.put("object", object);
+            o.put("created", created);
+            o.put("model", served.name());
+            return o;
+        }
+
+        /** A chunk with {@code text} (null: none, as in the last chat chunk) and a finish reason (null: not yet). */
+        private ObjectNode chunk(String text, String finish) {
+            ObjectNode o = head(request.endpoint().chunkObject);
+            ObjectNode choice = o.putArray("choices").addObject();
+            choice.put("index", 0);
+            if (chat()) {
+                ObjectNode delta = choice.putObject("delta");
+                if (text != null) {
+                    delta.put("content", text);
+                }
+            } else {
+                choice.put("text", text);
+            }
+            choice.putNull("logprobs");
+            choice.put("finish_reason", finish);
+            if (request.includeUsage()) {
+                o.putNull("usage");
+            }
+            return o;
+        }
+
+        /** stream_options.include_usage: a last chunk without choices that carries the token counts. */
+        ObjectNode usageChunk(Generation g) {
+            ObjectNode o = head(request.endpoint().chunkObject);
+            o.putArray("choices");
+            o.set("usage", usage(g));
+            return o;
+        }
+
+        /** The non-streaming response. */
+        ObjectNode whole(Generation g, String finish, int lastPosition) {
+            ObjectNode o = head(request.endpoint().object);
+            ObjectNode choice = o.putArray("choices").addObject();
+            choice.put("index", 0);
+            if (chat()) {
+                ObjectNode message = choice.putObject("message");
+                message.put("role", "assistant");
+                message.put("content", g.text());
+            } else {
+                choice.put("text", g.text());
+            }
+            choice.putNull("logprobs");
+            choice.put("finish_reason", finish);
+            o.set("usage", usage(g));
+            if (experts != null) {
+                o.set("moe4j", experts.upTo(lastPosition));
+            }
+            return o;
+        }
+
+        private ObjectNode usage(Generation g) {
+            ObjectNode u = Json.mapper().createObjectNode();
+            u.put("prompt_tokens", g.promptIds().length);
+            u.put("completion_tokens", g.outputIds().length);
+            u.put("total_tokens", g.promptIds().length + g.outputIds().length);
+            return u;
+        }
+    }
+}

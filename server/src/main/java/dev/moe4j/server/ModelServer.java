@@ -1,0 +1,312 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.net.BindException;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Locale;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * moe4j's HTTP server: an OpenAI-compatible API over one {@link ServedModel}, on the JDK's built-in server.
+ * <ul>
+ *   <li>{@code POST /v1/chat/completions}, {@code POST /v1/completions}: generation, streamed as Server-Sent
+ *       Events or answered whole ({@link Completions});</li>
+ *   <li>{@code GET /v1/models}, {@code GET /v1/models/{id}}, {@code GET /health};</li>
+ *   <li>{@code GET /}: a page that streams a reply and colours each token by the expert that took it.</li>
+ * </ul>
+ * Each request runs on its own virtual thread; generations take turns in a {@link GenerationQueue}, so the page,
+ * the health check and the model list answer while a generation runs. Every error is OpenAI's error object with a
+ * one-line message; a stack trace never reaches a client.
+ */
+public final class ModelServer implements AutoCloseable {
+    /** The largest request body read; a conversation larger than this does not fit any context moe4j runs. */
+    static final int MAX_BODY_BYTES = 16 << 20;
+
+    private final ServedModel served;
+    private final HttpServer http;
+    private final ExecutorService threads;
+    private final PrintWriter log;
+    private final GenerationQueue queue = new GenerationQueue();
+    private final Completions completions;
+    private final long created = Instant.now().getEpochSecond();
+    private final CountDownLatch closed = new CountDownLatch(1);
+    private volatile boolean closing;
+
+    private ModelServer(ServedModel served, HttpServer http, ExecutorService threads, PrintWriter log) {
+        this.served = served;
+        this.http = http;
+        this.threads = threads;
+        this.log = log;
+        this.completions = new Completions(served, queue, () -> closing);
+    }
+
+    /**
+     * Starts serving {@code served} on {@code host}:{@code port} (port 0: a free port, see {@link #port()}).
+     * {@code log} gets one line per generation and per failed request. A port that cannot be bound is a
+     * {@link BadInputException}.
+     */
+    public static ModelServer start(ServedModel served, String host, int port, PrintWriter log) {
+        if (port < 0 || port > 65535) {
+            throw new BadInputException("--port must be between 0 and 65535, got " + port);
+        }
+        var address = new InetSocketAddress(host, port);
+        if (address.isUnresolved()) {
+            throw new BadInputException("--host: cannot resolve '" + host + "'");
+        }
+        HttpServer http;
+        try {
+            http = HttpServer.create(address, 64);
+        } catch (BindException e) {
+            throw new BadInputException("cannot listen on " + host + ":" + port + " (" + e.getMessage()
+                    + "): is another server using it? Choose one with --port");
+        } catch (IOException e) {
+            throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
+        }
+        ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor();
+        var server = new ModelServer(served, http, threads, log);
+        http.createContext("/", server::handle);
+        http.setExecutor(threads);
+        http.start();
+        return server;
+    }
+
+    /** The port the server listens on. */
+    public int port() {
+        return http.getAddress().getPort();
+    }
+
+    /** The server's base address, e.g. {@code http://127.0.0.1:8080/}. */
+    public URI uri() {
+        var a = http.getAddress();
+        String host = a.getAddress().isAnyLocalAddress() ? "127.0.0.1" : a.getAddress().getHostAddress();
+        return URI.create("http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort() + "/");
+    }
+
+    /** Blocks until {@link #close()} has run. */
+    public void awaitClose() throws InterruptedException {
+        closed.await();
+    }
+
+    /**
+     * Stops listening, ends the running generation at its next token, and waits for the requests in flight, so
+     * that the model can be closed after this returns. Requests still waiting in the queue are answered 503.
+     */
+    @Override
+    public void close() {
+        if (closing) {
+            return;
+        }
+        closing = true;
+        http.stop(0);
+        // no interrupts: the running generation ends at its next forward pass, and each request still waiting
+        // for its turn finds the server closing there too and is answered 503
+        threads.shutdown();
+        try {
+            threads.awaitTermination(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        closed.countDown();
+    }
+
+    private void handle(HttpExchange exchange) {
+        String method = exchange.getRequestMethod();
+        String path = exchange.getRequestURI().getPath();
+        try {
+            switch (path) {
+                case "/", "/index.html" -> {
+                    allow(method, "GET");
+                    sendPage(exchange);
+                }
+                case "/health" -> {
+                    allow(method, "GET");
+                    sendJson(exchange, 200, health());
+                }
+                case "/v1/models" -> {
+                    allow(method, "GET");
+                    ObjectNode list = Json.mapper().createObjectNode();
+                    list.put("object", "list");
+                    list.putArray("data").add(modelJson());
+                    sendJson(exchange, 200, list);
+                }
+                case "/v1/chat/completions" -> {
+                    allow(method, "POST");
+                    generate(exchange, CompletionRequest.Endpoint.CHAT);
+                }
+                case "/v1/completions" -> {
+                    allow(method, "POST");
+                    generate(exchange, CompletionRequest.Endpoint.TEXT);
+                }
+                default -> {
+                    if (path.startsWith("/v1/models/")) {
+                        allow(method, "GET");
+                        String id = path.substring("/v1/models/".length());
+                        if (!id.equals(served.name())) {
+                            throw new ApiError(404, "the model '" + id + "' is not served here; this server serves '"
+                                    + served.name() + "'", ApiError.INVALID_REQUEST, null, "model_not_found").refuse();
+                        }
+                        sendJson(exchange, 200, modelJson());
+                    } else {
+                        throw new ApiError(404, "no such endpoint: " + method + " " + path + " (moe4j serves"
+                                + " /v1/chat/completions, /v1/completions, /v1/models, /health and the page at /)",
+                                ApiError.INVALID_REQUEST, null, "not_found").refuse();
+                    }
+                }
+            }
+        } catch (ApiError.Refusal r) {
+            log(method + " " + path + " " + r.error.status() + ": " + r.error.message());
+            if (r.error.status() == 405) {
+                exchange.getResponseHeaders().set("Allow", r.error.param());
+            }
+            sendQuietly(exchange, r.error.status(), r.error.toJson());
+        } catch (InterruptedException e) {
+            sendQuietly(exchange, 503, new ApiError(503, "the server is shutting down", "server_error", null, null)
+                    .toJson());
+        } catch (IOException e) {
+            // reading the request or writing a whole response failed: the client has gone, nobody to answer
+            log(method + " " + path + ": the client went away (" + e.getMessage() + ")");
+        } catch (Exception e) {
+            // a bug: the log gets the cause and where it was thrown, the client a line that points there
+            var where = e.getStackTrace().length > 0 ? " at " + e.getStackTrace()[0] : "";
+            log(method + " " + path + " 500: " + e.toString().lines().findFirst().orElse("") + where);
+            sendQuietly(exchange, 500, new ApiError(500, "internal error in moe4j serve; its log says where",
+                    "server_error", null, null).toJson());
+        } finally {
+            exchange.close(); // after the error responses above: a try-with-resources would close it before them
+        }
+    }
+
+    private void generate(HttpExchange exchange, CompletionRequest.Endpoint endpoint) throws Exception {
+        JsonNode body = readBody(exchange);
+        boolean expertsQuery = queryFlag(exchange.getRequestURI(), "experts");
+        var request = CompletionRequest.parse(endpoint, body, expertsQuery, served.name());
+        var outcome = completions.serve(exchange, request);
+        log(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + ": " + outcome.describe()
+                + (request.stream() ? ", streamed" : ""));
+    }
+
+    private static JsonNode readBody(HttpExchange exchange) throws IOException {
+        byte[] body;
+        try (InputStream in = exchange.getRequestBody()) {
+            body = in.readNBytes(MAX_BODY_BYTES + 1);
+        }
+        if (body.length > MAX_BODY_BYTES) {
+            throw new ApiError(413, "the request body is larger than " + (MAX_BODY_BYTES >> 20) + " MiB",
+                    ApiError.INVALID_REQUEST, null, null).refuse();
+        }
+        if (body.length == 0) {
+            throw ApiError.invalid(null, "the request body is empty; expected a JSON object").refuse();
+        }
+        try {
+            return Json.parse(body, "the request body");
+        } catch (BadInputException e) {
+            throw ApiError.invalid(null, e.getMessage()).refuse();
+        }
+    }
+
+    /** {@code ?name=1} (or true, yes, on) in the query string. */
+    static boolean queryFlag(URI uri, String name) {
+        String query = uri.getRawQuery();
+        if (query == null) {
+            return false;
+        }
+        for (String pair : query.split("&")) {
+            int eq = pair.indexOf('=');
+            String key = eq < 0 ? pair : pair.substring(0, eq);
+            String value = eq < 0 ? "1" : pair.substring(eq + 1).toLowerCase(Locale.ROOT);
+            if (key.equals(name)) {
+                return value.equals("1") || value.equals("true") || value.equals("yes") || value.equals("on");
+            }
+        }
+        return false;
+    }
+
+    private static void allow(String method, String allowed) {
+        if (!method.equals(allowed)) {
+            throw new ApiError(405, "use " + allowed + " here, not " + method, ApiError.INVALID_REQUEST, allowed,
+                    "method_not_allowed").refuse();
+        }
+    }
+
+    private ObjectNode health() {
+        ObjectNode o = Json.mapper().createObjectNode();
+        o.put("status", "ok");
+        o.put("model", served.name());
+        o.put("generating", queue.busy());
+        o.put("waiting", queue.waiting());
+        return o;
+    }
+
+    /** A model object of OpenAI's list, with what the page and clients need to read the expert extension. */
+    private ObjectNode modelJson() {
+        var config = served.folder().config();
+        ObjectNode m = Json.mapper().createObjectNode();
+        m.put("id", served.name());
+        m.put("object", "model");
+        m.put("created", created);
+        m.put("owned_by", "moe4j");
+        ObjectNode ext = m.putObject("moe4j");
+        ext.put("model_type", config.family());
+        ext.put("num_layers", config.numLayers());
+        var layers = ext.putArray("moe_layers");
+        served.moeLayers().forEach(layers::add);
+        ext.put("num_experts", served.numExperts());
+        ext.put("experts_per_token", config.moe().map(c -> c.topK()).orElse(0));
+        ext.put("context_length", served.contextLength());
+        ext.put("chat_template", served.chatTemplate() != null);
+        return m;
+    }
+
+    private void sendPage(HttpExchange exchange) throws IOException {
+        byte[] page;
+        try (InputStream in = ModelServer.class.getResourceAsStream("index.html")) {
+            if (in == null) {
+                throw new IllegalStateException("index.html is missing from the server's resources");
+            }
+            page = in.readAllBytes();
+        }
+        exchange.getResponseHeaders().set("Content-Type", "text/html; charset=utf-8");
+        exchange.getResponseHeaders().set("Cache-Control", "no-cache");
+        exchange.sendResponseHeaders(200, page.length);
+        exchange.getResponseBody().write(page);
+    }
+
+    /** Sends a JSON response of known length. */
+    static void sendJson(HttpExchange exchange, int status, JsonNode body) throws IOException {
+        byte[] bytes = Json.compact(body).getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().set("Content-Type", "application/json");
+        exchange.sendResponseHeaders(status, bytes.length);
+        exchange.getResponseBody().write(bytes);
+    }
+
+    private void sendQuietly(HttpExchange exchange, int status, JsonNode body) {
+        try {
+            sendJson(exchange, status, body);
+        } catch (IOException | UncheckedIOException | IllegalStateException e) {
+            // the client went away, or a response had already begun: nothing more can be said
+        }
+    }
+
+    private void log(String line) {
+        synchronized (log) {
+            log.println("moe4j serve: " + line);
+            log.flush();
+        }
+    }
+}

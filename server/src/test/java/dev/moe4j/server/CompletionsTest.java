@@ -1,0 +1,223 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.model.generate.ExpertTrace;
+import dev.moe4j.model.generate.Generation;
+import dev.moe4j.model.generate.GenerationListener;
+import dev.moe4j.model.generate.GenerationOptions;
+import dev.moe4j.model.generate.Generator;
+import dev.moe4j.model.generate.SamplingConfig;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The generating endpoints on the mixtral fixture (a tiny random Mixtral that transformers saved, with Mixtral's
+ * chat template), checked against transformers' greedy continuation and against the {@link Generator} that
+ * {@code moe4j generate} runs, fed the same ids.
+ */
+class CompletionsTest {
+    @TempDir
+    static Path dir;
+
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start(TestServer.modelFolder("mixtral", dir, true));
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    private static final int[][] REFERENCE = TestServer.referenceGreedy("mixtral");
+    private static final String REFERENCE_PROMPT = TestServer.idList(REFERENCE[0]);
+
+    /** What {@code moe4j generate --greedy --max-tokens n} produces from {@code prompt}, with its expert trace. */
+    private static Generation direct(int[] prompt, int maxTokens, List<String> stops, ExpertTrace trace) {
+        var folder = server.served.folder();
+        var options = new GenerationOptions(maxTokens, SamplingConfig.greedy(), folder.eosTokenIds(), stops, trace,
+                trace != null);
+        return new Generator(folder.model(), folder.text()).generate(prompt, options, GenerationListener.NONE);
+    }
+
+    private static int[] chatPrompt(String user) {
+        ChatTemplate template = server.served.chatTemplate();
+        String text = template.render(List.of(new ChatTemplate.Message("user", user)), true);
+        return server.served.folder().tokenizer().encodeIds(text, false);
+    }
+
+    @Test
+    void greedyCompletionOfTokenIdsIsTransformersGreedyContinuation() {
+        int[] expected = REFERENCE[1];
+        JsonNode r = TestServer.ok(server.post("/v1/completions", """
+                {"model": "mixtral", "prompt": [%s], "max_tokens": %d, "temperature": 0, "moe4j": {"experts": true}}"""
+                .formatted(REFERENCE_PROMPT, expected.length)));
+        assertTrue(r.get("id").asText().startsWith("cmpl-"), r.toString());
+        assertEquals("text_completion", r.get("object").asText());
+        assertEquals("mixtral", r.get("model").asText());
+        assertTrue(r.get("created").asLong() > 0);
+        JsonNode choice = r.get("choices").get(0);
+        assertEquals(1, r.get("choices").size());
+        assertEquals(0, choice.get("index").asInt());
+        assertEquals(direct(REFERENCE[0], expected.length, List.of(), null).text(), choice.get("text").asText(),
+                "the text moe4j generate streams for these ids");
+        assertEquals("length", choice.get("finish_reason").asText());
+        assertEquals(REFERENCE[0].length, r.get("usage").get("prompt_tokens").asInt());
+        assertEquals(expected.length, r.get("usage").get("completion_tokens").asInt());
+        assertEquals(REFERENCE[0].length + expected.length, r.get("usage").get("total_tokens").asInt());
+        JsonNode tokens = r.get("moe4j").get("tokens");
+        int[] ids = new int[tokens.size()];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = tokens.get(i).get("token_id").asInt();
+        }
+        assertArrayEquals(expected, ids, "the extension names the tokens transformers generates");
+    }
+
+    @Test
+    void aStreamedCompletionIsServerSentEventsThatAddUpToTheWholeResponse() {
+        String request = """
+                {"prompt": [%s], "max_tokens": 12, "temperature": 0%s}""";
+        JsonNode whole = TestServer.ok(server.post("/v1/completions", request.formatted(REFERENCE_PROMPT, "")));
+        List<JsonNode> events = TestServer.events(server.post("/v1/completions",
+                request.formatted(REFERENCE_PROMPT, ", \"stream\": true")));
+        var text = new StringBuilder();
+        String id = events.getFirst().get("id").asText();
+        for (int i = 0; i < events.size(); i++) {
+            JsonNode e = events.get(i);
+            assertEquals(id, e.get("id").asText(), "one id for every chunk");
+            assertEquals("text_completion", e.get("object").asText());
+            JsonNode choice = e.get("choices").get(0);
+            text.append(choice.get("text").asText());
+            boolean last = i == events.size() - 1;
+            assertEquals(last ? "length" : null, choice.get("finish_reason").textValue(), "chunk " + i);
+            assertFalse(e.has("usage"), "usage only with stream_options.include_usage");
+            assertFalse(e.has("moe4j"), "no expert extension unless asked");
+        }
+        assertTrue(events.size() > 2, "the reply streams in pieces");
+        assertEquals(whole.get("choices").get(0).get("text").asText(), text.toString());
+    }
+
+    @Test
+    void aChatCompletionRendersTheMessagesWithTheModelsChatTemplate() {
+        int[] prompt = chatPrompt("Who are you?");
+        Generation expected = direct(prompt, 10, List.of(), null);
+        String request = """
+                {"messages": [{"role": "user", "content": "Who are you?"}], "max_completion_tokens": 10,
+                 "temperature": 0%s}""";
+        JsonNode r = TestServer.ok(server.post("/v1/chat/completions", request.formatted("")));
+        assertTrue(r.get("id").asText().startsWith("chatcmpl-"));
+        assertEquals("chat.completion", r.get("object").asText());
+        JsonNode choice = r.get("choices").get(0);
+        assertEquals("assistant", choice.get("message").get("role").asText());
+        assertEquals(expected.text(), choice.get("message").get("content").asText());
+        assertEquals("length", choice.get("finish_reason").asText());
+        assertEquals(prompt.length, r.get("usage").get("prompt_tokens").asInt(), "the template's prompt, no BOS added");
+        assertEquals(10, r.get("usage").get("completion_tokens").asInt());
+
+        List<JsonNode> events = TestServer.events(server.post("/v1/chat/completions", request.formatted(
+                ", \"stream\": true, \"stream_options\": {\"include_usage\": true}")));
+        JsonNode first = events.getFirst().get("choices").get(0);
+        assertEquals("assistant", first.get("delta").get("role").asText(), "the first chunk names the role");
+        assertEquals("", first.get("delta").get("content").asText());
+        var content = new StringBuilder();
+        for (JsonNode e : events.subList(0, events.size() - 1)) {
+            assertEquals("chat.completion.chunk", e.get("object").asText());
+            assertTrue(e.get("usage").isNull(), "usage is null until the last chunk");
+            content.append(e.get("choices").get(0).get("delta").path("content").asText(""));
+        }
+        assertEquals(expected.text(), content.toString());
+        JsonNode finish = events.get(events.size() - 2).get("choices").get(0);
+        assertEquals("length", finish.get("finish_reason").asText());
+        assertTrue(finish.get("delta").isEmpty(), "the finishing chunk's delta is empty");
+        JsonNode usage = events.getLast();
+        assertTrue(usage.get("choices").isEmpty(), "the usage chunk has no choices");
+        assertEquals(prompt.length, usage.get("usage").get("prompt_tokens").asInt());
+        assertEquals(10, usage.get("usage").get("completion_tokens").asInt());
+    }
+
+    @Test
+    void theExpertExtensionReportsEachGeneratedTokensFirstExpertInEveryMoeLayer() {
+        int[] prompt = REFERENCE[0];
+        var trace = new ExpertTrace();
+        Generation expected = direct(prompt, 12, List.of(), trace);
+        String request = """
+                {"prompt": [%s], "max_tokens": 12, "temperature": 0, "stream": true%s}""";
+        for (String how : List.of("body", "query")) {
+            List<JsonNode> events = TestServer.events(how.equals("body")
+                    ? server.post("/v1/completions", request.formatted(REFERENCE_PROMPT, ", \"moe4j\": {\"experts\": true}"))
+                    : server.post("/v1/completions?experts=1", request.formatted(REFERENCE_PROMPT, "")));
+            var tokens = new ArrayList<JsonNode>();
+            for (JsonNode e : events) {
+                JsonNode ext = e.get("moe4j");
+                assertNotNull(ext, how + ": every chunk carries the extension");
+                assertEquals("[0,1]", ext.get("layers").toString(), "both Mixtral layers are MoE layers");
+                ext.get("tokens").forEach(tokens::add);
+                if (!e.get("choices").get(0).get("text").asText().isEmpty()) {
+                    assertFalse(ext.get("tokens").isEmpty(), how + ": text comes with the tokens that made it");
+                }
+            }
+            assertEquals(expected.outputIds().length, tokens.size(), how + ": every token once");
+            for (int i = 0; i < tokens.size(); i++) {
+                JsonNode t = tokens.get(i);
+                assertEquals(i, t.get("index").asInt());
+                assertEquals(expected.outputIds()[i], t.get("token_id").asInt());
+                for (int layer = 0; layer < 2; layer++) {
+                    var route = trace.route(prompt.length + i, layer).orElseThrow();
+                    assertEquals(route.experts()[0], t.get("experts").get(layer).asInt(), "token " + i + " layer " + layer);
+                    assertEquals(route.weights()[0], t.get("weights").get(layer).floatValue(), "token " + i);
+                    assertTrue(route.weights()[0] > 0 && route.weights()[0] <= 1);
+                }
+            }
+        }
+    }
+
+    @Test
+    void aStopStringEndsTheReplyWithFinishReasonStop() {
+        Generation full = direct(REFERENCE[0], 12, List.of(), null);
+        String text = full.text();
+        String stop = text.substring(text.length() / 2, text.length() / 2 + 1);
+        JsonNode r = TestServer.ok(server.post("/v1/completions", """
+                {"prompt": [%s], "max_tokens": 12, "temperature": 0, "stop": ["%s"]}"""
+                .formatted(REFERENCE_PROMPT, stop.replace("\\", "\\\\").replace("\"", "\\\""))));
+        JsonNode choice = r.get("choices").get(0);
+        assertEquals("stop", choice.get("finish_reason").asText());
+        assertEquals(text.substring(0, text.indexOf(stop)), choice.get("text").asText());
+    }
+
+    @Test
+    void theSameSeedGivesTheSameSampleAndAnotherSeedAnotherOne() {
+        String request = """
+                {"prompt": "Once upon", "max_tokens": 24, "temperature": 1.5, "top_k": 0, "seed": %d}""";
+        String a = TestServer.ok(server.post("/v1/completions", request.formatted(7))).get("choices").get(0)
+                .get("text").asText();
+        String b = TestServer.ok(server.post("/v1/completions", request.formatted(7))).get("choices").get(0)
+                .get("text").asText();
+        String c = TestServer.ok(server.post("/v1/completions", request.formatted(8))).get("choices").get(0)
+                .get("text").asText();
+        assertEquals(a, b);
+        assertNotEquals(a, c);
+    }
+
+    @Test
+    void aTextPromptGetsTheTokenizersSpecialTokensAndUnsetFieldsComeFromGenerationConfig() {
+        int[] ids = server.served.folder().tokenizer().encodeIds("hello world", true);
+        assertEquals(1, ids[0], "Mixtral's tokenizer starts with <s>");
+        JsonNode r = TestServer.ok(server.post("/v1/completions", """
+                {"prompt": "hello world", "max_tokens": 3}"""));
+        assertEquals(ids.length, r.get("usage").get("prompt_tokens").asInt());
+        Generation expected = direct(ids, 3, List.of(), null);
+        assertEquals(expected.text(), r.get("choices").get(0).get("text").asText(),
+                "unset fields come from generation_config.json (greedy here)");
+    }
+}

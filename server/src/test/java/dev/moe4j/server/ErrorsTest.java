@@ -1,0 +1,185 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.core.backend.CpuBackend;
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelFolder;
+import dev.moe4j.model.testing.ToyModel;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.FieldSource;
+
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Requests the server refuses: each gets its HTTP status and OpenAI's error object naming the field at fault, in one
+ * line, never a stack trace. The toy model stands in for the weights (errors come before any forward pass).
+ */
+class ErrorsTest {
+    @TempDir
+    static Path dir;
+
+    private static TestServer server;
+
+    private static final ModelFolder.Opener TOY = (folder, config, backend) ->
+            new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers());
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), TOY);
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    /** A request and what the server must answer: status, the field it names (null: none) and its code. */
+    record Refused(String path, String body, int status, String param, String code) {
+        @Override
+        public String toString() {
+            return path + " " + body;
+        }
+    }
+
+    private static final String CHAT = "/v1/chat/completions";
+    private static final String TEXT = "/v1/completions";
+    private static final String HI = "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]";
+    private static final String LONG_PROMPT = "[" + String.join(",",
+            IntStream.range(0, 128).mapToObj(i -> "5").toList()) + "]";
+
+    static final List<Refused> REFUSED = List.of(
+            new Refused(CHAT, "this is not json", 400, null, null),
+            new Refused(CHAT, "[1, 2]", 400, null, null),
+            new Refused(CHAT, "{}", 400, "messages", null),
+            new Refused(CHAT, "{\"messages\": []}", 400, "messages", null),
+            new Refused(CHAT, "{\"messages\": [{\"content\": \"hi\"}]}", 400, "messages[0].role", null),
+            new Refused(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": 3}]}", 400, "messages[0].content", null),
+            new Refused(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", 400,
+                    "messages[0].content", "unsupported"),
+            new Refused(CHAT, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"hi\"}]}", 400, "messages", null),
+            new Refused(CHAT, "{" + HI + ", \"n\": 2}", 400, "n", null),
+            new Refused(CHAT, "{" + HI + ", \"temperature\": \"hot\"}", 400, "temperature", null),
+            new Refused(CHAT, "{" + HI + ", \"temperature\": -1}", 400, "temperature", null),
+            new Refused(CHAT, "{" + HI + ", \"top_p\": 0}", 400, "top_p", null),
+            new Refused(CHAT, "{" + HI + ", \"top_k\": -2}", 400, "top_k", null),
+            new Refused(CHAT, "{" + HI + ", \"min_p\": 1.5}", 400, "min_p", null),
+            new Refused(CHAT, "{" + HI + ", \"repetition_penalty\": 0}", 400, "repetition_penalty", null),
+            new Refused(CHAT, "{" + HI + ", \"max_tokens\": 0}", 400, "max_tokens", null),
+            new Refused(CHAT, "{" + HI + ", \"max_completion_tokens\": 2.5}", 400, "max_completion_tokens", null),
+            new Refused(CHAT, "{" + HI + ", \"seed\": \"x\"}", 400, "seed", null),
+            new Refused(CHAT, "{" + HI + ", \"stop\": \"\"}", 400, "stop", null),
+            new Refused(CHAT, "{" + HI + ", \"stop\": [\"a\", 1]}", 400, "stop", null),
+            new Refused(CHAT, "{" + HI + ", \"stream\": \"yes\"}", 400, "stream", null),
+            new Refused(CHAT, "{" + HI + ", \"stream_options\": {\"include_usage\": true}}", 400, "stream_options",
+                    null),
+            new Refused(CHAT, "{" + HI + ", \"logprobs\": true}", 400, "logprobs", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"frequency_penalty\": 0.5}", 400, "frequency_penalty", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"tools\": [{\"type\": \"function\"}]}", 400, "tools", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"response_format\": {\"type\": \"json_object\"}}", 400,
+                    "response_format", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"moe4j\": {\"experts\": \"yes\"}}", 400, "moe4j.experts", null),
+            new Refused(CHAT, "{" + HI + ", \"moe4j\": {\"colours\": true}}", 400, "moe4j.colours", null),
+            new Refused(CHAT, "{" + HI + ", \"model\": \"gpt-4o\"}", 404, "model", "model_not_found"),
+            new Refused(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "word ".repeat(200) + "\"}]}",
+                    400, "messages", "context_length_exceeded"),
+            new Refused(TEXT, "{}", 400, "prompt", null),
+            new Refused(TEXT, "{\"prompt\": []}", 400, "prompt", null),
+            new Refused(TEXT, "{\"prompt\": [\"one\", \"two\"]}", 400, "prompt", null),
+            new Refused(TEXT, "{\"prompt\": [1, -2]}", 400, "prompt", null),
+            new Refused(TEXT, "{\"prompt\": [1, 512]}", 400, "prompt", null),
+            new Refused(TEXT, "{\"prompt\": " + LONG_PROMPT + "}", 400, "prompt", "context_length_exceeded"),
+            new Refused(TEXT, "{\"prompt\": \"a\", \"echo\": true}", 400, "echo", "unsupported"),
+            new Refused(TEXT, "{\"prompt\": \"a\", \"best_of\": 2}", 400, "best_of", null),
+            new Refused(TEXT, "{\"prompt\": \"a\", \"suffix\": \"b\"}", 400, "suffix", "unsupported"),
+            new Refused(TEXT, "{\"prompt\": \"a\", \"logprobs\": 5}", 400, "logprobs", "unsupported"));
+
+    /** The error object of a refused request, checked for OpenAI's shape and a one-line message. */
+    private static JsonNode error(HttpResponse<String> response, int status) {
+        assertEquals(status, response.statusCode(), response.body());
+        assertEquals("application/json", response.headers().firstValue("Content-Type").orElse(""));
+        JsonNode body = Json.parse(response.body(), "error response");
+        assertEquals(Set.of("error"), Set.copyOf(iterable(body)), response.body());
+        JsonNode error = body.get("error");
+        assertEquals(Set.of("message", "type", "param", "code"), Set.copyOf(iterable(error)));
+        String message = error.get("message").asText();
+        assertFalse(message.isBlank());
+        assertFalse(message.contains("\n"), "one line: " + message);
+        assertFalse(message.contains("Exception") || message.contains("\tat "), "no stack trace: " + message);
+        assertEquals(status >= 500 ? "server_error" : "invalid_request_error", error.get("type").asText());
+        return error;
+    }
+
+    private static List<String> iterable(JsonNode object) {
+        var names = new java.util.ArrayList<String>();
+        object.fieldNames().forEachRemaining(names::add);
+        return names;
+    }
+
+    @ParameterizedTest
+    @FieldSource("REFUSED")
+    void aBadRequestGetsOpenAisErrorObjectNamingTheField(Refused r) {
+        JsonNode error = error(server.post(r.path(), r.body()), r.status());
+        assertEquals(r.param(), error.get("param").textValue(), error.toString());
+        assertEquals(r.code(), error.get("code").textValue(), error.toString());
+    }
+
+    @Test
+    void aPromptTooLongForTheContextSaysSoInNumbers() {
+        JsonNode error = error(server.post(TEXT, "{\"prompt\": " + LONG_PROMPT + "}"), 400);
+        assertEquals("the prompt has 128 tokens, which leaves no room for a reply in this model's context of 128"
+                + " tokens", error.get("message").asText());
+    }
+
+    @Test
+    void aConversationTheTemplateRefusesGetsTheTemplatesReason() {
+        JsonNode error = error(server.post(CHAT, "{\"messages\": [{\"role\": \"tool\", \"content\": \"hi\"}]}"), 400);
+        assertTrue(error.get("message").asText().contains("refused the conversation"), error.toString());
+    }
+
+    @Test
+    void unknownPathsAndWrongMethodsAreRefusedInTheSameShape() {
+        assertEquals("not_found", error(server.get("/v1/embeddings"), 404).get("code").asText());
+        assertEquals("model_not_found", error(server.get("/v1/models/other"), 404).get("code").asText());
+        HttpResponse<String> get = server.get(CHAT);
+        assertEquals("method_not_allowed", error(get, 405).get("code").asText());
+        assertEquals("POST", get.headers().firstValue("Allow").orElse(""));
+        error(server.send(HttpRequest.newBuilder(server.uri("/health"))
+                .POST(HttpRequest.BodyPublishers.ofString("{}")).build()), 405);
+    }
+
+    @Test
+    void aModelWithoutChatTemplateRefusesChatSayingHowToGiveOne() {
+        try (var plain = TestServer.start(TestServer.modelFolder("mixtral", dir.resolve("plain"), false), TOY)) {
+            JsonNode error = error(plain.post(CHAT, "{" + HI + "}"), 400);
+            assertTrue(error.get("message").asText().contains("--template FILE"), error.toString());
+            TestServer.ok(plain.post(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 2}"));
+        }
+    }
+
+    @Test
+    void aBadModelFolderOrTemplateOrPortIsABadInputError() {
+        var missing = assertThrows(BadInputException.class,
+                () -> ServedModel.open(dir.resolve("nowhere"), null, null, TOY, config -> CpuBackend.INSTANCE));
+        assertTrue(missing.getMessage().contains("no such folder"), missing.getMessage());
+        Path folder = server.served.folder().folder();
+        var template = assertThrows(BadInputException.class,
+                () -> ServedModel.open(folder, dir.resolve("missing.jinja"), null, TOY,
+                        config -> CpuBackend.INSTANCE));
+        assertTrue(template.getMessage().contains("cannot read the chat template"), template.getMessage());
+        var port = assertThrows(BadInputException.class, () -> ModelServer.start(server.served, "127.0.0.1",
+                server.server.port(), new java.io.PrintWriter(java.io.Writer.nullWriter())));
+        assertTrue(port.getMessage().contains("--port"), port.getMessage());
+    }
+}

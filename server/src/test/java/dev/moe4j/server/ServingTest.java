@@ -1,0 +1,285 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.model.InferenceState;
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.ModelFolder;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.testing.ToyModel;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The server around the generations: model list, health, the page, the queue, disconnects, other models. */
+class ServingTest {
+    @TempDir
+    Path dir;
+
+    /**
+     * A model whose forward passes stop, once {@code passes} have run, until the test releases them: the test can
+     * then look at the server while a generation is in the middle of its work.
+     */
+    static final class HeldModel implements LanguageModel {
+        private final LanguageModel model;
+        private final int passes;
+        private final AtomicInteger calls = new AtomicInteger();
+        final CountDownLatch held = new CountDownLatch(1);
+        final CountDownLatch release = new CountDownLatch(1);
+
+        HeldModel(LanguageModel model, int passes) {
+            this.model = model;
+            this.passes = passes;
+        }
+
+        @Override
+        public ModelConfig config() {
+            return model.config();
+        }
+
+        @Override
+        public InferenceState newState(int maxTokens) {
+            return model.newState(maxTokens);
+        }
+
+        @Override
+        public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
+            if (calls.incrementAndGet() > passes) {
+                held.countDown();
+                try {
+                    assertTrue(release.await(60, TimeUnit.SECONDS), "the test never released the model");
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            return model.forward(state, tokens, lastOnly, observer);
+        }
+
+        @Override
+        public void close() {
+            model.close();
+        }
+    }
+
+    /** Waits until {@code condition} holds (a poll with a generous limit, not a measurement). */
+    private static void eventually(String what, Supplier<Boolean> condition) throws InterruptedException {
+        for (int i = 0; i < 3000 && !condition.get(); i++) {
+            Thread.sleep(10);
+        }
+        assertTrue(condition.get(), what);
+    }
+
+    @Test
+    void modelsListsTheServedModelWithWhatTheExpertExtensionNeeds() {
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
+            JsonNode list = TestServer.ok(server.get("/v1/models"));
+            assertEquals("list", list.get("object").asText());
+            JsonNode m = list.get("data").get(0);
+            assertEquals("mixtral", m.get("id").asText(), "the folder's name by default");
+            assertEquals("model", m.get("object").asText());
+            assertEquals("moe4j", m.get("owned_by").asText());
+            JsonNode ext = m.get("moe4j");
+            assertEquals("[0,1]", ext.get("moe_layers").toString());
+            assertEquals(8, ext.get("num_experts").asInt());
+            assertEquals(2, ext.get("experts_per_token").asInt());
+            assertEquals(128, ext.get("context_length").asInt());
+            assertTrue(ext.get("chat_template").asBoolean());
+            assertEquals(m, TestServer.ok(server.get("/v1/models/mixtral")));
+
+            JsonNode health = TestServer.ok(server.get("/health"));
+            assertEquals("ok", health.get("status").asText());
+            assertFalse(health.get("generating").asBoolean());
+            assertEquals(0, health.get("waiting").asInt());
+        }
+    }
+
+    @Test
+    void thePageIsServedAndNeedsNothingFromElsewhere() {
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
+            HttpResponse<String> page = server.get("/");
+            assertEquals(200, page.statusCode());
+            assertEquals("text/html; charset=utf-8", page.headers().firstValue("Content-Type").orElse(""));
+            String html = page.body();
+            assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("<script>")
+                    && html.contains("/v1/chat/completions") && html.contains("moe4j: { experts: true }"), html);
+            assertFalse(Pattern.compile("(src|href)\\s*=\\s*[\"']?(https?:)?//").matcher(html).find(),
+                    "no script, style or font from another host");
+        }
+    }
+
+    /**
+     * Opens the page in headless Chromium (where one is installed) with a prompt in its address, lets it stream the
+     * reply, and reads the DOM back: every generated token is counted in the legend under its first expert of the
+     * last MoE layer, and each piece of text wears the colour of the expert of the token that completed it.
+     */
+    @Test
+    void thePageColoursEachTokenByItsExpertInHeadlessChromium() throws Exception {
+        Path chromium = HeadlessChromium.find().orElse(null);
+        Assumptions.assumeTrue(chromium != null, "no Chromium installed: the page's rendering is not checked");
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
+            JsonNode expected = TestServer.ok(server.post("/v1/completions", """
+                    {"prompt": "The page", "max_tokens": 16, "temperature": 0, "moe4j": {"experts": true}}"""));
+            var page = server.uri("/?mode=completion&prompt=The%20page&max_tokens=16&temperature=0&run=1");
+            try (var browser = new HeadlessChromium(chromium, dir.resolve("profile"), page)) {
+                eventually("the page has streamed the reply", () -> {
+                    try {
+                        return "done".equals(browser.evaluate("document.body && document.body.dataset.state"));
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                assertEquals("", browser.evaluate("document.getElementById('error').textContent"));
+                assertEquals(expected.get("choices").get(0).get("text").asText(),
+                        browser.evaluate("document.getElementById('output').textContent"));
+
+                // the legend: tokens per expert of layer 1 (the last MoE layer, the page's default)
+                var counts = new java.util.TreeMap<Integer, Integer>();
+                for (JsonNode t : expected.get("moe4j").get("tokens")) {
+                    counts.merge(t.get("experts").get(1).asInt(), 1, Integer::sum);
+                }
+                var legend = new java.util.TreeMap<Integer, Integer>();
+                Matcher item = Pattern.compile("data-expert=\"(\\d+)\">.*?</span>(\\d+): (\\d+)</span>")
+                        .matcher(browser.evaluate("document.getElementById('legend').innerHTML"));
+                while (item.find()) {
+                    legend.put(Integer.parseInt(item.group(2)), Integer.parseInt(item.group(3)));
+                }
+                assertEquals(counts, legend);
+
+                // each piece of text: coloured by its token's layer-1 expert, one colour per expert
+                String output = browser.evaluate("document.getElementById('output').innerHTML");
+                Matcher piece = Pattern.compile("<span class=\"piece\" data-token-id=\"(\\d+)\""
+                        + " data-experts=\"(\\d+),(\\d+)\"[^>]*style=\"background: (rgb\\([^)]*\\))").matcher(output);
+                var colourOf = new java.util.HashMap<Integer, String>();
+                int pieces = 0;
+                while (piece.find()) {
+                    pieces++;
+                    int expert = Integer.parseInt(piece.group(3));
+                    String previous = colourOf.putIfAbsent(expert, piece.group(4));
+                    assertEquals(previous == null ? piece.group(4) : previous, piece.group(4), "expert " + expert);
+                }
+                assertTrue(pieces > 0, output);
+                assertEquals(colourOf.size(), new java.util.HashSet<>(colourOf.values()).size(), "distinct colours");
+            }
+        }
+    }
+
+    @Test
+    void requestsWaitInLineWhileHealthAndTheModelListStillAnswer() throws Exception {
+        var held = new ArrayList<HeldModel>();
+        var toys = new ArrayList<ToyModel>();
+        ModelFolder.Opener opener = (folder, config, backend) -> {
+            toys.add(new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers()));
+            var m = new HeldModel(toys.getFirst(), 1);
+            held.add(m);
+            return m;
+        };
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener)) {
+            HeldModel model = held.getFirst();
+            String first = "{\"prompt\": [1, 20, 30], \"max_tokens\": 4}";
+            String second = "{\"prompt\": [1, 40], \"max_tokens\": 3}";
+            var a = CompletableFuture.supplyAsync(() -> server.post("/v1/completions", first));
+            assertTrue(model.held.await(30, TimeUnit.SECONDS));
+            var b = CompletableFuture.supplyAsync(() -> server.post("/v1/completions", second));
+            eventually("the second request waits its turn", () ->
+                    TestServer.ok(server.get("/health")).get("waiting").asInt() == 1);
+            JsonNode health = TestServer.ok(server.get("/health"));
+            assertTrue(health.get("generating").asBoolean());
+            TestServer.ok(server.get("/v1/models"));
+            assertFalse(a.isDone() || b.isDone());
+
+            model.release.countDown();
+            JsonNode ra = TestServer.ok(a.get(60, TimeUnit.SECONDS));
+            JsonNode rb = TestServer.ok(b.get(60, TimeUnit.SECONDS));
+            assertEquals(4, ra.get("usage").get("completion_tokens").asInt());
+            assertEquals(3, rb.get("usage").get("completion_tokens").asInt());
+            // what the model was fed, in order: A's prompt and its tokens, then B's
+            List<String> fed = toys.getFirst().fed.stream().map(java.util.Arrays::toString).toList();
+            assertEquals(4 + 3, fed.size(), fed.toString());
+            assertEquals("[1, 20, 30]", fed.get(0), "first come, first served");
+            assertEquals("[1, 40]", fed.get(4), fed.toString());
+        }
+    }
+
+    @Test
+    void aStreamingClientThatDisconnectsStopsItsGeneration() throws Exception {
+        var held = new ArrayList<HeldModel>();
+        ModelFolder.Opener opener = (folder, config, backend) -> {
+            // the real weights; held after the prefill and two tokens until the client has gone
+            var m = new HeldModel(ModelFolder.Opener.CHECKPOINT.open(folder, config, backend), 3);
+            held.add(m);
+            return m;
+        };
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener)) {
+            String body = "{\"prompt\": [1, 20, 30], \"max_tokens\": 100, \"temperature\": 0, \"stream\": true}";
+            try (var socket = new Socket("127.0.0.1", server.server.port())) {
+                OutputStream out = socket.getOutputStream();
+                out.write(("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                        .getBytes(StandardCharsets.UTF_8));
+                out.flush();
+                assertTrue(held.getFirst().held.await(60, TimeUnit.SECONDS), "the generation started");
+            }
+            held.getFirst().release.countDown();
+            eventually("the server notices the client has gone", () -> server.log().contains("stopped"));
+            Matcher m = Pattern.compile("3 prompt \\+ (\\d+) completion tokens \\(stopped: the client went away\\)")
+                    .matcher(server.log());
+            assertTrue(m.find(), server.log());
+            assertTrue(Integer.parseInt(m.group(1)) < 100, "stopped before its budget: " + server.log());
+            // and the model is free for the next request
+            TestServer.ok(server.post("/v1/completions", "{\"prompt\": [1, 20], \"max_tokens\": 2}"));
+        }
+    }
+
+    @Test
+    void anEosIdEndsTheReplyWithFinishReasonStop() {
+        ModelFolder.Opener toy = (folder, config, backend) ->
+                new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers());
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), toy)) {
+            // the toy goes 368 -> 307 -> 2, and 2 is eos_token_id in generation_config.json
+            JsonNode r = TestServer.ok(server.post("/v1/completions", "{\"prompt\": [368], \"max_tokens\": 10}"));
+            assertEquals("stop", r.get("choices").get(0).get("finish_reason").asText());
+            assertEquals(1, r.get("usage").get("completion_tokens").asInt(), "the EOS id is not part of the reply");
+        }
+    }
+
+    @Test
+    void aModelWithADenseLayerReportsOnlyItsMoeLayersAndContinuesAsTransformers() {
+        // deepseek-v3's fixture: layer 0 is dense (first_k_dense_replace), layers 1 and 2 are MoE
+        try (var server = TestServer.start(TestServer.modelFolder("deepseek-v3", dir, false))) {
+            int[][] reference = TestServer.referenceGreedy("deepseek-v3");
+            JsonNode r = TestServer.ok(server.post("/v1/completions", """
+                    {"prompt": [%s], "max_tokens": %d, "temperature": 0, "moe4j": {"experts": true}}"""
+                    .formatted(TestServer.idList(reference[0]), reference[1].length)));
+            JsonNode ext = r.get("moe4j");
+            assertEquals("[1,2]", ext.get("layers").toString());
+            assertEquals(reference[1].length, ext.get("tokens").size());
+            for (int i = 0; i < reference[1].length; i++) {
+                JsonNode t = ext.get("tokens").get(i);
+                assertEquals(reference[1][i], t.get("token_id").asInt(), "token " + i);
+                assertEquals(2, t.get("experts").size());
+            }
+            assertEquals(Json.parse("[1,2]", "layers"), TestServer.ok(server.get("/v1/models")).get("data").get(0)
+                    .get("moe4j").get("moe_layers"));
+        }
+    }
+}

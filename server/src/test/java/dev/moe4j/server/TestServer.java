@@ -1,0 +1,172 @@
+package dev.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.core.backend.CpuBackend;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ModelFolder;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * A server on an ephemeral port over a model folder made from the fixtures (the model module's test-jar: a tiny
+ * random model transformers saved, its tokenizer; this module's copy of the Mixtral chat template), and a client
+ * for it on the JDK's HttpClient, as any OpenAI client would talk to it.
+ */
+final class TestServer implements AutoCloseable {
+    final ServedModel served;
+    final ModelServer server;
+    private final StringWriter log = new StringWriter();
+    private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+
+    private TestServer(Path folder, ModelFolder.Opener opener) {
+        this.served = ServedModel.open(folder, null, null, opener, config -> CpuBackend.INSTANCE);
+        this.server = ModelServer.start(served, "127.0.0.1", 0, new PrintWriter(log, true));
+    }
+
+    static TestServer start(Path folder) {
+        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT);
+    }
+
+    static TestServer start(Path folder, ModelFolder.Opener opener) {
+        return new TestServer(folder, opener);
+    }
+
+    /**
+     * A model folder for fixture {@code name} (mixtral, deepseek-v3, ...) under {@code into}: config.json,
+     * model.safetensors, the fixtures' metaspace tokenizer, and with {@code chat} Mixtral's tokenizer_config.json
+     * and generation_config.json.
+     */
+    static Path modelFolder(String name, Path into, boolean chat) {
+        Path folder = into.resolve(name);
+        try {
+            Files.createDirectories(folder);
+            copy("fixtures/" + name + "/config.json", folder.resolve("config.json"));
+            copy("fixtures/" + name + "/model.safetensors", folder.resolve("model.safetensors"));
+            copy("generate/metaspace-tokenizer.json", folder.resolve("tokenizer.json"));
+            if (chat) {
+                copy("mixtral/tokenizer_config.json", folder.resolve("tokenizer_config.json"));
+                copy("mixtral/generation_config.json", folder.resolve("generation_config.json"));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return folder;
+    }
+
+    /** The greedy continuation transformers computed for fixture {@code name}: {prompt, output} ids. */
+    static int[][] referenceGreedy(String name) {
+        try (InputStream in = stream("fixtures/" + name + "/reference.json")) {
+            JsonNode greedy = Json.parse(in.readAllBytes(), name).get("greedy");
+            int[] prompt = ints(greedy.get("prompt"));
+            int[] all = ints(greedy.get("output"));
+            return new int[][] {prompt, java.util.Arrays.copyOfRange(all, prompt.length, all.length)};
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asInt();
+        }
+        return out;
+    }
+
+    static String idList(int[] ids) {
+        return String.join(",", java.util.Arrays.stream(ids).mapToObj(Integer::toString).toList());
+    }
+
+    URI uri(String path) {
+        return server.uri().resolve(path);
+    }
+
+    HttpResponse<String> get(String path) {
+        return send(HttpRequest.newBuilder(uri(path)).GET().build());
+    }
+
+    HttpResponse<String> post(String path, String json) {
+        return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(json)).build());
+    }
+
+    HttpResponse<String> send(HttpRequest request) {
+        try {
+            return client.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** A 200 response's JSON body. */
+    static JsonNode ok(HttpResponse<String> response) {
+        assertEquals(200, response.statusCode(), response.body());
+        assertEquals("application/json", response.headers().firstValue("Content-Type").orElse(""));
+        return Json.parse(response.body(), "response");
+    }
+
+    /**
+     * The events of a Server-Sent Events body in OpenAI's framing, checked: every event is one {@code data: }
+     * line followed by a blank line, and the last one is {@code [DONE]}. Returns the JSON events before it.
+     */
+    static List<JsonNode> events(HttpResponse<String> response) {
+        assertEquals(200, response.statusCode(), response.body());
+        assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"),
+                response.headers().toString());
+        String body = response.body();
+        assertTrue(body.endsWith("data: [DONE]\n\n"), "ends with the [DONE] event: " + body);
+        var events = new ArrayList<JsonNode>();
+        String[] blocks = body.substring(0, body.length() - "data: [DONE]\n\n".length()).split("\n\n", -1);
+        assertEquals("", blocks[blocks.length - 1], "every event ends with a blank line");
+        for (int i = 0; i < blocks.length - 1; i++) {
+            String block = blocks[i];
+            assertTrue(block.startsWith("data: ") && !block.contains("\n"), "one data line per event: " + block);
+            events.add(Json.parse(block.substring("data: ".length()), "event " + i));
+        }
+        return events;
+    }
+
+    /** What the server logged so far. */
+    String log() {
+        return log.toString();
+    }
+
+    private static void copy(String resource, Path target) throws IOException {
+        try (InputStream in = stream(resource)) {
+            Files.copy(in, target);
+        }
+    }
+
+    private static InputStream stream(String resource) {
+        InputStream in = TestServer.class.getClassLoader().getResourceAsStream(resource);
+        if (in == null) {
+            throw new IllegalStateException("missing test resource " + resource);
+        }
+        return in;
+    }
+
+    @Override
+    public void close() {
+        server.close();
+        served.close();
+    }
+}

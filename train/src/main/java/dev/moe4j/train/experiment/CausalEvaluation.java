@@ -1,0 +1,58 @@
+package dev.moe4j.train.experiment;
+
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.model.transformer.KvCache;
+import dev.moe4j.model.transformer.Transformer;
+
+/**
+ * Validation loss measured the way a decoder is used: one token at a time against the KV cache, so that no router
+ * can see a later token. Token-choice routers give the same loss as the whole-batch evaluation; expert choice
+ * (batch top-C in training) and Soft MoE (slots mixed over the batch) can differ, and that difference is what
+ * their batch-mode numbers owe to seeing the future.
+ */
+public final class CausalEvaluation {
+    private CausalEvaluation() {
+    }
+
+    /** Both losses over the same sequences: token by token, and in one whole-batch inference pass. */
+    public record Losses(double causal, double batch, int tokens) {
+    }
+
+    /** @param sequences equal-length token sequences; position t predicts token t + 1 of the same sequence */
+    public static Losses of(Transformer model, int[][] sequences) {
+        double causal = 0;
+        int count = 0;
+        for (int[] seq : sequences) {
+            KvCache cache = model.newCache(seq.length);
+            for (int t = 0; t + 1 < seq.length; t++) {
+                Tensor logits = model.forward(Graph.inference(), cache, new int[] {seq[t]}, true, null).logits().value();
+                causal += negativeLogLikelihood(logits, seq[t + 1]);
+                count++;
+            }
+        }
+        int length = sequences[0].length;
+        int[] all = new int[sequences.length * length];
+        for (int s = 0; s < sequences.length; s++) {
+            System.arraycopy(sequences[s], 0, all, s * length, length);
+        }
+        Graph g = Graph.inference();
+        var pass = model.forward(g, all, sequences.length, null);
+        double batch = model.crossEntropy(g, pass, all, sequences.length).value().getFloat(0);
+        return new Losses(causal / count, batch, count);
+    }
+
+    /** −log softmax(logits)[target] of a [1, vocab] row, in double precision. */
+    static double negativeLogLikelihood(Tensor logits, int target) {
+        int v = logits.cols();
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < v; i++) {
+            max = Math.max(max, logits.getFloat(i));
+        }
+        double sum = 0;
+        for (int i = 0; i < v; i++) {
+            sum += Math.exp(logits.getFloat(i) - max);
+        }
+        return Math.log(sum) + max - logits.getFloat(target);
+    }
+}
