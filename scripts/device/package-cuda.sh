@@ -16,7 +16,7 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
   -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
 rm -rf "$dest" && mkdir -p "$dest"
 # The GPU checks need neither the desktop module (Jinjava's beans) nor the rest: a smaller runtime to carry.
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs \
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr \
   --strip-debug --no-man-pages --no-header-files --output "$dest/runtime"
 tar -C "$dest" -cJf "$dest/runtime.txz" runtime
 rm -rf "$dest/runtime"
@@ -26,5 +26,5 @@ for m in core cuda model train; do
   "$jdk/bin/jar" --create --file "$dest/$m-tests.jar" -C "$m/target/test-classes" dev
 done
 cp cuda/target/launcher/junit-platform-console-standalone-*.jar "$dest/junit-console.jar"
-cp scripts/device/gpu-check.sh scripts/device/moe_baselines.py "$dest/"
+cp scripts/device/gpu-check.sh scripts/device/gpu-decode.sh scripts/device/moe_baselines.py "$dest/"
 du -sh "$dest"/* "$dest"

@@ -142,7 +142,7 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
-    /** x as F32 (a small vector: norm weights, sinks). */
+    /** x as F32: itself, or a widened copy (exact from BF16). */
     private Tensor f32(Tensor x) {
         if (x == null || x.dtype() == DType.F32) {
             return x;
@@ -214,6 +214,16 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public Tensor convert(Tensor x, DType dtype) {
+        own(x);
+        return switch (dtype) {
+            case F32 -> f32(x);
+            case BF16 -> bf16(x);
+            default -> throw new IllegalArgumentException("the GPU converts to F32 or BF16, not " + dtype);
+        };
+    }
+
+    @Override
     public void fill(Tensor x, float value) {
         own(x);
         if (Float.floatToRawIntBits(value) == 0) {
@@ -228,14 +238,15 @@ public final class CudaBackend implements Backend {
     // ---- products ----
 
     /**
-     * y = x·wᵀ on the tensor cores in BF16 with F32 accumulation; an F32 result of F32 operands (a router's logits
-     * from the residual stream) is computed in F32 throughout, so that routing sees the scores the CPU computes.
+     * y = x·wᵀ on the tensor cores in BF16 with F32 accumulation; an F32 result of F32 weights (a router's or a
+     * shared expert gate's logits) is computed in F32 throughout, x widened exactly, so that routing sees the scores
+     * the CPU computes from the same activations rather than those of BF16-rounded router weights.
      */
     @Override
     public void matmul(Tensor y, Tensor x, Tensor w) {
         own(y, x, w);
-        if (y.dtype() == DType.F32 && x.dtype() == DType.F32 && w.dtype() == DType.F32) {
-            device.blas().linear(y, x, w, 0f);
+        if (y.dtype() == DType.F32 && w.dtype() == DType.F32) {
+            device.blas().linear(y, f32(x), w, 0f);
             return;
         }
         device.blas().linear(y, bf16(x), bf16(w), 0f);
@@ -260,6 +271,11 @@ public final class CudaBackend implements Backend {
             if (!accumulate) {
                 fill(dw, 0f);
             }
+            return;
+        }
+        if (dw.dtype() == DType.F32 && dy.dtype() == DType.F32 && x.dtype() == DType.F32) {
+            // F32 operands throughout (a router's gradient): no rounding of the logits' gradient to BF16
+            device.blas().linearBackwardWeight(dw, dy, x, accumulate ? 1f : 0f);
             return;
         }
         device.blas().linearBackwardWeight(dw, bf16(dy), bf16(x), accumulate ? 1f : 0f);

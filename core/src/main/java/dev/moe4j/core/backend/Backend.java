@@ -73,6 +73,9 @@ public interface Backend {
     /** A copy of a host tensor on this device, converted to {@code dtype} (the host tensor itself on the CPU when it has that dtype). */
     Tensor upload(Tensor host, DType dtype);
 
+    /** x in {@code dtype}: x itself when it has that dtype, else a converted copy on the same device. */
+    Tensor convert(Tensor x, DType dtype);
+
     /** Sets every element. */
     void fill(Tensor t, float value);
 

@@ -75,6 +75,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor convert(Tensor x, DType dtype) {
+        return x.dtype() == dtype ? x : x.to(dtype);
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         t.fill(value);
     }

@@ -31,7 +31,8 @@ final class Linear {
         int n = x.rows(), out = weight.value().dim(0);
         Backend b = Backend.of(x, weight.value(), dx);
         Tensor dyT = b.upload(Tensor.of(dy, n, out), DType.F32);
-        b.matmulBackwardWeight(weight.grad(), dyT, x, true);
+        // The router's gradient in F32 throughout, as its forward (x is BF16 on a GPU: widened exactly).
+        b.matmulBackwardWeight(weight.grad(), dyT, b.convert(x, DType.F32), true);
         if (bias != null) {
             b.addColumnSums(bias.grad(), dyT);
         }
