@@ -61,8 +61,8 @@ public final class TransformerModel implements LanguageModel {
             if (logits.isHost()) {
                 return logits;
             }
-            Tensor host = logits.toHost();
-            return host.dtype() == DType.F32 ? host : host.to(DType.F32);
+            // widened on the device: a vocabulary's BF16 values converted one by one on the host cost a decoding step
+            return logits.device().backend().convert(logits, DType.F32).toHost();
         }
     }
 

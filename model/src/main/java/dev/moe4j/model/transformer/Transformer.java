@@ -87,7 +87,7 @@ public final class Transformer {
      * there; routing state the host moves stays on the host.
      */
     public static Transformer placed(ModelConfig config, WeightSource source, Backend backend, boolean trainable) {
-        return new Transformer(config, new PlacedWeights(source, backend, trainable));
+        return new Transformer(config, new PlacedWeights(source, backend, trainable, config.moe()));
     }
 
     /**
