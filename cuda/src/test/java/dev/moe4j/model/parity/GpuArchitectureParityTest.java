@@ -9,6 +9,7 @@ import dev.moe4j.core.testing.TensorAssert;
 import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.Gpu;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.TransformerModel;
@@ -18,6 +19,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -33,6 +37,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * no BF16 model can match the F32 reference there, and the test says so and holds the GPU to the first
  * yardstick.</li>
  * </ul>
+ * BF16 activations move the router's logits slightly; where a token's k-th and (k+1)-th experts score closer than
+ * that (measured per token), the GPU may route it elsewhere, which no rounding tolerance covers. Such a flip must be
+ * a near-tie by that measure, and its sequence is left out of the logits' comparison (the fixtures hold two
+ * independent sequences); every other sequence is held to the tolerance.
  * Greedy decoding through the KV cache on the device picks the yardstick's token at every step whose top-2 gap
  * exceeds twice the logits' measured error (the whole continuation when the reference's smallest gap does).
  */
@@ -58,29 +66,55 @@ class GpuArchitectureParityTest {
                     v.value().copyFrom(v.value().to(DType.BF16));
                 }
             });
-            double[] reference = ref.values("logits");
             double[] onGpu;
+            var gpuTrace = new Trace();
+            var cpuTrace = new Trace();
             try (var scope = MemoryScope.open()) {
-                onGpu = values(gpu.transformer().forward(Graph.inference(), ref.inputIds(), ref.batch(), null)
+                onGpu = values(gpu.transformer().forward(Graph.inference(), ref.inputIds(), ref.batch(), gpuTrace)
                         .logits().value().toHost().to(DType.F32));
             }
-            double[] sameWeights = values(bf16Weights.forward(Graph.inference(), ref.inputIds(), ref.batch(), null)
+            double[] sameWeights = values(bf16Weights.forward(Graph.inference(), ref.inputIds(), ref.batch(), cpuTrace)
                     .logits().value());
+            int batch = ref.batch(), length = ref.inputIds().length / batch;
+            List<Flip> flips = gpuTrace.flips(cpuTrace);
+            System.out.printf("GPU parity %-21s hidden states vs the same BF16 weights on the CPU %s; %d of %d routings"
+                    + " choose other experts%s%n", name, gpuTrace.hiddenErrors(cpuTrace), flips.size(),
+                    gpuTrace.experts.size(), flips.isEmpty() ? "" : " " + flips);
+            // A routing may differ only where the yardstick's last chosen and first unchosen experts score closer
+            // than this pass's router logits drift from the yardstick's (BF16 activations): a near-tie, which then
+            // changes that sequence's logits by far more than rounding. Sequences are independent (attention stays
+            // within each), so the others are still held to the tolerance.
+            boolean[] compared = new boolean[batch];
+            Arrays.fill(compared, true);
+            for (Flip f : flips) {
+                assertTrue(f.gap() < f.drift(), name + ": " + f + " is not a near-tie");
+                compared[f.row() / length] = false;
+            }
+            assertTrue(IntStream.range(0, batch).anyMatch(b -> compared[b]),
+                    name + ": every sequence has a routing near-tie, nothing left to compare");
+            double[] fullReference = ref.values("logits"), fullOnGpu = onGpu, fullSameWeights = sameWeights;
+            double[] reference = sequences(fullReference, compared);
+            onGpu = sequences(onGpu, compared);
+            sameWeights = sequences(sameWeights, compared);
             double gpuVsReference = TensorAssert.relativeError(reference, onGpu);
             double weightsVsReference = TensorAssert.relativeError(reference, sameWeights);
             double gpuVsSameWeights = TensorAssert.relativeError(sameWeights, onGpu);
             boolean referenceHolds = weightsVsReference <= TOLERANCE;
-            System.out.printf("GPU parity %-21s logits vs transformers %.2e, vs the same BF16 weights on the CPU "
-                            + "%.2e (those weights alone: %.2e from transformers%s)%n", name, gpuVsReference,
-                    gpuVsSameWeights, weightsVsReference, referenceHolds ? "" : ": a routing near-tie");
+            System.out.printf("GPU parity %-21s logits%s vs transformers %.2e, vs the same BF16 weights on the CPU "
+                            + "%.2e (those weights alone: %.2e from transformers%s)%n", name,
+                    flips.isEmpty() ? "" : " of the sequences without a near-tie", gpuVsReference, gpuVsSameWeights,
+                    weightsVsReference, referenceHolds ? "" : ": a routing near-tie");
             assertTrue(gpuVsSameWeights <= TOLERANCE, name + ": the GPU is " + gpuVsSameWeights
                     + " from its own weights computed on the CPU");
             if (referenceHolds) {
                 assertTrue(gpuVsReference <= TOLERANCE, name + ": relative error " + gpuVsReference + " > " + TOLERANCE);
             }
 
+            // The greedy prompt may hold near-ties too: its margin is the whole batch's measured error, flips included,
+            // and transformers is its yardstick only where the BF16 weights alone stay within the tolerance of it.
+            referenceHolds = TensorAssert.relativeError(fullReference, fullSameWeights) <= TOLERANCE;
             int[] prompt = ref.greedyPrompt(), tokens = ref.greedyOutput();
-            double margin = 2 * maxAbsDifference(referenceHolds ? reference : sameWeights, onGpu);
+            double margin = 2 * maxAbsDifference(referenceHolds ? fullReference : fullSameWeights, fullOnGpu);
             if (referenceHolds && minGap > margin) {
                 assertArrayEquals(tokens, greedy(gpu, prompt, tokens.length), name + ": greedy continuation on the GPU");
                 System.out.printf("GPU parity %-21s greedy: all %d tokens identical to transformers'%n", name,
@@ -92,6 +126,88 @@ class GpuArchitectureParityTest {
                         referenceHolds ? "transformers'" : "the BF16 weights' CPU");
             }
         }
+    }
+
+    /** What a forward pass showed its observer: host copies of the hidden states, each token's experts per layer. */
+    private static final class Trace implements ForwardObserver {
+        final Map<Integer, double[]> hidden = new TreeMap<>();
+        final Map<String, int[]> experts = new TreeMap<>();
+        final Map<Integer, double[]> routerLogits = new TreeMap<>();
+        final Map<Integer, Integer> width = new TreeMap<>();
+
+        @Override
+        public void onRouterLogits(int layer, Tensor logits) {
+            routerLogits.put(layer, values(logits.toHost().to(DType.F32)));
+            width.put(layer, logits.cols());
+        }
+
+        @Override
+        public void onHiddenState(int index, Tensor h) {
+            hidden.put(index, values(h.to(DType.F32)));
+        }
+
+        final Map<Integer, Integer> rows = new TreeMap<>();
+
+        @Override
+        public void onRouting(int layer, int position, int[] chosen, float[] weights) {
+            // rows come in order, sequences laid end to end; keyed by row, since positions repeat per sequence
+            int row = rows.merge(layer, 1, Integer::sum) - 1;
+            experts.put(layer + "/" + row, chosen.clone());
+        }
+
+        /** Relative error of each hidden state against {@code yardstick}'s. */
+        String hiddenErrors(Trace yardstick) {
+            var out = new StringBuilder();
+            hidden.forEach((i, h) -> out.append(String.format(java.util.Locale.ROOT, " %d:%.1e", i,
+                    TensorAssert.relativeError(yardstick.hidden.get(i), h))));
+            return out.toString().trim();
+        }
+
+        /**
+         * The (layer, row) routings that choose another set of experts than {@code yardstick}'s, each with the
+         * yardstick's gap between its k-th and (k+1)-th router logit and how far this pass's router logits of that
+         * row are from the yardstick's.
+         */
+        List<Flip> flips(Trace yardstick) {
+            var out = new java.util.ArrayList<Flip>();
+            for (var entry : experts.entrySet()) {
+                int[] a = entry.getValue().clone(), b = yardstick.experts.get(entry.getKey()).clone();
+                Arrays.sort(a);
+                Arrays.sort(b);
+                if (Arrays.equals(a, b)) {
+                    continue;
+                }
+                int layer = Integer.parseInt(entry.getKey().split("/")[0]);
+                int row = Integer.parseInt(entry.getKey().split("/")[1]);
+                int e = width.get(layer), k = a.length;
+                double[] mine = Arrays.copyOfRange(routerLogits.get(layer), row * e, row * e + e);
+                double[] theirs = Arrays.copyOfRange(yardstick.routerLogits.get(layer), row * e, row * e + e);
+                double drift = 0;
+                for (int i = 0; i < e; i++) {
+                    drift = Math.max(drift, Math.abs(mine[i] - theirs[i]));
+                }
+                double[] sorted = theirs.clone();
+                Arrays.sort(sorted);
+                out.add(new Flip(layer, row, sorted[e - k] - sorted[e - k - 1], drift));
+            }
+            return out;
+        }
+    }
+
+    /** A routing that differs from the yardstick's (see {@link Trace#flips}). */
+    record Flip(int layer, int row, double gap, double drift) {
+        @Override
+        public String toString() {
+            return String.format(java.util.Locale.ROOT, "(layer %d, row %d: the yardstick's k-th and (k+1)-th router"
+                    + " logits %.1e apart, this pass's router logits up to %.1e from its)", layer, row, gap, drift);
+        }
+    }
+
+    /** The logits [batch, tokens, vocab] of the sequences marked in {@code keep}. */
+    private static double[] sequences(double[] logits, boolean[] keep) {
+        int per = logits.length / keep.length;
+        return IntStream.range(0, keep.length).filter(b -> keep[b])
+                .flatMap(b -> IntStream.range(b * per, (b + 1) * per)).mapToDouble(i -> logits[i]).toArray();
     }
 
     private static int[] greedy(TransformerModel model, int[] prompt, int length) {
