@@ -16,7 +16,7 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
   -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
 rm -rf "$dest" && mkdir -p "$dest"
 # The GPU checks need neither the desktop module (Jinjava's beans) nor the rest: a smaller runtime to carry.
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr \
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver \
   --strip-debug --no-man-pages --no-header-files --output "$dest/runtime"
 tar -C "$dest" -cJf "$dest/runtime.txz" runtime
 rm -rf "$dest/runtime"
