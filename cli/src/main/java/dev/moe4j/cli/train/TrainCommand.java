@@ -4,6 +4,9 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.cuda.Cuda;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.train.TrainingRun;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
 import dev.moe4j.train.config.ConfigFile;
@@ -20,7 +23,9 @@ import picocli.CommandLine.Option;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 
 /**
@@ -81,12 +86,16 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
-    /** --device: cpu, cuda (a one-line error without a GPU), or auto (the GPU when the driver finds one). */
-    static Backend backend(String device) {
+    /**
+     * --device: cpu, cuda (a one-line error without a GPU), or auto (the GPU when the driver finds one and runs the
+     * model's MoE options; a Soft MoE router or router jitter keeps an automatic choice on the CPU).
+     */
+    static Backend backend(String device, Optional<MoeConfig> moe) {
         return switch (device) {
             case "cpu" -> CpuBackend.INSTANCE;
             case "cuda" -> Cuda.require("--device cuda").backend();
-            default -> Cuda.available() ? Cuda.require("--device").backend() : CpuBackend.INSTANCE;
+            default -> Cuda.available() && moe.map(MoeLayer::unsupportedOnDevice).orElse(List.of()).isEmpty()
+                    ? Cuda.require("--device").backend() : CpuBackend.INSTANCE;
         };
     }
 
@@ -119,7 +128,8 @@ public final class TrainCommand implements Callable<Integer> {
         // On a terminal the progress is one line redrawn in place; in a log, a line every --log-every steps.
         boolean terminal = System.console() != null && System.console().isTerminal();
         var progress = new TrainProgress(out, terminal, config.run().logEvery());
-        TrainingRun.Summary summary = TrainingRun.run(config, progress, backend(config.run().device()));
+        TrainingRun.Summary summary = TrainingRun.run(config, progress,
+                backend(config.run().device(), config.model().flatMap(ModelConfig::moe)));
         progress.finish(summary);
         err.flush();
         return 0;
