@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Packs what the GPU checks need on the device machine (which has no JDK and no Maven) into one folder:
-# a jlinked Java 25 runtime, the moe4j jar, the cuda module's test classes with the core test helpers, the JUnit
-# console launcher, and the scripts that run the tests and the benchmarks there (scripts/device/gpu-check.sh).
-# Usage: scripts/device/package-cuda.sh [DEST]   (DEST defaults to .carry/cuda; carry it and run
-#        DEST/gpu-check.sh on the device machine)
+# Packs what the GPU checks need on the device machine (which has no JDK and no Maven) into one folder: a jlinked
+# Java 25 runtime, the moe4j jar, the test classes the GPU tests use (the cuda module's, and the reference readers of
+# the core, model and train tests, without their fixtures: the checkout on the device holds those), the JUnit console
+# launcher, and the scripts that run tests and benchmarks there (scripts/device/gpu-check.sh).
+# Usage: scripts/device/package-cuda.sh [DEST]   (DEST defaults to .carry/cuda; carry it and run DEST/gpu-check.sh
+#        from the checkout's root on the device machine)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="${1:-$root/.carry/cuda}"
@@ -15,13 +16,15 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
   -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
 rm -rf "$dest" && mkdir -p "$dest"
 # The GPU checks need neither the desktop module (Jinjava's beans) nor the rest: a smaller runtime to carry.
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs \
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver \
   --strip-debug --no-man-pages --no-header-files --output "$dest/runtime"
-tar -C "$dest" -czf "$dest/runtime.tgz" runtime
+tar -C "$dest" -cJf "$dest/runtime.txz" runtime
 rm -rf "$dest/runtime"
 cp cli/target/moe4j.jar "$dest/moe4j.jar"
-cp cuda/target/moe4j-cuda-*-tests.jar "$dest/cuda-tests.jar"
-cp core/target/moe4j-core-*-tests.jar "$dest/core-tests.jar"
+# Test classes only: fixtures come from the checkout (model/ and train/src/test/resources) on the device.
+for m in core cuda model train; do
+  "$jdk/bin/jar" --create --file "$dest/$m-tests.jar" -C "$m/target/test-classes" dev
+done
 cp cuda/target/launcher/junit-platform-console-standalone-*.jar "$dest/junit-console.jar"
-cp scripts/device/gpu-check.sh scripts/device/moe_baselines.py "$dest/"
-du -sh "$dest"/*
+cp scripts/device/gpu-check.sh scripts/device/gpu-decode.sh scripts/device/moe_baselines.py "$dest/"
+du -sh "$dest"/* "$dest"

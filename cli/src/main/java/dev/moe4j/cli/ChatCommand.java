@@ -52,6 +52,9 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
     String system;
 
     @Mixin
+    DeviceOption device;
+
+    @Mixin
     SamplingOptions sampling;
 
     @Mixin
@@ -77,7 +80,7 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ChatTemplate chatTemplate = ModelFolder.chatTemplate(model, template);
-        try (ModelFolder m = ModelFolder.open(model, context.models())) {
+        try (ModelFolder m = ModelFolder.open(model, context.models(), device::backend)) {
             var generator = new Generator(m.model(), m.text());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;

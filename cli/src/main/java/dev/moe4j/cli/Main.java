@@ -35,7 +35,7 @@ public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
     public static final int EXIT_BAD_INPUT = 2;
 
-    /** How the commands open a model folder's weights: memory-mapped, every tensor checked first. */
+    /** How the commands open a model folder's weights: every tensor checked first, mapped on the CPU or copied to the GPU. */
     static final ModelFolder.Opener DEFAULT_MODELS = ModelFolder.Opener.CHECKPOINT;
 
     @CommandLine.Spec

@@ -41,6 +41,9 @@ final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     }
 
     @Mixin
+    DeviceOption device;
+
+    @Mixin
     TraceOption trace;
 
     @Option(names = "--json", description = "print one JSON object: ids, tokens, log_probs, perplexity")
@@ -60,7 +63,7 @@ final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     public Integer call() {
         trace.check();
         PrintWriter out = spec.commandLine().getOut();
-        try (ModelFolder m = ModelFolder.open(model, context.models())) {
+        try (ModelFolder m = ModelFolder.open(model, context.models(), device::backend)) {
             int[] ids = input.ids != null ? TokenIds.parse("--prompt-ids", input.ids)
                     : m.tokenizer().encodeIds(input.text, true);
             ExpertTrace routing = trace.enabled() ? new ExpertTrace() : null;

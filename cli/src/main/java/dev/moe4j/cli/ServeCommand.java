@@ -3,6 +3,7 @@ package dev.moe4j.cli;
 import dev.moe4j.server.ModelServer;
 import dev.moe4j.server.ServedModel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -53,6 +54,9 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
             description = "the model id of the API (default: the model folder's name)")
     String name;
 
+    @Mixin
+    DeviceOption device;
+
     @Spec
     CommandSpec spec;
 
@@ -66,7 +70,8 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Override
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
-        try (ServedModel served = ServedModel.open(model, template, name, context.models());
+        try (ServedModel served = ServedModel.open(model, template, name, context.models(),
+                device::backend);
              ModelServer server = ModelServer.start(served, host, port, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);

@@ -28,7 +28,8 @@ final class Cli {
         final List<ToyModel> opened = new ArrayList<>();
 
         @Override
-        public ToyModel open(Path folder, dev.moe4j.model.config.ModelConfig config) {
+        public ToyModel open(Path folder, dev.moe4j.model.config.ModelConfig config,
+                             dev.moe4j.core.backend.Backend backend) {
             var model = new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers());
             opened.add(model);
             return model;

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 /**
  * {@code moe4j generate} over the mixtral fixture's config, tokenizer and generation config, with a toy model in
@@ -52,6 +53,17 @@ class GenerateCommandTest {
         assertTrue(r.err().contains("first token") && r.err().contains("prefill") && r.err().contains("decode"));
         assertEquals(List.of("0:3", "3:1", "4:1", "5:1", "6:1"),
                 toys.last().calls.stream().map(c -> c[0] + ":" + c[1]).toList(), "one prefill, then one at a time");
+    }
+
+    @Test
+    void askingForCudaWithoutAGpuIsOneLineBeforeAnyWeightIsOpened() {
+        assumeFalse(dev.moe4j.cuda.Cuda.available(), "a GPU is present");
+        var r = Cli.run(toys, "generate", "--device", "cuda", "--model", model, "--prompt-ids", "1,20", "--max-tokens", "2");
+        assertEquals(Main.EXIT_BAD_INPUT, r.status());
+        assertTrue(r.err().startsWith("moe4j: error: --device cuda: no usable NVIDIA GPU: "), r.err());
+        assertEquals(1, r.err().trim().lines().count(), r.err());
+        assertEquals("", r.out());
+        assertTrue(toys.opened.isEmpty(), "no model opened");
     }
 
     @Test

@@ -1,6 +1,7 @@
 package dev.moe4j.core;
 
 import dev.moe4j.core.autograd.Var;
+import dev.moe4j.core.backend.MemoryScope;
 
 import java.util.Objects;
 
@@ -16,6 +17,12 @@ public final class Parameter extends Var {
     public Parameter(String name, Tensor value) {
         super(Objects.requireNonNull(value, "value"), true);
         this.name = Objects.requireNonNull(name, "name");
+    }
+
+    /** A parameter's gradient accumulates over micro-batches and outlives every pass: never in a pass's scope. */
+    @Override
+    protected Tensor newGradient() {
+        return MemoryScope.persistent(super::newGradient);
     }
 
     /** The name relative to its owner (e.g. {@code router.weight}); owners prefix their own path. */

@@ -1,5 +1,7 @@
 package dev.moe4j.core;
 
+import dev.moe4j.core.backend.Device;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -13,6 +15,11 @@ import java.util.Arrays;
  *
  * <p>Element access converts: {@link #getFloat} reads F32, BF16, F16 and F64 as float, {@link #getLong} reads
  * the integer types. Values are stored little-endian, as in safetensors files.
+ *
+ * <p>A tensor may also live on another {@link Device} (a GPU): it then holds that device's address of its first
+ * element, which the host never dereferences. Shape, views and copies work as for host tensors; element access and
+ * {@link #segment()} refuse, naming the device ({@link #toHost()} brings the values over). Operations on such
+ * tensors go through the device's {@link dev.moe4j.core.backend.Backend}.
  */
 public final class Tensor {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -25,17 +32,30 @@ public final class Tensor {
     private final int[] shape;
     private final long size;
     private final MemorySegment data;
+    private final Device device;
+    private final long address;
 
     private Tensor(DType dtype, int[] shape, MemorySegment data) {
         this.dtype = dtype;
         this.shape = shape;
         this.size = elementCount(shape);
         this.data = data;
+        this.device = Device.HOST;
+        this.address = 0;
         long needed = dtype.byteCount(size);
         if (data.byteSize() != needed) {
             throw new IllegalArgumentException("segment of " + data.byteSize() + " bytes does not hold "
                     + dtype + Arrays.toString(shape) + " (" + needed + " bytes)");
         }
+    }
+
+    private Tensor(DType dtype, int[] shape, Device device, long address) {
+        this.dtype = dtype;
+        this.shape = shape;
+        this.size = elementCount(shape);
+        this.data = null;
+        this.device = device;
+        this.address = address;
     }
 
     // ---- creation ----
@@ -79,6 +99,17 @@ public final class Tensor {
         return new Tensor(DType.I64, shape.clone(), MemorySegment.ofArray(values.clone()));
     }
 
+    /**
+     * A tensor over memory of another device, from the address of its first element (a device backend makes these;
+     * the host never reads the address).
+     */
+    public static Tensor onDevice(Device device, DType dtype, long address, int... shape) {
+        if (device.isHost()) {
+            throw new IllegalArgumentException("host tensors are made from segments, not addresses");
+        }
+        return new Tensor(dtype, shape.clone(), device, address);
+    }
+
     /** Views existing memory (for example a memory-mapped file region) as a tensor; sizes must agree. */
     public static Tensor wrap(DType dtype, MemorySegment data, int... shape) {
         return new Tensor(dtype, shape.clone(), data);
@@ -110,7 +141,25 @@ public final class Tensor {
     }
 
     public long byteSize() {
-        return data.byteSize();
+        return data != null ? data.byteSize() : dtype.byteCount(size);
+    }
+
+    /** Where the memory is: {@link Device#HOST} for heap and mapped tensors. */
+    public Device device() {
+        return device;
+    }
+
+    /** True for memory the host can read: heap arrays and mapped files. */
+    public boolean isHost() {
+        return data != null;
+    }
+
+    /** The device address of the first element of a tensor on another device. */
+    public long address() {
+        if (data != null) {
+            throw new IllegalStateException(this + " is in host memory; it has a segment, not a device address");
+        }
+        return address;
     }
 
     /** Size of the last axis: the length of a row. */
@@ -123,7 +172,16 @@ public final class Tensor {
         return shape.length == 0 ? 1 : Math.toIntExact(size / Math.max(1, cols()));
     }
 
+    /** The host memory; refuses a tensor on another device, whose memory the host cannot read. */
     public MemorySegment segment() {
+        return host();
+    }
+
+    private MemorySegment host() {
+        if (data == null) {
+            throw new IllegalStateException(this + " is on " + device.name() + ": the host cannot read it "
+                    + "(copy it over with toHost())");
+        }
         return data;
     }
 
@@ -134,6 +192,7 @@ public final class Tensor {
     // ---- element access ----
 
     public float getFloat(long index) {
+        MemorySegment data = host();
         return switch (dtype) {
             case F32 -> data.get(F32, index * 4);
             case BF16 -> FloatFormats.bf16ToFloat(data.get(I16, index * 2));
@@ -144,6 +203,7 @@ public final class Tensor {
     }
 
     public void setFloat(long index, float value) {
+        MemorySegment data = host();
         switch (dtype) {
             case F32 -> data.set(F32, index * 4, value);
             case BF16 -> data.set(I16, index * 2, FloatFormats.floatToBf16(value));
@@ -154,6 +214,7 @@ public final class Tensor {
     }
 
     public long getLong(long index) {
+        MemorySegment data = host();
         return switch (dtype) {
             case I64, U64 -> data.get(I64, index * 8);
             case I32 -> data.get(I32, index * 4);
@@ -167,6 +228,7 @@ public final class Tensor {
     }
 
     public void setLong(long index, long value) {
+        MemorySegment data = host();
         switch (dtype) {
             case I64, U64 -> data.set(I64, index * 8, value);
             case I32, U32 -> data.set(I32, index * 4, (int) value);
@@ -225,7 +287,7 @@ public final class Tensor {
         if (elementCount(s) != size) {
             throw new IllegalArgumentException("cannot reshape " + Arrays.toString(shape) + " to " + Arrays.toString(newShape));
         }
-        return new Tensor(dtype, s, data);
+        return data == null ? new Tensor(dtype, s, device, address) : new Tensor(dtype, s, data);
     }
 
     /** Rows {@code from} (inclusive) to {@code to} (exclusive) along the first axis, sharing memory. */
@@ -236,13 +298,17 @@ public final class Tensor {
         long stride = shape[0] == 0 ? 0 : dtype.byteCount(size / shape[0]);
         int[] s = shape.clone();
         s[0] = to - from;
+        if (data == null) {
+            return new Tensor(dtype, s, device, address + from * stride);
+        }
         return new Tensor(dtype, s, data.asSlice(from * stride, (to - from) * stride));
     }
 
     /** The i-th entry along the first axis, with that axis removed, sharing memory. */
     public Tensor select(int i) {
         Tensor row = slice(i, i + 1);
-        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), row.data);
+        int[] s = Arrays.copyOfRange(shape, 1, shape.length);
+        return data == null ? new Tensor(dtype, s, device, row.address) : new Tensor(dtype, s, row.data);
     }
 
     // ---- copies ----
@@ -251,6 +317,9 @@ public final class Tensor {
     public float[] toFloatArray() {
         if (size > Integer.MAX_VALUE) {
             throw new IllegalStateException("tensor too large for a float[]: " + this);
+        }
+        if (data == null) {
+            return toHost().toFloatArray();
         }
         float[] out = new float[(int) size];
         if (dtype == DType.F32) {
@@ -265,22 +334,38 @@ public final class Tensor {
 
     /** A new heap tensor with every element converted to {@code target} (floating types only). */
     public Tensor to(DType target) {
+        host();
         Tensor out = zeros(target, shape);
         out.copyFrom(this);
         return out;
     }
 
-    /** A new heap tensor with the same dtype, shape and values. */
+    /** A new tensor on the same device with the same dtype, shape and values (a heap tensor for host ones). */
     public Tensor copy() {
+        if (data == null) {
+            return device.backend().copyOf(this);
+        }
         Tensor out = zeros(dtype, shape);
         MemorySegment.copy(data, 0, out.data, 0, data.byteSize());
         return out;
     }
 
-    /** Copies the values of a tensor of equal size into this one, converting between float types. */
+    /** The values in host memory: this tensor when it is there, else a new heap copy. */
+    public Tensor toHost() {
+        return data != null ? this : device.backend().toHost(this);
+    }
+
+    /**
+     * Copies the values of a tensor of equal size into this one, converting between float types; between devices
+     * (host to GPU, GPU to host) the dtypes must agree.
+     */
     public void copyFrom(Tensor source) {
         if (source.size != size) {
             throw new IllegalArgumentException("copy of " + source + " into " + this);
+        }
+        if (data == null || source.data == null) {
+            (data == null ? device : source.device).backend().copy(this, source);
+            return;
         }
         if (source.dtype == dtype) {
             MemorySegment.copy(source.data, 0, data, 0, data.byteSize());
@@ -292,6 +377,10 @@ public final class Tensor {
     }
 
     public void fill(float value) {
+        if (data == null) {
+            device.backend().fill(this, value);
+            return;
+        }
         if (Float.floatToRawIntBits(value) == 0) {
             data.fill((byte) 0); // +0.0 is all zero bits in every float type: a memset (zeroing gradients)
             return;
@@ -309,7 +398,7 @@ public final class Tensor {
 
     @Override
     public String toString() {
-        return "Tensor[" + dtype + " " + Arrays.toString(shape) + "]";
+        return "Tensor[" + dtype + " " + Arrays.toString(shape) + (data == null ? " on " + device.name() : "") + "]";
     }
 
     public static long elementCount(int[] shape) {

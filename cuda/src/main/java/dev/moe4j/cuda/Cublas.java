@@ -31,7 +31,7 @@ final class Cublas {
 
     private final NativeLibrary library;
     private final MethodHandle create, destroy, setStream, getVersion, gemmEx, gemmStridedBatchedEx;
-    private final Optional<MethodHandle> statusName, gemmGroupedBatchedEx;
+    private final Optional<MethodHandle> statusName;
 
     private Cublas(NativeLibrary lib) {
         library = lib;
@@ -46,9 +46,6 @@ final class Cublas {
         gemmStridedBatchedEx = lib.function("cublasGemmStridedBatchedEx", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT,
                 JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_INT,
                 JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT);
-        gemmGroupedBatchedEx = lib.optionalFunction("cublasGemmGroupedBatchedEx", FunctionDescriptor.of(JAVA_INT,
-                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS,
-                JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT));
     }
 
     /**
@@ -102,10 +99,6 @@ final class Cublas {
 
     String file() {
         return library.file();
-    }
-
-    boolean hasGroupedGemm() {
-        return gemmGroupedBatchedEx.isPresent();
     }
 
     void check(String call, int status) {
@@ -201,26 +194,5 @@ final class Cublas {
             throw Driver.rethrow(t);
         }
         check("cublasGemmStridedBatchedEx(m " + m + ", n " + n + ", k " + k + ", batch " + batch + ")", status);
-    }
-
-    /**
-     * cublasGemmGroupedBatchedEx: every array but the three of matrix addresses lives in host memory; those three
-     * ({@code aArray}, {@code bArray}, {@code cArray}) hold device addresses in device memory.
-     */
-    void gemmGroupedBatchedEx(MemorySegment handle, MemorySegment opA, MemorySegment opB, MemorySegment m,
-                              MemorySegment n, MemorySegment k, MemorySegment alpha, long aArray, int aType,
-                              MemorySegment lda, long bArray, int bType, MemorySegment ldb, MemorySegment beta,
-                              long cArray, int cType, MemorySegment ldc, int groups, MemorySegment groupSize) {
-        MethodHandle h = gemmGroupedBatchedEx.orElseThrow(() -> new IllegalStateException(
-                "this cuBLAS (" + library.file() + ") has no cublasGemmGroupedBatchedEx (it needs CUDA 12.5 or later)"));
-        int status;
-        try {
-            status = (int) h.invokeExact(handle, opA, opB, m, n, k, alpha, MemorySegment.ofAddress(aArray), aType, lda,
-                    MemorySegment.ofAddress(bArray), bType, ldb, beta, MemorySegment.ofAddress(cArray), cType, ldc,
-                    groups, groupSize, COMPUTE_32F);
-        } catch (Throwable t) {
-            throw Driver.rethrow(t);
-        }
-        check("cublasGemmGroupedBatchedEx(" + groups + " groups)", status);
     }
 }

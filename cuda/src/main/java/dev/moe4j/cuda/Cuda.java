@@ -11,6 +11,7 @@ public final class Cuda {
     private static Driver driver;
     private static String failure;
     private static boolean probed;
+    private static CudaDevice shared;
 
     private Cuda() {
     }
@@ -70,13 +71,18 @@ public final class Cuda {
     }
 
     /**
-     * The user asked for the GPU ({@code --device cuda}): opens GPU 0, or says in one line why there is none.
+     * The user asked for the GPU ({@code --device cuda}): GPU 0, opened once for the process (the commands share
+     * it), or says in one line why there is none.
      */
-    public static CudaDevice require(String option) {
+    public static synchronized CudaDevice require(String option) {
         if (!available()) {
             throw new BadInputException(option + ": no usable NVIDIA GPU: " + unavailableReason()
                     + " (install the NVIDIA driver, or leave out " + option + " to run on the CPU)");
         }
-        return open(0);
+        if (shared == null) {
+            shared = open(0);
+        }
+        shared.makeCurrent();
+        return shared;
     }
 }

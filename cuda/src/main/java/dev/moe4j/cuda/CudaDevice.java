@@ -2,6 +2,8 @@ package dev.moe4j.cuda;
 
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.Device;
+import dev.moe4j.core.backend.MemoryScope;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -10,16 +12,22 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.NavigableMap;
+import java.util.TreeMap;
 
 /**
- * One GPU: its primary context, one stream on which every copy, kernel and cuBLAS call of this device is ordered,
- * the kernels moe4j ships (PTX compiled by the driver when first used) and a cuBLAS handle. Device memory comes
- * from the driver's stream-ordered pool, so allocations inside a forward pass cost little.
+ * One GPU as a {@link Device}: its primary context, one stream on which every copy, kernel and cuBLAS call of this
+ * device is ordered, the kernels moe4j ships (PTX compiled by the driver when first used), a cuBLAS handle and the
+ * {@link CudaBackend} that computes on its tensors. Device memory comes from the driver's stream-ordered pool, so
+ * allocations inside a forward pass cost little; an allocation belongs to the {@link MemoryScope} open when it is
+ * made, or, with none open, stays until {@link #free}.
  *
  * <p>Use a device from one thread at a time; a thread other than the opening one calls {@link #makeCurrent()}
  * first.
  */
-public final class CudaDevice implements AutoCloseable {
+public final class CudaDevice implements Device, AutoCloseable {
+    /** Bytes of page-locked memory that small uploads (indices, positions, gate weights) pass through. */
+    private static final long STAGING_BYTES = 8L << 20;
     private final Driver driver;
     private final int ordinal;
     private final int device;
@@ -28,6 +36,14 @@ public final class CudaDevice implements AutoCloseable {
     private final Map<String, MemorySegment> modules = new HashMap<>();
     private final Map<String, Kernel> kernels = new HashMap<>();
     private Blas blas;
+    private final CudaBackend backend;
+    /** Allocations no scope owns, start → end: weights, caches, gradients of parameters. */
+    private final NavigableMap<Long, Long> persistent = new TreeMap<>();
+    private MemorySegment staging;
+    private long stagingUsed;
+    /** Freed small blocks by size, reused before asking the driver: a decoding step allocates hundreds. */
+    private final Map<Long, java.util.ArrayDeque<Long>> freeBlocks = new HashMap<>();
+    private final int multiprocessorCount;
     private boolean closed;
 
     private CudaDevice(Driver driver, int ordinal) {
@@ -38,6 +54,8 @@ public final class CudaDevice implements AutoCloseable {
         driver.setCurrent(context);
         driver.keepPoolMemory(device);
         this.stream = driver.createStream();
+        this.backend = new CudaBackend(this);
+        this.multiprocessorCount = driver.attribute(device, Driver.ATTRIBUTE_MULTIPROCESSOR_COUNT);
     }
 
     static CudaDevice open(Driver driver, int ordinal) {
@@ -61,11 +79,28 @@ public final class CudaDevice implements AutoCloseable {
         driver.setCurrent(context);
     }
 
+    @Override
+    public void attach() {
+        makeCurrent();
+    }
+
     public int ordinal() {
         return ordinal;
     }
 
+    /** "cuda:" and the ordinal, as messages name the device. */
+    @Override
     public String name() {
+        return "cuda:" + ordinal;
+    }
+
+    @Override
+    public CudaBackend backend() {
+        return backend;
+    }
+
+    /** The GPU's product name, e.g. "NVIDIA H100 80GB HBM3". */
+    public String productName() {
         return driver.deviceName(device);
     }
 
@@ -75,7 +110,7 @@ public final class CudaDevice implements AutoCloseable {
     }
 
     public int multiprocessors() {
-        return driver.attribute(device, Driver.ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        return multiprocessorCount;
     }
 
     public long totalMemory() {
@@ -95,7 +130,7 @@ public final class CudaDevice implements AutoCloseable {
 
     /** One line: name, compute capability, memory, driver. */
     public String describe() {
-        return String.format("%s (sm_%d, %d SMs, %.1f GiB), CUDA driver %s", name(), computeCapability(),
+        return String.format("%s (sm_%d, %d SMs, %.1f GiB), CUDA driver %s", productName(), computeCapability(),
                 multiprocessors(), totalMemory() / (double) (1L << 30), Cuda.driverVersion());
     }
 
@@ -106,29 +141,114 @@ public final class CudaDevice implements AutoCloseable {
 
     // ---- memory ----
 
-    /** Uninitialised device memory for a tensor of this dtype and shape. */
-    public DeviceTensor allocate(DType dtype, int... shape) {
+    /**
+     * Uninitialised device memory for a tensor of this dtype and shape, released by the {@link MemoryScope} open on
+     * this thread, or kept until {@link #free} when none is.
+     */
+    public Tensor allocate(DType dtype, int... shape) {
         long bytes = dtype.byteCount(Tensor.elementCount(shape));
-        return new DeviceTensor(this, dtype, shape.clone(), driver.allocate(bytes, stream), bytes, true);
+        if (MemoryScope.active() && bytes <= SMALL_BLOCK) {
+            // A scope's small blocks go back to a free list by rounded size; the stream orders every use of a block
+            // before its reuse, so no synchronisation is needed.
+            long size = Math.max(256, (bytes + 255) & ~255L);
+            var blocks = freeBlocks.computeIfAbsent(size, k -> new java.util.ArrayDeque<>());
+            Long reused = blocks.poll();
+            long address = reused != null ? reused : driver.allocate(size, stream);
+            MemoryScope.adopt(() -> blocks.push(address));
+            return Tensor.onDevice(this, dtype, address, shape);
+        }
+        long address = driver.allocate(bytes, stream);
+        if (!MemoryScope.adopt(() -> driver.free(address, stream))) {
+            persistent.put(address, address + Math.max(bytes, 1));
+        }
+        return Tensor.onDevice(this, dtype, address, shape);
     }
 
+    /** Blocks up to this size that a scope frees are kept for reuse. */
+    private static final long SMALL_BLOCK = 1L << 20;
+
     /** Device memory of zeros. */
-    public DeviceTensor zeros(DType dtype, int... shape) {
-        DeviceTensor t = allocate(dtype, shape);
-        t.fillZero();
+    public Tensor zeros(DType dtype, int... shape) {
+        Tensor t = allocate(dtype, shape);
+        driver.fillBytes(t.address(), (byte) 0, t.byteSize(), stream);
         return t;
     }
 
+    /** Releases a tensor allocated while no scope was open (ordered on the stream: queued work still sees it). */
+    public void free(Tensor t) {
+        Long end = persistent.remove(t.address());
+        if (end == null) {
+            throw new IllegalArgumentException(t + " is not an allocation of its own on " + name()
+                    + " (a view, or owned by a memory scope)");
+        }
+        driver.free(t.address(), stream);
+    }
+
+    /** True when the address lies in memory no scope owns (so a copy made of it may be reused within a scope). */
+    boolean isPersistent(long address) {
+        var e = persistent.floorEntry(address);
+        return e != null && address < e.getValue();
+    }
+
     /** A device copy of a host tensor, in the host tensor's dtype. */
-    public DeviceTensor upload(Tensor host) {
-        DeviceTensor t = allocate(host.dtype(), host.shape());
-        t.copyFrom(host);
+    public Tensor upload(Tensor host) {
+        Tensor t = allocate(host.dtype(), host.shape());
+        copyToDevice(t, host.segment());
         return t;
     }
 
     /** A device copy of a host tensor converted to {@code dtype} (on the host) first. */
-    public DeviceTensor upload(Tensor host, DType dtype) {
+    public Tensor upload(Tensor host, DType dtype) {
         return upload(host.dtype() == dtype ? host : host.to(dtype));
+    }
+
+    /**
+     * Copies host memory (heap, mapped or native) to a device tensor, ordered on the stream. Small copies go
+     * through page-locked staging memory and do not wait for the device; large ones are synchronous.
+     */
+    void copyToDevice(Tensor dst, MemorySegment src) {
+        long bytes = dst.byteSize();
+        if (src.byteSize() != bytes) {
+            throw new IllegalArgumentException(src.byteSize() + " host bytes for " + dst);
+        }
+        if (bytes == 0) {
+            return;
+        }
+        if (bytes > STAGING_BYTES / 4) {
+            driver.synchronize(stream);
+            driver.copyToDevice(dst.address(), src, bytes);
+            return;
+        }
+        if (staging == null) {
+            staging = driver.allocatePinned(STAGING_BYTES);
+        }
+        if (stagingUsed + bytes > STAGING_BYTES) {
+            driver.synchronize(stream); // every earlier staged copy has been read: the buffer is free again
+            stagingUsed = 0;
+        }
+        MemorySegment slot = staging.asSlice(stagingUsed, bytes);
+        MemorySegment.copy(src, 0, slot, 0, bytes);
+        driver.copyToDeviceAsync(dst.address(), slot, bytes, stream);
+        stagingUsed = (stagingUsed + bytes + 255) & ~255L;
+    }
+
+    /** Copies a device tensor into host memory of its size, after everything queued before it (waits). */
+    void copyToHost(MemorySegment dst, Tensor src) {
+        driver.synchronize(stream);
+        driver.copyToHost(dst, src.address(), src.byteSize());
+    }
+
+    /** Device-to-device copy of equal byte sizes, ordered on the stream. */
+    void copyOnDevice(Tensor dst, Tensor src) {
+        driver.copyOnDevice(dst.address(), src.address(), src.byteSize(), stream);
+    }
+
+    void fillBytes(Tensor t, byte value) {
+        driver.fillBytes(t.address(), value, t.byteSize(), stream);
+    }
+
+    void fillInts(Tensor t, int value) {
+        driver.fillInts(t.address(), value, t.size(), stream);
     }
 
     // ---- kernels and libraries ----
@@ -181,6 +301,11 @@ public final class CudaDevice implements AutoCloseable {
         if (blas != null) {
             blas.close();
         }
+        if (staging != null) {
+            driver.freePinned(staging);
+        }
+        freeBlocks.values().forEach(blocks -> blocks.forEach(address -> driver.free(address, stream)));
+        freeBlocks.clear();
         driver.destroyStream(stream);
         driver.releasePrimaryContext(device);
     }

@@ -42,7 +42,7 @@ final class Driver {
     private final MethodHandle cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize;
     private final MethodHandle cuMemGetInfo, cuMemAllocAsync, cuMemFreeAsync, cuDeviceGetDefaultMemPool, cuMemPoolSetAttribute;
     private final MethodHandle cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoDAsync, cuMemcpyHtoDAsync;
-    private final MethodHandle cuMemsetD8Async, cuMemsetD32Async;
+    private final MethodHandle cuMemsetD8Async, cuMemsetD32Async, cuMemAllocHost, cuMemFreeHost;
     private final MethodHandle cuStreamCreate, cuStreamDestroy, cuStreamSynchronize;
     private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
     private final MethodHandle cuModuleLoadDataEx, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel;
@@ -74,6 +74,8 @@ final class Driver {
         cuMemcpyDtoH = lib.function("cuMemcpyDtoH_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), critical);
         cuMemcpyDtoDAsync = lib.function("cuMemcpyDtoDAsync_v2", JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS);
         cuMemcpyHtoDAsync = lib.function("cuMemcpyHtoDAsync_v2", JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS);
+        cuMemAllocHost = lib.function("cuMemAllocHost_v2", JAVA_INT, ADDRESS, JAVA_LONG);
+        cuMemFreeHost = lib.function("cuMemFreeHost", JAVA_INT, ADDRESS);
         cuMemsetD8Async = lib.function("cuMemsetD8Async", JAVA_INT, JAVA_LONG, JAVA_BYTE, JAVA_LONG, ADDRESS);
         cuMemsetD32Async = lib.function("cuMemsetD32Async", JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, ADDRESS);
         cuStreamCreate = lib.function("cuStreamCreate", JAVA_INT, ADDRESS, JAVA_INT);
@@ -262,6 +264,28 @@ final class Driver {
     void free(long address, MemorySegment stream) {
         try {
             check("cuMemFreeAsync", (int) cuMemFreeAsync.invokeExact(address, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Page-locked host memory of {@code bytes}, which the copy engine reads directly: what asynchronous uploads go
+     * through.
+     */
+    MemorySegment allocatePinned(long bytes) {
+        try (var arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check("cuMemAllocHost_v2", (int) cuMemAllocHost.invokeExact(out, bytes));
+            return out.get(ADDRESS, 0).reinterpret(bytes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void freePinned(MemorySegment pinned) {
+        try {
+            check("cuMemFreeHost", (int) cuMemFreeHost.invokeExact(pinned));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -1,5 +1,7 @@
 package dev.moe4j.cuda;
 
+import dev.moe4j.core.Tensor;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
@@ -10,8 +12,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * A kernel of a loaded module, launched on its device's stream. Arguments map to C parameters by their Java type:
- * a {@link DeviceTensor} is its address (a pointer), null a null pointer, an Integer an {@code int}, a Long a
- * {@code long long}, a Float a {@code float}.
+ * a device {@link Tensor} is its address (a pointer), null a null pointer, an Integer an {@code int}, a Long a
+ * {@code long long} (or a raw device address), a Float a {@code float}.
  */
 public final class Kernel {
     private final CudaDevice device;
@@ -59,7 +61,7 @@ public final class Kernel {
             long offset = 8L * i;
             switch (arguments[i]) {
                 case null -> values.set(JAVA_LONG, offset, 0L);
-                case DeviceTensor t -> values.set(JAVA_LONG, offset, t.address());
+                case Tensor t -> values.set(JAVA_LONG, offset, t.address());
                 case Integer v -> values.set(JAVA_INT, offset, v);
                 case Long v -> values.set(JAVA_LONG, offset, v);
                 case Float v -> values.set(JAVA_FLOAT, offset, v);

@@ -31,11 +31,17 @@ public final class Gpu {
         return RandomTensors.normal(random, std, DType.BF16, shape).to(DType.F32);
     }
 
-    /** The values of a tensor as doubles. */
+    /** The values of a tensor, on the host or a GPU, as floats. */
+    public static float[] asFloats(Tensor t) {
+        return t.toHost().toFloatArray();
+    }
+
+    /** The values of a tensor, on the host or a GPU, as doubles. */
     public static double[] values(Tensor t) {
-        double[] out = new double[(int) t.size()];
+        Tensor h = t.toHost();
+        double[] out = new double[(int) h.size()];
         for (int i = 0; i < out.length; i++) {
-            out[i] = t.getFloat(i);
+            out[i] = h.getFloat(i);
         }
         return out;
     }

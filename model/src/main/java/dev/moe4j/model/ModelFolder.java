@@ -1,6 +1,8 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.tokenizer.Tokenizer;
@@ -16,6 +18,7 @@ import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 
 /**
  * A Hugging Face model folder opened for inference: config.json, tokenizer.json, generation_config.json and the
@@ -30,14 +33,22 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
     /** Opens the weights of a model folder whose config.json has already been read (tests put stand-ins here). */
     @FunctionalInterface
     public interface Opener {
-        /** Memory-maps the checkpoint with {@link ModelLoader}, every tensor checked first. */
-        Opener CHECKPOINT = (folder, config) -> ModelLoader.load(folder);
+        /** Loads the checkpoint with {@link ModelLoader}, every tensor checked first: mapped on the CPU, copied to a GPU. */
+        Opener CHECKPOINT = (folder, config, backend) -> ModelLoader.load(folder, backend);
 
-        LanguageModel open(Path folder, ModelConfig config);
+        LanguageModel open(Path folder, ModelConfig config, Backend backend);
     }
 
-    /** Opens a model folder: its small files checked against each other, then the weights through {@code opener}. */
+    /** Opens a model folder on the CPU: its small files checked against each other, then the weights. */
     public static ModelFolder open(Path folder, Opener opener) {
+        return open(folder, opener, config -> CpuBackend.INSTANCE);
+    }
+
+    /**
+     * Opens a model folder: its small files checked against each other, then the weights through {@code opener} on
+     * the backend {@code backendFor} picks once the config is known (a GPU may refuse what it does not run yet).
+     */
+    public static ModelFolder open(Path folder, Opener opener, Function<ModelConfig, Backend> backendFor) {
         long start = System.nanoTime();
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")
@@ -51,7 +62,7 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
                     + ": the tokenizer does not belong to this model");
         }
         GenerationConfig generation = GenerationConfig.loadFrom(folder);
-        LanguageModel model = opener.open(folder, config);
+        LanguageModel model = opener.open(folder, config, backendFor.apply(config));
         return new ModelFolder(folder, config, tokenizer, generation, model, System.nanoTime() - start);
     }
 

@@ -1,11 +1,14 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.family.HfFamily;
 import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.moe.MoeLayer;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,13 +24,38 @@ public final class ModelLoader {
     }
 
     public static TransformerModel load(Path folder) {
+        return load(folder, CpuBackend.INSTANCE);
+    }
+
+    /**
+     * Opens a model folder for inference on {@code backend}'s device. On the CPU the weights stay memory-mapped;
+     * on another device each is copied there as it is checked (matrices in the device's activation dtype, BF16 on
+     * a GPU, vectors in F32) and the files are closed again.
+     */
+    public static TransformerModel load(Path folder, Backend backend) {
         ModelConfig config = config(folder);
+        if (!backend.device().isHost()) {
+            config.moe().ifPresent(moe -> {
+                var missing = MoeLayer.unsupportedOnDevice(moe);
+                if (!missing.isEmpty()) {
+                    throw new BadInputException(folder.resolve("config.json") + ": the MoE layers use "
+                            + String.join(" and ", missing) + ", which " + backend.device().name()
+                            + " does not run yet; use --device cpu");
+                }
+            });
+        }
         Checkpoint checkpoint = Checkpoint.open(folder);
         try {
             var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
-            Transformer transformer = new Transformer(config, weights);
+            if (backend.device().isHost()) {
+                Transformer transformer = new Transformer(config, weights);
+                weights.requireAllUsed();
+                return new TransformerModel(transformer, checkpoint);
+            }
+            Transformer transformer = Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();
-            return new TransformerModel(transformer, checkpoint);
+            checkpoint.close();
+            return new TransformerModel(transformer, null);
         } catch (RuntimeException e) {
             checkpoint.close();
             throw e;

@@ -1,7 +1,9 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.transformer.KvCache;
@@ -52,7 +54,16 @@ public final class TransformerModel implements LanguageModel {
                 throw new BadInputException("token id " + t + " is outside the model's vocabulary of " + vocab);
             }
         }
-        return transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
+        // Device memory of the pass is released when it ends; the logits come back as a host F32 copy.
+        transformer.device().attach();
+        try (var scope = MemoryScope.open()) {
+            Tensor logits = transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
+            if (logits.isHost()) {
+                return logits;
+            }
+            // widened on the device: a vocabulary's BF16 values converted one by one on the host cost a decoding step
+            return logits.device().backend().convert(logits, DType.F32).toHost();
+        }
     }
 
     @Override

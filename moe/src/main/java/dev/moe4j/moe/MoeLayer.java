@@ -6,17 +6,18 @@ import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
-import dev.moe4j.core.kernels.Gather;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.kernels.GluParams;
 import dev.moe4j.core.kernels.MatMul;
-import dev.moe4j.core.kernels.ScatterAdd;
-import dev.moe4j.core.kernels.VectorMath;
 import dev.moe4j.moe.dispatch.Dispatch;
+import dev.moe4j.moe.expert.ExpertFfn;
 import dev.moe4j.moe.expert.ExpertWeights;
 import dev.moe4j.moe.expert.Experts;
 import dev.moe4j.moe.expert.StackedExpertWeights;
 import dev.moe4j.moe.loss.AuxLoss;
 import dev.moe4j.moe.loss.LoadLoss;
 import dev.moe4j.moe.loss.LossTerm;
+import dev.moe4j.moe.router.Noise;
 import dev.moe4j.moe.router.Router;
 import dev.moe4j.moe.router.RouterGrads;
 import dev.moe4j.moe.router.RouterMath;
@@ -166,20 +167,28 @@ public final class MoeLayer {
      * (the sequence-wise balance loss needs the boundaries).
      */
     public MoeResult forward(Tensor x, int sequenceLength, Mode mode) {
-        if (x.rank() != 2 || x.cols() != config.hidden() || x.dtype() != DType.F32) {
-            throw new IllegalArgumentException("MoE input must be F32 [tokens, " + config.hidden() + "], got " + x);
+        Backend b = Backend.of(x);
+        if (x.rank() != 2 || x.cols() != config.hidden()
+                || (x.dtype() != b.activationType() && x.dtype() != DType.F32)) {
+            throw new IllegalArgumentException("MoE input must be F32 or " + b.activationType() + " [tokens, "
+                    + config.hidden() + "], got " + x);
+        }
+        if (!b.device().isHost()) {
+            requireDeviceSupport(b);
         }
         int n = x.rows(), h = config.hidden();
         Routing routing = router.route(x, mode, random);
         routing.sequenceLength(sequenceLength);
-        Tensor out = Tensor.zeros(n, h);
-        Experts.Trace trace;
+        Tensor out = b.activations(n, h);
+        Experts.Trace trace = null;
         if (routing.soft() == null) {
             Dispatch d = routing.dispatch();
-            Tensor permuted = Tensor.zeros(d.rows(), h);
-            Gather.rows(permuted, x, d.token());
-            trace = experts.forward(permuted, d.offsets());
-            ScatterAdd.rows(out, trace.output(), d.token(), d.weight());
+            if (mode == Mode.TRAINING || !smallBatch(b, out, x, d)) {
+                Tensor permuted = b.activations(d.rows(), h);
+                b.gatherRows(permuted, x, d.token());
+                trace = experts.forward(permuted, d.offsets());
+                b.scatterAddRows(out, trace.output(), d.token(), d.weight());
+            }
         } else {
             SoftDispatch s = routing.soft();
             Tensor dispatch = Tensor.of(s.dispatch(), n, s.slots()), combine = Tensor.of(s.combine(), n, s.slots());
@@ -195,14 +204,13 @@ public final class MoeLayer {
             sharedTrace = shared.forward(x, new int[] {0, n});
             Tensor y = sharedTrace.output();
             if (sharedGate != null) {
-                gate = new float[n];
-                MatMul.forward(Tensor.of(gate, n, 1), x, sharedGate.value());
+                gate = product(b, x, sharedGate.value());
                 for (int t = 0; t < n; t++) {
                     gate[t] = RouterMath.sigmoid(gate[t]);
-                    VectorMath.axpy(gate[t], y, (long) t * h, out, (long) t * h, h);
                 }
+                b.addScaledRows(out, y, gate);
             } else {
-                VectorMath.addInPlace(out, y);
+                b.addInPlace(out, y);
             }
         }
         var losses = new ArrayList<AuxLoss>();
@@ -215,6 +223,66 @@ public final class MoeLayer {
         }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
         return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context, routing);
+    }
+
+    /** x [n, h] · w [m, h]ᵀ as a host array (a gate's logits: small). */
+    private static float[] product(Backend b, Tensor x, Tensor w) {
+        Tensor y = b.zeros(DType.F32, x.rows(), w.rows());
+        b.matmul(y, x, w);
+        return b.toHost(y).toFloatArray();
+    }
+
+    /**
+     * Decoding on a backend with a one-pass path for a few routed rows through SwiGLU experts (no permutation, one
+     * read of each chosen expert): false where it does not apply, and the grouped products run instead.
+     */
+    private boolean smallBatch(Backend b, Tensor out, Tensor x, Dispatch d) {
+        if (d.rows() == 0 || d.rows() > SMALL_BATCH_ROWS || config.expertBias()
+                || !(config.ffn() instanceof ExpertFfn.Gated g && g.glu().equals(GluParams.swiglu()))
+                || experts.weights().transposed()) {
+            return false;
+        }
+        ExpertWeights w = experts.weights();
+        int e = config.experts();
+        Tensor[] gateUp = new Tensor[e], down = new Tensor[e];
+        int[] expertOf = d.expertOfRows();
+        for (int r = 0; r < d.rows(); r++) {
+            int ex = expertOf[r];
+            if (gateUp[ex] == null) {
+                gateUp[ex] = w.gateUp(ex);
+                down[ex] = w.down(ex);
+                if (gateUp[ex] == null) {
+                    return false; // gate and up stored apart
+                }
+            }
+        }
+        return b.smallBatchExperts(out, x, d.token(), expertOf, d.weight(), gateUp, down);
+    }
+
+    /** Up to this many routed rows (tokens × k), inference may take a backend's one-pass expert path. */
+    static final int SMALL_BATCH_ROWS = 64;
+
+    /**
+     * The options of {@code config} that the layer cannot run on a device other than the host: they need the
+     * input in host memory (router jitter multiplies it; Soft MoE mixes it densely). Empty when the layer runs.
+     */
+    public static List<String> unsupportedOnDevice(MoeConfig config) {
+        var out = new ArrayList<String>();
+        if (config.router() == RouterKind.SOFT) {
+            out.add("the Soft MoE router");
+        }
+        if (config.noise().kind() == Noise.Kind.JITTER) {
+            out.add("router jitter noise");
+        }
+        return out;
+    }
+
+    private void requireDeviceSupport(Backend b) {
+        List<String> missing = unsupportedOnDevice(config);
+        if (!missing.isEmpty()) {
+            throw new BadInputException("the MoE layer cannot run " + String.join(" or ", missing) + " on "
+                    + b.device().name() + " yet; run it on the CPU (--device cpu)");
+        }
     }
 
     /** The layer's output as a value of a {@link Graph}, with the pass it came from. */
@@ -239,7 +307,7 @@ public final class MoeLayer {
         graph.onBackward(out, () -> {
             Tensor dx = backward(r.context(), out.grad());
             if (x.requiresGrad()) {
-                VectorMath.addInPlace(x.grad(), dx);
+                Backend.of(dx).addInPlace(x.grad(), dx);
             }
         });
         return new GraphOutput(out, r);
@@ -264,24 +332,25 @@ public final class MoeLayer {
         Tensor x = context.input;
         Routing routing = context.routing;
         int n = x.rows(), h = config.hidden(), e = config.experts();
-        Tensor dx = Tensor.zeros(n, h);
+        Backend b = Backend.of(x, dOut);
+        Tensor dx = b.zeros(DType.F32, n, h);
         RouterGrads grads;
         if (routing.soft() == null) {
             Dispatch d = routing.dispatch();
             grads = new RouterGrads(n, e);
             float[] dWeights = grads.weights();
             Tensor y = context.experts.output();
-            // dL/dy_r = w_r · dOut[token_r]; dL/dw_r = ⟨dOut[token_r], y_r⟩.
-            Tensor dy = Tensor.zeros(d.rows(), h);
-            Gather.rows(dy, dOut, d.token());
+            // dL/dy_r = w_r · dOut[token_r]; dL/dw_r = ⟨dOut[token_r], y_r⟩. The experts' gradients keep dOut's
+            // precision (F32 from a graph; a benchmark may hand BF16).
+            Tensor dy = b.empty(dOut.dtype(), d.rows(), h);
+            float[] rowDots = new float[d.rows()];
+            b.combineBackward(dy, rowDots, dOut, y, d.token(), d.weight());
             int[] expertOf = d.expertOfRows();
             for (int r = 0; r < d.rows(); r++) {
-                int t = d.token()[r];
-                dWeights[t * e + expertOf[r]] = VectorMath.dot(dOut, (long) t * h, y, (long) r * h, h);
-                VectorMath.scale(dy.slice(r, r + 1), d.weight()[r]);
+                dWeights[d.token()[r] * e + expertOf[r]] = rowDots[r];
             }
             Tensor dPermuted = experts.backward(context.experts, dy);
-            ScatterAdd.rows(dx, dPermuted, d.token(), null);
+            b.scatterAddRows(dx, dPermuted, d.token(), null);
         } else {
             SoftDispatch s = routing.soft();
             grads = new RouterGrads(n, s.slots());
@@ -315,22 +384,23 @@ public final class MoeLayer {
 
     /** out += g_t · shared(x)_t with g_t = σ(x_t · w): the shared expert's and its gate's gradients. */
     private void sharedBackward(MoeContext context, Tensor dOut, Tensor dx) {
-        int n = dOut.rows(), h = config.hidden();
+        int n = dOut.rows();
+        Backend b = Backend.of(dOut, dx);
         Tensor dShared = dOut;
         if (sharedGate != null) {
             float[] g = context.sharedGate;
             Tensor y = context.shared.output();
-            dShared = dOut.copy();
+            dShared = b.copyOf(dOut);
             float[] dz = new float[n];
+            b.rowDots(dz, dOut, y);
             for (int t = 0; t < n; t++) {
-                float dg = VectorMath.dot(dOut, (long) t * h, y, (long) t * h, h);
-                dz[t] = dg * g[t] * (1 - g[t]);
-                VectorMath.scale(dShared.slice(t, t + 1), g[t]);
+                dz[t] = dz[t] * g[t] * (1 - g[t]);
             }
-            Tensor dzT = Tensor.of(dz, n, 1);
-            MatMul.backwardWeight(sharedGate.grad(), dzT, context.input, true);
-            MatMul.backwardInput(dx, dzT, sharedGate.value(), true);
+            b.scaleRows(dShared, g);
+            Tensor dzT = b.upload(Tensor.of(dz, n, 1), DType.F32);
+            b.matmulBackwardWeight(sharedGate.grad(), dzT, context.input, true);
+            b.matmulBackwardInput(dx, dzT, sharedGate.value(), true);
         }
-        VectorMath.addInPlace(dx, shared.backward(context.shared, dShared));
+        b.addInPlace(dx, shared.backward(context.shared, dShared));
     }
 }

@@ -1,12 +1,15 @@
 package dev.moe4j.server;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.Backend;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.model.ModelFolder;
+import dev.moe4j.model.config.ModelConfig;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * The one model a server serves: its opened folder, the name clients ask for it by, and its chat template. A model
@@ -20,9 +23,11 @@ public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemp
     /**
      * Opens a model folder to serve. {@code templateFile} (may be null) replaces the chat template of the model's
      * tokenizer_config.json; a template file that cannot be read is an error, a model without a template is not.
-     * {@code name} (may be null) is the model id of the API, by default the folder's name.
+     * {@code name} (may be null) is the model id of the API, by default the folder's name. The weights go to the
+     * backend {@code backendFor} picks for the model's config.
      */
-    public static ServedModel open(Path dir, Path templateFile, String name, ModelFolder.Opener opener) {
+    public static ServedModel open(Path dir, Path templateFile, String name, ModelFolder.Opener opener,
+                                   Function<ModelConfig, Backend> backendFor) {
         ChatTemplate template = null;
         String noTemplate = null;
         if (templateFile != null) {
@@ -37,7 +42,7 @@ public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemp
         if (name != null && name.isBlank()) {
             throw new BadInputException("--served-model-name: the name must not be blank");
         }
-        ModelFolder folder = ModelFolder.open(dir, opener);
+        ModelFolder folder = ModelFolder.open(dir, opener, backendFor);
         String id = name != null ? name : dir.toAbsolutePath().normalize().getFileName().toString();
         return new ServedModel(folder, id, template, noTemplate);
     }

@@ -1,6 +1,7 @@
 package dev.moe4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelFolder;
@@ -31,7 +32,7 @@ class ErrorsTest {
 
     private static TestServer server;
 
-    private static final ModelFolder.Opener TOY = (folder, config) ->
+    private static final ModelFolder.Opener TOY = (folder, config, backend) ->
             new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers());
 
     @BeforeAll
@@ -170,11 +171,12 @@ class ErrorsTest {
     @Test
     void aBadModelFolderOrTemplateOrPortIsABadInputError() {
         var missing = assertThrows(BadInputException.class,
-                () -> ServedModel.open(dir.resolve("nowhere"), null, null, TOY));
+                () -> ServedModel.open(dir.resolve("nowhere"), null, null, TOY, config -> CpuBackend.INSTANCE));
         assertTrue(missing.getMessage().contains("no such folder"), missing.getMessage());
         Path folder = server.served.folder().folder();
         var template = assertThrows(BadInputException.class,
-                () -> ServedModel.open(folder, dir.resolve("missing.jinja"), null, TOY));
+                () -> ServedModel.open(folder, dir.resolve("missing.jinja"), null, TOY,
+                        config -> CpuBackend.INSTANCE));
         assertTrue(template.getMessage().contains("cannot read the chat template"), template.getMessage());
         var port = assertThrows(BadInputException.class, () -> ModelServer.start(server.served, "127.0.0.1",
                 server.server.port(), new java.io.PrintWriter(java.io.Writer.nullWriter())));

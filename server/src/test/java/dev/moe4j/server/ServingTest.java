@@ -187,7 +187,7 @@ class ServingTest {
     void requestsWaitInLineWhileHealthAndTheModelListStillAnswer() throws Exception {
         var held = new ArrayList<HeldModel>();
         var toys = new ArrayList<ToyModel>();
-        ModelFolder.Opener opener = (folder, config) -> {
+        ModelFolder.Opener opener = (folder, config, backend) -> {
             toys.add(new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers()));
             var m = new HeldModel(toys.getFirst(), 1);
             held.add(m);
@@ -223,9 +223,9 @@ class ServingTest {
     @Test
     void aStreamingClientThatDisconnectsStopsItsGeneration() throws Exception {
         var held = new ArrayList<HeldModel>();
-        ModelFolder.Opener opener = (folder, config) -> {
+        ModelFolder.Opener opener = (folder, config, backend) -> {
             // the real weights; held after the prefill and two tokens until the client has gone
-            var m = new HeldModel(ModelFolder.Opener.CHECKPOINT.open(folder, config), 3);
+            var m = new HeldModel(ModelFolder.Opener.CHECKPOINT.open(folder, config, backend), 3);
             held.add(m);
             return m;
         };
@@ -252,7 +252,7 @@ class ServingTest {
 
     @Test
     void anEosIdEndsTheReplyWithFinishReasonStop() {
-        ModelFolder.Opener toy = (folder, config) ->
+        ModelFolder.Opener toy = (folder, config, backend) ->
                 new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers());
         try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), toy)) {
             // the toy goes 368 -> 307 -> 2, and 2 is eos_token_id in generation_config.json

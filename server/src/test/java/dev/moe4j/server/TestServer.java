@@ -1,6 +1,7 @@
 package dev.moe4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelFolder;
 
@@ -34,7 +35,7 @@ final class TestServer implements AutoCloseable {
     private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
     private TestServer(Path folder, ModelFolder.Opener opener) {
-        this.served = ServedModel.open(folder, null, null, opener);
+        this.served = ServedModel.open(folder, null, null, opener, config -> CpuBackend.INSTANCE);
         this.server = ModelServer.start(served, "127.0.0.1", 0, new PrintWriter(log, true));
     }
 

@@ -4,6 +4,9 @@ import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.CpuBackend;
+import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeLayer;
@@ -58,14 +61,27 @@ public final class Trainer {
     private Settings settings;
     private final List<MoeLayer> moeLayers;
     private final List<BiasBalancer> balancers = new ArrayList<>();
+    /** The model's copy on a GPU where forward and backward run, or null on the CPU. */
+    private final DeviceReplica replica;
 
     public Trainer(Transformer model, AdamW.Hyper hyper, Predicate<Parameter> decays, Settings settings) {
+        this(model, hyper, decays, settings, CpuBackend.INSTANCE);
+    }
+
+    /**
+     * A trainer whose forward and backward passes run on {@code backend}'s device (a copy of the model there); the
+     * optimiser keeps the master weights on the host.
+     */
+    public Trainer(Transformer model, AdamW.Hyper hyper, Predicate<Parameter> decays, Settings settings,
+                   Backend backend) {
         this.model = model;
         this.parameters = parameters(model);
         this.optimizer = new AdamW(parameters, hyper, decays);
         this.settings = settings;
-        this.moeLayers = model.moeLayers();
-        for (MoeLayer layer : moeLayers) {
+        this.replica = backend.device().isHost() ? null : new DeviceReplica(model, backend);
+        // Noise is drawn where the passes run; the balancers move the host's biases, which go to the device each step.
+        this.moeLayers = (replica == null ? model : replica.model()).moeLayers();
+        for (MoeLayer layer : model.moeLayers()) {
             if (settings.biasBalancing() > 0 && layer.router() instanceof TopKRouter r && r.selectionBias() != null) {
                 balancers.add(new BiasBalancer(r.selectionBias(), settings.biasBalancing()));
             } else {
@@ -117,6 +133,12 @@ public final class Trainer {
         for (Parameter p : parameters.values()) {
             p.zeroGrad();
         }
+        Transformer passes = model;
+        if (replica != null) {
+            replica.pushWeights();
+            replica.zeroGradients();
+            passes = replica.model();
+        }
         double loss = 0, ce = 0, aux = 0;
         long tokens = 0;
         var stats = new ArrayList<List<RoutingStats>>();
@@ -126,12 +148,17 @@ public final class Trainer {
             for (int i = 0; i < moeLayers.size(); i++) {
                 moeLayers.get(i).reseedNoise(noiseSeed(settings.seed(), step * m + micro, i));
             }
-            Graph g = Graph.training();
-            int sequences = batch.starts().length;
-            ForwardPass pass = model.forward(g, batch.inputs(), sequences, null);
-            Transformer.Loss l = model.loss(g, pass, batch.targets());
-            Var objective = m == 1 ? l.objective() : g.scale(l.objective(), 1f / m);
-            g.backward(objective);
+            Transformer on = passes;
+            Transformer.Loss l;
+            ForwardPass pass;
+            try (var scope = MemoryScope.open()) {
+                Graph g = Graph.training();
+                int sequences = batch.starts().length;
+                pass = on.forward(g, batch.inputs(), sequences, null);
+                l = on.loss(g, pass, batch.targets());
+                Var objective = m == 1 ? l.objective() : g.scale(l.objective(), 1f / m);
+                g.backward(objective);
+            }
             loss += l.total() / m;
             ce += l.crossEntropy() / m;
             aux += l.auxiliary() / m;
@@ -144,10 +171,16 @@ public final class Trainer {
                 }
             }
         }
+        if (replica != null) {
+            replica.pullGradients();
+        }
         // Clipping's factor is applied as AdamW reads each gradient: one pass over the gradients, not two.
         double norm = GradientClipping.globalNorm(List.copyOf(parameters.values()));
         double lr = settings.schedule().at(step);
         optimizer.step(lr, GradientClipping.coefficient(norm, settings.clipNorm()));
+        if (replica != null) {
+            replica.invalidate();
+        }
         for (BiasBalancer b : balancers) {
             if (b != null) {
                 b.step();
@@ -198,12 +231,24 @@ public final class Trainer {
     /** Mean next-token cross-entropy over {@code batches}, with the model in inference mode (no noise). */
     public double evaluate(List<Batch> batches) {
         double sum = 0;
+        Transformer on = model;
+        if (replica != null) {
+            replica.pushWeights();
+            on = replica.model();
+        }
         for (Batch b : batches) {
-            Graph g = Graph.inference();
-            ForwardPass pass = model.forward(g, b.inputs(), b.starts().length, null);
-            sum += g.crossEntropy(pass.logits(), b.targets()).value().getFloat(0);
+            try (var scope = MemoryScope.open()) {
+                Graph g = Graph.inference();
+                ForwardPass pass = on.forward(g, b.inputs(), b.starts().length, null);
+                sum += g.crossEntropy(pass.logits(), b.targets()).value().getFloat(0);
+            }
         }
         return batches.isEmpty() ? Double.NaN : sum / batches.size();
+    }
+
+    /** Where forward and backward run: the host, or the device of the model's copy. */
+    public String device() {
+        return replica == null ? "cpu" : replica.model().device().name();
     }
 
     /** The optimiser's moments by "<parameter>.exp_avg" / ".exp_avg_sq", for a checkpoint. */

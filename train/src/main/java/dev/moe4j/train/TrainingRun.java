@@ -3,6 +3,8 @@ package dev.moe4j.train;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.Parallel;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.AtomicDirectory;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelLoader;
@@ -10,6 +12,7 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.ParameterCount;
 import dev.moe4j.model.config.SpecialTokens;
 import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
 import dev.moe4j.train.config.TrainConfig;
 import dev.moe4j.train.data.BatchSampler;
@@ -74,6 +77,14 @@ public final class TrainingRun {
     }
 
     public static Summary run(TrainConfig config, Listener listener) {
+        return run(config, listener, CpuBackend.INSTANCE);
+    }
+
+    /**
+     * One run whose forward and backward passes go to {@code backend}'s device (the command line resolves
+     * {@code --device}); the optimiser, checkpoints and samples stay on the host.
+     */
+    public static Summary run(TrainConfig config, Listener listener, Backend backend) {
         var run = config.run();
         if (run.threads() > 0) {
             Parallel.setThreads(run.threads());
@@ -108,8 +119,22 @@ public final class TrainingRun {
         }
         var opt = config.optimiser();
         int totalSteps = run.steps() > 0 ? run.steps() : resumed != null ? resumed.totalSteps() : 0;
+        List<String> missing = model.config().moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of());
+        if (!backend.device().isHost() && !missing.isEmpty()) {
+            if (!run.device().equals("auto")) {
+                throw new BadInputException("--device cuda: the MoE layers use " + String.join(" and ", missing)
+                        + ", which the GPU does not run yet; train with --device cpu");
+            }
+            listener.message("training on the CPU: the GPU does not run " + String.join(" and ", missing) + " yet");
+            backend = CpuBackend.INSTANCE;
+        }
+        if (!backend.device().isHost()) {
+            listener.message("forward and backward passes on " + backend.device().name()
+                    + "; the optimiser on the host");
+        }
         var trainer = new Trainer(model, opt.hyper(), opt.decayAll() ? AdamW.ALL : AdamW.MATRICES_ONLY,
-                new Trainer.Settings(opt.schedule(totalSteps), opt.clip(), opt.accumulate(), opt.biasBalancing(), run.seed()));
+                new Trainer.Settings(opt.schedule(totalSteps), opt.clip(), opt.accumulate(), opt.biasBalancing(), run.seed()),
+                backend);
         var sampler = new BatchSampler(data.train(), opt.batch(), config.data().context(), run.seed(),
                 config.data().shuffle());
         var evalBatches = data.validation().length() > config.data().context()

@@ -3,7 +3,11 @@ package dev.moe4j.cli.bench;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.perf.Environment;
+import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.perf.MachineLimits;
+import dev.moe4j.cli.DeviceOption;
+import dev.moe4j.cuda.CudaDevice;
+import dev.moe4j.cuda.bench.GpuLimits;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.config.ModelConfig;
@@ -60,6 +64,9 @@ public final class BenchGenerateCommand implements Runnable {
     @Mixin
     BenchOptions options;
 
+    @Mixin
+    DeviceOption device;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -77,9 +84,15 @@ public final class BenchGenerateCommand implements Runnable {
             out.println("moe4j bench generate: " + env.describe());
             out.flush();
         }
-        MachineLimits before = options.measureLimits();
+        Backend backend = device.backend(ModelLoader.config(model));
+        Bandwidth bandwidth = backend.device() instanceof CudaDevice gpu ? Bandwidth.gpu(gpu, options.quick())
+                : Bandwidth.cpu(options);
+        if (!options.json() && backend.device() instanceof CudaDevice gpu) {
+            out.println("on " + gpu.describe() + " (weights in BF16)");
+        }
+        MachineLimits before = bandwidth.measure();
         long loadStart = System.nanoTime();
-        try (LanguageModel lm = ModelLoader.load(model)) {
+        try (LanguageModel lm = ModelLoader.load(model, backend)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             ModelConfig config = lm.config();
             int prompt = options.quick() ? Math.min(promptTokens, 16) : promptTokens;
@@ -88,20 +101,23 @@ public final class BenchGenerateCommand implements Runnable {
                 throw new BadInputException("--prompt-tokens + --decode-tokens (" + (prompt + decode) + ") exceed the"
                         + " model's context of " + config.maxPositions() + " positions");
             }
-            long activeBytes = activeBytesPerToken(config);
+            long activeBytes = activeBytesPerToken(config, !backend.device().isHost());
             if (!options.json()) {
                 out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s%n",
                         model, config.family(), config.numLayers(), activeBytes / 1e6, config.dtype(), loadSeconds);
-                out.printf("memory bandwidth %.1f GB/s (measured now, %d threads): decode limit %.1f tokens/s%n",
-                        before.bandwidthGBs(), before.threads(), before.bandwidthGBs() * 1e9 / activeBytes);
+                out.printf("memory bandwidth %.1f GB/s (measured now, %s): decode limit %.1f tokens/s%n",
+                        before.bandwidthGBs(), bandwidth.how(before), before.bandwidthGBs() * 1e9 / activeBytes);
                 out.flush();
             }
             var generator = new Generator(lm, SILENT);
             var random = new SplittableRandom(42);
             int[] ids = random.ints(prompt, 0, config.vocabSize()).toArray();
             var greedy = GenerationOptions.greedy(decode, Set.of());
-            // warm-up at the measured sizes: the JIT compiles the kernels for the shapes they will run at
-            generator.generate(ids, greedy, GenerationListener.NONE);
+            // warm-up at the measured sizes: the JIT compiles the kernels for the shapes they will run at (on a GPU, the
+            // host's whole launch path, which takes a few runs to compile)
+            for (int w = 0; w < (backend.device().isHost() || options.quick() ? 1 : 5); w++) {
+                generator.generate(ids, greedy, GenerationListener.NONE);
+            }
             List<Run> timed = new ArrayList<>();
             for (int r = 0; r < (options.quick() ? 1 : runs); r++) {
                 Generation g = generator.generate(ids, greedy, GenerationListener.NONE);
@@ -117,7 +133,7 @@ public final class BenchGenerateCommand implements Runnable {
             }
             double prefillBest = timed.stream().mapToDouble(Run::prefillTokensPerSecond).max().orElse(0);
             double decodeBest = timed.stream().mapToDouble(Run::decodeTokensPerSecond).max().orElse(0);
-            MachineLimits after = options.measureLimits();
+            MachineLimits after = bandwidth.measure();
             MachineLimits limits = before.best(after);
             boolean disturbed = before.differsFrom(after, 0.15);
             double limitTokensPerSecond = limits.bandwidthGBs() * 1e9 / activeBytes;
@@ -125,6 +141,7 @@ public final class BenchGenerateCommand implements Runnable {
                 Map<String, Object> root = new LinkedHashMap<>();
                 root.put("benchmark", "generate");
                 root.put("environment", BenchMatMulCommand.environment(env));
+                root.put("device", backend.device() instanceof CudaDevice gpu ? gpu.describe() : "cpu");
                 root.put("model", model.toString());
                 root.put("family", config.family());
                 root.put("load_seconds", loadSeconds);
@@ -156,11 +173,32 @@ public final class BenchGenerateCommand implements Runnable {
 
     /**
      * The bytes of weights one decoded token reads: every active parameter but the input embedding (one row of it
-     * is looked up), in the config's weight type. The KV cache adds a little that grows with the context.
+     * is looked up), in the config's weight type, or in BF16 on a GPU (which loads every matrix so). The KV cache
+     * adds a little that grows with the context.
      */
-    static long activeBytesPerToken(ModelConfig config) {
-        DType type = config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
+    static long activeBytesPerToken(ModelConfig config, boolean gpu) {
+        DType type = gpu ? DType.BF16 : config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
         return type.byteCount(ParameterCount.of(config).activeWithoutInputEmbedding());
+    }
+
+    /** The memory bandwidth decode is held against: main memory's (CPU threads) or the GPU's (device copy). */
+    private record Bandwidth(java.util.function.Supplier<MachineLimits> meter, boolean onGpu) {
+        static Bandwidth cpu(BenchOptions options) {
+            return new Bandwidth(options::measureLimits, false);
+        }
+
+        static Bandwidth gpu(CudaDevice device, boolean quick) {
+            // The GPU's limit as a MachineLimits of no FMA rate: a device-to-device copy, bytes read plus written.
+            return new Bandwidth(() -> new MachineLimits(0, GpuLimits.measureBandwidth(device, quick) / 1e9, 1), true);
+        }
+
+        MachineLimits measure() {
+            return meter.get();
+        }
+
+        String how(MachineLimits m) {
+            return onGpu ? "GPU device-to-device copy, read + write" : m.threads() + " threads";
+        }
     }
 
     private void validate() {

@@ -1,6 +1,12 @@
 package dev.moe4j.cli.train;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.CpuBackend;
+import dev.moe4j.cuda.Cuda;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.train.TrainingRun;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
 import dev.moe4j.train.config.ConfigFile;
@@ -17,7 +23,9 @@ import picocli.CommandLine.Option;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 
 /**
@@ -30,7 +38,8 @@ import java.util.concurrent.Callable;
         sortOptions = false,
         abbreviateSynopsis = true,
         modelTransformer = TrainCommand.Options.class,
-        description = {"Trains a mixture-of-experts language model on the CPU and saves it as a Hugging Face model "
+        description = {"Trains a mixture-of-experts language model (on the CPU, or on an NVIDIA GPU with --device) and "
+                + "saves it as a Hugging Face model "
                 + "folder (config.json, model.safetensors, tokenizer.json) that moe4j generate/chat/score load.",
                 "",
                 "With no options it trains a small MoE on the bundled Shakespeare (data/shakespeare) in a few minutes: "
@@ -77,6 +86,19 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * --device: cpu, cuda (a one-line error without a GPU), or auto (the GPU when the driver finds one and runs the
+     * model's MoE options; a Soft MoE router or router jitter keeps an automatic choice on the CPU).
+     */
+    static Backend backend(String device, Optional<MoeConfig> moe) {
+        return switch (device) {
+            case "cpu" -> CpuBackend.INSTANCE;
+            case "cuda" -> Cuda.require("--device cuda").backend();
+            default -> Cuda.available() && moe.map(MoeLayer::unsupportedOnDevice).orElse(List.of()).isEmpty()
+                    ? Cuda.require("--device").backend() : CpuBackend.INSTANCE;
+        };
+    }
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
@@ -106,7 +128,8 @@ public final class TrainCommand implements Callable<Integer> {
         // On a terminal the progress is one line redrawn in place; in a log, a line every --log-every steps.
         boolean terminal = System.console() != null && System.console().isTerminal();
         var progress = new TrainProgress(out, terminal, config.run().logEvery());
-        TrainingRun.Summary summary = TrainingRun.run(config, progress);
+        TrainingRun.Summary summary = TrainingRun.run(config, progress,
+                backend(config.run().device(), config.model().flatMap(ModelConfig::moe)));
         progress.finish(summary);
         err.flush();
         return 0;

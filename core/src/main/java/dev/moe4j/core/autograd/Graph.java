@@ -1,21 +1,13 @@
 package dev.moe4j.core.autograd;
 
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.kernels.Activation;
-import dev.moe4j.core.kernels.Activations;
-import dev.moe4j.core.kernels.Attention;
 import dev.moe4j.core.kernels.AttentionSpec;
 import dev.moe4j.core.kernels.GluParams;
-import dev.moe4j.core.kernels.MatMul;
-import dev.moe4j.core.kernels.RmsNorm;
-import dev.moe4j.core.kernels.Rope;
 import dev.moe4j.core.kernels.RopeLayout;
 import dev.moe4j.core.kernels.RopeTable;
-import dev.moe4j.core.kernels.Softmax;
-import dev.moe4j.core.kernels.SwiGLU;
-import dev.moe4j.core.kernels.VectorMath;
-
-import java.lang.foreign.MemorySegment;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -29,6 +21,10 @@ import java.util.List;
  * {@code generate} and {@code train}. Backward steps add into gradients, so a value used twice receives the sum.
  *
  * <p>Shapes follow the checkpoint layout: activations are [rows, features], weights are [out, in].
+ *
+ * <p>The numbers are computed by the {@link Backend} of the operands' device, so the same model code runs on the CPU
+ * or, with its weights on a GPU, there. Device memory an operation allocates belongs to the
+ * {@link dev.moe4j.core.backend.MemoryScope} open around the pass.
  */
 public final class Graph {
     private final boolean training;
@@ -94,15 +90,16 @@ public final class Graph {
 
     /** x [n, k] · w [m, k]ᵀ → [n, m]. */
     public Var matmul(Var x, Var w) {
-        Tensor y = Tensor.zeros(x.rows(), w.rows());
-        MatMul.forward(y, x.value(), w.value());
+        Backend b = Backend.of(x.value(), w.value());
+        Tensor y = b.empty(b.activationType(), x.rows(), w.rows());
+        b.matmul(y, x.value(), w.value());
         Var out = result(y, x, w);
         onBackward(out, () -> {
             if (x.requiresGrad()) {
-                MatMul.backwardInput(x.grad(), out.grad(), w.value(), true);
+                b.matmulBackwardInput(x.grad(), out.grad(), w.value(), true);
             }
             if (w.requiresGrad()) {
-                MatMul.backwardWeight(w.grad(), out.grad(), x.value(), true);
+                b.matmulBackwardWeight(w.grad(), out.grad(), x.value(), true);
             }
         });
         return out;
@@ -114,18 +111,23 @@ public final class Graph {
         return bias == null ? y : addRowVector(y, bias);
     }
 
-    /** a + b, elementwise over equal shapes (a residual connection). */
+    /**
+     * a + b, elementwise over equal shapes (a residual connection). The sum is F32 on every device: the residual
+     * stream keeps its precision where a GPU holds the other activations in BF16, so that routers and norms read
+     * it unrounded.
+     */
     public Var add(Var a, Var b) {
         requireSameSize(a, b, "add");
-        Tensor y = Tensor.zeros(a.value().shape());
-        VectorMath.add(y, a.value(), b.value());
+        Backend be = Backend.of(a.value(), b.value());
+        Tensor y = be.empty(DType.F32, a.value().shape());
+        be.add(y, a.value(), b.value());
         Var out = result(y, a, b);
         onBackward(out, () -> {
             if (a.requiresGrad()) {
-                VectorMath.addInPlace(a.grad(), out.grad());
+                be.addInPlace(a.grad(), out.grad());
             }
             if (b.requiresGrad()) {
-                VectorMath.addInPlace(b.grad(), out.grad());
+                be.addInPlace(b.grad(), out.grad());
             }
         });
         return out;
@@ -133,15 +135,16 @@ public final class Graph {
 
     /** x [n, m] + v [m] on every row (a bias). */
     public Var addRowVector(Var x, Var v) {
-        Tensor y = x.value().copy();
-        VectorMath.addRowVector(y, v.value());
+        Backend b = Backend.of(x.value(), v.value());
+        Tensor y = b.copyOf(x.value());
+        b.addRowVector(y, v.value());
         Var out = result(y, x, v);
         onBackward(out, () -> {
             if (x.requiresGrad()) {
-                VectorMath.addInPlace(x.grad(), out.grad());
+                b.addInPlace(x.grad(), out.grad());
             }
             if (v.requiresGrad()) {
-                VectorMath.addColumnSums(v.grad(), out.grad());
+                b.addColumnSums(v.grad(), out.grad());
             }
         });
         return out;
@@ -150,19 +153,20 @@ public final class Graph {
     /** a ⊙ b, elementwise over equal shapes. */
     public Var mul(Var a, Var b) {
         requireSameSize(a, b, "mul");
-        Tensor y = Tensor.zeros(a.value().shape());
-        VectorMath.mul(y, a.value(), b.value());
+        Backend be = Backend.of(a.value(), b.value());
+        Tensor y = be.empty(be.activationType(), a.value().shape());
+        be.mul(y, a.value(), b.value());
         Var out = result(y, a, b);
         onBackward(out, () -> {
             Tensor g = out.grad();
-            Tensor scratch = Tensor.zeros(g.shape());
+            Tensor scratch = be.zeros(g.dtype(), g.shape());
             if (a.requiresGrad()) {
-                VectorMath.mul(scratch, g, b.value());
-                VectorMath.addInPlace(a.grad(), scratch);
+                be.mul(scratch, g, b.value());
+                be.addInPlace(a.grad(), scratch);
             }
             if (b.requiresGrad()) {
-                VectorMath.mul(scratch, g, a.value());
-                VectorMath.addInPlace(b.grad(), scratch);
+                be.mul(scratch, g, a.value());
+                be.addInPlace(b.grad(), scratch);
             }
         });
         return out;
@@ -170,84 +174,54 @@ public final class Graph {
 
     /** s · x. */
     public Var scale(Var x, float s) {
-        Tensor y = x.value().copy();
-        VectorMath.scale(y, s);
+        Backend b = Backend.of(x.value());
+        Tensor y = b.copyOf(x.value());
+        b.scale(y, s);
         Var out = result(y, x);
-        onBackward(out, () -> VectorMath.axpy(s, out.grad(), x.grad()));
+        onBackward(out, () -> b.axpy(s, out.grad(), x.grad()));
         return out;
     }
 
     /** x [n, m] with row r multiplied by the scalar g[r] (g is [n] or [n, 1]): a per-token gate. */
     public Var scaleRows(Var x, Var g) {
-        int n = x.rows(), m = x.cols();
+        int n = x.rows();
         requireRows(g, n, "scaleRows");
-        Tensor y = x.value().copy();
-        for (int r = 0; r < n; r++) {
-            VectorMath.scale(y.select(r), g.value().getFloat(r));
-        }
+        Backend b = Backend.of(x.value(), g.value());
+        Tensor y = b.empty(b.activationType(), x.value().shape());
+        b.scaleRows(y, x.value(), g.value());
         Var out = result(y, x, g);
-        onBackward(out, () -> {
-            Tensor grad = out.grad();
-            for (int r = 0; r < n; r++) {
-                Tensor gr = grad.select(r);
-                if (x.requiresGrad()) {
-                    VectorMath.axpy(g.value().getFloat(r), gr, x.grad().select(r));
-                }
-                if (g.requiresGrad()) {
-                    float d = VectorMath.dot(gr, x.value().select(r));
-                    g.grad().setFloat(r, g.grad().getFloat(r) + d);
-                }
-            }
-        });
+        onBackward(out, () -> b.scaleRowsBackward(x.requiresGrad() ? x.grad() : null,
+                g.requiresGrad() ? g.grad() : null, out.grad(), x.value(), g.value()));
         return out;
     }
 
     /** Elementwise σ(x). */
     public Var sigmoid(Var x) {
-        Tensor y = Tensor.zeros(x.value().shape());
-        for (long i = 0; i < y.size(); i++) {
-            y.setFloat(i, (float) (1 / (1 + Math.exp(-x.value().getFloat(i)))));
-        }
+        Backend b = Backend.of(x.value());
+        Tensor y = b.empty(b.activationType(), x.value().shape());
+        b.sigmoid(y, x.value());
         Var out = result(y, x);
-        onBackward(out, () -> {
-            Tensor g = out.grad(), gx = x.grad();
-            for (long i = 0; i < y.size(); i++) {
-                float s = y.getFloat(i);
-                gx.setFloat(i, gx.getFloat(i) + g.getFloat(i) * s * (1 - s));
-            }
-        });
+        onBackward(out, () -> b.sigmoidBackward(x.grad(), out.grad(), y));
         return out;
     }
 
     /** Elementwise clamp to [−limit, limit] (OLMoE's clip_qkv); no gradient flows where it clamps. */
     public Var clamp(Var x, float limit) {
-        Tensor y = x.value().copy();
-        for (long i = 0; i < y.size(); i++) {
-            y.setFloat(i, Math.max(-limit, Math.min(limit, y.getFloat(i))));
-        }
+        Backend b = Backend.of(x.value());
+        Tensor y = b.empty(b.activationType(), x.value().shape());
+        b.clamp(y, x.value(), limit);
         Var out = result(y, x);
-        onBackward(out, () -> {
-            Tensor g = out.grad(), gx = x.grad(), xv = x.value();
-            for (long i = 0; i < y.size(); i++) {
-                float v = xv.getFloat(i);
-                if (v >= -limit && v <= limit) {
-                    gx.setFloat(i, gx.getFloat(i) + g.getFloat(i));
-                }
-            }
-        });
+        onBackward(out, () -> b.clampBackward(x.grad(), out.grad(), x.value(), limit));
         return out;
     }
 
     /** An elementwise activation. */
     public Var activation(Activation kind, Var x) {
-        Tensor y = Tensor.zeros(x.value().shape());
-        Activations.forward(kind, y, x.value());
+        Backend b = Backend.of(x.value());
+        Tensor y = b.empty(b.activationType(), x.value().shape());
+        b.activation(kind, y, x.value());
         Var out = result(y, x);
-        onBackward(out, () -> {
-            Tensor dx = Tensor.zeros(y.shape());
-            Activations.backward(kind, dx, out.grad(), x.value());
-            VectorMath.addInPlace(x.grad(), dx);
-        });
+        onBackward(out, () -> b.activationBackward(kind, x.grad(), out.grad(), x.value()));
         return out;
     }
 
@@ -259,17 +233,11 @@ public final class Graph {
         if (from < 0 || to > m || w <= 0) {
             throw new IllegalArgumentException("columns [" + from + ", " + to + ") of " + x.value());
         }
-        Tensor y = Tensor.zeros(n, w);
-        for (int r = 0; r < n; r++) {
-            MemorySegment.copy(x.value().segment(), ((long) r * m + from) * 4, y.segment(), (long) r * w * 4, (long) w * 4);
-        }
+        Backend b = Backend.of(x.value());
+        Tensor y = b.empty(x.value().dtype(), n, w);
+        b.copyColumns(y, 0, x.value(), from, w, false);
         Var out = result(y, x);
-        onBackward(out, () -> {
-            Tensor g = out.grad(), gx = x.grad();
-            for (int r = 0; r < n; r++) {
-                VectorMath.axpy(1f, g, (long) r * w, gx, (long) r * m + from, w);
-            }
-        });
+        onBackward(out, () -> b.copyColumns(x.grad(), from, out.grad(), 0, w, true));
         return out;
     }
 
@@ -279,21 +247,18 @@ public final class Graph {
         if (b.rows() != n) {
             throw new IllegalArgumentException("concatColumns: " + a.value() + " and " + b.value() + " differ in rows");
         }
-        Tensor y = Tensor.zeros(n, p + q);
-        for (int r = 0; r < n; r++) {
-            MemorySegment.copy(a.value().segment(), (long) r * p * 4, y.segment(), (long) r * (p + q) * 4, (long) p * 4);
-            MemorySegment.copy(b.value().segment(), (long) r * q * 4, y.segment(), ((long) r * (p + q) + p) * 4, (long) q * 4);
-        }
+        Backend be = Backend.of(a.value(), b.value());
+        Tensor y = be.empty(a.value().dtype(), n, p + q);
+        be.copyColumns(y, 0, a.value(), 0, p, false);
+        be.copyColumns(y, p, b.value(), 0, q, false);
         Var out = result(y, a, b);
         onBackward(out, () -> {
             Tensor g = out.grad();
-            for (int r = 0; r < n; r++) {
-                if (a.requiresGrad()) {
-                    VectorMath.axpy(1f, g, (long) r * (p + q), a.grad(), (long) r * p, p);
-                }
-                if (b.requiresGrad()) {
-                    VectorMath.axpy(1f, g, (long) r * (p + q) + p, b.grad(), (long) r * q, q);
-                }
+            if (a.requiresGrad()) {
+                be.copyColumns(a.grad(), 0, g, 0, p, true);
+            }
+            if (b.requiresGrad()) {
+                be.copyColumns(b.grad(), 0, g, p, q, true);
             }
         });
         return out;
@@ -301,49 +266,44 @@ public final class Graph {
 
     // ---- normalisation, activation, position ----
 
-    /** Root-mean-square normalisation of each row, scaled by {@code weight} (null: no scale). */
+    /**
+     * Root-mean-square normalisation of each row, scaled by {@code weight} (null: no scale). The result has the
+     * input's precision: F32 from the residual stream (what routers read), the activation dtype otherwise.
+     */
     public Var rmsNorm(Var x, Var weight, float eps) {
-        Tensor y = Tensor.zeros(x.value().shape());
-        RmsNorm.forward(y, x.value(), weight == null ? null : weight.value(), eps);
+        Backend b = Backend.of(x.value(), weight == null ? null : weight.value());
+        Tensor y = b.empty(x.value().dtype() == DType.F32 ? DType.F32 : b.activationType(), x.value().shape());
+        b.rmsNorm(y, x.value(), weight == null ? null : weight.value(), eps);
         Var out = weight == null ? result(y, x) : result(y, x, weight);
         onBackward(out, () -> {
-            Tensor dx = Tensor.zeros(y.shape());
             Tensor dWeight = weight != null && weight.requiresGrad() ? weight.grad() : null;
-            RmsNorm.backward(dx, dWeight, out.grad(), x.value(), weight == null ? null : weight.value(), eps);
-            if (x.requiresGrad()) {
-                VectorMath.addInPlace(x.grad(), dx);
-            }
+            b.rmsNormBackward(x.requiresGrad() ? x.grad() : null, dWeight, out.grad(), x.value(),
+                    weight == null ? null : weight.value(), eps);
         });
         return out;
     }
 
     /** A gated linear unit over separate gate and up projections, [n, I] each. */
     public Var glu(Var gate, Var up, GluParams params) {
-        Tensor y = Tensor.zeros(gate.value().shape());
-        SwiGLU.forward(y, gate.value(), up.value(), params);
+        Backend b = Backend.of(gate.value(), up.value());
+        Tensor y = b.empty(b.activationType(), gate.value().shape());
+        b.glu(y, gate.value(), up.value(), params);
         Var out = result(y, gate, up);
-        onBackward(out, () -> {
-            Tensor dGate = Tensor.zeros(y.shape()), dUp = Tensor.zeros(y.shape());
-            SwiGLU.backward(dGate, dUp, out.grad(), gate.value(), up.value(), params);
-            if (gate.requiresGrad()) {
-                VectorMath.addInPlace(gate.grad(), dGate);
-            }
-            if (up.requiresGrad()) {
-                VectorMath.addInPlace(up.grad(), dUp);
-            }
-        });
+        onBackward(out, () -> b.gluBackward(gate.requiresGrad() ? gate.grad() : null,
+                up.requiresGrad() ? up.grad() : null, out.grad(), gate.value(), up.value(), params));
         return out;
     }
 
     /** Rotary position embedding of x [tokens, heads·headDim], token t at {@code positions[t]}. */
     public Var rope(Var x, int[] positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim) {
-        Tensor y = x.value().copy();
-        Rope.forward(y, positions, table, layout, headDim, rotaryDim);
+        Backend b = Backend.of(x.value());
+        Tensor y = b.copyOf(x.value());
+        b.rope(y, positions, table, layout, headDim, rotaryDim);
         Var out = result(y, x);
         onBackward(out, () -> {
-            Tensor dx = out.grad().copy();
-            Rope.backward(dx, positions, table, layout, headDim, rotaryDim);
-            VectorMath.addInPlace(x.grad(), dx);
+            Tensor dx = b.copyOf(out.grad());
+            b.ropeBackward(dx, positions, table, layout, headDim, rotaryDim);
+            b.addInPlace(x.grad(), dx);
         });
         return out;
     }
@@ -359,38 +319,14 @@ public final class Graph {
         if (sequences <= 0 || rows % sequences != 0 || k.rows() != rows || v.rows() != rows) {
             throw new IllegalArgumentException("attention: " + rows + " query rows, " + k.rows() + " key rows in " + sequences + " sequences");
         }
-        int length = rows / sequences;
-        Tensor y = Tensor.zeros(rows, spec.heads() * spec.valueHeadDim());
-        Var out = sinks == null ? result(y, q, k, v) : result(y, q, k, v, sinks);
-        // Only the backward pass needs each row's log-sum-exp.
-        float[] lse = out.requiresGrad() ? new float[rows * spec.heads()] : null;
         Tensor sinkValues = sinks == null ? null : sinks.value();
-        for (int b = 0; b < sequences; b++) {
-            int from = b * length, to = from + length;
-            float[] part = lse == null ? null : new float[length * spec.heads()];
-            Attention.forward(y.slice(from, to), part, q.value().slice(from, to), k.value().slice(from, to),
-                    v.value().slice(from, to), 0, spec, sinkValues);
-            if (part != null) {
-                System.arraycopy(part, 0, lse, from * spec.heads(), part.length);
-            }
-        }
-        onBackward(out, () -> {
-            Tensor dq = Tensor.zeros(q.value().shape()), dk = Tensor.zeros(k.value().shape()), dv = Tensor.zeros(v.value().shape());
-            Tensor dSinks = sinks != null && sinks.requiresGrad() ? Tensor.zeros(spec.heads()) : null;
-            for (int b = 0; b < sequences; b++) {
-                int from = b * length, to = from + length;
-                float[] part = java.util.Arrays.copyOfRange(lse, from * spec.heads(), to * spec.heads());
-                Attention.backward(dq.slice(from, to), dk.slice(from, to), dv.slice(from, to), dSinks,
-                        out.grad().slice(from, to), q.value().slice(from, to), k.value().slice(from, to),
-                        v.value().slice(from, to), y.slice(from, to), part, 0, spec, sinkValues);
-            }
-            addIfNeeded(q, dq);
-            addIfNeeded(k, dk);
-            addIfNeeded(v, dv);
-            if (dSinks != null) {
-                VectorMath.addInPlace(sinks.grad(), dSinks);
-            }
-        });
+        Backend b = Backend.of(q.value(), k.value(), v.value(), sinkValues);
+        Tensor y = b.empty(b.activationType(), rows, spec.heads() * spec.valueHeadDim());
+        Var out = sinks == null ? result(y, q, k, v) : result(y, q, k, v, sinks);
+        Object saved = b.attention(y, q.value(), k.value(), v.value(), sequences, spec, sinkValues, out.requiresGrad());
+        onBackward(out, () -> b.attentionBackward(saved, gradIfNeeded(q), gradIfNeeded(k), gradIfNeeded(v),
+                sinks != null ? gradIfNeeded(sinks) : null, out.grad(), q.value(), k.value(), v.value(), y,
+                sequences, spec, sinkValues));
         return out;
     }
 
@@ -403,9 +339,11 @@ public final class Graph {
             throw new IllegalStateException("attention against a KV cache is for inference graphs");
         }
         int visible = queryStart + q.rows();
-        Tensor y = Tensor.zeros(q.rows(), spec.heads() * spec.valueHeadDim());
-        Attention.forward(y, null, q.value(), keys.slice(0, visible), values.slice(0, visible), queryStart, spec,
-                sinks == null ? null : sinks.value());
+        Tensor sinkValues = sinks == null ? null : sinks.value();
+        Backend b = Backend.of(q.value(), keys, values, sinkValues);
+        Tensor y = b.empty(b.activationType(), q.rows(), spec.heads() * spec.valueHeadDim());
+        b.attentionWithCache(y, q.value(), keys.slice(0, visible), values.slice(0, visible), queryStart, spec,
+                sinkValues);
         return result(y);
     }
 
@@ -413,46 +351,28 @@ public final class Graph {
 
     /**
      * Mean cross-entropy of {@code logits} [n, vocab] against {@code targets} [n]; targets equal to
-     * {@link #IGNORE} do not count. Returns a scalar.
+     * {@link #IGNORE} do not count. Returns a scalar (in host memory, wherever the logits are).
      */
     public Var crossEntropy(Var logits, int[] targets) {
         int n = logits.rows(), vocab = logits.cols();
         if (targets.length != n) {
             throw new IllegalArgumentException("crossEntropy: " + targets.length + " targets for " + n + " rows");
         }
-        float[] lse = new float[n];
-        Softmax.logSumExp(logits.value(), lse);
-        double sum = 0;
-        int counted = 0;
-        for (int i = 0; i < n; i++) {
-            if (targets[i] == IGNORE) {
-                continue;
+        for (int target : targets) {
+            if (target != IGNORE && (target < 0 || target >= vocab)) {
+                throw new IndexOutOfBoundsException("target " + target + " outside vocabulary of " + vocab);
             }
-            if (targets[i] < 0 || targets[i] >= vocab) {
-                throw new IndexOutOfBoundsException("target " + targets[i] + " outside vocabulary of " + vocab);
-            }
-            sum += lse[i] - logits.value().getFloat((long) i * vocab + targets[i]);
-            counted++;
         }
-        int count = counted;
-        Var out = result(Tensor.vector((float) (count == 0 ? 0 : sum / count)), logits);
+        Backend b = Backend.of(logits.value());
+        Backend.CrossEntropy ce = b.crossEntropy(logits.value(), targets, IGNORE);
+        int count = ce.counted();
+        Var out = result(Tensor.vector(ce.loss()), logits);
         onBackward(out, () -> {
             if (count == 0) {
                 return;
             }
             float g = out.grad().getFloat(0) / count;
-            Tensor dLogits = Tensor.zeros(n, vocab);
-            Softmax.forward(dLogits, logits.value());
-            for (int i = 0; i < n; i++) {
-                Tensor row = dLogits.select(i);
-                if (targets[i] == IGNORE) {
-                    row.fill(0f);
-                    continue;
-                }
-                row.setFloat(targets[i], row.getFloat(targets[i]) - 1f);
-                VectorMath.scale(row, g);
-            }
-            VectorMath.addInPlace(logits.grad(), dLogits);
+            b.crossEntropyBackward(logits.grad(), ce, logits.value(), targets, IGNORE, g);
         });
         return out;
     }
@@ -465,29 +385,23 @@ public final class Graph {
     /** Rows {@code ids} of {@code table} [vocab, dim] → [ids.length, dim]. */
     public Var embedding(Var table, int[] ids) {
         int dim = table.cols(), vocab = table.rows();
-        Tensor y = Tensor.zeros(ids.length, dim);
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] < 0 || ids[i] >= vocab) {
-                throw new IndexOutOfBoundsException("token id " + ids[i] + " outside vocabulary of " + vocab);
+        for (int id : ids) {
+            if (id < 0 || id >= vocab) {
+                throw new IndexOutOfBoundsException("token id " + id + " outside vocabulary of " + vocab);
             }
-            y.select(i).copyFrom(table.value().select(ids[i]));
         }
+        Backend b = Backend.of(table.value());
+        Tensor y = b.empty(b.activationType(), ids.length, dim);
+        b.embedding(y, table.value(), ids);
         Var out = result(y, table);
-        onBackward(out, () -> {
-            Tensor g = out.grad(), gt = table.grad();
-            for (int i = 0; i < ids.length; i++) {
-                VectorMath.axpy(1f, g, (long) i * dim, gt, (long) ids[i] * dim, dim);
-            }
-        });
+        onBackward(out, () -> b.embeddingBackward(table.grad(), out.grad(), ids));
         return out;
     }
 
     // ---- helpers ----
 
-    private static void addIfNeeded(Var x, Tensor gradient) {
-        if (x.requiresGrad()) {
-            VectorMath.addInPlace(x.grad(), gradient);
-        }
+    private static Tensor gradIfNeeded(Var x) {
+        return x.requiresGrad() ? x.grad() : null;
     }
 
     private static void requireRows(Var x, int rows, String op) {

@@ -50,9 +50,14 @@ public class Var {
             throw new IllegalStateException("no gradient flows into this value: " + value);
         }
         if (grad == null) {
-            grad = viewOf != null ? viewOf.grad().reshape(value.shape()) : Tensor.zeros(DType.F32, value.shape());
+            grad = viewOf != null ? viewOf.grad().reshape(value.shape()) : newGradient();
         }
         return grad;
+    }
+
+    /** Zeros for the gradient, F32 on the value's device (in the memory scope of the pass that needs it). */
+    protected Tensor newGradient() {
+        return value.device().backend().zeros(DType.F32, value.shape());
     }
 
     /** True once a gradient has been allocated (something was accumulated or {@link #grad()} was asked for). */

@@ -1,9 +1,10 @@
 package dev.moe4j.cuda.bench;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.DeviceOps;
-import dev.moe4j.cuda.DeviceTensor;
 
 import java.util.Arrays;
 
@@ -18,22 +19,30 @@ public record GpuLimits(double matmulTflops, int matmulSize, double bandwidthByt
     public static GpuLimits measure(CudaDevice device, boolean quick) {
         int n = quick ? 1024 : 8192;
         double tflops;
-        try (DeviceTensor a = device.allocate(DType.BF16, n, n); DeviceTensor b = device.allocate(DType.BF16, n, n);
-             DeviceTensor c = device.allocate(DType.BF16, n, n)) {
+        try (var scope = MemoryScope.open()) {
+            Tensor a = device.allocate(DType.BF16, n, n), b = device.allocate(DType.BF16, n, n);
+            Tensor c = device.allocate(DType.BF16, n, n);
             DeviceOps.fillNormal(a, 1, 1);
             DeviceOps.fillNormal(b, 2, 1);
             double ms = medianMillis(device, quick ? 2 : 5, quick ? 3 : 20, () -> device.blas().linear(c, a, b, 0f));
             tflops = 2.0 * n * n * n / (ms * 1e-3) / 1e12;
         }
         long bytes = quick ? 64L << 20 : 2L << 30;
+        return new GpuLimits(tflops, n, measureBandwidth(device, quick), bytes);
+    }
+
+    /** Device memory bandwidth (bytes/s): a large device-to-device copy, bytes read plus bytes written. */
+    public static double measureBandwidth(CudaDevice device, boolean quick) {
+        long bytes = quick ? 64L << 20 : 2L << 30;
         double bandwidth;
-        try (DeviceTensor from = device.allocate(DType.U8, (int) (bytes >> 20), 1 << 20);
-             DeviceTensor to = device.allocate(DType.U8, (int) (bytes >> 20), 1 << 20)) {
-            from.fillZero();
+        try (var scope = MemoryScope.open()) {
+            Tensor from = device.allocate(DType.U8, (int) (bytes >> 20), 1 << 20);
+            Tensor to = device.allocate(DType.U8, (int) (bytes >> 20), 1 << 20);
+            from.fill(0f);
             double ms = medianMillis(device, 2, quick ? 3 : 20, () -> to.copyFrom(from));
             bandwidth = 2.0 * bytes / (ms * 1e-3);
         }
-        return new GpuLimits(tflops, n, bandwidth, bytes);
+        return bandwidth;
     }
 
     /** The median device time of {@code repeats} runs of the work after {@code warmups}, each timed by events. */

@@ -3,12 +3,13 @@ package dev.moe4j.model.transformer;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.model.InferenceState;
 
-import java.lang.foreign.MemorySegment;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.MemoryScope;
 
 /**
  * The keys and values every layer has computed for one sequence, so that each new token attends to them
- * without recomputing them: F32 [capacity, kvHeads·headDim] keys and [capacity, kvHeads·valueHeadDim] values per
- * layer. Latent attention caches its per-head keys and values expanded (simple, and exact; the latent-only cache
+ * without recomputing them: [capacity, kvHeads·headDim] keys and [capacity, kvHeads·valueHeadDim] values per
+ * layer, on the model's device in its activation dtype (F32 on the CPU, BF16 on a GPU). Latent attention caches its per-head keys and values expanded (simple, and exact; the latent-only cache
  * that absorbs kv_b into the queries would be 20-60 times smaller and is not written yet).
  */
 public final class KvCache implements InferenceState {
@@ -17,17 +18,21 @@ public final class KvCache implements InferenceState {
     private final int capacity;
     private int position;
 
-    KvCache(int layers, int capacity, int keyWidth, int valueWidth) {
+    KvCache(Backend backend, int layers, int capacity, int keyWidth, int valueWidth) {
         if (capacity <= 0) {
             throw new IllegalArgumentException("a KV cache needs room for at least one position, got " + capacity);
         }
         this.capacity = capacity;
         this.keys = new Tensor[layers];
         this.values = new Tensor[layers];
-        for (int l = 0; l < layers; l++) {
-            keys[l] = Tensor.zeros(capacity, keyWidth);
-            values[l] = Tensor.zeros(capacity, valueWidth);
-        }
+        // The cache lives as long as its sequence, not as long as the pass that happens to create it.
+        MemoryScope.persistent(() -> {
+            for (int l = 0; l < layers; l++) {
+                keys[l] = backend.activations(capacity, keyWidth);
+                values[l] = backend.activations(capacity, valueWidth);
+            }
+            return null;
+        });
     }
 
     @Override
@@ -61,8 +66,7 @@ public final class KvCache implements InferenceState {
     }
 
     private static void copyRows(Tensor rows, Tensor cache, int start) {
-        long rowBytes = (long) cache.cols() * 4;
-        MemorySegment.copy(rows.segment(), 0, cache.segment(), start * rowBytes, rows.rows() * rowBytes);
+        Backend.of(rows, cache).copy(cache.slice(start, start + rows.rows()), rows);
     }
 
     /** Marks {@code count} more positions as filled, after every layer wrote them. */

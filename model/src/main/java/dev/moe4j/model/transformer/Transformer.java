@@ -1,9 +1,12 @@
 package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.Device;
 import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.ModelConfig;
@@ -78,6 +81,48 @@ public final class Transformer {
         this.lmHead = config.tieEmbeddings() ? embedding : recording.weight("lm_head.weight", config.vocabSize(), hidden);
     }
 
+    /**
+     * A model over {@code source}'s weights copied to {@code backend}'s device: matrices in its activation dtype
+     * (BF16 on a GPU) for inference, or trainable F32 parameters when {@code trainable}. The same code then runs
+     * there; routing state the host moves stays on the host.
+     */
+    public static Transformer placed(ModelConfig config, WeightSource source, Backend backend, boolean trainable) {
+        return new Transformer(config, new PlacedWeights(source, backend, trainable, config.moe()));
+    }
+
+    /**
+     * The dtype weight {@code name} (of {@code rank} dimensions) takes when {@link #placed} on {@code backend} for
+     * inference: the activation dtype for matrices, F32 for vectors, biases and the routers' weights.
+     */
+    public static DType placedType(String name, int rank, Backend backend) {
+        return PlacedWeights.dtype(name, rank, backend, false);
+    }
+
+    /**
+     * This model's weights as a {@link WeightSource} by moe4j's names, as they are now (stacked experts when it was
+     * initialised or loaded for training): {@link #placed} copies it to another device.
+     */
+    public WeightSource weights() {
+        Map<String, Tensor> all = tensors();
+        ExpertStorage storage = expertStorage;
+        return new WeightSource() {
+            @Override
+            public Var weight(String name, int... shape) {
+                Tensor t = all.get(name);
+                if (t == null || !t.hasShape(shape)) {
+                    throw new IllegalArgumentException("no weight " + name + " of shape " + Arrays.toString(shape)
+                            + " in " + Transformer.this + (t == null ? "" : " (it is " + t + ")"));
+                }
+                return Var.constant(t);
+            }
+
+            @Override
+            public ExpertStorage expertStorage() {
+                return storage;
+            }
+        };
+    }
+
     /** A model with fresh weights for training from scratch, drawn from {@code seed}. */
     public static Transformer initialize(ModelConfig config, long seed) {
         return new Transformer(config, new InitialWeights(config.initializerRange(), seed));
@@ -139,16 +184,21 @@ public final class Transformer {
         return pass;
     }
 
-    /** A KV cache for one sequence of up to {@code capacity} positions. */
+    /** A KV cache for one sequence of up to {@code capacity} positions, on the device of the model's weights. */
     public KvCache newCache(int capacity) {
         AttentionBlock a = layers.getFirst().attention();
-        return new KvCache(layers.size(), capacity, a.keyWidth(), a.valueWidth());
+        return new KvCache(Backend.of(embedding.value()), layers.size(), capacity, a.keyWidth(), a.valueWidth());
+    }
+
+    /** The device the model's weights are on, where its passes run. */
+    public Device device() {
+        return embedding.value().device();
     }
 
     private ForwardPass run(Graph g, int[] tokens, Batch batch, boolean lastOnly, ForwardObserver observer) {
         ForwardObserver o = observer == null ? NO_OBSERVER : observer;
         Var x = g.embedding(embedding, tokens);
-        o.onHiddenState(0, x.value());
+        o.onHiddenState(0, observed(observer, x.value()));
         var moe = new ArrayList<MoeResult>();
         var moeLayers = new ArrayList<Integer>();
         for (DecoderLayer layer : layers) {
@@ -162,11 +212,11 @@ public final class Transformer {
                 }
             }
             if (layer.index() < layers.size() - 1) {
-                o.onHiddenState(layer.index() + 1, x.value());
+                o.onHiddenState(layer.index() + 1, observed(observer, x.value()));
             }
         }
         Var h = g.rmsNorm(x, finalNorm, eps);
-        o.onHiddenState(layers.size(), h.value());
+        o.onHiddenState(layers.size(), observed(observer, h.value()));
         if (lastOnly && h.rows() > 1) {
             h = Var.constant(h.value().slice(h.rows() - 1, h.rows()));
         }
@@ -175,6 +225,11 @@ public final class Transformer {
 
     private static final ForwardObserver NO_OBSERVER = new ForwardObserver() {
     };
+
+    /** What an observer is shown of a hidden state: the tensor itself, or its host copy when it is on a GPU. */
+    private static Tensor observed(ForwardObserver observer, Tensor hidden) {
+        return observer == null ? hidden : hidden.toHost();
+    }
 
     /** Hands a layer's router logits and each token's experts (best first) and gate weights to the observer. */
     private static void report(ForwardObserver o, int layer, Routing r, int[] positions) {

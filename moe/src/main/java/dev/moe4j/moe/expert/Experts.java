@@ -2,10 +2,7 @@ package dev.moe4j.moe.expert;
 
 import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
-import dev.moe4j.core.kernels.Activations;
-import dev.moe4j.core.kernels.MatMul;
-import dev.moe4j.core.kernels.SwiGLU;
-import dev.moe4j.core.kernels.VectorMath;
+import dev.moe4j.core.backend.Backend;
 
 /**
  * E expert FFNs run as one grouped matmul: the input rows arrive sorted by expert (rows offsets[e] ..
@@ -50,39 +47,40 @@ public final class Experts {
     /** Runs every expert on its rows of input [N, H]; returns the output rows [N, H] and what backward needs. */
     public Trace forward(Tensor input, int[] offsets) {
         int n = input.rows(), h = weights.hidden(), inter = weights.intermediate();
+        Backend b = Backend.of(input);
         boolean fused = ffn.gated() && weights.gateUp(firstActive(offsets)) != null;
         Tensor pre = null, gatePre = null, upPre = null;
         if (fused) {
-            pre = Tensor.zeros(n, 2 * inter);
+            pre = b.activations(n, 2 * inter);
         } else if (ffn.gated()) {
-            gatePre = Tensor.zeros(n, inter);
-            upPre = Tensor.zeros(n, inter);
+            gatePre = b.activations(n, inter);
+            upPre = b.activations(n, inter);
         } else {
-            pre = Tensor.zeros(n, inter);
+            pre = b.activations(n, inter);
         }
-        Tensor act = Tensor.zeros(n, inter), out = Tensor.zeros(n, h);
+        Tensor act = b.activations(n, inter), out = b.activations(n, h);
         Tensor p = pre, g = gatePre, u = upPre;
-        forEachExpert(offsets, (e, from, to) -> {
+        forEachExpert(b, offsets, (e, from, to) -> {
             Tensor x = input.slice(from, to), a = act.slice(from, to);
             switch (ffn) {
                 case ExpertFfn.Gated gated when p != null -> {
                     Tensor gu = p.slice(from, to);
-                    linear(weights.transposed(), gu, x, weights.gateUp(e), weights.gateUpBias(e));
-                    SwiGLU.forward(a, gu, gated.glu());
+                    linear(b, weights.transposed(), gu, x, weights.gateUp(e), weights.gateUpBias(e));
+                    b.glu(a, gu, gated.glu());
                 }
                 case ExpertFfn.Gated gated -> {
                     Tensor gs = g.slice(from, to), us = u.slice(from, to);
-                    linear(weights.transposed(), gs, x, weights.gate(e), weights.gateBias(e));
-                    linear(weights.transposed(), us, x, weights.up(e), weights.upBias(e));
-                    SwiGLU.forward(a, gs, us, gated.glu());
+                    linear(b, weights.transposed(), gs, x, weights.gate(e), weights.gateBias(e));
+                    linear(b, weights.transposed(), us, x, weights.up(e), weights.upBias(e));
+                    b.glu(a, gs, us, gated.glu());
                 }
                 case ExpertFfn.Plain plain -> {
                     Tensor hs = p.slice(from, to);
-                    linear(weights.transposed(), hs, x, weights.up(e), weights.upBias(e));
-                    Activations.forward(plain.activation(), a, hs);
+                    linear(b, weights.transposed(), hs, x, weights.up(e), weights.upBias(e));
+                    b.activation(plain.activation(), a, hs);
                 }
             }
-            linear(weights.transposed(), out.slice(from, to), a, weights.down(e), weights.downBias(e));
+            linear(b, weights.transposed(), out.slice(from, to), a, weights.down(e), weights.downBias(e));
         });
         return new Trace(input, offsets, pre, gatePre, upPre, act, out);
     }
@@ -96,43 +94,46 @@ public final class Experts {
             throw new IllegalStateException("experts held as checkpoint tensors (separate or transposed) are inference-only");
         }
         int n = trace.input().rows(), h = weights.hidden(), inter = weights.intermediate();
-        Tensor dIn = Tensor.zeros(n, h);
-        Tensor dAct = Tensor.zeros(n, inter);
-        Tensor dPre = Tensor.zeros(n, trace.preActivation().cols());
+        Backend b = Backend.of(trace.input(), dOut);
+        // Gradients in dOut's precision: F32 when training through a graph, on every device.
+        Tensor dIn = b.zeros(dOut.dtype(), n, h);
+        Tensor dAct = b.zeros(dOut.dtype(), n, inter);
+        Tensor dPre = b.zeros(dOut.dtype(), n, trace.preActivation().cols());
         Tensor gGateUp = stacked.gateUpParameter().grad(), gDown = stacked.downParameter().grad();
         Tensor gGateUpBias = stacked.gateUpBiasParameter() == null ? null : stacked.gateUpBiasParameter().grad();
         Tensor gDownBias = stacked.downBiasParameter() == null ? null : stacked.downBiasParameter().grad();
-        forEachExpert(trace.offsets(), (e, from, to) -> {
+        forEachExpert(b, trace.offsets(), (e, from, to) -> {
             Tensor dy = dOut.slice(from, to), da = dAct.slice(from, to), dp = dPre.slice(from, to);
             Tensor x = trace.input().slice(from, to), pre = trace.preActivation().slice(from, to);
-            MatMul.backwardInput(da, dy, weights.down(e), false);
-            MatMul.backwardWeight(gDown.select(e), dy, trace.activated().slice(from, to), true);
+            b.matmulBackwardInput(da, dy, weights.down(e), false);
+            b.matmulBackwardWeight(gDown.select(e), dy, trace.activated().slice(from, to), true);
             if (gDownBias != null) {
-                VectorMath.addColumnSums(gDownBias.select(e), dy);
+                b.addColumnSums(gDownBias.select(e), dy);
             }
             switch (ffn) {
-                case ExpertFfn.Gated gated -> SwiGLU.backward(dp, da, pre, gated.glu());
-                case ExpertFfn.Plain plain -> Activations.backward(plain.activation(), dp, da, pre);
+                case ExpertFfn.Gated gated -> b.gluBackward(dp, da, pre, gated.glu());
+                // dp is this expert's rows of zeros: adding the derivative into them writes it.
+                case ExpertFfn.Plain plain -> b.activationBackward(plain.activation(), dp, da, pre);
             }
-            MatMul.backwardWeight(gGateUp.select(e), dp, x, true);
+            b.matmulBackwardWeight(gGateUp.select(e), dp, x, true);
             if (gGateUpBias != null) {
-                VectorMath.addColumnSums(gGateUpBias.select(e), dp);
+                b.addColumnSums(gGateUpBias.select(e), dp);
             }
-            MatMul.backwardInput(dIn.slice(from, to), dp, weights.gateUp(e) != null ? weights.gateUp(e) : weights.up(e),
+            b.matmulBackwardInput(dIn.slice(from, to), dp, weights.gateUp(e) != null ? weights.gateUp(e) : weights.up(e),
                     false);
         });
         return dIn;
     }
 
     /** y = x · Wᵀ (+ b), or y = x · W when the weights are stored [in, out]. */
-    private static void linear(boolean transposed, Tensor y, Tensor x, Tensor w, Tensor b) {
+    private static void linear(Backend b, boolean transposed, Tensor y, Tensor x, Tensor w, Tensor bias) {
         if (transposed) {
-            MatMul.multiply(y, x, w);
+            b.multiply(y, x, w);
         } else {
-            MatMul.forward(y, x, w);
+            b.matmul(y, x, w);
         }
-        if (b != null) {
-            VectorMath.addRowVector(y, b);
+        if (bias != null) {
+            b.addRowVector(y, bias);
         }
     }
 
@@ -147,6 +148,14 @@ public final class Experts {
      * grouped matmul's schedule (public so that benchmarks time bare matmuls under the same schedule).
      */
     public static void forEachExpert(int[] offsets, ExpertTask task) {
+        forEachExpert(dev.moe4j.core.backend.CpuBackend.INSTANCE, offsets, task);
+    }
+
+    /**
+     * As {@link #forEachExpert(int[], ExpertTask)} on backend {@code b}: a device backend orders its work on one
+     * stream from one thread, so there the experts run one after another.
+     */
+    static void forEachExpert(Backend b, int[] offsets, ExpertTask task) {
         int experts = offsets.length - 1, active = 0;
         for (int e = 0; e < experts; e++) {
             active += offsets[e + 1] > offsets[e] ? 1 : 0;
@@ -161,7 +170,7 @@ public final class Experts {
             }
         }
         int rowsPerExpert = offsets[experts] / active;
-        if (active > 1 && rowsPerExpert < ROWS_FOR_INNER_PARALLELISM) {
+        if (active > 1 && rowsPerExpert < ROWS_FOR_INNER_PARALLELISM && b.device().isHost()) {
             Parallel.forEach(active, (from, to) -> {
                 for (int i = from; i < to; i++) {
                     task.run(list[i], offsets[list[i]], offsets[list[i] + 1]);

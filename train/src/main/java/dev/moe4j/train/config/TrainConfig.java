@@ -64,8 +64,9 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
     }
 
     /** How long, what to report and where to save. */
+    /** @param device cpu, cuda or auto (the command line resolves it to a backend) */
     public record Run(int steps, Duration time, int evalEvery, int evalBatches, int saveEvery, long seed, int threads,
-                      String name, Path out, boolean resume, String family, DType dtype, int samples,
+                      String device, String name, Path out, boolean resume, String family, DType dtype, int samples,
                       int sampleTokens, String prompt, double temperature, int logEvery) {
     }
 
@@ -106,7 +107,7 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
         String dtype = v.choice("dtype", "f32", "bf16");
         var run = new Run(steps, time, v.integer("eval-every", 0), v.integer("eval-batches", 1),
                 v.integer("save-every", 0), v.integer("seed", 0),
-                v.integer("threads", 0), name, out, v.flag("resume"),
+                v.integer("threads", 0), v.choice("device", "auto", "cpu", "cuda"), name, out, v.flag("resume"),
                 v.choice("family", "auto", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "moe4j"),
                 dtype.equals("bf16") ? DType.BF16 : DType.F32, v.integer("samples", 0),
                 v.integer("sample-tokens", 1), v.string("prompt"), v.number("temperature", 0, 10),

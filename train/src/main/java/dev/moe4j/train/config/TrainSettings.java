@@ -135,6 +135,8 @@ public final class TrainSettings {
             s(Group.RUN, "save-every", "0", "N", "Checkpoint every N steps (0: at each evaluation and at the end)."),
             s(Group.RUN, "seed", "1", "N", "Seeds the weights, the batches and the router noise."),
             s(Group.RUN, "threads", "0", "N", "Worker threads (0: all processors)."),
+            s(Group.RUN, "device", "auto", "DEVICE", "cpu, cuda, or auto: cuda when an NVIDIA GPU and its driver are "
+                    + "found and the MoE layers' options run there, else cpu."),
             s(Group.RUN, "name", "", "NAME", "Run name; default: shakespeare-moe, or the data's name."),
             s(Group.RUN, "out", "", "DIR", "Where the run is saved; default runs/NAME."),
             on(Group.RUN, "resume", false, "Continue the run saved in --out from its last checkpoint, exactly as if "
@@ -201,7 +203,7 @@ public final class TrainSettings {
      * computes (a changed learning rate would not continue the same run).
      */
     public static final java.util.Set<String> CHANGEABLE_ON_RESUME = java.util.Set.of("steps", "time", "eval-every",
-            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads",
+            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads", "device",
             "resume", "out", "name", "cache");
 
     /**

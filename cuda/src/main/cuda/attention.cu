@@ -1,9 +1,8 @@
-// The transformer's device kernels besides matrix products (cuBLAS) and the MoE layer (kernels.cu): RMSNorm,
-// rotary embeddings, causal attention with grouped key/value heads, cross-entropy, embedding gradients and the
-// elementwise steps, each with its backward. BF16 activations and activation gradients, F32 arithmetic, F32
-// weight gradients. Backward kernels that write an activation gradient add into it when `accumulate` is set (a
-// value used twice receives the sum, as the CPU Graph does). Every reduction has a fixed order: results do not
-// depend on scheduling.
+// Causal attention with grouped key/value heads, a sliding window, sinks and a query offset (decoding against a
+// cache), forward and backward, for any head dimension up to 256: tiles of 32 queries and 32 keys in shared memory
+// and F32 arithmetic on the CUDA cores. flash.cu holds the tensor-core forward for head dimensions 64 and 128; this
+// file serves the other shapes and the backward pass. q, k, v and out are BF16; dOut and the gradients F32 (added into
+// when `accumulate`); log-sum-exps F32. Every reduction has a fixed order.
 #include "common.cuh"
 
 namespace {
@@ -12,8 +11,8 @@ __device__ __forceinline__ float ld(const bf16* p, long long i) {
     return __bfloat162float(p[i]);
 }
 
-__device__ __forceinline__ void st(bf16* p, long long i, float v, int accumulate) {
-    p[i] = __float2bfloat16_rn(accumulate ? __bfloat162float(p[i]) + v : v);
+__device__ __forceinline__ void stf(float* p, long long i, float v, int accumulate) {
+    p[i] = accumulate ? p[i] + v : v;
 }
 
 // Sum over the 8 lanes of an aligned group of a warp (the threads that share one attention row).
@@ -40,118 +39,6 @@ constexpr int MAX_FEATURES_PER_THREAD = 32;  // head dimensions up to 256
 }  // namespace
 
 extern "C" {
-
-// ---- RMSNorm: y = x / sqrt(mean(x²) + eps) · w (normalised in F32, then times the weight) ----
-
-// One block per row; invRms [rows] (may be null) keeps 1/rms for the backward pass; w may be null.
-__global__ void rmsnorm_forward(const bf16* __restrict__ x, const bf16* __restrict__ w, int rows, int cols, float eps,
-                                bf16* __restrict__ out, float* __restrict__ invRms) {
-    __shared__ float scratch[32];
-    int r = blockIdx.x;
-    if (r >= rows) {
-        return;
-    }
-    const bf16* xr = x + (long long) r * cols;
-    float ss = 0.f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float v = __bfloat162float(xr[c]);
-        ss += v * v;
-    }
-    ss = blockSum(ss, scratch);
-    float inv = 1.f / sqrtf(ss / cols + eps);
-    if (invRms && threadIdx.x == 0) {
-        invRms[r] = inv;
-    }
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float v = __bfloat162float(xr[c]) * inv;
-        out[(long long) r * cols + c] = __float2bfloat16_rn(w ? v * __bfloat162float(w[c]) : v);
-    }
-}
-
-// dx (+)= inv · (g − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w and x̂ = x · inv. One block per row.
-__global__ void rmsnorm_backward(const bf16* __restrict__ dy, const bf16* __restrict__ x, const bf16* __restrict__ w,
-                                 const float* __restrict__ invRms, int rows, int cols, bf16* __restrict__ dx,
-                                 int accumulate) {
-    __shared__ float scratch[32];
-    int r = blockIdx.x;
-    if (r >= rows) {
-        return;
-    }
-    long long base = (long long) r * cols;
-    float inv = invRms[r], dot = 0.f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float g = ld(dy, base + c) * (w ? __bfloat162float(w[c]) : 1.f);
-        dot += g * ld(x, base + c) * inv;
-    }
-    float mean = blockSum(dot, scratch) / cols;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float g = ld(dy, base + c) * (w ? __bfloat162float(w[c]) : 1.f);
-        float xhat = ld(x, base + c) * inv;
-        st(dx, base + c, inv * (g - xhat * mean), accumulate);
-    }
-}
-
-// partial [chunks, cols] = Σ over each chunk of rowsPerChunk rows of dy ⊙ x̂: the weight gradient in fixed-order
-// pieces. Grid (ceil(cols / blockDim), chunks).
-__global__ void rmsnorm_weight_grad_partial(const bf16* __restrict__ dy, const bf16* __restrict__ x,
-                                            const float* __restrict__ invRms, int rows, int cols, int rowsPerChunk,
-                                            float* __restrict__ partial) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= cols) {
-        return;
-    }
-    int from = blockIdx.y * rowsPerChunk, to = min(rows, from + rowsPerChunk);
-    float acc = 0.f;
-    for (int r = from; r < to; r++) {
-        long long i = (long long) r * cols + c;
-        acc += ld(dy, i) * ld(x, i) * invRms[r];
-    }
-    partial[(long long) blockIdx.y * cols + c] = acc;
-}
-
-// out[c] += Σ_r partial[r, c], rows summed in order (deterministic column sums of F32 partials).
-__global__ void column_sums_add(const float* __restrict__ partial, int rows, int cols, float* __restrict__ out) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= cols) {
-        return;
-    }
-    float acc = 0.f;
-    for (int r = 0; r < rows; r++) {
-        acc += partial[(long long) r * cols + c];
-    }
-    out[c] += acc;
-}
-
-// ---- rotary position embedding ----
-
-// out (+)= x rotated by the angles of each token's position (sinSign −1: the transposed rotation, i.e. the
-// gradient). Pairs (i, i + half) when !interleaved (rotate_half), (2i, 2i + 1) otherwise; features past rotaryDim
-// pass through. cosT/sinT [positions, rotaryDim / 2] (scaled). out may be x (forward, accumulate 0).
-__global__ void rope(const bf16* x, const int* __restrict__ positions, const float* __restrict__ cosT,
-                     const float* __restrict__ sinT, int tokens, int heads, int headDim, int rotaryDim, int interleaved,
-                     float sinSign, bf16* out, int accumulate) {
-    int half = rotaryDim / 2, perHead = headDim - half;  // threads per head: the pairs, then the pass-through tail
-    long long n = (long long) tokens * heads * perHead;
-    for (long long v = blockIdx.x * (long long) blockDim.x + threadIdx.x; v < n; v += (long long) gridDim.x * blockDim.x) {
-        long long th = v / perHead;
-        int i = (int) (v % perHead), t = (int) (th / heads);
-        long long base = th * headDim;
-        if (i < half) {
-            long long table = (long long) positions[t] * half + i;
-            float c = cosT[table], s = sinSign * sinT[table];
-            long long ia = interleaved ? base + 2 * i : base + i, ib = interleaved ? ia + 1 : ia + half;
-            float a = ld(x, ia), b = ld(x, ib);
-            float ra = a * c - b * s, rb = b * c + a * s;
-            st(out, ia, ra, accumulate);
-            st(out, ib, rb, accumulate);
-        } else {
-            long long j = base + rotaryDim + (i - half);  // features rotaryDim .. headDim - 1
-            if (j < base + headDim) {
-                st(out, j, ld(x, j), accumulate);
-            }
-        }
-    }
-}
 
 // ---- attention: causal, grouped key/value heads, sliding window, sinks ----
 
@@ -257,7 +144,7 @@ __global__ void attention_forward(const bf16* __restrict__ q, const bf16* __rest
 
 // D [rows·heads] = dOut · out per (row, head): the softmax backward's row term; sinkTerm (may be null) gets
 // −exp(sink − lse)·D, whose sum over rows is the sink's gradient. One warp per (row, head).
-__global__ void attention_backward_prepare(const bf16* __restrict__ dOut, const bf16* __restrict__ out,
+__global__ void attention_backward_prepare(const float* __restrict__ dOut, const bf16* __restrict__ out,
                                            const float* __restrict__ lse, const float* __restrict__ sinks, int rows,
                                            int heads, int dv, float* __restrict__ D, float* __restrict__ sinkTerm) {
     long long pair = (blockIdx.x * (long long) blockDim.x + threadIdx.x) >> 5;
@@ -267,7 +154,7 @@ __global__ void attention_backward_prepare(const bf16* __restrict__ dOut, const 
     }
     float acc = 0.f;
     for (int f = lane; f < dv; f += 32) {
-        acc += ld(dOut, pair * dv + f) * ld(out, pair * dv + f);
+        acc += dOut[pair * dv + f] * ld(out, pair * dv + f);
     }
     acc = warpSum(acc);
     if (lane == 0) {
@@ -281,9 +168,9 @@ __global__ void attention_backward_prepare(const bf16* __restrict__ dOut, const 
 // dq (+)= Σ_s ds_ts · k_s with ds = p·(dOut·v_s − D)·scale and p recomputed from lse. Same grid and tiles as the
 // forward; shared memory of attentionSharedBytes(d, dv) + TILE·(dv + 1) floats for the dOut tile.
 __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-                                      const bf16* __restrict__ dOut, const float* __restrict__ lse,
+                                      const float* __restrict__ dOut, const float* __restrict__ lse,
                                       const float* __restrict__ D, int T, int S, int heads, int kvHeads, int d, int dv,
-                                      float scale, int queryStart, int window, bf16* __restrict__ dq, int accumulate) {
+                                      float scale, int queryStart, int window, float* __restrict__ dq, int accumulate) {
     extern __shared__ float smem[];
     int ds = d + 1, dvs = dv + 1;
     float* Qs = smem;
@@ -300,7 +187,7 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
     }
     for (int i = tid; i < TILE * dv; i += THREADS) {
         int r = i / dv, c = i % dv;
-        Os[r * dvs + c] = t0 + r < T ? ld(dOut, (qRow0 + t0 + r) * heads * dv + (long long) h * dv + c) : 0.f;
+        Os[r * dvs + c] = t0 + r < T ? dOut[(qRow0 + t0 + r) * heads * dv + (long long) h * dv + c] : 0.f;
     }
     float acc[MAX_FEATURES_PER_THREAD];
 #pragma unroll
@@ -364,7 +251,7 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
     for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
         int f = lane8 + 8 * j;
         if (f < d) {
-            st(dq, pair * d + f, acc[j], accumulate);
+            stf(dq, pair * d + f, acc[j], accumulate);
         }
     }
 }
@@ -373,10 +260,10 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
 // key/value head's group. Grid (ceil(S / 32), kvHeads, sequences): one block per tile of 32 keys, so each
 // gradient element has one writer. Shared memory: attentionSharedBytes(d, dv) + TILE·(dv + 1) floats.
 __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                        const bf16* __restrict__ v, const bf16* __restrict__ dOut,
+                                        const bf16* __restrict__ v, const float* __restrict__ dOut,
                                         const float* __restrict__ lse, const float* __restrict__ D, int T, int S,
                                         int heads, int kvHeads, int d, int dv, float scale, int queryStart, int window,
-                                        bf16* __restrict__ dk, bf16* __restrict__ dvOut, int accumulate) {
+                                        float* __restrict__ dk, float* __restrict__ dvOut, int accumulate) {
     extern __shared__ float smem[];
     int ds = d + 1, dvs = dv + 1;
     float* Ks = smem;                    // this block's keys [TILE][ds]
@@ -416,7 +303,7 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
             }
             for (int i = tid; i < TILE * dv; i += THREADS) {
                 int r = i / dv, c = i % dv;
-                Os[r * dvs + c] = t0 + r < T ? ld(dOut, (qRow0 + t0 + r) * heads * dv + (long long) h * dv + c) : 0.f;
+                Os[r * dvs + c] = t0 + r < T ? dOut[(qRow0 + t0 + r) * heads * dv + (long long) h * dv + c] : 0.f;
             }
             if (tid < TILE) {
                 long long pair = (qRow0 + t0 + tid) * heads + h;
@@ -474,112 +361,11 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
     for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
         int f = lane8 + 8 * j;
         if (f < d) {
-            st(dk, kOut * d + f, gk[j], accumulate);
+            stf(dk, kOut * d + f, gk[j], accumulate);
         }
         if (f < dv) {
-            st(dvOut, kOut * dv + f, gv[j], accumulate);
+            stf(dvOut, kOut * dv + f, gv[j], accumulate);
         }
-    }
-}
-
-// ---- cross-entropy over F32 logits ----
-
-// lse[r] = log Σ exp(logits[r]); loss[r] = lse[r] − logits[r, target[r]] (0 where target is ignoreIndex).
-// One block per row.
-__global__ void cross_entropy_forward(const float* __restrict__ logits, const int* __restrict__ targets, int rows,
-                                      int vocab, int ignoreIndex, float* __restrict__ lse, float* __restrict__ loss) {
-    __shared__ float scratch[32];
-    int r = blockIdx.x;
-    if (r >= rows) {
-        return;
-    }
-    const float* row = logits + (long long) r * vocab;
-    float m = -INFINITY;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-        m = fmaxf(m, row[c]);
-    }
-    m = blockMax(m, scratch);
-    float sum = 0.f;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-        sum += expf(row[c] - m);
-    }
-    sum = blockSum(sum, scratch);
-    if (threadIdx.x == 0) {
-        float l = m + logf(sum);
-        lse[r] = l;
-        int t = targets[r];
-        loss[r] = t == ignoreIndex ? 0.f : l - row[t];
-    }
-}
-
-// dLogits (+)= g · (softmax(logits) − onehot(target)); rows whose target is ignoreIndex get nothing.
-__global__ void cross_entropy_backward(const float* __restrict__ logits, const int* __restrict__ targets,
-                                       const float* __restrict__ lse, int rows, int vocab, int ignoreIndex, float g,
-                                       float* __restrict__ dLogits, int accumulate) {
-    int r = blockIdx.x;
-    if (r >= rows) {
-        return;
-    }
-    int t = targets[r];
-    long long base = (long long) r * vocab;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-        float d = t == ignoreIndex ? 0.f : g * (expf(logits[base + c] - lse[r]) - (c == t ? 1.f : 0.f));
-        dLogits[base + c] = accumulate ? dLogits[base + c] + d : d;
-    }
-}
-
-// ---- embedding gradient ----
-
-// grad[targetRow[s]] += Σ dy[order[i]] for i in starts[s] .. starts[s + 1]: each table row's gradient summed in a
-// fixed order by one block (the host groups the token positions by id). grad is F32.
-__global__ void segment_rows_add(const bf16* __restrict__ dy, const int* __restrict__ order,
-                                 const int* __restrict__ starts, const int* __restrict__ targetRow, int segments,
-                                 int dim, float* __restrict__ grad) {
-    int sgm = blockIdx.x;
-    if (sgm >= segments) {
-        return;
-    }
-    float* out = grad + (long long) targetRow[sgm] * dim;
-    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
-        float acc = 0.f;
-        for (int i = starts[sgm]; i < starts[sgm + 1]; i++) {
-            acc += ld(dy, (long long) order[i] * dim + c);
-        }
-        out[c] += acc;
-    }
-}
-
-// ---- elementwise ----
-
-// out = a + b (out may be a or b).
-__global__ void add(const bf16* a, const bf16* b, long long n, bf16* out) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        out[i] = __float2bfloat16_rn(ld(a, i) + ld(b, i));
-    }
-}
-
-// y += alpha · x (BF16 y: an activation gradient accumulating).
-__global__ void axpy(float alpha, const bf16* __restrict__ x, long long n, bf16* __restrict__ y) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        y[i] = __float2bfloat16_rn(ld(y, i) + alpha * ld(x, i));
-    }
-}
-
-// out = silu(gate) · up over separate gate and up tensors (a dense gated MLP).
-__global__ void glu_forward(const bf16* __restrict__ gate, const bf16* __restrict__ up, long long n,
-                            bf16* __restrict__ out) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        out[i] = __float2bfloat16_rn(siluf(ld(gate, i)) * ld(up, i));
-    }
-}
-
-// dGate (+)= dOut·up·silu'(gate), dUp (+)= dOut·silu(gate).
-__global__ void glu_backward(const bf16* __restrict__ gate, const bf16* __restrict__ up, const bf16* __restrict__ dOut,
-                             long long n, bf16* __restrict__ dGate, bf16* __restrict__ dUp, int accumulate) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        float g = ld(gate, i), u = ld(up, i), d = ld(dOut, i), s = sigmoidf(g);
-        st(dGate, i, d * u * s * (1.f + g * (1.f - s)), accumulate);
-        st(dUp, i, d * g * s, accumulate);
     }
 }
 

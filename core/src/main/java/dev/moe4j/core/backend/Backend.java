@@ -1,0 +1,241 @@
+package dev.moe4j.core.backend;
+
+import dev.moe4j.core.DType;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.kernels.Activation;
+import dev.moe4j.core.kernels.AttentionSpec;
+import dev.moe4j.core.kernels.GluParams;
+import dev.moe4j.core.kernels.RopeLayout;
+import dev.moe4j.core.kernels.RopeTable;
+
+/**
+ * The numeric work of {@code Graph} and of the MoE layer, on one {@link Device}: the model code is written once and
+ * each operation runs where its operands live. {@link CpuBackend} is the core kernels themselves; a GPU module
+ * supplies another.
+ *
+ * <p>Operations write into tensors the caller allocated ({@link #activations}, {@link #zeros}), as the core kernels
+ * do. Backward operations take the gradients to add into, or null where no gradient is wanted. Activations are in
+ * {@link #activationType()} (F32 on the CPU; a GPU keeps BF16); gradients of graph values are F32 on every device.
+ * Index arrays (token ids, positions, permutations) and per-row scalars are host arrays: they are small, and
+ * routing decides them on the host.
+ */
+public interface Backend {
+    /** The device this backend computes on. */
+    Device device();
+
+    /** The dtype new activations take: F32 on the CPU, BF16 on a GPU. */
+    DType activationType();
+
+    /** The backend of tensors, which must all live on one device (null entries are skipped). */
+    static Backend of(Tensor... tensors) {
+        Device device = null;
+        for (Tensor t : tensors) {
+            if (t == null) {
+                continue;
+            }
+            if (device == null) {
+                device = t.device();
+            } else if (t.device() != device) {
+                throw new IllegalArgumentException("operands on different devices: " + device.name() + " and "
+                        + t.device().name() + " (" + t + "); move the model and its inputs to one device");
+            }
+        }
+        return device == null ? CpuBackend.INSTANCE : device.backend();
+    }
+
+    // ---- memory ----
+
+    /** A new tensor of zeros on this device. */
+    Tensor zeros(DType dtype, int... shape);
+
+    /**
+     * A new tensor whose every element the caller writes before reading it (a device need not clear it first; on
+     * the heap it is zeros anyway).
+     */
+    default Tensor empty(DType dtype, int... shape) {
+        return zeros(dtype, shape);
+    }
+
+    /** A new tensor of zeros in the activation dtype. */
+    default Tensor activations(int... shape) {
+        return zeros(activationType(), shape);
+    }
+
+    /** A new tensor on this device with the same dtype, shape and values. */
+    Tensor copyOf(Tensor t);
+
+    /** Copies between tensors of equal dtype and size, either of which may be in host memory. */
+    void copy(Tensor dst, Tensor src);
+
+    /** The values of a tensor of this device as a new host tensor (a host tensor is returned as it is). */
+    Tensor toHost(Tensor t);
+
+    /** A copy of a host tensor on this device, converted to {@code dtype} (the host tensor itself on the CPU when it has that dtype). */
+    Tensor upload(Tensor host, DType dtype);
+
+    /** x in {@code dtype}: x itself when it has that dtype, else a converted copy on the same device. */
+    Tensor convert(Tensor x, DType dtype);
+
+    /** Sets every element. */
+    void fill(Tensor t, float value);
+
+    // ---- products: weights are [out, in], as checkpoints store them ----
+
+    /** y [n, m] = x [n, k] · w [m, k]ᵀ. */
+    void matmul(Tensor y, Tensor x, Tensor w);
+
+    /** y [n, m] = a [n, k] · b [k, m] (weights stored [in, out]). */
+    void multiply(Tensor y, Tensor a, Tensor b);
+
+    /** dx (+)= dy · w. */
+    void matmulBackwardInput(Tensor dx, Tensor dy, Tensor w, boolean accumulate);
+
+    /** dw (+)= dyᵀ · x. */
+    void matmulBackwardWeight(Tensor dw, Tensor dy, Tensor x, boolean accumulate);
+
+    // ---- elementwise ----
+
+    /** y = a + b. */
+    void add(Tensor y, Tensor a, Tensor b);
+
+    /** acc += x. */
+    void addInPlace(Tensor acc, Tensor x);
+
+    /** y += alpha · x. */
+    void axpy(float alpha, Tensor x, Tensor y);
+
+    /** y = a ⊙ b. */
+    void mul(Tensor y, Tensor a, Tensor b);
+
+    /** x *= s. */
+    void scale(Tensor x, float s);
+
+    /** Every row of x [n, m] += v [m] (a bias). */
+    void addRowVector(Tensor x, Tensor v);
+
+    /** acc [m] += Σ over the rows of x [n, m] (a bias's gradient). */
+    void addColumnSums(Tensor acc, Tensor x);
+
+    /** y = x with row r times g[r] (g holds one value per row). */
+    void scaleRows(Tensor y, Tensor x, Tensor g);
+
+    /** The gradients of {@link #scaleRows(Tensor, Tensor, Tensor)}: dx += g[r]·dy[r], dg[r] += ⟨dy[r], x[r]⟩. */
+    void scaleRowsBackward(Tensor dx, Tensor dg, Tensor dy, Tensor x, Tensor g);
+
+    /** y = σ(x). */
+    void sigmoid(Tensor y, Tensor x);
+
+    /** dx += dy · y(1 − y), y the forward's output. */
+    void sigmoidBackward(Tensor dx, Tensor dy, Tensor y);
+
+    /** y = clamp(x, −limit, limit). */
+    void clamp(Tensor y, Tensor x, float limit);
+
+    /** dx += dy where x was not clamped. */
+    void clampBackward(Tensor dx, Tensor dy, Tensor x, float limit);
+
+    /** y = act(x). */
+    void activation(Activation kind, Tensor y, Tensor x);
+
+    /** dx += dy · act'(x). */
+    void activationBackward(Activation kind, Tensor dx, Tensor dy, Tensor x);
+
+    /** Columns [srcFrom, srcFrom + width) of every row of src go to columns [dstFrom, ..) of dst (dst += with {@code accumulate}). */
+    void copyColumns(Tensor dst, int dstFrom, Tensor src, int srcFrom, int width, boolean accumulate);
+
+    // ---- normalisation, gating, positions ----
+
+    /** y = RMSNorm(x) ⊙ weight per row (weight may be null). */
+    void rmsNorm(Tensor y, Tensor x, Tensor weight, float eps);
+
+    /** dx += and dWeight += the gradients of {@link #rmsNorm} for dy (either may be null). */
+    void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dy, Tensor x, Tensor weight, float eps);
+
+    /** y = glu(gate, up) over separate gate and up tensors. */
+    void glu(Tensor y, Tensor gate, Tensor up, GluParams params);
+
+    /** dGate +=, dUp += the gradients of {@link #glu(Tensor, Tensor, Tensor, GluParams)} (either may be null). */
+    void gluBackward(Tensor dGate, Tensor dUp, Tensor dy, Tensor gate, Tensor up, GluParams params);
+
+    /** y [n, I] = glu over fused gate/up rows [n, 2I] (laid out as params say). */
+    void glu(Tensor y, Tensor gateUp, GluParams params);
+
+    /** dGateUp [n, 2I] = the gradient of the fused {@link #glu(Tensor, Tensor, GluParams)} for dy (overwritten). */
+    void gluBackward(Tensor dGateUp, Tensor dy, Tensor gateUp, GluParams params);
+
+    /** Rotates x [tokens, heads·headDim] in place, token t by the angles of positions[t]. */
+    void rope(Tensor x, int[] positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim);
+
+    /** The transposed rotation of {@link #rope}, in place: its gradient. */
+    void ropeBackward(Tensor dx, int[] positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim);
+
+    // ---- attention ----
+
+    /**
+     * Causal attention within each of {@code sequences} equal-length sequences laid end to end in the rows of q, k
+     * and v, into y; sinks [heads] may be null. Returns what {@link #attentionBackward} needs when {@code keep}, else
+     * null.
+     */
+    Object attention(Tensor y, Tensor q, Tensor k, Tensor v, int sequences, AttentionSpec spec, Tensor sinks,
+                     boolean keep);
+
+    /** dq, dk, dv, dSinks += the gradients of {@link #attention} for dy (each may be null). */
+    void attentionBackward(Object saved, Tensor dq, Tensor dk, Tensor dv, Tensor dSinks, Tensor dy, Tensor q,
+                           Tensor k, Tensor v, Tensor y, int sequences, AttentionSpec spec, Tensor sinks);
+
+    /** Queries at positions queryStart.. against cached keys and values of positions [0, keys.rows()). */
+    void attentionWithCache(Tensor y, Tensor q, Tensor keys, Tensor values, int queryStart, AttentionSpec spec,
+                            Tensor sinks);
+
+    // ---- loss and lookup ----
+
+    /** A mean cross-entropy: its value and what the backward step needs. */
+    record CrossEntropy(float loss, int counted, Object saved) {
+    }
+
+    /** Mean cross-entropy of logits [n, vocab] against targets (entries equal to {@code ignore} do not count). */
+    CrossEntropy crossEntropy(Tensor logits, int[] targets, int ignore);
+
+    /** dLogits += g · (softmax − onehot) on every counted row; g is dL/d(mean) / counted. */
+    void crossEntropyBackward(Tensor dLogits, CrossEntropy forward, Tensor logits, int[] targets, int ignore, float g);
+
+    /** y [ids, dim] = rows ids of table [vocab, dim]. */
+    void embedding(Tensor y, Tensor table, int[] ids);
+
+    /** tableGrad row ids[i] += dy row i. */
+    void embeddingBackward(Tensor tableGrad, Tensor dy, int[] ids);
+
+    // ---- the MoE layer's permutations ----
+
+    /** out row r = src row index[r]. */
+    void gatherRows(Tensor out, Tensor src, int[] index);
+
+    /** dst row index[r] += weight[r] · src row r (weight null: 1), rows in order. */
+    void scatterAddRows(Tensor dst, Tensor src, int[] index, float[] weight);
+
+    /** dst row t += scale[t] · src row t. */
+    void addScaledRows(Tensor dst, Tensor src, float[] scale);
+
+    /** Row t of x *= scale[t]. */
+    void scaleRows(Tensor x, float[] scale);
+
+    /** out[t] = ⟨a row t, b row t⟩. */
+    void rowDots(float[] out, Tensor a, Tensor b);
+
+    /**
+     * The combine step's backward: dy row r = weight[r] · dOut row token[r] and rowDots[r] = ⟨dOut row token[r],
+     * y row r⟩ (the gradient of the gate weight).
+     */
+    void combineBackward(Tensor dy, float[] rowDots, Tensor dOut, Tensor y, int[] token, float[] weight);
+
+    /**
+     * Runs a small batch of routed rows through SwiGLU experts in one pass, if this backend has such a path:
+     * out row t = Σ over rows r of token t: weight[r] · down[e](silu(gate[e]·x) ⊙ up[e]·x) with e = expert[r], x =
+     * x row token[r]; gateUp[e] is [2I, H] (gate rows then up rows), down[e] [H, I]. Returns false (doing
+     * nothing) where the backend has no such path; the caller then runs the grouped products.
+     */
+    default boolean smallBatchExperts(Tensor out, Tensor x, int[] token, int[] expert, float[] weight,
+                                      Tensor[] gateUp, Tensor[] down) {
+        return false;
+    }
+}

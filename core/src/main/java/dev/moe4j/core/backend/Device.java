@@ -1,0 +1,44 @@
+package dev.moe4j.core.backend;
+
+/**
+ * Where a {@link dev.moe4j.core.Tensor}'s memory lives, and the {@link Backend} that computes on it. The host is
+ * {@link #HOST}; a GPU module provides its own devices. Operations run where their operands are, so model code
+ * written once against {@code Graph} runs on whichever device its weights were placed on.
+ */
+public interface Device {
+    /** Main memory: heap arrays and memory-mapped files, computed on by the CPU kernels. */
+    Device HOST = new Device() {
+        @Override
+        public String name() {
+            return "cpu";
+        }
+
+        @Override
+        public Backend backend() {
+            return CpuBackend.INSTANCE;
+        }
+
+        @Override
+        public String toString() {
+            return "cpu";
+        }
+    };
+
+    /** A short name for messages: "cpu", "cuda:0". */
+    String name();
+
+    /** The operations on tensors of this device. */
+    Backend backend();
+
+    /**
+     * Binds this device to the calling thread before a block of work (a forward pass): a GPU's context is
+     * per OS thread, and a server's virtual thread may resume on another carrier between requests. The host needs
+     * nothing.
+     */
+    default void attach() {
+    }
+
+    default boolean isHost() {
+        return this == HOST;
+    }
+}
