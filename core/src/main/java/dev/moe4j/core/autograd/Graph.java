@@ -88,10 +88,18 @@ public final class Graph {
 
     // ---- linear algebra ----
 
-    /** x [n, k] · w [m, k]ᵀ → [n, m]. */
+    /** x [n, k] · w [m, k]ᵀ → [n, m], in the backend's activation type. */
     public Var matmul(Var x, Var w) {
+        return matmul(x, w, Backend.of(x.value(), w.value()).activationType());
+    }
+
+    /**
+     * x [n, k] · w [m, k]ᵀ → [n, m] as {@code type}: F32 where the product is a result that should not be rounded to
+     * a GPU's BF16 activations (a model's logits), the accumulation being F32 on every device.
+     */
+    public Var matmul(Var x, Var w, DType type) {
         Backend b = Backend.of(x.value(), w.value());
-        Tensor y = b.empty(b.activationType(), x.rows(), w.rows());
+        Tensor y = b.empty(type, x.rows(), w.rows());
         b.matmul(y, x.value(), w.value());
         Var out = result(y, x, w);
         onBackward(out, () -> {

@@ -220,7 +220,8 @@ public final class Transformer {
         if (lastOnly && h.rows() > 1) {
             h = Var.constant(h.value().slice(h.rows() - 1, h.rows()));
         }
-        return new ForwardPass(g.matmul(h, lmHead), moe, moeLayers);
+        // F32 logits on every device: BF16 would round each by up to 2⁻⁹ of itself, near the 1e-2 parity budget.
+        return new ForwardPass(g.matmul(h, lmHead, DType.F32), moe, moeLayers);
     }
 
     private static final ForwardObserver NO_OBSERVER = new ForwardObserver() {
