@@ -90,6 +90,11 @@ public final class Trainer {
         }
     }
 
+    /** The MoE layers the passes run, in layer order: the device copy's when the trainer runs on a device. */
+    public List<MoeLayer> moeLayers() {
+        return moeLayers;
+    }
+
     /** The model's trainable parameters by their full names; every one must be a {@link Parameter}. */
     public static Map<String, Parameter> parameters(Transformer model) {
         var out = new LinkedHashMap<String, Parameter>();

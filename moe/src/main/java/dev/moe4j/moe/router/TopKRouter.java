@@ -58,6 +58,19 @@ public final class TopKRouter implements Router {
         return t;
     }
 
+    /** Each token's experts handed in by {@link #fixChoices}, or null: the router chooses. */
+    private int[] fixedChoices;
+
+    /**
+     * Makes the following passes route token t to {@code choices[t·k .. t·k+k)} (best first) instead of its own top
+     * k; null gives the choice back to the router. The gate weights are still computed from this router's own logits.
+     * For parity tests that compare one device's arithmetic with another's under the same routing decisions, where a
+     * near-tie between a token's k-th and (k+1)-th expert lets rounding route it elsewhere.
+     */
+    public void fixChoices(int[] choices) {
+        this.fixedChoices = choices == null ? null : choices.clone();
+    }
+
     /** What backward needs beyond the {@link Routing}. */
     private record Trace(Tensor routerInput, float[] jitter, float[] noisePreActivation, float[] selection,
                          float[] scores, int[] weightSet, int[] weightSetSize) {
@@ -132,8 +145,15 @@ public final class TopKRouter implements Router {
             maskGroups(key, n, e);
         }
         int[] choices = new int[n * k];
-        for (int t = 0; t < n; t++) {
-            RouterMath.topK(key, t * e, e, k, choices, t * k);
+        if (fixedChoices != null) {
+            if (fixedChoices.length != n * k) {
+                throw new IllegalStateException("fixed choices for " + fixedChoices.length / k + " tokens, routing " + n);
+            }
+            System.arraycopy(fixedChoices, 0, choices, 0, n * k);
+        } else {
+            for (int t = 0; t < n; t++) {
+                RouterMath.topK(key, t * e, e, k, choices, t * k);
+            }
         }
         int capacity = config.capacity().perExpert(n, k, e);
         boolean reroute = config.overflow() == Overflow.NEXT_CHOICE && capacity < n;

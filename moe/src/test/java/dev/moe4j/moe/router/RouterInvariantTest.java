@@ -29,6 +29,31 @@ class RouterInvariantTest {
     }
 
     @Test
+    void fixedChoicesRouteEveryTokenToTheHandedExpertsUntilCleared() {
+        MoeConfig c = MoeConfig.builder(H, 4, 6, 2).build();
+        int tokens = 12;
+        var router = (TopKRouter) Routers.initialize(c, new SplittableRandom(3));
+        Tensor x = FiniteDifferences.gaussian(new Random(3), 1.0, tokens, H);
+        int[] own = router.route(x, Mode.TRAINING, new SplittableRandom(4)).choices().clone();
+        int[] fixed = new int[tokens * 2];
+        for (int t = 0; t < tokens; t++) {
+            fixed[2 * t] = t % 6;
+            fixed[2 * t + 1] = (t + 3) % 6;
+        }
+        router.fixChoices(fixed);
+        Routing r = router.route(x, Mode.TRAINING, new SplittableRandom(4));
+        assertArrayEquals(fixed, r.choices());
+        Dispatch d = r.dispatch();
+        int[] expertOf = d.expertOfRows();
+        for (int row = 0; row < d.rows(); row++) {
+            int t = d.token()[row];
+            assertTrue(expertOf[row] == fixed[2 * t] || expertOf[row] == fixed[2 * t + 1], "token " + t);
+        }
+        router.fixChoices(null);
+        assertArrayEquals(own, router.route(x, Mode.TRAINING, new SplittableRandom(4)).choices());
+    }
+
+    @Test
     void expertChoiceGivesEveryExpertExactlyCapacityTokens() {
         MoeConfig c = MoeConfig.builder(H, 4, 8, 1).router(RouterKind.EXPERT_CHOICE)
                 .capacity(Capacity.factor(1.5, Capacity.Rounding.FLOOR, 1)).build();
