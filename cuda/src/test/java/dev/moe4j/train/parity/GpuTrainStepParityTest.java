@@ -1,5 +1,6 @@
 package dev.moe4j.train.parity;
 
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
@@ -12,6 +13,10 @@ import dev.moe4j.cuda.Gpu;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.moe.MoeLayer;
+import dev.moe4j.moe.MoeResult;
+import dev.moe4j.moe.router.Routing;
+import dev.moe4j.moe.router.TopKRouter;
 import dev.moe4j.train.StepMetrics;
 import dev.moe4j.train.Trainer;
 import dev.moe4j.train.data.BatchSampler;
@@ -20,6 +25,8 @@ import dev.moe4j.train.optim.LearningRateSchedule;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -29,7 +36,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * One training step of a Hugging Face checkpoint on the GPU equals transformers' float32 step within BF16's
  * tolerance: the loss (cross-entropy plus the balance loss over all layers) within 1e-2, and every parameter's
  * gradient within 1e-2 relative (max|Δ| / max|ref| per tensor), for the model's own passes and for the trainer that
- * {@code moe4j train --device cuda} runs (its gradients come back to the host's master weights).
+ * {@code moe4j train --device cuda} runs (its gradients come back to the host's master weights). Both route every
+ * token to the experts the CPU chooses in F32 (see {@link #routeAsTheCpu}): a near-tie that BF16 activations flip
+ * changes that token's experts, and no rounding tolerance covers that. Beside transformers, each gradient is also
+ * measured against the same step on the CPU in F32 from the GPU's BF16-rounded weights, which splits a miss into
+ * what the weights' rounding and what the GPU's arithmetic contribute (reported, not a second bound).
  */
 class GpuTrainStepParityTest {
     private static final double TOLERANCE = 1e-2;
@@ -42,6 +53,7 @@ class GpuTrainStepParityTest {
         Transformer host = ModelLoader.loadForTraining(ref.folder);
         Transformer gpu = Transformer.placed(host.config(), host.weights(), d.backend(), true);
         Map<String, Parameter> named = TrainStepParityTest.named(gpu);
+        List<int[]> choices = routeAsTheCpu(name, host, gpu, gpu.moeLayers(), ref);
         try (var scope = MemoryScope.open()) {
             Graph g = Graph.training();
             ForwardPass pass = gpu.forward(g, ref.inputIds(), ref.sequences(), null);
@@ -49,7 +61,8 @@ class GpuTrainStepParityTest {
             assertEquals(ref.loss(), loss.total(), TOLERANCE * ref.loss(), name + " training loss on the GPU");
             g.backward(loss.objective());
         }
-        check(name + " (model on the GPU)", TrainStepReference.inTransformersNames(named, v -> v.grad().toHost()), ref);
+        check(name + " (model on the GPU)", TrainStepReference.inTransformersNames(named, v -> v.grad().toHost()), ref,
+                sameWeightsGradients(ref, d, choices));
         for (Parameter p : named.values()) {
             d.free(p.value());
             if (p.hasGrad()) {
@@ -67,22 +80,124 @@ class GpuTrainStepParityTest {
         var settings = new Trainer.Settings(LearningRateSchedule.constant(1e-2), 0, 1, 0, 1);
         var trainer = new Trainer(model, TrainStepParityTest.FIXTURE_ADAMW, AdamW.ALL, settings, d.backend());
         var batch = new BatchSampler.Batch(ref.inputIds(), ref.targets(), new int[ref.sequences()]);
+        List<int[]> choices = routeAsTheCpu(name, model,
+                Transformer.placed(model.config(), model.weights(), d.backend(), false), trainer.moeLayers(), ref);
         StepMetrics m = trainer.step((step, micro, micros) -> batch);
         assertEquals(ref.loss(), m.loss(), TOLERANCE * ref.loss(), name + " training loss");
         assertTrue(trainer.device().startsWith("cuda"), trainer.device());
-        check(name + " (trainer)", TrainStepReference.inTransformersNames(trainer.parameters(), Var::grad), ref);
+        check(name + " (trainer)", TrainStepReference.inTransformersNames(trainer.parameters(), Var::grad), ref,
+                sameWeightsGradients(ref, d, choices));
     }
 
-    private static void check(String what, Map<String, Tensor> grads, TrainStepReference ref) {
+    /**
+     * Hands {@code layers} (on the GPU) the experts the CPU chooses for the fixture in F32, as transformers does, so
+     * that the gradients compare the GPU's arithmetic under the same routing. Before that it checks that every token
+     * {@code gpu} would route elsewhere is a near-tie: the CPU's k-th and (k+1)-th router logits are closer than the
+     * GPU's router logits of that token drift from the CPU's (BF16 activations). A flipped near-tie changes a token's
+     * experts, hence the loss, by far more than rounding; anything else the GPU chose differently fails here.
+     */
+    private static List<int[]> routeAsTheCpu(String name, Transformer host, Transformer gpu, List<MoeLayer> layers,
+                                             TrainStepReference ref) {
+        List<MoeResult> cpu = host.forward(Graph.inference(), ref.inputIds(), ref.sequences(), null).moe();
+        int flips = 0, routings = 0;
+        try (var scope = MemoryScope.open()) {
+            List<MoeResult> own = gpu.forward(Graph.inference(), ref.inputIds(), ref.sequences(), null).moe();
+            for (int l = 0; l < cpu.size(); l++) {
+                Routing want = cpu.get(l).routing(), got = own.get(l).routing();
+                int e = want.experts(), k = want.k();
+                for (int t = 0; t < want.tokens(); t++, routings++) {
+                    int[] a = Arrays.copyOfRange(want.choices(), t * k, t * k + k);
+                    int[] b = Arrays.copyOfRange(got.choices(), t * k, t * k + k);
+                    Arrays.sort(a);
+                    Arrays.sort(b);
+                    if (Arrays.equals(a, b)) {
+                        continue;
+                    }
+                    float[] mine = Arrays.copyOfRange(want.logits(), t * e, t * e + e);
+                    float[] theirs = Arrays.copyOfRange(got.logits(), t * e, t * e + e);
+                    double drift = 0;
+                    for (int i = 0; i < e; i++) {
+                        drift = Math.max(drift, Math.abs(mine[i] - theirs[i]));
+                    }
+                    float[] sorted = mine.clone();
+                    Arrays.sort(sorted);
+                    double gap = sorted[e - k] - sorted[e - k - 1];
+                    assertTrue(gap < drift, name + ": layer " + l + " token " + t + " routes elsewhere on the GPU, "
+                            + "but its k-th and (k+1)-th router logits are " + gap + " apart, the GPU's drift " + drift);
+                    flips++;
+                }
+            }
+        }
+        List<int[]> choices = cpu.stream().map(m -> m.routing().choices().clone()).toList();
+        fixChoices(layers, choices);
+        System.out.printf("GPU train step %-28s %d of %d routings are near-ties the GPU flips; the step routes as the "
+                + "CPU%n", name, flips, routings);
+        return choices;
+    }
+
+    private static void fixChoices(List<MoeLayer> layers, List<int[]> choices) {
+        for (int l = 0; l < layers.size(); l++) {
+            ((TopKRouter) layers.get(l).router()).fixChoices(choices.get(l));
+        }
+    }
+
+    /**
+     * The gradients of the same step on the CPU in F32 from the weights the GPU computes with (its matrices rounded
+     * to BF16, routers F32), routed as {@code choices}: what the GPU's arithmetic would reproduce exactly.
+     */
+    private static Map<String, Tensor> sameWeightsGradients(TrainStepReference ref, CudaDevice d, List<int[]> choices) {
+        Transformer model = ModelLoader.loadForTraining(ref.folder);
+        Map<String, Parameter> named = TrainStepParityTest.named(model);
+        named.forEach((n, p) -> {
+            if (Transformer.placedType(n, p.value().rank(), d.backend()) == DType.BF16) {
+                p.value().copyFrom(p.value().to(DType.BF16));
+            }
+        });
+        fixChoices(model.moeLayers(), choices);
+        Graph g = Graph.training();
+        ForwardPass pass = model.forward(g, ref.inputIds(), ref.sequences(), null);
+        g.backward(model.loss(g, pass, ref.targets()).objective());
+        return TrainStepReference.inTransformersNames(named, Var::grad);
+    }
+
+    /**
+     * Every gradient within the tolerance of transformers'; the message and the printed line also give each miss's
+     * distance from the same BF16 weights' CPU step and that step's own distance from transformers.
+     */
+    private static void check(String what, Map<String, Tensor> grads, TrainStepReference ref,
+                              Map<String, Tensor> sameWeights) {
         Map<String, Tensor> expected = ref.withPrefix("grad.");
         assertEquals(expected.keySet(), grads.keySet(), what + ": the same parameters");
-        double worst = 0;
+        double worst = 0, worstSame = 0;
+        String worstName = "", worstSameName = "";
+        var failures = new java.util.ArrayList<String>();
+        var beyondWeights = new java.util.ArrayList<String>();
         for (var e : expected.entrySet()) {
-            double[] want = Reference.values(e.getValue()), got = Reference.values(grads.get(e.getKey()));
-            double error = TensorAssert.relativeError(want, got);
-            worst = Math.max(worst, error);
-            assertTrue(error <= TOLERANCE, what + " grad." + e.getKey() + ": relative error " + error);
+            String n = e.getKey();
+            double[] want = Reference.values(e.getValue()), got = Reference.values(grads.get(n));
+            double[] same = Reference.values(sameWeights.get(n));
+            double error = TensorAssert.relativeError(want, got), vsSame = TensorAssert.relativeError(same, got);
+            double weightsAlone = TensorAssert.relativeError(want, same);
+            if (error > worst) {
+                worst = error;
+                worstName = n;
+            }
+            if (vsSame > worstSame) {
+                worstSame = vsSame;
+                worstSameName = n;
+            }
+            if (weightsAlone > TOLERANCE) {
+                beyondWeights.add(String.format(java.util.Locale.ROOT, "%s (weights alone %.2e, GPU %.2e)", n,
+                        weightsAlone, error));
+            }
+            if (error > TOLERANCE) {
+                failures.add(String.format(java.util.Locale.ROOT, "grad.%s: %.3e from transformers, %.3e from the same "
+                        + "BF16 weights on the CPU (those alone %.3e)", n, error, vsSame, weightsAlone));
+            }
         }
-        System.out.printf("GPU train step %-28s %d gradients, worst relative error %.2e%n", what, expected.size(), worst);
+        System.out.printf("GPU train step %-28s %d gradients, worst relative error %.2e (%s) from transformers, %.2e "
+                + "(%s) from the same BF16 weights on the CPU; BF16 weights alone beyond the tolerance: %s%n", what,
+                expected.size(), worst, worstName, worstSame, worstSameName, beyondWeights);
+        assertTrue(failures.isEmpty(), what + ": " + failures);
     }
 }
