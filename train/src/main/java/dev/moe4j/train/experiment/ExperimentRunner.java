@@ -127,7 +127,8 @@ public final class ExperimentRunner {
                 String name = v.name() + "-s" + seed;
                 index++;
                 if (!o.only().isEmpty() && !o.only().contains(v.name())) {
-                    doneRecord(folder.resolve(name), definitions.get(name)).ifPresentOrElse(
+                    savedRun(folder.resolve(name), definitions.get(name))
+                            .filter(ExperimentRunner::analysedByThisVersion).ifPresentOrElse(
                             r -> records.put(name, r), () -> missing.add(name));
                     continue;
                 }
@@ -151,15 +152,19 @@ public final class ExperimentRunner {
         return Optional.of(results);
     }
 
-    /** The saved record of a run trained with this definition and analysed by this version, if there is one. */
-    private static Optional<JsonNode> doneRecord(Path dir, Map<String, String> definition) {
+    /** The saved record of a run trained with this definition, if there is one (whatever analysed it). */
+    private static Optional<JsonNode> savedRun(Path dir, Map<String, String> definition) {
         Path file = dir.resolve(RUN_FILE);
         if (!Files.isRegularFile(file)) {
             return Optional.empty();
         }
         JsonNode saved = Json.read(file);
-        return sameSettings(saved, definition) && saved.path("analysis_version").asInt() == ANALYSIS_VERSION
-                ? Optional.of(saved) : Optional.empty();
+        return sameSettings(saved, definition) ? Optional.of(saved) : Optional.empty();
+    }
+
+    /** Whether a saved record carries this version's analysis, so that it is reused as it is. */
+    private static boolean analysedByThisVersion(JsonNode saved) {
+        return saved.path("analysis_version").asInt() == ANALYSIS_VERSION;
     }
 
     /** A variant's full option map for one seed, before paths are made absolute: what identifies the run. */
@@ -193,14 +198,13 @@ public final class ExperimentRunner {
     private static JsonNode runOne(Experiment experiment, Variant variant, long seed, Map<String, String> definition,
                                    Path dir, Options o, Listener listener, String name, int index, int total) {
         Path file = dir.resolve(RUN_FILE);
-        JsonNode saved = Files.isRegularFile(file) ? Json.read(file) : null;
-        boolean same = saved != null && sameSettings(saved, definition);
-        if (!o.force() && same && saved.path("analysis_version").asInt() == ANALYSIS_VERSION) {
+        JsonNode saved = o.force() ? null : savedRun(dir, definition).orElse(null);
+        if (saved != null && analysedByThisVersion(saved)) {
             listener.runFinished(name, saved, true);
             return saved;
         }
         TrainConfig config = TrainConfig.parse(trainValues(definition, dir.getParent().resolve(dir.getFileName()), o));
-        if (!o.force() && same && saved.path("status").asText().equals("finished") && RunCheckpoint.exists(dir)) {
+        if (saved != null && saved.path("status").asText().equals("finished") && RunCheckpoint.exists(dir)) {
             listener.message(name + ": analysing the saved model again (the analysis changed)");
             ObjectNode record = saved.deepCopy();
             record.set("analysis", analyse(dir, config, experiment, listener));
