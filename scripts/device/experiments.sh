@@ -3,7 +3,7 @@
 # one process, "NAME" or "NAME:VARIANT,VARIANT" (moe4j experiment NAME --only ...), with THREADS threads each.
 # Expects a jlinked runtime as .carry/runtime.tgz (scripts/device/package.sh) or, smaller, .carry/rt/runtime.txz
 # (the same folder through xz), and the jar as .carry/exp.jar. Run folders go to
-# runs/ (kept while the machine stays warm); their small files (no weights) are copied to $OUT/runs at the end,
+# runs/ (kept while the machine stays warm); their small files (no weights) go to $OUT/runs.tgz at the end,
 # with each process's log, so that they can be gathered where the rest of the sweep ran.
 set -uo pipefail
 threads="${THREADS:-3}"
@@ -26,7 +26,6 @@ for group in "$@"; do
   i=$((i + 1))
 done
 wait
-# Every run's small files; the weights stay behind.
-rsync -a --exclude '*.safetensors' --exclude 'optimizer*' runs "$out/" 2>/dev/null \
-  || (cd runs && find . -type f ! -name '*.safetensors' ! -name 'optimizer*' | cpio -pdm "$out/runs" 2>/dev/null)
+# Every run's small files in one archive (the weights stay behind): the device returns only a few files per call.
+tar --exclude='*.safetensors' --exclude='optimizer*' -czf "$out/runs.tgz" runs
 tail -n 3 "$out"/logs/*.log
