@@ -63,7 +63,7 @@ public final class CudaBackend implements Backend {
         return device;
     }
 
-    /** The device's precision's: BF16, or F32 in {@link Precision#F32}. */
+    /** BF16, or F32 when the device computes in {@link Precision#F32}. */
     @Override
     public DType activationType() {
         return device.precision().activationType();
