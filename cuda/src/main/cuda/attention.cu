@@ -1,15 +1,12 @@
 // Causal attention with grouped key/value heads, a sliding window, sinks and a query offset (decoding against a
 // cache), forward and backward, for any head dimension up to 256: tiles of 32 queries and 32 keys in shared memory
-// and F32 arithmetic on the CUDA cores. flash.cu holds the tensor-core forward for head dimensions 64 and 128; this
-// file serves the other shapes and the backward pass. q, k, v and out are BF16; dOut and the gradients F32 (added into
-// when `accumulate`); log-sum-exps F32. Every reduction has a fixed order.
+// and F32 arithmetic on the CUDA cores. flash.cu holds the tensor-core forward for head dimensions 64 and 128 in BF16;
+// this file serves the other shapes, the backward pass and F32 precision. q, k, v and out are BF16 (the entry points
+// without a suffix) or F32 (those ending in _f32), one body templated on the element type; dOut and the gradients F32
+// (added into when `accumulate`); log-sum-exps F32. Every reduction has a fixed order.
 #include "common.cuh"
 
 namespace {
-
-__device__ __forceinline__ float ld(const bf16* p, long long i) {
-    return __bfloat162float(p[i]);
-}
 
 __device__ __forceinline__ void stf(float* p, long long i, float v, int accumulate) {
     p[i] = accumulate ? p[i] + v : v;
@@ -36,10 +33,6 @@ constexpr int TILE = 32;
 constexpr int THREADS = 256;
 constexpr int MAX_FEATURES_PER_THREAD = 32;  // head dimensions up to 256
 
-}  // namespace
-
-extern "C" {
-
 // ---- attention: causal, grouped key/value heads, sliding window, sinks ----
 
 // Rows of `sequences` sequences laid end to end: query row t of sequence b is row b·T + t at position
@@ -48,10 +41,12 @@ extern "C" {
 // sinks [heads] (may be null) join every softmax with no value. Grid (ceil(T / 32), heads, sequences), 256
 // threads, dynamic shared memory of attentionSharedBytes(d, dv). Online softmax over key tiles (flash
 // attention's algorithm), in F32 on the CUDA cores.
-__global__ void attention_forward(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-                                  int T, int S, int heads, int kvHeads, int d, int dv, float scale, int queryStart,
-                                  int window, const float* __restrict__ sinks, bf16* __restrict__ out,
-                                  float* __restrict__ lse) {
+template <typename E>
+__device__ __forceinline__ void attentionForward(const E* __restrict__ q, const E* __restrict__ k,
+                                                 const E* __restrict__ v, int T, int S, int heads, int kvHeads, int d,
+                                                 int dv, float scale, int queryStart, int window,
+                                                 const float* __restrict__ sinks, E* __restrict__ out,
+                                                 float* __restrict__ lse) {
     extern __shared__ float smem[];
     int ds = d + 1, dvs = dv + 1;  // padded rows: no bank conflicts between the rows a warp reads
     float* Qs = smem;                // [TILE][ds]
@@ -63,7 +58,7 @@ __global__ void attention_forward(const bf16* __restrict__ q, const bf16* __rest
     long long qRow0 = (long long) b * T, kRow0 = (long long) b * S;
     for (int i = tid; i < TILE * d; i += THREADS) {
         int r = i / d, c = i % d;
-        Qs[r * ds + c] = t0 + r < T ? ld(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
+        Qs[r * ds + c] = t0 + r < T ? load(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
     }
     float o[MAX_FEATURES_PER_THREAD];
 #pragma unroll
@@ -80,11 +75,11 @@ __global__ void attention_forward(const bf16* __restrict__ q, const bf16* __rest
         __syncthreads();  // the previous tile is no longer read
         for (int i = tid; i < TILE * d; i += THREADS) {
             int r = i / d, c = i % d;
-            Ks[r * ds + c] = s0 + r < S ? ld(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
+            Ks[r * ds + c] = s0 + r < S ? load(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
         }
         for (int i = tid; i < TILE * dv; i += THREADS) {
             int r = i / dv, c = i % dv;
-            Vs[r * dvs + c] = s0 + r < S ? ld(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
+            Vs[r * dvs + c] = s0 + r < S ? load(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
         }
         __syncthreads();
         float sc[4], tileMax = -INFINITY;
@@ -134,7 +129,7 @@ __global__ void attention_forward(const bf16* __restrict__ q, const bf16* __rest
     for (int j = 0; j < MAX_FEATURES_PER_THREAD; j++) {
         int f = lane8 + 8 * j;
         if (f < dv) {
-            out[outRow * dv + f] = __float2bfloat16_rn(o[j] * inv);
+            store(out, outRow * dv + f, o[j] * inv);
         }
     }
     if (lse && lane8 == 0) {
@@ -144,9 +139,11 @@ __global__ void attention_forward(const bf16* __restrict__ q, const bf16* __rest
 
 // D [rows·heads] = dOut · out per (row, head): the softmax backward's row term; sinkTerm (may be null) gets
 // −exp(sink − lse)·D, whose sum over rows is the sink's gradient. One warp per (row, head).
-__global__ void attention_backward_prepare(const float* __restrict__ dOut, const bf16* __restrict__ out,
-                                           const float* __restrict__ lse, const float* __restrict__ sinks, int rows,
-                                           int heads, int dv, float* __restrict__ D, float* __restrict__ sinkTerm) {
+template <typename E>
+__device__ __forceinline__ void attentionBackwardPrepare(const float* __restrict__ dOut, const E* __restrict__ out,
+                                                         const float* __restrict__ lse, const float* __restrict__ sinks,
+                                                         int rows, int heads, int dv, float* __restrict__ D,
+                                                         float* __restrict__ sinkTerm) {
     long long pair = (blockIdx.x * (long long) blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (pair >= (long long) rows * heads) {
@@ -154,7 +151,7 @@ __global__ void attention_backward_prepare(const float* __restrict__ dOut, const
     }
     float acc = 0.f;
     for (int f = lane; f < dv; f += 32) {
-        acc += dOut[pair * dv + f] * ld(out, pair * dv + f);
+        acc += dOut[pair * dv + f] * load(out, pair * dv + f);
     }
     acc = warpSum(acc);
     if (lane == 0) {
@@ -167,10 +164,13 @@ __global__ void attention_backward_prepare(const float* __restrict__ dOut, const
 
 // dq (+)= Σ_s ds_ts · k_s with ds = p·(dOut·v_s − D)·scale and p recomputed from lse. Same grid and tiles as the
 // forward; shared memory of attentionSharedBytes(d, dv) + TILE·(dv + 1) floats for the dOut tile.
-__global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-                                      const float* __restrict__ dOut, const float* __restrict__ lse,
-                                      const float* __restrict__ D, int T, int S, int heads, int kvHeads, int d, int dv,
-                                      float scale, int queryStart, int window, float* __restrict__ dq, int accumulate) {
+template <typename E>
+__device__ __forceinline__ void attentionBackwardDq(const E* __restrict__ q, const E* __restrict__ k,
+                                                    const E* __restrict__ v, const float* __restrict__ dOut,
+                                                    const float* __restrict__ lse, const float* __restrict__ D, int T,
+                                                    int S, int heads, int kvHeads, int d, int dv, float scale,
+                                                    int queryStart, int window, float* __restrict__ dq,
+                                                    int accumulate) {
     extern __shared__ float smem[];
     int ds = d + 1, dvs = dv + 1;
     float* Qs = smem;
@@ -183,7 +183,7 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
     long long qRow0 = (long long) b * T, kRow0 = (long long) b * S;
     for (int i = tid; i < TILE * d; i += THREADS) {
         int r = i / d, c = i % d;
-        Qs[r * ds + c] = t0 + r < T ? ld(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
+        Qs[r * ds + c] = t0 + r < T ? load(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
     }
     for (int i = tid; i < TILE * dv; i += THREADS) {
         int r = i / dv, c = i % dv;
@@ -206,11 +206,11 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
         __syncthreads();
         for (int i = tid; i < TILE * d; i += THREADS) {
             int r = i / d, c = i % d;
-            Ks[r * ds + c] = s0 + r < S ? ld(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
+            Ks[r * ds + c] = s0 + r < S ? load(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
         }
         for (int i = tid; i < TILE * dv; i += THREADS) {
             int r = i / dv, c = i % dv;
-            Vs[r * dvs + c] = s0 + r < S ? ld(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
+            Vs[r * dvs + c] = s0 + r < S ? load(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
         }
         __syncthreads();
 #pragma unroll
@@ -259,11 +259,13 @@ __global__ void attention_backward_dq(const bf16* __restrict__ q, const bf16* __
 // dk (+)= Σ_t ds_ts · q_t and dv (+)= Σ_t p_ts · dOut_t over every query row t and every query head of the
 // key/value head's group. Grid (ceil(S / 32), kvHeads, sequences): one block per tile of 32 keys, so each
 // gradient element has one writer. Shared memory: attentionSharedBytes(d, dv) + TILE·(dv + 1) floats.
-__global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                        const bf16* __restrict__ v, const float* __restrict__ dOut,
-                                        const float* __restrict__ lse, const float* __restrict__ D, int T, int S,
-                                        int heads, int kvHeads, int d, int dv, float scale, int queryStart, int window,
-                                        float* __restrict__ dk, float* __restrict__ dvOut, int accumulate) {
+template <typename E>
+__device__ __forceinline__ void attentionBackwardDkDv(const E* __restrict__ q, const E* __restrict__ k,
+                                                      const E* __restrict__ v, const float* __restrict__ dOut,
+                                                      const float* __restrict__ lse, const float* __restrict__ D, int T,
+                                                      int S, int heads, int kvHeads, int d, int dv, float scale,
+                                                      int queryStart, int window, float* __restrict__ dk,
+                                                      float* __restrict__ dvOut, int accumulate) {
     extern __shared__ float smem[];
     int ds = d + 1, dvs = dv + 1;
     float* Ks = smem;                    // this block's keys [TILE][ds]
@@ -278,11 +280,11 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
     long long qRow0 = (long long) b * T, kRow0 = (long long) b * S;
     for (int i = tid; i < TILE * d; i += THREADS) {
         int r = i / d, c = i % d;
-        Ks[r * ds + c] = s0 + r < S ? ld(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
+        Ks[r * ds + c] = s0 + r < S ? load(k, (kRow0 + s0 + r) * kvHeads * d + (long long) g * d + c) : 0.f;
     }
     for (int i = tid; i < TILE * dv; i += THREADS) {
         int r = i / dv, c = i % dv;
-        Vs[r * dvs + c] = s0 + r < S ? ld(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
+        Vs[r * dvs + c] = s0 + r < S ? load(v, (kRow0 + s0 + r) * kvHeads * dv + (long long) g * dv + c) : 0.f;
     }
     float gk[MAX_FEATURES_PER_THREAD], gv[MAX_FEATURES_PER_THREAD];
 #pragma unroll
@@ -299,7 +301,7 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
             __syncthreads();
             for (int i = tid; i < TILE * d; i += THREADS) {
                 int r = i / d, c = i % d;
-                Qs[r * ds + c] = t0 + r < T ? ld(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
+                Qs[r * ds + c] = t0 + r < T ? load(q, (qRow0 + t0 + r) * heads * d + (long long) h * d + c) : 0.f;
             }
             for (int i = tid; i < TILE * dv; i += THREADS) {
                 int r = i / dv, c = i % dv;
@@ -369,4 +371,43 @@ __global__ void attention_backward_dkdv(const bf16* __restrict__ q, const bf16* 
     }
 }
 
+}  // namespace
+
+// The entry points: each body once for BF16 q, k, v and out, once (suffix _f32) for F32.
+#define ATTENTION_ENTRY_POINTS(E, SUFFIX)                                                                             \
+    __global__ void attention_forward##SUFFIX(const E* __restrict__ q, const E* __restrict__ k,                       \
+                                              const E* __restrict__ v, int T, int S, int heads, int kvHeads, int d,   \
+                                              int dv, float scale, int queryStart, int window,                        \
+                                              const float* __restrict__ sinks, E* __restrict__ out,                   \
+                                              float* __restrict__ lse) {                                              \
+        attentionForward(q, k, v, T, S, heads, kvHeads, d, dv, scale, queryStart, window, sinks, out, lse);           \
+    }                                                                                                                 \
+    __global__ void attention_backward_prepare##SUFFIX(const float* __restrict__ dOut, const E* __restrict__ out,     \
+                                                       const float* __restrict__ lse, const float* __restrict__ sinks, \
+                                                       int rows, int heads, int dv, float* __restrict__ D,            \
+                                                       float* __restrict__ sinkTerm) {                                \
+        attentionBackwardPrepare(dOut, out, lse, sinks, rows, heads, dv, D, sinkTerm);                                \
+    }                                                                                                                 \
+    __global__ void attention_backward_dq##SUFFIX(const E* __restrict__ q, const E* __restrict__ k,                   \
+                                                  const E* __restrict__ v, const float* __restrict__ dOut,            \
+                                                  const float* __restrict__ lse, const float* __restrict__ D, int T,  \
+                                                  int S, int heads, int kvHeads, int d, int dv, float scale,          \
+                                                  int queryStart, int window, float* __restrict__ dq,                 \
+                                                  int accumulate) {                                                   \
+        attentionBackwardDq(q, k, v, dOut, lse, D, T, S, heads, kvHeads, d, dv, scale, queryStart, window, dq,        \
+                            accumulate);                                                                              \
+    }                                                                                                                 \
+    __global__ void attention_backward_dkdv##SUFFIX(const E* __restrict__ q, const E* __restrict__ k,                 \
+                                                    const E* __restrict__ v, const float* __restrict__ dOut,          \
+                                                    const float* __restrict__ lse, const float* __restrict__ D,       \
+                                                    int T, int S, int heads, int kvHeads, int d, int dv, float scale, \
+                                                    int queryStart, int window, float* __restrict__ dk,               \
+                                                    float* __restrict__ dvOut, int accumulate) {                      \
+        attentionBackwardDkDv(q, k, v, dOut, lse, D, T, S, heads, kvHeads, d, dv, scale, queryStart, window, dk,      \
+                              dvOut, accumulate);                                                                     \
+    }
+
+extern "C" {
+ATTENTION_ENTRY_POINTS(bf16, )
+ATTENTION_ENTRY_POINTS(float, _f32)
 }  // extern "C"

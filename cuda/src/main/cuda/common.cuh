@@ -1,4 +1,5 @@
-// Device helpers shared by moe4j's kernel files: 16-byte BF16 vectors, warp and block reductions, a block scan.
+// Device helpers shared by moe4j's kernel files: 16-byte BF16 vectors, loads and stores of either element type, warp
+// and block reductions, a block scan.
 #pragma once
 #include <cuda_bf16.h>
 #include <stdint.h>
@@ -28,6 +29,24 @@ __device__ __forceinline__ Bf16x8 pack8(const float* f) {
         v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
     }
     return v;
+}
+
+// Element i of a BF16 or F32 array as F32, and an F32 value stored into one (BF16 rounded to nearest even): kernels
+// templated on the element type serve both of the GPU's precisions through these.
+__device__ __forceinline__ float load(const bf16* p, long long i) {
+    return __bfloat162float(p[i]);
+}
+
+__device__ __forceinline__ float load(const float* p, long long i) {
+    return p[i];
+}
+
+__device__ __forceinline__ void store(bf16* p, long long i, float v) {
+    p[i] = __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ void store(float* p, long long i, float v) {
+    p[i] = v;
 }
 
 __device__ __forceinline__ bool aligned16(const void* p) {

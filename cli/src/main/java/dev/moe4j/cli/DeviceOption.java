@@ -4,6 +4,7 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.cuda.Cuda;
+import dev.moe4j.cuda.Precision;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeLayer;
 import picocli.CommandLine.Option;
@@ -12,8 +13,10 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * {@code --device cpu|cuda} (a picocli mixin): where a command runs. Left out, the GPU is taken when the CUDA
- * driver finds one, else the CPU; {@code --device cuda} without a usable GPU is a one-line error.
+ * {@code --device cpu|cuda} and {@code --precision bf16|f32} (a picocli mixin): where a command runs and, on a GPU,
+ * in what precision. Left out, the GPU is taken when the CUDA driver finds one, else the CPU; {@code --device cuda}
+ * without a usable GPU is a one-line error. The GPU computes in BF16 unless told f32; the CPU always computes in F32
+ * (weights as stored), so {@code --precision bf16} with the CPU is a one-line error rather than a silent no-op.
  */
 public final class DeviceOption {
     /** Where moe4j computes. */
@@ -25,6 +28,14 @@ public final class DeviceOption {
             description = "cpu or cuda (default: cuda when an NVIDIA GPU and its driver are found, else cpu).")
     String device;
 
+    /** --precision's help, shared with {@code moe4j train}. */
+    public static final String PRECISION_HELP = "How the GPU computes: bf16 (BF16 weights and activations, F32 "
+            + "accumulation; the default) or f32 (F32 throughout: float32's accuracy, twice the weights' memory, "
+            + "slower). The CPU always computes in F32; bf16 there is an error.";
+
+    @Option(names = "--precision", paramLabel = "PRECISION", description = PRECISION_HELP)
+    String precision;
+
     /** The device asked for, or the automatic choice. */
     public Device resolve() {
         if (device == null) {
@@ -34,12 +45,17 @@ public final class DeviceOption {
             case "cpu" -> Device.CPU;
             case "cuda", "gpu" -> {
                 if (!Cuda.available()) {
-                    Cuda.require("--device cuda"); // throws the one-line reason
+                    Cuda.require("--device cuda", Precision.BF16); // throws the one-line reason
                 }
                 yield Device.CUDA;
             }
             default -> throw new BadInputException("--device: expected cpu or cuda, got '" + device + "'");
         };
+    }
+
+    /** The precision asked for with --precision, or null when left out (BF16 on a GPU). */
+    public Precision precision() {
+        return precision == null ? null : Precision.parse("--precision", precision);
     }
 
     /**
@@ -49,17 +65,32 @@ public final class DeviceOption {
      */
     public Backend backend(ModelConfig config) {
         Device d = resolve();
+        Precision p = precision();
         if (d == Device.CPU) {
-            return CpuBackend.INSTANCE;
+            return cpu(p);
         }
         List<String> missing = config.moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of());
         if (!missing.isEmpty()) {
             if (device == null) {
-                return CpuBackend.INSTANCE;
+                return cpu(p);
             }
             throw new BadInputException("--device cuda: this model's MoE layers use " + String.join(" and ", missing)
                     + ", which the GPU does not run yet; use --device cpu");
         }
-        return Cuda.require("--device cuda").backend();
+        return gpu("--device cuda", p);
+    }
+
+    /** The CPU, which computes in F32 whatever the weights' dtype: {@code --precision bf16} cannot be honoured there. */
+    public static Backend cpu(Precision precision) {
+        if (precision == Precision.BF16) {
+            throw new BadInputException("--precision bf16: the CPU computes in F32 (weights as stored); bf16 is a GPU "
+                    + "precision (--device cuda), or leave out --precision");
+        }
+        return CpuBackend.INSTANCE;
+    }
+
+    /** GPU 0 in {@code precision} (BF16 when null), or the one-line reason there is none. */
+    public static Backend gpu(String option, Precision precision) {
+        return Cuda.require(option, precision == null ? Precision.BF16 : precision).backend();
     }
 }

@@ -26,6 +26,12 @@ final class Cublas {
     static final int R_32F = 0;
     static final int R_16F = 2;
     static final int R_16BF = 14;
+    /**
+     * CUBLAS_COMPUTE_32F, with the handle's default math mode (never changed here): BF16 operands multiply on the
+     * tensor cores accumulating in F32, F32 operands in true F32. Never TF32 (CUBLAS_COMPUTE_32F_FAST_TF32 or
+     * CUBLAS_TF32_TENSOR_OP_MATH), nor cuBLAS's BF16x9 emulation of F32 (a math mode too): TF32 rounds each F32
+     * operand to 10 mantissa bits (2^-11 relative), which alone would keep F32 precision from float32's 1e-4.
+     */
     static final int COMPUTE_32F = 68;
     static final int GEMM_DEFAULT = -1;
 

@@ -2,6 +2,9 @@ package dev.moe4j.cuda;
 
 import dev.moe4j.core.BadInputException;
 
+import java.util.EnumMap;
+import java.util.Map;
+
 /**
  * Whether this machine can run moe4j on an NVIDIA GPU, and the way in: {@link #open} gives a {@link CudaDevice}.
  * Nothing here needs a GPU to load; the driver is looked for on first use, and its absence is an answer
@@ -11,7 +14,7 @@ public final class Cuda {
     private static Driver driver;
     private static String failure;
     private static boolean probed;
-    private static CudaDevice shared;
+    private static final Map<Precision, CudaDevice> shared = new EnumMap<>(Precision.class);
 
     private Cuda() {
     }
@@ -65,24 +68,27 @@ public final class Cuda {
         return v / 1000 + "." + (v % 1000) / 10;
     }
 
-    /** Opens GPU {@code ordinal}: its primary context, a stream and (on first use) cuBLAS. */
+    /** Opens GPU {@code ordinal} in BF16, the default precision: its primary context, a stream and (on first use) cuBLAS. */
     public static CudaDevice open(int ordinal) {
-        return CudaDevice.open(driver(), ordinal);
+        return open(ordinal, Precision.BF16);
+    }
+
+    /** Opens GPU {@code ordinal} computing in {@code precision}. */
+    public static CudaDevice open(int ordinal, Precision precision) {
+        return CudaDevice.open(driver(), ordinal, precision);
     }
 
     /**
-     * The user asked for the GPU ({@code --device cuda}): GPU 0, opened once for the process (the commands share
-     * it), or says in one line why there is none.
+     * The user asked for the GPU ({@code --device cuda}) in {@code precision}: GPU 0, opened once per precision for
+     * the process (the commands share it), or says in one line why there is none.
      */
-    public static synchronized CudaDevice require(String option) {
+    public static synchronized CudaDevice require(String option, Precision precision) {
         if (!available()) {
             throw new BadInputException(option + ": no usable NVIDIA GPU: " + unavailableReason()
                     + " (install the NVIDIA driver, or leave out " + option + " to run on the CPU)");
         }
-        if (shared == null) {
-            shared = open(0);
-        }
-        shared.makeCurrent();
-        return shared;
+        CudaDevice device = shared.computeIfAbsent(precision, p -> open(0, p));
+        device.makeCurrent();
+        return device;
     }
 }

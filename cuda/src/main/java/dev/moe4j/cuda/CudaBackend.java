@@ -17,14 +17,24 @@ import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
- * The {@link Backend} of one GPU: BF16 activations, F32 gradients and arithmetic, products through cuBLAS, the rest
- * through moe4j's PTX kernels (cuda/src/main/cuda). Everything is queued on the device's one stream; the host waits
- * only where a value must come back (router logits, losses, the logits a sampler reads).
+ * The {@link Backend} of one GPU, computing in its device's {@link Precision}: F32 gradients and arithmetic, products
+ * through cuBLAS, the rest through moe4j's PTX kernels (cuda/src/main/cuda). Everything is queued on the device's one
+ * stream; the host waits only where a value must come back (router logits, losses, the logits a sampler reads).
  *
- * <p>Matrix products take BF16 operands: an F32 operand (a trainable parameter, a gradient) is converted on the
- * way, and the BF16 copy of a parameter is kept for the rest of the memory scope, so a training step converts each
- * weight once. Attention runs as flash attention on the tensor cores for heads of 64 or 128 ({@code flash.cu}), and
- * on the CUDA cores otherwise and for its backward pass ({@code attention.cu}).
+ * <p>In {@link Precision#BF16} activations are BF16 and matrix products take BF16 operands: an F32 operand (a
+ * trainable parameter, a gradient) is converted on the way, and the BF16 copy of a parameter is kept for the rest of
+ * the memory scope, so a training step converts each weight once. Attention runs as flash attention on the tensor
+ * cores for heads of 64 or 128 ({@code flash.cu}), and on the CUDA cores otherwise and for its backward pass
+ * ({@code attention.cu}). In {@link Precision#F32} activations are F32, every product is a true F32 one (no TF32,
+ * see {@link Cublas}), attention always takes the CUDA-core kernels' F32 entry points, and the one-pass decoding
+ * path for BF16 experts steps aside for the grouped products.
+ *
+ * <p>Why the precision belongs to the device: every operation finds its backend through its operands' device
+ * ({@link Backend#of}), and {@link #activationType()} decides what the model allocates, so a precision fixed when the
+ * device is opened reaches every operation, the placed weights and the KV cache with no flag passed anywhere; and
+ * since tensors of a BF16 and an F32 device of one GPU are on different devices, the two cannot mix unnoticed. A
+ * backend that chose F32 arithmetic from its operands' dtypes could not: its activations' dtype must be known before
+ * any operand exists, and a stray BF16 operand would silently lower a result's accuracy.
  */
 public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
@@ -36,6 +46,8 @@ public final class CudaBackend implements Backend {
     private static final boolean FLASH = !"false".equals(System.getProperty("moe4j.cuda.flash"));
 
     private final CudaDevice device;
+    /** Whether every product runs in F32 ({@link Precision#F32}) rather than on BF16 operands. */
+    private final boolean f32;
     /** Device copies of the host's rotary tables (cos, sin), made once per table. */
     private final Map<RopeTable, Tensor[]> ropeTables = new IdentityHashMap<>();
     /** BF16 copies of F32 parameters for the scope they were made in, by address. */
@@ -43,6 +55,7 @@ public final class CudaBackend implements Backend {
 
     CudaBackend(CudaDevice device) {
         this.device = device;
+        this.f32 = device.precision() == Precision.F32;
     }
 
     @Override
@@ -50,9 +63,10 @@ public final class CudaBackend implements Backend {
         return device;
     }
 
+    /** BF16, or F32 when the device computes in {@link Precision#F32}. */
     @Override
     public DType activationType() {
-        return DType.BF16;
+        return device.precision().activationType();
     }
 
     // ---- helpers ----
@@ -238,15 +252,25 @@ public final class CudaBackend implements Backend {
     // ---- products ----
 
     /**
-     * y = x·wᵀ on the tensor cores in BF16 with F32 accumulation; an F32 result of F32 weights (a router's or a
-     * shared expert gate's logits) is computed in F32 throughout, x widened exactly, so that routing sees the scores
-     * the CPU computes from the same activations rather than those of BF16-rounded router weights.
+     * In F32 precision an F32 result of F32 operands (a BF16 operand widened exactly): cuBLAS multiplies F32 matrices
+     * only into F32.
+     */
+    private static void requireF32Result(Tensor y) {
+        requireF32(y, "a product's result in F32 precision");
+    }
+
+    /**
+     * y = x·wᵀ. In BF16 precision on the tensor cores in BF16 with F32 accumulation; an F32 result of F32 weights (a
+     * router's or a shared expert gate's logits) is computed in F32 throughout, x widened exactly, so that routing
+     * sees the scores the CPU computes from the same activations rather than those of BF16-rounded router weights.
+     * In F32 precision every product is F32 throughout.
      */
     @Override
     public void matmul(Tensor y, Tensor x, Tensor w) {
         own(y, x, w);
-        if (y.dtype() == DType.F32 && w.dtype() == DType.F32) {
-            device.blas().linear(y, f32(x), w, 0f);
+        if (f32 || (y.dtype() == DType.F32 && w.dtype() == DType.F32)) {
+            requireF32Result(y);
+            device.blas().linear(y, f32(x), f32(w), 0f);
             return;
         }
         device.blas().linear(y, bf16(x), bf16(w), 0f);
@@ -255,12 +279,22 @@ public final class CudaBackend implements Backend {
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {
         own(y, a, b);
+        if (f32) {
+            requireF32Result(y);
+            device.blas().multiply(y, f32(a), f32(b), 0f);
+            return;
+        }
         device.blas().multiply(y, bf16(a), bf16(b), 0f);
     }
 
     @Override
     public void matmulBackwardInput(Tensor dx, Tensor dy, Tensor w, boolean accumulate) {
         own(dx, dy, w);
+        if (f32) {
+            requireF32Result(dx);
+            device.blas().linearBackwardInput(dx, f32(dy), f32(w), accumulate ? 1f : 0f);
+            return;
+        }
         device.blas().linearBackwardInput(dx, bf16(dy), bf16(w), accumulate ? 1f : 0f);
     }
 
@@ -273,9 +307,10 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        if (dw.dtype() == DType.F32 && dy.dtype() == DType.F32 && x.dtype() == DType.F32) {
-            // F32 operands throughout (a router's gradient): no rounding of the logits' gradient to BF16
-            device.blas().linearBackwardWeight(dw, dy, x, accumulate ? 1f : 0f);
+        if (f32 || (dw.dtype() == DType.F32 && dy.dtype() == DType.F32 && x.dtype() == DType.F32)) {
+            // F32 operands throughout (F32 precision, or a router's gradient): no rounding of the logits' gradient
+            requireF32Result(dw);
+            device.blas().linearBackwardWeight(dw, f32(dy), f32(x), accumulate ? 1f : 0f);
             return;
         }
         device.blas().linearBackwardWeight(dw, bf16(dy), bf16(x), accumulate ? 1f : 0f);
@@ -560,8 +595,10 @@ public final class CudaBackend implements Backend {
                                        AttentionSpec s) {
         require(s.headDim() <= MAX_HEAD_DIM && s.valueHeadDim() <= MAX_HEAD_DIM,
                 "attention: head dimensions up to " + MAX_HEAD_DIM + " on the GPU, got " + s);
-        require(q.dtype() == DType.BF16 && k.dtype() == DType.BF16 && v.dtype() == DType.BF16
-                        && out.dtype() == DType.BF16, "attention on the GPU takes BF16 q, k, v and output");
+        DType type = q.dtype();
+        require((type == DType.BF16 || type == DType.F32) && k.dtype() == type && v.dtype() == type
+                        && out.dtype() == type, "attention on the GPU takes q, k, v and output of one dtype, BF16 or F32;"
+                        + " got q " + q + ", k " + k + ", v " + v + ", out " + out);
         require(sequences > 0 && q.rows() % sequences == 0 && k.rows() % sequences == 0 && v.rows() == k.rows()
                         && q.cols() == s.heads() * s.headDim() && k.cols() == s.kvHeads() * s.headDim()
                         && v.cols() == s.kvHeads() * s.valueHeadDim() && out.rows() == q.rows()
@@ -571,7 +608,15 @@ public final class CudaBackend implements Backend {
                         + " sequence(s) from position " + queryStart + " do not fit " + s);
     }
 
-    /** Whether the tensor-core kernel takes this shape: heads of 64 or 128, equal for keys and values. */
+    /** attention.cu's entry point {@code name} for q's element type: the name itself for BF16, name_f32 for F32. */
+    private Kernel attentionKernel(String name, Tensor q) {
+        return kernel("attention", q.dtype() == DType.F32 ? name + "_f32" : name);
+    }
+
+    /**
+     * Whether the tensor-core kernel takes this shape: heads of 64 or 128, equal for keys and values (and BF16
+     * operands, which {@link #attend} checks).
+     */
     public static boolean flashSupports(AttentionSpec s) {
         return FLASH && s.headDim() == s.valueHeadDim() && (s.headDim() == 64 || s.headDim() == 128);
     }
@@ -584,14 +629,15 @@ public final class CudaBackend implements Backend {
 
     /**
      * Causal attention of q's rows (positions queryStart.. of each sequence) over k and v into out, on the tensor
-     * cores where the shape allows and {@code tensorCores} is set; lse (F32 [rows, heads]) and sinks may be null.
+     * cores where the shape and dtype (BF16) allow and {@code tensorCores} is set; lse (F32 [rows, heads]) and sinks
+     * may be null.
      */
     public void attend(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int sequences, int queryStart, AttentionSpec s,
                 Tensor sinks, boolean tensorCores) {
         checkAttention(out, q, k, v, sequences, queryStart, s);
         int t = q.rows() / sequences, keys = k.rows() / sequences;
         Tensor sinkValues = f32(sinks);
-        if (tensorCores && flashSupports(s)) {
+        if (tensorCores && q.dtype() == DType.BF16 && flashSupports(s)) {
             int d = s.headDim();
             int shared = 2 * 2 * 64 * (d + 8) * 2;
             kernel("flash", d == 64 ? "flash_attention_d64" : "flash_attention_d128").launchGrid((t + 63) / 64,
@@ -599,7 +645,7 @@ public final class CudaBackend implements Backend {
                     s.scale(), queryStart, s.slidingWindow(), sinkValues, out, lse);
             return;
         }
-        kernel("attention", "attention_forward").launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE, s.heads(),
+        attentionKernel("attention_forward", q).launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE, s.heads(),
                 sequences, ATTENTION_THREADS, 1, 1, tiledSharedBytes(s, false), q, k, v, t, keys, s.heads(),
                 s.kvHeads(), s.headDim(), s.valueHeadDim(), s.scale(), queryStart, s.slidingWindow(), sinkValues, out,
                 lse);
@@ -633,13 +679,13 @@ public final class CudaBackend implements Backend {
         Tensor d = device.allocate(DType.F32, rows, s.heads());
         Tensor sinkTerm = dSinks != null ? device.allocate(DType.F32, rows, s.heads()) : null;
         long threads = (long) rows * s.heads() * 32;
-        kernel("attention", "attention_backward_prepare").launch((int) ((threads + 255) / 256), 256, dy, y, lse,
+        attentionKernel("attention_backward_prepare", y).launch((int) ((threads + 255) / 256), 256, dy, y, lse,
                 sinkValues, rows, s.heads(), s.valueHeadDim(), d, sinkTerm);
         int shared = tiledSharedBytes(s, true);
-        kernel("attention", "attention_backward_dq").launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE, s.heads(),
+        attentionKernel("attention_backward_dq", q).launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE, s.heads(),
                 sequences, ATTENTION_THREADS, 1, 1, shared, q, k, v, dy, lse, d, t, keys, s.heads(), s.kvHeads(),
                 s.headDim(), s.valueHeadDim(), s.scale(), 0, s.slidingWindow(), gq, 1);
-        kernel("attention", "attention_backward_dkdv").launchGrid((keys + ATTENTION_TILE - 1) / ATTENTION_TILE,
+        attentionKernel("attention_backward_dkdv", q).launchGrid((keys + ATTENTION_TILE - 1) / ATTENTION_TILE,
                 s.kvHeads(), sequences, ATTENTION_THREADS, 1, 1, shared, q, k, v, dy, lse, d, t, keys, s.heads(),
                 s.kvHeads(), s.headDim(), s.valueHeadDim(), s.scale(), 0, s.slidingWindow(), gk, gv, 1);
         if (dSinks != null) {
@@ -809,8 +855,8 @@ public final class CudaBackend implements Backend {
     public boolean smallBatchExperts(Tensor out, Tensor x, int[] token, int[] expert, float[] weight, Tensor[] gateUp,
                                      Tensor[] down) {
         own(out, x);
-        if (out.dtype() != DType.BF16) {
-            return false;
+        if (f32 || out.dtype() != DType.BF16) {
+            return false; // its kernels read and write BF16: F32 precision takes the grouped products
         }
         x = bf16(x);
         int rows = token.length, h = x.cols(), inter = -1;

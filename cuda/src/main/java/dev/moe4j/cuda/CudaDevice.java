@@ -22,6 +22,11 @@ import java.util.TreeMap;
  * allocations inside a forward pass cost little; an allocation belongs to the {@link MemoryScope} open when it is
  * made, or, with none open, stays until {@link #free}.
  *
+ * <p>A device is opened with a {@link Precision}, and its backend computes in it: the tensors made on the device
+ * carry it to every operation through {@link dev.moe4j.core.Tensor#device()}, so nothing else needs telling. One GPU
+ * may be opened in both precisions at once (each with its own stream); tensors of the two are on different devices
+ * and do not mix.
+ *
  * <p>Use a device from one thread at a time; a thread other than the opening one calls {@link #makeCurrent()}
  * first.
  */
@@ -30,6 +35,7 @@ public final class CudaDevice implements Device, AutoCloseable {
     private static final long STAGING_BYTES = 8L << 20;
     private final Driver driver;
     private final int ordinal;
+    private final Precision precision;
     private final int device;
     private final MemorySegment context;
     private final MemorySegment stream;
@@ -46,9 +52,10 @@ public final class CudaDevice implements Device, AutoCloseable {
     private final int multiprocessorCount;
     private boolean closed;
 
-    private CudaDevice(Driver driver, int ordinal) {
+    private CudaDevice(Driver driver, int ordinal, Precision precision) {
         this.driver = driver;
         this.ordinal = ordinal;
+        this.precision = precision;
         this.device = driver.device(ordinal);
         this.context = driver.retainPrimaryContext(device);
         driver.setCurrent(context);
@@ -58,12 +65,12 @@ public final class CudaDevice implements Device, AutoCloseable {
         this.multiprocessorCount = driver.attribute(device, Driver.ATTRIBUTE_MULTIPROCESSOR_COUNT);
     }
 
-    static CudaDevice open(Driver driver, int ordinal) {
+    static CudaDevice open(Driver driver, int ordinal, Precision precision) {
         int count = driver.deviceCount();
         if (ordinal < 0 || ordinal >= count) {
             throw new IllegalArgumentException("GPU " + ordinal + " does not exist; the driver sees " + count);
         }
-        return new CudaDevice(driver, ordinal);
+        return new CudaDevice(driver, ordinal, precision);
     }
 
     Driver driver() {
@@ -88,10 +95,15 @@ public final class CudaDevice implements Device, AutoCloseable {
         return ordinal;
     }
 
-    /** "cuda:" and the ordinal, as messages name the device. */
+    /** How this device's backend computes. */
+    public Precision precision() {
+        return precision;
+    }
+
+    /** "cuda:" and the ordinal, as messages name the device, with " (f32)" when it computes in F32. */
     @Override
     public String name() {
-        return "cuda:" + ordinal;
+        return "cuda:" + ordinal + (precision == Precision.BF16 ? "" : " (" + precision.label() + ")");
     }
 
     @Override

@@ -9,7 +9,9 @@ import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.core.kernels.AttentionSpec;
 import dev.moe4j.core.kernels.GluParams;
 import dev.moe4j.core.kernels.RopeLayout;
+import dev.moe4j.core.kernels.MatMul;
 import dev.moe4j.core.kernels.RopeTable;
+import dev.moe4j.core.testing.RandomTensors;
 import dev.moe4j.core.testing.TensorAssert;
 import org.junit.jupiter.api.Test;
 
@@ -18,6 +20,7 @@ import java.util.Random;
 import static dev.moe4j.cuda.Gpu.bf16Normal;
 import static dev.moe4j.cuda.Gpu.values;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -25,10 +28,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * from the same numbers): activations on the GPU are BF16 and gradients F32, so BF16 results agree within 1e-2 of
  * the largest reference value and F32 ones (gradients, sums, losses) closer. Shapes are odd where a kernel has a
  * vector path, so that both paths run.
+ *
+ * <p>In {@link Precision#F32} every operation is held to float32's standard, {@link #FLOAT32} relative, on inputs
+ * that are not BF16-rounded: a stray rounding to BF16 (2^-9) or TF32 (2^-11) anywhere would show.
  */
 class CudaBackendTest {
     private static final double BF16 = 1e-2;
     private static final double F32 = 2e-3;
+    /** F32 precision against the CPU: both in F32, apart only by summation order and the last bits of exp/tanh/erf. */
+    private static final double FLOAT32 = 1e-5;
     private final Backend cpu = CpuBackend.INSTANCE;
 
     private static Tensor act(CudaDevice d, Tensor host) {
@@ -363,6 +371,248 @@ class CudaBackendTest {
             cpu.rowDots(rowDots, target, src);
             gpu.rowDots(grDots, gtarget, gsrc);
             TensorAssert.assertClose(toDoubles(rowDots), grDots, 1e-5, "rowDots");
+        }
+    }
+
+    /** Normal F32 values with every mantissa bit in use (not BF16-rounded). */
+    private static Tensor normal(Random random, double std, int... shape) {
+        return RandomTensors.normal(random, std, DType.F32, shape);
+    }
+
+    @Test
+    void productsInF32PrecisionAreTrueF32() {
+        CudaDevice d = Gpu.device(Precision.F32);
+        Backend gpu = d.backend();
+        assertEquals(DType.F32, gpu.activationType());
+        var random = new Random(41);
+        int m = 37, in = 301, out = 29;
+        Tensor x = normal(random, 1, m, in), w = normal(random, 1, out, in), dy = normal(random, 1, m, out);
+        Tensor wt = normal(random, 1, in, out), dw = normal(random, 1, out, in), dxBefore = normal(random, 1, m, in);
+        Tensor y = Tensor.zeros(m, out), y2 = Tensor.zeros(m, out), dx = dxBefore.copy(), dwAfter = dw.copy();
+        MatMul.forward(y, x, w);
+        MatMul.multiply(y2, x, wt);
+        MatMul.backwardInput(dx, dy, w, true);
+        MatMul.backwardWeight(dwAfter, dy, x, true);
+        try (var scope = MemoryScope.open()) {
+            Tensor gx = f32(d, x), gw = f32(d, w), gdy = f32(d, dy);
+            Tensor gy = gpu.activations(m, out), gy2 = gpu.activations(m, out), gdx = f32(d, dxBefore);
+            Tensor gdw = f32(d, dw);
+            gpu.matmul(gy, gx, gw);
+            gpu.multiply(gy2, gx, f32(d, wt));
+            gpu.matmulBackwardInput(gdx, gdy, gw, true);
+            gpu.matmulBackwardWeight(gdw, gdy, gx, true);
+            close(y, gy, FLOAT32, "F32 y = x·Wᵀ");
+            close(y2, gy2, FLOAT32, "F32 y = x·W");
+            close(dx, gdx, FLOAT32, "F32 dx += dy·W");
+            close(dwAfter, gdw, FLOAT32, "F32 dW += dyᵀ·x");
+
+            // A BF16 weight (a BF16 checkpoint's) is widened exactly: the product is that of its values in F32.
+            Tensor rounded = w.to(DType.BF16).to(DType.F32), yRounded = Tensor.zeros(m, out);
+            MatMul.forward(yRounded, x, rounded);
+            gpu.matmul(gy, gx, d.upload(rounded, DType.BF16));
+            close(yRounded, gy, FLOAT32, "F32 y = x·Wᵀ of a BF16 weight");
+        }
+    }
+
+    @Test
+    void everyOtherOperationInF32PrecisionMatchesTheCpuToFloat32Accuracy() {
+        CudaDevice d = Gpu.device(Precision.F32);
+        Backend gpu = d.backend();
+        var random = new Random(42);
+        int rows = 211, cols = 37;
+        try (var scope = MemoryScope.open()) {
+            Tensor a = normal(random, 1, rows, cols), b = normal(random, 1, rows, cols), dy = normal(random, 1, rows, cols);
+            Tensor ga = f32(d, a), gb = f32(d, b), gdy = f32(d, dy);
+            Tensor y = Tensor.zeros(rows, cols), gy = gpu.activations(rows, cols);
+            cpu.add(y, a, b);
+            gpu.add(gy, ga, gb);
+            close(y, gy, FLOAT32, "F32 add");
+            cpu.mul(y, a, b);
+            gpu.mul(gy, ga, gb);
+            close(y, gy, FLOAT32, "F32 mul");
+            Tensor acc = a.copy(), gacc = f32(d, a);
+            cpu.axpy(-0.75f, b, acc);
+            gpu.axpy(-0.75f, gb, gacc);
+            cpu.scale(acc, 1.5f);
+            gpu.scale(gacc, 1.5f);
+            Tensor v = normal(random, 1, cols);
+            cpu.addRowVector(acc, v);
+            gpu.addRowVector(gacc, f32(d, v));
+            close(acc, gacc, FLOAT32, "F32 axpy, scale, addRowVector");
+            Tensor g = normal(random, 1, rows);
+            cpu.scaleRows(y, a, g);
+            gpu.scaleRows(gy, ga, f32(d, g));
+            close(y, gy, FLOAT32, "F32 scaleRows");
+            cpu.sigmoid(y, a);
+            gpu.sigmoid(gy, ga);
+            close(y, gy, FLOAT32, "F32 sigmoid");
+            cpu.clamp(y, a, 0.7f);
+            gpu.clamp(gy, ga, 0.7f);
+            close(y, gy, FLOAT32, "F32 clamp");
+            for (Activation kind : Activation.values()) {
+                cpu.activation(kind, y, a);
+                gpu.activation(kind, gy, ga);
+                close(y, gy, FLOAT32, "F32 " + kind + " forward");
+                Tensor dx = Tensor.zeros(rows, cols), gdx = gpu.zeros(DType.F32, rows, cols);
+                cpu.activationBackward(kind, dx, dy, a);
+                gpu.activationBackward(kind, gdx, gdy, ga);
+                close(dx, gdx, FLOAT32, "F32 " + kind + " backward");
+            }
+            Tensor narrow = Tensor.zeros(rows, 11), gnarrow = gpu.activations(rows, 11);
+            cpu.copyColumns(narrow, 0, a, 13, 11, false);
+            gpu.copyColumns(gnarrow, 0, ga, 13, 11, false);
+            close(narrow, gnarrow, 0, "F32 copyColumns");
+
+            for (Tensor w : new Tensor[] {normal(random, 1, cols), null}) {
+                cpu.rmsNorm(y, a, w, 1e-6f);
+                gpu.rmsNorm(gy, ga, w == null ? null : f32(d, w), 1e-6f);
+                close(y, gy, FLOAT32, "F32 rmsNorm" + (w == null ? " without a weight" : ""));
+                Tensor dx = Tensor.zeros(rows, cols), dw = w == null ? null : Tensor.zeros(cols);
+                Tensor gdx = gpu.zeros(DType.F32, rows, cols), gdw = w == null ? null : gpu.zeros(DType.F32, cols);
+                cpu.rmsNormBackward(dx, dw, dy, a, w, 1e-6f);
+                gpu.rmsNormBackward(gdx, gdw, gdy, ga, w == null ? null : f32(d, w), 1e-6f);
+                close(dx, gdx, FLOAT32, "F32 rmsNorm dx");
+                if (w != null) {
+                    close(dw, gdw, FLOAT32, "F32 rmsNorm dWeight");
+                }
+            }
+
+            int inter = 30;
+            for (GluParams p : new GluParams[] {GluParams.swiglu(), GluParams.gated(Activation.GELU_TANH),
+                    new GluParams.Gated(Activation.SILU, GluParams.Layout.INTERLEAVED), GluParams.gptOss()}) {
+                Tensor gateUp = normal(random, 3, rows, 2 * inter), dAct = normal(random, 1, rows, inter);
+                Tensor act = Tensor.zeros(rows, inter), gact = gpu.activations(rows, inter);
+                cpu.glu(act, gateUp, p);
+                gpu.glu(gact, f32(d, gateUp), p);
+                close(act, gact, FLOAT32, "F32 " + p + " fused");
+                Tensor dGateUp = Tensor.zeros(rows, 2 * inter), gdGateUp = gpu.zeros(DType.F32, rows, 2 * inter);
+                cpu.gluBackward(dGateUp, dAct, gateUp, p);
+                gpu.gluBackward(gdGateUp, f32(d, dAct), f32(d, gateUp), p);
+                close(dGateUp, gdGateUp, FLOAT32, "F32 " + p + " fused backward");
+                if (p.layout() == GluParams.Layout.HALVES) {
+                    Tensor gate = normal(random, 3, rows, inter), up = normal(random, 3, rows, inter);
+                    cpu.glu(act, gate, up, p);
+                    gpu.glu(gact, f32(d, gate), f32(d, up), p);
+                    close(act, gact, FLOAT32, "F32 " + p + " separate");
+                    Tensor dGate = Tensor.zeros(rows, inter), dUp = Tensor.zeros(rows, inter);
+                    Tensor gdGate = gpu.zeros(DType.F32, rows, inter), gdUp = gpu.zeros(DType.F32, rows, inter);
+                    cpu.gluBackward(dGate, dUp, dAct, gate, up, p);
+                    gpu.gluBackward(gdGate, gdUp, f32(d, dAct), f32(d, gate), f32(d, up), p);
+                    close(dGate, gdGate, FLOAT32, "F32 " + p + " separate dGate");
+                    close(dUp, gdUp, FLOAT32, "F32 " + p + " separate dUp");
+                }
+            }
+
+            int tokens = 11, heads = 3, headDim = 32, rotaryDim = 24;
+            float[] invFreq = new float[rotaryDim / 2];
+            for (int i = 0; i < invFreq.length; i++) {
+                invFreq[i] = (float) Math.pow(10000, -2.0 * i / rotaryDim);
+            }
+            RopeTable table = new RopeTable(invFreq, 1f, 64);
+            int[] positions = random.ints(tokens, 0, 64).toArray();
+            for (RopeLayout layout : RopeLayout.values()) {
+                Tensor x = normal(random, 1, tokens, heads * headDim), forward = x.copy(), backward = x.copy();
+                cpu.rope(forward, positions, table, layout, headDim, rotaryDim);
+                cpu.ropeBackward(backward, positions, table, layout, headDim, rotaryDim);
+                Tensor gx = f32(d, x), gback = f32(d, x);
+                gpu.rope(gx, positions, table, layout, headDim, rotaryDim);
+                gpu.ropeBackward(gback, positions, table, layout, headDim, rotaryDim);
+                close(forward, gx, FLOAT32, "F32 rope " + layout);
+                close(backward, gback, FLOAT32, "F32 rope backward " + layout);
+            }
+
+            int n = 9, vocab = 300;
+            int[] targets = random.ints(n, 0, vocab).toArray();
+            targets[4] = -100;
+            Tensor logits = normal(random, 3, n, vocab);
+            Backend.CrossEntropy ce = cpu.crossEntropy(logits, targets, -100);
+            Backend.CrossEntropy gce = gpu.crossEntropy(f32(d, logits), targets, -100);
+            assertEquals(ce.loss(), gce.loss(), FLOAT32 * Math.abs(ce.loss()), "F32 mean cross-entropy");
+            Tensor dLogits = Tensor.zeros(n, vocab), gdLogits = gpu.zeros(DType.F32, n, vocab);
+            cpu.crossEntropyBackward(dLogits, ce, logits, targets, -100, 0.125f);
+            gpu.crossEntropyBackward(gdLogits, gce, f32(d, logits), targets, -100, 0.125f);
+            close(dLogits, gdLogits, FLOAT32, "F32 dLogits");
+
+            int picked = 57;
+            int[] index = random.ints(picked, 0, rows).toArray();
+            float[] weight = new float[picked];
+            for (int i = 0; i < picked; i++) {
+                weight[i] = (float) random.nextGaussian();
+            }
+            Tensor gathered = Tensor.zeros(picked, cols), ggathered = gpu.activations(picked, cols);
+            cpu.embedding(gathered, a, index);
+            gpu.embedding(ggathered, ga, index);
+            close(gathered, ggathered, 0, "F32 embedding (a gather)");
+            Tensor dst = a.copy(), gdst = f32(d, a), src = normal(random, 1, picked, cols);
+            cpu.scatterAddRows(dst, src, index, weight);
+            gpu.scatterAddRows(gdst, f32(d, src), index, weight);
+            close(dst, gdst, FLOAT32, "F32 weighted scatter-add");
+            Tensor dRows = Tensor.zeros(picked, cols), gdRows = gpu.activations(picked, cols);
+            float[] dots = new float[picked], gdots = new float[picked];
+            cpu.combineBackward(dRows, dots, dy, src, index, weight);
+            gpu.combineBackward(gdRows, gdots, gdy, f32(d, src), index, weight);
+            close(dRows, gdRows, FLOAT32, "F32 combine backward: dy");
+            TensorAssert.assertClose(toDoubles(dots), gdots, FLOAT32, "F32 combine backward: gate gradients");
+
+            // The one-pass decoding path reads BF16 experts: F32 precision runs the grouped products instead.
+            Tensor[] experts = {gpu.activations(2 * inter, cols)}, downs = {gpu.activations(cols, inter)};
+            assertFalse(gpu.smallBatchExperts(gpu.activations(1, cols), ga.slice(0, 1), new int[] {0}, new int[] {0},
+                    new float[] {1f}, experts, downs), "no BF16 one-pass path in F32 precision");
+        }
+    }
+
+    @Test
+    void attentionInF32PrecisionAndItsGradientMatchTheCpu() {
+        CudaDevice d = Gpu.device(Precision.F32);
+        CudaBackend gpu = d.backend();
+        var random = new Random(43);
+        // Heads of 64 and 128 take the tensor cores in BF16; in F32 every shape takes the CUDA-core kernels.
+        Case[] cases = {
+                new Case(AttentionSpec.of(4, 2, 64), 77, 2, false),
+                new Case(AttentionSpec.of(4, 4, 128).withSlidingWindow(40), 130, 1, false),
+                new Case(AttentionSpec.of(6, 2, 64), 65, 1, true),
+                new Case(AttentionSpec.of(4, 2, 24), 45, 2, true),
+                new Case(new AttentionSpec(4, 4, 24, 16, 0.3f, 0), 60, 1, false),
+                new Case(AttentionSpec.of(8, 2, 40).withSlidingWindow(7), 70, 1, true)};
+        for (Case c : cases) {
+            try (var scope = MemoryScope.open()) {
+                AttentionSpec s = c.spec();
+                int rows = c.length() * c.sequences();
+                String what = "F32 " + s + " × " + c.sequences() + " of " + c.length() + (c.sinks() ? " with sinks" : "");
+                Tensor q = normal(random, 1, rows, s.heads() * s.headDim());
+                Tensor k = normal(random, 1, rows, s.kvHeads() * s.headDim());
+                Tensor v = normal(random, 1, rows, s.kvHeads() * s.valueHeadDim());
+                Tensor sinks = c.sinks() ? normal(random, 1, s.heads()) : null;
+                Tensor y = Tensor.zeros(rows, s.heads() * s.valueHeadDim());
+                Object lse = cpu.attention(y, q, k, v, c.sequences(), s, sinks, true);
+                Tensor gq = f32(d, q), gk = f32(d, k), gv = f32(d, v), gsinks = sinks == null ? null : f32(d, sinks);
+                Tensor gy = gpu.activations(y.shape());
+                assertEquals(DType.F32, gy.dtype());
+                Object glse = gpu.attention(gy, gq, gk, gv, c.sequences(), s, gsinks, true);
+                close(y, gy, FLOAT32, what + " forward");
+
+                Tensor dy = normal(random, 1, y.shape());
+                Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
+                Tensor dSinks = sinks == null ? null : Tensor.zeros(s.heads());
+                cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, y, c.sequences(), s, sinks);
+                Tensor gdq = gpu.zeros(DType.F32, q.shape()), gdk = gpu.zeros(DType.F32, k.shape());
+                Tensor gdv = gpu.zeros(DType.F32, v.shape()), gdSinks = sinks == null ? null : gpu.zeros(DType.F32, s.heads());
+                gpu.attentionBackward(glse, gdq, gdk, gdv, gdSinks, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
+                close(dq, gdq, FLOAT32, what + " dq");
+                close(dk, gdk, FLOAT32, what + " dk");
+                close(dv, gdv, FLOAT32, what + " dv");
+                if (sinks != null) {
+                    close(dSinks, gdSinks, FLOAT32, what + " dSinks");
+                }
+
+                // Decoding: 3 new queries at positions 50.. against a cache of 53 keys (one sequence).
+                if (c.sequences() == 1 && c.length() >= 53) {
+                    Tensor y3 = Tensor.zeros(3, s.heads() * s.valueHeadDim()), gy3 = gpu.activations(y3.shape());
+                    cpu.attentionWithCache(y3, q.slice(50, 53), k.slice(0, 53), v.slice(0, 53), 50, s, sinks);
+                    gpu.attentionWithCache(gy3, gq.slice(50, 53), gk.slice(0, 53), gv.slice(0, 53), 50, s, gsinks);
+                    close(y3, gy3, FLOAT32, what + " against a cache");
+                }
+            }
         }
     }
 

@@ -4,24 +4,32 @@ import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.testing.RandomTensors;
 
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The GPU the tests share, or a skipped test where there is none (CI). */
 public final class Gpu {
-    private static CudaDevice device;
+    private static final Map<Precision, CudaDevice> devices = new EnumMap<>(Precision.class);
 
     private Gpu() {
     }
 
-    /** GPU 0, opened once per test JVM; skips the calling test when no CUDA driver or GPU is found. */
-    public static synchronized CudaDevice device() {
+    /** GPU 0 in BF16, opened once per test JVM; skips the calling test when no CUDA driver or GPU is found. */
+    public static CudaDevice device() {
+        return device(Precision.BF16);
+    }
+
+    /** GPU 0 computing in {@code precision}, opened once per test JVM and precision; skips without a GPU. */
+    public static synchronized CudaDevice device(Precision precision) {
         assumeTrue(Cuda.available(), () -> "no GPU here: " + Cuda.unavailableReason());
-        if (device == null) {
-            device = Cuda.open(0);
-            System.out.println("GPU tests on " + device.describe());
-        }
+        CudaDevice device = devices.computeIfAbsent(precision, p -> {
+            CudaDevice d = Cuda.open(0, p);
+            System.out.println("GPU tests on " + d.describe() + " in " + p.label());
+            return d;
+        });
         device.makeCurrent();
         return device;
     }

@@ -88,7 +88,7 @@ public final class BenchGenerateCommand implements Runnable {
         Bandwidth bandwidth = backend.device() instanceof CudaDevice gpu ? Bandwidth.gpu(gpu, options.quick())
                 : Bandwidth.cpu(options);
         if (!options.json() && backend.device() instanceof CudaDevice gpu) {
-            out.println("on " + gpu.describe() + " (weights in BF16)");
+            out.println("on " + gpu.describe() + " (weights in " + gpu.precision().activationType() + ")");
         }
         MachineLimits before = bandwidth.measure();
         long loadStart = System.nanoTime();
@@ -101,7 +101,7 @@ public final class BenchGenerateCommand implements Runnable {
                 throw new BadInputException("--prompt-tokens + --decode-tokens (" + (prompt + decode) + ") exceed the"
                         + " model's context of " + config.maxPositions() + " positions");
             }
-            long activeBytes = activeBytesPerToken(config, !backend.device().isHost());
+            long activeBytes = activeBytesPerToken(config, backend);
             if (!options.json()) {
                 out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s%n",
                         model, config.family(), config.numLayers(), activeBytes / 1e6, config.dtype(), loadSeconds);
@@ -173,11 +173,12 @@ public final class BenchGenerateCommand implements Runnable {
 
     /**
      * The bytes of weights one decoded token reads: every active parameter but the input embedding (one row of it
-     * is looked up), in the config's weight type, or in BF16 on a GPU (which loads every matrix so). The KV cache
-     * adds a little that grows with the context.
+     * is looked up), in the config's weight type, or on a GPU in its activation type (BF16, or F32 in F32
+     * precision: it loads every matrix so). The KV cache adds a little that grows with the context.
      */
-    static long activeBytesPerToken(ModelConfig config, boolean gpu) {
-        DType type = gpu ? DType.BF16 : config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
+    static long activeBytesPerToken(ModelConfig config, Backend backend) {
+        DType type = !backend.device().isHost() ? backend.activationType()
+                : config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
         return type.byteCount(ParameterCount.of(config).activeWithoutInputEmbedding());
     }
 

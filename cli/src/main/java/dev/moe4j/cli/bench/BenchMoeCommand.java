@@ -1,11 +1,13 @@
 package dev.moe4j.cli.bench;
 
 import dev.moe4j.cli.DeviceOption;
+import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.perf.MachineLimits;
 import dev.moe4j.core.perf.Timing;
 import dev.moe4j.cuda.Cuda;
 import dev.moe4j.cuda.CudaDevice;
+import dev.moe4j.cuda.Precision;
 import dev.moe4j.cuda.bench.MoeLayerBenchmark;
 import dev.moe4j.moe.perf.MoeBenchmark;
 import picocli.CommandLine;
@@ -35,7 +37,8 @@ import java.util.Map;
                 "--device cuda (the default where an NVIDIA GPU is found): the GPU layer (softmax top-k renormalised, "
                         + "dropless) at 16384 tokens, H 4096, I 14336, E 8, top-2 unless sizes are given, as TFLOP/s "
                         + "against cuBLAS's bf16 rate on 8192³ measured first, plus one decoding step of a "
-                        + "Qwen3-30B-A3B MoE layer against the device's copy bandwidth."})
+                        + "Qwen3-30B-A3B MoE layer against the device's copy bandwidth (in bf16 only: --precision f32 "
+                        + "is not timed here)."})
 public final class BenchMoeCommand implements Runnable {
     private static final String ALL = "topk, switch, capacity, deepseek, noisy, expert-choice, soft, dense";
 
@@ -87,6 +90,7 @@ public final class BenchMoeCommand implements Runnable {
             runGpu();
             return;
         }
+        DeviceOption.cpu(device.precision()); // --precision bf16 is a GPU's only
         var shape = validate();
         List<MoeBenchmark.Strategy> chosen = chosen(shape);
         options.applyThreads();
@@ -146,6 +150,10 @@ public final class BenchMoeCommand implements Runnable {
     private void runGpu() {
         var matched = spec.commandLine().getParseResult();
         boolean quick = options.quick();
+        if (device.precision() == Precision.F32) {
+            // Its figures are fractions of cuBLAS's bf16 rate and of a BF16 layer's bytes: an F32 layer is not timed.
+            throw new BadInputException("--precision f32: bench moe times the GPU layer in bf16 only");
+        }
         for (String cpuOnly : new String[] {"--strategies", "--seconds"}) {
             if (matched.hasMatchedOption(cpuOnly)) {
                 throw new CommandLine.ParameterException(spec.commandLine(), cpuOnly + " applies to --device cpu");

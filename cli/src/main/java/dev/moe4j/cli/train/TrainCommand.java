@@ -1,9 +1,10 @@
 package dev.moe4j.cli.train;
 
+import dev.moe4j.cli.DeviceOption;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.backend.Backend;
-import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.cuda.Cuda;
+import dev.moe4j.cuda.Precision;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.MoeLayer;
@@ -57,6 +58,11 @@ public final class TrainCommand implements Callable<Integer> {
             description = "A JSON or YAML file of options, with the same keys as the flags; flags override it.")
     Path configFile;
 
+    // A flag of the command line, not a setting of the run: how a GPU computes does not change what the run is
+    // (a run may resume in another precision, as on another device).
+    @Option(names = "--precision", paramLabel = "PRECISION", order = -1, description = DeviceOption.PRECISION_HELP)
+    String precision;
+
     /** Adds one option per {@link Setting}, grouped under the headings of its {@link Setting.Group}. */
     public static final class Options implements CommandLine.IModelTransformer {
         @Override
@@ -88,14 +94,16 @@ public final class TrainCommand implements Callable<Integer> {
 
     /**
      * --device: cpu, cuda (a one-line error without a GPU), or auto (the GPU when the driver finds one and runs the
-     * model's MoE options; a Soft MoE router or router jitter keeps an automatic choice on the CPU).
+     * model's MoE options; a Soft MoE router or router jitter keeps an automatic choice on the CPU). --precision
+     * (null when left out: BF16 on a GPU) as {@link DeviceOption} takes it.
      */
-    static Backend backend(String device, Optional<MoeConfig> moe) {
+    static Backend backend(String device, String precision, Optional<MoeConfig> moe) {
+        Precision p = precision == null ? null : Precision.parse("--precision", precision);
         return switch (device) {
-            case "cpu" -> CpuBackend.INSTANCE;
-            case "cuda" -> Cuda.require("--device cuda").backend();
+            case "cpu" -> DeviceOption.cpu(p);
+            case "cuda" -> DeviceOption.gpu("--device cuda", p);
             default -> Cuda.available() && moe.map(MoeLayer::unsupportedOnDevice).orElse(List.of()).isEmpty()
-                    ? Cuda.require("--device").backend() : CpuBackend.INSTANCE;
+                    ? DeviceOption.gpu("--device", p) : DeviceOption.cpu(p);
         };
     }
 
@@ -129,7 +137,7 @@ public final class TrainCommand implements Callable<Integer> {
         boolean terminal = System.console() != null && System.console().isTerminal();
         var progress = new TrainProgress(out, terminal, config.run().logEvery());
         TrainingRun.Summary summary = TrainingRun.run(config, progress,
-                backend(config.run().device(), config.model().flatMap(ModelConfig::moe)));
+                backend(config.run().device(), precision, config.model().flatMap(ModelConfig::moe)));
         progress.finish(summary);
         err.flush();
         return 0;

@@ -2,6 +2,7 @@ package dev.moe4j.cli.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.moe4j.cli.Main;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelLoader;
@@ -20,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -108,6 +110,17 @@ class TrainCommandTest {
         assertEquals(0, more.status(), more.err());
         assertTrue(more.out().contains("resuming at step 5 of 7 steps"), more.out());
         assertEquals(7, RunCheckpoint.state(run).step());
+    }
+
+    @Test
+    void bf16PrecisionOnTheCpuIsOneLineBeforeAnythingIsTrainedOrSaved() {
+        Result r = run(tiny("--device", "cpu", "--precision", "bf16"));
+        assertEquals(Main.EXIT_BAD_INPUT, r.status(), r.err());
+        assertTrue(r.err().startsWith("moe4j: error: --precision bf16: the CPU computes in F32"), r.err());
+        assertEquals(1, r.err().trim().lines().count(), r.err());
+        assertFalse(Files.exists(dir.resolve("run")), "nothing saved");
+        assertEquals(CpuBackend.INSTANCE, TrainCommand.backend("cpu", "f32", Optional.empty()),
+                "f32 is what the CPU does anyway");
     }
 
     @Test

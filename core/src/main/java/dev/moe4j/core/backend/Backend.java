@@ -15,7 +15,8 @@ import dev.moe4j.core.kernels.RopeTable;
  *
  * <p>Operations write into tensors the caller allocated ({@link #activations}, {@link #zeros}), as the core kernels
  * do. Backward operations take the gradients to add into, or null where no gradient is wanted. Activations are in
- * {@link #activationType()} (F32 on the CPU; a GPU keeps BF16); gradients of graph values are F32 on every device.
+ * {@link #activationType()} (F32 on the CPU; a GPU keeps BF16, or F32 when opened in F32 precision); gradients of
+ * graph values are F32 on every device.
  * Index arrays (token ids, positions, permutations) and per-row scalars are host arrays: they are small, and
  * routing decides them on the host.
  */
@@ -23,7 +24,7 @@ public interface Backend {
     /** The device this backend computes on. */
     Device device();
 
-    /** The dtype new activations take: F32 on the CPU, BF16 on a GPU. */
+    /** The dtype new activations take: F32 on the CPU, BF16 on a GPU (F32 in its F32 precision). */
     DType activationType();
 
     /** The backend of tensors, which must all live on one device (null entries are skipped). */
