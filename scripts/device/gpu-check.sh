@@ -49,7 +49,7 @@ if [ $tests = 1 ]; then
   echo "== GPU tests (JUnit) $(elapsed)"
   # The fixtures are read from the checkout; train's copies of mixtral and qwen2-moe hold the train-step references.
   cp="train/src/test/resources:model/src/test/resources:$here/moe4j.jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
-  timeout 240 "${java[@]}" -jar "$here/junit-console.jar" execute --disable-banner --details=tree \
+  timeout 330 "${java[@]}" -jar "$here/junit-console.jar" execute --disable-banner --details=tree \
     --class-path "$cp" --select-package dev.moe4j.cuda --select-class dev.moe4j.model.parity.GpuArchitectureParityTest \
     --select-class dev.moe4j.train.parity.GpuTrainStepParityTest --reports-dir "$out/junit" >"$out/tests.log" 2>&1 || status=1
   grep -E "GPU parity|GPU train step|GPU tests on" "$out/tests.log"
@@ -59,6 +59,8 @@ fi
 echo "== moe4j train --tiny --device cuda, then generate and score with the trained model on the GPU $(elapsed)"
 time_left 200 && timeout 90 "${moe4j[@]}" train --tiny --device cuda --out /tmp/moe4j-tiny-run >"$out/train.log" 2>&1 || status=1
 grep -vE "WARNING|^\s*$" "$out/train.log" | tail -6
+time_left 190 && timeout 60 "${moe4j[@]}" train --tiny --device cuda --precision f32 --out /tmp/moe4j-tiny-f32 >"$out/train-f32.log" 2>&1 || status=1
+grep -E "^trained" "$out/train-f32.log"
 time_left 180 && timeout 30 "${moe4j[@]}" generate --device cuda --model /tmp/moe4j-tiny-run --prompt "ROMEO:" --max-tokens 12 \
   --temperature 0 >"$out/generate.log" 2>&1 || status=1
 grep -v WARNING "$out/generate.log" | tail -3
@@ -67,6 +69,8 @@ if [ $bench = 1 ]; then
   time_left 120 && timeout 60 "${moe4j[@]}" bench make-model --out /tmp/moe4j-bench-qwen3 >"$out/make-model.log" 2>&1 || { status=1; tail -3 "$out/make-model.log"; }
   time_left 100 && timeout 120 "${moe4j[@]}" bench generate --device cuda --model /tmp/moe4j-bench-qwen3 $quick >"$out/bench-generate.log" 2>&1 || status=1
   cat "$out/bench-generate.log"
+  time_left 100 && timeout 120 "${moe4j[@]}" bench generate --device cuda --precision f32 --model /tmp/moe4j-bench-qwen3 $quick >"$out/bench-generate-f32.log" 2>&1 || status=1
+  cat "$out/bench-generate-f32.log"
   echo "== attention: moe4j's kernels, then PyTorch SDPA $(elapsed)"
   for shape in "4096 32 8 128" "4096 16 4 64"; do
     time_left 60 && timeout 45 "${java[@]}" -cp "$here/moe4j.jar" dev.moe4j.cuda.bench.AttentionBenchmark $shape >>"$out/bench-attention.log" 2>&1 || status=1

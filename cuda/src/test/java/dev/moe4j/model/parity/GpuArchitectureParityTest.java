@@ -8,6 +8,7 @@ import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.core.testing.TensorAssert;
 import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.Gpu;
+import dev.moe4j.cuda.TransformersBf16;
 import dev.moe4j.cuda.Precision;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ForwardObserver;
@@ -34,7 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <ul>
  * <li>the same BF16 weights computed on the CPU in F32: what the GPU's arithmetic must reproduce, always;</li>
  * <li>transformers' float32 reference: wherever rounding the weights to BF16 does not itself move the model past
- * the tolerance. Where it does (a token whose experts nearly tie, so that the rounded weights route it elsewhere),
+ * the tolerance; the bound is 1e-2 or, where larger, the error of transformers' own BF16 run of the fixture
+ * ({@link TransformersBf16}: only deepseek-v3's, 1.56e-2, is). Where it does (a token whose experts nearly tie, so that the rounded weights route it elsewhere),
  * no BF16 model can match the F32 reference there, and the test says so and holds the GPU to the first
  * yardstick.</li>
  * </ul>
@@ -113,7 +115,12 @@ class GpuArchitectureParityTest {
             assertTrue(gpuVsSameWeights <= TOLERANCE, name + ": the GPU is " + gpuVsSameWeights
                     + " from its own weights computed on the CPU");
             if (referenceHolds) {
-                assertTrue(gpuVsReference <= TOLERANCE, name + ": relative error " + gpuVsReference + " > " + TOLERANCE);
+                // BF16's tolerance, or what transformers' own BF16 run reaches on this fixture where that is further
+                // (deepseek-v3: 1.56e-2, its many MLA and MoE roundings).
+                double bound = Math.max(TOLERANCE, TransformersBf16.logitsError(name));
+                System.out.printf("GPU parity %-21s transformers' own BF16 logits: %.2e from its float32; bound %.2e%n",
+                        name, TransformersBf16.logitsError(name), bound);
+                assertTrue(gpuVsReference <= bound, name + ": relative error " + gpuVsReference + " > " + bound);
             }
 
             // The greedy prompt may hold near-ties too: its margin is the whole batch's measured error, flips included,

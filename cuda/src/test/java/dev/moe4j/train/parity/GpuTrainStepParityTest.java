@@ -10,6 +10,7 @@ import dev.moe4j.core.testing.Reference;
 import dev.moe4j.core.testing.TensorAssert;
 import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.Gpu;
+import dev.moe4j.cuda.TransformersBf16;
 import dev.moe4j.cuda.Precision;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.transformer.ForwardPass;
@@ -36,12 +37,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * One training step of a Hugging Face checkpoint on the GPU equals transformers' float32 step within BF16's
  * tolerance: the loss (cross-entropy plus the balance loss over all layers) within 1e-2, and every parameter's
- * gradient within 1e-2 relative (max|Δ| / max|ref| per tensor), for the model's own passes and for the trainer that
+ * gradient within 3e-2 relative (max|Δ| / max|ref| per tensor), for the model's own passes and for the trainer that
  * {@code moe4j train --device cuda} runs (its gradients come back to the host's master weights). Both route every
  * token to the experts the CPU chooses in F32 (see {@link #routeAsTheCpu}): a near-tie that BF16 activations flip
  * changes that token's experts, and no rounding tolerance covers that. Beside transformers, each gradient is also
  * measured against the same step on the CPU in F32 from the GPU's BF16-rounded weights, which splits a miss into
  * what the weights' rounding and what the GPU's arithmetic contribute (reported, not a second bound).
+ *
+ * <p>Why 3e-2 and not 1e-2 for BF16 gradients: BF16 itself does not reach 1e-2 on these fixtures. Rounding only the
+ * weights to BF16 (F32 arithmetic, on the CPU) already puts 5 of qwen2-moe's gradients beyond it, and transformers'
+ * own BF16 step misses it too ({@link TransformersBf16}: under autocast mixtral's worst gradient is 1.5e-2 with 5 of
+ * 21 beyond 1e-2, qwen2-moe's 1.8e-1 with 44 of 47). The GPU measured 1.56e-2 and 2.58e-2. Whoever needs 1e-2 trains
+ * in F32 precision, held to 1e-4 below.
  *
  * <p>In {@link Precision#F32} the same two steps are held to the float32 standard the CPU meets (TrainStepParityTest):
  * the loss within 1e-5 and every gradient within 1e-4 relative, with every token routed as the CPU routes it on its
@@ -50,6 +57,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class GpuTrainStepParityTest {
     private static final double TOLERANCE = 1e-2;
+    /** Gradients in BF16 precision (see the class comment for why not {@link #TOLERANCE}). */
+    private static final double BF16_GRADIENTS = 3e-2;
     /** Gradients in F32 precision: the bound the CPU's step meets against the same references. */
     private static final double FLOAT32 = 1e-4;
     /** The loss in F32 precision, as for the CPU. */
@@ -333,14 +342,17 @@ class GpuTrainStepParityTest {
                 beyondWeights.add(String.format(java.util.Locale.ROOT, "%s (weights alone %.2e, GPU %.2e)", n,
                         weightsAlone, error));
             }
-            if (error > TOLERANCE) {
+            if (error > BF16_GRADIENTS) {
                 failures.add(String.format(java.util.Locale.ROOT, "grad.%s: %.3e from transformers, %.3e from the same "
                         + "BF16 weights on the CPU (those alone %.3e)", n, error, vsSame, weightsAlone));
             }
         }
+        String fixture = what.substring(0, what.indexOf(' '));
         System.out.printf("GPU train step %-28s %d gradients, worst relative error %.2e (%s) from transformers, %.2e "
-                + "(%s) from the same BF16 weights on the CPU; BF16 weights alone beyond the tolerance: %s%n", what,
-                expected.size(), worst, worstName, worstSame, worstSameName, beyondWeights);
+                + "(%s) from the same BF16 weights on the CPU; BF16 weights alone beyond 1e-2: %s; transformers' own "
+                + "BF16 step: worst %.2e, %s beyond 1e-2 under autocast; bound %.0e%n", what, expected.size(), worst,
+                worstName, worstSame, worstSameName, beyondWeights, TransformersBf16.worstGradientError(fixture),
+                TransformersBf16.autocastGradientsBeyond1e2(fixture), BF16_GRADIENTS);
         assertTrue(failures.isEmpty(), what + ": " + failures);
     }
 }
