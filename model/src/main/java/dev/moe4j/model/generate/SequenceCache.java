@@ -92,8 +92,13 @@ public final class SequenceCache {
         return model.config().moe().map(MoeConfig::routesEachTokenAlone).orElse(true);
     }
 
+    /** How many leading ids two sequences share. */
+    public static int commonPrefix(int[] a, int[] b) {
+        return commonPrefix(a, a.length, b);
+    }
+
     /** How many leading ids the first {@code length} of {@code held} share with {@code prompt}. */
-    static int commonPrefix(int[] held, int length, int[] prompt) {
+    private static int commonPrefix(int[] held, int length, int[] prompt) {
         int n = Math.min(length, prompt.length);
         int i = 0;
         while (i < n && held[i] == prompt[i]) {
