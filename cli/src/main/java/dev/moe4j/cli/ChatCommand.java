@@ -7,6 +7,7 @@ import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
+import dev.moe4j.model.generate.SequenceCache;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -29,13 +30,15 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code moe4j chat}: a conversation with a model in the terminal. Each line read from stdin is a user message;
- * the conversation so far goes through the model's chat template and the reply streams back.
+ * the conversation so far goes through the model's chat template and the reply streams back. The KV cache is kept
+ * from turn to turn ({@link SequenceCache}), so a turn feeds the model only what the conversation added.
  */
 @Command(name = "chat", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Chat with a model: each line of input is a message; the reply streams back.",
                 "The conversation is rendered with the model's chat template (chat_template of tokenizer_config.json,"
-                        + " or --template FILE) and re-read by the model every turn. Commands: /reset forgets the"
-                        + " conversation, /exit (or end of input) ends the chat.",
+                        + " or --template FILE) every turn; the KV cache is kept between turns, so the model reads"
+                        + " only the tokens the conversation added (--no-cache-reuse: all of them). Commands: /reset"
+                        + " forgets the conversation, /exit (or end of input) ends the chat.",
                 "Replies end at an EOS id (generation_config.json and config.json eos_token_id), a --stop text or"
                         + " --max-tokens. Decoding flags win over generation_config.json, which wins over"
                         + " transformers' defaults (greedy; when sampling, temperature 1 and top-k 50)."})
@@ -50,6 +53,10 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
 
     @Option(names = "--system", paramLabel = "TEXT", description = "a system message that opens the conversation")
     String system;
+
+    @Option(names = "--no-cache-reuse", description = "feed the whole conversation every turn instead of keeping the"
+            + " KV cache of the turns before (the same replies, more work; for comparison)")
+    boolean noCacheReuse;
 
     @Mixin
     DeviceOption device;
@@ -88,6 +95,7 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
                     && experts.colours(context.terminal()));
             var traceLines = new ArrayList<String>();
             var history = opening();
+            var kept = new SequenceCache();
             int[] previous = new int[0];
             int turn = 0;
             var input = new BufferedReader(new InputStreamReader(context.in(), StandardCharsets.UTF_8));
@@ -110,6 +118,7 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
                 }
                 if (message.equals("/reset")) {
                     history = opening();
+                    kept.clear();
                     out.println("(conversation cleared)");
                     out.flush();
                     continue;
@@ -125,12 +134,13 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
                     int[] ids = m.tokenizer().encodeIds(chatTemplate.render(messages, true), false);
                     if (routing != null) {
                         routing.clear();
-                        routing.from(commonPrefix(previous, ids));
+                        routing.from(SequenceCache.commonPrefix(previous, ids));
                     }
                     var options = new GenerationOptions(sampling.maxNewTokens(m.generation()),
                             sampling.resolve(m.generation()), m.eosTokenIds(), sampling.stops, routing,
                             routing != null);
-                    Generation g = generator.generate(ids, options, (text, position) -> {
+                    var cache = noCacheReuse ? new SequenceCache() : kept;
+                    Generation g = generator.generate(cache, ids, options, (text, position) -> {
                         out.print(colours.paint(text, layer.isPresent()
                                 ? routing.firstExpert(position, layer.getAsInt()) : OptionalInt.empty()));
                         out.flush();
@@ -144,9 +154,11 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
                     if (trace.enabled()) {
                         traceLines.addAll(routing.jsonLines(previous, m.text(), Map.of("turn", turn)));
                     }
-                    err.println(String.format(Locale.ROOT, "(%d tokens, %s; first token %.2f s, %.1f tokens/s)",
-                            g.outputIds().length, g.stopReason().label().replace('_', ' '),
-                            g.timings().firstTokenNanos() / 1e9, g.timings().decodeTokensPerSecond()));
+                    err.println(String.format(Locale.ROOT, "(%d tokens, %s; prompt %d tokens, %d of them reused;"
+                                    + " first token %.2f s, %.1f tokens/s)",
+                            g.outputIds().length, g.stopReason().label().replace('_', ' '), ids.length,
+                            g.reusedTokens(), g.timings().firstTokenNanos() / 1e9,
+                            g.timings().decodeTokensPerSecond()));
                     err.flush();
                 } catch (BadInputException e) {
                     // one turn that cannot run (too long for the context, refused by the template) ends only itself
@@ -176,15 +188,5 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-    }
-
-    /** How many leading ids two sequences share: those positions were traced in an earlier turn. */
-    static int commonPrefix(int[] a, int[] b) {
-        int n = Math.min(a.length, b.length);
-        int i = 0;
-        while (i < n && a[i] == b[i]) {
-            i++;
-        }
-        return i;
     }
 }

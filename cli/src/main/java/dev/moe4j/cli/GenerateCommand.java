@@ -127,7 +127,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
         String s = String.format(Locale.ROOT, "moe4j: %d prompt + %d generated tokens (%s); load %.2f s;"
                         + " first token %.3f s; prefill %.1f tokens/s; decode %.1f tokens/s",
                 g.promptIds().length, g.outputIds().length, g.stopReason().label().replace('_', ' '),
-                loadNanos / 1e9, t.firstTokenNanos() / 1e9, t.prefillTokensPerSecond(g.promptIds().length),
+                loadNanos / 1e9, t.firstTokenNanos() / 1e9, t.prefillTokensPerSecond(),
                 t.decodeTokensPerSecond());
         if (g.sampling().sample() && !seedGiven) {
             s += "; seed " + g.sampling().seed();
@@ -156,7 +156,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
         timings.put("decode", t.decodeNanos() / 1e9);
         long generating = t.firstTokenNanos() + t.decodeNanos();
         o.put("tokens_per_s", generating > 0 ? g.outputIds().length * 1e9 / generating : 0);
-        o.put("prefill_tokens_per_s", t.prefillTokensPerSecond(g.promptIds().length));
+        o.put("prefill_tokens_per_s", t.prefillTokensPerSecond());
         o.put("decode_tokens_per_s", t.decodeTokensPerSecond());
         return o;
     }

@@ -29,7 +29,9 @@ import java.util.concurrent.Callable;
                         + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",
                 "One generation runs at a time: requests wait in a queue and are served in arrival order. A"
-                        + " streaming client that disconnects stops its generation.",
+                        + " streaming client that disconnects stops its generation. The last generation's KV cache"
+                        + " is kept: a request whose prompt extends it (the next turn of a conversation) is fed only"
+                        + " from where they differ (usage.prompt_tokens_details.cached_tokens).",
                 "Each generation and each refused request is logged on stderr in one line."})
 final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Option(names = "--model", required = true, paramLabel = "DIR",

@@ -4,12 +4,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.tokenizer.Tokenizer;
+import dev.moe4j.model.generate.SequenceCache;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -31,9 +34,30 @@ class ChatCommandTest {
         return tokenizer.encodeIds(template.render(List.of(messages), true), false);
     }
 
-    /** The prompts of each turn: the first forward call after each state was created. */
+    /**
+     * The whole prompt of each turn, as the model's state held it after the turn's prefill: the positions kept from
+     * before and the tokens fed. A chat turn's prefill feeds at least the new user message, more than one token;
+     * decoding feeds one at a time.
+     */
     private List<int[]> turnPrompts() {
-        return toys.last().fed.stream().filter(f -> f.length > 1).toList();
+        var prompts = new ArrayList<int[]>();
+        int[] sequence = new int[0];
+        var model = toys.last();
+        for (int i = 0; i < model.calls.size(); i++) {
+            int start = model.calls.get(i)[0];
+            int[] tokens = model.fed.get(i);
+            sequence = TokenIds.concat(Arrays.copyOf(sequence, start), tokens);
+            if (tokens.length > 1) {
+                prompts.add(sequence);
+            }
+        }
+        return prompts;
+    }
+
+    /** The first position and the length of each turn's prefill. */
+    private List<List<Integer>> prefills() {
+        var model = toys.last();
+        return model.calls.stream().filter(c -> c[1] > 1).map(c -> List.of(c[0], c[1])).toList();
     }
 
     private static ChatTemplate.Message user(String s) {
@@ -58,6 +82,31 @@ class ChatCommandTest {
     }
 
     @Test
+    void aTurnFeedsOnlyWhatTheConversationAddedToTheKeptCache() {
+        var r = Cli.run(toys, "hello\nand again\n", false, "chat", "--model", model, "--max-tokens", "4");
+        assertEquals(0, r.status(), r.err());
+        List<String> replies = r.out().lines().toList();
+        int[] first = prompt(user("hello"));
+        int[] second = prompt(user("hello"), assistant(replies.get(0)), user("and again"));
+        // turn 1 left its prompt and the 3 reply tokens it fed (the 4th was chosen, never fed) in the cache; the
+        // reply re-tokenised from its text need not be those ids, so only the identical prefix is kept
+        var fed = toys.last().fed;
+        int[] held = TokenIds.concat(TokenIds.concat(first, fed.get(1)), TokenIds.concat(fed.get(2), fed.get(3)));
+        int reused = SequenceCache.commonPrefix(held, second);
+        assertTrue(reused >= first.length - 1, "at least turn 1's prompt less its last token: " + reused);
+        assertTrue(reused < held.length, "with this tokenizer the re-read reply differs from the generated ids");
+        assertEquals(List.of(List.of(0, first.length), List.of(reused, second.length - reused)), prefills());
+        assertTrue(r.err().contains("prompt " + first.length + " tokens, 0 of them reused;"), r.err());
+        assertTrue(r.err().contains("prompt " + second.length + " tokens, " + reused + " of them reused;"), r.err());
+
+        var whole = Cli.run(toys, "hello\nand again\n", false, "chat", "--model", model, "--max-tokens", "4",
+                "--no-cache-reuse");
+        assertEquals(r.out(), whole.out(), "the same replies");
+        assertEquals(List.of(List.of(0, first.length), List.of(0, second.length)), prefills());
+        assertTrue(whole.err().contains("prompt " + second.length + " tokens, 0 of them reused;"), whole.err());
+    }
+
+    @Test
     void resetForgetsTheConversationAndExitEndsTheChat() {
         var r = Cli.run(toys, "hello\n/reset\nfresh start\n/exit\nnever read\n", false, "chat", "--model", model,
                 "--max-tokens", "3");
@@ -66,6 +115,7 @@ class ChatCommandTest {
         List<int[]> prompts = turnPrompts();
         assertEquals(2, prompts.size());
         assertArrayEquals(prompt(user("fresh start")), prompts.get(1));
+        assertEquals(0, prefills().get(1).getFirst(), "the kept cache was cleared too");
     }
 
     @Test

@@ -8,6 +8,16 @@ public interface InferenceState {
     /** The most positions this state can hold. */
     int capacity();
 
-    /** Forgets every position, keeping the memory, to start a new sequence. */
-    void reset();
+    /**
+     * Forgets the positions from {@code position} on and keeps those before it, with the memory: the next token
+     * fed goes at {@code position} (0 starts a new sequence). Nothing is cleared; what lies beyond is overwritten
+     * as the sequence goes on, so a kept prefix costs nothing to return to.
+     */
+    void rewind(int position);
+
+    /**
+     * A state of {@code capacity} positions holding a copy of this one's filled positions, for a sequence that
+     * outgrew this state; this state is left as it was.
+     */
+    InferenceState grown(int capacity);
 }

@@ -109,6 +109,21 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
         return router == RouterKind.TOP_K || router == RouterKind.DENSE;
     }
 
+    /**
+     * True when inference routes every token by its own router scores alone, so that a sequence fed in pieces (a
+     * kept KV cache plus the new tokens, or one token at a time) is routed exactly as one pass over all of it. Not
+     * so when tokens of a pass compete for room: a capacity bound (tokens dropped or sent to a later choice, in
+     * the priority order, from a capacity that scales with the pass's size), expert choice taking each expert's
+     * top-C tokens of the batch, or Soft MoE mixing all tokens into every slot. Inference draws no router noise.
+     */
+    public boolean routesEachTokenAlone() {
+        return switch (router) {
+            case TOP_K, DENSE -> capacity.isDropless();
+            case EXPERT_CHOICE -> expertChoiceDecode == ExpertChoiceDecode.THRESHOLD;
+            case SOFT -> false;
+        };
+    }
+
     private static void validate(int hidden, int intermediate, int experts, int topK, RouterKind router,
                                  Scoring scoring, GateOrder gateOrder, double routedScalingFactor,
                                  boolean selectionBias, GroupLimit groupLimit, Noise noise, Capacity capacity,

@@ -116,6 +116,42 @@ class MoeLayerTest {
     }
 
     @Test
+    void routesEachTokenAloneHoldsExactlyWhenFeedingInPiecesRoutesAsOnePass() {
+        Tensor x = FiniteDifferences.gaussian(new Random(8), 1.0, 12, H);
+        var alone = List.of(MoeConfig.builder(H, I, 4, 2).build(),
+                MoeConfig.builder(H, I, 4, 1).router(RouterKind.EXPERT_CHOICE)
+                        .capacity(Capacity.factor(1.0, Capacity.Rounding.CEIL, 1)).build());
+        var together = List.of(MoeConfig.builder(H, I, 4, 2).capacity(Capacity.fixed(2)).build(),
+                MoeConfig.builder(H, I, 4, 1).router(RouterKind.EXPERT_CHOICE)
+                        .capacity(Capacity.factor(1.0, Capacity.Rounding.CEIL, 1))
+                        .expertChoiceDecode(dev.moe4j.moe.router.ExpertChoiceDecode.BATCH_TOP_C).build(),
+                MoeConfig.builder(H, I, 4, 1).router(RouterKind.SOFT).build());
+        for (MoeConfig c : alone) {
+            assertTrue(c.routesEachTokenAlone(), c.router().toString());
+            MoeLayer layer = MoeLayer.initialize(c);
+            // expert choice routes by thresholds that a training pass estimates
+            layer.forward(FiniteDifferences.gaussian(new Random(9), 1.0, 24, H), Mode.TRAINING);
+            float[][] outputs = wholeAndInPieces(layer, x);
+            assertArrayEquals(outputs[0], outputs[1], 1e-6f, c.router().toString());
+        }
+        for (MoeConfig c : together) {
+            assertFalse(c.routesEachTokenAlone(), c.router().toString());
+            float[][] outputs = wholeAndInPieces(MoeLayer.initialize(c), x);
+            assertFalse(java.util.Arrays.equals(outputs[0], outputs[1]), c.router() + " depends on the batch");
+        }
+    }
+
+    /** The layer's output over x in one pass, and over its first 8 rows and the rest in two passes. */
+    private static float[][] wholeAndInPieces(MoeLayer layer, Tensor x) {
+        float[] whole = layer.forward(x, Mode.INFERENCE).output().toFloatArray();
+        float[] head = layer.forward(x.slice(0, 8), Mode.INFERENCE).output().toFloatArray();
+        float[] tail = layer.forward(x.slice(8, x.rows()), Mode.INFERENCE).output().toFloatArray();
+        float[] pieces = java.util.Arrays.copyOf(head, whole.length);
+        System.arraycopy(tail, 0, pieces, head.length, tail.length);
+        return new float[][] {whole, pieces};
+    }
+
+    @Test
     void biasBalancerEvensOutASkewedRouterWithoutTouchingItsWeights() {
         MoeConfig c = MoeConfig.builder(H, I, 4, 1).scoring(Scoring.SIGMOID).selectionBias(true).build();
         MoeLayer layer = MoeLayer.initialize(c);

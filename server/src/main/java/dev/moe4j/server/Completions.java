@@ -10,6 +10,7 @@ import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.generate.SamplingConfig;
+import dev.moe4j.model.generate.SequenceCache;
 
 import java.time.Instant;
 import java.util.HexFormat;
@@ -22,19 +23,27 @@ import java.util.function.BooleanSupplier;
  * {@link CompletionRequest} becomes prompt ids (through the chat template for a conversation), waits for its turn
  * in the {@link GenerationQueue}, runs through the {@link Generator} that {@code moe4j generate} uses, and is
  * answered in OpenAI's shapes: Server-Sent Events of chunks, or one JSON object.
+ *
+ * <p>The sequence of the last generation stays in one {@link SequenceCache} (llama.cpp keeps one per slot, and a
+ * server of one slot is its default): a request whose prompt starts with what it holds, such as the next turn of
+ * the same conversation, is fed only from where they differ, and its usage says how many prompt tokens were
+ * cached. The cache is touched only by the generation holding the queue, and it records only passes that ran, so a
+ * stopped or failed generation leaves it holding a true prefix.
  */
 final class Completions {
     /** What the log says about one request. */
-    record Outcome(int promptTokens, int completionTokens, String finish, double seconds) {
+    record Outcome(int promptTokens, int cachedTokens, int completionTokens, String finish, double seconds) {
         String describe() {
-            return String.format(Locale.ROOT, "%d prompt + %d completion tokens (%s) in %.2f s", promptTokens,
-                    completionTokens, finish, seconds);
+            String cached = cachedTokens > 0 ? " (" + cachedTokens + " cached)" : "";
+            return String.format(Locale.ROOT, "%d prompt%s + %d completion tokens (%s) in %.2f s", promptTokens,
+                    cached, completionTokens, finish, seconds);
         }
     }
 
     private final ServedModel served;
     private final GenerationQueue queue;
     private final BooleanSupplier closing;
+    private final SequenceCache kept = new SequenceCache();
 
     Completions(ServedModel served, GenerationQueue queue, BooleanSupplier closing) {
         this.served = served;
@@ -70,7 +79,7 @@ final class Completions {
 
         Generation g;
         try {
-            g = queue.run(() -> generator.generate(prompt, options, listener));
+            g = queue.run(() -> generator.generate(kept, prompt, options, listener));
         } catch (Cancelled c) {
             var error = new ApiError(503, "the generation was stopped: " + c.getMessage(), "server_error", null, null);
             if (stream == null || !stream.started()) {
@@ -78,20 +87,20 @@ final class Completions {
             }
             sendError(stream, error);
             int generated = Math.max(0, model.fed() - prompt.length);
-            return new Outcome(prompt.length, generated, "stopped: " + c.getMessage(), seconds(start));
+            return new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
         } catch (BadInputException e) {
             ApiError error = ApiError.invalid(request.endpoint().promptField, e.getMessage());
             if (stream == null || !stream.started()) {
                 throw error.refuse();
             }
             sendError(stream, error);
-            return new Outcome(prompt.length, 0, "failed: " + e.getMessage(), seconds(start));
+            return new Outcome(prompt.length, 0, 0, "failed: " + e.getMessage(), seconds(start));
         } catch (RuntimeException e) {
             if (stream == null || !stream.started()) {
                 throw e;
             }
             sendError(stream, new ApiError(500, "the generation failed: " + e, "server_error", null, null));
-            return new Outcome(prompt.length, 0, "failed: " + e, seconds(start));
+            return new Outcome(prompt.length, 0, 0, "failed: " + e, seconds(start));
         }
 
         String finish = switch (g.stopReason()) {
@@ -107,12 +116,13 @@ final class Completions {
                 }
                 stream.done();
             } catch (Cancelled c) {
-                return new Outcome(prompt.length, g.outputIds().length, "stopped: " + c.getMessage(), seconds(start));
+                return new Outcome(prompt.length, g.reusedTokens(), g.outputIds().length,
+                        "stopped: " + c.getMessage(), seconds(start));
             }
         } else {
             ModelServer.sendJson(exchange, 200, reply.whole(g, finish, lastPosition));
         }
-        return new Outcome(prompt.length, g.outputIds().length, finish, seconds(start));
+        return new Outcome(prompt.length, g.reusedTokens(), g.outputIds().length, finish, seconds(start));
     }
 
     /** The prompt as token ids, checked against the model's vocabulary and context. */
@@ -286,6 +296,8 @@ final class Completions {
             u.put("prompt_tokens", g.promptIds().length);
             u.put("completion_tokens", g.outputIds().length);
             u.put("total_tokens", g.promptIds().length + g.outputIds().length);
+            // OpenAI's place for the prompt tokens served from a cache
+            u.putObject("prompt_tokens_details").put("cached_tokens", g.reusedTokens());
             return u;
         }
     }

@@ -8,6 +8,8 @@ import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.generate.SamplingConfig;
+import dev.moe4j.model.generate.SequenceCache;
+import dev.moe4j.io.json.Json;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -180,6 +182,37 @@ class CompletionsTest {
                 }
             }
         }
+    }
+
+    @Test
+    void aRequestExtendingTheLastSequenceIsFedFromItsKeptCacheAndAnswersAsAFreshPrefill() {
+        String request = """
+                {"messages": [%s], "max_tokens": 6, "temperature": 0}""";
+        String user = "{\"role\": \"user\", \"content\": \"Tell me a story.\"}";
+        JsonNode first = TestServer.ok(server.post("/v1/chat/completions", request.formatted(user)));
+        String reply = first.get("choices").get(0).get("message").get("content").asText();
+        int[] prompt1 = chatPrompt("Tell me a story.");
+        assertTrue(first.get("usage").get("prompt_tokens_details").get("cached_tokens").asInt() < prompt1.length,
+                "at most the template's opening came from an earlier request: " + first);
+
+        // what the first request left in the server's cache: its prompt and the reply tokens that were fed
+        var folder = server.served.folder();
+        var held = new SequenceCache();
+        var options = new GenerationOptions(6, SamplingConfig.greedy(), folder.eosTokenIds(), List.of(), null, false);
+        new Generator(folder.model(), folder.text()).generate(held, prompt1, options, GenerationListener.NONE);
+        var messages = List.of(new ChatTemplate.Message("user", "Tell me a story."),
+                new ChatTemplate.Message("assistant", reply), new ChatTemplate.Message("user", "And then?"));
+        int[] prompt2 = folder.tokenizer().encodeIds(server.served.chatTemplate().render(messages, true), false);
+        int cached = SequenceCache.commonPrefix(held.ids(), prompt2);
+        assertTrue(cached >= prompt1.length - 1, "the first prompt is kept: " + cached);
+
+        JsonNode second = TestServer.ok(server.post("/v1/chat/completions", request.formatted(user
+                + ", {\"role\": \"assistant\", \"content\": " + Json.compact(Json.mapper().valueToTree(reply))
+                + "}, {\"role\": \"user\", \"content\": \"And then?\"}")));
+        assertEquals(prompt2.length, second.get("usage").get("prompt_tokens").asInt());
+        assertEquals(cached, second.get("usage").get("prompt_tokens_details").get("cached_tokens").asInt());
+        assertEquals(direct(prompt2, 6, List.of(), null).text(),
+                second.get("choices").get(0).get("message").get("content").asText(), "the reply of a fresh prefill");
     }
 
     @Test

@@ -8,6 +8,9 @@ import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.generate.GenerationListener;
+import dev.moe4j.model.generate.GenerationOptions;
+import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.testing.ToyModel;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -21,11 +24,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
+import java.util.stream.IntStream;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -196,7 +201,7 @@ class ServingTest {
         try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener)) {
             HeldModel model = held.getFirst();
             String first = "{\"prompt\": [1, 20, 30], \"max_tokens\": 4}";
-            String second = "{\"prompt\": [1, 40], \"max_tokens\": 3}";
+            String second = "{\"prompt\": [2, 40], \"max_tokens\": 3}"; // shares nothing with A's cache
             var a = CompletableFuture.supplyAsync(() -> server.post("/v1/completions", first));
             assertTrue(model.held.await(30, TimeUnit.SECONDS));
             var b = CompletableFuture.supplyAsync(() -> server.post("/v1/completions", second));
@@ -216,7 +221,7 @@ class ServingTest {
             List<String> fed = toys.getFirst().fed.stream().map(java.util.Arrays::toString).toList();
             assertEquals(4 + 3, fed.size(), fed.toString());
             assertEquals("[1, 20, 30]", fed.get(0), "first come, first served");
-            assertEquals("[1, 40]", fed.get(4), fed.toString());
+            assertEquals("[2, 40]", fed.get(4), fed.toString());
         }
     }
 
@@ -245,8 +250,21 @@ class ServingTest {
                     .matcher(server.log());
             assertTrue(m.find(), server.log());
             assertTrue(Integer.parseInt(m.group(1)) < 100, "stopped before its budget: " + server.log());
-            // and the model is free for the next request
-            TestServer.ok(server.post("/v1/completions", "{\"prompt\": [1, 20], \"max_tokens\": 2}"));
+            // and the model is free for the next request, which is fed from what the stopped one left in the cache:
+            // its prompt and the tokens it fed, no more (a greedy continuation of them is the fresh one)
+            int stoppedAfter = Integer.parseInt(m.group(1));
+            var folder = server.served.folder();
+            var direct = new Generator(folder.model(), folder.text());
+            int[] ids = direct.generate(new int[] {1, 20, 30}, GenerationOptions.greedy(stoppedAfter, Set.of()),
+                    GenerationListener.NONE).outputIds();
+            int[] next = IntStream.concat(IntStream.concat(IntStream.of(1, 20, 30), IntStream.of(ids)),
+                    IntStream.of(7, 8)).toArray();
+            JsonNode r = TestServer.ok(server.post("/v1/completions", "{\"prompt\": [" + TestServer.idList(next)
+                    + "], \"max_tokens\": 3, \"temperature\": 0}"));
+            int cached = r.get("usage").get("prompt_tokens_details").get("cached_tokens").asInt();
+            assertEquals(3 + stoppedAfter, cached, "the prompt and the tokens fed before the client went");
+            assertEquals(direct.generate(next, GenerationOptions.greedy(3, folder.eosTokenIds()),
+                    GenerationListener.NONE).text(), r.get("choices").get(0).get("text").asText());
         }
     }
 

@@ -122,7 +122,7 @@ public final class BenchGenerateCommand implements Runnable {
             for (int r = 0; r < (options.quick() ? 1 : runs); r++) {
                 Generation g = generator.generate(ids, greedy, GenerationListener.NONE);
                 var t = g.timings();
-                timed.add(new Run(t.prefillTokensPerSecond(prompt), t.decodeTokensPerSecond(),
+                timed.add(new Run(t.prefillTokensPerSecond(), t.decodeTokensPerSecond(),
                         t.firstTokenNanos() / 1e9));
                 if (!options.json()) {
                     out.printf("  run %d: prefill %8.1f tokens/s   decode %7.2f tokens/s   first token %.3f s%n", r + 1,

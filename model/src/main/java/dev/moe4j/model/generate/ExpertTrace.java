@@ -21,7 +21,8 @@ import java.util.OptionalInt;
 /**
  * Records which experts took each token in each MoE layer, as a {@link ForwardObserver} hears the routing, to
  * colour tokens by expert and to write one JSON line per token per layer. Positions before {@link #from} are not
- * recorded (a chat turn re-feeds the conversation so far, already traced).
+ * recorded (a chat turn may re-feed part of the conversation, already traced: where the reply re-read through the
+ * template differs from the ids its cache holds, or all of it without a kept cache).
  */
 public final class ExpertTrace implements ForwardObserver {
     /** One token's routing in one layer: experts in the router's ranking order and their gate weights. */

@@ -28,15 +28,24 @@ public record Generation(int[] promptIds, int[] outputIds, String text, StopReas
     }
 
     /**
-     * @param prefillNanos    the forward pass over the prompt
+     * Prompt tokens that were not fed because the {@link SequenceCache} already held them (0 for a fresh state).
+     */
+    public int reusedTokens() {
+        return promptIds.length - timings.prefillTokens();
+    }
+
+    /**
+     * @param prefillTokens   prompt tokens fed in the prefill pass: the prompt less what a kept cache held
+     * @param prefillNanos    the forward pass over those tokens
      * @param firstTokenNanos from the start until the first token was chosen (prefill plus sampling)
      * @param decodeNanos     from the first token until the end: the one-token forward passes and their sampling
      * @param decodeSteps     forward passes of one token in that time
      */
-    public record Timings(long prefillNanos, long firstTokenNanos, long decodeNanos, int decodeSteps) {
-        /** Prompt tokens per second of prefill. */
-        public double prefillTokensPerSecond(int promptTokens) {
-            return rate(promptTokens, prefillNanos);
+    public record Timings(int prefillTokens, long prefillNanos, long firstTokenNanos, long decodeNanos,
+                          int decodeSteps) {
+        /** Prompt tokens per second of prefill, counting those fed. */
+        public double prefillTokensPerSecond() {
+            return rate(prefillTokens, prefillNanos);
         }
 
         /** Tokens per second of decoding (one forward pass each). */

@@ -2,7 +2,6 @@ package dev.moe4j.model.generate;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.ForwardObserver;
-import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
 
 import java.util.Arrays;
@@ -12,7 +11,8 @@ import java.util.BitSet;
  * Generates text with a {@link LanguageModel}: the prompt goes through the model in one forward pass (prefill),
  * then each chosen token is fed back alone against the KV cache (decode) until an end-of-sequence id, a stop
  * string, the token budget or the end of the model's context. Text streams to a {@link GenerationListener} as it
- * becomes final.
+ * becomes final. A {@link SequenceCache} kept from an earlier generation spares the prefill the part of the prompt
+ * it already holds.
  */
 public final class Generator {
     private final LanguageModel model;
@@ -23,8 +23,19 @@ public final class Generator {
         this.text = text;
     }
 
-    /** Generates a continuation of {@code prompt}. */
+    /** Generates a continuation of {@code prompt} from a fresh state. */
     public Generation generate(int[] prompt, GenerationOptions options, GenerationListener listener) {
+        return generate(new SequenceCache(), prompt, options, listener);
+    }
+
+    /**
+     * Generates a continuation of {@code prompt} in {@code cache}: the longest prefix of the prompt that the cache
+     * holds is kept and only the rest is fed ({@link Generation#reusedTokens}). Afterwards the cache holds the
+     * prompt and every generated token that went through the model (the last one chosen often did not: an EOS id,
+     * or the token that reached the budget), ready for a next prompt that extends them.
+     */
+    public Generation generate(SequenceCache cache, int[] prompt, GenerationOptions options,
+                               GenerationListener listener) {
         int context = model.config().maxPositions();
         checkPrompt(prompt, model.config().vocabSize(), context);
         if (prompt.length >= context) {
@@ -32,7 +43,8 @@ public final class Generator {
                     + " model's context of " + context + " positions (config.json max_position_embeddings)");
         }
         int budget = Math.min(options.maxNewTokens(), context - prompt.length);
-        var run = new Run(model.newState(prompt.length + budget), options.observer());
+        int reused = cache.prepare(model, prompt, prompt.length + budget);
+        var run = new Run(cache, options.observer());
 
         var sampler = new Sampler(options.sampling());
         var seen = new BitSet(model.config().vocabSize());
@@ -46,7 +58,7 @@ public final class Generator {
         int count = 0;
 
         long start = System.nanoTime();
-        float[] logits = run.forward(prompt);
+        float[] logits = run.forward(Arrays.copyOfRange(prompt, reused, prompt.length));
         long prefill = System.nanoTime() - start;
         int next = sampler.next(logits, seen);
         long firstToken = System.nanoTime();
@@ -86,7 +98,8 @@ public final class Generator {
         emit(stops.accept(decoder.finish()), lastPosition, shown, listener);
         emit(stops.flush(), lastPosition, shown, listener);
 
-        var timings = new Generation.Timings(prefill, firstToken - start, end - firstToken, run.steps);
+        var timings = new Generation.Timings(prompt.length - reused, prefill, firstToken - start, end - firstToken,
+                run.steps);
         return new Generation(prompt.clone(), Arrays.copyOf(output, count), shown.toString(), reason, timings,
                 options.sampling());
     }
@@ -119,19 +132,19 @@ public final class Generator {
 
     /** One sequence's state in the model, counting the forward passes after the prompt. */
     private final class Run {
-        final InferenceState state;
+        final SequenceCache cache;
         final ForwardObserver observer;
         int steps;
 
-        Run(InferenceState state, ForwardObserver observer) {
-            this.state = state;
+        Run(SequenceCache cache, ForwardObserver observer) {
+            this.cache = cache;
             this.observer = observer;
         }
 
         /** Feeds tokens and returns the last one's logits as a fresh array. */
         float[] forward(int[] tokens) {
             steps++;
-            return model.forward(state, tokens, true, observer).toFloatArray();
+            return cache.feed(model, tokens, observer);
         }
     }
 }

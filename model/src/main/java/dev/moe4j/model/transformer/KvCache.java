@@ -46,8 +46,29 @@ public final class KvCache implements InferenceState {
     }
 
     @Override
-    public void reset() {
-        position = 0;
+    public void rewind(int position) {
+        if (position < 0 || position > this.position) {
+            throw new IllegalArgumentException("cannot rewind a cache of " + this.position + " positions to "
+                    + position);
+        }
+        this.position = position;
+    }
+
+    @Override
+    public KvCache grown(int capacity) {
+        if (capacity < position) {
+            throw new IllegalArgumentException("a cache of " + capacity + " positions cannot hold the " + position
+                    + " of this one");
+        }
+        keys[0].device().attach();
+        var bigger = new KvCache(Backend.of(keys[0]), keys.length, capacity, keys[0].cols(), values[0].cols());
+        if (position > 0) {
+            for (int l = 0; l < keys.length; l++) {
+                bigger.write(l, 0, keys[l].slice(0, position), values[l].slice(0, position));
+            }
+        }
+        bigger.position = position;
+        return bigger;
     }
 
     /** The keys of a layer, [capacity, width]; rows [0, position) hold values. */

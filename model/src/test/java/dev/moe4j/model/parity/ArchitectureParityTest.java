@@ -145,7 +145,7 @@ class ArchitectureParityTest {
             assertEquals(vocab, step.size());
             assertClose(values(whole.slice(t, t + 1)), step, 1e-5, name + " logits at position " + t);
         }
-        state.reset();
+        state.rewind(0);
         assertEquals(0, state.position());
         Tensor again = model.forward(state, sequence, true, null);
         assertClose(values(whole.slice(length - 1, length)), again, 1e-5, name + " after reset");

@@ -117,8 +117,18 @@ public class ToyModel implements LanguageModel {
         }
 
         @Override
-        public void reset() {
-            position = 0;
+        public void rewind(int position) {
+            if (position < 0 || position > this.position) {
+                throw new IllegalArgumentException("cannot rewind " + this.position + " positions to " + position);
+            }
+            this.position = position;
+        }
+
+        @Override
+        public InferenceState grown(int capacity) {
+            var bigger = new State(capacity);
+            bigger.position = position;
+            return bigger;
         }
     }
 }

@@ -1,0 +1,109 @@
+package dev.moe4j.model.generate;
+
+import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.model.InferenceState;
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.moe.MoeConfig;
+
+import java.util.Arrays;
+
+/**
+ * One sequence's state in a model kept from one generation to the next, with the exact token ids it holds, so
+ * that a prompt starting with those ids is fed only from where it differs (llama.cpp's prompt cache of a slot,
+ * vLLM's prefix caching for one sequence). A chat turn re-renders the whole conversation; with this, it feeds only
+ * the new messages. An empty cache is a fresh prefill: the {@link Generator} runs the same code with nothing kept.
+ *
+ * <p>The ids are recorded after each forward pass that succeeded, so a generation that fails or is cancelled
+ * leaves the cache holding what was fed before the failure and nothing else. Use it with one model, one
+ * generation at a time.
+ */
+public final class SequenceCache {
+    private InferenceState state;
+    private int[] ids = new int[0];
+    private int length;
+
+    /** Positions held, the ids of which {@link #ids} returns. */
+    public int length() {
+        return length;
+    }
+
+    /** The ids the state holds, in order: every prompt and generated token that went through the model. */
+    public int[] ids() {
+        return Arrays.copyOf(ids, length);
+    }
+
+    /** Forgets the sequence (keeping the memory), so that the next prompt is fed whole. */
+    public void clear() {
+        rewind(0);
+    }
+
+    /**
+     * Makes the cache ready to feed {@code prompt} with room for {@code capacity} positions, and returns how many
+     * of its leading ids are kept: the longest prefix shared with the ids held, short of the last prompt token (a
+     * pass must run for the next token's logits), or none where the model routes tokens depending on the batch.
+     * The state grows, keeping what it holds, when it has no room.
+     */
+    int prepare(LanguageModel model, int[] prompt, int capacity) {
+        int kept = reusable(model) ? Math.min(commonPrefix(ids, length, prompt), prompt.length - 1) : 0;
+        rewind(kept);
+        if (state == null) {
+            state = model.newState(capacity);
+        } else if (state.capacity() < capacity) {
+            // doubling keeps a growing chat from copying its cache every turn
+            int room = Math.max(capacity, Math.min(model.config().maxPositions(), 2 * state.capacity()));
+            state = kept == 0 ? model.newState(room) : state.grown(room);
+        }
+        return kept;
+    }
+
+    /**
+     * Feeds {@code tokens} at the next positions and returns the last one's logits, recording the ids once the
+     * pass succeeded.
+     */
+    float[] feed(LanguageModel model, int[] tokens, ForwardObserver observer) {
+        float[] logits;
+        try {
+            logits = model.forward(state, tokens, true, observer).toFloatArray();
+        } catch (RuntimeException | Error e) {
+            // the pass may have stopped part way (a cancelled request, a device error): go back to what is recorded
+            state.rewind(length);
+            throw e;
+        }
+        if (length + tokens.length > ids.length) {
+            ids = Arrays.copyOf(ids, Math.max(2 * ids.length, length + tokens.length));
+        }
+        System.arraycopy(tokens, 0, ids, length, tokens.length);
+        length += tokens.length;
+        return logits;
+    }
+
+    private void rewind(int position) {
+        length = position;
+        if (state != null) {
+            state.rewind(position);
+        }
+    }
+
+    /**
+     * Whether a kept prefix gives what feeding the whole prompt would: every token's routing must depend on that
+     * token alone (see {@link MoeConfig#routesEachTokenAlone}); attention over a kept cache is exact already.
+     */
+    private static boolean reusable(LanguageModel model) {
+        return model.config().moe().map(MoeConfig::routesEachTokenAlone).orElse(true);
+    }
+
+    /** How many leading ids two sequences share. */
+    public static int commonPrefix(int[] a, int[] b) {
+        return commonPrefix(a, a.length, b);
+    }
+
+    /** How many leading ids the first {@code length} of {@code held} share with {@code prompt}. */
+    private static int commonPrefix(int[] held, int length, int[] prompt) {
+        int n = Math.min(length, prompt.length);
+        int i = 0;
+        while (i < n && held[i] == prompt[i]) {
+            i++;
+        }
+        return i;
+    }
+}
