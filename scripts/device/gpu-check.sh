@@ -64,6 +64,13 @@ grep -E "^trained" "$out/train-f32.log"
 time_left 180 && timeout 30 "${moe4j[@]}" generate --device cuda --model /tmp/moe4j-tiny-run --prompt "ROMEO:" --max-tokens 12 \
   --temperature 0 >"$out/generate.log" 2>&1 || status=1
 grep -v WARNING "$out/generate.log" | tail -3
+echo "== moe4j chat over three turns (the KV cache kept between turns): the GPU in F32 against the CPU $(elapsed)"
+chat() { printf 'hello there\nand again\nthird turn\n' | timeout 60 "${moe4j[@]}" chat --model train/src/test/resources/fixtures/mixtral \
+  --template io/src/test/resources/chat/mixtral.jinja --max-tokens 8 --temperature 0 "$@"; }
+time_left 170 && { chat --device cpu >"$out/chat-cpu.log" 2>&1; chat --device cuda --precision f32 >"$out/chat-gpu.log" 2>&1; \
+  grep -c "reused" "$out/chat-gpu.log"; grep "reused" "$out/chat-gpu.log" | tail -1; \
+  if diff <(grep -v reused "$out/chat-cpu.log") <(grep -v reused "$out/chat-gpu.log") >/dev/null; then \
+    echo "chat: the GPU's three replies equal the CPU's"; else echo "chat: the GPU's replies differ from the CPU's"; status=1; fi; }
 if [ $bench = 1 ]; then
   echo "== moe4j bench generate --device cuda (Qwen3-MoE-shaped model) $(elapsed)"
   time_left 120 && timeout 60 "${moe4j[@]}" bench make-model --out /tmp/moe4j-bench-qwen3 >"$out/make-model.log" 2>&1 || { status=1; tail -3 "$out/make-model.log"; }
