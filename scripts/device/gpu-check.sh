@@ -68,9 +68,11 @@ echo "== moe4j chat over three turns (the KV cache kept between turns): the GPU 
 chat() { printf 'hello there\nand again\nthird turn\n' | timeout 60 "${moe4j[@]}" chat --model train/src/test/resources/fixtures/mixtral \
   --template io/src/test/resources/chat/mixtral.jinja --max-tokens 8 --temperature 0 "$@"; }
 time_left 170 && { chat --device cpu >"$out/chat-cpu.log" 2>&1; chat --device cuda --precision f32 >"$out/chat-gpu.log" 2>&1; \
-  grep -c "reused" "$out/chat-gpu.log"; grep "reused" "$out/chat-gpu.log" | tail -1; \
-  if diff <(grep -v reused "$out/chat-cpu.log") <(grep -v reused "$out/chat-gpu.log") >/dev/null; then \
-    echo "chat: the GPU's three replies equal the CPU's"; else echo "chat: the GPU's replies differ from the CPU's"; status=1; fi; }
+  chat --device cuda >"$out/chat-gpu-bf16.log" 2>&1; grep "reused" "$out/chat-gpu.log"; \
+  echo "chat in bf16 on the GPU: $(grep -c reused "$out/chat-gpu-bf16.log") of 3 turns answered"; \
+  if [ "$(grep -c reused "$out/chat-cpu.log")" = 3 ] && [ "$(grep -c reused "$out/chat-gpu.log")" = 3 ] \
+    && diff <(grep -v reused "$out/chat-cpu.log") <(grep -v reused "$out/chat-gpu.log") >/dev/null; then \
+    echo "chat: the GPU's three replies equal the CPU's"; else echo "chat: the GPU's replies differ from the CPU's, or a chat failed"; tail -3 "$out/chat-gpu.log"; status=1; fi; }
 if [ $bench = 1 ]; then
   echo "== moe4j bench generate --device cuda (Qwen3-MoE-shaped model) $(elapsed)"
   time_left 120 && timeout 60 "${moe4j[@]}" bench make-model --out /tmp/moe4j-bench-qwen3 >"$out/make-model.log" 2>&1 || { status=1; tail -3 "$out/make-model.log"; }

@@ -15,8 +15,8 @@ mvn -B -q -DskipTests package -pl cli -am >/dev/null
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
 rm -rf "$dest" && mkdir -p "$dest"
-# The GPU checks need neither the desktop module (Jinjava's beans) nor the rest: a smaller runtime to carry.
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver \
+# What the jar's commands use, and no more: java.desktop holds java.beans, which Jinjava (chat templates) needs.
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,java.desktop,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver \
   --strip-debug --no-man-pages --no-header-files --output "$dest/runtime"
 tar -C "$dest" -cJf "$dest/runtime.txz" runtime
 rm -rf "$dest/runtime"
