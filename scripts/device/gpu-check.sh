@@ -47,8 +47,8 @@ grep -E "NVIDIA|torch" "$out/probe.log"
 status=0
 if [ $tests = 1 ]; then
   echo "== GPU tests (JUnit) $(elapsed)"
-  # The fixtures are read from the checkout; train's copies of mixtral and qwen2-moe hold the train-step references.
-  cp="train/src/test/resources:model/src/test/resources:$here/moe4j.jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
+  # The fixtures are read from the checkout (model's; its mixtral and qwen2-moe hold the train-step references too).
+  cp="model/src/test/resources:$here/moe4j.jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
   timeout 330 "${java[@]}" -jar "$here/junit-console.jar" execute --disable-banner --details=tree \
     --class-path "$cp" --select-package dev.moe4j.cuda --select-class dev.moe4j.model.parity.GpuArchitectureParityTest \
     --select-class dev.moe4j.train.parity.GpuTrainStepParityTest --reports-dir "$out/junit" >"$out/tests.log" 2>&1 || status=1
@@ -65,7 +65,7 @@ time_left 180 && timeout 30 "${moe4j[@]}" generate --device cuda --model /tmp/mo
   --temperature 0 >"$out/generate.log" 2>&1 || status=1
 grep -v WARNING "$out/generate.log" | tail -3
 echo "== moe4j chat over three turns (the KV cache kept between turns): the GPU in F32 against the CPU $(elapsed)"
-chat() { printf 'hello there\nand again\nthird turn\n' | timeout 60 "${moe4j[@]}" chat --model train/src/test/resources/fixtures/mixtral \
+chat() { printf 'hello there\nand again\nthird turn\n' | timeout 60 "${moe4j[@]}" chat --model model/src/test/resources/fixtures/mixtral \
   --template io/src/test/resources/chat/mixtral.jinja --max-tokens 8 --temperature 0 "$@"; }
 time_left 170 && { chat --device cpu >"$out/chat-cpu.log" 2>&1; chat --device cuda --precision f32 >"$out/chat-gpu.log" 2>&1; \
   chat --device cuda >"$out/chat-gpu-bf16.log" 2>&1; grep "reused" "$out/chat-gpu.log"; \

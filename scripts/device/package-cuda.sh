@@ -21,7 +21,7 @@ rm -rf "$dest" && mkdir -p "$dest"
 tar -C "$dest" -cJf "$dest/runtime.txz" runtime
 rm -rf "$dest/runtime"
 cp cli/target/moe4j.jar "$dest/moe4j.jar"
-# Test classes only: fixtures come from the checkout (model/ and train/src/test/resources) on the device.
+# Test classes only: fixtures come from the checkout (model/src/test/resources) on the device.
 for m in core cuda model train; do
   "$jdk/bin/jar" --create --file "$dest/$m-tests.jar" -C "$m/target/test-classes" dev
 done

@@ -4,7 +4,7 @@ For every fixture model (model/src/test/resources/fixtures/*) it runs transforme
 model (TF32 off), the model cast to bfloat16 (`model.to(torch.bfloat16)`, the way a BF16 checkpoint is served), and the
 float32 model under `torch.autocast(dtype=torch.bfloat16)` (mixed-precision training), and measures the logits'
 relative error (max|d| / max|ref|, moe4j's measure) from the fixture's float32 logits. For the train-step fixtures
-(train/src/test/resources/fixtures/{mixtral,qwen2-moe}) it also back-propagates the fixture's loss (cross-entropy plus
+(model/src/test/resources/fixtures/{mixtral,qwen2-moe}) it also back-propagates the fixture's loss (cross-entropy plus
 router_aux_loss_coef x the balance loss) and measures every parameter's gradient from the fixture's `grad.*`.
 
 Usage (on the device machine, from the checkout's root):
@@ -83,7 +83,7 @@ def main():
             report["logits"][folder.name] = logits_errors(folder)
             print("logits", folder.name, report["logits"][folder.name], flush=True)
     for name in ("mixtral", "qwen2-moe"):
-        folder = pathlib.Path("train/src/test/resources/fixtures") / name
+        folder = pathlib.Path("model/src/test/resources/fixtures") / name
         report["train_step"][name] = gradient_errors(folder)
         for mode, r in report["train_step"][name].items():
             print("train step", name, mode, "loss", r["loss"], "ref", r["reference_loss"], "worst gradient",
