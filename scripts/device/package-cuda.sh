@@ -15,9 +15,12 @@ mvn -B -q -DskipTests package -pl cli -am >/dev/null
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
 rm -rf "$dest" && mkdir -p "$dest"
-# What the jar's commands use, and no more: java.desktop holds java.beans, which Jinjava (chat templates) needs.
+# What the jar's commands use, and no more: java.desktop holds java.beans, which Jinjava (chat templates) needs;
+# its graphics libraries are left out.
 "$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,java.desktop,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver \
-  --strip-debug --no-man-pages --no-header-files --output "$dest/runtime"
+  --strip-debug --no-man-pages --no-header-files \
+  --exclude-files='**/libawt*.so,**/libfontmanager.so,**/libjavajpeg.so,**/libmlib_image.so,**/liblcms.so,**/libsplashscreen.so,**/libjsound.so,**/libfreetype.so' \
+  --output "$dest/runtime"
 tar -C "$dest" -cJf "$dest/runtime.txz" runtime
 rm -rf "$dest/runtime"
 cp cli/target/moe4j.jar "$dest/moe4j.jar"
