@@ -73,23 +73,9 @@ class GpuTrainStepParityTest {
         var ref = new TrainStepReference(name);
         Transformer host = ModelLoader.loadForTraining(ref.folder);
         Transformer gpu = Transformer.placed(host.config(), host.weights(), d.backend(), true);
-        Map<String, Parameter> named = TrainStepParityTest.named(gpu);
         List<int[]> choices = routeAsTheCpu(name, host, gpu, gpu.moeLayers(), ref);
-        try (var scope = MemoryScope.open()) {
-            Graph g = Graph.training();
-            ForwardPass pass = gpu.forward(g, ref.inputIds(), ref.sequences(), null);
-            Transformer.Loss loss = gpu.loss(g, pass, ref.targets());
-            assertEquals(ref.loss(), loss.total(), TOLERANCE * ref.loss(), name + " training loss on the GPU");
-            g.backward(loss.objective());
-        }
-        check(name + " (model on the GPU)", TrainStepReference.inTransformersNames(named, v -> v.grad().toHost()), ref,
-                BF16_GRADIENTS, SAME_WEIGHTS, sameWeightsGradients(ref, d, choices), transformersBf16(name));
-        for (Parameter p : named.values()) {
-            d.free(p.value());
-            if (p.hasGrad()) {
-                d.free(p.grad());
-            }
-        }
+        check(name + " (model on the GPU)", stepOnTheGpu(d, gpu, ref, TOLERANCE, name + " training loss on the GPU"),
+                ref, BF16_GRADIENTS, SAME_WEIGHTS, sameWeightsGradients(ref, d, choices), transformersBf16(name));
     }
 
     @ParameterizedTest
@@ -117,23 +103,33 @@ class GpuTrainStepParityTest {
         var ref = new TrainStepReference(name);
         Transformer host = ModelLoader.loadForTraining(ref.folder);
         Transformer gpu = Transformer.placed(host.config(), host.weights(), d.backend(), true);
-        Map<String, Parameter> named = TrainStepParityTest.named(gpu);
         requireTheCpusRouting(name + " (model on the GPU, f32)", host, gpu, ref);
+        check(name + " (model on the GPU, f32)", stepOnTheGpu(d, gpu, ref, FLOAT32_LOSS,
+                name + " training loss on the GPU in F32"), ref, FLOAT32, CPU_F32, cpuGradients(ref), "");
+    }
+
+    /**
+     * One forward and backward pass of {@code gpu} on the fixture, its loss checked within {@code lossTolerance}
+     * (relative); returns the gradients on the host in transformers' names and frees the model's device memory.
+     */
+    private static Map<String, Tensor> stepOnTheGpu(CudaDevice d, Transformer gpu, TrainStepReference ref,
+                                                    double lossTolerance, String what) {
+        Map<String, Parameter> named = TrainStepParityTest.named(gpu);
         try (var scope = MemoryScope.open()) {
             Graph g = Graph.training();
             ForwardPass pass = gpu.forward(g, ref.inputIds(), ref.sequences(), null);
             Transformer.Loss loss = gpu.loss(g, pass, ref.targets());
-            assertEquals(ref.loss(), loss.total(), FLOAT32_LOSS * ref.loss(), name + " training loss on the GPU in F32");
+            assertEquals(ref.loss(), loss.total(), lossTolerance * ref.loss(), what);
             g.backward(loss.objective());
         }
-        check(name + " (model on the GPU, f32)", TrainStepReference.inTransformersNames(named, v -> v.grad().toHost()),
-                ref, FLOAT32, CPU_F32, cpuGradients(ref), "");
+        Map<String, Tensor> grads = TrainStepReference.inTransformersNames(named, v -> v.grad().toHost());
         for (Parameter p : named.values()) {
             d.free(p.value());
             if (p.hasGrad()) {
                 d.free(p.grad());
             }
         }
+        return grads;
     }
 
     @ParameterizedTest
