@@ -222,7 +222,7 @@ public final class MoeLayer {
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
-        return new MoeResult(out, List.copyOf(losses), RoutingStats.of(routing), context, routing);
+        return new MoeResult(out, List.copyOf(losses), context, routing);
     }
 
     /** x [n, h] · w [m, h]ᵀ as a host array (a gate's logits: small). */

@@ -13,8 +13,15 @@ import java.util.List;
  * expert traces, parity checks and model-level losses over all layers read), and what {@link MoeLayer#backward}
  * needs (null after an inference pass).
  */
-public record MoeResult(Tensor output, List<AuxLoss> losses, RoutingStats stats, MoeContext context,
-                        Routing routing) {
+public record MoeResult(Tensor output, List<AuxLoss> losses, MoeContext context, Routing routing) {
+    /**
+     * The router's decision summarised, measured when asked rather than in every pass: its entropy takes a
+     * logarithm per token and expert, host work that on a GPU would otherwise hold up the pass.
+     */
+    public RoutingStats stats() {
+        return RoutingStats.of(routing);
+    }
+
     /** Σ coefficient · value over the auxiliary losses. */
     public double auxLoss() {
         double sum = 0;

@@ -1,5 +1,7 @@
 package dev.moe4j.moe.router;
 
+import dev.moe4j.core.Parallel;
+
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.moe.Mode;
@@ -27,6 +29,13 @@ import java.util.random.RandomGenerator;
  * the experts actually served when it is re-routed (the token is gated as if those had been its choices).
  */
 public final class TopKRouter implements Router {
+    /**
+     * Tokens per parallel task in the per-token steps of routing (choices, priorities, gate weights): each token's
+     * result depends on its own row only, so the split changes nothing but the time, which matters on a GPU, where
+     * the device waits for the host's routing.
+     */
+    private static final int TOKENS_PER_TASK = 1024;
+
     private final MoeConfig config;
     private final Parameter weight;
     private final Parameter bias;
@@ -151,24 +160,31 @@ public final class TopKRouter implements Router {
             }
             System.arraycopy(fixedChoices, 0, choices, 0, n * k);
         } else {
-            for (int t = 0; t < n; t++) {
-                RouterMath.topK(key, t * e, e, k, choices, t * k);
-            }
+            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    RouterMath.topK(key, t * e, e, k, choices, t * k);
+                }
+            });
         }
         int capacity = config.capacity().perExpert(n, k, e);
         boolean reroute = config.overflow() == Overflow.NEXT_CHOICE && capacity < n;
         int[] preference = null;
         if (reroute) {
             // Every expert in order of preference; those outside the token's groups come back as -1.
-            preference = new int[n * e];
-            for (int t = 0; t < n; t++) {
-                RouterMath.topK(key, t * e, e, e, preference, t * e);
-            }
+            int[] order = preference = new int[n * e];
+            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    RouterMath.topK(key, t * e, e, e, order, t * e);
+                }
+            });
         }
         float[] priority = new float[n];
-        for (int t = 0; t < n; t++) {
-            priority[t] = topProbability(scores, selection, t, e);
-        }
+        float[] scored = scores, selected = selection;
+        Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                priority[t] = topProbability(scored, selected, t, e);
+            }
+        });
         var served = TokenDispatcher.assign(n, e, k, choices, preference, e, priority, capacity,
                 config.overflow(), config.priority());
 
@@ -185,32 +201,37 @@ public final class TopKRouter implements Router {
         float c = (float) config.routedScalingFactor();
         float[] gates;
         float[] denominator = new float[n];
+        boolean normalize = config.normalizeTopK();
         if (scoreFirst) {
             gates = scores;
-            for (int t = 0; t < n; t++) {
-                float z = 0;
-                for (int j = 0; j < setSize[t]; j++) {
-                    z += scores[t * e + weightSet[t * k + j]];
+            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    float z = 0;
+                    for (int j = 0; j < setSize[t]; j++) {
+                        z += scored[t * e + weightSet[t * k + j]];
+                    }
+                    denominator[t] = normalize ? z : 1f;
                 }
-                denominator[t] = config.normalizeTopK() ? z : 1f;
-            }
+            });
         } else {
-            gates = new float[n * e];
-            for (int t = 0; t < n; t++) {
-                int size = setSize[t];
-                if (size == 0) {
-                    continue;
+            float[] softmaxed = gates = new float[n * e];
+            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    int size = setSize[t];
+                    if (size == 0) {
+                        continue;
+                    }
+                    float[] logits = new float[size];
+                    for (int j = 0; j < size; j++) {
+                        logits[j] = selected[t * e + weightSet[t * k + j]];
+                    }
+                    float[] q = RouterMath.softmax(logits, 1, size);
+                    for (int j = 0; j < size; j++) {
+                        softmaxed[t * e + weightSet[t * k + j]] = q[j];
+                    }
+                    denominator[t] = 1f;
                 }
-                float[] logits = new float[size];
-                for (int j = 0; j < size; j++) {
-                    logits[j] = selection[t * e + weightSet[t * k + j]];
-                }
-                float[] q = RouterMath.softmax(logits, 1, size);
-                for (int j = 0; j < size; j++) {
-                    gates[t * e + weightSet[t * k + j]] = q[j];
-                }
-                denominator[t] = 1f;
-            }
+            });
         }
         float[] w = new float[served.count()];
         for (int i = 0; i < w.length; i++) {
