@@ -39,7 +39,9 @@ public final class TopK {
      * Allocation-free for k ≤ 16.
      */
     public static void row(float[] scores, int offset, int n, int k, int[] outIndex, float[] outValue, int outOffset) {
-        Checks.require(k >= 0 && k <= n, "TopK.row: k = " + k + " of " + n);
+        if (k < 0 || k > n) { // not Checks.require: its message would be built for every row, a routing hot spot
+            throw new IllegalArgumentException("TopK.row: k = " + k + " of " + n);
+        }
         MemorySegment s = MemorySegment.ofArray(scores);
         selectRow(s, offset, n, k, outIndex, outValue, outOffset,
                 k > INSERTION_MAX_K ? new int[k] : null, k > INSERTION_MAX_K ? new float[k] : null);
