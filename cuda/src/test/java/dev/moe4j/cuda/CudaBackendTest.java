@@ -252,7 +252,14 @@ class CudaBackendTest {
                 new Case(AttentionSpec.of(4, 4, 128).withSlidingWindow(40), 130, 1, false),
                 new Case(AttentionSpec.of(6, 2, 64), 65, 1, true),
                 new Case(AttentionSpec.of(4, 2, 24), 45, 2, true),
-                new Case(new AttentionSpec(4, 4, 24, 16, 0.3f, 0), 33, 1, false)};
+                new Case(new AttentionSpec(4, 4, 24, 16, 0.3f, 0), 33, 1, false),
+                // The tensor-core backward's shapes: d 64 and 128, groups of 4 query heads, lengths on either side of
+                // its 64-row tiles, windows narrower and wider than a tile, sinks.
+                new Case(AttentionSpec.of(4, 1, 64), 1, 3, true),
+                new Case(AttentionSpec.of(4, 1, 128), 63, 3, true),
+                new Case(AttentionSpec.of(8, 2, 64).withSlidingWindow(17), 200, 1, false),
+                new Case(AttentionSpec.of(8, 2, 128).withSlidingWindow(100), 200, 2, true),
+                new Case(AttentionSpec.of(8, 2, 128), 65, 2, false)};
         for (Case c : cases) {
             try (var scope = MemoryScope.open()) {
                 AttentionSpec s = c.spec();
@@ -281,11 +288,30 @@ class CudaBackendTest {
                 Tensor gdq = gpu.zeros(DType.F32, q.shape()), gdk = gpu.zeros(DType.F32, k.shape());
                 Tensor gdv = gpu.zeros(DType.F32, v.shape()), gdSinks = sinks == null ? null : gpu.zeros(DType.F32, s.heads());
                 gpu.attentionBackward(glse, gdq, gdk, gdv, gdSinks, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
-                close(dq, gdq, BF16, what + " dq");
-                close(dk, gdk, BF16, what + " dk");
-                close(dv, gdv, BF16, what + " dv");
+                String kind = CudaBackend.flashSupports(s) ? " (tensor cores)" : "";
+                close(dq, gdq, BF16, what + " dq" + kind);
+                close(dk, gdk, BF16, what + " dk" + kind);
+                close(dv, gdv, BF16, what + " dv" + kind);
                 if (sinks != null) {
                     close(dSinks, gdSinks, BF16, what + " dSinks");
+                }
+                if (CudaBackend.flashSupports(s)) {
+                    Tensor tdq = gpu.zeros(DType.F32, q.shape()), tdk = gpu.zeros(DType.F32, k.shape());
+                    Tensor tdv = gpu.zeros(DType.F32, v.shape());
+                    gpu.attendBackward((Tensor) glse, tdq, tdk, tdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s,
+                            gsinks, false);
+                    close(dq, tdq, BF16, what + " dq (CUDA cores)");
+                    close(tdq, gdq, BF16, what + " dq: tensor cores against CUDA cores");
+                    close(tdk, gdk, BF16, what + " dk: tensor cores against CUDA cores");
+                    close(tdv, gdv, BF16, what + " dv: tensor cores against CUDA cores");
+                    // The gradients are added into, as every backward step's: a second pass doubles them.
+                    gpu.attentionBackward(glse, gdq, gdk, gdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
+                    cpu.scale(dq, 2);
+                    cpu.scale(dk, 2);
+                    cpu.scale(dv, 2);
+                    close(dq, gdq, BF16, what + " dq added twice");
+                    close(dk, gdk, BF16, what + " dk added twice");
+                    close(dv, gdv, BF16, what + " dv added twice");
                 }
 
                 // Decoding: 3 new queries at positions 50.. against a cache of 53 keys (one sequence).
