@@ -260,15 +260,18 @@ __device__ void flashForward(const bf16* __restrict__ q, const bf16* __restrict_
 
 // ---- backward ----
 //
-// A block of 4 warps owns 64 keys of one key/value head (each warp 16) and keeps their dK and dV in registers while
-// every query tile that can see them streams through shared memory (Q and dO in two cp.async stages), for each query
-// head of the group in turn, so each dK and dV element has one writer. Per query tile of 64 rows, all in the
+// A block of 4 warps owns 64 keys (each warp 16) for one query head and keeps their dK and dV in registers while
+// every query tile of that head that can see them streams through shared memory (Q and dO in two cp.async stages).
+// One query head per block rather than the key/value head's whole group: the causal mask gives early keys far more
+// queries than late ones, and with a block per head the heaviest block is a group's share of the work, not all of
+// it (at 4096 tokens and 16/4 heads a block per group left half the GPU idle while the first tiles finished); the
+// group's blocks then add their dK and dV with atomics (plain adds when the group is one head). Per query tile of
+// 64 rows, all in the
 // transposed orientation so the warp's keys are the rows of every product it accumulates:
 //   Sᵀ = K·Qᵀ, Pᵀ = exp(Sᵀ·scale − lse), dV += Pᵀ·dO, dPᵀ = V·dOᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − D), dK += dSᵀ·Q,
 // where the accumulator layout of Pᵀ and dSᵀ is the A-operand layout of the next product (as P in the forward). dQ
 // needs dS with queries as rows: dSᵀ goes to shared memory, each warp then takes 16 query rows of dS·K (ldmatrix
-// .trans reads dSᵀ as dS's A fragments) and adds them to the F32 dq with atomics, the only value other blocks also
-// write. D (rowsum(dO ⊙ O)) comes from attention_backward_prepare; the scale is applied once to dK and dQ.
+// .trans reads dSᵀ as dS's A fragments) and adds them to the F32 dq with atomics. D (rowsum(dO ⊙ O)) comes from attention_backward_prepare; the scale is applied once to dK and dQ.
 constexpr int BKV = 64;  // keys per block (16 per warp)
 constexpr int BQ = 64;   // query rows per step (16 per warp in dS·K)
 constexpr int DQ_CHUNK = 64;  // features of dQ accumulated at once: 32 registers, not D / 2
@@ -297,7 +300,7 @@ __device__ void flashBackward(const bf16* __restrict__ q, const bf16* __restrict
     bf16* stages = dss + BKV * LDS;                 // [stage][Q | dO][BQ][LD]
     float* stats = reinterpret_cast<float*>(stages + 2 * 2 * BQ * LD);  // [stage][lse | D][BQ]
 
-    const int kvh = blockIdx.x, s0 = blockIdx.y * BKV, b = blockIdx.z, group = heads / kvHeads;
+    const int h = blockIdx.x, s0 = blockIdx.y * BKV, b = blockIdx.z, group = heads / kvHeads, kvh = h / group;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const long long qStride = (long long) heads * D, kvStride = (long long) kvHeads * D;
 
@@ -306,7 +309,7 @@ __device__ void flashBackward(const bf16* __restrict__ q, const bf16* __restrict
     const int tTo = window > 0 ? min(T, s0 + BKV - 1 + window - queryStart) : T;
     const int qFirst = tFrom - tFrom % BQ;
     const int qTiles = tTo > tFrom ? (tTo - qFirst + BQ - 1) / BQ : 0;
-    const int steps = group * qTiles;
+    const int steps = qTiles;
     if (steps == 0) {
         return;
     }
@@ -319,7 +322,7 @@ __device__ void flashBackward(const bf16* __restrict__ q, const bf16* __restrict
         copy16(vs + r * LD + col, v + at, valid);
     }
     auto loadStep = [&](int stage, int step) {
-        const int h = kvh * group + step / qTiles, t0 = qFirst + (step % qTiles) * BQ;
+        const int t0 = qFirst + step * BQ;
         bf16* qs = stages + stage * 2 * BQ * LD;
         bf16* os = qs + BQ * LD;
         for (int c = threadIdx.x; c < BQ * (D / 8); c += WARPS * 32) {
@@ -363,7 +366,7 @@ __device__ void flashBackward(const bf16* __restrict__ q, const bf16* __restrict
             waitCopies<0>();
         }
         __syncthreads();
-        const int h = kvh * group + it / qTiles, t0 = qFirst + (it % qTiles) * BQ;
+        const int t0 = qFirst + it * BQ;
         const bf16* qs = stages + (it & 1) * 2 * BQ * LD;
         const bf16* os = qs + BQ * LD;
         const float* lseS = stats + (it & 1) * 2 * BQ;
@@ -507,22 +510,25 @@ __device__ void flashBackward(const bf16* __restrict__ q, const bf16* __restrict
     }
 
     const long long kvRow0 = (long long) b * S;
+    auto add2 = [&](float* p, float x, float y) {
+        if (group == 1) {  // this block is the only writer
+            float2 old = *reinterpret_cast<float2*>(p);
+            *reinterpret_cast<float2*>(p) = make_float2(old.x + x, old.y + y);
+        } else {
+            atomicAdd(p, x);
+            atomicAdd(p + 1, y);
+        }
+    };
 #pragma unroll
     for (int n = 0; n < DT; n++) {
         const int col = kvh * D + n * 8 + 2 * tg;
         if (key0 < S) {
-            float2* dkp = reinterpret_cast<float2*>(dk + (kvRow0 + key0) * kvStride + col);
-            float2* dvp = reinterpret_cast<float2*>(dv + (kvRow0 + key0) * kvStride + col);
-            float2 x = *dkp, y = *dvp;
-            *dkp = make_float2(x.x + gk[n][0] * scale, x.y + gk[n][1] * scale);
-            *dvp = make_float2(y.x + gv[n][0], y.y + gv[n][1]);
+            add2(dk + (kvRow0 + key0) * kvStride + col, gk[n][0] * scale, gk[n][1] * scale);
+            add2(dv + (kvRow0 + key0) * kvStride + col, gv[n][0], gv[n][1]);
         }
         if (key1 < S) {
-            float2* dkp = reinterpret_cast<float2*>(dk + (kvRow0 + key1) * kvStride + col);
-            float2* dvp = reinterpret_cast<float2*>(dv + (kvRow0 + key1) * kvStride + col);
-            float2 x = *dkp, y = *dvp;
-            *dkp = make_float2(x.x + gk[n][2] * scale, x.y + gk[n][3] * scale);
-            *dvp = make_float2(y.x + gv[n][2], y.y + gv[n][3]);
+            add2(dk + (kvRow0 + key1) * kvStride + col, gk[n][2] * scale, gk[n][3] * scale);
+            add2(dv + (kvRow0 + key1) * kvStride + col, gv[n][2], gv[n][3]);
         }
     }
 }
@@ -556,7 +562,7 @@ extern "C" {
 
 // The backward pass of flash_attention_d64: dq, dk and dv (F32, [rows, heads·64] and [rows, kvHeads·64]) are added
 // into; dOut is BF16 (the F32 output gradient rounded), lse the forward's, D attention_backward_prepare's. Grid
-// (kvHeads, ceil(S / 64), sequences), key tiles in y so that the blocks of early keys, which see the most queries, are
+// (heads, ceil(S / 64), sequences), key tiles in y so that the blocks of early keys, which see the most queries, are
 // dispatched first; 128 threads; dynamic shared memory of flashBackwardSharedBytes (65,536 bytes for d 64, 114,688
 // for d 128). d and dv are taken for the argument list of attention_backward_dkdv.
 __global__ void __launch_bounds__(128) flash_attention_backward_d64(

@@ -701,7 +701,7 @@ public final class CudaBackend implements Backend {
             int hd = s.headDim();
             int shared = 2 * 64 * (hd + 8) * 2 + 64 * (64 + 8) * 2 + 2 * 2 * 64 * (hd + 8) * 2 + 2 * 2 * 64 * 4;
             kernel("flash", hd == 64 ? "flash_attention_backward_d64" : "flash_attention_backward_d128").launchGrid(
-                    s.kvHeads(), (keys + 63) / 64, sequences, 128, 1, 1, shared, q, k, v, dy16, lse, d, t, keys,
+                    s.heads(), (keys + 63) / 64, sequences, 128, 1, 1, shared, q, k, v, dy16, lse, d, t, keys,
                     s.heads(), s.kvHeads(), hd, hd, s.scale(), 0, s.slidingWindow(), gq, gk, gv);
         } else {
             int shared = tiledSharedBytes(s, true);
