@@ -24,7 +24,7 @@ import java.util.Map;
  * <p>In {@link Precision#BF16} activations are BF16 and matrix products take BF16 operands: an F32 operand (a
  * trainable parameter, a gradient) is converted on the way, and the BF16 copy of a parameter is kept for the rest of
  * the memory scope, so a training step converts each weight once. Attention runs as flash attention on the tensor
- * cores for heads of 64 or 128 ({@code flash.cu}), and on the CUDA cores otherwise and for its backward pass
+ * cores for heads of 64 or 128 ({@code flash.cu}), forward and backward, and on the CUDA cores otherwise
  * ({@code attention.cu}). In {@link Precision#F32} activations are F32, every product is a true F32 one (no TF32,
  * see {@link Cublas}), attention always takes the CUDA-core kernels' F32 entry points, and the one-pass decoding
  * path for BF16 experts steps aside for the grouped products.
@@ -663,8 +663,20 @@ public final class CudaBackend implements Backend {
     @Override
     public void attentionBackward(Object saved, Tensor dq, Tensor dk, Tensor dv, Tensor dSinks, Tensor dy, Tensor q,
                                   Tensor k, Tensor v, Tensor y, int sequences, AttentionSpec s, Tensor sinks) {
-        own(dq, dk, dv, dSinks, dy, q, k, v, y, sinks);
-        Tensor lse = (Tensor) saved;
+        attendBackward((Tensor) saved, dq, dk, dv, dSinks, dy, q, k, v, y, sequences, s, sinks, true);
+    }
+
+    /**
+     * Attention's backward pass: adds the gradients of q, k, v and the sinks (each F32, null when not wanted) given
+     * the output's gradient dy (F32), the forward's output y and its log-sum-exps lse. On the tensor cores
+     * ({@code flash.cu}) where the shape and dtype allow as for {@link #attend} and {@code tensorCores} is set, else
+     * on the CUDA cores ({@code attention.cu}); D = rowsum(dy ⊙ y) and the sinks' term come from the CUDA-core
+     * prepare kernel either way.
+     */
+    public void attendBackward(Tensor lse, Tensor dq, Tensor dk, Tensor dv, Tensor dSinks, Tensor dy, Tensor q,
+                               Tensor k, Tensor v, Tensor y, int sequences, AttentionSpec s, Tensor sinks,
+                               boolean tensorCores) {
+        own(dq, dk, dv, dSinks, dy, q, k, v, y, sinks, lse);
         checkAttention(y, q, k, v, sequences, 0, s);
         requireF32(dy, "attention's output gradient");
         for (Tensor grad : new Tensor[] {dq, dk, dv, dSinks}) {
@@ -681,13 +693,25 @@ public final class CudaBackend implements Backend {
         long threads = (long) rows * s.heads() * 32;
         attentionKernel("attention_backward_prepare", y).launch((int) ((threads + 255) / 256), 256, dy, y, lse,
                 sinkValues, rows, s.heads(), s.valueHeadDim(), d, sinkTerm);
-        int shared = tiledSharedBytes(s, true);
-        attentionKernel("attention_backward_dq", q).launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE, s.heads(),
-                sequences, ATTENTION_THREADS, 1, 1, shared, q, k, v, dy, lse, d, t, keys, s.heads(), s.kvHeads(),
-                s.headDim(), s.valueHeadDim(), s.scale(), 0, s.slidingWindow(), gq, 1);
-        attentionKernel("attention_backward_dkdv", q).launchGrid((keys + ATTENTION_TILE - 1) / ATTENTION_TILE,
-                s.kvHeads(), sequences, ATTENTION_THREADS, 1, 1, shared, q, k, v, dy, lse, d, t, keys, s.heads(),
-                s.kvHeads(), s.headDim(), s.valueHeadDim(), s.scale(), 0, s.slidingWindow(), gk, gv, 1);
+        if (tensorCores && q.dtype() == DType.BF16 && flashSupports(s)) {
+            // The tensor cores take dy's BF16 rounding, as they take the forward's BF16 operands; converted here,
+            // not through bf16(), whose cache is for parameters, and a gradient's memory may be persistent.
+            Tensor dy16 = device.allocate(DType.BF16, dy.shape());
+            k("ew_convert").launch(blocks(dy.size()), THREADS, dy, 0, dy16, 1, dy.size());
+            int hd = s.headDim();
+            int shared = 2 * 64 * (hd + 8) * 2 + 64 * (64 + 8) * 2 + 2 * 2 * 64 * (hd + 8) * 2 + 2 * 2 * 64 * 4;
+            kernel("flash", hd == 64 ? "flash_attention_backward_d64" : "flash_attention_backward_d128").launchGrid(
+                    s.heads(), (keys + 63) / 64, sequences, 128, 1, 1, shared, q, k, v, dy16, lse, d, t, keys,
+                    s.heads(), s.kvHeads(), hd, hd, s.scale(), 0, s.slidingWindow(), gq, gk, gv);
+        } else {
+            int shared = tiledSharedBytes(s, true);
+            attentionKernel("attention_backward_dq", q).launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE,
+                    s.heads(), sequences, ATTENTION_THREADS, 1, 1, shared, q, k, v, dy, lse, d, t, keys, s.heads(),
+                    s.kvHeads(), s.headDim(), s.valueHeadDim(), s.scale(), 0, s.slidingWindow(), gq, 1);
+            attentionKernel("attention_backward_dkdv", q).launchGrid((keys + ATTENTION_TILE - 1) / ATTENTION_TILE,
+                    s.kvHeads(), sequences, ATTENTION_THREADS, 1, 1, shared, q, k, v, dy, lse, d, t, keys, s.heads(),
+                    s.kvHeads(), s.headDim(), s.valueHeadDim(), s.scale(), 0, s.slidingWindow(), gk, gv, 1);
+        }
         if (dSinks != null) {
             int heads = s.heads();
             k("column_sums_add").launch((heads + THREADS - 1) / THREADS, THREADS, sinkTerm, rows, heads, dSinks);

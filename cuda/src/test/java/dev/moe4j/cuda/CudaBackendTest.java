@@ -252,7 +252,14 @@ class CudaBackendTest {
                 new Case(AttentionSpec.of(4, 4, 128).withSlidingWindow(40), 130, 1, false),
                 new Case(AttentionSpec.of(6, 2, 64), 65, 1, true),
                 new Case(AttentionSpec.of(4, 2, 24), 45, 2, true),
-                new Case(new AttentionSpec(4, 4, 24, 16, 0.3f, 0), 33, 1, false)};
+                new Case(new AttentionSpec(4, 4, 24, 16, 0.3f, 0), 33, 1, false),
+                // The tensor-core backward's shapes: d 64 and 128, groups of 4 query heads, lengths on either side of
+                // its 64-row tiles, windows narrower and wider than a tile, sinks.
+                new Case(AttentionSpec.of(4, 1, 64), 1, 3, true),
+                new Case(AttentionSpec.of(4, 1, 128), 63, 3, true),
+                new Case(AttentionSpec.of(8, 2, 64).withSlidingWindow(17), 200, 1, false),
+                new Case(AttentionSpec.of(8, 2, 128).withSlidingWindow(100), 200, 2, true),
+                new Case(AttentionSpec.of(8, 2, 128), 65, 2, false)};
         for (Case c : cases) {
             try (var scope = MemoryScope.open()) {
                 AttentionSpec s = c.spec();
@@ -277,15 +284,38 @@ class CudaBackendTest {
                 Tensor dy = bf16Normal(random, 1, y.shape());
                 Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
                 Tensor dSinks = sinks == null ? null : Tensor.zeros(s.heads());
-                cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, y, c.sequences(), s, sinks);
+                // The CPU's backward takes the GPU's BF16 output: y enters only through D = rowsum(dy ⊙ y), where
+                // its rounding is no part of the backward's arithmetic, yet with one visible key (length 1) D nearly
+                // cancels that row's dy·v and the rounding alone would exceed the tolerance.
+                Tensor gpuY = Tensor.of(Gpu.asFloats(gy), y.shape());
+                cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, gpuY, c.sequences(), s, sinks);
                 Tensor gdq = gpu.zeros(DType.F32, q.shape()), gdk = gpu.zeros(DType.F32, k.shape());
                 Tensor gdv = gpu.zeros(DType.F32, v.shape()), gdSinks = sinks == null ? null : gpu.zeros(DType.F32, s.heads());
                 gpu.attentionBackward(glse, gdq, gdk, gdv, gdSinks, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
-                close(dq, gdq, BF16, what + " dq");
-                close(dk, gdk, BF16, what + " dk");
-                close(dv, gdv, BF16, what + " dv");
+                String kind = CudaBackend.flashSupports(s) ? " (tensor cores)" : "";
+                close(dq, gdq, BF16, what + " dq" + kind);
+                close(dk, gdk, BF16, what + " dk" + kind);
+                close(dv, gdv, BF16, what + " dv" + kind);
                 if (sinks != null) {
                     close(dSinks, gdSinks, BF16, what + " dSinks");
+                }
+                if (CudaBackend.flashSupports(s)) {
+                    Tensor tdq = gpu.zeros(DType.F32, q.shape()), tdk = gpu.zeros(DType.F32, k.shape());
+                    Tensor tdv = gpu.zeros(DType.F32, v.shape());
+                    gpu.attendBackward((Tensor) glse, tdq, tdk, tdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s,
+                            gsinks, false);
+                    close(dq, tdq, BF16, what + " dq (CUDA cores)");
+                    close(tdq, gdq, BF16, what + " dq: tensor cores against CUDA cores");
+                    close(tdk, gdk, BF16, what + " dk: tensor cores against CUDA cores");
+                    close(tdv, gdv, BF16, what + " dv: tensor cores against CUDA cores");
+                    // The gradients are added into, as every backward step's: a second pass doubles them.
+                    gpu.attentionBackward(glse, gdq, gdk, gdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
+                    cpu.scale(dq, 2);
+                    cpu.scale(dk, 2);
+                    cpu.scale(dv, 2);
+                    close(dq, gdq, BF16, what + " dq added twice");
+                    close(dk, gdk, BF16, what + " dk added twice");
+                    close(dv, gdv, BF16, what + " dv added twice");
                 }
 
                 // Decoding: 3 new queries at positions 50.. against a cache of 53 keys (one sequence).
@@ -594,7 +624,11 @@ class CudaBackendTest {
                 Tensor dy = normal(random, 1, y.shape());
                 Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
                 Tensor dSinks = sinks == null ? null : Tensor.zeros(s.heads());
-                cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, y, c.sequences(), s, sinks);
+                // The CPU's backward takes the GPU's BF16 output: y enters only through D = rowsum(dy ⊙ y), where
+                // its rounding is no part of the backward's arithmetic, yet with one visible key (length 1) D nearly
+                // cancels that row's dy·v and the rounding alone would exceed the tolerance.
+                Tensor gpuY = Tensor.of(Gpu.asFloats(gy), y.shape());
+                cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, gpuY, c.sequences(), s, sinks);
                 Tensor gdq = gpu.zeros(DType.F32, q.shape()), gdk = gpu.zeros(DType.F32, k.shape());
                 Tensor gdv = gpu.zeros(DType.F32, v.shape()), gdSinks = sinks == null ? null : gpu.zeros(DType.F32, s.heads());
                 gpu.attentionBackward(glse, gdq, gdk, gdv, gdSinks, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);

@@ -11,8 +11,8 @@ import dev.moe4j.cuda.DeviceOps;
 
 /**
  * Times the GPU attention at one causal shape and prints TFLOP/s, counting 4·T²/2·d per head forward (scores and
- * values, causal half) and 2.5 times that backward: the tensor-core forward (flash.cu), the CUDA-core forward
- * (attention.cu) and the backward. Run with
+ * values, causal half) and 2.5 times that backward: the tensor-core forward and backward (flash.cu) and the CUDA-core
+ * forward and backward (attention.cu). Run with
  * {@code java -cp moe4j.jar dev.moe4j.cuda.bench.AttentionBenchmark [tokens heads kvHeads headDim]}.
  */
 public final class AttentionBenchmark {
@@ -49,8 +49,14 @@ public final class AttentionBenchmark {
             }
             double tiled = GpuLimits.medianMillis(d, 2, 5, () -> b.attend(out, lse, q, k, v, 1, 0, spec, null, false));
             System.out.printf("  forward, CUDA cores           %8.3f ms  %6.1f TFLOP/s%n", tiled, flops / tiled / 1e9);
-            double backward = GpuLimits.medianMillis(d, 1, 3, () -> b.attentionBackward(lse, dq, dk, dv, null, dOut, q,
-                    k, v, out, 1, spec, null));
+            if (CudaBackend.flashSupports(spec)) {
+                double flashBackward = GpuLimits.medianMillis(d, 2, 10, () -> b.attendBackward(lse, dq, dk, dv, null,
+                        dOut, q, k, v, out, 1, spec, null, true));
+                System.out.printf("  backward, tensor cores (flash) %7.3f ms  %6.1f TFLOP/s%n", flashBackward,
+                        2.5 * flops / flashBackward / 1e9);
+            }
+            double backward = GpuLimits.medianMillis(d, 1, 3, () -> b.attendBackward(lse, dq, dk, dv, null, dOut, q,
+                    k, v, out, 1, spec, null, false));
             System.out.printf("  backward, CUDA cores          %8.3f ms  %6.1f TFLOP/s%n", backward,
                     2.5 * flops / backward / 1e9);
         }
