@@ -55,6 +55,9 @@ public final class TopK {
         if (va == vb) {
             return ia < ib;
         }
+        if (va < vb) { // neither is NaN: the common case, decided before the NaN tests
+            return false;
+        }
         boolean aNaN = Float.isNaN(va), bNaN = Float.isNaN(vb);
         return aNaN && (!bNaN || ia < ib);
     }

@@ -25,7 +25,8 @@ public final class Routing {
     int rerouted;
     int sequenceLength;
     Object trace;
-    private float[] probabilities;
+    /** Computed on first use, or handed over by the router where it already computed the same values. */
+    float[] probabilities;
 
     Routing(int tokens, int experts, int k, Scoring scoring, float[] logits) {
         this.tokens = tokens;

@@ -142,6 +142,10 @@ public final class TopKRouter implements Router {
         int n = r.tokens, e = r.experts, k = r.k;
         boolean scoreFirst = config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K;
         float[] scores = scoreFirst ? RouterMath.scores(config.scoring(), selection, n, e) : null;
+        if (scores != null && config.scoring() == Scoring.SOFTMAX && selection == r.logits) {
+            // the softmax of the clean logits is the routing's probabilities: a copy saves computing it again
+            r.probabilities = scores.clone();
+        }
         float[] key = (scoreFirst ? scores : selection).clone();
         if (selectionBias != null) {
             for (int t = 0; t < n; t++) {
