@@ -244,9 +244,6 @@ class CudaBackendTest {
 
     @Test
     void attentionOnTensorCoresAndCudaCoresAndItsGradientMatchTheCpu() {
-        CudaDevice d = Gpu.device();
-        CudaBackend gpu = d.backend();
-        var random = new Random(35);
         Case[] cases = {
                 new Case(AttentionSpec.of(4, 2, 64), 77, 2, false),
                 new Case(AttentionSpec.of(4, 4, 128).withSlidingWindow(40), 130, 1, false),
@@ -260,46 +257,67 @@ class CudaBackendTest {
                 new Case(AttentionSpec.of(8, 2, 64).withSlidingWindow(17), 200, 1, false),
                 new Case(AttentionSpec.of(8, 2, 128).withSlidingWindow(100), 200, 2, true),
                 new Case(AttentionSpec.of(8, 2, 128), 65, 2, false)};
+        checkAttention(Precision.BF16, 35, cases);
+    }
+
+    /**
+     * Attention forward, backward (added into, as every backward step's) and decoding against a cache on the GPU in
+     * {@code precision} against the CPU. BF16 takes BF16-rounded inputs and also checks the tensor-core kernels
+     * against the CUDA-core ones; F32 takes unrounded inputs, so a stray BF16 or TF32 rounding would show.
+     */
+    private void checkAttention(Precision precision, long seed, Case... cases) {
+        boolean bf16 = precision == Precision.BF16;
+        double tolerance = bf16 ? BF16 : FLOAT32;
+        CudaDevice d = Gpu.device(precision);
+        CudaBackend gpu = d.backend();
+        var random = new Random(seed);
         for (Case c : cases) {
             try (var scope = MemoryScope.open()) {
                 AttentionSpec s = c.spec();
                 int rows = c.length() * c.sequences();
-                String what = s + " × " + c.sequences() + " of " + c.length() + (c.sinks() ? " with sinks" : "");
-                Tensor q = bf16Normal(random, 1, rows, s.heads() * s.headDim());
-                Tensor k = bf16Normal(random, 1, rows, s.kvHeads() * s.headDim());
-                Tensor v = bf16Normal(random, 1, rows, s.kvHeads() * s.valueHeadDim());
-                Tensor sinks = c.sinks() ? bf16Normal(random, 1, s.heads()) : null;
+                String what = precision + " " + s + " × " + c.sequences() + " of " + c.length()
+                        + (c.sinks() ? " with sinks" : "");
+                Tensor q = input(random, bf16, rows, s.heads() * s.headDim());
+                Tensor k = input(random, bf16, rows, s.kvHeads() * s.headDim());
+                Tensor v = input(random, bf16, rows, s.kvHeads() * s.valueHeadDim());
+                Tensor sinks = c.sinks() ? input(random, bf16, s.heads()) : null;
                 Tensor y = Tensor.zeros(rows, s.heads() * s.valueHeadDim());
                 Object lse = cpu.attention(y, q, k, v, c.sequences(), s, sinks, true);
-                Tensor gq = act(d, q), gk = act(d, k), gv = act(d, v), gsinks = sinks == null ? null : f32(d, sinks);
+                DType type = gpu.activationType();
+                Tensor gq = d.upload(q, type), gk = d.upload(k, type), gv = d.upload(v, type);
+                Tensor gsinks = sinks == null ? null : f32(d, sinks);
                 Tensor gy = gpu.activations(y.shape());
+                assertEquals(bf16 ? DType.BF16 : DType.F32, gy.dtype(), what + ": activations in the device's precision");
                 Object glse = gpu.attention(gy, gq, gk, gv, c.sequences(), s, gsinks, true);
-                close(y, gy, BF16, what + " forward" + (CudaBackend.flashSupports(s) ? " (tensor cores)" : ""));
-                Tensor tiled = gpu.activations(y.shape()), tiledLse = gpu.zeros(DType.F32, rows, s.heads());
-                gpu.attend(tiled, tiledLse, gq, gk, gv, c.sequences(), 0, s, gsinks, false);
-                close(y, tiled, BF16, what + " forward (CUDA cores)");
-                TensorAssert.assertClose(values(tiledLse), Tensor.of(Gpu.asFloats((Tensor) glse), rows, s.heads()), 1e-3,
-                        what + ": the two kernels' log-sum-exps");
+                boolean tensorCores = bf16 && CudaBackend.flashSupports(s);
+                String kind = tensorCores ? " (tensor cores)" : "";
+                close(y, gy, tolerance, what + " forward" + kind);
+                if (bf16) {
+                    Tensor tiled = gpu.activations(y.shape()), tiledLse = gpu.zeros(DType.F32, rows, s.heads());
+                    gpu.attend(tiled, tiledLse, gq, gk, gv, c.sequences(), 0, s, gsinks, false);
+                    close(y, tiled, BF16, what + " forward (CUDA cores)");
+                    TensorAssert.assertClose(values(tiledLse), Tensor.of(Gpu.asFloats((Tensor) glse), rows, s.heads()),
+                            1e-3, what + ": the two kernels' log-sum-exps");
+                }
 
-                Tensor dy = bf16Normal(random, 1, y.shape());
+                Tensor dy = input(random, bf16, y.shape());
                 Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
                 Tensor dSinks = sinks == null ? null : Tensor.zeros(s.heads());
-                // The CPU's backward takes the GPU's BF16 output: y enters only through D = rowsum(dy ⊙ y), where
-                // its rounding is no part of the backward's arithmetic, yet with one visible key (length 1) D nearly
+                // The CPU's backward takes the GPU's output: y enters only through D = rowsum(dy ⊙ y), where its
+                // rounding (BF16) is no part of the backward's arithmetic, yet with one visible key (length 1) D nearly
                 // cancels that row's dy·v and the rounding alone would exceed the tolerance.
                 Tensor gpuY = Tensor.of(Gpu.asFloats(gy), y.shape());
                 cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, gpuY, c.sequences(), s, sinks);
                 Tensor gdq = gpu.zeros(DType.F32, q.shape()), gdk = gpu.zeros(DType.F32, k.shape());
                 Tensor gdv = gpu.zeros(DType.F32, v.shape()), gdSinks = sinks == null ? null : gpu.zeros(DType.F32, s.heads());
                 gpu.attentionBackward(glse, gdq, gdk, gdv, gdSinks, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
-                String kind = CudaBackend.flashSupports(s) ? " (tensor cores)" : "";
-                close(dq, gdq, BF16, what + " dq" + kind);
-                close(dk, gdk, BF16, what + " dk" + kind);
-                close(dv, gdv, BF16, what + " dv" + kind);
+                close(dq, gdq, tolerance, what + " dq" + kind);
+                close(dk, gdk, tolerance, what + " dk" + kind);
+                close(dv, gdv, tolerance, what + " dv" + kind);
                 if (sinks != null) {
-                    close(dSinks, gdSinks, BF16, what + " dSinks");
+                    close(dSinks, gdSinks, tolerance, what + " dSinks");
                 }
-                if (CudaBackend.flashSupports(s)) {
+                if (tensorCores) {
                     Tensor tdq = gpu.zeros(DType.F32, q.shape()), tdk = gpu.zeros(DType.F32, k.shape());
                     Tensor tdv = gpu.zeros(DType.F32, v.shape());
                     gpu.attendBackward((Tensor) glse, tdq, tdk, tdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s,
@@ -308,27 +326,31 @@ class CudaBackendTest {
                     close(tdq, gdq, BF16, what + " dq: tensor cores against CUDA cores");
                     close(tdk, gdk, BF16, what + " dk: tensor cores against CUDA cores");
                     close(tdv, gdv, BF16, what + " dv: tensor cores against CUDA cores");
-                    // The gradients are added into, as every backward step's: a second pass doubles them.
-                    gpu.attentionBackward(glse, gdq, gdk, gdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
-                    cpu.scale(dq, 2);
-                    cpu.scale(dk, 2);
-                    cpu.scale(dv, 2);
-                    close(dq, gdq, BF16, what + " dq added twice");
-                    close(dk, gdk, BF16, what + " dk added twice");
-                    close(dv, gdv, BF16, what + " dv added twice");
                 }
+                // The gradients are added into, as every backward step's: a second pass doubles them.
+                gpu.attentionBackward(glse, gdq, gdk, gdv, null, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
+                cpu.scale(dq, 2);
+                cpu.scale(dk, 2);
+                cpu.scale(dv, 2);
+                close(dq, gdq, tolerance, what + " dq added twice");
+                close(dk, gdk, tolerance, what + " dk added twice");
+                close(dv, gdv, tolerance, what + " dv added twice");
 
                 // Decoding: 3 new queries at positions 50.. against a cache of 53 keys (one sequence).
                 if (c.sequences() == 1 && c.length() >= 53) {
-                    Tensor q3 = q.slice(50, 53), keys = k.slice(0, 53), values = v.slice(0, 53);
                     Tensor y3 = Tensor.zeros(3, s.heads() * s.valueHeadDim()), gy3 = gpu.activations(y3.shape());
-                    cpu.attentionWithCache(y3, q3, keys, values, 50, s, sinks);
+                    cpu.attentionWithCache(y3, q.slice(50, 53), k.slice(0, 53), v.slice(0, 53), 50, s, sinks);
                     gpu.attentionWithCache(gy3, gq.slice(50, 53), gk.slice(0, 53), gv.slice(0, 53), 50, s, gsinks);
-                    close(y3, gy3, BF16, what + " against a cache");
-                    close(y.slice(50, 53), gy3, BF16, what + ": the cache gives the whole sequence's rows");
+                    close(y3, gy3, tolerance, what + " against a cache");
+                    close(y.slice(50, 53), gy3, tolerance, what + ": the cache gives the whole sequence's rows");
                 }
             }
         }
+    }
+
+    /** Standard normal values, rounded to BF16 where the test is of BF16 arithmetic. */
+    private static Tensor input(Random random, boolean bf16, int... shape) {
+        return bf16 ? bf16Normal(random, 1, shape) : normal(random, 1, shape);
     }
 
     @Test
@@ -593,9 +615,6 @@ class CudaBackendTest {
 
     @Test
     void attentionInF32PrecisionAndItsGradientMatchTheCpu() {
-        CudaDevice d = Gpu.device(Precision.F32);
-        CudaBackend gpu = d.backend();
-        var random = new Random(43);
         // Heads of 64 and 128 take the tensor cores in BF16; in F32 every shape takes the CUDA-core kernels.
         Case[] cases = {
                 new Case(AttentionSpec.of(4, 2, 64), 77, 2, false),
@@ -604,50 +623,7 @@ class CudaBackendTest {
                 new Case(AttentionSpec.of(4, 2, 24), 45, 2, true),
                 new Case(new AttentionSpec(4, 4, 24, 16, 0.3f, 0), 60, 1, false),
                 new Case(AttentionSpec.of(8, 2, 40).withSlidingWindow(7), 70, 1, true)};
-        for (Case c : cases) {
-            try (var scope = MemoryScope.open()) {
-                AttentionSpec s = c.spec();
-                int rows = c.length() * c.sequences();
-                String what = "F32 " + s + " × " + c.sequences() + " of " + c.length() + (c.sinks() ? " with sinks" : "");
-                Tensor q = normal(random, 1, rows, s.heads() * s.headDim());
-                Tensor k = normal(random, 1, rows, s.kvHeads() * s.headDim());
-                Tensor v = normal(random, 1, rows, s.kvHeads() * s.valueHeadDim());
-                Tensor sinks = c.sinks() ? normal(random, 1, s.heads()) : null;
-                Tensor y = Tensor.zeros(rows, s.heads() * s.valueHeadDim());
-                Object lse = cpu.attention(y, q, k, v, c.sequences(), s, sinks, true);
-                Tensor gq = f32(d, q), gk = f32(d, k), gv = f32(d, v), gsinks = sinks == null ? null : f32(d, sinks);
-                Tensor gy = gpu.activations(y.shape());
-                assertEquals(DType.F32, gy.dtype());
-                Object glse = gpu.attention(gy, gq, gk, gv, c.sequences(), s, gsinks, true);
-                close(y, gy, FLOAT32, what + " forward");
-
-                Tensor dy = normal(random, 1, y.shape());
-                Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
-                Tensor dSinks = sinks == null ? null : Tensor.zeros(s.heads());
-                // The CPU's backward takes the GPU's BF16 output: y enters only through D = rowsum(dy ⊙ y), where
-                // its rounding is no part of the backward's arithmetic, yet with one visible key (length 1) D nearly
-                // cancels that row's dy·v and the rounding alone would exceed the tolerance.
-                Tensor gpuY = Tensor.of(Gpu.asFloats(gy), y.shape());
-                cpu.attentionBackward(lse, dq, dk, dv, dSinks, dy, q, k, v, gpuY, c.sequences(), s, sinks);
-                Tensor gdq = gpu.zeros(DType.F32, q.shape()), gdk = gpu.zeros(DType.F32, k.shape());
-                Tensor gdv = gpu.zeros(DType.F32, v.shape()), gdSinks = sinks == null ? null : gpu.zeros(DType.F32, s.heads());
-                gpu.attentionBackward(glse, gdq, gdk, gdv, gdSinks, f32(d, dy), gq, gk, gv, gy, c.sequences(), s, gsinks);
-                close(dq, gdq, FLOAT32, what + " dq");
-                close(dk, gdk, FLOAT32, what + " dk");
-                close(dv, gdv, FLOAT32, what + " dv");
-                if (sinks != null) {
-                    close(dSinks, gdSinks, FLOAT32, what + " dSinks");
-                }
-
-                // Decoding: 3 new queries at positions 50.. against a cache of 53 keys (one sequence).
-                if (c.sequences() == 1 && c.length() >= 53) {
-                    Tensor y3 = Tensor.zeros(3, s.heads() * s.valueHeadDim()), gy3 = gpu.activations(y3.shape());
-                    cpu.attentionWithCache(y3, q.slice(50, 53), k.slice(0, 53), v.slice(0, 53), 50, s, sinks);
-                    gpu.attentionWithCache(gy3, gq.slice(50, 53), gk.slice(0, 53), gv.slice(0, 53), 50, s, gsinks);
-                    close(y3, gy3, FLOAT32, what + " against a cache");
-                }
-            }
-        }
+        checkAttention(Precision.F32, 43, cases);
     }
 
     @Test

@@ -152,12 +152,40 @@ class GpuTrainStepParityTest {
 
     /**
      * Checks that {@code gpu} (in F32) routes every token of the fixture to the experts the CPU chooses, with no
-     * hand-over: a token routed elsewhere fails, its message saying whether it is a near-tie (the CPU's k-th and
-     * (k+1)-th router logits closer than the GPU's drift from them).
+     * hand-over: a token routed elsewhere fails, its message saying whether it is a near-tie.
      */
     private static void requireTheCpusRouting(String what, Transformer host, Transformer gpu, TrainStepReference ref) {
+        RoutingComparison c = compareRouting(host, gpu, ref);
+        System.out.printf("GPU train step %-28s %d of %d routings differ from the CPU's; router logits within %.1e of "
+                + "the CPU's%s%n", what, c.flips().size(), c.routings(), c.worstDrift(),
+                c.flips().isEmpty() ? "" : " " + c.flips());
+        assertTrue(c.flips().isEmpty(), what + ": in F32 the GPU routes tokens elsewhere than the CPU: " + c.flips());
+    }
+
+    /** A token whose experts differ on the GPU: its CPU's k-th and (k+1)-th router logits' gap, and the GPU's drift. */
+    private record Flip(int layer, int token, double gap, double drift) {
+        boolean nearTie() {
+            return gap < drift;
+        }
+
+        @Override
+        public String toString() {
+            return String.format(java.util.Locale.ROOT, "layer %d token %d (gap %.1e, drift %.1e: %s)", layer, token,
+                    gap, drift, nearTie() ? "a near-tie" : "not a near-tie");
+        }
+    }
+
+    /** How the GPU's routing of the fixture differs from the CPU's: routings compared, worst logit drift, flips. */
+    private record RoutingComparison(List<MoeResult> cpu, int routings, double worstDrift, List<Flip> flips) {
+    }
+
+    /**
+     * Routes the fixture on the CPU and on {@code gpu} and lists every token whose set of experts differs, with the
+     * CPU's gap between its k-th and (k+1)-th router logits and how far the GPU's router logits drift from the CPU's.
+     */
+    private static RoutingComparison compareRouting(Transformer host, Transformer gpu, TrainStepReference ref) {
         List<MoeResult> cpu = host.forward(Graph.inference(), ref.inputIds(), ref.sequences(), null).moe();
-        var flips = new java.util.ArrayList<String>();
+        var flips = new java.util.ArrayList<Flip>();
         int routings = 0;
         double worstDrift = 0;
         try (var scope = MemoryScope.open()) {
@@ -180,16 +208,12 @@ class GpuTrainStepParityTest {
                     if (!Arrays.equals(a, b)) {
                         float[] sorted = mine.clone();
                         Arrays.sort(sorted);
-                        double gap = sorted[e - k] - sorted[e - k - 1];
-                        flips.add(String.format(java.util.Locale.ROOT, "layer %d token %d (gap %.1e, drift %.1e: %s)",
-                                l, t, gap, drift, gap < drift ? "a near-tie" : "not a near-tie"));
+                        flips.add(new Flip(l, t, sorted[e - k] - sorted[e - k - 1], drift));
                     }
                 }
             }
         }
-        System.out.printf("GPU train step %-28s %d of %d routings differ from the CPU's; router logits within %.1e of "
-                + "the CPU's%s%n", what, flips.size(), routings, worstDrift, flips.isEmpty() ? "" : " " + flips);
-        assertTrue(flips.isEmpty(), what + ": in F32 the GPU routes tokens elsewhere than the CPU: " + flips);
+        return new RoutingComparison(cpu, routings, worstDrift, flips);
     }
 
     /** The gradients of the same step on the CPU in F32 from the checkpoint's own weights, routed as it routes. */
@@ -211,40 +235,14 @@ class GpuTrainStepParityTest {
      */
     private static List<int[]> routeAsTheCpu(String name, Transformer host, Transformer gpu, List<MoeLayer> layers,
                                              TrainStepReference ref) {
-        List<MoeResult> cpu = host.forward(Graph.inference(), ref.inputIds(), ref.sequences(), null).moe();
-        int flips = 0, routings = 0;
-        try (var scope = MemoryScope.open()) {
-            List<MoeResult> own = gpu.forward(Graph.inference(), ref.inputIds(), ref.sequences(), null).moe();
-            for (int l = 0; l < cpu.size(); l++) {
-                Routing want = cpu.get(l).routing(), got = own.get(l).routing();
-                int e = want.experts(), k = want.k();
-                for (int t = 0; t < want.tokens(); t++, routings++) {
-                    int[] a = Arrays.copyOfRange(want.choices(), t * k, t * k + k);
-                    int[] b = Arrays.copyOfRange(got.choices(), t * k, t * k + k);
-                    Arrays.sort(a);
-                    Arrays.sort(b);
-                    if (Arrays.equals(a, b)) {
-                        continue;
-                    }
-                    float[] mine = Arrays.copyOfRange(want.logits(), t * e, t * e + e);
-                    float[] theirs = Arrays.copyOfRange(got.logits(), t * e, t * e + e);
-                    double drift = 0;
-                    for (int i = 0; i < e; i++) {
-                        drift = Math.max(drift, Math.abs(mine[i] - theirs[i]));
-                    }
-                    float[] sorted = mine.clone();
-                    Arrays.sort(sorted);
-                    double gap = sorted[e - k] - sorted[e - k - 1];
-                    assertTrue(gap < drift, name + ": layer " + l + " token " + t + " routes elsewhere on the GPU, "
-                            + "but its k-th and (k+1)-th router logits are " + gap + " apart, the GPU's drift " + drift);
-                    flips++;
-                }
-            }
+        RoutingComparison c = compareRouting(host, gpu, ref);
+        for (Flip f : c.flips()) {
+            assertTrue(f.nearTie(), name + ": " + f + " routes elsewhere on the GPU");
         }
-        List<int[]> choices = cpu.stream().map(m -> m.routing().choices().clone()).toList();
+        List<int[]> choices = c.cpu().stream().map(m -> m.routing().choices().clone()).toList();
         fixChoices(layers, choices);
         System.out.printf("GPU train step %-28s %d of %d routings are near-ties the GPU flips; the step routes as the "
-                + "CPU%n", name, flips, routings);
+                + "CPU%n", name, c.flips().size(), c.routings());
         return choices;
     }
 
