@@ -187,6 +187,7 @@ public final class CudaDevice implements Device, AutoCloseable {
     }
 
     /** Releases a tensor allocated while no scope was open (ordered on the stream: queued work still sees it). */
+    @Override
     public void free(Tensor t) {
         Long end = persistent.remove(t.address());
         if (end == null) {

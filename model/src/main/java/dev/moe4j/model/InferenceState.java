@@ -20,4 +20,11 @@ public interface InferenceState {
      * outgrew this state; this state is left as it was.
      */
     InferenceState grown(int capacity);
+
+    /**
+     * Gives back the state's memory now (a GPU's KV cache is not the garbage collector's); the state must not be
+     * used afterwards. Nothing to do for a state in host memory.
+     */
+    default void release() {
+    }
 }

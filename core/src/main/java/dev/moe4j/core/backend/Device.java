@@ -38,6 +38,13 @@ public interface Device {
     default void attach() {
     }
 
+    /**
+     * Gives back a tensor's own allocation made outside any memory scope (a KV cache, placed weights) before the
+     * process ends. The host's memory is the garbage collector's: nothing to do there.
+     */
+    default void free(dev.moe4j.core.Tensor t) {
+    }
+
     default boolean isHost() {
         return this == HOST;
     }

@@ -25,7 +25,12 @@ public final class Generator {
 
     /** Generates a continuation of {@code prompt} from a fresh state. */
     public Generation generate(int[] prompt, GenerationOptions options, GenerationListener listener) {
-        return generate(new SequenceCache(), prompt, options, listener);
+        var cache = new SequenceCache();
+        try {
+            return generate(cache, prompt, options, listener);
+        } finally {
+            cache.release();
+        }
     }
 
     /**

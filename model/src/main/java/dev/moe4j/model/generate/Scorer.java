@@ -36,17 +36,21 @@ public final class Scorer {
         InferenceState state = model.newState(ids.length);
         float[] logProbs = new float[ids.length - 1];
         long start = System.nanoTime();
-        for (int from = 0; from < ids.length; from += CHUNK) {
-            int to = Math.min(ids.length, from + CHUNK);
-            int[] chunk = java.util.Arrays.copyOfRange(ids, from, to);
-            Tensor logits = model.forward(state, chunk, false, observer);
-            float[] lse = new float[chunk.length];
-            Softmax.logSumExp(logits, lse);
-            // row r predicts the token at from + r + 1
-            for (int r = 0; r < chunk.length && from + r + 1 < ids.length; r++) {
-                int target = ids[from + r + 1];
-                logProbs[from + r] = logits.getFloat((long) r * vocab + target) - lse[r];
+        try {
+            for (int from = 0; from < ids.length; from += CHUNK) {
+                int to = Math.min(ids.length, from + CHUNK);
+                int[] chunk = java.util.Arrays.copyOfRange(ids, from, to);
+                Tensor logits = model.forward(state, chunk, false, observer);
+                float[] lse = new float[chunk.length];
+                Softmax.logSumExp(logits, lse);
+                // row r predicts the token at from + r + 1
+                for (int r = 0; r < chunk.length && from + r + 1 < ids.length; r++) {
+                    int target = ids[from + r + 1];
+                    logProbs[from + r] = logits.getFloat((long) r * vocab + target) - lse[r];
+                }
             }
+        } finally {
+            state.release();
         }
         return new Scores(ids.clone(), logProbs, System.nanoTime() - start);
     }

@@ -37,6 +37,15 @@ public final class SequenceCache {
         rewind(0);
     }
 
+    /** Gives back the state's memory (a GPU's KV cache) and forgets the sequence; a next prompt starts afresh. */
+    public void release() {
+        if (state != null) {
+            state.release();
+            state = null;
+        }
+        length = 0;
+    }
+
     /**
      * Makes the cache ready to feed {@code prompt} with room for {@code capacity} positions, and returns how many
      * of its leading ids are kept: the longest prefix shared with the ids held, short of the last prompt token (a
@@ -51,7 +60,9 @@ public final class SequenceCache {
         } else if (state.capacity() < capacity) {
             // doubling keeps a growing chat from copying its cache every turn
             int room = Math.max(capacity, Math.min(model.config().maxPositions(), 2 * state.capacity()));
+            InferenceState outgrown = state;
             state = kept == 0 ? model.newState(room) : state.grown(room);
+            outgrown.release();
         }
         return kept;
     }

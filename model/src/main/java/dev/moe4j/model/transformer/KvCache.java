@@ -55,6 +55,14 @@ public final class KvCache implements InferenceState {
     }
 
     @Override
+    public void release() {
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].device().free(keys[l]);
+            values[l].device().free(values[l]);
+        }
+    }
+
+    @Override
     public KvCache grown(int capacity) {
         if (capacity < position) {
             throw new IllegalArgumentException("a cache of " + capacity + " positions cannot hold the " + position

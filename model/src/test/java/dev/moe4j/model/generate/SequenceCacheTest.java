@@ -151,6 +151,7 @@ class SequenceCacheTest {
 
     @Test
     void aPromptThatOutgrowsTheStateGrowsItAndKeepsThePrefix() {
+        int before = toy.liveStates;
         var generator = new Generator(toy, new ToyText());
         var cache = new SequenceCache();
         // a state of 3 + 2 positions; the next prompt needs 12 + 4
@@ -160,6 +161,16 @@ class SequenceCacheTest {
         Generation g = generator.generate(cache, longer, greedy(4), GenerationListener.NONE);
         assertEquals(4, g.reusedTokens());
         assertEquals(List.of("4:8", "12:1", "13:1", "14:1"), calls(toy), "the toy refuses positions past its state");
+        assertEquals(before + 1, toy.liveStates, "the outgrown state is released");
+        cache.release();
+        assertEquals(before, toy.liveStates);
+    }
+
+    @Test
+    void aGenerationWithoutAKeptCacheReleasesItsState() {
+        int before = toy.liveStates;
+        new Generator(toy, new ToyText()).generate(new int[] {1, 2, 3}, greedy(3), GenerationListener.NONE);
+        assertEquals(before, toy.liveStates);
     }
 
     @Test

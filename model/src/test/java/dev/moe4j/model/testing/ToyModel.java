@@ -26,6 +26,8 @@ public class ToyModel implements LanguageModel {
     public final List<int[]> calls = new ArrayList<>();
     /** The tokens of every forward call. */
     public final List<int[]> fed = new ArrayList<>();
+    /** States made and not released yet. */
+    public int liveStates;
 
     public ToyModel(int vocabSize, int maxPositions, int layers) {
         // a tiny Mixtral config.json: the shape of the description matters, not its numbers
@@ -57,12 +59,15 @@ public class ToyModel implements LanguageModel {
 
     @Override
     public InferenceState newState(int maxTokens) {
-        return new State(maxTokens);
+        return new State(this, maxTokens);
     }
 
     @Override
     public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
         State s = (State) state;
+        if (s.released) {
+            throw new IllegalStateException("a released state was fed");
+        }
         if (s.position + tokens.length > s.capacity) {
             throw new IllegalStateException("state of " + s.capacity + " positions cannot take " + tokens.length
                     + " more after " + s.position);
@@ -99,11 +104,24 @@ public class ToyModel implements LanguageModel {
     }
 
     private static final class State implements InferenceState {
+        final ToyModel model;
         final int capacity;
         int position;
+        boolean released;
 
-        State(int capacity) {
+        State(ToyModel model, int capacity) {
+            this.model = model;
             this.capacity = capacity;
+            model.liveStates++;
+        }
+
+        @Override
+        public void release() {
+            if (released) {
+                throw new IllegalStateException("released twice");
+            }
+            released = true;
+            model.liveStates--;
         }
 
         @Override
@@ -126,7 +144,7 @@ public class ToyModel implements LanguageModel {
 
         @Override
         public InferenceState grown(int capacity) {
-            var bigger = new State(capacity);
+            var bigger = new State(model, capacity);
             bigger.position = position;
             return bigger;
         }
