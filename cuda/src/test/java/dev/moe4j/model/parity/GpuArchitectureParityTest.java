@@ -25,6 +25,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.IntStream;
 
+import static dev.moe4j.core.testing.Reference.values;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -332,13 +333,5 @@ class GpuArchitectureParityTest {
             max = Math.max(max, Math.abs(a[i] - b[i]));
         }
         return max;
-    }
-
-    private static double[] values(Tensor t) {
-        double[] out = new double[(int) t.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = t.getFloat(i);
-        }
-        return out;
     }
 }

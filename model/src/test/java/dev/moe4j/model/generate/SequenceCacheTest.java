@@ -26,6 +26,7 @@ import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 
+import static dev.moe4j.core.testing.Reference.values;
 import static dev.moe4j.core.testing.TensorAssert.assertClose;
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -286,14 +287,5 @@ class SequenceCacheTest {
         assertClose(values(whole.slice(10, 17)), middle, 1e-5, name + " logits after the kept prefix");
         assertClose(values(whole.slice(17, 24)), end, 1e-5, name + " logits after the grown state");
         assertEquals(10, state.position(), "the state that was grown is left as it was");
-    }
-
-    private static double[] values(Tensor t) {
-        float[] f = t.toFloatArray();
-        double[] out = new double[f.length];
-        for (int i = 0; i < f.length; i++) {
-            out[i] = f[i];
-        }
-        return out;
     }
 }

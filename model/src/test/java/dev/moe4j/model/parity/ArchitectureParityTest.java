@@ -20,6 +20,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
+import static dev.moe4j.core.testing.Reference.values;
 import static dev.moe4j.core.testing.TensorAssert.assertClose;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -196,13 +197,5 @@ class ArchitectureParityTest {
             }
         }
         return best;
-    }
-
-    private static double[] values(Tensor t) {
-        double[] out = new double[(int) t.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = t.getFloat(i);
-        }
-        return out;
     }
 }
