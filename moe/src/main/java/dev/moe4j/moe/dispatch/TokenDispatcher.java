@@ -24,8 +24,8 @@ public final class TokenDispatcher {
      * @param choices    [tokens, k] preferred experts, best first
      * @param preference [tokens, width] every eligible expert of each token, best first (its first k entries are
      *                   the choices); only read for {@link Overflow#NEXT_CHOICE}, may be null otherwise
-     * @param score      [tokens] the priority of each token (its largest router probability); read for
-     *                   {@link Priority#SCORE}
+     * @param score      [tokens] the priority of each token (its largest router probability); read only for
+     *                   {@link Priority#SCORE}, may be null otherwise
      * @param capacity   tokens per expert; {@code Integer.MAX_VALUE} serves everything
      */
     public static Assignments assign(int tokens, int experts, int k, int[] choices, int[] preference, int width,
@@ -87,14 +87,15 @@ public final class TokenDispatcher {
 
     /** Token indices in the order they claim slots. */
     public static int[] serviceOrder(int tokens, float[] score, Priority priority) {
+        if (priority == Priority.POSITION) {
+            return java.util.stream.IntStream.range(0, tokens).toArray();
+        }
         Integer[] boxed = new Integer[tokens];
         for (int t = 0; t < tokens; t++) {
             boxed[t] = t;
         }
-        if (priority == Priority.SCORE) {
-            // Stable: equal scores keep position order.
-            Arrays.sort(boxed, (a, b) -> Float.compare(score[b], score[a]));
-        }
+        // Stable: equal scores keep position order.
+        Arrays.sort(boxed, (a, b) -> Float.compare(score[b], score[a]));
         int[] order = new int[tokens];
         for (int t = 0; t < tokens; t++) {
             order[t] = boxed[t];

@@ -7,6 +7,7 @@ import dev.moe4j.core.Tensor;
 import dev.moe4j.moe.Mode;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.dispatch.Dispatch;
+import dev.moe4j.moe.dispatch.Priority;
 import dev.moe4j.moe.dispatch.Overflow;
 import dev.moe4j.moe.dispatch.TokenDispatcher;
 import dev.moe4j.moe.router.Noise.Kind;
@@ -182,13 +183,16 @@ public final class TopKRouter implements Router {
                 }
             });
         }
-        float[] priority = new float[n];
         float[] scored = scores, selected = selection;
-        Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
-            for (int t = from; t < to; t++) {
-                priority[t] = topProbability(scored, selected, t, e);
-            }
-        });
+        // Only batch priority routing orders tokens by score; by position, the dispatcher never reads it.
+        float[] priority = config.priority() == Priority.SCORE ? new float[n] : null;
+        if (priority != null) {
+            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    priority[t] = topProbability(scored, selected, t, e);
+                }
+            });
+        }
         var served = TokenDispatcher.assign(n, e, k, choices, preference, e, priority, capacity,
                 config.overflow(), config.priority());
 
