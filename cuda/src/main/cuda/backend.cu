@@ -297,6 +297,17 @@ __global__ void combine_rows_backward(const void* dOut, int dot, const void* y, 
 
 // ---- RMSNorm: y = x / sqrt(mean(x²) + eps) · w, normalised in F32, then times the weight ----
 
+// 1 / sqrt(mean(x²) + eps) of the row [base, base + cols), reduced over the block; every thread gets it.
+__device__ __forceinline__ float rowInvRms(const void* x, int xt, long long base, int cols, float eps,
+                                           float* scratch) {
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = ldv(x, xt, base + c);
+        ss += v * v;
+    }
+    return 1.f / sqrtf(blockSum(ss, scratch) / cols + eps);
+}
+
 // One block per row; w [cols] F32 may be null.
 __global__ void rms_norm(const void* x, int xt, const float* __restrict__ w, int rows, int cols, float eps, void* y,
                          int yt) {
@@ -306,12 +317,7 @@ __global__ void rms_norm(const void* x, int xt, const float* __restrict__ w, int
         return;
     }
     long long base = (long long) r * cols;
-    float ss = 0.f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float v = ldv(x, xt, base + c);
-        ss += v * v;
-    }
-    float inv = 1.f / sqrtf(blockSum(ss, scratch) / cols + eps);
+    float inv = rowInvRms(x, xt, base, cols, eps, scratch);
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = ldv(x, xt, base + c) * inv;
         stv(y, yt, base + c, w ? v * w[c] : v);
@@ -328,12 +334,7 @@ __global__ void rms_norm_backward(const void* dy, int dyt, const void* x, int xt
         return;
     }
     long long base = (long long) r * cols;
-    float ss = 0.f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float v = ldv(x, xt, base + c);
-        ss += v * v;
-    }
-    float inv = 1.f / sqrtf(blockSum(ss, scratch) / cols + eps);
+    float inv = rowInvRms(x, xt, base, cols, eps, scratch);
     if (threadIdx.x == 0) {
         invRms[r] = inv;
     }
