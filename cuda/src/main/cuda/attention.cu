@@ -164,6 +164,22 @@ __device__ __forceinline__ void attentionBackwardPrepare(const float* __restrict
 
 // dq (+)= Σ_s ds_ts · k_s with ds = p·(dOut·v_s − D)·scale and p recomputed from lse. Same grid and tiles as the
 // forward; shared memory of attentionSharedBytes(d, dv) + TILE·(dv + 1) floats for the dOut tile.
+// One query row against one key, from their rows in shared memory (q and k of d features, the row's output
+// gradient and v of dv): the probability p = exp(q·k·scale − lse) and the score gradient p (dOut·v − D) scale.
+__device__ __forceinline__ float2 probabilityAndScoreGradient(const float* qRow, const float* dOutRow,
+                                                              const float* kRow, const float* vRow, int d, int dv,
+                                                              float scale, float lse, float D) {
+    float qk = 0.f, dp = 0.f;
+    for (int f = 0; f < d; f++) {
+        qk += qRow[f] * kRow[f];
+    }
+    for (int f = 0; f < dv; f++) {
+        dp += dOutRow[f] * vRow[f];
+    }
+    float p = expf(qk * scale - lse);
+    return make_float2(p, p * (dp - D) * scale);
+}
+
 template <typename E>
 __device__ __forceinline__ void attentionBackwardDq(const E* __restrict__ q, const E* __restrict__ k,
                                                     const E* __restrict__ v, const float* __restrict__ dOut,
@@ -218,15 +234,8 @@ __device__ __forceinline__ void attentionBackwardDq(const E* __restrict__ q, con
             int col = lane8 + 8 * c4, s = s0 + col;
             float dsv = 0.f;
             if (live && s < S && s <= position && s >= lo) {
-                float qk = 0.f, dp = 0.f;
-                for (int f = 0; f < d; f++) {
-                    qk += Qs[row * ds + f] * Ks[col * ds + f];
-                }
-                for (int f = 0; f < dv; f++) {
-                    dp += Os[row * dvs + f] * Vs[col * dvs + f];
-                }
-                float p = expf(qk * scale - rowLse);
-                dsv = p * (dp - rowD) * scale;
+                dsv = probabilityAndScoreGradient(Qs + row * ds, Os + row * dvs, Ks + col * ds, Vs + col * dvs, d, dv,
+                                                  scale, rowLse, rowD).y;
             }
             Ps[row * (TILE + 1) + col] = dsv;
         }
@@ -319,15 +328,10 @@ __device__ __forceinline__ void attentionBackwardDkDv(const E* __restrict__ q, c
                 float p = 0.f, dsv = 0.f;
                 bool visible = t < T && s < S && s <= position && (window <= 0 || s > position - window);
                 if (visible) {
-                    float qk = 0.f, dp = 0.f;
-                    for (int f = 0; f < d; f++) {
-                        qk += Qs[col * ds + f] * Ks[key * ds + f];
-                    }
-                    for (int f = 0; f < dv; f++) {
-                        dp += Os[col * dvs + f] * Vs[key * dvs + f];
-                    }
-                    p = expf(qk * scale - rowLse[col]);
-                    dsv = p * (dp - rowD[col]) * scale;
+                    float2 pds = probabilityAndScoreGradient(Qs + col * ds, Os + col * dvs, Ks + key * ds,
+                                                             Vs + key * dvs, d, dv, scale, rowLse[col], rowD[col]);
+                    p = pds.x;
+                    dsv = pds.y;
                 }
                 Ps[key * (TILE + 1) + col] = p;
                 Ds[key * (TILE + 1) + col] = dsv;
