@@ -5,6 +5,7 @@ import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.cuda.Cuda;
 import dev.moe4j.cuda.Precision;
+import dev.moe4j.model.WeightMemory;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeLayer;
 import picocli.CommandLine.Option;
@@ -35,6 +36,16 @@ public final class DeviceOption {
 
     @Option(names = "--precision", paramLabel = "PRECISION", description = PRECISION_HELP)
     String precision;
+
+    @Option(names = "--mmap", description = "On the CPU, keep the weights in the memory-mapped checkpoint files "
+            + "instead of copying them into memory (the default when they fit in the available memory: decoding "
+            + "reads them 2-3x faster there). Starts faster and shares pages between processes.")
+    boolean mmap;
+
+    /** Where a CPU model's weights live: mapped with --mmap, otherwise copied when they fit. */
+    public WeightMemory weightMemory() {
+        return mmap ? WeightMemory.MAPPED : WeightMemory.AUTO;
+    }
 
     /** The device asked for, or the automatic choice. */
     public Device resolve() {

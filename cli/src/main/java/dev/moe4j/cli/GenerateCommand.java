@@ -84,7 +84,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
         experts.check();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (ModelFolder m = ModelFolder.open(model, context.models(), device::backend)) {
+        try (ModelFolder m = ModelFolder.open(model, context.models().with(device.weightMemory()), device::backend)) {
             int[] ids = prompt.ids != null ? TokenIds.parse("--prompt-ids", prompt.ids)
                     : m.tokenizer().encodeIds(prompt.text, true);
             SamplingConfig samplingConfig = sampling.resolve(m.generation());

@@ -72,8 +72,8 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Override
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
-        try (ServedModel served = ServedModel.open(model, template, name, context.models(),
-                device::backend);
+        try (ServedModel served = ServedModel.open(model, template, name,
+                context.models().with(device.weightMemory()), device::backend);
              ModelServer server = ModelServer.start(served, host, port, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);

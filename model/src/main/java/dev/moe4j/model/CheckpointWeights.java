@@ -1,6 +1,7 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.ResidentMemory;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.io.safetensors.Checkpoint;
@@ -19,8 +20,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The weights of a checkpoint, handed to a {@code Transformer} as views of the memory-mapped files in their
- * stored type (F32, BF16 or F16; the kernels widen on the fly). Each weight is checked as it is asked for: a
+ * The weights of a checkpoint, handed to a {@code Transformer} in their stored type (F32, BF16 or F16; the kernels
+ * widen on the fly), as views of the memory-mapped files or as copies in {@link ResidentMemory}. Each weight is checked as it is asked for: a
  * missing tensor, another shape or a type the kernels cannot read is an error naming the file and the tensor.
  * After the model is built, {@link #requireAllUsed} refuses tensors the model has no place for, so a checkpoint
  * that does not match its config.json fails before anything runs.
@@ -33,8 +34,15 @@ final class CheckpointWeights implements WeightSource {
     private final ModelConfig config;
     private final String family;
     private final Set<String> used = new HashSet<>();
+    private final ResidentMemory copies;
 
     CheckpointWeights(Checkpoint checkpoint, TensorNames names, ModelConfig config) {
+        this(checkpoint, names, config, null);
+    }
+
+    /** @param copies where each weight is copied as it is asked for, or null to hand out views of the mapped files */
+    CheckpointWeights(Checkpoint checkpoint, TensorNames names, ModelConfig config, ResidentMemory copies) {
+        this.copies = copies;
         this.checkpoint = checkpoint;
         this.names = names;
         this.config = config;
@@ -60,7 +68,7 @@ final class CheckpointWeights implements WeightSource {
         }
         used.add(stored);
         Tensor t = checkpoint.tensor(stored);
-        return Var.constant(t);
+        return Var.constant(copies == null ? t : copies.copyOf(t));
     }
 
     @Override

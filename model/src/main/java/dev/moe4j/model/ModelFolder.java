@@ -33,10 +33,33 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
     /** Opens the weights of a model folder whose config.json has already been read (tests put stand-ins here). */
     @FunctionalInterface
     public interface Opener {
-        /** Loads the checkpoint with {@link ModelLoader}, every tensor checked first: mapped on the CPU, copied to a GPU. */
-        Opener CHECKPOINT = (folder, config, backend) -> ModelLoader.load(folder, backend);
+        /**
+         * Loads the checkpoint with {@link ModelLoader}, every tensor checked first: on the CPU copied into memory
+         * when it fits, otherwise mapped ({@link WeightMemory#AUTO}); copied to a GPU.
+         */
+        Opener CHECKPOINT = checkpoint(WeightMemory.AUTO);
 
         LanguageModel open(Path folder, ModelConfig config, Backend backend);
+
+        /** This opener with a CPU model's weights where {@code memory} says; openers of stand-in models ignore it. */
+        default Opener with(WeightMemory memory) {
+            return this;
+        }
+
+        /** Loads checkpoints with {@link ModelLoader}, a CPU model's weights where {@code memory} says. */
+        static Opener checkpoint(WeightMemory memory) {
+            return new Opener() {
+                @Override
+                public LanguageModel open(Path folder, ModelConfig config, Backend backend) {
+                    return ModelLoader.load(folder, backend, memory);
+                }
+
+                @Override
+                public Opener with(WeightMemory other) {
+                    return checkpoint(other);
+                }
+            };
+        }
     }
 
     /** Opens a model folder on the CPU: its small files checked against each other, then the weights. */

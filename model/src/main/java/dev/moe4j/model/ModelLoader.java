@@ -1,6 +1,7 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.ResidentMemory;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.safetensors.Checkpoint;
@@ -16,8 +17,8 @@ import java.nio.file.Path;
 /**
  * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) as a
  * {@link TransformerModel}: the family of the config's model_type maps the config and the tensor names; every
- * tensor is checked (present, shape, type, nothing left over) before the model can run; the weights stay
- * memory-mapped in their stored type.
+ * tensor is checked (present, shape, type, nothing left over) before the model can run; the weights keep their
+ * stored type, copied into memory or left memory-mapped ({@link WeightMemory}).
  */
 public final class ModelLoader {
     private ModelLoader() {
@@ -33,6 +34,14 @@ public final class ModelLoader {
      * a GPU, vectors in F32) and the files are closed again.
      */
     public static TransformerModel load(Path folder, Backend backend) {
+        return load(folder, backend, WeightMemory.AUTO);
+    }
+
+    /**
+     * As {@link #load(Path, Backend)}, with the CPU's weights where {@code memory} says: copied into memory (the
+     * files are then closed again) or left mapped. A GPU takes its own copy whatever {@code memory} says.
+     */
+    public static TransformerModel load(Path folder, Backend backend, WeightMemory memory) {
         ModelConfig config = config(folder);
         if (!backend.device().isHost()) {
             config.moe().ifPresent(moe -> {
@@ -46,18 +55,37 @@ public final class ModelLoader {
         }
         Checkpoint checkpoint = Checkpoint.open(folder);
         try {
-            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
             if (backend.device().isHost()) {
+                if (memory.copies(checkpoint.byteSize())) {
+                    return copied(config, checkpoint);
+                }
+                var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
                 Transformer transformer = new Transformer(config, weights);
                 weights.requireAllUsed();
                 return new TransformerModel(transformer, checkpoint);
             }
+            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
             Transformer transformer = Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();
             checkpoint.close();
             return new TransformerModel(transformer, null);
         } catch (RuntimeException e) {
             checkpoint.close();
+            throw e;
+        }
+    }
+
+    /** The model over copies of the checkpoint's weights, which is closed once they are made. */
+    private static TransformerModel copied(ModelConfig config, Checkpoint checkpoint) {
+        var memory = new ResidentMemory();
+        try {
+            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config, memory);
+            Transformer transformer = new Transformer(config, weights);
+            weights.requireAllUsed();
+            checkpoint.close();
+            return new TransformerModel(transformer, memory);
+        } catch (RuntimeException e) {
+            memory.close();
             throw e;
         }
     }

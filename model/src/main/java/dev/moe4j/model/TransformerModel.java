@@ -11,16 +11,21 @@ import dev.moe4j.model.transformer.Transformer;
 
 /**
  * A {@link Transformer} ready for generation: next-token logits against a KV cache, in an inference graph, over
- * weights that stay memory-mapped until {@link #close}.
+ * weights (mapped checkpoint files, or copies in memory) that are released on {@link #close}.
  */
 public final class TransformerModel implements LanguageModel {
     private final Transformer transformer;
     private final AutoCloseable weights;
 
-    /** @param weights what to release on close (the mapped checkpoint), or null */
+    /** @param weights what to release on close (the mapped checkpoint or the weights' copies), or null */
     public TransformerModel(Transformer transformer, AutoCloseable weights) {
         this.transformer = transformer;
         this.weights = weights;
+    }
+
+    /** Whether the weights are copies in memory ({@link WeightMemory#COPIED}) rather than views of mapped files. */
+    public boolean weightsCopied() {
+        return weights instanceof dev.moe4j.core.ResidentMemory;
     }
 
     /** The model itself, for scoring whole sequences or training. */

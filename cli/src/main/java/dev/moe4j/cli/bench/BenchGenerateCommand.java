@@ -2,6 +2,7 @@ package dev.moe4j.cli.bench;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
+import dev.moe4j.core.Parallel;
 import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.perf.MachineLimits;
@@ -10,6 +11,7 @@ import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.bench.GpuLimits;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.TransformerModel;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.ParameterCount;
 import dev.moe4j.model.generate.Generation;
@@ -92,7 +94,7 @@ public final class BenchGenerateCommand implements Runnable {
         }
         MachineLimits before = bandwidth.measure();
         long loadStart = System.nanoTime();
-        try (LanguageModel lm = ModelLoader.load(model, backend)) {
+        try (LanguageModel lm = ModelLoader.load(model, backend, device.weightMemory())) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             ModelConfig config = lm.config();
             int prompt = options.quick() ? Math.min(promptTokens, 16) : promptTokens;
@@ -103,8 +105,9 @@ public final class BenchGenerateCommand implements Runnable {
             }
             long activeBytes = activeBytesPerToken(config, backend);
             if (!options.json()) {
-                out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s%n",
-                        model, config.family(), config.numLayers(), activeBytes / 1e6, config.dtype(), loadSeconds);
+                out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s; %s%n",
+                        model, config.family(), config.numLayers(), activeBytes / 1e6, config.dtype(), loadSeconds,
+                        weightsWhere(lm));
                 out.printf("memory bandwidth %.1f GB/s (measured now, %s): decode limit %.1f tokens/s%n",
                         before.bandwidthGBs(), bandwidth.how(before), before.bandwidthGBs() * 1e9 / activeBytes);
                 out.flush();
@@ -145,6 +148,7 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("model", model.toString());
                 root.put("family", config.family());
                 root.put("load_seconds", loadSeconds);
+                root.put("weights", weightsWhere(lm));
                 root.put("prompt_tokens", prompt);
                 root.put("decode_tokens", decode);
                 root.put("bandwidth_gbs", limits.bandwidthGBs());
@@ -156,6 +160,8 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("prefill_tokens_per_s", prefillBest);
                 root.put("decode_tokens_per_s", decodeBest);
                 root.put("decode_fraction_of_limit", decodeBest / limitTokensPerSecond);
+                root.put("prefill_tokens_per_s_median_min_max", spread(timed.stream().mapToDouble(Run::prefillTokensPerSecond)));
+                root.put("decode_tokens_per_s_median_min_max", spread(timed.stream().mapToDouble(Run::decodeTokensPerSecond)));
                 root.put("runs", timed.stream().map(t -> List.of(t.prefillTokensPerSecond(),
                         t.decodeTokensPerSecond())).toList());
                 out.println(Json.write(root));
@@ -166,6 +172,10 @@ public final class BenchGenerateCommand implements Runnable {
                         + " %.1f tokens/s (%.1f GB/s / %.1f MB per token)%n", prefillBest, decodeBest,
                         100 * decodeBest / limitTokensPerSecond, limitTokensPerSecond, limits.bandwidthGBs(),
                         activeBytes / 1e6);
+                List<Double> p = spread(timed.stream().mapToDouble(Run::prefillTokensPerSecond));
+                List<Double> d = spread(timed.stream().mapToDouble(Run::decodeTokensPerSecond));
+                out.printf("median (min-max) of %d runs: prefill %.1f (%.1f-%.1f) tokens/s; decode %.2f (%.2f-%.2f)"
+                        + " tokens/s%n", timed.size(), p.get(0), p.get(1), p.get(2), d.get(0), d.get(1), d.get(2));
             }
             out.flush();
         }
@@ -184,8 +194,17 @@ public final class BenchGenerateCommand implements Runnable {
 
     /** The memory bandwidth decode is held against: main memory's (CPU threads) or the GPU's (device copy). */
     private record Bandwidth(java.util.function.Supplier<MachineLimits> meter, boolean onGpu) {
+        /**
+         * The CPU's limit as a MachineLimits of no FMA rate: the median unit of the streaming read, since decoding
+         * streams for seconds and the best 64 MiB unit can read far above the sustained rate.
+         */
         static Bandwidth cpu(BenchOptions options) {
-            return new Bandwidth(options::measureLimits, false);
+            return new Bandwidth(() -> {
+                var read = options.quick() ? MachineLimits.readBandwidth(16L << 20, 4L << 20, 0.02)
+                        : MachineLimits.readBandwidth(MachineLimits.DEFAULT_BUFFER_BYTES,
+                        MachineLimits.DEFAULT_SLICE_BYTES, 2.0);
+                return new MachineLimits(0, read.medianGBs(), Parallel.threads());
+            }, false);
         }
 
         static Bandwidth gpu(CudaDevice device, boolean quick) {
@@ -200,6 +219,21 @@ public final class BenchGenerateCommand implements Runnable {
         String how(MachineLimits m) {
             return onGpu ? "GPU device-to-device copy, read + write" : m.threads() + " threads";
         }
+    }
+
+    /** Median, min and max of the runs' figures (the median of an even count is the mean of the middle two). */
+    static List<Double> spread(java.util.stream.DoubleStream values) {
+        double[] v = values.sorted().toArray();
+        double median = v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+        return List.of(median, v[0], v[v.length - 1]);
+    }
+
+    /** Where the weights were read from: a GPU, copies in memory, or the mapped checkpoint files (--mmap). */
+    private static String weightsWhere(LanguageModel lm) {
+        if (!(lm instanceof TransformerModel t) || !t.transformer().device().isHost()) {
+            return "weights on the device";
+        }
+        return t.weightsCopied() ? "weights copied into memory" : "weights memory-mapped";
     }
 
     private void validate() {

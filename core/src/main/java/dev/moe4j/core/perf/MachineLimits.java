@@ -126,13 +126,29 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
     }
 
     /**
-     * Streaming read bandwidth in GB/s: an off-heap buffer of {@code bufferBytes} (touched first, so page faults
-     * are not timed) is read a slice of {@code sliceBytes} at a time, the next slice each time, so that no slice
-     * is still cached when it comes round again; every thread sums its part of the slice as {@link #STREAMS}
-     * sequential streams side by side (one stream per core leaves memory idle between misses; kernels that read
-     * several weight rows at once get more). The best slice over about {@code seconds}.
+     * Streaming read bandwidth in GB/s, the best unit of {@link #readBandwidth}: the statistic that a kernel's best
+     * call is compared with.
      */
     public static double bandwidthGBs(long bufferBytes, long sliceBytes, double seconds) {
+        return readBandwidth(bufferBytes, sliceBytes, seconds).bestGBs();
+    }
+
+    /**
+     * The streaming read rate of timed units, GB/s: the best unit, and the median unit, which is what a process
+     * that streams for longer than one unit gets (a generation's decode streams for seconds; one unusually fast
+     * 64 MiB slice read it to ~80 GB/s on a machine whose sustained rate is ~30).
+     */
+    public record Bandwidth(double bestGBs, double medianGBs) {
+    }
+
+    /**
+     * Streaming read bandwidth: an off-heap buffer of {@code bufferBytes} (touched first, so page faults are not
+     * timed) is read a slice of {@code sliceBytes} at a time, the next slice each time, so that no slice is still
+     * cached when it comes round again; every thread sums its part of the slice as {@link #STREAMS} sequential
+     * streams side by side (one stream per core leaves memory idle between misses; kernels that read several
+     * weight rows at once get more). Units over about {@code seconds}.
+     */
+    public static Bandwidth readBandwidth(long bufferBytes, long sliceBytes, double seconds) {
         int threads = Parallel.threads();
         long unit = (long) STREAMS * F.length() * threads;
         long sliceFloats = Math.max(unit, sliceBytes / 4 / unit * unit);
@@ -162,7 +178,8 @@ public record MachineLimits(double peakGflops, double bandwidthGBs, int threads)
                     System.out.print("");
                 }
             }, slices, 2 * slices, seconds);
-            return sliceFloats * 4 / t.bestSeconds() / 1e9;
+            double bytes = sliceFloats * 4;
+            return new Bandwidth(bytes / t.bestSeconds() / 1e9, bytes / t.medianSeconds() / 1e9);
         }
     }
 

@@ -189,6 +189,11 @@ public final class Checkpoint implements AutoCloseable {
         return reader;
     }
 
+    /** The bytes of every tensor's data together. */
+    public long byteSize() {
+        return fileOf.keySet().stream().mapToLong(name -> entry(name).byteLength()).sum();
+    }
+
     /** A view of the named tensor on its mapped file. */
     public Tensor tensor(String name) {
         return fileOf(name).tensor(name);
