@@ -42,7 +42,14 @@ public final class ModelLoader {
      * files are then closed again) or left mapped. A GPU takes its own copy whatever {@code memory} says.
      */
     public static TransformerModel load(Path folder, Backend backend, WeightMemory memory) {
-        ModelConfig config = config(folder);
+        return load(folder, config(folder), backend, memory);
+    }
+
+    /**
+     * As {@link #load(Path, Backend, WeightMemory)}, but the model is built from {@code config} (the folder's own,
+     * changed where a comparison needs it: transformers' BF16-rounded RoPE frequencies, say) rather than read again.
+     */
+    public static TransformerModel load(Path folder, ModelConfig config, Backend backend, WeightMemory memory) {
         if (!backend.device().isHost()) {
             config.moe().ifPresent(moe -> {
                 var missing = MoeLayer.unsupportedOnDevice(moe);

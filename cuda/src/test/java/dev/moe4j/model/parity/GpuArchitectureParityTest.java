@@ -1,5 +1,6 @@
 package dev.moe4j.model.parity;
 
+import dev.moe4j.core.backend.CpuBackend;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
@@ -67,9 +68,9 @@ class GpuArchitectureParityTest {
         var ref = new HfReference(name);
         JsonNode greedy = Json.read(ref.folder.resolve("reference.json")).get("greedy");
         double minGap = greedy.get("min_top2_logit_gap").asDouble();
-        try (TransformerModel gpu = ModelLoader.load(ref.folder, d.backend());
-             TransformerModel cpu = ModelLoader.load(ref.folder)) {
-            Transformer bf16Weights = ModelLoader.loadForTraining(ref.folder);
+        try (TransformerModel gpu = ref.load(d.backend());
+             TransformerModel cpu = ref.load(CpuBackend.INSTANCE)) {
+            Transformer bf16Weights = ModelLoader.loadForTraining(ref.folder, ref.config());
             bf16Weights.parameters().forEach((n, v) -> {
                 if (Transformer.placedType(n, v.value().rank(), d.backend()) == DType.BF16) {
                     v.value().copyFrom(v.value().to(DType.BF16));
@@ -147,8 +148,8 @@ class GpuArchitectureParityTest {
     void inF32PrecisionLogitsMatchTransformersToFloat32AccuracyAndGreedyTokensAreIdentical(String name) {
         CudaDevice d = Gpu.device(Precision.F32);
         var ref = new HfReference(name);
-        try (TransformerModel gpu = ModelLoader.load(ref.folder, d.backend());
-             TransformerModel cpu = ModelLoader.load(ref.folder)) {
+        try (TransformerModel gpu = ref.load(d.backend());
+             TransformerModel cpu = ref.load(CpuBackend.INSTANCE)) {
             var gpuTrace = new Trace();
             var cpuTrace = new Trace();
             double[] onGpu;

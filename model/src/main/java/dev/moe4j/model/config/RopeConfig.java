@@ -8,10 +8,17 @@ import java.util.OptionalInt;
  * Rotary position embedding: the base {@code theta} of the frequencies, how they are rescaled for longer contexts,
  * which pairs of dimensions rotate together, and how much of each head rotates.
  *
- * @param partialRotaryFactor the fraction of each head's dimensions that rotate (1 for all); for latent attention
- *                            the rotating part is given by the attention's {@code qkRopeHeadDim} instead
+ * @param partialRotaryFactor  the fraction of each head's dimensions that rotate (1 for all); for latent attention
+ *                             the rotating part is given by the attention's {@code qkRopeHeadDim} instead
+ * @param weightDtypeFrequencies the inverse frequencies rounded to the weights' dtype (BF16, F16), as transformers
+ *                             computes them when it loads such a checkpoint in that dtype (its frequency buffer is
+ *                             cast with the weights). Off by default: frequencies exact in F32, as llama.cpp and
+ *                             vLLM compute them; by position 127 of a BF16 model the rounding moves a
+ *                             log-probability by up to 0.8. Only comparisons with a transformers run of a BF16/F16
+ *                             model turn it on.
  */
-public record RopeConfig(double theta, Scaling scaling, Layout layout, double partialRotaryFactor) {
+public record RopeConfig(double theta, Scaling scaling, Layout layout, double partialRotaryFactor,
+                         boolean weightDtypeFrequencies) {
     public RopeConfig {
         if (!(theta > 0)) {
             throw new IllegalArgumentException("rope theta must be positive, got " + theta);
@@ -23,7 +30,17 @@ public record RopeConfig(double theta, Scaling scaling, Layout layout, double pa
 
     /** Unscaled rotary embedding over whole heads in the half layout. */
     public static RopeConfig of(double theta) {
-        return new RopeConfig(theta, new None(), Layout.HALF, 1.0);
+        return new RopeConfig(theta, new None(), Layout.HALF, 1.0, false);
+    }
+
+    /** Exact frequencies (what the families map), for a rotary embedding of the given scaling. */
+    public RopeConfig(double theta, Scaling scaling, Layout layout, double partialRotaryFactor) {
+        this(theta, scaling, layout, partialRotaryFactor, false);
+    }
+
+    /** This rotary embedding with frequencies rounded to the weights' dtype as transformers rounds them, or exact. */
+    public RopeConfig withWeightDtypeFrequencies(boolean rounded) {
+        return new RopeConfig(theta, scaling, layout, partialRotaryFactor, rounded);
     }
 
     /** Which dimensions form a rotating pair. */

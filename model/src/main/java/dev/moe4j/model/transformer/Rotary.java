@@ -22,12 +22,12 @@ final class Rotary {
     /**
      * @param rotaryDim    how many elements of each head rotate
      * @param maxPositions the config's max_position_embeddings (the default original context of YaRN)
-     * @param dtype        the dtype the config declares for the weights: transformers loads a BF16 or F16
-     *                     checkpoint in that dtype and so casts its inverse-frequency buffer to it; the angles
-     *                     then come from the rounded frequencies (in float32), and so they do here
+     * @param dtype        the dtype the config declares for the weights, to which the frequencies are rounded when
+     *                     {@link RopeConfig#weightDtypeFrequencies()} asks (the angles are F32 either way)
      */
     Rotary(RopeConfig rope, int rotaryDim, int maxPositions, DType dtype) {
-        this.frequencies = rounded(frequencies(rope, rotaryDim, maxPositions), dtype);
+        RopeFrequencies exact = frequencies(rope, rotaryDim, maxPositions);
+        this.frequencies = rope.weightDtypeFrequencies() ? rounded(exact, dtype) : exact;
         this.layout = rope.layout() == RopeConfig.Layout.HALF ? RopeLayout.HALF : RopeLayout.INTERLEAVED;
         this.maxPositions = maxPositions;
     }

@@ -1,10 +1,10 @@
 package dev.moe4j.model.parity;
 
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.InferenceState;
-import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.TransformerModel;
 import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.Transformer;
@@ -43,7 +43,7 @@ class ArchitectureParityTest {
     @BeforeAll
     void load() {
         for (String name : cases()) {
-            models.put(name, ModelLoader.load(new HfReference(name).folder));
+            models.put(name, new HfReference(name).load(CpuBackend.INSTANCE));
         }
     }
 

@@ -4,7 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.safetensors.SafetensorsReader;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.Resources;
+import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.WeightMemory;
+import dev.moe4j.model.config.ModelConfig;
 
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -31,6 +36,20 @@ final class HfReference {
             }
         }
         this.json = Json.read(folder.resolve("reference.json"));
+    }
+
+    /**
+     * The fixture's config as transformers ran it: a BF16 or F16 checkpoint, loaded in its dtype and then computed in
+     * float32, keeps inverse RoPE frequencies rounded to that dtype, which moe4j reproduces only when asked.
+     */
+    ModelConfig config() {
+        ModelConfig config = ModelLoader.config(folder);
+        return config.toBuilder().rope(config.rope().withWeightDtypeFrequencies(true)).build();
+    }
+
+    /** The fixture model on {@code backend}, configured as transformers ran it ({@link #config()}). */
+    TransformerModel load(Backend backend) {
+        return ModelLoader.load(folder, config(), backend, WeightMemory.AUTO);
     }
 
     boolean has(String tensor) {
