@@ -15,10 +15,11 @@ import static dev.moe4j.core.kernels.Widening.LE;
  * The blocked, register-tiled product behind {@link MatMul} for many rows: C[M, N] (+)= A[M, K] · B[K, N].
  *
  * <p>B is packed, block by block, into F32 panels of {@link #NR} columns laid out k-major (widening BF16/F16,
- * and transposing a weight stored [N, K] 16 × 16 in registers on the way), so that the micro-kernel reads it
+ * and transposing a weight stored [N, K] LANES × LANES in registers on the way), so that the micro-kernel reads it
  * with plain vector loads. A is read in place from its heap array: each step of the micro-kernel broadcasts
  * one element of each of {@link #MR} rows, wherever A's strides put them (rows of x, or columns of dy for the
- * weight gradient). The micro-kernel keeps an MR × NR tile of C in 24 vector registers over {@link #KC} steps.
+ * weight gradient). The micro-kernel keeps an MR × NR tile of C in registers (24 vectors on AVX-512, 12 on
+ * AVX2: {@link #NR_VECTORS}) over {@link #KC} steps.
  *
  * <p>Blocking (Zen 4: 32 KiB L1d, 1 MiB L2 per core): a packed B block of KC × NC floats (512 KiB) stays in L2
  * while every MR-row sliver of A (6 KiB, L1) runs over all its panels; the k blocks of one C block
@@ -28,7 +29,13 @@ import static dev.moe4j.core.kernels.Widening.LE;
  */
 final class Gemm {
     static final int MR = 6;
-    static final int NR = 4 * LANES;
+    /**
+     * Vectors across a tile: 4 where vectors are 512 bits (AVX-512 has 32 registers: 24 accumulators, 4 B vectors
+     * and a broadcast fit), 2 otherwise (AVX2's 16 registers hold 12 accumulators, 2 B vectors and a broadcast; a
+     * 6 × 4 tile there would spill its accumulators to the stack on every step).
+     */
+    static final int NR_VECTORS = LANES >= 16 ? 4 : 2;
+    static final int NR = NR_VECTORS * LANES;
     static final int KC = 256;
     static final int NC = 512;
     static final int MC = 768;
@@ -135,7 +142,11 @@ final class Gemm {
                         int mr = Math.min(MR, mc - ir);
                         int aOff = o.aOffset() + (ic + ir) * rs + pc * cs;
                         for (int jr = 0; jr < nc; jr += NR) {
-                            kernel(a, aOff, rs, mr, cs, bp, jr * kc, kc, tile);
+                            if (NR_VECTORS == 4) {
+                                kernel(a, aOff, rs, mr, cs, bp, jr * kc, kc, tile);
+                            } else {
+                                kernel2(a, aOff, rs, mr, cs, bp, jr * kc, kc, tile);
+                            }
                             writeTile(tile, o.c(), o.ldc(), ic + ir, mr, jc + jr, Math.min(NR, nc - jr), overwrite);
                         }
                     }
@@ -162,12 +173,17 @@ final class Gemm {
             int base = jr * kc;
             int width = Math.min(NR, nc - jr);
             int p = 0;
-            if (LANES == 16) {
-                // 16 rows at a time, each read sequentially along k: few streams for the prefetcher.
+            if (LANES == 16 || LANES == 8) {
+                // LANES rows at a time, each read sequentially along k: few streams for the prefetcher.
                 int whole = kc / LANES * LANES;
                 for (int g = 0; g < NR; g += LANES) {
                     for (int q = 0; q < whole; q += LANES) {
-                        transposeBlock(type, b, (jc + jr + g) * ldb + pc + q, ldb, width - g, bp, base + q * NR + g, block);
+                        long at = (jc + jr + g) * ldb + pc + q;
+                        if (LANES == 16) {
+                            transposeBlock(type, b, at, ldb, width - g, bp, base + q * NR + g, block);
+                        } else {
+                            transposeBlock8(type, b, at, ldb, width - g, bp, base + q * NR + g, block);
+                        }
                     }
                 }
                 p = whole;
@@ -214,13 +230,13 @@ final class Gemm {
     private static final FloatVector[] HIGH = new FloatVector[4];
 
     static {
-        if (LANES == 16) {
-            for (int s = 0; s < 4; s++) {
+        if (LANES == 16 || LANES == 8) {
+            for (int s = 0; (1 << s) < LANES; s++) {
                 int bit = 1 << s;
-                float[] lo = new float[16], hi = new float[16];
-                for (int c = 0; c < 16; c++) {
-                    lo[c] = (c & bit) == 0 ? c : 16 + (c & ~bit);
-                    hi[c] = (c & bit) == 0 ? (c | bit) : 16 + c;
+                float[] lo = new float[LANES], hi = new float[LANES];
+                for (int c = 0; c < LANES; c++) {
+                    lo[c] = (c & bit) == 0 ? c : LANES + (c & ~bit);
+                    hi[c] = (c & bit) == 0 ? (c | bit) : LANES + c;
                 }
                 LOW[s] = FloatVector.fromArray(F, lo, 0);
                 HIGH[s] = FloatVector.fromArray(F, hi, 0);
@@ -409,6 +425,88 @@ final class Gemm {
     }
 
     /**
+     * As {@link #transposeBlock} for 8-lane vectors (AVX2): 8 weight rows × 8 columns, column t written as 8
+     * consecutive floats at out + t·NR.
+     */
+    private static void transposeBlock8(DType type, MemorySegment b, long at, long ldb, int rows, float[] bp, int out,
+                                        float[] block) {
+        for (int r = 0; r < 8; r++) {
+            if (r < rows) {
+                Widening.widen(type, b, at + r * ldb, block, 8 * r, 8);
+            } else {
+                java.util.Arrays.fill(block, 8 * r, 8 * r + 8, 0f);
+            }
+        }
+        var r0 = FloatVector.fromArray(F, block, 0);
+        var r1 = FloatVector.fromArray(F, block, 8);
+        var r2 = FloatVector.fromArray(F, block, 16);
+        var r3 = FloatVector.fromArray(F, block, 24);
+        var r4 = FloatVector.fromArray(F, block, 32);
+        var r5 = FloatVector.fromArray(F, block, 40);
+        var r6 = FloatVector.fromArray(F, block, 48);
+        var r7 = FloatVector.fromArray(F, block, 56);
+        FloatVector lo0 = LOW[0], hi0 = HIGH[0];
+        var s0a0 = lo0.selectFrom(r0, r1);
+        var s0a1 = hi0.selectFrom(r0, r1);
+        var s0a2 = lo0.selectFrom(r2, r3);
+        var s0a3 = hi0.selectFrom(r2, r3);
+        var s0a4 = lo0.selectFrom(r4, r5);
+        var s0a5 = hi0.selectFrom(r4, r5);
+        var s0a6 = lo0.selectFrom(r6, r7);
+        var s0a7 = hi0.selectFrom(r6, r7);
+        r0 = s0a0;
+        r1 = s0a1;
+        r2 = s0a2;
+        r3 = s0a3;
+        r4 = s0a4;
+        r5 = s0a5;
+        r6 = s0a6;
+        r7 = s0a7;
+        FloatVector lo1 = LOW[1], hi1 = HIGH[1];
+        var s1a0 = lo1.selectFrom(r0, r2);
+        var s1a2 = hi1.selectFrom(r0, r2);
+        var s1a1 = lo1.selectFrom(r1, r3);
+        var s1a3 = hi1.selectFrom(r1, r3);
+        var s1a4 = lo1.selectFrom(r4, r6);
+        var s1a6 = hi1.selectFrom(r4, r6);
+        var s1a5 = lo1.selectFrom(r5, r7);
+        var s1a7 = hi1.selectFrom(r5, r7);
+        r0 = s1a0;
+        r1 = s1a1;
+        r2 = s1a2;
+        r3 = s1a3;
+        r4 = s1a4;
+        r5 = s1a5;
+        r6 = s1a6;
+        r7 = s1a7;
+        FloatVector lo2 = LOW[2], hi2 = HIGH[2];
+        var s2a0 = lo2.selectFrom(r0, r4);
+        var s2a4 = hi2.selectFrom(r0, r4);
+        var s2a1 = lo2.selectFrom(r1, r5);
+        var s2a5 = hi2.selectFrom(r1, r5);
+        var s2a2 = lo2.selectFrom(r2, r6);
+        var s2a6 = hi2.selectFrom(r2, r6);
+        var s2a3 = lo2.selectFrom(r3, r7);
+        var s2a7 = hi2.selectFrom(r3, r7);
+        r0 = s2a0;
+        r1 = s2a1;
+        r2 = s2a2;
+        r3 = s2a3;
+        r4 = s2a4;
+        r5 = s2a5;
+        r6 = s2a6;
+        r7 = s2a7;
+        r0.intoArray(bp, out);
+        r1.intoArray(bp, out + 1 * NR);
+        r2.intoArray(bp, out + 2 * NR);
+        r3.intoArray(bp, out + 3 * NR);
+        r4.intoArray(bp, out + 4 * NR);
+        r5.intoArray(bp, out + 5 * NR);
+        r6.intoArray(bp, out + 6 * NR);
+        r7.intoArray(bp, out + 7 * NR);
+    }
+
+    /**
      * tile[MR × NR] = A sliver · B panel over kc steps; 24 accumulators stay in registers. Row r of the sliver
      * starts at a[aOff + r·rs] and steps by cs; rows past mr repeat row 0 (their results are not stored).
      */
@@ -481,6 +579,49 @@ final class Gemm {
         c51.intoArray(tile, 5 * NR + LANES);
         c52.intoArray(tile, 5 * NR + 2 * LANES);
         c53.intoArray(tile, 5 * NR + 3 * LANES);
+    }
+
+    /** As {@link #kernel} with a tile of 2 vectors across (NR_VECTORS = 2): 12 accumulators stay in registers. */
+    private static void kernel2(float[] a, int aOff, int rs, int mr, int cs, float[] bp, int bOff, int kc, float[] tile) {
+        int o1 = mr > 1 ? rs : 0, o2 = mr > 2 ? 2 * rs : 0, o3 = mr > 3 ? 3 * rs : 0;
+        int o4 = mr > 4 ? 4 * rs : 0, o5 = mr > 5 ? 5 * rs : 0;
+        FloatVector c00 = FloatVector.zero(F), c01 = c00;
+        FloatVector c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        FloatVector c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int p = 0, ao = aOff, bo = bOff; p < kc; p++, ao += cs, bo += NR) {
+            var b0 = FloatVector.fromArray(F, bp, bo);
+            var b1 = FloatVector.fromArray(F, bp, bo + LANES);
+            var x = FloatVector.broadcast(F, a[ao]);
+            c00 = b0.fma(x, c00);
+            c01 = b1.fma(x, c01);
+            x = FloatVector.broadcast(F, a[ao + o1]);
+            c10 = b0.fma(x, c10);
+            c11 = b1.fma(x, c11);
+            x = FloatVector.broadcast(F, a[ao + o2]);
+            c20 = b0.fma(x, c20);
+            c21 = b1.fma(x, c21);
+            x = FloatVector.broadcast(F, a[ao + o3]);
+            c30 = b0.fma(x, c30);
+            c31 = b1.fma(x, c31);
+            x = FloatVector.broadcast(F, a[ao + o4]);
+            c40 = b0.fma(x, c40);
+            c41 = b1.fma(x, c41);
+            x = FloatVector.broadcast(F, a[ao + o5]);
+            c50 = b0.fma(x, c50);
+            c51 = b1.fma(x, c51);
+        }
+        c00.intoArray(tile, 0 * NR);
+        c01.intoArray(tile, 0 * NR + LANES);
+        c10.intoArray(tile, 1 * NR);
+        c11.intoArray(tile, 1 * NR + LANES);
+        c20.intoArray(tile, 2 * NR);
+        c21.intoArray(tile, 2 * NR + LANES);
+        c30.intoArray(tile, 3 * NR);
+        c31.intoArray(tile, 3 * NR + LANES);
+        c40.intoArray(tile, 4 * NR);
+        c41.intoArray(tile, 4 * NR + LANES);
+        c50.intoArray(tile, 5 * NR);
+        c51.intoArray(tile, 5 * NR + LANES);
     }
 
     /** C[i0 .. i0+mr, j0 .. j0+nr] = (or +=) the tile's first mr rows and nr columns. */
