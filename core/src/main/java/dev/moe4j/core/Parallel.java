@@ -1,6 +1,7 @@
 package dev.moe4j.core;
 
 import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
 
 /**
@@ -65,12 +66,54 @@ public final class Parallel {
             task.run(0, n);
             return;
         }
-        var action = new Chunks(task, n, 0, chunks);
-        if (java.util.concurrent.ForkJoinTask.getPool() == pool) {
-            action.invoke();
-        } else {
-            pool.invoke(action);
+        ForkJoinPool workers = pool;
+        if (ForkJoinTask.getPool() == workers) {
+            new Chunks(task, n, 0, chunks).invoke();
+            return;
         }
+        // A thread outside the pool (the one generating, say) runs the first chunk itself rather than handing every
+        // chunk over and sleeping until the last one is done: a decoded token runs hundreds of small parallel steps,
+        // and each hand-off it saves is a thread woken up, which costs tens of microseconds on a quiet machine and
+        // a scheduler time slice on a busy one. A chunk no worker has taken yet when the caller gets to it is run
+        // by the caller too.
+        var others = new Chunks[chunks - 1];
+        for (int c = 1; c < chunks; c++) {
+            others[c - 1] = new Chunks(task, n, c, 1, chunks);
+            workers.execute(others[c - 1]);
+        }
+        Throwable failure = null;
+        try {
+            new Chunks(task, n, 0, 1, chunks).compute();
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        for (int c = others.length - 1; c >= 0; c--) {
+            if (others[c].tryUnfork()) {
+                others[c].quietlyInvoke();
+            }
+        }
+        // Every chunk has finished before this returns or throws, as the caller may reuse what they wrote to.
+        for (Chunks other : others) {
+            other.quietlyJoin();
+            if (failure == null && other.getException() != null) {
+                failure = original(other.getException());
+            }
+        }
+        if (failure instanceof RuntimeException e) {
+            throw e;
+        }
+        if (failure instanceof Error e) {
+            throw e;
+        }
+    }
+
+    /**
+     * What a worker's chunk threw: the fork/join framework hands the joining thread a copy of the same type whose
+     * cause is the original, with the original's message prefixed by its class name; users see the original.
+     */
+    private static Throwable original(Throwable thrown) {
+        Throwable cause = thrown.getCause();
+        return cause != null && cause.getClass() == thrown.getClass() ? cause : thrown;
     }
 
     /** Runs {@code task} over [0, n) with one index per chunk allowed (for coarse tasks such as experts). */

@@ -49,11 +49,13 @@ class ModelVariantsTest {
         Transformer model = random(config(family, ""), 7);
         ModelSaver.save(model, dir, family, DType.F32, ModelSaver.DEFAULT_SHARD_BYTES);
         int[] ids = tokens(18, 40, 1);
-        try (TransformerModel loaded = ModelLoader.load(dir)) {
+        try (TransformerModel loaded = ModelLoader.load(dir, dev.moe4j.core.backend.CpuBackend.INSTANCE,
+                WeightMemory.MAPPED)) {
             assertEquals(model.config().toBuilder().family(family).build(), loaded.config());
             // The same arithmetic, up to the order of float sums (stacked vs per-expert weights, warm vs cold JIT).
             assertClose(values(logits(model, ids, 2)), logits(loaded.transformer(), ids, 2), 1e-5, family);
-            // Weights are used where they were mapped, in the stored dtype; only the selection bias is copied.
+            // Asked to map, weights are used where they were mapped, in the stored dtype; only the selection bias
+            // is copied.
             for (var e : loaded.transformer().tensors().entrySet()) {
                 if (!e.getKey().endsWith("selection_bias")) {
                     assertTrue(e.getValue().segment().isMapped(), e.getKey() + " is mapped");

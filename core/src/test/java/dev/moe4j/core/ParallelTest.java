@@ -1,0 +1,86 @@
+package dev.moe4j.core;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ParallelTest {
+    private final int threads = Parallel.threads();
+
+    @AfterEach
+    void restore() {
+        Parallel.setThreads(threads);
+    }
+
+    @Test
+    void everyIndexRunsExactlyOnceFromOutsideAndInsideThePool() {
+        Parallel.setThreads(4);
+        var outer = new AtomicIntegerArray(1000);
+        var inner = new AtomicIntegerArray(1000 * 7);
+        Parallel.forRange(1000, 1, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                outer.incrementAndGet(i);
+            }
+        });
+        Parallel.forRange(7, 1, (from, to) -> {
+            for (int j = from; j < to; j++) {
+                int row = j;
+                Parallel.forRange(1000, 10, (a, b) -> {
+                    for (int i = a; i < b; i++) {
+                        inner.incrementAndGet(row * 1000 + i);
+                    }
+                });
+            }
+        });
+        for (int i = 0; i < outer.length(); i++) {
+            assertEquals(1, outer.get(i), "index " + i);
+        }
+        for (int i = 0; i < inner.length(); i++) {
+            assertEquals(1, inner.get(i), "nested index " + i);
+        }
+    }
+
+    @Test
+    void theCallerTakesPartInsteadOfOnlyWaiting() {
+        Parallel.setThreads(2);
+        Set<Thread> ran = ConcurrentHashMap.newKeySet();
+        Thread caller = Thread.currentThread();
+        for (int attempt = 0; attempt < 100 && !ran.contains(caller); attempt++) {
+            Parallel.forRange(2, 1, (from, to) -> ran.add(Thread.currentThread()));
+        }
+        assertTrue(ran.contains(caller), "the calling thread ran a chunk");
+    }
+
+    @Test
+    void aFailingChunkIsRethrownOnlyAfterEveryChunkHasFinished() {
+        Parallel.setThreads(4);
+        var finished = new AtomicInteger();
+        var e = assertThrows(IllegalStateException.class, () -> Parallel.forRange(4, 1, (from, to) -> {
+            if (from == 0) {
+                throw new IllegalStateException("chunk 0");
+            }
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+            }
+            finished.incrementAndGet();
+        }));
+        assertEquals("chunk 0", e.getMessage());
+        assertEquals(3, finished.get(), "the other chunks ran to their end before the exception came back");
+        var fromWorker = assertThrows(IllegalArgumentException.class, () -> Parallel.forRange(4, 1, (from, to) -> {
+            if (from != 0) {
+                throw new IllegalArgumentException("a worker's chunk");
+            }
+        }));
+        assertEquals("a worker's chunk", fromWorker.getMessage());
+    }
+}
