@@ -47,6 +47,7 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        LauncherStderr.restore();
         var console = System.console();
         var context = new CommandContext(System.in, console != null && console.isTerminal(), DEFAULT_MODELS);
         var out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
