@@ -14,9 +14,10 @@ import java.util.Locale;
 
 /**
  * {@code --device cpu|cuda|auto} and {@code --precision bf16|f32} (a picocli mixin): where a command runs and, on a
- * GPU, in what precision. Left out (or auto), the GPU is taken when the CUDA driver finds one, else the CPU; {@code --device cuda}
- * without a usable GPU is a one-line error. The GPU computes in BF16 unless told f32; the CPU always computes in F32
- * (weights as stored), so {@code --precision bf16} with the CPU is a one-line error rather than a silent no-op.
+ * GPU, in what precision. Left out (or auto), the GPU is taken when the CUDA driver finds one, else the CPU;
+ * {@code --device cuda} without a usable GPU is a one-line error. The GPU computes in BF16 unless told f32; the CPU
+ * always computes in F32 (weights as stored), so {@code --precision bf16} with the CPU is a one-line error rather
+ * than a silent no-op.
  */
 public final class DeviceOption {
     /** Where moe4j computes. */

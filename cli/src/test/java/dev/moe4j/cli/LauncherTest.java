@@ -12,7 +12,9 @@ import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
@@ -21,6 +23,7 @@ import java.util.jar.Manifest;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The {@code moe4j} launcher script itself, run by bash in a copy of the repository's layout: a stand-in jar where it
@@ -107,7 +110,8 @@ class LauncherTest {
         Path bin = Files.createDirectories(root.resolve("bin"));
         String failing = report("dev.moe4j.io.ReaderTest", 3, 1, 1,
                 "  <testcase name=\"readsAHeader\" classname=\"dev.moe4j.io.ReaderTest\" time=\"0.1\">\n"
-                        + "    <failure message=\"expected: &lt;1&gt; but was: &lt;2&gt;\" type=\"AssertionFailedError\">"
+                        + "    <failure message=\"expected: &lt;1&gt; but was: &lt;2&gt;\" "
+                        + "type=\"AssertionFailedError\">"
                         + "org.opentest4j.AssertionFailedError: expected: &lt;1&gt; but was: &lt;2&gt;\n"
                         + "\tat dev.moe4j.io.ReaderTest.readsAHeader(ReaderTest.java:42)\n</failure>\n"
                         + "  </testcase>\n");
@@ -118,7 +122,8 @@ class LauncherTest {
                 + "echo '" + report("dev.moe4j.core.TensorTest", 4, 0, 0, "") + "' > core/target/surefire-reports/"
                 + "TEST-dev.moe4j.core.TensorTest.xml\n"
                 + "echo '[INFO] Building moe4j io 0.1.0-SNAPSHOT                            [2/2]'\n"
-                + (status == 0 ? "" : "echo '" + failing + "' > io/target/surefire-reports/TEST-dev.moe4j.io.ReaderTest.xml\n")
+                + (status == 0 ? "" : "echo '" + failing + "' > io/target/surefire-reports/"
+                        + "TEST-dev.moe4j.io.ReaderTest.xml\n")
                 + "echo '[ERROR] There are test failures.'\n"
                 + "exit " + status + "\n";
         Path mvn = bin.resolve("mvn");
@@ -152,5 +157,52 @@ class LauncherTest {
         Result passed = launch(fakeMaven(0), "test");
         assertEquals(0, passed.status(), passed.output());
         assertEquals("4 passed, 0 failed, 0 skipped", passed.output().lines().toList().getLast(), passed.output());
+    }
+
+    /** A JDK older than 25 on this machine (Debian's default is 17), if there is one. */
+    private static Optional<Path> olderJdk() throws IOException {
+        Path jvms = Path.of("/usr/lib/jvm");
+        if (!Files.isDirectory(jvms)) {
+            return Optional.empty();
+        }
+        try (var homes = Files.list(jvms)) {
+            return homes.filter(h -> Files.isExecutable(h.resolve("bin/java")))
+                    .filter(h -> Files.isRegularFile(h.resolve("release")))
+                    .filter(h -> {
+                        try {
+                            var version = Files.readAllLines(h.resolve("release")).stream()
+                                    .filter(l -> l.startsWith("JAVA_VERSION=")).findFirst().orElse("");
+                            var major = version.replaceAll("JAVA_VERSION=\"?(\\d+).*", "$1");
+                            return !major.isEmpty() && Integer.parseInt(major) < 25;
+                        } catch (IOException | NumberFormatException e) {
+                            return false;
+                        }
+                    }).findFirst();
+        }
+    }
+
+    @Test
+    void plainMavenOnAnOlderJavaStartsAndSaysInOneLineThatMoe4jNeedsJdk25() throws Exception {
+        var jdk = olderJdk();
+        assumeTrue(jdk.isPresent(), "no JDK older than 25 here");
+        // Maven starts its JVM with .mvn/jvm.config: every option there must be one an older JVM accepts.
+        var command = new ArrayList<>(List.of(jdk.get().resolve("bin/java").toString()));
+        command.addAll(List.of(Files.readString(repository().resolve(".mvn/jvm.config")).trim().split("\\s+")));
+        command.add("-version");
+        Process older = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String said = new String(older.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, older.waitFor(), ".mvn/jvm.config on " + jdk.get() + ":\n" + said);
+
+        boolean maven = System.getenv("PATH") != null && Arrays.stream(System.getenv("PATH").split(":"))
+                .anyMatch(d -> Files.isExecutable(Path.of(d, "mvn")));
+        assumeTrue(maven, "no mvn on the PATH");
+        var builder = new ProcessBuilder("mvn", "-B", "-q", "-N", "-Dstyle.color=never", "validate")
+                .directory(repository().toFile()).redirectErrorStream(true);
+        builder.environment().put("JAVA_HOME", jdk.get().toString());
+        Process mvn = builder.start();
+        mvn.getOutputStream().close();
+        String log = new String(mvn.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(1, mvn.waitFor(), log);
+        assertTrue(log.contains("moe4j needs a JDK 25 or newer to build, but Maven runs on Java "), log);
     }
 }

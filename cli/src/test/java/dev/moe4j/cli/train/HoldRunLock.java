@@ -4,7 +4,10 @@ import dev.moe4j.train.checkpoint.RunLock;
 
 import java.nio.file.Path;
 
-/** A second process for {@link TrainCommandTest}: holds a run folder's lock, as a training run does, until its input ends. */
+/**
+ * A second process for {@link TrainCommandTest}: holds a run folder's lock, as a training run does, until its input
+ * ends.
+ */
 public final class HoldRunLock {
     private HoldRunLock() {
     }
