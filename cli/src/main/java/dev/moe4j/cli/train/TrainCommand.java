@@ -38,7 +38,9 @@ import java.util.concurrent.Callable;
         mixinStandardHelpOptions = true,
         usageHelpWidth = 110,
         sortOptions = false,
-        abbreviateSynopsis = true,
+        // The settings are too many for picocli's synopsis of every option; the groups below list them.
+        customSynopsis = "moe4j train [-hV] [--config=FILE] [--precision=PRECISION] [--overwrite] "
+                + "[--SETTING[=VALUE]]...",
         modelTransformer = TrainCommand.Options.class,
         description = {"Trains a mixture-of-experts language model (on the CPU, or on an NVIDIA GPU with --device) and "
                 + "saves it as a Hugging Face model "

@@ -382,6 +382,8 @@ class TrainCommandTest {
     @Test
     void helpGivesEachDefaultOnceAndNeverADefaultOfNone() {
         String help = run(List.of("train", "--help")).out();
+        assertTrue(help.startsWith("Usage: moe4j train [-hV] [--config=FILE] [--precision=PRECISION] [--overwrite] "
+                + "[--SETTING[=VALUE]]..."), "a synopsis like the other commands', not [OPTIONS]: " + help);
         String flat = help.replaceAll("\\s+", " ");
         // Options without a default value get no "(default: none)"; those whose sentence says what happens by
         // default get no "(default: ...)" after it.
