@@ -14,10 +14,11 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * {@code --device cpu|cuda} and {@code --precision bf16|f32} (a picocli mixin): where a command runs and, on a GPU,
- * in what precision. Left out, the GPU is taken when the CUDA driver finds one, else the CPU; {@code --device cuda}
- * without a usable GPU is a one-line error. The GPU computes in BF16 unless told f32; the CPU always computes in F32
- * (weights as stored), so {@code --precision bf16} with the CPU is a one-line error rather than a silent no-op.
+ * {@code --device cpu|cuda|auto} and {@code --precision bf16|f32} (a picocli mixin): where a command runs and, on a
+ * GPU, in what precision. Left out (or auto), the GPU is taken when the CUDA driver finds one, else the CPU;
+ * {@code --device cuda} without a usable GPU is a one-line error. The GPU computes in BF16 unless told f32; the CPU
+ * always computes in F32 (weights as stored), so {@code --precision bf16} with the CPU is a one-line error rather
+ * than a silent no-op.
  */
 public final class DeviceOption {
     /** Where moe4j computes. */
@@ -26,7 +27,8 @@ public final class DeviceOption {
     }
 
     @Option(names = "--device", paramLabel = "DEVICE",
-            description = "cpu or cuda (default: cuda when an NVIDIA GPU and its driver are found, else cpu).")
+            description = "cpu, cuda or auto (the default: cuda when an NVIDIA GPU and its driver are found, else "
+                    + "cpu).")
     String device;
 
     /** --precision's help, shared with {@code moe4j train}. */
@@ -49,7 +51,7 @@ public final class DeviceOption {
 
     /** The device asked for, or the automatic choice. */
     public Device resolve() {
-        if (device == null) {
+        if (automatic()) {
             return Cuda.available() ? Device.CUDA : Device.CPU;
         }
         return switch (device.toLowerCase(Locale.ROOT)) {
@@ -60,8 +62,13 @@ public final class DeviceOption {
                 }
                 yield Device.CUDA;
             }
-            default -> throw new BadInputException("--device: expected cpu or cuda, got '" + device + "'");
+            default -> throw new BadInputException("--device: expected cpu, cuda or auto, got '" + device + "'");
         };
+    }
+
+    /** --device left out or auto (as moe4j train spells its default). */
+    private boolean automatic() {
+        return device == null || device.equalsIgnoreCase("auto");
     }
 
     /** The precision asked for with --precision, or null when left out (BF16 on a GPU). */
@@ -82,7 +89,7 @@ public final class DeviceOption {
         }
         List<String> missing = config.moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of());
         if (!missing.isEmpty()) {
-            if (device == null) {
+            if (automatic()) {
                 return cpu(p);
             }
             throw new BadInputException("--device cuda: this model's MoE layers use " + String.join(" and ", missing)

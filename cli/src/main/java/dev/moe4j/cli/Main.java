@@ -47,6 +47,7 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        LauncherStderr.restore();
         var console = System.console();
         var context = new CommandContext(System.in, console != null && console.isTerminal(), DEFAULT_MODELS);
         var out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
@@ -87,7 +88,8 @@ public final class Main implements Runnable {
         });
         commandLine.setParameterExceptionHandler((ex, unused) -> {
             var cl = ex.getCommandLine();
-            cl.getErr().println("moe4j: error: " + ex.getMessage());
+            // Some of picocli's messages start with their own "Error: ", which would follow ours.
+            cl.getErr().println("moe4j: error: " + ex.getMessage().replaceFirst("^Error: ", ""));
             cl.getErr().println("Try 'moe4j " + cl.getCommandSpec().qualifiedName().replaceFirst("^moe4j ?", "")
                     .concat(" --help").trim() + "' for more information.");
             cl.getErr().flush();

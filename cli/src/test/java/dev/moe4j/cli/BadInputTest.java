@@ -147,6 +147,6 @@ class BadInputTest {
     void neitherPromptNorPromptIds() {
         var r = Cli.run(toys, "generate", "--model", model().toString());
         assertEquals(2, r.status());
-        assertTrue(r.err().startsWith("moe4j: error: Error: Missing required argument"), r.err());
+        assertTrue(r.err().startsWith("moe4j: error: Missing required argument"), r.err());
     }
 }

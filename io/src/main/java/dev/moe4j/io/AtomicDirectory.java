@@ -4,10 +4,14 @@ import dev.moe4j.core.BadInputException;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -55,6 +59,44 @@ public final class AtomicDirectory {
         Path previous = previousOf(target);
         if (!Files.exists(target) && Files.isDirectory(previous)) {
             Files.move(previous, target, StandardCopyOption.ATOMIC_MOVE);
+        }
+    }
+
+    /**
+     * Deletes the temporary folders that {@link #replace} left beside {@code target} in processes that died while
+     * writing them, and returns them (their sizes as they were). Only for a caller that owns {@code target}
+     * exclusively: a temporary folder that another writer is still filling would go too.
+     */
+    public static List<Abandoned> removeAbandoned(Path target) {
+        Path absolute = target.toAbsolutePath().normalize();
+        Path parent = absolute.getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            return List.of();
+        }
+        Pattern temporary = Pattern.compile(Pattern.quote("." + absolute.getFileName() + ".") + "[0-9a-f]+\\.tmp");
+        var removed = new ArrayList<Abandoned>();
+        try (Stream<Path> siblings = Files.list(parent)) {
+            for (Path p : siblings.filter(p -> temporary.matcher(p.getFileName().toString()).matches()
+                    && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)).toList()) {
+                long bytes = size(p);
+                deleteTree(p);
+                removed.add(new Abandoned(p, bytes));
+            }
+        } catch (IOException e) {
+            throw new BadInputException(parent + ": cannot list (" + e.getMessage() + ")", e);
+        }
+        return removed;
+    }
+
+    /** A temporary folder removed by {@link #removeAbandoned}, with the bytes its files held. */
+    public record Abandoned(Path folder, long bytes) {
+    }
+
+    private static long size(Path folder) {
+        try (Stream<Path> walk = Files.walk(folder)) {
+            return walk.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+        } catch (IOException e) {
+            return 0;
         }
     }
 

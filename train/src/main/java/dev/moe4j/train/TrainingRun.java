@@ -14,6 +14,7 @@ import dev.moe4j.model.config.SpecialTokens;
 import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
+import dev.moe4j.train.checkpoint.RunLock;
 import dev.moe4j.train.config.TrainConfig;
 import dev.moe4j.train.data.BatchSampler;
 import dev.moe4j.train.data.TokenCache;
@@ -25,6 +26,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
@@ -76,15 +78,35 @@ public final class TrainingRun {
     private TrainingRun() {
     }
 
+    /** What a new (not resumed) run does with a run already saved in its folder. */
+    public enum ExistingRun {
+        /** Refuse in one line that says how to continue it, name another folder or replace it. */
+        REFUSE,
+        /** Replace it (moe4j train --overwrite). */
+        REPLACE
+    }
+
     public static Summary run(TrainConfig config, Listener listener) {
-        return run(config, listener, CpuBackend.INSTANCE);
+        return run(config, listener, CpuBackend.INSTANCE, ExistingRun.REFUSE);
     }
 
     /**
      * One run whose forward and backward passes go to {@code backend}'s device (the command line resolves
-     * {@code --device}); the optimiser, checkpoints and samples stay on the host.
+     * {@code --device}); the optimiser, checkpoints and samples stay on the host. The run folder is this process's
+     * alone until the run ends ({@link RunLock}); what a killed save left beside it is removed first.
      */
-    public static Summary run(TrainConfig config, Listener listener, Backend backend) {
+    public static Summary run(TrainConfig config, Listener listener, Backend backend, ExistingRun existing) {
+        Path out = config.run().out();
+        try (RunLock lock = RunLock.acquire(out)) {
+            for (var abandoned : AtomicDirectory.removeAbandoned(out)) {
+                listener.message(String.format(Locale.ROOT, "removed %s (%.1f MB), a checkpoint save that a stopped "
+                        + "run left unfinished", abandoned.folder(), abandoned.bytes() / 1e6));
+            }
+            return locked(config, listener, backend, existing);
+        }
+    }
+
+    private static Summary locked(TrainConfig config, Listener listener, Backend backend, ExistingRun existing) {
         var run = config.run();
         if (run.threads() > 0) {
             Parallel.setThreads(run.threads());
@@ -97,6 +119,8 @@ public final class TrainingRun {
                         + " and " + RunCheckpoint.TRAIN_CONFIG + ")");
             }
             resumed = RunCheckpoint.state(out);
+        } else {
+            checkFolder(out, existing);
         }
         TokenCache cache = config.data().cache().map(TokenCache::new).orElseGet(TokenCache::defaultCache);
         Optional<Path> tokenizer = config.data().tokenizer();
@@ -137,9 +161,13 @@ public final class TrainingRun {
                 backend);
         var sampler = new BatchSampler(data.train(), opt.batch(), config.data().context(), run.seed(),
                 config.data().shuffle());
-        var evalBatches = data.validation().length() > config.data().context()
-                ? List.of(BatchSampler.evaluationBatches(data.validation(), opt.batch(), config.data().context(),
-                run.evalBatches())) : List.<BatchSampler.Batch>of();
+        var evalBatches = List.of(BatchSampler.evaluationBatches(data.validation(), opt.batch(),
+                config.data().context(), run.evalBatches()));
+        if (evalBatches.isEmpty()) {
+            listener.message("no evaluation: the validation split holds " + data.validation().length()
+                    + " tokens, fewer than the " + ((long) opt.batch() * config.data().context() + 1)
+                    + " of one batch (--batch " + opt.batch() + " x --context " + config.data().context() + " + 1)");
+        }
 
         var metrics = new MetricsLog(out.resolve(RunCheckpoint.METRICS));
         String family;
@@ -154,7 +182,7 @@ public final class TrainingRun {
             validLoss = resumed.validLoss();
         } else {
             family = RunCheckpoint.chooseFamily(model.config(), run.family());
-            prepareFolder(out, listener);
+            prepareFolder(out, listener, existing);
         }
         ParameterCount count = ParameterCount.of(model.config());
         long tokensPerStep = (long) opt.batch() * config.data().context() * opt.accumulate();
@@ -167,6 +195,7 @@ public final class TrainingRun {
         double lastLoss = Double.NaN;
         long timeBudgetMillis = run.time().toMillis();
         int estimateAfter = Math.max(opt.warmup(), 10);
+        var remaining = new RemainingTime();
         while ((totalSteps == 0 || trainer.steps() < totalSteps)
                 && (timeBudgetMillis == 0 || elapsed * 1000 < timeBudgetMillis)) {
             StepMetrics m = trainer.step(sampler::batch);
@@ -185,7 +214,9 @@ public final class TrainingRun {
                 trainer.schedule(opt.schedule(totalSteps));
                 listener.message("the time budget allows about " + totalSteps + " steps");
             }
-            double eta = totalSteps == 0 ? Double.NaN : (totalSteps - step) * (elapsed / Math.max(1, step));
+            remaining.step(m.seconds());
+            double eta = totalSteps == 0 ? Double.NaN : remaining.seconds(totalSteps - step,
+                    pausesLeft(step, totalSteps, run.evalEvery(), run.saveEvery(), !evalBatches.isEmpty()));
             if (timeBudgetMillis > 0) {
                 double left = timeBudgetMillis / 1000.0 - elapsed;
                 eta = Double.isNaN(eta) ? left : Math.min(eta, left);
@@ -193,16 +224,20 @@ public final class TrainingRun {
             listener.step(m, new Progress(step, totalSteps, elapsed, Math.max(0, eta)));
             boolean last = totalSteps > 0 && step >= totalSteps;
             boolean evaluate = !last && run.evalEvery() > 0 && step % run.evalEvery() == 0;
+            boolean save = !last && (run.saveEvery() > 0 ? step % run.saveEvery() == 0 : evaluate);
+            long pauseStarted = System.nanoTime();
             if (evaluate && !evalBatches.isEmpty()) {
                 validLoss = trainer.evaluate(evalBatches);
                 metrics.evaluation(step, validLoss);
                 listener.evaluated(step, validLoss);
             }
-            boolean save = !last && (run.saveEvery() > 0 ? step % run.saveEvery() == 0 : evaluate);
             if (save) {
                 RunCheckpoint.save(out, trainer, run.dtype(), extras,
                         new RunCheckpoint.State(step, tokens, elapsed, totalSteps, family, validLoss));
                 listener.saved(out, step);
+            }
+            if (save || (evaluate && !evalBatches.isEmpty())) {
+                remaining.pause((System.nanoTime() - pauseStarted) / 1e9);
             }
         }
         long step = trainer.steps();
@@ -230,13 +265,37 @@ public final class TrainingRun {
     }
 
     /**
-     * Makes {@code out} ready for a new run: a run saved there before is replaced (with a message); a folder that
-     * holds anything else is refused rather than deleted.
+     * Evaluations or checkpoints still to come after {@code step} of {@code totalSteps}, the one at the end
+     * included: the steps the loop pauses at (an evaluation with {@code evaluates}, a checkpoint every
+     * {@code saveEvery} steps, or at each evaluation step when that is 0).
      */
-    private static void prepareFolder(Path out, Listener listener) {
+    static long pausesLeft(long step, long totalSteps, int evalEvery, int saveEvery, boolean evaluates) {
+        long evalSteps = evalEvery > 0 && (evaluates || saveEvery == 0) ? evalEvery : 0;
+        long saveSteps = saveEvery > 0 ? saveEvery : 0;
+        long both = evalSteps > 0 && saveSteps > 0 ? evalSteps / gcd(evalSteps, saveSteps) * saveSteps : 0;
+        return 1 + multiplesBetween(step, totalSteps, evalSteps) + multiplesBetween(step, totalSteps, saveSteps)
+                - multiplesBetween(step, totalSteps, both);
+    }
+
+    /** Multiples of {@code k} strictly between {@code from} and {@code to}; none when k is 0. */
+    private static long multiplesBetween(long from, long to, long k) {
+        return k <= 0 || to - 1 <= from ? 0 : (to - 1) / k - from / k;
+    }
+
+    private static long gcd(long a, long b) {
+        return b == 0 ? a : gcd(b, a % b);
+    }
+
+    /**
+     * Before any work: {@code out} can take a new run. A run saved there is refused unless {@code existing} says to
+     * replace it; a folder that holds anything else, a file, or a folder this process cannot write is refused.
+     */
+    private static void checkFolder(Path out, ExistingRun existing) {
         if (RunCheckpoint.exists(out)) {
-            listener.message("replacing the run saved in " + out + " (use --resume to continue it instead)");
-            AtomicDirectory.deleteTree(out);
+            if (existing == ExistingRun.REFUSE) {
+                throw new BadInputException(out + " already holds a saved run: continue it with --resume, train "
+                        + "under another --name (or --out), or replace it with --overwrite");
+            }
         } else if (Files.isDirectory(out)) {
             try (var entries = Files.list(out)) {
                 if (entries.findAny().isPresent()) {
@@ -247,6 +306,18 @@ public final class TrainingRun {
             }
         } else if (Files.exists(out)) {
             throw new BadInputException("--out " + out + " is a file, not a folder");
+        }
+        Path writable = Files.isDirectory(out) ? out : out.toAbsolutePath().normalize().getParent();
+        if (!Files.isWritable(writable)) {
+            throw new BadInputException("--out " + out + ": cannot write in " + writable + " (permission denied)");
+        }
+    }
+
+    /** Makes {@code out} ready for the new run that {@link #checkFolder} accepted: empty, and there. */
+    private static void prepareFolder(Path out, Listener listener, ExistingRun existing) {
+        if (existing == ExistingRun.REPLACE && RunCheckpoint.exists(out)) {
+            listener.message("replacing the run saved in " + out + " (--overwrite)");
+            AtomicDirectory.deleteTree(out);
         }
         try {
             Files.createDirectories(out);

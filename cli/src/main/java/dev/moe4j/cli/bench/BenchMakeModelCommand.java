@@ -38,39 +38,48 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
             description = "model_type: qwen3_moe, mixtral or olmoe (default: ${DEFAULT-VALUE})")
     String family;
 
-    @Option(names = "--layers", defaultValue = "8", description = "decoder layers (default: ${DEFAULT-VALUE})")
+    @Option(names = "--layers", paramLabel = "N", defaultValue = "8",
+            description = "decoder layers (default: ${DEFAULT-VALUE})")
     int layers;
 
-    @Option(names = "--hidden", defaultValue = "1024", description = "hidden size (default: ${DEFAULT-VALUE})")
+    @Option(names = "--hidden", paramLabel = "N", defaultValue = "1024",
+            description = "hidden size (default: ${DEFAULT-VALUE})")
     int hidden;
 
-    @Option(names = "--heads", defaultValue = "16", description = "attention heads (default: ${DEFAULT-VALUE})")
+    @Option(names = "--heads", paramLabel = "N", defaultValue = "16",
+            description = "attention heads (default: ${DEFAULT-VALUE})")
     int heads;
 
-    @Option(names = "--kv-heads", defaultValue = "4", description = "key/value heads (default: ${DEFAULT-VALUE})")
+    @Option(names = "--kv-heads", paramLabel = "N", defaultValue = "4",
+            description = "key/value heads (default: ${DEFAULT-VALUE})")
     int kvHeads;
 
-    @Option(names = "--experts", defaultValue = "64", description = "routed experts (default: ${DEFAULT-VALUE})")
+    @Option(names = "--experts", paramLabel = "N", defaultValue = "64",
+            description = "routed experts (default: ${DEFAULT-VALUE})")
     int experts;
 
-    @Option(names = "--top-k", defaultValue = "8", description = "experts per token (default: ${DEFAULT-VALUE})")
+    @Option(names = "--top-k", paramLabel = "K", defaultValue = "8",
+            description = "experts per token (default: ${DEFAULT-VALUE})")
     int topK;
 
-    @Option(names = "--expert-size", defaultValue = "384", description = "width of each expert's MLP"
-            + " (default: ${DEFAULT-VALUE})")
+    @Option(names = "--expert-size", paramLabel = "N", defaultValue = "384",
+            description = "width of each expert's MLP (default: ${DEFAULT-VALUE})")
     int expertSize;
 
-    @Option(names = "--vocab", defaultValue = "32000", description = "vocabulary size (default: ${DEFAULT-VALUE})")
+    @Option(names = "--vocab", paramLabel = "N", defaultValue = "32000",
+            description = "vocabulary size (default: ${DEFAULT-VALUE})")
     int vocab;
 
-    @Option(names = "--context", defaultValue = "4096", description = "max_position_embeddings (default:"
-            + " ${DEFAULT-VALUE})")
+    @Option(names = "--context", paramLabel = "N", defaultValue = "4096",
+            description = "max_position_embeddings (default: ${DEFAULT-VALUE})")
     int context;
 
-    @Option(names = "--dtype", defaultValue = "BF16", description = "F32, BF16 or F16 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "BF16",
+            description = "F32, BF16 or F16 (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--seed", defaultValue = "1", description = "seed of the weights (default: ${DEFAULT-VALUE})")
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1",
+            description = "seed of the weights (default: ${DEFAULT-VALUE})")
     long seed;
 
     @CommandLine.Spec

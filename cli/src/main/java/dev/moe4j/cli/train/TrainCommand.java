@@ -10,6 +10,7 @@ import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.train.TrainingRun;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
+import dev.moe4j.train.checkpoint.RunLock;
 import dev.moe4j.train.config.ConfigFile;
 import dev.moe4j.train.config.Setting;
 import dev.moe4j.train.config.TrainConfig;
@@ -37,7 +38,9 @@ import java.util.concurrent.Callable;
         mixinStandardHelpOptions = true,
         usageHelpWidth = 110,
         sortOptions = false,
-        abbreviateSynopsis = true,
+        // The settings are too many for picocli's synopsis of every option; the groups below list them.
+        customSynopsis = "moe4j train [-hV] [--config=FILE] [--precision=PRECISION] [--overwrite] "
+                + "[--SETTING[=VALUE]]...",
         modelTransformer = TrainCommand.Options.class,
         description = {"Trains a mixture-of-experts language model (on the CPU, or on an NVIDIA GPU with --device) and "
                 + "saves it as a Hugging Face model "
@@ -63,6 +66,13 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--precision", paramLabel = "PRECISION", order = -1, description = DeviceOption.PRECISION_HELP)
     String precision;
 
+    // Also a flag of the command line only: it says what this invocation may destroy, not what the run is, so it is
+    // neither saved with the run nor read from config files.
+    @Option(names = "--overwrite", order = -1,
+            description = "Replace a run already saved in the output folder; without it, training into a saved run "
+                    + "is refused (continue it with --resume, or choose another --name).")
+    boolean overwrite;
+
     /** Adds one option per {@link Setting}, grouped under the headings of its {@link Setting.Group}. */
     public static final class Options implements CommandLine.IModelTransformer {
         @Override
@@ -75,12 +85,13 @@ public final class TrainCommand implements Callable<Integer> {
                     if (s.group() != group) {
                         continue;
                     }
-                    String dflt = s.defaultValue().isEmpty() ? "none" : s.defaultValue();
                     var o = OptionSpec.builder("--" + s.key()).type(String.class).order(order++)
                             // picocli formats descriptions: a literal percent sign is written %%
-                            .description((s.description() + " (default: " + dflt + ")").replace("%", "%%"));
+                            .description(help(s).replace("%", "%%"));
                     if (s.isSwitch()) {
-                        o.arity("0..1").fallbackValue("true").paramLabel("true|false");
+                        // Typed Boolean, picocli takes the next argument as the switch's value only when it is true
+                        // or false: "--tiny --foo=1" then reads --foo=1 as the (unknown) option it is.
+                        o.type(Boolean.class).arity("0..1").fallbackValue("true").paramLabel("true|false");
                     } else {
                         o.arity("1").paramLabel(s.label());
                     }
@@ -89,6 +100,20 @@ public final class TrainCommand implements Callable<Integer> {
                 spec.addArgGroup(g.build());
             }
             return spec;
+        }
+
+        /**
+         * The setting's sentence with its default, as the other commands write it ("Decoder layers (default: 4).");
+         * nothing is added when there is no default value or the sentence already says what happens by default.
+         */
+        static String help(Setting s) {
+            String text = s.description();
+            if (s.defaultValue().isEmpty() || text.toLowerCase(java.util.Locale.ROOT).contains("default")) {
+                return text;
+            }
+            boolean sentence = text.endsWith(".") && !text.endsWith("...");
+            return (sentence ? text.substring(0, text.length() - 1) : text) + " (default: " + s.defaultValue() + ")"
+                    + (sentence ? "." : "");
         }
     }
 
@@ -115,29 +140,39 @@ public final class TrainCommand implements Callable<Integer> {
         for (Setting s : TrainSettings.ALL) {
             OptionSpec o = spec.findOption("--" + s.key());
             if (parsed.hasMatchedOption(o)) {
-                flags.put(s.key(), parsed.matchedOptionValue("--" + s.key(), ""));
+                Object value = parsed.matchedOption("--" + s.key()).getValue(); // String, or Boolean for a switch
+                flags.put(s.key(), value.toString());
             }
         }
         Map<String, String> file = configFile == null ? Map.of() : ConfigFile.read(configFile);
         Map<String, String> values = TrainSettings.resolve(file, flags);
         TrainConfig config = TrainConfig.parse(values);
         if (config.run().resume()) {
-            Path folder = config.run().out();
-            if (!RunCheckpoint.exists(folder)) {
-                throw new BadInputException("--resume: " + folder + " holds no saved run (name it with --out or --name)");
+            if (overwrite) {
+                throw new BadInputException("--resume continues the saved run and --overwrite replaces it: give one "
+                        + "of them");
             }
-            var given = new LinkedHashMap<>(file);
-            given.putAll(flags);
-            var saved = RunCheckpoint.settings(folder);
-            var merged = TrainSettings.resumed(saved, given, folder.resolve(RunCheckpoint.TRAIN_CONFIG).toString());
-            merged.put("out", folder.toString());
-            config = TrainConfig.parse(merged);
+            Path folder = config.run().out();
+            // Read under the run's lock: a run still training there may be halfway through replacing its folder.
+            try (var lock = RunLock.acquire(folder)) {
+                if (!RunCheckpoint.exists(folder)) {
+                    throw new BadInputException("--resume: " + folder + " holds no saved run (name it with --out or "
+                            + "--name)");
+                }
+                var given = new LinkedHashMap<>(file);
+                given.putAll(flags);
+                var saved = RunCheckpoint.settings(folder);
+                var merged = TrainSettings.resumed(saved, given, folder.resolve(RunCheckpoint.TRAIN_CONFIG).toString());
+                merged.put("out", folder.toString());
+                config = TrainConfig.parse(merged);
+            }
         }
         // On a terminal the progress is one line redrawn in place; in a log, a line every --log-every steps.
         boolean terminal = System.console() != null && System.console().isTerminal();
         var progress = new TrainProgress(out, terminal, config.run().logEvery());
         TrainingRun.Summary summary = TrainingRun.run(config, progress,
-                backend(config.run().device(), precision, config.model().flatMap(ModelConfig::moe)));
+                backend(config.run().device(), precision, config.model().flatMap(ModelConfig::moe)),
+                overwrite ? TrainingRun.ExistingRun.REPLACE : TrainingRun.ExistingRun.REFUSE);
         progress.finish(summary);
         err.flush();
         return 0;

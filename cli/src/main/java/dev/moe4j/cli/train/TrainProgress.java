@@ -69,8 +69,10 @@ final class TrainProgress implements TrainingRun.Listener {
         }
         String moe = m.routing().isEmpty() ? "" : String.format(Locale.ROOT, " | load CV %.2f | dropped %.1f%%",
                 m.meanLoadCv(), 100 * m.meanDropped());
-        return String.format(Locale.ROOT, "%sstep %s | loss %.4f | %s tok/s%s | lr %.2e | ETA %s", bar, steps,
-                m.loss(), count(Math.round(m.tokensPerSecond())), moe, m.lr(), duration(p.etaSeconds()));
+        // The estimate is unknown for the first steps (RemainingTime); a guess then would mislead.
+        String eta = Double.isNaN(p.etaSeconds()) ? "" : " | ETA " + duration(p.etaSeconds());
+        return String.format(Locale.ROOT, "%sstep %s | loss %.4f | %s tok/s%s | lr %.2e%s", bar, steps,
+                m.loss(), count(Math.round(m.tokensPerSecond())), moe, m.lr(), eta);
     }
 
     @Override
@@ -95,8 +97,10 @@ final class TrainProgress implements TrainingRun.Listener {
     /** The closing lines: how the run ended, and how to use what it saved. */
     void finish(TrainingRun.Summary s) {
         line("---");
-        line(String.format(Locale.ROOT, "trained %d steps in %s: train loss %.4f, validation loss %.4f", s.steps(),
-                duration(s.seconds()), s.trainLoss(), s.validLoss()));
+        // No validation loss when the validation split was too short to evaluate on (said when the run started).
+        line(String.format(Locale.ROOT, "trained %d steps in %s: train loss %.4f", s.steps(), duration(s.seconds()),
+                s.trainLoss()) + (Double.isNaN(s.validLoss()) ? ", no validation loss"
+                : String.format(Locale.ROOT, ", validation loss %.4f", s.validLoss())));
         line("saved " + s.out() + " (" + s.family() + " format, with tokenizer.json and " + "metrics.jsonl)");
         String prompt = s.prompt().isBlank() ? "Hello" : s.prompt().strip();
         line("generate from it:  ./moe4j generate --model " + s.out() + " --prompt '" + prompt.replace("'", "'\\''")

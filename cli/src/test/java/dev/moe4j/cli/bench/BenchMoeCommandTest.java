@@ -76,7 +76,7 @@ class BenchMoeCommandTest {
     @Test
     void anUnknownDeviceIsRefused() {
         assertEquals(Main.EXIT_BAD_INPUT, run("bench", "moe", "--device", "tpu"));
-        assertTrue(err.toString().contains("--device: expected cpu or cuda, got 'tpu'"), err.toString());
+        assertTrue(err.toString().contains("--device: expected cpu, cuda or auto, got 'tpu'"), err.toString());
     }
 
     @Test

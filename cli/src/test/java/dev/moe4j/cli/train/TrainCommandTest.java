@@ -8,6 +8,7 @@ import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.TransformerModel;
 import dev.moe4j.train.checkpoint.RunCheckpoint;
+import dev.moe4j.train.checkpoint.RunLock;
 import dev.moe4j.train.config.Setting;
 import dev.moe4j.train.config.TrainSettings;
 import org.junit.jupiter.api.BeforeEach;
@@ -24,9 +25,11 @@ import java.util.List;
 import java.util.Optional;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 /** Runs the real {@code moe4j train} command line: tiny models, a few steps, temporary folders. */
 class TrainCommandTest {
@@ -213,5 +216,184 @@ class TrainCommandTest {
         try (TransformerModel model = ModelLoader.load(tuned)) {
             assertEquals(512, model.config().vocabSize());
         }
+    }
+
+    /** Runs that finish in a second: one step, no samples, one evaluation batch. */
+    private List<String> quick(String... more) {
+        var args = new ArrayList<>(tiny("--steps", "1", "--samples", "0", "--eval-batches", "1"));
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    private static void assertOneLineError(Result r, String start) {
+        assertEquals(Main.EXIT_BAD_INPUT, r.status(), r.err());
+        assertTrue(r.err().startsWith("moe4j: error: " + start), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+    }
+
+    @Test
+    void anUnknownOptionAfterASwitchIsRefusedRatherThanTakenAsTheSwitchsValue() {
+        for (String option : List.of("--tiny", "--shared-gate", "--shuffle", "--resume")) {
+            // Were --foo=1 the switch's value, these options would train and save a model.
+            Result r = run(quick(option, "--foo=1"));
+            assertOneLineError(r, "Unknown option: '--foo=1'");
+            assertFalse(Files.exists(dir.resolve("run")), option + ": nothing trained or saved");
+        }
+        Result word = run(quick("--tiny", "maybe"));
+        assertOneLineError(word, "Unmatched argument at index ");
+        assertTrue(word.err().contains(": 'maybe'"), word.err());
+        Result attached = run(quick("--shared-gate=--foo"));
+        assertOneLineError(attached, "Invalid value for option '--shared-gate': '--foo' is not a boolean");
+        assertFalse(Files.exists(dir.resolve("run")));
+    }
+
+    @Test
+    void aSwitchSetToNeitherTrueNorFalseInAConfigFileIsOneLine() throws Exception {
+        Path yaml = dir.resolve("run.yaml");
+        for (String line : List.of("tiny: '--foo=1'", "shared-gate: sometimes")) {
+            Files.writeString(yaml, line + "\n");
+            Result r = run(List.of("train", "--config", yaml.toString(), "--data", data.toString(), "--cache",
+                    cache.toString(), "--out", dir.resolve("run").toString(), "--steps", "1"));
+            String key = line.substring(0, line.indexOf(':'));
+            assertOneLineError(r, "--" + key + ": expected true or false, got '" + line.substring(key.length() + 2)
+                    .replace("'", "") + "'");
+            assertFalse(Files.exists(dir.resolve("run")), "nothing trained or saved");
+        }
+    }
+
+    @Test
+    void trainingIntoASavedRunIsRefusedUnlessResumedOrOverwritten() throws Exception {
+        assertEquals(0, run(quick()).status());
+        Path run = dir.resolve("run");
+        byte[] weights = Files.readAllBytes(run.resolve("model.safetensors"));
+
+        Result again = run(quick("--seed", "2"));
+        assertOneLineError(again, run + " already holds a saved run: continue it with --resume, train under "
+                + "another --name (or --out), or replace it with --overwrite");
+        assertEquals(1, again.err().lines().count(), again.err());
+        assertArrayEquals(weights, Files.readAllBytes(run.resolve("model.safetensors")), "the saved run is kept");
+
+        Result both = run(quick("--resume", "--overwrite"));
+        assertOneLineError(both, "--resume continues the saved run and --overwrite replaces it");
+
+        Result replaced = run(quick("--seed", "2", "--overwrite"));
+        assertEquals(0, replaced.status(), replaced.err());
+        assertTrue(replaced.out().contains("replacing the run saved in " + run), replaced.out());
+        assertFalse(java.util.Arrays.equals(weights, Files.readAllBytes(run.resolve("model.safetensors"))));
+        assertEquals("2", RunCheckpoint.settings(run).get("seed"));
+    }
+
+    @Test
+    void aSecondTrainOnAFolderThatAnotherProcessHoldsIsOneLineNamingIt() throws Exception {
+        Path run = dir.resolve("run");
+        // Another JVM takes the run's lock, as a moe4j train running there does, and holds it until its input ends.
+        var holder = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
+                System.getProperty("java.class.path"), HoldRunLock.class.getName(), run.toString())
+                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        try (var reply = new java.io.BufferedReader(new java.io.InputStreamReader(holder.getInputStream()))) {
+            assertEquals("held", reply.readLine());
+            for (List<String> args : List.of(quick(), quick("--resume"))) {
+                Result r = run(args);
+                assertOneLineError(r, "--out " + run + " is in use by another moe4j train");
+                assertTrue(r.err().contains(RunLock.file(run).toString()), r.err());
+                assertFalse(r.out().contains("tokenising"), "refused before reading the data");
+                assertFalse(Files.exists(run), "the other process's folder is left alone");
+            }
+        } finally {
+            holder.getOutputStream().close();
+            holder.waitFor();
+        }
+        Result after = run(quick());
+        assertEquals(0, after.status(), "the lock goes with its process: " + after.err());
+    }
+
+    @Test
+    void aSaveThatAKilledRunLeftUnfinishedIsRemovedAtTheNextStart() throws Exception {
+        Path leftover = dir.resolve(".run.5f3a9c.tmp"), otherRuns = dir.resolve(".other.5f3a9c.tmp");
+        for (Path p : List.of(leftover, otherRuns)) {
+            Files.createDirectories(p);
+            Files.write(p.resolve("model.safetensors"), new byte[4096]);
+        }
+        Result r = run(quick());
+        assertEquals(0, r.status(), r.err());
+        assertFalse(Files.exists(leftover), "the killed save's temporary folder is gone");
+        assertTrue(r.out().contains("removed " + leftover), r.out());
+        assertTrue(Files.exists(otherRuns), "another run's folder is not this run's to clean");
+    }
+
+    @Test
+    void aNameThatIsNotOnePlainFolderIsRefusedBeforeAnythingIsWritten() {
+        for (String name : List.of("../../escape", "a/b", "..", "/tmp/abs")) {
+            Result r = run(List.of("train", "--tiny", "--name", name, "--data", data.toString(), "--cache",
+                    cache.toString()));
+            assertOneLineError(r, "--name: expected a plain name (one folder under runs/, without / or ..), got '"
+                    + name + "'");
+            assertFalse(Files.exists(cache), name + ": nothing read or written");
+        }
+    }
+
+    @Test
+    void anOutPathThroughAFileIsRefusedBeforeTheDataIsRead() throws Exception {
+        Path file = dir.resolve("a-file");
+        Files.writeString(file, "not a folder");
+        Result r = run(List.of("train", "--tiny", "--data", data.toString(), "--cache", cache.toString(), "--out",
+                file.resolve("run").toString()));
+        assertOneLineError(r, "--out " + file.resolve("run") + ": cannot create its parent folder");
+        assertFalse(Files.exists(cache), "refused before tokenising: " + r.out());
+    }
+
+    @Test
+    void anOutFolderWithoutWritePermissionIsRefusedBeforeTheDataIsRead() {
+        assumeFalse("root".equals(System.getProperty("user.name")), "permissions do not bind root");
+        Path locked = dir.resolve("locked");
+        assertTrue(locked.toFile().mkdir());
+        locked.toFile().setWritable(false);
+        try {
+            Result denied = run(List.of("train", "--tiny", "--data", data.toString(), "--cache", cache.toString(),
+                    "--out", locked.resolve("run").toString()));
+            assertOneLineError(denied, "--out " + locked.resolve("run") + ": cannot write in " + locked);
+            assertFalse(Files.exists(cache));
+        } finally {
+            locked.toFile().setWritable(true);
+        }
+    }
+
+    @Test
+    void aValidationSplitTooShortToEvaluateIsSaidOnceAndNoLossIsNaN() throws Exception {
+        Path jsonl = dir.resolve("two.jsonl");
+        var lines = new StringBuilder();
+        for (int doc = 0; doc < 2; doc++) {
+            var ids = new ArrayList<String>();
+            for (int i = 0; i < 60; i++) {
+                ids.add(Integer.toString((doc * 7 + i * 3) % 50));
+            }
+            lines.append('[').append(String.join(", ", ids)).append("]\n");
+        }
+        Files.writeString(jsonl, lines);
+        Result r = run(List.of("train", "--tiny", "--data", jsonl.toString(), "--vocab", "64", "--out",
+                dir.resolve("ids").toString(), "--cache", cache.toString()));
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("moe4j: no evaluation: the validation split holds 60 tokens, fewer than the 129 "
+                + "of one batch (--batch 4 x --context 32 + 1)"), r.out());
+        assertTrue(r.out().contains("train loss ") && r.out().contains(", no validation loss"), r.out());
+        assertFalse(r.out().contains("NaN"), r.out());
+    }
+
+    @Test
+    void helpGivesEachDefaultOnceAndNeverADefaultOfNone() {
+        String help = run(List.of("train", "--help")).out();
+        assertTrue(help.startsWith("Usage: moe4j train [-hV] [--config=FILE] [--precision=PRECISION] [--overwrite] "
+                + "[--SETTING[=VALUE]]..."), "a synopsis like the other commands', not [OPTIONS]: " + help);
+        String flat = help.replaceAll("\\s+", " ");
+        // Options without a default value get no "(default: none)"; those whose sentence says what happens by
+        // default get no "(default: ...)" after it.
+        for (String key : List.of("init", "time", "tokenizer", "cache", "name", "out", "prompt")) {
+            String entry = flat.substring(flat.indexOf("--" + key + "="));
+            entry = entry.substring(0, entry.indexOf(" --", 3));
+            int expected = key.equals("init") || key.equals("time") ? 0 : 1;
+            assertEquals(expected, entry.split("default", -1).length - 1, entry);
+        }
+        assertTrue(flat.contains("Decoder layers (default: 4)."), "a default inside the sentence: " + help);
+        assertTrue(flat.contains("--overwrite"), "the flag that replaces a saved run is listed");
     }
 }

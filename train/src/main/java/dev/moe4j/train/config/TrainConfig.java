@@ -77,6 +77,9 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
     /** Checks and types every value of a resolved option map. */
     public static TrainConfig parse(Map<String, String> resolved) {
         var v = new Values(resolved);
+        // Every switch is read here, not only where it matters, so that a value that is not true or false is an
+        // error even for a switch these options leave unused (--shared-gate without shared experts).
+        TrainSettings.ALL.stream().filter(Setting::isSwitch).forEach(s -> v.flag(s.key()));
         var data = new Data(v.list("data").stream().map(Path::of).toList(), v.integer("context", 2),
                 v.number("valid-fraction", 0, 0.9),
                 v.string("tokenizer").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("tokenizer"))),
@@ -94,6 +97,10 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 hyper(v), v.flag("decay-all"), v.number("clip", 0, Double.MAX_VALUE), v.integer("batch", 1),
                 v.integer("accumulate", 1), v.number("bias-balancing", 0, 1));
         String name = v.string("name");
+        if (!name.isEmpty() && !isPlainName(name)) {
+            throw new BadInputException("--name: expected a plain name (one folder under runs/, without / or ..), "
+                    + "got '" + name + "'; to save elsewhere use --out DIR");
+        }
         if (name.isEmpty()) {
             name = data.paths().size() == 1 && !data.paths().getFirst().equals(Path.of("data/shakespeare"))
                     ? stem(data.paths().getFirst()) + (init.isPresent() ? "-finetune" : "-moe") : "shakespeare-moe";
@@ -113,6 +120,12 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 v.integer("sample-tokens", 1), v.string("prompt"), v.number("temperature", 0, 10),
                 v.integer("log-every", 1));
         return new TrainConfig(resolved, model, init, optimiser, data, run);
+    }
+
+    /** A name that is one folder inside runs/: not a path, and not one that climbs out. */
+    private static boolean isPlainName(String name) {
+        return !name.equals(".") && !name.equals("..") && name.chars().noneMatch(c -> c == '/' || c == '\\'
+                || Character.isISOControl(c));
     }
 
     private static String stem(Path p) {

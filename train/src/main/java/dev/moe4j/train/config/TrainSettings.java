@@ -190,7 +190,7 @@ public final class TrainSettings {
         var out = new LinkedHashMap<String, String>();
         ALL.forEach(s -> out.put(s.key(), s.defaultValue()));
         String tiny = flags.getOrDefault("tiny", file.getOrDefault("tiny", "false"));
-        if (Boolean.parseBoolean(tiny)) {
+        if (new Values(Map.of("tiny", tiny)).flag("tiny")) {
             out.putAll(TINY);
         }
         out.putAll(file);

@@ -135,4 +135,23 @@ class TrainConfigTest {
                 () -> TrainSettings.resumed(saved, Map.of("lr", "0.01"), "saved.json"));
         assertTrue(e.getMessage().contains("--lr 0.01 differs from the saved 0.002"), e.getMessage());
     }
+
+    @Test
+    void aRunNameIsOneFolderUnderRunsNeverAPathThatLeavesIt() {
+        assertEquals(Path.of("runs", "ec-2"), parse(Map.of("name", "ec-2")).run().out());
+        for (String name : new String[] {"../../x", "a/b", "..", ".", "/tmp/x", "a\\b", "line\nbreak"}) {
+            var e = assertThrows(BadInputException.class, () -> parse(Map.of("name", name)), name);
+            assertTrue(e.getMessage().startsWith("--name: expected a plain name"), e.getMessage());
+        }
+    }
+
+    @Test
+    void theTinyPresetReadsItsSwitchAsEveryOtherSwitchIsRead() {
+        // "yes" is true for every switch, so it also turns on the preset's small model.
+        assertEquals(2, model(Map.of("tiny", "yes")).numLayers());
+        var e = assertThrows(BadInputException.class, () -> parse(Map.of("tiny", "--foo=1")));
+        assertEquals("--tiny: expected true or false, got '--foo=1'", e.getMessage());
+        var gate = assertThrows(BadInputException.class, () -> parse(Map.of("shared-gate", "maybe")));
+        assertEquals("--shared-gate: expected true or false, got 'maybe'", gate.getMessage());
+    }
 }
