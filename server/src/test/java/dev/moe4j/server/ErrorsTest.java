@@ -169,6 +169,17 @@ class ErrorsTest {
     }
 
     @Test
+    void aChatTemplateWithASyntaxErrorStopsTheServerFromStartingNamingItsFile() throws java.io.IOException {
+        Path folder = TestServer.modelFolder("mixtral", dir.resolve("broken-template"), true);
+        Path config = folder.resolve("tokenizer_config.json");
+        java.nio.file.Files.writeString(config, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\"}");
+        var e = assertThrows(BadInputException.class,
+                () -> ServedModel.open(folder, null, null, TOY, config1 -> CpuBackend.INSTANCE));
+        assertTrue(e.getMessage().startsWith("chat template of " + config + ": ")
+                && e.getMessage().contains("Missing end tag: endfor"), e.getMessage());
+    }
+
+    @Test
     void aBadModelFolderOrTemplateOrPortIsABadInputError() {
         var missing = assertThrows(BadInputException.class,
                 () -> ServedModel.open(dir.resolve("nowhere"), null, null, TOY, config -> CpuBackend.INSTANCE));
