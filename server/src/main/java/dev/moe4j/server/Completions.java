@@ -95,7 +95,7 @@ final class Completions {
             }
             sendError(stream, error);
             return new Outcome(prompt.length, 0, 0, "failed: " + e.getMessage(), seconds(start));
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (stream == null || !stream.started()) {
                 throw e;
             }

@@ -10,7 +10,6 @@ import dev.moe4j.io.json.Json;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -181,8 +180,10 @@ public final class ModelServer implements AutoCloseable {
         } catch (IOException e) {
             // reading the request or writing a whole response failed: the client has gone, nobody to answer
             log(method + " " + path + ": the client went away (" + e.getMessage() + ")");
-        } catch (Exception e) {
-            // a bug: the log gets the cause and where it was thrown, the client a line that points there
+        } catch (Exception | Error e) {
+            // A bug, or the JVM out of memory or stack for this request: the log gets the cause and where it was
+            // thrown, the client a line that points there, and the server goes on (what failed belonged to this
+            // request; the queue's lock and the kept cache are left consistent by their own finally blocks).
             var where = e.getStackTrace().length > 0 ? " at " + e.getStackTrace()[0] : "";
             log(method + " " + path + " 500: " + e.toString().lines().findFirst().orElse("") + where);
             sendQuietly(exchange, 500, new ApiError(500, "internal error in moe4j serve; its log says where",
@@ -298,7 +299,7 @@ public final class ModelServer implements AutoCloseable {
     private void sendQuietly(HttpExchange exchange, int status, JsonNode body) {
         try {
             sendJson(exchange, status, body);
-        } catch (IOException | UncheckedIOException | IllegalStateException e) {
+        } catch (IOException | RuntimeException e) {
             // the client went away, or a response had already begun: nothing more can be said
         }
     }

@@ -168,6 +168,55 @@ class ErrorsTest {
         }
     }
 
+    /** The toy model, except that its forward passes throw what the test queues, one per pass (null: none). */
+    static final class FailingModel extends ToyModel {
+        final java.util.LinkedList<Throwable> failures = new java.util.LinkedList<>();
+
+        FailingModel(dev.moe4j.model.config.ModelConfig config) {
+            super(config.vocabSize(), config.maxPositions(), config.numLayers());
+        }
+
+        @Override
+        public dev.moe4j.core.Tensor forward(dev.moe4j.model.InferenceState state, int[] tokens, boolean lastOnly,
+                                             dev.moe4j.model.ForwardObserver observer) {
+            Throwable failure = failures.poll();
+            if (failure instanceof RuntimeException r) {
+                throw r;
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            }
+            return super.forward(state, tokens, lastOnly, observer);
+        }
+    }
+
+    @Test
+    void anUnexpectedFailureIsAnswered500WithAnErrorObjectAndServingGoesOn() {
+        var models = new java.util.ArrayList<FailingModel>();
+        ModelFolder.Opener failing = (folder, config, backend) -> {
+            models.add(new FailingModel(config));
+            return models.getLast();
+        };
+        try (var s = TestServer.start(TestServer.modelFolder("mixtral", dir.resolve("failing"), true), failing)) {
+            var model = models.getFirst();
+            String body = "{\"prompt\": [1, 5], \"max_tokens\": 2}";
+            for (Throwable failure : List.<Throwable>of(new StackOverflowError(), new AssertionError("a bug"),
+                    new OutOfMemoryError("Java heap space"), new IllegalStateException("a bug"))) {
+                model.failures.add(failure);
+                error(s.post(TEXT, body), 500);
+                assertEquals("ok", TestServer.ok(s.get("/health")).get("status").asText());
+                assertTrue(s.log().contains("500: " + failure.getClass().getName()), s.log());
+            }
+            assertEquals(2, TestServer.ok(s.post(TEXT, body)).get("usage").get("completion_tokens").asInt());
+            // a stream that fails after its first tokens ends with an error event
+            model.failures.addAll(java.util.Arrays.asList(null, null, new AssertionError("a bug mid-stream")));
+            var stream = s.post(TEXT, "{\"prompt\": [400], \"max_tokens\": 8, \"stream\": true}");
+            assertEquals(200, stream.statusCode());
+            assertTrue(stream.body().contains("\"type\":\"server_error\""), stream.body());
+            assertEquals(2, TestServer.ok(s.post(TEXT, body)).get("usage").get("completion_tokens").asInt());
+        }
+    }
+
     @Test
     void aChatTemplateWithASyntaxErrorStopsTheServerFromStartingNamingItsFile() throws java.io.IOException {
         Path folder = TestServer.modelFolder("mixtral", dir.resolve("broken-template"), true);
