@@ -125,7 +125,10 @@ final class Completions {
         return new Outcome(prompt.length, g.reusedTokens(), g.outputIds().length, finish, seconds(start));
     }
 
-    /** The prompt as token ids, checked against the model's vocabulary and context. */
+    /**
+     * The prompt as token ids, checked against the model's vocabulary and context, together with the token budget
+     * the request asked for.
+     */
     int[] promptIds(CompletionRequest request) {
         var folder = served.folder();
         String field = request.endpoint().promptField;
@@ -163,6 +166,14 @@ final class Completions {
         if (ids.length >= context) {
             throw new ApiError(400, "the prompt has " + ids.length + " tokens, which leaves no room for a reply in"
                     + " this model's context of " + context + " tokens", ApiError.INVALID_REQUEST, field,
+                    "context_length_exceeded").refuse();
+        }
+        Integer asked = request.sampling().maxNewTokens();
+        if (asked != null && (long) ids.length + asked > context) {
+            // as OpenAI's API and vLLM answer: a budget the context cannot hold is refused, not quietly cut
+            throw new ApiError(400, request.budgetField() + " is " + asked + ", but the prompt has " + ids.length
+                    + " tokens and this model's context holds " + context + ": at most " + (context - ids.length)
+                    + " tokens can follow it", ApiError.INVALID_REQUEST, request.budgetField(),
                     "context_length_exceeded").refuse();
         }
         return ids;

@@ -94,6 +94,10 @@ class ErrorsTest {
             new Refused(CHAT, "{" + HI + ", \"model\": \"gpt-4o\"}", 404, "model", "model_not_found"),
             new Refused(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "word ".repeat(200) + "\"}]}",
                     400, "messages", "context_length_exceeded"),
+            new Refused(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 127}", 400, "max_tokens",
+                    "context_length_exceeded"),
+            new Refused(CHAT, "{" + HI + ", \"max_completion_tokens\": 1000000, \"max_tokens\": 1}", 400,
+                    "max_completion_tokens", "context_length_exceeded"),
             new Refused(TEXT, "{}", 400, "prompt", null),
             new Refused(TEXT, "{\"prompt\": []}", 400, "prompt", null),
             new Refused(TEXT, "{\"prompt\": [\"one\", \"two\"]}", 400, "prompt", null),
@@ -140,6 +144,18 @@ class ErrorsTest {
         JsonNode error = error(server.post(TEXT, "{\"prompt\": " + LONG_PROMPT + "}"), 400);
         assertEquals("the prompt has 128 tokens, which leaves no room for a reply in this model's context of 128"
                 + " tokens", error.get("message").asText());
+    }
+
+    @Test
+    void aTokenBudgetBeyondTheContextIsRefusedInNumbersWhileADefaultOneIsCutToTheRoomLeft() {
+        JsonNode error = error(server.post(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 127}"), 400);
+        assertEquals("max_tokens is 127, but the prompt has 2 tokens and this model's context holds 128: at most 126"
+                + " tokens can follow it", error.get("message").asText());
+        JsonNode fits = TestServer.ok(server.post(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 126}"));
+        assertTrue(fits.get("usage").get("total_tokens").asInt() <= 128, fits.toString());
+        // no max_tokens: the default of 256 (the fixture's generation_config.json sets none) ends with the context
+        JsonNode cut = TestServer.ok(server.post(TEXT, "{\"prompt\": [1, 5]}"));
+        assertTrue(cut.get("usage").get("total_tokens").asInt() <= 128, cut.toString());
     }
 
     @Test
