@@ -63,7 +63,8 @@ class TrainedModelChatTest {
                 chat.err());
 
         try (var served = ServedModel.open(model, null, null, Main.DEFAULT_MODELS, config -> CpuBackend.INSTANCE);
-             var server = ModelServer.start(served, "127.0.0.1", 0, new PrintWriter(new StringWriter()))) {
+             var server = ModelServer.start(served, "127.0.0.1", 0, ModelServer.DEFAULT_MAX_REQUEST_BYTES,
+                     new PrintWriter(new StringWriter()))) {
             assertNotNull(served.chatTemplate(), served.noChatTemplate());
             var response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
                             server.uri().resolve("/v1/chat/completions")).POST(HttpRequest.BodyPublishers.ofString(

@@ -40,6 +40,13 @@ final class Completions {
         }
     }
 
+    /**
+     * How much of a long prompt text is tokenised first, in characters per token of the context: more than any
+     * real text needs (English runs at about 4 characters a token), so that only prompts that cannot fit are
+     * refused on their start.
+     */
+    static final int CHARS_LOOKED_AT_PER_TOKEN = 16;
+
     private final ServedModel served;
     private final GenerationQueue queue;
     private final BooleanSupplier closing;
@@ -145,9 +152,9 @@ final class Completions {
                     throw ApiError.invalid("messages", e.getMessage()).refuse();
                 }
                 // the template writes the special tokens (BOS, turn markers) itself
-                yield folder.tokenizer().encodeIds(text, false);
+                yield encode(text, false, field);
             }
-            case CompletionRequest.Prompt.Text text -> folder.tokenizer().encodeIds(text.text(), true);
+            case CompletionRequest.Prompt.Text text -> encode(text.text(), true, field);
             case CompletionRequest.Prompt.Ids given -> {
                 int vocab = folder.config().vocabSize();
                 for (int i = 0; i < given.ids().length; i++) {
@@ -177,6 +184,39 @@ final class Completions {
                     "context_length_exceeded").refuse();
         }
         return ids;
+    }
+
+    /**
+     * A prompt text as token ids. A text longer than {@link #CHARS_LOOKED_AT_PER_TOKEN} characters per token of the
+     * context is first tokenised only up to that length (cut between words, where a word's tokens do not depend on
+     * what follows): when that start alone fills the context, the prompt is refused without tokenising the rest,
+     * so that megabytes of prompt cost what a context's worth does.
+     */
+    private int[] encode(String text, boolean addSpecialTokens, String field) {
+        var tokenizer = served.folder().tokenizer();
+        int context = served.contextLength();
+        long looked = (long) context * CHARS_LOOKED_AT_PER_TOKEN;
+        if (text.length() > looked) {
+            int cut = wordBoundaryBefore(text, (int) looked);
+            int tokens = tokenizer.encodeIds(text.substring(0, cut), addSpecialTokens).length;
+            if (tokens >= context) {
+                throw new ApiError(400, "the prompt has " + text.length() + " characters and its first " + cut
+                        + " alone are " + tokens + " tokens, which leaves no room for a reply in this model's context"
+                        + " of " + context + " tokens", ApiError.INVALID_REQUEST, field, "context_length_exceeded")
+                        .refuse();
+            }
+        }
+        return tokenizer.encodeIds(text, addSpecialTokens);
+    }
+
+    /** Where to cut {@code text} at most {@code limit} characters in: before the last whitespace, if any. */
+    private static int wordBoundaryBefore(String text, int limit) {
+        for (int i = limit; i > limit / 2; i--) {
+            if (Character.isWhitespace(text.charAt(i))) {
+                return i;
+            }
+        }
+        return Character.isLowSurrogate(text.charAt(limit)) ? limit - 1 : limit;
     }
 
     private static void sendError(EventStream stream, ApiError error) {

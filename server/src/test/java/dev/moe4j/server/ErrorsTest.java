@@ -159,6 +159,57 @@ class ErrorsTest {
     }
 
     @Test
+    void aPromptFarLongerThanTheContextIsRefusedOnItsStart() {
+        // 128 tokens of context: the first 2048 characters (16 a token) are tokenised, not the 500,000
+        String text = "word ".repeat(100_000);
+        JsonNode error = error(server.post(TEXT, "{\"prompt\": \"" + text + "\"}"), 400);
+        assertEquals("context_length_exceeded", error.get("code").asText());
+        assertTrue(error.get("message").asText().startsWith("the prompt has 500000 characters and its first 2044"
+                + " alone are "), error.get("message").asText());
+        JsonNode chat = error(server.post(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + text
+                + "\"}]}"), 400);
+        assertEquals("messages", chat.get("param").asText());
+        assertTrue(chat.get("message").asText().contains(" alone are "), chat.toString());
+    }
+
+    @Test
+    void aBodyOverTheServersLimitIs413WhetherItsLengthIsDeclaredOrNot() {
+        byte[] big = ("{\"prompt\": \"" + "a".repeat(ModelServer.DEFAULT_MAX_REQUEST_BYTES) + "\"}")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        JsonNode declared = error(server.send(HttpRequest.newBuilder(server.uri(TEXT))
+                .POST(HttpRequest.BodyPublishers.ofByteArray(big)).build()), 413);
+        assertEquals("request_too_large", declared.get("code").asText());
+        assertTrue(declared.get("message").asText().contains("--max-request-bytes"), declared.toString());
+        // chunked: no Content-Length to go by
+        error(server.send(HttpRequest.newBuilder(server.uri(TEXT)).POST(HttpRequest.BodyPublishers.ofInputStream(
+                () -> new java.io.ByteArrayInputStream(big))).build()), 413);
+        assertEquals("ok", TestServer.ok(server.get("/health")).get("status").asText());
+    }
+
+    @Test
+    void theRequestSizeLimitIsTheServers() {
+        String small = "{\"prompt\": [1, 5], \"max_tokens\": 2}";
+        String large = "{\"prompt\": [1, 5], \"max_tokens\": 2, \"user\": \"" + "x".repeat(1000) + "\"}";
+        try (var limited = ModelServer.start(server.served, "127.0.0.1", 0, 1000,
+                new java.io.PrintWriter(java.io.Writer.nullWriter()))) {
+            var client = java.net.http.HttpClient.newHttpClient();
+            java.util.function.Function<String, HttpResponse<String>> post = body -> {
+                try {
+                    return client.send(HttpRequest.newBuilder(limited.uri().resolve(TEXT))
+                            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            };
+            TestServer.ok(post.apply(small));
+            assertTrue(error(post.apply(large), 413).get("message").asText().contains("limit of 1000 bytes"));
+            TestServer.ok(server.post(TEXT, large));
+        }
+        assertThrows(BadInputException.class, () -> ModelServer.start(server.served, "127.0.0.1", 0, 0,
+                new java.io.PrintWriter(java.io.Writer.nullWriter())));
+    }
+
+    @Test
     void aConversationTheTemplateRefusesGetsTheTemplatesReason() {
         JsonNode error = error(server.post(CHAT, "{\"messages\": [{\"role\": \"tool\", \"content\": \"hi\"}]}"), 400);
         assertTrue(error.get("message").asText().contains("refused the conversation"), error.toString());
@@ -255,7 +306,8 @@ class ErrorsTest {
                         config -> CpuBackend.INSTANCE));
         assertTrue(template.getMessage().contains("cannot read the chat template"), template.getMessage());
         var port = assertThrows(BadInputException.class, () -> ModelServer.start(server.served, "127.0.0.1",
-                server.server.port(), new java.io.PrintWriter(java.io.Writer.nullWriter())));
+                server.server.port(), ModelServer.DEFAULT_MAX_REQUEST_BYTES,
+                new java.io.PrintWriter(java.io.Writer.nullWriter())));
         assertTrue(port.getMessage().contains("--port"), port.getMessage());
     }
 }
