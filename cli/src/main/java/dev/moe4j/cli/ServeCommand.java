@@ -29,8 +29,8 @@ import java.util.concurrent.Callable;
                         + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",
                 "One generation runs at a time: requests wait in a queue and are served in arrival order. A"
-                        + " streaming client that disconnects stops its generation. The last generation's KV cache"
-                        + " is kept: a request whose prompt extends it (the next turn of a conversation) is fed only"
+                        + " client that disconnects stops its generation, streamed or not. The last generation's KV"
+                        + " cache is kept: a request whose prompt extends it (the next turn of a conversation) is fed only"
                         + " from where they differ (usage.prompt_tokens_details.cached_tokens).",
                 "A request body larger than --max-request-bytes is refused (413) before it is parsed; a prompt"
                         + " text or max_tokens the context cannot hold is refused (400 context_length_exceeded).",

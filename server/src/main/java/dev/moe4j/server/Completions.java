@@ -69,7 +69,7 @@ final class Completions {
         } catch (BadInputException e) {
             throw ApiError.invalid(null, e.getMessage()).refuse();
         }
-        var model = new TrackedModel(folder.model(), closing);
+        var model = new TrackedModel(folder.model(), closing, new ClientConnection(exchange)::gone);
         ExpertTrace trace = request.experts() ? new ExpertTrace() : null;
         ExpertTokens experts = null;
         if (trace != null) {
@@ -88,13 +88,17 @@ final class Completions {
         try {
             g = queue.run(() -> generator.generate(kept, prompt, options, listener));
         } catch (Cancelled c) {
+            int generated = Math.max(0, model.fed() - prompt.length);
+            var stopped = new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
+            if (c.byClient()) {
+                return stopped; // nobody to answer
+            }
             var error = new ApiError(503, "the generation was stopped: " + c.getMessage(), "server_error", null, null);
             if (stream == null || !stream.started()) {
                 throw error.refuse();
             }
             sendError(stream, error);
-            int generated = Math.max(0, model.fed() - prompt.length);
-            return new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
+            return stopped;
         } catch (BadInputException e) {
             ApiError error = ApiError.invalid(request.endpoint().promptField, e.getMessage());
             if (stream == null || !stream.started()) {
