@@ -50,12 +50,12 @@ public final class ModelLoader {
             if (backend.device().isHost()) {
                 Transformer transformer = new Transformer(config, weights);
                 weights.requireAllUsed();
-                return new TransformerModel(transformer, checkpoint);
+                return new TransformerModel(transformer, checkpoint, folder);
             }
             Transformer transformer = Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();
             checkpoint.close();
-            return new TransformerModel(transformer, null);
+            return new TransformerModel(transformer, null, folder);
         } catch (RuntimeException e) {
             checkpoint.close();
             throw e;
