@@ -1,5 +1,6 @@
 package dev.moe4j.io.chat;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.hubspot.jinjava.Jinjava;
@@ -10,6 +11,7 @@ import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
 import jinjava.javax.el.CompositeELResolver;
 
 import java.io.IOException;
@@ -112,9 +114,10 @@ public final class ChatTemplate {
             root = new ObjectMapper().readTree(Files.readAllBytes(tokenizerConfig));
         } catch (NoSuchFileException e) {
             throw new BadInputException(tokenizerConfig + ": no such file (expected a tokenizer_config.json)");
+        } catch (JsonProcessingException e) {
+            throw new BadInputException(tokenizerConfig + ": not valid JSON (" + Json.describe(e) + ")");
         } catch (IOException e) {
-            String why = e.getMessage() == null ? "" : e.getMessage().lines().findFirst().orElse("");
-            throw new BadInputException(tokenizerConfig + ": not valid JSON (" + why + ")");
+            throw new BadInputException(tokenizerConfig + ": cannot read (" + e.getMessage() + ")");
         }
         if (root == null || !root.isObject()) throw new BadInputException(tokenizerConfig + ": expected a JSON object");
         String template = templateText(tokenizerConfig, root.get("chat_template"), name);
