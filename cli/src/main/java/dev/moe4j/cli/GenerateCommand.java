@@ -1,6 +1,7 @@
 package dev.moe4j.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
@@ -82,6 +83,10 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
     public Integer call() {
         trace.check();
         experts.check();
+        if (json && experts.enabled()) {
+            throw new BadInputException("--show-experts colours the streamed text, which --json replaces; for each"
+                    + " token's experts in JSON use --trace-experts FILE");
+        }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try (ModelFolder m = ModelFolder.open(model, context.models().with(device.weightMemory()), device::backend)) {

@@ -29,9 +29,11 @@ import java.util.concurrent.Callable;
                         + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",
                 "One generation runs at a time: requests wait in a queue and are served in arrival order. A"
-                        + " streaming client that disconnects stops its generation. The last generation's KV cache"
-                        + " is kept: a request whose prompt extends it (the next turn of a conversation) is fed only"
+                        + " client that disconnects stops its generation, streamed or not. The last generation's KV"
+                        + " cache is kept: a request whose prompt extends it (the next turn of a conversation) is fed only"
                         + " from where they differ (usage.prompt_tokens_details.cached_tokens).",
+                "A request body larger than --max-request-bytes is refused (413) before it is parsed; a prompt"
+                        + " text or max_tokens the context cannot hold is refused (400 context_length_exceeded).",
                 "Each generation and each refused request is logged on stderr in one line."})
 final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Option(names = "--model", required = true, paramLabel = "DIR",
@@ -56,6 +58,11 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
             description = "the model id of the API (default: the model folder's name)")
     String name;
 
+    @Option(names = "--max-request-bytes", paramLabel = "N", defaultValue = "" + ModelServer.DEFAULT_MAX_REQUEST_BYTES,
+            description = "refuse request bodies larger than N bytes with 413, unread (default: ${DEFAULT-VALUE},"
+                    + " 4 MiB: a conversation filling a 128k-token context fits)")
+    int maxRequestBytes;
+
     @Mixin
     DeviceOption device;
 
@@ -74,7 +81,7 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter err = spec.commandLine().getErr();
         try (ServedModel served = ServedModel.open(model, template, name,
                 context.models().with(device.weightMemory()), device::backend);
-             ModelServer server = ModelServer.start(served, host, port, err)) {
+             ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             err.println(String.format(Locale.ROOT, "moe4j serve: %s (%s) on %s  (loaded in %.2f s; Ctrl-C stops)",

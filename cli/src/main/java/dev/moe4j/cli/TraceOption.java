@@ -20,10 +20,27 @@ final class TraceOption {
         return file != null;
     }
 
-    /** Checks the flag before anything is loaded. */
+    /**
+     * Checks the flag before anything is loaded or generated: the file must be one that can be written where it
+     * is named, in a folder that exists (none is made for it).
+     */
     void check() {
-        if (file != null && Files.isDirectory(file)) {
+        if (file == null) {
+            return;
+        }
+        if (Files.isDirectory(file)) {
             throw new BadInputException("--trace-experts: " + file + " is a folder; give a file name");
+        }
+        Path folder = file.toAbsolutePath().getParent();
+        if (!Files.isDirectory(folder)) {
+            throw new BadInputException("--trace-experts: " + file + ": the folder " + folder
+                    + (Files.exists(folder) ? " is not a folder" : " does not exist"));
+        }
+        if (!Files.isWritable(folder)) {
+            throw new BadInputException("--trace-experts: " + file + ": cannot write in " + folder);
+        }
+        if (Files.exists(file) && !Files.isWritable(file)) {
+            throw new BadInputException("--trace-experts: " + file + ": the file exists and cannot be written");
         }
     }
 

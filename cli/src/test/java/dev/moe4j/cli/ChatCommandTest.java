@@ -175,6 +175,26 @@ class ChatCommandTest {
     }
 
     @Test
+    void aTemplateWithASyntaxErrorStopsTheChatBeforeTheFirstTurnNamingItsFile() throws IOException {
+        Path folder = Cli.copyModel("mixtral", dir);
+        Path config = folder.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\"}");
+        var r = Cli.run(toys, "hi\n", false, "chat", "--model", folder.toString());
+        assertEquals(2, r.status(), r.err());
+        assertEquals("", r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().startsWith("moe4j: error: chat template of " + config + ": ")
+                && r.err().contains("Missing end tag: endfor"), r.err());
+        assertTrue(toys.opened.isEmpty(), "the weights were not opened");
+
+        Path jinja = dir.resolve("broken.jinja");
+        Files.writeString(jinja, "{% if add_generation_prompt %}ok{% else %}{{ messages[0].content + }}{% endif %}");
+        r = Cli.run(toys, "hi\n", false, "chat", "--model", folder.toString(), "--template", jinja.toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().startsWith("moe4j: error: chat template of " + jinja + ": "), r.err());
+    }
+
+    @Test
     void theChatTraceNumbersTurnsAndTracesEachPositionOnce() throws IOException {
         Path file = dir.resolve("chat.jsonl");
         var r = Cli.run(toys, "hello\nmore\n", false, "chat", "--model", model, "--max-tokens", "3",

@@ -194,6 +194,37 @@ class GenerateCommandTest {
     }
 
     @Test
+    void aTracePathThatCannotBeWrittenIsRefusedBeforeGeneratingAndNoFolderIsMade() throws IOException {
+        Path missing = dir.resolve("no-such-folder").resolve("trace.jsonl");
+        var r = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1,20", "--trace-experts",
+                missing.toString());
+        assertEquals(2, r.status(), r.err());
+        assertEquals("moe4j: error: --trace-experts: " + missing + ": the folder " + missing.getParent()
+                + " does not exist\n", r.err());
+        assertEquals("", r.out());
+        assertTrue(toys.opened.isEmpty(), "nothing was loaded");
+        assertEquals(List.of(), Cli.listing(dir));
+
+        Path file = Files.writeString(dir.resolve("a-file"), "x");
+        r = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1,20", "--trace-experts",
+                file.resolve("trace.jsonl").toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("is not a folder"), r.err());
+        assertTrue(toys.opened.isEmpty(), "nothing was loaded");
+    }
+
+    @Test
+    void showExpertsWithJsonIsRefusedNamingWhatGivesExpertsAsJson() {
+        var r = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1,20", "--json", "--show-experts");
+        assertEquals(2, r.status(), r.err());
+        assertEquals("", r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("--show-experts") && r.err().contains("--json")
+                && r.err().contains("--trace-experts"), r.err());
+        assertTrue(toys.opened.isEmpty(), "nothing was loaded");
+    }
+
+    @Test
     void showExpertsColoursEachTokenByItsFirstExpertInTheLastMoeLayer() {
         // after 100 the toy picks 503, 470, 305: whole-text tokens (ids 3..258 are the byte tokens <0x00>..<0xFF>)
         var r = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1,100", "--max-tokens", "3",

@@ -104,23 +104,21 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
     /**
      * The chat template: {@code templateFile} (Jinja text) when given, otherwise the model's tokenizer_config.json
      * {@code chat_template} (or chat_template.jinja). Special tokens (bos_token, eos_token, ...) come from
-     * tokenizer_config.json when there is one.
+     * tokenizer_config.json when there is one. A model without a template throws {@link ChatTemplate.Missing}; a
+     * template that does not parse is refused here too, naming its file.
      */
     public static ChatTemplate chatTemplate(Path folder, Path templateFile) {
         Path tokenizerConfig = folder.resolve(TOKENIZER_CONFIG);
         if (templateFile == null) {
             if (!Files.isRegularFile(tokenizerConfig)) {
-                throw new BadInputException(folder + ": no " + TOKENIZER_CONFIG + ", so no chat template; give one"
-                        + " with --template FILE");
+                throw new ChatTemplate.Missing(folder + ": no " + TOKENIZER_CONFIG + ", so no chat template; give"
+                        + " one with --template FILE");
             }
             try {
                 return ChatTemplate.load(tokenizerConfig);
-            } catch (BadInputException e) {
-                if (e.getMessage().contains("chat_template: missing")) {
-                    throw new BadInputException(e.getMessage() + "; this model has no chat template: give one with"
-                            + " --template FILE");
-                }
-                throw e;
+            } catch (ChatTemplate.Missing e) {
+                throw new ChatTemplate.Missing(e.getMessage() + "; this model has no chat template: give one with"
+                        + " --template FILE");
             }
         }
         String text;

@@ -69,13 +69,13 @@ public final class ModelLoader {
                 var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
                 Transformer transformer = new Transformer(config, weights);
                 weights.requireAllUsed();
-                return new TransformerModel(transformer, checkpoint);
+                return new TransformerModel(transformer, checkpoint, folder);
             }
             var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
             Transformer transformer = Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();
             checkpoint.close();
-            return new TransformerModel(transformer, null);
+            return new TransformerModel(transformer, null, folder);
         } catch (RuntimeException e) {
             checkpoint.close();
             throw e;

@@ -9,6 +9,8 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.transformer.KvCache;
 import dev.moe4j.model.transformer.Transformer;
 
+import java.nio.file.Path;
+
 /**
  * A {@link Transformer} ready for generation: next-token logits against a KV cache, in an inference graph, over
  * weights (mapped checkpoint files, or copies in memory) that are released on {@link #close}.
@@ -16,11 +18,24 @@ import dev.moe4j.model.transformer.Transformer;
 public final class TransformerModel implements LanguageModel {
     private final Transformer transformer;
     private final AutoCloseable weights;
+    private final Path checkpoint;
+    private boolean firstLogitsSeen;
+    private boolean checkpointScanned;
 
     /** @param weights what to release on close (the mapped checkpoint or the weights' copies), or null */
     public TransformerModel(Transformer transformer, AutoCloseable weights) {
+        this(transformer, weights, null);
+    }
+
+    /**
+     * @param weights    what to release on close (the mapped checkpoint), or null
+     * @param checkpoint the folder the weights came from: logits that are not finite are traced to the weight at
+     *                   fault there, which is refused by name; null when the weights came from elsewhere
+     */
+    public TransformerModel(Transformer transformer, AutoCloseable weights, Path checkpoint) {
         this.transformer = transformer;
         this.weights = weights;
+        this.checkpoint = checkpoint;
     }
 
     /** Whether the weights are copies in memory ({@link WeightMemory#COPIED}) rather than views of mapped files. */
@@ -61,14 +76,31 @@ public final class TransformerModel implements LanguageModel {
         }
         // Device memory of the pass is released when it ends; the logits come back as a host F32 copy.
         transformer.device().attach();
+        Tensor host;
         try (var scope = MemoryScope.open()) {
             Tensor logits = transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
-            if (logits.isHost()) {
-                return logits;
-            }
             // widened on the device: a vocabulary's BF16 values converted one by one on the host cost a decoding step
-            return logits.device().backend().convert(logits, DType.F32).toHost();
+            host = logits.isHost() ? logits : logits.device().backend().convert(logits, DType.F32).toHost();
         }
+        requireFiniteWeights(host);
+        return host;
+    }
+
+    /**
+     * A NaN or infinite weight shows in the logits of the first pass that reads it (greedy decoding would pick
+     * token 0 from NaN, silently): the checkpoint is then searched once for the weight at fault, which is refused
+     * by name. Logits are checked on every pass, since an expert is read only when a token is routed to it.
+     */
+    private void requireFiniteWeights(Tensor logits) {
+        boolean everyValue = !firstLogitsSeen;
+        firstLogitsSeen = true;
+        if (checkpoint == null || checkpointScanned || NonFiniteWeights.finite(logits, everyValue)) {
+            return;
+        }
+        checkpointScanned = true;
+        NonFiniteWeights.find(checkpoint).ifPresent(problem -> {
+            throw new BadInputException(problem);
+        });
     }
 
     @Override

@@ -18,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Consumer;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -104,5 +105,30 @@ class ModelLoaderErrorTest {
         try (var model = ModelLoader.load(dir)) {
             assertTrue(model.config().tieEmbeddings());
         }
+    }
+
+    /** Logits of one pass over a few tokens through the model this folder holds. */
+    private void forward() {
+        try (TransformerModel model = ModelLoader.load(dir)) {
+            model.forward(model.newState(8), new int[] {1, 2, 3}, false, null);
+        }
+    }
+
+    @Test
+    void aNaNWeightIsRefusedByNameAtTheFirstPassThatReadsIt() {
+        rewrite(t -> t.get("model.layers.0.self_attn.q_proj.weight").setFloat(5, Float.NaN));
+        var e = assertThrows(BadInputException.class, this::forward);
+        assertEquals(weights + ": tensor 'model.layers.0.self_attn.q_proj.weight' [16, 16] holds NaN at element 5:"
+                + " the checkpoint is damaged (its weights must be finite numbers)", e.getMessage());
+    }
+
+    @Test
+    void anInfiniteWeightThatSpoilsOneLogitOnlyIsFoundToo() {
+        // a row of the LM head: only its own logit is infinite, which the first pass's full look sees
+        String head = "lm_head.weight";
+        rewrite(t -> t.get(head).setFloat(3 * 16 + 2, Float.POSITIVE_INFINITY));
+        var e = assertThrows(BadInputException.class, this::forward);
+        assertTrue(e.getMessage().contains("tensor '" + head + "'") && e.getMessage().contains("Infinity at element 50"),
+                e.getMessage());
     }
 }

@@ -18,11 +18,13 @@ import java.util.Set;
  * does not implement (other penalties, log-probabilities, tools, n > 1, ...) are refused rather than ignored when
  * they ask for something; the ones that change nothing (user, metadata, ...) are accepted.
  *
+ * @param budgetField  the field that set the token budget (max_completion_tokens or max_tokens), or null: the
+ *                     budget then comes from generation_config.json and is cut to the room the context leaves
  * @param stops        texts that end the reply (OpenAI's {@code stop})
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the token counts
  * @param experts      the moe4j extension: report each generated token's first-ranked expert per MoE layer
  */
-record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, List<String> stops,
+record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, String budgetField, List<String> stops,
                          boolean stream, boolean includeUsage, boolean experts) {
     /** The two generating endpoints: their object names and id prefixes differ, the rest is shared. */
     enum Endpoint {
@@ -74,9 +76,11 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         }
         Prompt prompt = endpoint == Endpoint.CHAT ? new Prompt.Chat(messages(o)) : textPrompt(o);
 
-        Integer maxTokens = f.positiveInt("max_completion_tokens");
+        String budgetField = "max_completion_tokens";
+        Integer maxTokens = f.positiveInt(budgetField);
         if (maxTokens == null) {
-            maxTokens = f.positiveInt("max_tokens");
+            budgetField = "max_tokens";
+            maxTokens = f.positiveInt(budgetField);
         }
         Double temperature = f.number("temperature", 0, Double.MAX_VALUE, "a number of 0 or more (0 is greedy)");
         Double topP = f.number("top_p", Double.MIN_VALUE, 1, "a number in (0, 1]");
@@ -104,7 +108,8 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         }
         boolean experts = expertsQuery || extension(o);
         refuseUnsupported(endpoint, f);
-        return new CompletionRequest(endpoint, prompt, sampling, f.stops(), stream, includeUsage, experts);
+        return new CompletionRequest(endpoint, prompt, sampling, maxTokens == null ? null : budgetField, f.stops(),
+                stream, includeUsage, experts);
     }
 
     private static List<ChatTemplate.Message> messages(ObjectNode o) {

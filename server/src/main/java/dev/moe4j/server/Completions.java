@@ -40,6 +40,13 @@ final class Completions {
         }
     }
 
+    /**
+     * How much of a long prompt text is tokenised first, in characters per token of the context: more than any
+     * real text needs (English runs at about 4 characters a token), so that only prompts that cannot fit are
+     * refused on their start.
+     */
+    static final int CHARS_LOOKED_AT_PER_TOKEN = 16;
+
     private final ServedModel served;
     private final GenerationQueue queue;
     private final BooleanSupplier closing;
@@ -62,7 +69,7 @@ final class Completions {
         } catch (BadInputException e) {
             throw ApiError.invalid(null, e.getMessage()).refuse();
         }
-        var model = new TrackedModel(folder.model(), closing);
+        var model = new TrackedModel(folder.model(), closing, new ClientConnection(exchange)::gone);
         ExpertTrace trace = request.experts() ? new ExpertTrace() : null;
         ExpertTokens experts = null;
         if (trace != null) {
@@ -81,13 +88,17 @@ final class Completions {
         try {
             g = queue.run(() -> generator.generate(kept, prompt, options, listener));
         } catch (Cancelled c) {
+            int generated = Math.max(0, model.fed() - prompt.length);
+            var stopped = new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
+            if (c.byClient()) {
+                return stopped; // nobody to answer
+            }
             var error = new ApiError(503, "the generation was stopped: " + c.getMessage(), "server_error", null, null);
             if (stream == null || !stream.started()) {
                 throw error.refuse();
             }
             sendError(stream, error);
-            int generated = Math.max(0, model.fed() - prompt.length);
-            return new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
+            return stopped;
         } catch (BadInputException e) {
             ApiError error = ApiError.invalid(request.endpoint().promptField, e.getMessage());
             if (stream == null || !stream.started()) {
@@ -95,7 +106,7 @@ final class Completions {
             }
             sendError(stream, error);
             return new Outcome(prompt.length, 0, 0, "failed: " + e.getMessage(), seconds(start));
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (stream == null || !stream.started()) {
                 throw e;
             }
@@ -125,7 +136,10 @@ final class Completions {
         return new Outcome(prompt.length, g.reusedTokens(), g.outputIds().length, finish, seconds(start));
     }
 
-    /** The prompt as token ids, checked against the model's vocabulary and context. */
+    /**
+     * The prompt as token ids, checked against the model's vocabulary and context, together with the token budget
+     * the request asked for.
+     */
     int[] promptIds(CompletionRequest request) {
         var folder = served.folder();
         String field = request.endpoint().promptField;
@@ -142,9 +156,9 @@ final class Completions {
                     throw ApiError.invalid("messages", e.getMessage()).refuse();
                 }
                 // the template writes the special tokens (BOS, turn markers) itself
-                yield folder.tokenizer().encodeIds(text, false);
+                yield encode(text, false, field);
             }
-            case CompletionRequest.Prompt.Text text -> folder.tokenizer().encodeIds(text.text(), true);
+            case CompletionRequest.Prompt.Text text -> encode(text.text(), true, field);
             case CompletionRequest.Prompt.Ids given -> {
                 int vocab = folder.config().vocabSize();
                 for (int i = 0; i < given.ids().length; i++) {
@@ -165,7 +179,48 @@ final class Completions {
                     + " this model's context of " + context + " tokens", ApiError.INVALID_REQUEST, field,
                     "context_length_exceeded").refuse();
         }
+        Integer asked = request.sampling().maxNewTokens();
+        if (asked != null && (long) ids.length + asked > context) {
+            // as OpenAI's API and vLLM answer: a budget the context cannot hold is refused, not quietly cut
+            throw new ApiError(400, request.budgetField() + " is " + asked + ", but the prompt has " + ids.length
+                    + " tokens and this model's context holds " + context + ": at most " + (context - ids.length)
+                    + " tokens can follow it", ApiError.INVALID_REQUEST, request.budgetField(),
+                    "context_length_exceeded").refuse();
+        }
         return ids;
+    }
+
+    /**
+     * A prompt text as token ids. A text longer than {@link #CHARS_LOOKED_AT_PER_TOKEN} characters per token of the
+     * context is first tokenised only up to that length (cut between words, where a word's tokens do not depend on
+     * what follows): when that start alone fills the context, the prompt is refused without tokenising the rest,
+     * so that megabytes of prompt cost what a context's worth does.
+     */
+    private int[] encode(String text, boolean addSpecialTokens, String field) {
+        var tokenizer = served.folder().tokenizer();
+        int context = served.contextLength();
+        long looked = (long) context * CHARS_LOOKED_AT_PER_TOKEN;
+        if (text.length() > looked) {
+            int cut = wordBoundaryBefore(text, (int) looked);
+            int tokens = tokenizer.encodeIds(text.substring(0, cut), addSpecialTokens).length;
+            if (tokens >= context) {
+                throw new ApiError(400, "the prompt has " + text.length() + " characters and its first " + cut
+                        + " alone are " + tokens + " tokens, which leaves no room for a reply in this model's context"
+                        + " of " + context + " tokens", ApiError.INVALID_REQUEST, field, "context_length_exceeded")
+                        .refuse();
+            }
+        }
+        return tokenizer.encodeIds(text, addSpecialTokens);
+    }
+
+    /** Where to cut {@code text} at most {@code limit} characters in: before the last whitespace, if any. */
+    private static int wordBoundaryBefore(String text, int limit) {
+        for (int i = limit; i > limit / 2; i--) {
+            if (Character.isWhitespace(text.charAt(i))) {
+                return i;
+            }
+        }
+        return Character.isLowSurrogate(text.charAt(limit)) ? limit - 1 : limit;
     }
 
     private static void sendError(EventStream stream, ApiError error) {

@@ -50,7 +50,7 @@ final class EventStream {
             out.write(event.getBytes(StandardCharsets.UTF_8));
             out.flush();
         } catch (IOException e) {
-            throw new Cancelled("the client went away", e);
+            throw Cancelled.clientLeft(e);
         }
     }
 }

@@ -10,7 +10,6 @@ import dev.moe4j.io.json.Json;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -35,10 +34,17 @@ import java.util.concurrent.TimeUnit;
  * one-line message; a stack trace never reaches a client.
  */
 public final class ModelServer implements AutoCloseable {
-    /** The largest request body read; a conversation larger than this does not fit any context moe4j runs. */
-    static final int MAX_BODY_BYTES = 16 << 20;
+    /**
+     * The largest request body read unless the server is told otherwise: a conversation filling a context of 128k
+     * tokens takes about 0.5 MB of text (2 MB where every character is escaped), and the body is held parsed while
+     * it waits, so a few MiB bound what queued requests can hold.
+     */
+    public static final int DEFAULT_MAX_REQUEST_BYTES = 4 << 20;
+    /** The most of a refused body read (and dropped) so that its client gets the 413; beyond, the connection ends. */
+    private static final long DISCARDED_AT_MOST = 64L << 20;
 
     private final ServedModel served;
+    private final int maxRequestBytes;
     private final HttpServer http;
     private final ExecutorService threads;
     private final PrintWriter log;
@@ -48,8 +54,10 @@ public final class ModelServer implements AutoCloseable {
     private final CountDownLatch closed = new CountDownLatch(1);
     private volatile boolean closing;
 
-    private ModelServer(ServedModel served, HttpServer http, ExecutorService threads, PrintWriter log) {
+    private ModelServer(ServedModel served, int maxRequestBytes, HttpServer http, ExecutorService threads,
+                        PrintWriter log) {
         this.served = served;
+        this.maxRequestBytes = maxRequestBytes;
         this.http = http;
         this.threads = threads;
         this.log = log;
@@ -57,13 +65,17 @@ public final class ModelServer implements AutoCloseable {
     }
 
     /**
-     * Starts serving {@code served} on {@code host}:{@code port} (port 0: a free port, see {@link #port()}).
+     * Starts serving {@code served} on {@code host}:{@code port} (port 0: a free port, see {@link #port()}),
+     * refusing request bodies of more than {@code maxRequestBytes} (413) before reading them.
      * {@code log} gets one line per generation and per failed request. A port that cannot be bound is a
      * {@link BadInputException}.
      */
-    public static ModelServer start(ServedModel served, String host, int port, PrintWriter log) {
+    public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, PrintWriter log) {
         if (port < 0 || port > 65535) {
             throw new BadInputException("--port must be between 0 and 65535, got " + port);
+        }
+        if (maxRequestBytes < 1) {
+            throw new BadInputException("--max-request-bytes must be positive, got " + maxRequestBytes);
         }
         var address = new InetSocketAddress(host, port);
         if (address.isUnresolved()) {
@@ -79,7 +91,7 @@ public final class ModelServer implements AutoCloseable {
             throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor();
-        var server = new ModelServer(served, http, threads, log);
+        var server = new ModelServer(served, maxRequestBytes, http, threads, log);
         http.createContext("/", server::handle);
         http.setExecutor(threads);
         http.start();
@@ -181,8 +193,10 @@ public final class ModelServer implements AutoCloseable {
         } catch (IOException e) {
             // reading the request or writing a whole response failed: the client has gone, nobody to answer
             log(method + " " + path + ": the client went away (" + e.getMessage() + ")");
-        } catch (Exception e) {
-            // a bug: the log gets the cause and where it was thrown, the client a line that points there
+        } catch (Exception | Error e) {
+            // A bug, or the JVM out of memory or stack for this request: the log gets the cause and where it was
+            // thrown, the client a line that points there, and the server goes on (what failed belonged to this
+            // request; the queue's lock and the kept cache are left consistent by their own finally blocks).
             var where = e.getStackTrace().length > 0 ? " at " + e.getStackTrace()[0] : "";
             log(method + " " + path + " 500: " + e.toString().lines().findFirst().orElse("") + where);
             sendQuietly(exchange, 500, new ApiError(500, "internal error in moe4j serve; its log says where",
@@ -201,14 +215,19 @@ public final class ModelServer implements AutoCloseable {
                 + (request.stream() ? ", streamed" : ""));
     }
 
-    private static JsonNode readBody(HttpExchange exchange) throws IOException {
+    private JsonNode readBody(HttpExchange exchange) throws IOException {
         byte[] body;
         try (InputStream in = exchange.getRequestBody()) {
-            body = in.readNBytes(MAX_BODY_BYTES + 1);
-        }
-        if (body.length > MAX_BODY_BYTES) {
-            throw new ApiError(413, "the request body is larger than " + (MAX_BODY_BYTES >> 20) + " MiB",
-                    ApiError.INVALID_REQUEST, null, null).refuse();
+            String declared = exchange.getRequestHeaders().getFirst("Content-Length");
+            boolean tooLarge = declared != null && declared.strip().matches("\\d{1,18}")
+                    && Long.parseLong(declared.strip()) > maxRequestBytes;
+            body = tooLarge ? new byte[0] : in.readNBytes(maxRequestBytes + 1);
+            if (tooLarge || body.length > maxRequestBytes) {
+                discard(in);
+                throw new ApiError(413, "the request body is larger than this server's limit of " + maxRequestBytes
+                        + " bytes (moe4j serve --max-request-bytes)", ApiError.INVALID_REQUEST, null,
+                        "request_too_large").refuse();
+            }
         }
         if (body.length == 0) {
             throw ApiError.invalid(null, "the request body is empty; expected a JSON object").refuse();
@@ -217,6 +236,18 @@ public final class ModelServer implements AutoCloseable {
             return Json.parse(body, "the request body");
         } catch (BadInputException e) {
             throw ApiError.invalid(null, e.getMessage()).refuse();
+        }
+    }
+
+    /**
+     * Reads and drops what a client is still sending of a refused body (up to {@link #DISCARDED_AT_MOST}): a
+     * connection closed with unread data is reset, and the client would see that instead of the answer.
+     */
+    private static void discard(InputStream in) throws IOException {
+        byte[] sink = new byte[64 << 10];
+        long left = DISCARDED_AT_MOST;
+        for (int n; left > 0 && (n = in.read(sink, 0, (int) Math.min(sink.length, left))) > 0; ) {
+            left -= n;
         }
     }
 
@@ -298,7 +329,7 @@ public final class ModelServer implements AutoCloseable {
     private void sendQuietly(HttpExchange exchange, int status, JsonNode body) {
         try {
             sendJson(exchange, status, body);
-        } catch (IOException | UncheckedIOException | IllegalStateException e) {
+        } catch (IOException | RuntimeException e) {
             // the client went away, or a response had already begun: nothing more can be said
         }
     }

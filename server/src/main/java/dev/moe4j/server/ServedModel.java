@@ -22,7 +22,8 @@ public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemp
         implements AutoCloseable {
     /**
      * Opens a model folder to serve. {@code templateFile} (may be null) replaces the chat template of the model's
-     * tokenizer_config.json; a template file that cannot be read is an error, a model without a template is not.
+     * tokenizer_config.json; a template that cannot be read or does not parse is an error, a model without a template
+     * is not.
      * {@code name} (may be null) is the model id of the API, by default the folder's name. The weights go to the
      * backend {@code backendFor} picks for the model's config.
      */
@@ -35,7 +36,7 @@ public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemp
         } else {
             try {
                 template = ModelFolder.chatTemplate(dir, null);
-            } catch (BadInputException e) {
+            } catch (ChatTemplate.Missing e) {
                 noTemplate = e.getMessage();
             }
         }

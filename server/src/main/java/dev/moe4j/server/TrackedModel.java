@@ -12,18 +12,20 @@ import java.util.function.BooleanSupplier;
 /**
  * The served model as one generation sees it. It remembers the id fed at each position, so that the expert
  * extension can name each token while the reply streams (the generator reports text by position, not by id), and
- * it ends the generation between two forward passes once {@code cancelled} says so (the server is closing).
- * Closing it leaves the served model open.
+ * it ends the generation between two forward passes once the server is closing or the client has gone. Closing it
+ * leaves the served model open.
  */
 final class TrackedModel implements LanguageModel {
     private final LanguageModel model;
-    private final BooleanSupplier cancelled;
+    private final BooleanSupplier closing;
+    private final BooleanSupplier clientGone;
     private int[] ids = new int[256];
     private int fed;
 
-    TrackedModel(LanguageModel model, BooleanSupplier cancelled) {
+    TrackedModel(LanguageModel model, BooleanSupplier closing, BooleanSupplier clientGone) {
         this.model = model;
-        this.cancelled = cancelled;
+        this.closing = closing;
+        this.clientGone = clientGone;
     }
 
     @Override
@@ -38,8 +40,11 @@ final class TrackedModel implements LanguageModel {
 
     @Override
     public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
-        if (cancelled.getAsBoolean()) {
-            throw new Cancelled("the server is closing", null);
+        if (closing.getAsBoolean()) {
+            throw Cancelled.closing();
+        }
+        if (clientGone.getAsBoolean()) {
+            throw Cancelled.clientLeft(null);
         }
         int from = state.position();
         if (from + tokens.length > ids.length) {

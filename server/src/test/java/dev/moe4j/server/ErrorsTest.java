@@ -94,6 +94,10 @@ class ErrorsTest {
             new Refused(CHAT, "{" + HI + ", \"model\": \"gpt-4o\"}", 404, "model", "model_not_found"),
             new Refused(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "word ".repeat(200) + "\"}]}",
                     400, "messages", "context_length_exceeded"),
+            new Refused(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 127}", 400, "max_tokens",
+                    "context_length_exceeded"),
+            new Refused(CHAT, "{" + HI + ", \"max_completion_tokens\": 1000000, \"max_tokens\": 1}", 400,
+                    "max_completion_tokens", "context_length_exceeded"),
             new Refused(TEXT, "{}", 400, "prompt", null),
             new Refused(TEXT, "{\"prompt\": []}", 400, "prompt", null),
             new Refused(TEXT, "{\"prompt\": [\"one\", \"two\"]}", 400, "prompt", null),
@@ -143,6 +147,69 @@ class ErrorsTest {
     }
 
     @Test
+    void aTokenBudgetBeyondTheContextIsRefusedInNumbersWhileADefaultOneIsCutToTheRoomLeft() {
+        JsonNode error = error(server.post(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 127}"), 400);
+        assertEquals("max_tokens is 127, but the prompt has 2 tokens and this model's context holds 128: at most 126"
+                + " tokens can follow it", error.get("message").asText());
+        JsonNode fits = TestServer.ok(server.post(TEXT, "{\"prompt\": [1, 5], \"max_tokens\": 126}"));
+        assertTrue(fits.get("usage").get("total_tokens").asInt() <= 128, fits.toString());
+        // no max_tokens: the default of 256 (the fixture's generation_config.json sets none) ends with the context
+        JsonNode cut = TestServer.ok(server.post(TEXT, "{\"prompt\": [1, 5]}"));
+        assertTrue(cut.get("usage").get("total_tokens").asInt() <= 128, cut.toString());
+    }
+
+    @Test
+    void aPromptFarLongerThanTheContextIsRefusedOnItsStart() {
+        // 128 tokens of context: the first 2048 characters (16 a token) are tokenised, not the 500,000
+        String text = "word ".repeat(100_000);
+        JsonNode error = error(server.post(TEXT, "{\"prompt\": \"" + text + "\"}"), 400);
+        assertEquals("context_length_exceeded", error.get("code").asText());
+        assertTrue(error.get("message").asText().startsWith("the prompt has 500000 characters and its first 2044"
+                + " alone are "), error.get("message").asText());
+        JsonNode chat = error(server.post(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + text
+                + "\"}]}"), 400);
+        assertEquals("messages", chat.get("param").asText());
+        assertTrue(chat.get("message").asText().contains(" alone are "), chat.toString());
+    }
+
+    @Test
+    void aBodyOverTheServersLimitIs413WhetherItsLengthIsDeclaredOrNot() {
+        byte[] big = ("{\"prompt\": \"" + "a".repeat(ModelServer.DEFAULT_MAX_REQUEST_BYTES) + "\"}")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        JsonNode declared = error(server.send(HttpRequest.newBuilder(server.uri(TEXT))
+                .POST(HttpRequest.BodyPublishers.ofByteArray(big)).build()), 413);
+        assertEquals("request_too_large", declared.get("code").asText());
+        assertTrue(declared.get("message").asText().contains("--max-request-bytes"), declared.toString());
+        // chunked: no Content-Length to go by
+        error(server.send(HttpRequest.newBuilder(server.uri(TEXT)).POST(HttpRequest.BodyPublishers.ofInputStream(
+                () -> new java.io.ByteArrayInputStream(big))).build()), 413);
+        assertEquals("ok", TestServer.ok(server.get("/health")).get("status").asText());
+    }
+
+    @Test
+    void theRequestSizeLimitIsTheServers() {
+        String small = "{\"prompt\": [1, 5], \"max_tokens\": 2}";
+        String large = "{\"prompt\": [1, 5], \"max_tokens\": 2, \"user\": \"" + "x".repeat(1000) + "\"}";
+        try (var limited = ModelServer.start(server.served, "127.0.0.1", 0, 1000,
+                new java.io.PrintWriter(java.io.Writer.nullWriter()))) {
+            var client = java.net.http.HttpClient.newHttpClient();
+            java.util.function.Function<String, HttpResponse<String>> post = body -> {
+                try {
+                    return client.send(HttpRequest.newBuilder(limited.uri().resolve(TEXT))
+                            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            };
+            TestServer.ok(post.apply(small));
+            assertTrue(error(post.apply(large), 413).get("message").asText().contains("limit of 1000 bytes"));
+            TestServer.ok(server.post(TEXT, large));
+        }
+        assertThrows(BadInputException.class, () -> ModelServer.start(server.served, "127.0.0.1", 0, 0,
+                new java.io.PrintWriter(java.io.Writer.nullWriter())));
+    }
+
+    @Test
     void aConversationTheTemplateRefusesGetsTheTemplatesReason() {
         JsonNode error = error(server.post(CHAT, "{\"messages\": [{\"role\": \"tool\", \"content\": \"hi\"}]}"), 400);
         assertTrue(error.get("message").asText().contains("refused the conversation"), error.toString());
@@ -168,6 +235,66 @@ class ErrorsTest {
         }
     }
 
+    /** The toy model, except that its forward passes throw what the test queues, one per pass (null: none). */
+    static final class FailingModel extends ToyModel {
+        final java.util.LinkedList<Throwable> failures = new java.util.LinkedList<>();
+
+        FailingModel(dev.moe4j.model.config.ModelConfig config) {
+            super(config.vocabSize(), config.maxPositions(), config.numLayers());
+        }
+
+        @Override
+        public dev.moe4j.core.Tensor forward(dev.moe4j.model.InferenceState state, int[] tokens, boolean lastOnly,
+                                             dev.moe4j.model.ForwardObserver observer) {
+            Throwable failure = failures.poll();
+            if (failure instanceof RuntimeException r) {
+                throw r;
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            }
+            return super.forward(state, tokens, lastOnly, observer);
+        }
+    }
+
+    @Test
+    void anUnexpectedFailureIsAnswered500WithAnErrorObjectAndServingGoesOn() {
+        var models = new java.util.ArrayList<FailingModel>();
+        ModelFolder.Opener failing = (folder, config, backend) -> {
+            models.add(new FailingModel(config));
+            return models.getLast();
+        };
+        try (var s = TestServer.start(TestServer.modelFolder("mixtral", dir.resolve("failing"), true), failing)) {
+            var model = models.getFirst();
+            String body = "{\"prompt\": [1, 5], \"max_tokens\": 2}";
+            for (Throwable failure : List.<Throwable>of(new StackOverflowError(), new AssertionError("a bug"),
+                    new OutOfMemoryError("Java heap space"), new IllegalStateException("a bug"))) {
+                model.failures.add(failure);
+                error(s.post(TEXT, body), 500);
+                assertEquals("ok", TestServer.ok(s.get("/health")).get("status").asText());
+                assertTrue(s.log().contains("500: " + failure.getClass().getName()), s.log());
+            }
+            assertEquals(2, TestServer.ok(s.post(TEXT, body)).get("usage").get("completion_tokens").asInt());
+            // a stream that fails after its first tokens ends with an error event
+            model.failures.addAll(java.util.Arrays.asList(null, null, new AssertionError("a bug mid-stream")));
+            var stream = s.post(TEXT, "{\"prompt\": [400], \"max_tokens\": 8, \"stream\": true}");
+            assertEquals(200, stream.statusCode());
+            assertTrue(stream.body().contains("\"type\":\"server_error\""), stream.body());
+            assertEquals(2, TestServer.ok(s.post(TEXT, body)).get("usage").get("completion_tokens").asInt());
+        }
+    }
+
+    @Test
+    void aChatTemplateWithASyntaxErrorStopsTheServerFromStartingNamingItsFile() throws java.io.IOException {
+        Path folder = TestServer.modelFolder("mixtral", dir.resolve("broken-template"), true);
+        Path config = folder.resolve("tokenizer_config.json");
+        java.nio.file.Files.writeString(config, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\"}");
+        var e = assertThrows(BadInputException.class,
+                () -> ServedModel.open(folder, null, null, TOY, config1 -> CpuBackend.INSTANCE));
+        assertTrue(e.getMessage().startsWith("chat template of " + config + ": ")
+                && e.getMessage().contains("Missing end tag: endfor"), e.getMessage());
+    }
+
     @Test
     void aBadModelFolderOrTemplateOrPortIsABadInputError() {
         var missing = assertThrows(BadInputException.class,
@@ -179,7 +306,8 @@ class ErrorsTest {
                         config -> CpuBackend.INSTANCE));
         assertTrue(template.getMessage().contains("cannot read the chat template"), template.getMessage());
         var port = assertThrows(BadInputException.class, () -> ModelServer.start(server.served, "127.0.0.1",
-                server.server.port(), new java.io.PrintWriter(java.io.Writer.nullWriter())));
+                server.server.port(), ModelServer.DEFAULT_MAX_REQUEST_BYTES,
+                new java.io.PrintWriter(java.io.Writer.nullWriter())));
         assertTrue(port.getMessage().contains("--port"), port.getMessage());
     }
 }

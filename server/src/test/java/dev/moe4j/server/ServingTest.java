@@ -269,6 +269,38 @@ class ServingTest {
     }
 
     @Test
+    void aClientThatLeavesBeforeItsWholeAnswerStopsItsGeneration() throws Exception {
+        var held = new ArrayList<HeldModel>();
+        ModelFolder.Opener opener = (folder, config, backend) -> {
+            // held after the prefill and two tokens until the client has gone; nothing is written to it before then
+            var m = new HeldModel(new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers()), 3);
+            held.add(m);
+            return m;
+        };
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener)) {
+            String body = "{\"prompt\": [1, 20, 30], \"max_tokens\": 100, \"temperature\": 0}";
+            try (var socket = new Socket("127.0.0.1", server.server.port())) {
+                OutputStream out = socket.getOutputStream();
+                out.write(("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                        .getBytes(StandardCharsets.UTF_8));
+                out.flush();
+                assertTrue(held.getFirst().held.await(60, TimeUnit.SECONDS), "the generation started");
+            }
+            held.getFirst().release.countDown();
+            eventually("the server notices the client has gone", () -> server.log().contains("stopped"));
+            Matcher m = Pattern.compile("3 prompt \\+ (\\d+) completion tokens \\(stopped: the client went away\\)")
+                    .matcher(server.log());
+            assertTrue(m.find(), server.log());
+            assertTrue(Integer.parseInt(m.group(1)) < 10, "stopped at the next token: " + server.log());
+            assertFalse(server.log().contains(" 503"), "nobody was answered: " + server.log());
+            // the queue is free for the next request
+            JsonNode next = TestServer.ok(server.post("/v1/completions", "{\"prompt\": [2, 40], \"max_tokens\": 3}"));
+            assertEquals(3, next.get("usage").get("completion_tokens").asInt());
+        }
+    }
+
+    @Test
     void anEosIdEndsTheReplyWithFinishReasonStop() {
         ModelFolder.Opener toy = (folder, config, backend) ->
                 new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers());

@@ -1,5 +1,6 @@
 package dev.moe4j.io.chat;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.hubspot.jinjava.Jinjava;
@@ -10,6 +11,7 @@ import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
 import jinjava.javax.el.CompositeELResolver;
 
 import java.io.IOException;
@@ -66,7 +68,9 @@ public final class ChatTemplate {
     private final Clock clock;
 
     private ChatTemplate(String source, String template, Map<String, Object> specialTokens) {
-        this(source, template, JinjaSyntax.prepare(template), Map.copyOf(specialTokens), newEngine(), Clock.systemDefaultZone());
+        this(source, template, JinjaSyntax.prepare(template), Map.copyOf(specialTokens), newEngine(false),
+                Clock.systemDefaultZone());
+        checkSyntax();
     }
 
     private ChatTemplate(String source, String template, String prepared, Map<String, Object> specialTokens,
@@ -79,9 +83,17 @@ public final class ChatTemplate {
         this.clock = clock;
     }
 
+    /** What {@link #load} throws when a tokenizer_config.json has no chat template at all (not a broken one). */
+    public static final class Missing extends BadInputException {
+        public Missing(String message) {
+            super(message);
+        }
+    }
+
     /**
      * A template from its text, with the special tokens it may use (bos_token, eos_token, ...); {@code source}
-     * names where it came from in error messages.
+     * names where it came from in error messages. A template with a syntax error is refused here, not at its
+     * first conversation.
      */
     public static ChatTemplate of(String source, String template, Map<String, String> specialTokens) {
         return new ChatTemplate(source, template, new HashMap<>(specialTokens));
@@ -102,9 +114,10 @@ public final class ChatTemplate {
             root = new ObjectMapper().readTree(Files.readAllBytes(tokenizerConfig));
         } catch (NoSuchFileException e) {
             throw new BadInputException(tokenizerConfig + ": no such file (expected a tokenizer_config.json)");
+        } catch (JsonProcessingException e) {
+            throw new BadInputException(tokenizerConfig + ": not valid JSON (" + Json.describe(e) + ")");
         } catch (IOException e) {
-            String why = e.getMessage() == null ? "" : e.getMessage().lines().findFirst().orElse("");
-            throw new BadInputException(tokenizerConfig + ": not valid JSON (" + why + ")");
+            throw new BadInputException(tokenizerConfig + ": cannot read (" + e.getMessage() + ")");
         }
         if (root == null || !root.isObject()) throw new BadInputException(tokenizerConfig + ": expected a JSON object");
         String template = templateText(tokenizerConfig, root.get("chat_template"), name);
@@ -132,7 +145,7 @@ public final class ChatTemplate {
                     throw new BadInputException(jinja + ": cannot read (" + e.getMessage() + ")");
                 }
             }
-            throw new BadInputException(config + ": chat_template: missing (and no chat_template.jinja beside it)");
+            throw new Missing(config + ": chat_template: missing (and no chat_template.jinja beside it)");
         }
         if (node.isTextual()) {
             if (!name.equals("default")) throw new BadInputException(config + ": chat_template: no template named " + name);
@@ -175,13 +188,9 @@ public final class ChatTemplate {
      * transformers passes through to the template the same way.
      */
     public String render(List<Message> messages, boolean addGenerationPrompt, Map<String, Object> extra) {
-        var bindings = new HashMap<String, Object>(specialTokens);
-        bindings.putAll(extra);
-        bindings.put("messages", messages.stream().map(Message::toMap).toList());
-        bindings.put("add_generation_prompt", addGenerationPrompt);
         CLOCK.set(clock);
         try {
-            var result = jinjava.renderForResult(prepared, bindings);
+            var result = jinjava.renderForResult(prepared, bindings(messages, addGenerationPrompt, extra));
             for (TemplateError e : result.getErrors()) {
                 if (e.getSeverity() == TemplateError.ErrorType.FATAL) throw failure(e);
             }
@@ -193,13 +202,61 @@ public final class ChatTemplate {
         }
     }
 
+    private Map<String, Object> bindings(List<Message> messages, boolean addGenerationPrompt, Map<String, Object> extra) {
+        var bindings = new HashMap<String, Object>(specialTokens);
+        bindings.putAll(extra);
+        bindings.put("messages", messages.stream().map(Message::toMap).toList());
+        bindings.put("add_generation_prompt", addGenerationPrompt);
+        return bindings;
+    }
+
+    /**
+     * Refuses a template that does not parse when it is loaded, rather than at the turn that first reaches the
+     * error. A one-message conversation is rendered as a turn would be; then again in Jinjava's validation mode,
+     * which also walks the branches that conversation does not take, for syntax errors only (its other errors come
+     * from values the probe does not have, and its macros recurse only a little, since every branch of each call
+     * is walked). The template refusing the probe (raise_exception) is not an error: that is about the
+     * conversation, and a real one gets the template's reason.
+     */
+    private void checkSyntax() {
+        var probe = bindings(List.of(new Message("user", "Hello")), true, Map.of());
+        for (TemplateError e : errors(jinjava, probe)) {
+            if (e.getSeverity() == TemplateError.ErrorType.FATAL && !raised(e)) {
+                throw failure(e);
+            }
+        }
+        for (TemplateError e : errors(newEngine(true), probe)) {
+            if (e.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR && !raised(e)) {
+                throw failure(e);
+            }
+        }
+    }
+
+    private Iterable<TemplateError> errors(Jinjava engine, Map<String, Object> bindings) {
+        CLOCK.set(clock);
+        try {
+            return engine.renderForResult(prepared, bindings).getErrors();
+        } catch (FatalTemplateErrorsException e) {
+            return e.getErrors();
+        } finally {
+            CLOCK.remove();
+        }
+    }
+
+    private static boolean raised(TemplateError e) {
+        for (Throwable cause = e.getException(); cause != null; cause = cause.getCause()) {
+            if (cause instanceof TemplateRaised) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private BadInputException failure(TemplateError e) {
-        Throwable cause = e.getException();
-        while (cause != null) {
+        for (Throwable cause = e.getException(); cause != null; cause = cause.getCause()) {
             if (cause instanceof TemplateRaised raised) {
                 return new BadInputException("chat template of " + source + " refused the conversation: " + raised.getMessage());
             }
-            cause = cause.getCause();
         }
         String where = e.getLineno() > 0 ? " (line " + e.getLineno() + ")" : "";
         return new BadInputException("chat template of " + source + ": " + e.getMessage().lines().findFirst().orElse("") + where);
@@ -222,7 +279,8 @@ public final class ChatTemplate {
         return Strftime.format(LocalDateTime.now(CLOCK.get()), format);
     }
 
-    private static Jinjava newEngine() {
+    /** {@code validationMode}: evaluate every branch, for {@link #checkSyntax} only. */
+    private static Jinjava newEngine(boolean validationMode) {
         var resolver = new CompositeELResolver();
         resolver.add(new PythonMethods());
         resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_WRITE);
@@ -230,7 +288,8 @@ public final class ChatTemplate {
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
                 .withEnableRecursiveMacroCalls(true)
-                .withMaxMacroRecursionDepth(64)
+                .withMaxMacroRecursionDepth(validationMode ? 2 : 64)
+                .withValidationMode(validationMode)
                 .withElResolver(resolver)
                 // Jinja's rules: {{- and -}} trim like {%- and -%}; "not x is defined" is not (x is defined)
                 .withLegacyOverrides(LegacyOverrides.newBuilder()

@@ -26,6 +26,9 @@ import java.nio.file.Path;
  * failure is a one-line {@link BadInputException} naming the source.
  */
 public final class Json {
+    /** The most characters of the bad input an error message quotes: enough to recognise, never a whole header. */
+    private static final int QUOTED_AT_MOST = 40;
+
     private static final ObjectMapper MAPPER = JsonMapper.builder()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
@@ -104,13 +107,63 @@ public final class Json {
         return parse(text.getBytes(StandardCharsets.UTF_8), source);
     }
 
-    private static String describe(JsonProcessingException e) {
-        String what = oneLine(e.getOriginalMessage());
+    /**
+     * What is wrong with some JSON, in one line for a person: Jackson's message without the names of its own
+     * features and limits, any character that cannot be shown escaped, and where it is.
+     */
+    public static String describe(JsonProcessingException e) {
+        String what = oneLine(plain(e.getOriginalMessage()));
         JsonLocation at = e.getLocation();
         if (at != null && at.getLineNr() > 0) {
             what += " at line " + at.getLineNr() + ", column " + at.getColumnNr();
         }
         return what;
+    }
+
+    /**
+     * Jackson's message for a person: its hints name its own switches (`JsonReadFeature.X`), said instead in JSON's
+     * terms or left out, and an unrecognised token it quotes is cut to {@link #QUOTED_AT_MOST} characters.
+     */
+    private static String plain(String message) {
+        if (message == null) {
+            return null;
+        }
+        return escapeUnprintable(message
+                .replaceAll("^(Unrecognized token '.{" + QUOTED_AT_MOST + "}).+(': was expecting)", "$1...$2")
+                .replaceAll(": enable `JsonReadFeature\\.ALLOW_NON_NUMERIC_NUMBERS` to allow",
+                        " (JSON has no NaN or Infinity)")
+                .replaceAll(" \\(not recognized as one since Feature '[A-Z_]+' not enabled for parser\\)",
+                        " (JSON has no comments)")
+                .replaceAll("\\[Source: [^;]*; line: (\\d+), column: (\\d+)]", "line $1, column $2")
+                .replaceAll(", from `StreamReadConstraints\\.[A-Za-z]+\\(\\)`", "")
+                .replaceAll(" \\(bound as `[^`]*`\\)", "")
+                .replaceAll(": not allowed as per `DeserializationFeature\\.FAIL_ON_TRAILING_TOKENS`", ""));
+    }
+
+    /**
+     * Control, format and unassigned characters, lone surrogates and the replacement character written as Java
+     * escapes (a backslash, u, four hex digits): quoted garbage stays one readable line.
+     */
+    private static String escapeUnprintable(String text) {
+        var out = new StringBuilder(text.length());
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            boolean pair = Character.isHighSurrogate(c) && i + 1 < text.length()
+                    && Character.isLowSurrogate(text.charAt(i + 1));
+            if (pair) {
+                out.append(c).append(text.charAt(++i));
+                continue;
+            }
+            int type = Character.getType(c);
+            if (Character.isISOControl(c) || c == '\uFFFD' || type == Character.FORMAT || type == Character.SURROGATE
+                    || type == Character.UNASSIGNED || type == Character.PRIVATE_USE
+                    || type == Character.LINE_SEPARATOR || type == Character.PARAGRAPH_SEPARATOR) {
+                out.append(String.format("\\u%04x", (int) c));
+            } else {
+                out.append(c);
+            }
+        }
+        return out.toString();
     }
 
     private static String oneLine(String message) {

@@ -1,8 +1,10 @@
 package dev.moe4j.io.tokenizer;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.io.json.Json;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -29,9 +31,10 @@ final class TokenizerJson {
             root = new ObjectMapper().readTree(Files.readAllBytes(file));
         } catch (NoSuchFileException e) {
             throw new BadInputException(file + ": no such file (expected a tokenizer.json)");
+        } catch (JsonProcessingException e) {
+            throw new BadInputException(file + ": not valid JSON (" + Json.describe(e) + ")");
         } catch (IOException e) {
-            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
-            throw new BadInputException(file + ": not valid JSON (" + why + ")");
+            throw new BadInputException(file + ": cannot read (" + e.getMessage() + ")");
         }
         if (root == null || !root.isObject()) throw new BadInputException(file + ": expected a JSON object");
         return new TokenizerJson(file).build(root);

@@ -21,6 +21,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -127,5 +128,50 @@ class ChatTemplateTest {
         assertTrue(e.getMessage().startsWith(config.toString()) && e.getMessage().contains("chat_template"), e.getMessage());
         Files.writeString(dir.resolve("chat_template.jinja"), "{{ bos_token }}{{ messages[0].content }}");
         assertEquals("<s>x", ChatTemplate.load(config).render(List.of(new ChatTemplate.Message("user", "x")), false));
+    }
+
+    /** A tokenizer_config.json holding {@code template} as its chat_template. */
+    private Path configWith(String template) throws IOException {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, new ObjectMapper().createObjectNode().put("chat_template", template).toString());
+        return config;
+    }
+
+    @Test
+    void aTemplateWithASyntaxErrorIsRefusedWhenLoadedNamingTheFileAndTheError() throws IOException {
+        Map<String, String> broken = Map.of(
+                "{% for m in messages %}{{ m.content }}", "Missing end tag: endfor",
+                "{% for m in messages %}{{ m.content }}{% endfor %}{% nosuchtag %}", "Unknown tag: nosuchtag",
+                // a branch the first turn does not take: found anyway
+                "{% if add_generation_prompt %}ok{% else %}{{ messages[0].content + }}{% endif %}", "syntax error",
+                "{% for m in messages %}{% if m.role == 'tool' %}{{ m.content ) }}{% endif %}{% endfor %}",
+                "syntax error");
+        for (var b : broken.entrySet()) {
+            Path config = configWith(b.getKey());
+            var e = assertThrows(BadInputException.class, () -> ChatTemplate.load(config), b.getKey());
+            assertTrue(e.getMessage().startsWith("chat template of " + config + ": ")
+                    && e.getMessage().contains(b.getValue()) && !e.getMessage().contains("\n"), e.getMessage());
+            var of = assertThrows(BadInputException.class, () -> ChatTemplate.of("my.jinja", b.getKey(), Map.of()));
+            assertTrue(of.getMessage().startsWith("chat template of my.jinja: "), of.getMessage());
+        }
+    }
+
+    @Test
+    void aTemplateThatRefusesTheProbeConversationStillLoads() throws IOException {
+        var t = ChatTemplate.load(configWith("{% if messages[0].role != 'system' %}"
+                + "{{ raise_exception('a system message must come first') }}{% endif %}{{ messages[0].content }}"));
+        assertEquals("rules", t.render(List.of(new ChatTemplate.Message("system", "rules")), false));
+        var e = assertThrows(BadInputException.class, () -> t.render(List.of(new ChatTemplate.Message("user", "x")), true));
+        assertTrue(e.getMessage().contains("a system message must come first"), e.getMessage());
+    }
+
+    @Test
+    void aConfigWithoutTemplateSaysItIsMissingRatherThanBroken() throws IOException {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"eos_token\": \"</s>\"}");
+        assertThrows(ChatTemplate.Missing.class, () -> ChatTemplate.load(config));
+        Path broken = configWith("{% for m in messages %}");
+        var e = assertThrows(BadInputException.class, () -> ChatTemplate.load(broken));
+        assertFalse(e instanceof ChatTemplate.Missing, e.getMessage());
     }
 }

@@ -52,6 +52,22 @@ class CorruptSafetensorsTest {
     }
 
     @Test
+    void aGarbageHeaderIsQuotedShortAndWithItsControlCharactersEscaped() throws IOException {
+        var random = new Random(5);
+        var garbage = new StringBuilder("x");
+        for (int i = 0; i < 600; i++) {
+            garbage.append((char) (i % 3 == 0 ? 7 : 0x4e00 + random.nextInt(0x5000))); // BEL and CJK characters
+        }
+        Path p = file(garbage.toString(), 0);
+        var e = assertThrows(BadInputException.class, () -> SafetensorsReader.open(p).close());
+        assertOneLineNaming(p, e);
+        String problem = e.getMessage().substring(p.toString().length());
+        assertTrue(problem.contains("not valid JSON: Unrecognized token 'x\\u0007"), problem);
+        assertTrue(problem.length() < 300, problem); // the whole header was quoted: 900 bytes
+        assertTrue(problem.chars().noneMatch(Character::isISOControl), problem);
+    }
+
+    @Test
     void malformedTensorEntries() throws IOException {
         assertRefused(file("{\"w\":{\"dtype\":\"F128\",\"shape\":[1],\"data_offsets\":[0,16]}}", 16),
                 "tensor 'w' has unknown dtype 'F128'; expected one of BOOL");

@@ -86,6 +86,27 @@ public final class ConfigFields {
         return value;
     }
 
+    /**
+     * A size where 0 and null mean none (a sliding window, a low rank): absent gives {@code fallback} (empty: none),
+     * a negative value is refused. None is returned as 0.
+     */
+    public int nonNegativeIntOrNone(String name, OptionalInt fallback) {
+        OptionalInt value = optionalInt(name, fallback);
+        if (value.isPresent() && value.getAsInt() < 0) {
+            throw error(name, "must be 0 or more (0 or null: none), got " + value.getAsInt());
+        }
+        return value.orElse(0);
+    }
+
+    /** A positive finite number (an epsilon, a scale); absent gives {@code fallback}. */
+    public double positiveDoubleOr(String name, double fallback) {
+        double value = doubleOr(name, fallback);
+        if (!(value > 0) || Double.isInfinite(value)) {
+            throw error(name, "must be a positive number, got " + value);
+        }
+        return value;
+    }
+
     /** An integer that may be absent (the default applies) or null (none). */
     public OptionalInt optionalInt(String name, OptionalInt fallback) {
         if (!has(name)) {

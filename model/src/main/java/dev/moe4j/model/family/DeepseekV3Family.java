@@ -49,7 +49,7 @@ public final class DeepseekV3Family implements HfFamily {
         boolean bias = c.boolOr("attention_bias", false);   // attention_bias: False (q_a, kv_a and o projections)
         var attention = new AttentionConfig.Latent(heads,
                 // q_lora_rank: 1536; None projects queries directly from the hidden state
-                c.optionalInt("q_lora_rank", OptionalInt.of(1536)).orElse(0),
+                c.nonNegativeIntOrNone("q_lora_rank", OptionalInt.of(1536)),
                 c.positiveIntOr("kv_lora_rank", 512),                                // kv_lora_rank: 512
                 c.nonNegativeIntOr("qk_nope_head_dim", 128),                         // qk_nope_head_dim: 128
                 c.positiveIntOr("qk_rope_head_dim", 64),                             // qk_rope_head_dim: 64
@@ -74,16 +74,21 @@ public final class DeepseekV3Family implements HfFamily {
         if (topKGroups > groups) {
             throw c.error("topk_group", "(" + topKGroups + ") must not exceed n_group (" + groups + ")");
         }
+        if (experts % groups != 0) {
+            throw c.error("n_group", "(" + groups + ") must divide " + c.aliased("n_routed_experts", "num_local_experts")
+                    + " (" + experts + ") into groups of equal size");
+        }
         var activation = HfCommon.activation(c, "silu");                            // hidden_act: "silu"
         int moeWidth = c.positiveIntOr("moe_intermediate_size", 2048);               // moe_intermediate_size: 2048
         int shared = c.nonNegativeIntOr("n_shared_experts", 1);                      // n_shared_experts: 1
         var moeBuilder = MoeConfig.builder(hidden, moeWidth, experts,
-                        c.positiveIntOr("num_experts_per_tok", 8))                   // num_experts_per_tok: 8
+                        HfCommon.expertsPerToken(c, 8, experts,            // num_experts_per_tok: 8
+                                c.aliased("n_routed_experts", "num_local_experts")))
                 .scoring(Scoring.SIGMOID)
                 .selectionBias(true)                                                 // e_score_correction_bias
                 .groupLimit(GroupLimit.deepSeekV3(groups, topKGroups))               // groups score their top-2 sum
                 .normalizeTopK(c.boolOr("norm_topk_prob", true))                     // norm_topk_prob: True
-                .routedScalingFactor(c.doubleOr("routed_scaling_factor", 2.5))       // routed_scaling_factor: 2.5
+                .routedScalingFactor(c.positiveDoubleOr("routed_scaling_factor", 2.5)) // routed_scaling_factor: 2.5
                 .ffn(ExpertFfn.gated(activation))
                 // the shared experts run as one MLP of n_shared_experts x moe_intermediate_size, without a gate
                 .sharedExpert(shared * moeWidth, false);
@@ -113,7 +118,7 @@ public final class DeepseekV3Family implements HfFamily {
                 .attention(attention)
                 // rope_theta / rope_parameters: 10000; published configs scale with YaRN (rope_scaling)
                 .rope(HfRope.read(c, 10_000.0, new RopeConfig.None(), layout))
-                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-6), QkNorm.NONE))  // rms_norm_eps: 1e-6
+                .norms(new NormConfig(c.positiveDoubleOr("rms_norm_eps", 1e-6), QkNorm.NONE))  // rms_norm_eps: 1e-6
                 .layers(layers)
                 .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 18432) : 0) // 18432
                 .moe(anyMoe ? moe : null)

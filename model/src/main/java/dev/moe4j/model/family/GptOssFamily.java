@@ -55,7 +55,7 @@ public final class GptOssFamily implements HfFamily {
                 bias, bias, OptionalDouble.empty(), true);                        // every layer has sinks
         // sliding_window (128) applies to the layers layer_types calls sliding_attention; layer_types defaults to
         // sliding for even layers and full for odd ones.
-        int window = c.optionalInt("sliding_window", OptionalInt.of(128)).orElse(0);
+        int window = c.nonNegativeIntOrNone("sliding_window", OptionalInt.of(128));
         List<String> types = QwenLayers.layerTypes(c, numLayers, i -> i % 2 == 0);
         var layers = new ArrayList<LayerSpec>();
         for (String type : types) {
@@ -64,7 +64,8 @@ public final class GptOssFamily implements HfFamily {
         var builder = MoeConfig.builder(hidden,
                         c.positiveIntOr("intermediate_size", 2880),               // intermediate_size: 2880
                         experts,
-                        c.positiveIntOr("num_experts_per_tok", 4))                // num_experts_per_tok: 4
+                        HfCommon.expertsPerToken(c, 4, experts,               // num_experts_per_tok: 4
+                                c.aliased("num_local_experts", "num_experts")))
                 .gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
                 .routerBias(true)
                 .expertBias(true)
@@ -83,7 +84,7 @@ public final class GptOssFamily implements HfFamily {
                 .attention(attention)
                 // rope: default_theta 150000; scaling defaults to YaRN x32 from 4096 positions, not truncated
                 .rope(HfRope.read(c, 150_000.0, DEFAULT_YARN, RopeConfig.Layout.HALF))
-                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.NONE))  // rms_norm_eps: 1e-5
+                .norms(new NormConfig(c.positiveDoubleOr("rms_norm_eps", 1e-5), QkNorm.NONE))  // rms_norm_eps: 1e-5
                 .layers(layers)
                 .moe(moe)
                 // hidden_act ("silu") names the sigmoid gating of the experts' clamped SwiGLU; it would be the

@@ -102,6 +102,18 @@ final class HfCommon {
         return c.object("quantization_config").map(q -> q.stringOr("quant_method", "unknown"));
     }
 
+    /**
+     * num_experts_per_tok: the experts each token is routed to, at most the routed experts there are
+     * ({@code expertsField} names the field that counts them).
+     */
+    static int expertsPerToken(ConfigFields c, int fallback, int experts, String expertsField) {
+        int k = c.positiveIntOr("num_experts_per_tok", fallback);
+        if (k > experts) {
+            throw c.error("num_experts_per_tok", "(" + k + ") must not exceed " + expertsField + " (" + experts + ")");
+        }
+        return k;
+    }
+
     /** num_key_value_heads: absent or null means one per query head, as transformers' configs set it. */
     static int kvHeads(ConfigFields c, int heads, OptionalInt fallback) {
         OptionalInt kv = c.optionalInt("num_key_value_heads", fallback);

@@ -42,14 +42,17 @@ public final class MixtralFamily implements HfFamily {
                 HfCommon.kvHeads(c, heads, OptionalInt.of(8)), // num_key_value_heads: 8; None -> heads
                 HfCommon.headDim(c, hidden, heads, OptionalInt.empty())); // head_dim: None -> hidden / heads
         // sliding_window: None (full attention); when set, every layer attends within the window.
-        int window = c.optionalInt("sliding_window", OptionalInt.empty()).orElse(0);
+        int window = c.nonNegativeIntOrNone("sliding_window", OptionalInt.empty());
         var activation = HfCommon.activation(c, "silu");                 // hidden_act: "silu"
         double jitter = c.doubleOr("router_jitter_noise", 0.0);          // router_jitter_noise: 0.0 (training only)
+        if (!(jitter >= 0 && jitter < 1)) {
+            throw c.error("router_jitter_noise", "must be in [0, 1), got " + jitter);
+        }
         // The router always renormalises its top-k softmax weights; Mixtral has no switch for it.
         var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("intermediate_size", 14336),    // intermediate_size: 14336 (each expert's width)
                 experts,
-                c.positiveIntOr("num_experts_per_tok", 2),      // num_experts_per_tok: 2
+                HfCommon.expertsPerToken(c, 2, experts, c.aliased("num_local_experts", "num_experts")), // 2
                 true, activation,
                 c.doubleOr("router_aux_loss_coef", 0.001))      // router_aux_loss_coef: 0.001
                 .noise(jitter > 0 ? Noise.jitter(jitter) : Noise.none()));
@@ -59,7 +62,7 @@ public final class MixtralFamily implements HfFamily {
                 .attention(attention)
                 // rope_theta / rope_parameters: MixtralConfig.default_theta = 1e6
                 .rope(HfRope.read(c, 1_000_000.0, new RopeConfig.None(), RopeConfig.Layout.HALF))
-                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.NONE)) // rms_norm_eps: 1e-5
+                .norms(new NormConfig(c.positiveDoubleOr("rms_norm_eps", 1e-5), QkNorm.NONE)) // rms_norm_eps: 1e-5
                 .layers(Collections.nCopies(layers, new LayerSpec(true, window)))
                 .moe(moe)
                 .activation(activation)

@@ -71,6 +71,9 @@ public final class Moe4jFamily implements HfFamily {
         if (!windows.isEmpty() && windows.size() != layers) {
             throw c.error("sliding_windows", "must list one window per layer (" + layers + "), got " + windows.size());
         }
+        if (windows.stream().anyMatch(w -> w < 0)) {
+            throw c.error("sliding_windows", "must be 0 (full attention) or more, got " + windows);
+        }
         var specs = new ArrayList<LayerSpec>();
         for (int i = 0; i < layers; i++) {
             specs.add(new LayerSpec(!dense.contains(i), windows.isEmpty() ? 0 : windows.get(i)));
@@ -99,8 +102,9 @@ public final class Moe4jFamily implements HfFamily {
     }
 
     private static MoeConfig.Builder moe(ConfigFields m, int hidden) {
-        var b = MoeConfig.builder(hidden, m.requiredPositiveInt("intermediate_size"),
-                        m.requiredPositiveInt("num_experts"), m.requiredPositiveInt("num_experts_per_tok"))
+        int experts = m.requiredPositiveInt("num_experts");
+        var b = MoeConfig.builder(hidden, m.requiredPositiveInt("intermediate_size"), experts,
+                        HfCommon.expertsPerToken(m, m.requiredPositiveInt("num_experts_per_tok"), experts, "num_experts"))
                 .router(enumOf(RouterKind.class, m, "router", "top_k"))
                 .scoring(enumOf(Scoring.class, m, "scoring", "softmax"))
                 .gateOrder(enumOf(GateOrder.class, m, "gate_order", "softmax_then_top_k"))

@@ -51,7 +51,7 @@ public final class OlmoeFamily implements HfFamily {
         var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("intermediate_size", 2048),                      // intermediate_size: 2048
                 experts,
-                c.positiveIntOr("num_experts_per_tok", 8),                       // num_experts_per_tok: 8
+                HfCommon.expertsPerToken(c, 8, experts, c.aliased("num_experts", "num_local_experts")), // 8
                 c.boolOr("norm_topk_prob", false),                               // norm_topk_prob: False
                 activation,
                 c.doubleOr("router_aux_loss_coef", 0.01)));                      // router_aux_loss_coef: 0.01
@@ -61,7 +61,7 @@ public final class OlmoeFamily implements HfFamily {
                 .attention(attention)
                 .rope(HfRope.read(c, 10_000.0, new RopeConfig.None(), RopeConfig.Layout.HALF)) // theta: 10000
                 // rms_norm_eps: 1e-5, also used by the q/k norms over the whole projections
-                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-5), QkNorm.WHOLE_PROJECTION))
+                .norms(new NormConfig(c.positiveDoubleOr("rms_norm_eps", 1e-5), QkNorm.WHOLE_PROJECTION))
                 .layers(Collections.nCopies(layers, LayerSpec.moeLayer()))
                 .moe(moe)
                 .activation(activation)

@@ -50,7 +50,7 @@ public final class Qwen2MoeFamily implements HfFamily {
         var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("moe_intermediate_size", 1408),                 // moe_intermediate_size: 1408
                 experts,
-                c.positiveIntOr("num_experts_per_tok", 4),                      // num_experts_per_tok: 4
+                HfCommon.expertsPerToken(c, 4, experts, "num_experts"),        // num_experts_per_tok: 4
                 c.boolOr("norm_topk_prob", false),                              // norm_topk_prob: False
                 activation,
                 c.doubleOr("router_aux_loss_coef", 0.001))                      // router_aux_loss_coef: 0.001
@@ -62,7 +62,7 @@ public final class Qwen2MoeFamily implements HfFamily {
                 .attention(attention)
                 // rope_theta / rope_parameters: 10000 (transformers' default_theta)
                 .rope(HfRope.read(c, 10_000.0, new RopeConfig.None(), RopeConfig.Layout.HALF))
-                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-6), QkNorm.NONE)) // rms_norm_eps: 1e-6
+                .norms(new NormConfig(c.positiveDoubleOr("rms_norm_eps", 1e-6), QkNorm.NONE)) // rms_norm_eps: 1e-6
                 .layers(layers)
                 // intermediate_size: 5632, the width of the dense (mlp_only) layers
                 .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 5632) : 0)
@@ -93,7 +93,7 @@ public final class Qwen2MoeFamily implements HfFamily {
         List<Integer> mlpOnly = c.intListOr("mlp_only_layers", List.of());
         int step = c.positiveIntOr("decoder_sparse_step", 1);
         boolean useSliding = c.boolOr("use_sliding_window", false);
-        int window = useSliding ? c.optionalInt("sliding_window", OptionalInt.of(4096)).orElse(0) : 0;
+        int window = useSliding ? c.nonNegativeIntOrNone("sliding_window", OptionalInt.of(4096)) : 0;
         int maxWindowLayers = c.nonNegativeIntOr("max_window_layers", 28);
         List<String> types = QwenLayers.layerTypes(c, numLayers,
                 i -> i % 2 == 0 && i < maxWindowLayers && useSliding);

@@ -48,7 +48,7 @@ public final class Qwen3MoeFamily implements HfFamily {
         // use_sliding_window (False) and sliding_window (4096, None unless use_sliding_window): when on, every
         // layer attends within the window (Qwen3MoeConfig has no layer_types).
         boolean useSliding = c.boolOr("use_sliding_window", false);
-        int window = useSliding ? c.optionalInt("sliding_window", OptionalInt.of(4096)).orElse(0) : 0;
+        int window = useSliding ? c.nonNegativeIntOrNone("sliding_window", OptionalInt.of(4096)) : 0;
         List<Integer> mlpOnly = c.intListOr("mlp_only_layers", List.of());           // mlp_only_layers: []
         int step = c.positiveIntOr("decoder_sparse_step", 1);                       // decoder_sparse_step: 1
         var layers = new ArrayList<LayerSpec>();
@@ -64,7 +64,7 @@ public final class Qwen3MoeFamily implements HfFamily {
         var moe = HfMoe.build(c, HfMoe.softmaxTopK(hidden,
                 c.positiveIntOr("moe_intermediate_size", 768),                      // moe_intermediate_size: 768
                 experts,
-                c.positiveIntOr("num_experts_per_tok", 8),                          // num_experts_per_tok: 8
+                HfCommon.expertsPerToken(c, 8, experts, c.aliased("num_experts", "num_local_experts")), // 8
                 c.boolOr("norm_topk_prob", false),                                  // norm_topk_prob: False
                 activation,
                 c.doubleOr("router_aux_loss_coef", 0.001)));                        // router_aux_loss_coef: 0.001
@@ -74,7 +74,7 @@ public final class Qwen3MoeFamily implements HfFamily {
                 .hiddenSize(hidden)
                 .attention(attention)
                 .rope(HfRope.read(c, 10_000.0, new RopeConfig.None(), RopeConfig.Layout.HALF)) // theta: 10000
-                .norms(new NormConfig(c.doubleOr("rms_norm_eps", 1e-6), QkNorm.PER_HEAD)) // rms_norm_eps: 1e-6
+                .norms(new NormConfig(c.positiveDoubleOr("rms_norm_eps", 1e-6), QkNorm.PER_HEAD)) // rms_norm_eps: 1e-6
                 .layers(layers)
                 .denseIntermediateSize(anyDense ? c.positiveIntOr("intermediate_size", 6144) : 0) // 6144
                 .moe(layers.stream().anyMatch(LayerSpec::moe) ? moe : null)

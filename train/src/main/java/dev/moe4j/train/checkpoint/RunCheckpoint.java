@@ -11,6 +11,7 @@ import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.safetensors.SafetensorsReader;
 import dev.moe4j.io.safetensors.SafetensorsWriter;
+import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelSaver;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
@@ -18,6 +19,7 @@ import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.loss.SwitchLoss;
 import dev.moe4j.moe.router.Noise;
 import dev.moe4j.train.Trainer;
+import dev.moe4j.train.data.TrainingData;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,7 +32,8 @@ import java.util.Map;
 
 /**
  * A training run saved as one folder that is at once a Hugging Face model folder (config.json, model.safetensors,
- * tokenizer.json, generation_config.json: what {@code moe4j generate} and transformers load) and everything an exact
+ * tokenizer.json, tokenizer_config.json with a chat template, generation_config.json: what {@code moe4j generate},
+ * {@code chat}, {@code serve} and transformers load) and everything an exact
  * resume needs: the run's options ({@value #TRAIN_CONFIG}), its progress ({@value #STATE}), AdamW's moments (and the
  * F32 master weights when the model is saved in BF16) in {@value #OPTIMIZER}, and the metrics so far. The folder is
  * replaced as a whole ({@link AtomicDirectory}): a crash mid-save leaves the previous checkpoint intact.
@@ -40,6 +43,7 @@ public final class RunCheckpoint {
     public static final String STATE = "trainer_state.json";
     public static final String OPTIMIZER = "optimizer.safetensors";
     public static final String METRICS = "metrics.jsonl";
+    public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
     /** Families a trained model is offered to, in order, before moe4j's own format. */
     public static final List<String> AUTO_FAMILIES = List.of("mixtral", "qwen2_moe", "qwen3_moe", "olmoe");
 
@@ -111,6 +115,33 @@ public final class RunCheckpoint {
         return ModelConfig.CUSTOM_FAMILY;
     }
 
+    /**
+     * The chat template of a model trained here, for {@code moe4j chat} and {@code moe4j serve}: each message is its
+     * role (capitalised) and a colon on one line, then its content, ended by the end-of-text token that ends a
+     * reply (generation_config.json's eos_token_id) and a blank line, like a speaker's lines in the bundled
+     * Shakespeare; the generation prompt opens the assistant's turn. Only plain text and the tokenizer's own
+     * end-of-text token, so any tokenizer trained here renders it.
+     */
+    public static final String CHAT_TEMPLATE = "{% for message in messages %}{{ message['role'] | capitalize }}:\n"
+            + "{{ message['content'] }}{{ eos_token }}\n\n{% endfor %}{% if add_generation_prompt %}Assistant:\n{% endif %}";
+
+    /**
+     * The tokenizer_config.json of a trained model: {@link #CHAT_TEMPLATE} with the tokenizer's end-of-text token
+     * as eos_token, or null when the tokenizer has none to end a turn with.
+     */
+    static ObjectNode tokenizerConfig(Tokenizer tokenizer) {
+        int eos = TrainingData.separator(tokenizer);
+        if (eos < 0) {
+            return null;
+        }
+        ObjectNode o = Json.mapper().createObjectNode();
+        o.put("tokenizer_class", "PreTrainedTokenizerFast");
+        o.put("eos_token", tokenizer.tokenString(eos).orElseThrow());
+        o.put("clean_up_tokenization_spaces", false);
+        o.put("chat_template", CHAT_TEMPLATE);
+        return o;
+    }
+
     /** What a save writes beside the model. */
     public record Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation) {
     }
@@ -125,11 +156,17 @@ public final class RunCheckpoint {
                 Files.copy(extras.tokenizerJson(), tmp.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
             }
             if (extras.initFolder() != null) {
-                for (String name : List.of("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")) {
+                for (String name : List.of(TOKENIZER_CONFIG, "special_tokens_map.json", "chat_template.jinja")) {
                     Path f = extras.initFolder().resolve(name);
                     if (Files.isRegularFile(f)) {
                         Files.copy(f, tmp.resolve(name));
                     }
+                }
+            }
+            if (extras.tokenizerJson() != null && !Files.exists(tmp.resolve(TOKENIZER_CONFIG))) {
+                ObjectNode config = tokenizerConfig(Tokenizer.load(extras.tokenizerJson()));
+                if (config != null) {
+                    AtomicFiles.writeString(tmp.resolve(TOKENIZER_CONFIG), Json.pretty(config) + "\n");
                 }
             }
             AtomicFiles.writeString(tmp.resolve("generation_config.json"), Json.pretty(extras.generation()) + "\n");
