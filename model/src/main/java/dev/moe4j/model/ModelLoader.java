@@ -64,7 +64,7 @@ public final class ModelLoader {
         try {
             if (backend.device().isHost()) {
                 if (memory.copies(checkpoint.byteSize())) {
-                    return copied(config, checkpoint);
+                    return copied(config, checkpoint, folder);
                 }
                 var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
                 Transformer transformer = new Transformer(config, weights);
@@ -83,14 +83,14 @@ public final class ModelLoader {
     }
 
     /** The model over copies of the checkpoint's weights, which is closed once they are made. */
-    private static TransformerModel copied(ModelConfig config, Checkpoint checkpoint) {
+    private static TransformerModel copied(ModelConfig config, Checkpoint checkpoint, Path folder) {
         var memory = new ResidentMemory();
         try {
             var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config, memory);
             Transformer transformer = new Transformer(config, weights);
             weights.requireAllUsed();
             checkpoint.close();
-            return new TransformerModel(transformer, memory);
+            return new TransformerModel(transformer, memory, folder);
         } catch (RuntimeException e) {
             memory.close();
             throw e;

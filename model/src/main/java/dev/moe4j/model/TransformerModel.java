@@ -28,7 +28,7 @@ public final class TransformerModel implements LanguageModel {
     }
 
     /**
-     * @param weights    what to release on close (the mapped checkpoint), or null
+     * @param weights    what to release on close (the mapped checkpoint or the weights' copies), or null
      * @param checkpoint the folder the weights came from: logits that are not finite are traced to the weight at
      *                   fault there, which is refused by name; null when the weights came from elsewhere
      */
