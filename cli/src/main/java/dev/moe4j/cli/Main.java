@@ -34,6 +34,8 @@ import java.nio.charset.StandardCharsets;
 public final class Main implements Runnable {
     /** Exit status for a mistake in the user's input (bad file, bad field, bad option). */
     public static final int EXIT_BAD_INPUT = 2;
+    /** Exit status when the Java heap ran out (said in one line, with the option that gives more). */
+    public static final int EXIT_OUT_OF_MEMORY = 3;
 
     /** How the commands open a model folder's weights: every tensor checked first, mapped on the CPU or copied to the GPU. */
     static final ModelFolder.Opener DEFAULT_MODELS = ModelFolder.Opener.CHECKPOINT;
@@ -83,6 +85,14 @@ public final class Main implements Runnable {
                 cl.getErr().println("moe4j: error: " + ex.getMessage());
                 cl.getErr().flush();
                 return EXIT_BAD_INPUT;
+            }
+            if (ex instanceof OutOfMemoryError) {
+                long heap = Runtime.getRuntime().maxMemory();
+                cl.getErr().println("moe4j: error: out of Java heap (" + (heap >> 20) + " MiB); give the JVM more with"
+                        + " MOE4J_JAVA_OPTS=-Xmx<size>, e.g. MOE4J_JAVA_OPTS=-Xmx" + Math.max(2, 2 * (heap >> 30))
+                        + "g");
+                cl.getErr().flush();
+                return EXIT_OUT_OF_MEMORY;
             }
             throw ex;
         });
