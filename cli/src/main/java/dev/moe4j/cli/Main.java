@@ -86,14 +86,6 @@ public final class Main implements Runnable {
                 cl.getErr().flush();
                 return EXIT_BAD_INPUT;
             }
-            if (ex instanceof OutOfMemoryError) {
-                long heap = Runtime.getRuntime().maxMemory();
-                cl.getErr().println("moe4j: error: out of Java heap (" + (heap >> 20) + " MiB); give the JVM more with"
-                        + " MOE4J_JAVA_OPTS=-Xmx<size>, e.g. MOE4J_JAVA_OPTS=-Xmx" + Math.max(2, 2 * (heap >> 30))
-                        + "g");
-                cl.getErr().flush();
-                return EXIT_OUT_OF_MEMORY;
-            }
             throw ex;
         });
         commandLine.setParameterExceptionHandler((ex, unused) -> {
@@ -105,7 +97,15 @@ public final class Main implements Runnable {
             cl.getErr().flush();
             return EXIT_BAD_INPUT;
         });
-        return commandLine.execute(args);
+        try {
+            return commandLine.execute(args);
+        } catch (OutOfMemoryError e) {
+            long heap = Runtime.getRuntime().maxMemory();
+            err.println("moe4j: error: out of Java heap (" + (heap >> 20) + " MiB); give the JVM more with"
+                    + " MOE4J_JAVA_OPTS=-Xmx<size>, e.g. MOE4J_JAVA_OPTS=-Xmx" + Math.max(2, 2 * (heap >> 30)) + "g");
+            err.flush();
+            return EXIT_OUT_OF_MEMORY;
+        }
     }
 
     static final class Version implements CommandLine.IVersionProvider {
