@@ -5,6 +5,7 @@
 // Prints one JSON object. Used by scripts/bench/vs-llama-cpp.sh; run by hand, never in CI.
 //
 //   node llama-cpp-generate.mjs --modules DIR --model FILE.gguf --prompt-ids 1,2,3 --decode-tokens 64 --threads 1
+//       [--kv-cache-type f32|f16] [--flash-attention off|on|auto]   (defaults: f32 and off, see below)
 //
 // --modules is the folder whose node_modules holds node-llama-cpp (the benchmark installs it into an ignored folder).
 // Decode tokens/s counts the one-token forward passes: decode-tokens - 1 of them, as moe4j counts.
@@ -61,8 +62,19 @@ const llama = await getLlama({gpu: false, build: "never", skipDownload: true, ma
     logLevel: LlamaLogLevel.error});
 const loadStart = performance.now();
 const model = await llama.loadModel({modelPath: resolve(args.model), gpuLayers: 0});
+// By default llama.cpp computes what moe4j computes: the KV cache in F32, as moe4j keeps it (llama.cpp's default is
+// F16), and no flash attention (node-llama-cpp's default "auto" turns it on for the CPU). With flash attention on, the
+// greedy tokens of the F32 Mixtral-shaped benchmark model left moe4j's at token 44 of 64 (F16 or F32 cache alike), the
+// log-probabilities there 0.3 apart; without it all 64 were identical and the log-probabilities equal to 1e-5.
+// Attention is a small part of a decoded token's time at these lengths.
+const kvCacheType = (args["kv-cache-type"] ?? "f32").toUpperCase();
+const flashAttention = {off: false, on: true, auto: "auto"}[args["flash-attention"] ?? "off"];
+if (!["F32", "F16"].includes(kvCacheType) || flashAttention === undefined) {
+    fail("--kv-cache-type is f32 or f16, --flash-attention off, on or auto");
+}
 const context = await model.createContext({contextSize: prompt.length + decodeTokens + 8,
-    batchSize: prompt.length, threads, sequences: 1});
+    batchSize: prompt.length, threads, sequences: 1, flashAttention,
+    experimentalKvCacheKeyType: kvCacheType, experimentalKvCacheValueType: kvCacheType});
 const loadSeconds = (performance.now() - loadStart) / 1000;
 const sequence = context.getSequence();
 
@@ -96,6 +108,7 @@ const result = {
     gpu: llama.gpu,
     threads: context.currentThreads,
     flash_attention: context.flashAttention,
+    kv_cache_type: kvCacheType,
     model: args.model,
     load_seconds: loadSeconds,
     prompt_tokens: prompt.length,

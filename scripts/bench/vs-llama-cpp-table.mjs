@@ -25,7 +25,8 @@ const pad = (s, n) => String(s).padEnd(n);
 
 const keys = [...new Set(runs.map(r => `${r.dtype} ${r.threads}`))];
 const llama = runs.find(r => r.engine === "llama.cpp");
-console.log(`moe4j against llama.cpp ${llama ? llama.llama_cpp_release + " (" + llama.build + " CPU build, node-llama-cpp)" : ""}`);
+console.log(`moe4j against llama.cpp ${llama ? `${llama.llama_cpp_release} (${llama.build} CPU build, node-llama-cpp;`
+    + ` flash attention ${llama.flash_attention}, KV cache ${llama.kv_cache_type})` : ""}`);
 for (const n of notes) {
     console.log(n);
 }

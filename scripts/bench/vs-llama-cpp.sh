@@ -21,6 +21,7 @@ dtypes="f32 bf16"
 work="$root/.bench"
 prompt_tokens=128
 decode_tokens=64
+llama_args=""
 family=mixtral layers=8 hidden=1024 heads=16 kv_heads=4 experts=8 top_k=2 expert_size=3584 vocab=32000
 
 usage() {
@@ -33,6 +34,9 @@ usage: scripts/bench/vs-llama-cpp.sh [options]
   --prompt-tokens N   prompt length (default $prompt_tokens)
   --decode-tokens N   tokens decoded greedily (default $decode_tokens)
   --work DIR          where npm packages, models and results go (default .bench, ignored by git)
+  --llama-args "..."  passed to scripts/bench/llama-cpp-generate.mjs, e.g. "--flash-attention auto --kv-cache-type f16"
+                      for llama.cpp's own defaults (by default it computes what moe4j computes: F32 KV cache, no
+                      flash attention)
   model shape, as 'moe4j bench make-model' takes it (default: the Mixtral-shaped model of issue 12):
   --family $family --layers $layers --hidden $hidden --heads $heads --kv-heads $kv_heads --experts $experts
   --top-k $top_k --expert-size $expert_size --vocab $vocab   (family: mixtral or qwen3_moe)
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --decode-tokens) decode_tokens="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
+    --llama-args) llama_args="$2"; shift 2 ;;
     --family) family="$2"; shift 2 ;;
     --layers) layers="$2"; shift 2 ;;
     --hidden) hidden="$2"; shift 2 ;;
@@ -158,7 +163,7 @@ for round in $(seq 1 "$rounds"); do
       fi
       echo "vs-llama-cpp: round $round/$rounds, $d, $t thread(s): llama.cpp ..." >&2
       out="$(node "$here/llama-cpp-generate.mjs" --modules "$modules" --model "${gguf_file[$d]}" \
-          --prompt-ids "${prompt_ids[$d]}" --decode-tokens "$decode_tokens" --threads "$t" 2>>"$logs")" \
+          --prompt-ids "${prompt_ids[$d]}" --decode-tokens "$decode_tokens" --threads "$t" $llama_args 2>>"$logs")" \
         || { tail -5 "$logs" >&2; die "llama.cpp failed (log: $logs)"; }
       printf '%s\n' "$out" | tag llama.cpp "$d" "$round" >> "$results" || die "llama.cpp printed no JSON: $out"
     done
