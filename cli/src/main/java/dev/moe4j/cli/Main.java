@@ -29,6 +29,7 @@ import java.nio.charset.StandardCharsets;
                 ScoreCommand.class,
                 ChatCommand.class,
                 ServeCommand.class,
+                ConvertCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {

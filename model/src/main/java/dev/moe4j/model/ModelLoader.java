@@ -2,17 +2,22 @@ package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.ResidentMemory;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.family.HfFamily;
+import dev.moe4j.model.transformer.ExpertStorage;
 import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.model.transformer.WeightSource;
 import dev.moe4j.moe.MoeLayer;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 
 /**
  * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) as a
@@ -124,6 +129,37 @@ public final class ModelLoader {
             Transformer transformer = new Transformer(as, new TrainableWeights(weights));
             weights.requireAllUsed();
             return transformer;
+        }
+    }
+
+    /**
+     * The checked weights of a model folder by moe4j name, memory-mapped, without building a model to run: the
+     * weights are those the model asks for as it is built, checked as {@link #load} checks them.
+     */
+    public static ModelWeights weights(Path folder) {
+        ModelConfig config = config(folder);
+        Checkpoint checkpoint = Checkpoint.open(folder);
+        try {
+            var checked = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
+            var byName = new LinkedHashMap<String, Tensor>();
+            new Transformer(config, new WeightSource() {
+                @Override
+                public Var weight(String name, int... shape) {
+                    Var v = checked.weight(name, shape);
+                    byName.put(name, v.value());
+                    return v;
+                }
+
+                @Override
+                public ExpertStorage expertStorage() {
+                    return checked.expertStorage();
+                }
+            });
+            checked.requireAllUsed();
+            return new ModelWeights(folder, config, byName, checkpoint);
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
         }
     }
 

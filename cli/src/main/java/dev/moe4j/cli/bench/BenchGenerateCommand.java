@@ -27,6 +27,7 @@ import picocli.CommandLine.Option;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -122,8 +123,10 @@ public final class BenchGenerateCommand implements Runnable {
                 generator.generate(ids, greedy, GenerationListener.NONE);
             }
             List<Run> timed = new ArrayList<>();
+            int[] outputIds = new int[0];
             for (int r = 0; r < (options.quick() ? 1 : runs); r++) {
                 Generation g = generator.generate(ids, greedy, GenerationListener.NONE);
+                outputIds = g.outputIds();
                 var t = g.timings();
                 timed.add(new Run(t.prefillTokensPerSecond(), t.decodeTokensPerSecond(),
                         t.firstTokenNanos() / 1e9));
@@ -164,6 +167,9 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("decode_tokens_per_s_median_min_max", spread(timed.stream().mapToDouble(Run::decodeTokensPerSecond)));
                 root.put("runs", timed.stream().map(t -> List.of(t.prefillTokensPerSecond(),
                         t.decodeTokensPerSecond())).toList());
+                // The prompt and the greedy tokens, so that another engine can be run on the same ids and checked.
+                root.put("prompt_ids", Arrays.stream(ids).boxed().toList());
+                root.put("output_ids", Arrays.stream(outputIds).boxed().toList());
                 out.println(Json.write(root));
             } else {
                 out.printf("memory bandwidth again: %.1f GB/s%s%n", after.bandwidthGBs(), disturbed

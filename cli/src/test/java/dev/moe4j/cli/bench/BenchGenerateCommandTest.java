@@ -98,6 +98,34 @@ class BenchGenerateCommandTest {
     }
 
     @Test
+    void benchGenerateJsonCarriesThePromptAndItsGreedyTokensForAnotherEngineToCheck() {
+        Path model = tinyModel();
+        assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1", "--json"),
+                err.toString());
+        JsonNode o = Json.parse(out.toString(), "stdout");
+        int[] prompt = new int[o.get("prompt_ids").size()];
+        for (int i = 0; i < prompt.length; i++) {
+            prompt[i] = o.get("prompt_ids").get(i).asInt();
+        }
+        assertEquals(o.get("prompt_tokens").asInt(), prompt.length);
+        // Greedy decoding by hand on the same prompt gives the tokens the benchmark reports.
+        try (var lm = ModelLoader.load(model)) {
+            var state = lm.newState(prompt.length + o.get("decode_tokens").asInt());
+            var logits = lm.forward(state, prompt, true, null);
+            JsonNode outputs = o.get("output_ids");
+            assertEquals(o.get("decode_tokens").asInt(), outputs.size());
+            for (int i = 0; i < outputs.size(); i++) {
+                int best = 0;
+                for (int v = 1; v < logits.size(); v++) {
+                    best = logits.getFloat(v) > logits.getFloat(best) ? v : best;
+                }
+                assertEquals(best, outputs.get(i).asInt(), "token " + i);
+                logits = lm.forward(state, new int[] {best}, true, null);
+            }
+        }
+    }
+
+    @Test
     void benchGenerateTableEndsWithTheRatio() {
         Path model = tinyModel();
         assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1"),

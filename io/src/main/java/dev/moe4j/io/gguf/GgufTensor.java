@@ -1,0 +1,77 @@
+package dev.moe4j.io.gguf;
+
+import dev.moe4j.core.Tensor;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A tensor to write into a GGUF file: its name, its type in the file, its shape (row-major, as moe4j's tensors;
+ * the file stores the dimensions reversed, innermost first) and where its elements come from: one or more host
+ * tensors (F32, BF16 or F16) whose elements, concatenated in order, are the tensor's, converted to {@code type} as
+ * they are written. Parts let a converter stack per-expert matrices or reorder rows without copying anything in
+ * memory; the writer streams them from wherever they lie, a memory-mapped checkpoint included.
+ */
+public record GgufTensor(String name, GgmlType type, int[] shape, List<Tensor> parts) {
+    /** ggml's GGML_MAX_NAME is 64 bytes with the terminating zero. */
+    public static final int MAX_NAME_BYTES = 63;
+    /** ggml's GGML_MAX_DIMS. */
+    public static final int MAX_DIMS = 4;
+
+    public GgufTensor {
+        shape = shape.clone();
+        parts = List.copyOf(parts);
+        int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
+        if (nameBytes == 0 || nameBytes > MAX_NAME_BYTES) {
+            throw new IllegalArgumentException("tensor name '" + name + "' must have 1 to " + MAX_NAME_BYTES
+                    + " bytes, has " + nameBytes);
+        }
+        if (shape.length == 0 || shape.length > MAX_DIMS) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length
+                    + " dimensions; GGUF tensors have 1 to " + MAX_DIMS);
+        }
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("tensor '" + name + "' has a negative dimension: "
+                        + Arrays.toString(shape));
+            }
+        }
+        long elements = 0;
+        for (Tensor part : parts) {
+            if (!part.isHost() || !part.dtype().isKernelFloat()) {
+                throw new IllegalArgumentException("tensor '" + name + "': a part is " + part
+                        + "; parts are host tensors of F32, BF16 or F16");
+            }
+            elements += part.size();
+        }
+        if (elements != Tensor.elementCount(shape)) {
+            throw new IllegalArgumentException("tensor '" + name + "' of shape " + Arrays.toString(shape) + " has "
+                    + Tensor.elementCount(shape) + " elements but its parts hold " + elements);
+        }
+    }
+
+    /** A tensor written from one source tensor of the same shape. */
+    public static GgufTensor of(String name, GgmlType type, Tensor source) {
+        return new GgufTensor(name, type, source.shape(), List.of(source));
+    }
+
+    @Override
+    public int[] shape() {
+        return shape.clone();
+    }
+
+    /** The dimensions in GGUF's order: innermost (contiguous) first, the reverse of {@link #shape()}. */
+    public long[] ggufDims() {
+        long[] dims = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            dims[i] = shape[shape.length - 1 - i];
+        }
+        return dims;
+    }
+
+    /** Bytes of the tensor's data in the file (before the padding that aligns the next tensor). */
+    public long byteSize() {
+        return type.dtype().byteCount(Tensor.elementCount(shape));
+    }
+}

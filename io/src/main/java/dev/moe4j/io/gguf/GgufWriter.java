@@ -1,0 +1,255 @@
+package dev.moe4j.io.gguf;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.FloatFormats;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.io.AtomicFiles;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+
+/**
+ * Writes GGUF version 3 files (little-endian) as ggml reads them: the header (magic, version, tensor count,
+ * metadata count), the metadata, the tensor infos (dimensions innermost first, ggml type, offset into the data
+ * section), zero padding to the alignment, then each tensor's data padded to the alignment, the last one included,
+ * so that every offset is the sum of the padded sizes before it (ggml refuses any other layout).
+ *
+ * <p>Tensor data is streamed from its parts through a small buffer, converted to the file's type on the way, so a
+ * model of any size is written without being held in memory. The file is written under a temporary name beside the
+ * target and moved into place when complete; a failure leaves nothing behind.
+ */
+public final class GgufWriter {
+    /** The version this writer produces. */
+    public static final int VERSION = 3;
+    static final byte[] MAGIC = {'G', 'G', 'U', 'F'};
+    private static final int STAGING_BYTES = 4 << 20;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private GgufWriter() {
+    }
+
+    /**
+     * Writes {@code tensors} (in this order) and {@code metadata} to {@code target}.
+     *
+     * @throws IllegalArgumentException when two tensors share a name (the caller's mistake, not the user's)
+     * @throws BadInputException when the file cannot be written
+     */
+    public static void write(Path target, GgufMetadata metadata, List<GgufTensor> tensors) {
+        var names = new HashSet<String>();
+        for (GgufTensor t : tensors) {
+            if (!names.add(t.name())) {
+                throw new IllegalArgumentException("two tensors are named '" + t.name() + "'");
+            }
+        }
+        int alignment = metadata.alignment();
+        byte[] header = header(metadata, tensors, alignment);
+        Path temp = AtomicFiles.temporaryBeside(target);
+        try {
+            try (FileChannel out = FileChannel.open(temp, StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING)) {
+                var sink = new DataSink(out);
+                sink.bytes(header);
+                sink.pad(alignment);
+                for (GgufTensor t : tensors) {
+                    for (Tensor part : t.parts()) {
+                        sink.tensor(part, t.type());
+                    }
+                    sink.pad(alignment);
+                }
+                sink.flush();
+                out.force(true);
+            }
+        } catch (IOException e) {
+            AtomicFiles.deleteQuietly(temp);
+            throw new BadInputException(target + ": cannot write: " + e.getMessage(), e);
+        } catch (RuntimeException | Error e) {
+            AtomicFiles.deleteQuietly(temp);
+            throw e;
+        }
+        AtomicFiles.commit(temp, target);
+    }
+
+    /** Everything before the data section: header, metadata and tensor infos, whose offsets it computes. */
+    static byte[] header(GgufMetadata metadata, List<GgufTensor> tensors, int alignment) {
+        var out = new LittleEndianBytes();
+        out.bytes(MAGIC);
+        out.u32(VERSION);
+        out.u64(tensors.size());
+        out.u64(metadata.size());
+        for (var e : metadata.entries().entrySet()) {
+            out.string(e.getKey());
+            GgufValue v = e.getValue();
+            out.u32(v.type().id());
+            if (v.type() == GgufValueType.ARRAY) {
+                out.u32(v.elementType().id());
+                out.u64(v.elements().size());
+                for (Object element : v.elements()) {
+                    out.scalar(v.elementType(), element);
+                }
+            } else {
+                out.scalar(v.type(), v.value());
+            }
+        }
+        long offset = 0;
+        for (GgufTensor t : tensors) {
+            out.string(t.name());
+            long[] dims = t.ggufDims();
+            out.u32(dims.length);
+            for (long d : dims) {
+                out.u64(d);
+            }
+            out.u32(t.type().id());
+            out.u64(offset);
+            offset = padded(offset + t.byteSize(), alignment);
+        }
+        return out.toArray();
+    }
+
+    static long padded(long n, int alignment) {
+        return (n + alignment - 1) / alignment * alignment;
+    }
+
+    /** The file's bytes as they are produced, through one staging buffer. */
+    private static final class DataSink {
+        private final FileChannel out;
+        private final ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
+        private final MemorySegment stage = MemorySegment.ofBuffer(staging);
+        private int filled;
+        private long written;
+
+        DataSink(FileChannel out) {
+            this.out = out;
+        }
+
+        void bytes(byte[] data) throws IOException {
+            copy(MemorySegment.ofArray(data), 0, data.length);
+        }
+
+        void tensor(Tensor part, GgmlType type) throws IOException {
+            MemorySegment data = part.segment();
+            if (part.dtype() == type.dtype()) {
+                copy(data, 0, data.byteSize());
+                return;
+            }
+            int width = (int) type.dtype().byteCount(1);
+            for (long i = 0; i < part.size(); i++) {
+                if (filled + width > STAGING_BYTES) {
+                    flush();
+                }
+                float v = part.getFloat(i);
+                switch (type) {
+                    case F32 -> stage.set(F32, filled, v);
+                    case BF16 -> stage.set(I16, filled, FloatFormats.floatToBf16(v));
+                    case F16 -> stage.set(I16, filled, FloatFormats.floatToF16(v));
+                }
+                filled += width;
+            }
+        }
+
+        void pad(int alignment) throws IOException {
+            long total = written + filled;
+            int padding = (int) (padded(total, alignment) - total);
+            copy(MemorySegment.ofArray(new byte[padding]), 0, padding);
+        }
+
+        private void copy(MemorySegment data, long from, long length) throws IOException {
+            long at = from;
+            long end = from + length;
+            while (at < end) {
+                if (filled == STAGING_BYTES) {
+                    flush();
+                }
+                int n = (int) Math.min(STAGING_BYTES - filled, end - at);
+                MemorySegment.copy(data, at, stage, filled, n);
+                filled += n;
+                at += n;
+            }
+        }
+
+        void flush() throws IOException {
+            staging.clear().limit(filled);
+            while (staging.hasRemaining()) {
+                out.write(staging);
+            }
+            written += filled;
+            filled = 0;
+        }
+    }
+
+    /** A growing little-endian byte buffer for the header, which is small next to the tensor data. */
+    private static final class LittleEndianBytes {
+        private byte[] data = new byte[1 << 16];
+        private int size;
+
+        void bytes(byte[] b) {
+            ensure(b.length);
+            System.arraycopy(b, 0, data, size, b.length);
+            size += b.length;
+        }
+
+        void u8(long v) {
+            ensure(1);
+            data[size++] = (byte) v;
+        }
+
+        void u16(long v) {
+            u8(v);
+            u8(v >>> 8);
+        }
+
+        void u32(long v) {
+            u16(v);
+            u16(v >>> 16);
+        }
+
+        void u64(long v) {
+            u32(v);
+            u32(v >>> 32);
+        }
+
+        void string(String s) {
+            byte[] b = s.getBytes(StandardCharsets.UTF_8);
+            u64(b.length);
+            bytes(b);
+        }
+
+        void scalar(GgufValueType type, Object v) {
+            switch (type) {
+                case UINT8, INT8 -> u8((Long) v);
+                case UINT16, INT16 -> u16((Long) v);
+                case UINT32, INT32 -> u32((Long) v);
+                case UINT64, INT64 -> u64((Long) v);
+                case FLOAT32 -> u32(Float.floatToRawIntBits((Float) v));
+                case FLOAT64 -> u64(Double.doubleToRawLongBits((Double) v));
+                case BOOL -> u8((Boolean) v ? 1 : 0);
+                case STRING -> string((String) v);
+                case ARRAY -> throw new IllegalArgumentException("arrays of arrays are not supported");
+            }
+        }
+
+        private void ensure(int more) {
+            if (size + more > data.length) {
+                long grown = Math.max((long) size + more, 2L * data.length);
+                if (grown > Integer.MAX_VALUE - 8) {
+                    throw new IllegalArgumentException("GGUF metadata and tensor infos over 2 GB");
+                }
+                data = Arrays.copyOf(data, (int) grown);
+            }
+        }
+
+        byte[] toArray() {
+            return Arrays.copyOf(data, size);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+package dev.moe4j.model.gguf;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.kernels.Rope;
+import dev.moe4j.core.kernels.RopeFrequencies;
+import dev.moe4j.core.kernels.RopeLayout;
+import dev.moe4j.core.kernels.RopeTable;
+import dev.moe4j.io.gguf.GgmlType;
+import dev.moe4j.io.gguf.GgufReader;
+import dev.moe4j.io.gguf.GgufTensorInfo;
+import dev.moe4j.io.gguf.GgufValue;
+import dev.moe4j.io.safetensors.Checkpoint;
+import dev.moe4j.model.Resources;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class GgufConverterTest {
+    @TempDir
+    Path dir;
+
+    private static byte[] bytes(Tensor t) {
+        byte[] b = new byte[(int) t.byteSize()];
+        MemorySegment.copy(t.segment(), 0, MemorySegment.ofArray(b), 0, b.length);
+        return b;
+    }
+
+    private static long key(GgufReader r, String key) {
+        return r.metadata().get(key).orElseThrow(() -> new AssertionError("no " + key)).longValue();
+    }
+
+    @Test
+    void mixtralBecomesLlamaWithStackedExpertsAndPairedQueryKeyRows() {
+        Path folder = Resources.fixture("mixtral");
+        Path out = dir.resolve("mixtral.gguf");
+        var result = GgufConverter.convert(folder, out, Optional.empty());
+        assertEquals("llama", result.architecture());
+        try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
+            var m = gguf.metadata();
+            assertEquals("llama", m.get("general.architecture").orElseThrow().stringValue());
+            assertEquals(2, key(gguf, "llama.block_count"));
+            assertEquals(64, key(gguf, "llama.embedding_length"));
+            assertEquals(96, key(gguf, "llama.feed_forward_length"));
+            assertEquals(4, key(gguf, "llama.attention.head_count"));
+            assertEquals(2, key(gguf, "llama.attention.head_count_kv"));
+            assertEquals(8, key(gguf, "llama.expert_count"));
+            assertEquals(2, key(gguf, "llama.expert_used_count"));
+            assertEquals(128, key(gguf, "llama.context_length"));
+            assertEquals(16, key(gguf, "llama.rope.dimension_count"));
+            assertEquals(1e6, m.get("llama.rope.freq_base").orElseThrow().doubleValue());
+            assertEquals(1e-6f, (float) m.get("llama.attention.layer_norm_rms_epsilon").orElseThrow().doubleValue());
+            assertEquals(0, key(gguf, "general.file_type"), "all F32");
+            assertEquals("llama", m.get("tokenizer.ggml.model").orElseThrow().stringValue(), "metaspace tokenizer");
+            assertEquals(512, m.get("tokenizer.ggml.tokens").orElseThrow().elements().size());
+            assertEquals(1, key(gguf, "tokenizer.ggml.bos_token_id"));
+            assertEquals(2, key(gguf, "tokenizer.ggml.eos_token_id"));
+
+            var names = gguf.tensors().stream().map(GgufTensorInfo::name).toList();
+            assertEquals(3 + 2 * 10, names.size(), "per layer: 2 norms, q k v o, router, 3 stacked projections");
+            assertEquals("token_embd.weight", names.getFirst());
+            assertEquals(List.of("output_norm.weight", "output.weight"), names.subList(names.size() - 2, names.size()));
+            assertArrayEquals(new int[] {8, 96, 64}, gguf.tensor("blk.1.ffn_gate_exps.weight").shape());
+            assertArrayEquals(new int[] {8, 64, 96}, gguf.tensor("blk.1.ffn_down_exps.weight").shape());
+            assertArrayEquals(new int[] {8, 64}, gguf.tensor("blk.0.ffn_gate_inp.weight").shape());
+
+            assertArrayEquals(bytes(hf.tensor("model.embed_tokens.weight")), bytes(gguf.tensor("token_embd.weight")));
+            assertArrayEquals(bytes(hf.tensor("lm_head.weight")), bytes(gguf.tensor("output.weight")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.self_attn.v_proj.weight")),
+                    bytes(gguf.tensor("blk.1.attn_v.weight")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.post_attention_layernorm.weight")),
+                    bytes(gguf.tensor("blk.1.ffn_norm.weight")));
+            for (int e = 0; e < 8; e++) {
+                for (String[] p : new String[][] {{"gate", "w1"}, {"up", "w3"}, {"down", "w2"}}) {
+                    assertArrayEquals(bytes(hf.tensor("model.layers.1.block_sparse_moe.experts." + e + "." + p[1]
+                                    + ".weight")), bytes(gguf.tensor("blk.1.ffn_" + p[0] + "_exps.weight").select(e)),
+                            p[0] + " of expert " + e);
+                }
+            }
+            // Within each head of 16, rows j and j + 8 of the checkpoint become rows 2j and 2j + 1.
+            Tensor q = hf.tensor("model.layers.0.self_attn.q_proj.weight");
+            Tensor paired = gguf.tensor("blk.0.attn_q.weight");
+            Tensor k = hf.tensor("model.layers.0.self_attn.k_proj.weight");
+            Tensor pairedK = gguf.tensor("blk.0.attn_k.weight");
+            for (int h = 0; h < 4; h++) {
+                for (int j = 0; j < 8; j++) {
+                    for (int s = 0; s < 2; s++) {
+                        assertArrayEquals(bytes(q.select(h * 16 + s * 8 + j)), bytes(paired.select(h * 16 + 2 * j + s)));
+                        if (h < 2) {
+                            assertArrayEquals(bytes(k.select(h * 16 + s * 8 + j)),
+                                    bytes(pairedK.select(h * 16 + 2 * j + s)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void pairedRowsRotatedAsLlamaCppDoesGiveTheHalfRotationOfTheCheckpoint() {
+        // llama.cpp's llama architecture rotates adjacent pairs; transformers rotates halves. After the reordering,
+        // rotating the converted projection's output in pairs equals rotating the original's in halves, element for
+        // element once reordered, so every query-key score is the same.
+        int heads = 4, d = 16, hidden = 64, position = 37;
+        var random = new Random(3);
+        float[] w = new float[heads * d * hidden];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) random.nextGaussian();
+        }
+        Tensor weight = Tensor.of(w, heads * d, hidden);
+        float[] x = new float[hidden];
+        for (int i = 0; i < hidden; i++) {
+            x[i] = (float) random.nextGaussian();
+        }
+        List<Tensor> rows = GgufConverter.halvesToPairs(weight, heads);
+        float[] half = new float[heads * d];
+        float[] pairs = new float[heads * d];
+        for (int r = 0; r < heads * d; r++) {
+            for (int i = 0; i < hidden; i++) {
+                half[r] += weight.getFloat((long) r * hidden + i) * x[i];
+                pairs[r] += rows.get(r).getFloat(i) * x[i];
+            }
+        }
+        var table = new RopeTable(RopeFrequencies.standard(1e6, d), 64);
+        Tensor halfT = Tensor.of(half, 1, heads * d);
+        Tensor pairsT = Tensor.of(pairs, 1, heads * d);
+        Rope.forward(halfT, new int[] {position}, table, RopeLayout.HALF, d, d);
+        Rope.forward(pairsT, new int[] {position}, table, RopeLayout.INTERLEAVED, d, d);
+        for (int h = 0; h < heads; h++) {
+            for (int j = 0; j < d / 2; j++) {
+                for (int s = 0; s < 2; s++) {
+                    assertEquals(halfT.getFloat(h * d + s * d / 2 + j), pairsT.getFloat(h * d + 2 * j + s), 1e-5f);
+                }
+            }
+        }
+    }
+
+    @Test
+    void qwen3MoeKeepsItsRowsAddsQkNormsAndASyntheticVocabulary() {
+        Path folder = Resources.fixture("qwen3-moe");
+        Path out = dir.resolve("qwen3.gguf");
+        var result = GgufConverter.convert(folder, out, Optional.of(DType.BF16));
+        assertEquals("qwen3moe", result.architecture());
+        assertEquals(GgmlType.BF16, result.matrixType());
+        try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
+            assertEquals(48, key(gguf, "qwen3moe.expert_feed_forward_length"));
+            assertEquals(16, key(gguf, "qwen3moe.expert_count"));
+            assertEquals(4, key(gguf, "qwen3moe.expert_used_count"));
+            assertEquals(24, key(gguf, "qwen3moe.attention.key_length"));
+            assertEquals(32, key(gguf, "general.file_type"), "MOSTLY_BF16");
+            var tokens = gguf.metadata().get("tokenizer.ggml.tokens").orElseThrow().elements();
+            assertEquals(512, tokens.size());
+            assertEquals(512, new java.util.HashSet<>(tokens).size());
+            assertEquals(List.of(), gguf.metadata().get("tokenizer.ggml.merges").orElseThrow().elements());
+
+            Tensor q = hf.tensor("model.layers.1.self_attn.q_proj.weight");
+            Tensor converted = gguf.tensor("blk.1.attn_q.weight");
+            assertEquals(DType.BF16, converted.dtype());
+            assertArrayEquals(q.shape(), converted.shape());
+            for (long i = 0; i < q.size(); i++) {
+                assertEquals(q.getFloat(i), converted.getFloat(i), Math.abs(q.getFloat(i)) / 128, "rows stay in order");
+            }
+            Tensor qNorm = gguf.tensor("blk.1.attn_q_norm.weight");
+            assertEquals(DType.F32, qNorm.dtype(), "norms stay F32");
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.self_attn.q_norm.weight")), bytes(qNorm));
+            assertEquals(DType.F32, gguf.tensor("blk.1.ffn_gate_inp.weight").dtype(), "routers stay F32");
+            assertArrayEquals(new int[] {16, 48, 64}, gguf.tensor("blk.0.ffn_up_exps.weight").shape());
+        }
+    }
+
+    @Test
+    void bf16WeightsInShardsKeepTheirBytesWhenTheTypeIsKept() {
+        Path folder = Resources.fixture("mixtral-bf16-sharded");
+        Path out = dir.resolve("bf16.gguf");
+        var result = GgufConverter.convert(folder, out, Optional.empty());
+        assertEquals(GgmlType.BF16, result.matrixType());
+        try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
+            assertArrayEquals(bytes(hf.tensor("model.layers.0.block_sparse_moe.experts.3.w2.weight")),
+                    bytes(gguf.tensor("blk.0.ffn_down_exps.weight").select(3)));
+            Tensor norm = hf.tensor("model.norm.weight");
+            Tensor widened = gguf.tensor("output_norm.weight");
+            assertEquals(DType.F32, widened.dtype());
+            for (long i = 0; i < norm.size(); i++) {
+                assertEquals(norm.getFloat(i), widened.getFloat(i));
+            }
+        }
+    }
+
+    @Test
+    void aConfigLlamaCppWouldComputeDifferentlyIsRefusedAndNothingIsWritten() throws IOException {
+        Path folder = dir.resolve("no-renorm");
+        Files.createDirectories(folder);
+        Path fixture = Resources.fixture("qwen3-moe");
+        Files.copy(fixture.resolve("model.safetensors"), folder.resolve("model.safetensors"));
+        Files.writeString(folder.resolve("config.json"), Files.readString(fixture.resolve("config.json"))
+                .replace("\"norm_topk_prob\": true", "\"norm_topk_prob\": false"));
+        Path out = dir.resolve("out.gguf");
+        var e = assertThrows(BadInputException.class, () -> GgufConverter.convert(folder, out, Optional.empty()));
+        assertTrue(e.getMessage().startsWith(folder.resolve("config.json") + ": the model has top-k weights that are"
+                + " not renormalised"), e.getMessage());
+        assertFalse(Files.exists(out));
+
+        var olmoe = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("olmoe"), out,
+                Optional.empty()));
+        assertTrue(olmoe.getMessage().contains("model_type 'olmoe' cannot be converted to GGUF yet"),
+                olmoe.getMessage());
+        var notAFile = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("mixtral"),
+                dir, Optional.empty()));
+        assertTrue(notAFile.getMessage().contains("is a folder"), notAFile.getMessage());
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(folder), new ArrayList<>(files.toList()), "no partial or temporary file");
+        }
+    }
+}

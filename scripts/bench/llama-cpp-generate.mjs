@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// Runs one GGUF model in llama.cpp (the prebuilt CPU build of the npm package @node-llama-cpp/linux-x64, driven by
+// node-llama-cpp) the way `moe4j bench generate` runs a model: the prompt's token ids in one batch (prefill), then
+// greedy decoding one token at a time against the KV cache, after one untimed warm-up run at the same sizes.
+// Prints one JSON object. Used by scripts/bench/vs-llama-cpp.sh; run by hand, never in CI.
+//
+//   node llama-cpp-generate.mjs --modules DIR --model FILE.gguf --prompt-ids 1,2,3 --decode-tokens 64 --threads 1
+//       [--kv-cache-type f32|f16] [--flash-attention off|on|auto]   (defaults: f32 and off, see below)
+//
+// --modules is the folder whose node_modules holds node-llama-cpp (the benchmark installs it into an ignored folder).
+// Decode tokens/s counts the one-token forward passes: decode-tokens - 1 of them, as moe4j counts.
+
+import {createRequire} from "node:module";
+import {join, resolve} from "node:path";
+import {pathToFileURL} from "node:url";
+
+function options(argv) {
+    const out = {};
+    for (let i = 0; i < argv.length; i += 2) {
+        const key = argv[i];
+        if (!key.startsWith("--") || i + 1 >= argv.length) {
+            throw new Error(`expected --name value pairs, got '${key}'`);
+        }
+        out[key.slice(2)] = argv[i + 1];
+    }
+    for (const required of ["modules", "model", "prompt-ids", "decode-tokens", "threads"]) {
+        if (out[required] === undefined) {
+            throw new Error(`missing --${required}`);
+        }
+    }
+    return out;
+}
+
+function fail(message) {
+    process.stderr.write(`llama-cpp-generate: error: ${message}\n`);
+    process.exit(2);
+}
+
+let args;
+try {
+    args = options(process.argv.slice(2));
+} catch (e) {
+    fail(e.message);
+}
+const prompt = args["prompt-ids"].split(",").map(Number);
+const decodeTokens = Number(args["decode-tokens"]);
+const threads = Number(args.threads);
+if (prompt.some(id => !Number.isInteger(id) || id < 0) || !(decodeTokens >= 2) || !(threads >= 1)) {
+    fail("--prompt-ids must be token ids, --decode-tokens at least 2 and --threads at least 1");
+}
+
+let entry;
+try {
+    entry = createRequire(join(resolve(args.modules), "package.json")).resolve("node-llama-cpp");
+} catch (e) {
+    fail(`node-llama-cpp is not installed under ${args.modules}/node_modules (${e.code ?? e.message})`);
+}
+const {getLlama, LlamaLogLevel} = await import(pathToFileURL(entry).href);
+
+// The prebuilt CPU binary only: never a GPU, never a build from source, never a download.
+const llama = await getLlama({gpu: false, build: "never", skipDownload: true, maxThreads: 0,
+    logLevel: LlamaLogLevel.error});
+const loadStart = performance.now();
+const model = await llama.loadModel({modelPath: resolve(args.model), gpuLayers: 0});
+// By default llama.cpp computes what moe4j computes: the KV cache in F32, as moe4j keeps it (llama.cpp's default is
+// F16), and no flash attention (node-llama-cpp's default "auto" turns it on for the CPU). With flash attention on, the
+// greedy tokens of the F32 Mixtral-shaped benchmark model left moe4j's at token 44 of 64 (F16 or F32 cache alike), the
+// log-probabilities there 0.3 apart; without it all 64 were identical and the log-probabilities equal to 1e-5.
+// Attention is a small part of a decoded token's time at these lengths.
+const kvCacheType = (args["kv-cache-type"] ?? "f32").toUpperCase();
+const flashAttention = {off: false, on: true, auto: "auto"}[args["flash-attention"] ?? "off"];
+if (!["F32", "F16"].includes(kvCacheType) || flashAttention === undefined) {
+    fail("--kv-cache-type is f32 or f16, --flash-attention off, on or auto");
+}
+const context = await model.createContext({contextSize: prompt.length + decodeTokens + 8,
+    batchSize: prompt.length, threads, sequences: 1, flashAttention,
+    experimentalKvCacheKeyType: kvCacheType, experimentalKvCacheValueType: kvCacheType});
+const loadSeconds = (performance.now() - loadStart) / 1000;
+const sequence = context.getSequence();
+
+async function generate() {
+    await sequence.clearHistory();
+    const start = performance.now();
+    // temperature 0 is greedy; yieldEogToken keeps decoding through an end-of-sequence id, as moe4j's benchmark does.
+    const tokens = sequence.evaluate(prompt, {temperature: 0, yieldEogToken: true});
+    const first = await tokens.next();
+    const firstTokenAt = performance.now();
+    const output = [first.value];
+    while (output.length < decodeTokens) {
+        const next = await tokens.next();
+        if (next.done) {
+            break;
+        }
+        output.push(next.value);
+    }
+    const end = performance.now();
+    await tokens.return();
+    return {output, prefillSeconds: (firstTokenAt - start) / 1000, decodeSeconds: (end - firstTokenAt) / 1000};
+}
+
+await generate(); // warm-up at the measured sizes
+const run = await generate();
+const decodeSteps = run.output.length - 1;
+const result = {
+    engine: "llama.cpp",
+    llama_cpp_release: llama.llamaCppRelease.release,
+    build: llama.buildType,
+    gpu: llama.gpu,
+    threads: context.currentThreads,
+    flash_attention: context.flashAttention,
+    kv_cache_type: kvCacheType,
+    model: args.model,
+    load_seconds: loadSeconds,
+    prompt_tokens: prompt.length,
+    decode_tokens: run.output.length,
+    prefill_tokens_per_s: prompt.length / run.prefillSeconds,
+    decode_tokens_per_s: decodeSteps / run.decodeSeconds,
+    first_token_seconds: run.prefillSeconds,
+    output_ids: run.output,
+};
+await context.dispose();
+await model.dispose();
+await llama.dispose();
+process.stdout.write(JSON.stringify(result) + "\n");
