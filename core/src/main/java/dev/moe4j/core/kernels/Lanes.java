@@ -30,6 +30,22 @@ final class Lanes {
         return out;
     }
 
+    /**
+     * The same sum as {@link #sum(FloatVector)}, in the same order, added in scalar code through {@code scratch} (at
+     * least {@link Widening#LANES} floats). Kernels that reduce many accumulators at once use it: eight inlined copies
+     * of the vector form took the decode kernel past C2's inlining budget, which then boxed every vector of its loop
+     * (BF16 decode ran at a third of its speed, most of the time in the Vector API's Java fallback).
+     */
+    static float sum(FloatVector v, float[] scratch) {
+        v.intoArray(scratch, 0);
+        for (int half = LANES / 2; half >= 1; half /= 2) {
+            for (int i = 0; i < half; i++) {
+                scratch[i] += scratch[i + half];
+            }
+        }
+        return scratch[0];
+    }
+
     static float sum(FloatVector v) {
         FloatVector s = v;
         for (int k = SHIFTS.length - 1; k >= 0; k--) {

@@ -103,6 +103,7 @@ public final class MatMul {
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
         int minGroups = Math.max(1, (1 << 18) / Math.max(1, 4 * k * wt.byteSize()));
         Parallel.forRange(groups, minGroups, (from, to) -> {
+            float[] sums = new float[LANES];
             // F16's conversion is long: C2 stops inlining it after a few copies in one method (the rest would
             // box every vector), so F16 rows go two at a time, and with several rows of x they are widened
             // once into a scratch rather than once per row of x.
@@ -125,24 +126,24 @@ public final class MatMul {
                 int i = 0;
                 if (type == DType.F16) {
                     for (; i < n; i++) {
-                        dots2(xs, (long) i * k, k, src, w0, w1, Math.min(rows, 2), os, (long) i * m + j);
+                        dots2(xs, (long) i * k, k, src, w0, w1, Math.min(rows, 2), os, (long) i * m + j, sums);
                         if (rows > 2) {
-                            dots2(xs, (long) i * k, k, src, w2, w3, rows - 2, os, (long) i * m + j + 2);
+                            dots2(xs, (long) i * k, k, src, w2, w3, rows - 2, os, (long) i * m + j + 2, sums);
                         }
                     }
                 } else if (type == DType.BF16) {
                     for (; i + 2 <= n; i += 2) {
-                        dots2x4BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                        dots2x4BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
                     }
                     if (i < n) {
-                        dots1BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
+                        dots1BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, sums);
                     }
                 } else {
                     for (; i + 2 <= n; i += 2) {
-                        dots2x4F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m);
+                        dots2x4F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
                     }
                     if (i < n) {
-                        dots1F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j);
+                        dots1F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, sums);
                     }
                 }
             }
@@ -157,14 +158,15 @@ public final class MatMul {
         int groups = (m + 7) / 8;
         int minGroups = Math.max(1, (1 << 18) / Math.max(1, 8 * k * wt.byteSize()));
         Parallel.forRange(groups, minGroups, (from, to) -> {
+            float[] sums = new float[LANES];
             for (int g = from; g < to; g++) {
                 int j = 8 * g, rows = Math.min(8, m - j);
                 long base = (long) j * k;
                 if (rows == 8) {
                     if (wt == DType.F32) {
-                        dots8F32(xs, 0, k, ws, base, os, j);
+                        dots8F32(xs, 0, k, ws, base, os, j, sums);
                     } else {
-                        dots8BF16(xs, 0, k, ws, base, os, j);
+                        dots8BF16(xs, 0, k, ws, base, os, j, sums);
                     }
                     continue;
                 }
@@ -172,9 +174,9 @@ public final class MatMul {
                     int r = Math.min(4, rows - q);
                     long w0 = base + (long) q * k, w1 = r > 1 ? w0 + k : w0, w2 = r > 2 ? w0 + 2L * k : w0, w3 = r > 3 ? w0 + 3L * k : w0;
                     if (wt == DType.F32) {
-                        dots1F32(xs, 0, k, ws, w0, w1, w2, w3, r, os, j + q);
+                        dots1F32(xs, 0, k, ws, w0, w1, w2, w3, r, os, j + q, sums);
                     } else {
-                        dots1BF16(xs, 0, k, ws, w0, w1, w2, w3, r, os, j + q);
+                        dots1BF16(xs, 0, k, ws, w0, w1, w2, w3, r, os, j + q, sums);
                     }
                 }
             }
@@ -186,7 +188,7 @@ public final class MatMul {
 
     /** out[outBase + q] = x·w_q for the four F32 weight rows starting at w0..w3; q < wr are stored. */
     private static void dots1F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
-                                 long w3, int wr, MemorySegment os, long outBase) {
+                                 long w3, int wr, MemorySegment os, long outBase, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
         var a2 = a0;
@@ -199,8 +201,8 @@ public final class MatMul {
             a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
             a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
-                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+                Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
     }
 
     /**
@@ -208,7 +210,7 @@ public final class MatMul {
      * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
      */
     private static void dots2x4F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
-                                   long w3, int wr, MemorySegment os, long outBase, int ldo) {
+                                   long w3, int wr, MemorySegment os, long outBase, int ldo, float[] sums) {
         long x1 = xBase + k;
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
@@ -229,15 +231,15 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
-                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
-        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0),
-                Lanes.sum(b1), Lanes.sum(b2), Lanes.sum(b3));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+                Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
+        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
+                Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
     }
 
     /** out[outBase + q] = x·w_q for the four BF16 weight rows starting at w0..w3; q < wr are stored. */
     private static void dots1BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
-                                 long w3, int wr, MemorySegment os, long outBase) {
+                                 long w3, int wr, MemorySegment os, long outBase, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
         var a2 = a0;
@@ -250,8 +252,8 @@ public final class MatMul {
             a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
             a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
-                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+                Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
     }
 
     /**
@@ -259,7 +261,7 @@ public final class MatMul {
      * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
      */
     private static void dots2x4BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
-                                   long w3, int wr, MemorySegment os, long outBase, int ldo) {
+                                   long w3, int wr, MemorySegment os, long outBase, int ldo, float[] sums) {
         long x1 = xBase + k;
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
@@ -280,14 +282,14 @@ public final class MatMul {
             b2 = v2.fma(x, b2);
             b3 = v3.fma(x, b3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0),
-                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
-        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0),
-                Lanes.sum(b1), Lanes.sum(b2), Lanes.sum(b3));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+                Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
+        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
+                Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
     }
 
     /** out[outBase .. +8) = x·w_q for the eight consecutive BF16 weight rows from w0 (row length k). */
-    private static void dots8BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, MemorySegment os, long outBase) {
+    private static void dots8BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, MemorySegment os, long outBase, float[] sums) {
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
         long k1 = k;
@@ -303,14 +305,14 @@ public final class MatMul {
             a6 = Widening.bf16(ws, w0 + 6 * k1 + c).fma(xv, a6);
             a7 = Widening.bf16(ws, w0 + 7 * k1 + c).fma(xv, a7);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, 4, os, outBase, c, Lanes.sum(a0),
-                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
-        storeSums(xs, xBase, k, DType.BF16, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4),
-                Lanes.sum(a5), Lanes.sum(a6), Lanes.sum(a7));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0, 4, os, outBase, c, Lanes.sum(a0, sums),
+                Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
+        storeSums(xs, xBase, k, DType.BF16, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4, sums),
+                Lanes.sum(a5, sums), Lanes.sum(a6, sums), Lanes.sum(a7, sums));
     }
 
     /** out[outBase .. +8) = x·w_q for the eight consecutive F32 weight rows from w0 (row length k). */
-    private static void dots8F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, MemorySegment os, long outBase) {
+    private static void dots8F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, MemorySegment os, long outBase, float[] sums) {
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
         long k1 = k;
@@ -326,10 +328,10 @@ public final class MatMul {
             a6 = Widening.f32(ws, w0 + 6 * k1 + c).fma(xv, a6);
             a7 = Widening.f32(ws, w0 + 7 * k1 + c).fma(xv, a7);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, 4, os, outBase, c, Lanes.sum(a0),
-                Lanes.sum(a1), Lanes.sum(a2), Lanes.sum(a3));
-        storeSums(xs, xBase, k, DType.F32, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4),
-                Lanes.sum(a5), Lanes.sum(a6), Lanes.sum(a7));
+        storeSums(xs, xBase, k, DType.F32, ws, w0, 4, os, outBase, c, Lanes.sum(a0, sums),
+                Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
+        storeSums(xs, xBase, k, DType.F32, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4, sums),
+                Lanes.sum(a5, sums), Lanes.sum(a6, sums), Lanes.sum(a7, sums));
     }
 
     /** Adds the scalar tails from column c to the four sums of one x row and stores the first wr of them. */
@@ -347,7 +349,7 @@ public final class MatMul {
 
     /** out[outBase + q] = x·w_q for the two F16 weight rows at w0, w1; q < wr are stored. */
     private static void dots2(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, int wr,
-                              MemorySegment os, long outBase) {
+                              MemorySegment os, long outBase, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
         int c = 0;
@@ -356,7 +358,7 @@ public final class MatMul {
             a0 = Widening.f16(ws, w0 + c).fma(xv, a0);
             a1 = Widening.f16(ws, w1 + c).fma(xv, a1);
         }
-        float s0 = Lanes.sum(a0), s1 = Lanes.sum(a1);
+        float s0 = Lanes.sum(a0, sums), s1 = Lanes.sum(a1, sums);
         for (; c < k; c++) {
             float xv = getF32(xs, xBase + c);
             s0 += xv * Widening.scalar(DType.F16, ws, w0 + c);
