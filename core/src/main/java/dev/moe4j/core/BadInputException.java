@@ -14,6 +14,21 @@ public class BadInputException extends RuntimeException {
         super(message, cause);
     }
 
+    /** The most of a library's message (a parser's, a template engine's) that a refusal repeats. */
+    static final int LIBRARY_MESSAGE_CHARS = 300;
+
+    /**
+     * A library's message for a refusal of one line: line breaks and the blanks around them become one space, and a
+     * message that repeats a long stretch of the input is cut after {@value #LIBRARY_MESSAGE_CHARS} characters.
+     */
+    public static String oneLine(String message) {
+        if (message == null) {
+            return "unknown error";
+        }
+        String line = message.replaceAll("\\s*\\R\\s*", " ").trim();
+        return line.length() > LIBRARY_MESSAGE_CHARS ? line.substring(0, LIBRARY_MESSAGE_CHARS) + "..." : line;
+    }
+
     /** How much of a quoted value a message shows: a name is recognisable by then, garbage is cut short. */
     static final int QUOTED_CHARS = 80;
 

@@ -77,7 +77,7 @@ public final class Json {
         } catch (JsonProcessingException e) {
             throw new BadInputException(source + ": not valid JSON: " + describe(e), e);
         } catch (IOException e) {
-            throw new BadInputException(source + ": cannot parse JSON: " + oneLine(e.getMessage()), e);
+            throw new BadInputException(source + ": cannot parse JSON: " + BadInputException.oneLine(e.getMessage()), e);
         }
     }
 
@@ -105,7 +105,7 @@ public final class Json {
     }
 
     private static String describe(JsonProcessingException e) {
-        String what = oneLine(e.getOriginalMessage());
+        String what = BadInputException.oneLine(e.getOriginalMessage());
         JsonLocation at = e.getLocation();
         if (at != null && at.getLineNr() > 0) {
             what += " at line " + at.getLineNr() + ", column " + at.getColumnNr();
@@ -113,11 +113,4 @@ public final class Json {
         return what;
     }
 
-    private static String oneLine(String message) {
-        if (message == null) {
-            return "unknown error";
-        }
-        String line = message.replaceAll("\\s*\\R\\s*", " ").trim();
-        return line.length() > 300 ? line.substring(0, 300) + "..." : line;
-    }
 }
