@@ -19,7 +19,7 @@ class TrainConfigFileFuzzTest {
     @DictionaryEntries({"experts: ", "top-k: ", "router: ", "expert-choice", "soft", "dense", "capacity-factor: ",
             "noise: ", "learned", "gaussian", "balance-loss: ", "importance+load", "importance-of: ", "gate-order: ",
             "topk-then-softmax", "hidden: ", "heads: ", "kv-heads: ", "granularity: ", "shared-experts: ",
-            "data: ", "steps: ", "time: ", "lr: ", "- ", "[", "]", "{", "}", ": ", "\n", "0", "-1", "1e309", ".nan",
+            "data: ", "steps: ", "time: ", "lr: ", "- ", "[", "]", "{", "}", ": ", "0", "-1", "1e309", ".nan",
             "null", "true", "&a", "*a", "!!"})
     void anyTrainConfigFileResolvesOrIsRefusedInOneLine(byte[] file) throws Exception {
         for (String name : new String[] {"run.yaml", "run.json"}) {
