@@ -239,7 +239,8 @@ public final class TrainSettings {
     private static void requireKnown(Map<String, String> values, String where) {
         for (String key : values.keySet()) {
             if (!BY_KEY.containsKey(key)) {
-                throw new BadInputException(where + ": unknown option '" + key + "' (moe4j train --help lists them)");
+                throw new BadInputException(where + ": unknown option " + BadInputException.quote(key)
+                        + " (moe4j train --help lists them)");
             }
         }
     }
