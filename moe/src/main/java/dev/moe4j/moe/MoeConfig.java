@@ -203,7 +203,8 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
                     require(l.threshold() == LoadLoss.Threshold.KTH_NOISY || topK < experts,
                             "losses: load with the paper's threshold needs topK < experts");
                 }
-                case ImportanceLoss i -> { }
+                case ImportanceLoss i -> require(i.of() != ImportanceLoss.Of.TOP_K_GATES || tokenChoice,
+                        "losses: importance of the top-k gates needs a token-choice router, not " + router);
                 case RouterZLoss z -> { }
             }
         }

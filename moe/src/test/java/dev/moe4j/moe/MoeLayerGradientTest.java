@@ -69,7 +69,7 @@ class MoeLayerGradientTest {
                 new Case("noisy top-k with learned noise, GeGLU, importance + load losses",
                         MoeConfig.builder(H, I, 4, 2).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
                                 .noise(Noise.learnedGaussian()).ffn(ExpertFfn.gated(Activation.GELU))
-                                .loss(new ImportanceLoss(), 0.5)
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES), 0.5)
                                 .loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), 0.5).build()),
                 new Case("dense MoE with GELU experts",
                         MoeConfig.builder(H, I, 3, 3).router(RouterKind.DENSE).ffn(ExpertFfn.plain(Activation.GELU_TANH))

@@ -230,7 +230,7 @@ class MoeLayerTest {
     @Test
     void noisyTopKWithTheLoadLossRunsInInferenceWithoutTheLoadLoss() {
         MoeConfig c = MoeConfig.builder(H, I, 4, 2).noise(dev.moe4j.moe.router.Noise.learnedGaussian())
-                .loss(new dev.moe4j.moe.loss.ImportanceLoss(), 0.1)
+                .loss(new dev.moe4j.moe.loss.ImportanceLoss(dev.moe4j.moe.loss.ImportanceLoss.Of.CLEAN_SOFTMAX), 0.1)
                 .loss(new dev.moe4j.moe.loss.LoadLoss(dev.moe4j.moe.loss.LoadLoss.Threshold.KTH_EXCLUDING_SELF), 0.1)
                 .build();
         MoeLayer layer = MoeLayer.initialize(c);
@@ -255,6 +255,9 @@ class MoeLayerTest {
         assertMessage("losses: switch", () -> MoeConfig.builder(H, I, 4, 1).router(RouterKind.SOFT)
                 .loss(new SwitchLoss(SwitchLoss.Form.PAPER), 1).build());
         assertMessage("sharedGate", () -> MoeConfig.builder(H, I, 4, 2).sharedExpert(0, true).build());
+        assertMessage("importance of the top-k gates", () -> MoeConfig.builder(H, I, 4, 1)
+                .router(RouterKind.EXPERT_CHOICE).capacity(Capacity.fixed(2))
+                .loss(new dev.moe4j.moe.loss.ImportanceLoss(dev.moe4j.moe.loss.ImportanceLoss.Of.TOP_K_GATES), 1).build());
         assertMessage("experts: expected 4 experts", () -> MoeLayer.of(MoeConfig.builder(H, I, 4, 2).build(),
                 MoeLayer.initialize(MoeConfig.builder(H, I, 4, 2).build()).router(),
                 StackedExpertWeights.initialize("experts.", 3, H, I, true, false, new java.util.SplittableRandom(1)),

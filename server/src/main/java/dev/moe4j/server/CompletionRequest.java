@@ -2,6 +2,7 @@ package dev.moe4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.generate.SamplingRequest;
@@ -71,8 +72,9 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         var f = new Fields(o);
         String asked = f.string("model");
         if (asked != null && !asked.equals(model)) {
-            throw new ApiError(404, "the model '" + asked + "' is not served here; this server serves '" + model
-                    + "' (GET /v1/models)", ApiError.INVALID_REQUEST, "model", "model_not_found").refuse();
+            throw new ApiError(404, "the model " + BadInputException.quote(asked) + " is not served here; this server "
+                    + "serves '" + model + "' (GET /v1/models)", ApiError.INVALID_REQUEST, "model", "model_not_found")
+                    .refuse();
         }
         Prompt prompt = endpoint == Endpoint.CHAT ? new Prompt.Chat(messages(o)) : textPrompt(o);
 
@@ -156,7 +158,8 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         for (JsonNode part : content) {
             String type = part.path("type").asText("");
             if (!type.equals("text")) {
-                throw ApiError.unsupported(where, "content of type '" + type + "' (only text)").refuse();
+                throw ApiError.unsupported(where, "content of type " + BadInputException.quote(type) + " (only text)")
+                        .refuse();
             }
             if (!part.path("text").isTextual()) {
                 throw ApiError.invalid(where, where + ": a text part needs a string 'text'").refuse();
@@ -197,7 +200,7 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
             JsonNode id = list.get(i);
             if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0) {
                 throw ApiError.invalid("prompt", "prompt[" + i + "]: expected a token id (an integer of 0 or more),"
-                        + " got " + id).refuse();
+                        + " got " + BadInputException.oneLine(id.toString())).refuse();
             }
             ids[i] = id.asInt();
         }
@@ -267,7 +270,8 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         }
 
         private ApiError.Refusal wrong(String name, String expected, JsonNode got) {
-            return ApiError.invalid(prefix + name, prefix + name + ": expected " + expected + ", got " + got).refuse();
+            return ApiError.invalid(prefix + name, prefix + name + ": expected " + expected + ", got "
+                    + BadInputException.oneLine(got.toString())).refuse();
         }
 
         String string(String name) {

@@ -117,7 +117,7 @@ public final class ChatTemplate {
         } catch (JsonProcessingException e) {
             throw new BadInputException(tokenizerConfig + ": not valid JSON (" + Json.describe(e) + ")");
         } catch (IOException e) {
-            throw new BadInputException(tokenizerConfig + ": cannot read (" + e.getMessage() + ")");
+            throw new BadInputException(tokenizerConfig + ": cannot read (" + BadInputException.oneLine(e.getMessage()) + ")");
         }
         if (root == null || !root.isObject()) throw new BadInputException(tokenizerConfig + ": expected a JSON object");
         String template = templateText(tokenizerConfig, root.get("chat_template"), name);
@@ -142,7 +142,7 @@ public final class ChatTemplate {
                 try {
                     return Files.readString(jinja);
                 } catch (IOException e) {
-                    throw new BadInputException(jinja + ": cannot read (" + e.getMessage() + ")");
+                    throw new BadInputException(jinja + ": cannot read (" + BadInputException.oneLine(e.getMessage()) + ")");
                 }
             }
             throw new Missing(config + ": chat_template: missing (and no chat_template.jinja beside it)");
@@ -255,11 +255,17 @@ public final class ChatTemplate {
     private BadInputException failure(TemplateError e) {
         for (Throwable cause = e.getException(); cause != null; cause = cause.getCause()) {
             if (cause instanceof TemplateRaised raised) {
-                return new BadInputException("chat template of " + source + " refused the conversation: " + raised.getMessage());
+                return new BadInputException("chat template of " + source + " refused the conversation: "
+                        + BadInputException.oneLine(raised.getMessage()));
             }
         }
         String where = e.getLineno() > 0 ? " (line " + e.getLineno() + ")" : "";
-        return new BadInputException("chat template of " + source + ": " + e.getMessage().lines().findFirst().orElse("") + where);
+        return new BadInputException("chat template of " + source + ": " + firstLine(e.getMessage()) + where);
+    }
+
+    /** The first line of a library's message (the rest is its location and trace), cut short if it is long. */
+    private static String firstLine(String message) {
+        return BadInputException.oneLine(message == null ? null : message.lines().findFirst().orElse(""));
     }
 
     /** What raise_exception throws: the template's own message about the conversation. */

@@ -80,7 +80,7 @@ public final class Json {
         } catch (JsonProcessingException e) {
             throw new BadInputException(source + ": not valid JSON: " + describe(e), e);
         } catch (IOException e) {
-            throw new BadInputException(source + ": cannot parse JSON: " + oneLine(e.getMessage()), e);
+            throw new BadInputException(source + ": cannot parse JSON: " + BadInputException.oneLine(e.getMessage()), e);
         }
     }
 
@@ -112,7 +112,7 @@ public final class Json {
      * features and limits, any character that cannot be shown escaped, and where it is.
      */
     public static String describe(JsonProcessingException e) {
-        String what = oneLine(plain(e.getOriginalMessage()));
+        String what = BadInputException.oneLine(plain(e.getOriginalMessage()));
         JsonLocation at = e.getLocation();
         if (at != null && at.getLineNr() > 0) {
             what += " at line " + at.getLineNr() + ", column " + at.getColumnNr();
@@ -166,11 +166,4 @@ public final class Json {
         return out.toString();
     }
 
-    private static String oneLine(String message) {
-        if (message == null) {
-            return "unknown error";
-        }
-        String line = message.replaceAll("\\s*\\R\\s*", " ").trim();
-        return line.length() > 300 ? line.substring(0, 300) + "..." : line;
-    }
 }

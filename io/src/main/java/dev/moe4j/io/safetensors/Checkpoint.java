@@ -7,11 +7,13 @@ import dev.moe4j.io.json.Json;
 
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -103,7 +105,7 @@ public final class Checkpoint implements AutoCloseable {
             for (String shard : new java.util.TreeSet<>(weightMap.values())) {
                 Path shardPath = indexFile.resolveSibling(shard);
                 if (!Files.isRegularFile(shardPath)) {
-                    throw new BadInputException(indexFile + ": shard '" + shard + "' named in the index is missing"
+                    throw new BadInputException(indexFile + ": shard " + BadInputException.quote(shard) + " named in the index is missing"
                             + " from " + folder);
                 }
                 shards.put(shard, SafetensorsReader.open(shardPath, arena));
@@ -112,8 +114,8 @@ public final class Checkpoint implements AutoCloseable {
             for (var e : weightMap.entrySet()) {
                 SafetensorsReader reader = shards.get(e.getValue());
                 if (reader.entry(e.getKey()).isEmpty()) {
-                    throw new BadInputException(indexFile + ": tensor '" + e.getKey() + "' is mapped to '"
-                            + e.getValue() + "', which does not hold it");
+                    throw new BadInputException(indexFile + ": tensor " + BadInputException.quote(e.getKey()) + " is mapped to "
+                            + BadInputException.quote(e.getValue()) + ", which does not hold it");
                 }
                 fileOf.put(e.getKey(), reader);
             }
@@ -122,6 +124,16 @@ public final class Checkpoint implements AutoCloseable {
         } catch (RuntimeException e) {
             arena.close();
             throw e;
+        }
+    }
+
+    /** One name in a folder: no separator, not . or .., nothing the file system cannot name (a NUL). */
+    private static boolean isFileName(String name) {
+        try {
+            Path p = Path.of(name);
+            return !p.isAbsolute() && p.getNameCount() == 1 && !name.equals("..") && !name.equals(".");
+        } catch (InvalidPathException e) {
+            return false;
         }
     }
 
@@ -136,15 +148,15 @@ public final class Checkpoint implements AutoCloseable {
         for (var field : map.properties()) {
             JsonNode shard = field.getValue();
             if (!shard.isTextual()) {
-                throw new BadInputException(indexFile + ": weight_map entry '" + field.getKey()
-                        + "' must name a shard file, got " + shard);
+                throw new BadInputException(indexFile + ": weight_map entry " + BadInputException.quote(field.getKey())
+                        + " must name a shard file, got a " + shard.getNodeType().name().toLowerCase(Locale.ROOT));
             }
             String file = shard.asText();
             // A shard lives beside its index; a path elsewhere would let an index reach any file on the machine.
-            Path p = Path.of(file);
-            if (file.isEmpty() || p.isAbsolute() || p.getNameCount() != 1 || file.equals("..") || file.equals(".")) {
-                throw new BadInputException(indexFile + ": weight_map entry '" + field.getKey() + "' names '"
-                        + file + "'; a shard must be a file name in the index's folder");
+            if (file.isEmpty() || !isFileName(file)) {
+                throw new BadInputException(indexFile + ": weight_map entry " + BadInputException.quote(field.getKey())
+                        + " names " + BadInputException.quote(file) + "; a shard must be a file name in the index's "
+                        + "folder");
             }
             weightMap.put(field.getKey(), file);
         }
@@ -184,7 +196,7 @@ public final class Checkpoint implements AutoCloseable {
     public SafetensorsReader fileOf(String name) {
         SafetensorsReader reader = fileOf.get(name);
         if (reader == null) {
-            throw new BadInputException(location + ": no tensor named '" + name + "'");
+            throw new BadInputException(location + ": no tensor named " + BadInputException.quote(name));
         }
         return reader;
     }

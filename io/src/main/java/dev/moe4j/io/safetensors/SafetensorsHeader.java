@@ -114,15 +114,15 @@ public final class SafetensorsHeader {
         }
         for (var field : value.properties()) {
             if (!field.getValue().isTextual()) {
-                throw new BadInputException(source + ": __metadata__ value '" + field.getKey()
-                        + "' must be a string, got " + field.getValue());
+                throw new BadInputException(source + ": __metadata__ value " + BadInputException.quote(field.getKey())
+                        + " must be a string, got a " + field.getValue().getNodeType().name().toLowerCase());
             }
             into.put(field.getKey(), field.getValue().asText());
         }
     }
 
     private static TensorEntry readEntry(String source, String name, JsonNode value, long dataLength) {
-        String where = source + ": tensor '" + name + "'";
+        String where = source + ": tensor " + BadInputException.quote(name);
         if (!value.isObject()) {
             throw new BadInputException(where + " must be an object with dtype, shape and data_offsets");
         }
@@ -133,8 +133,8 @@ public final class SafetensorsHeader {
         DType dtype = Arrays.stream(DType.values())
                 .filter(d -> d.name().equals(dtypeNode.asText()))
                 .findFirst()
-                .orElseThrow(() -> new BadInputException(where + " has unknown dtype '" + dtypeNode.asText()
-                        + "'; expected one of " + Arrays.stream(DType.values()).map(Enum::name)
+                .orElseThrow(() -> new BadInputException(where + " has unknown dtype "
+                        + BadInputException.quote(dtypeNode.asText()) + "; expected one of " + Arrays.stream(DType.values()).map(Enum::name)
                         .collect(Collectors.joining(", "))));
 
         JsonNode shapeNode = value.get("shape");
@@ -202,8 +202,9 @@ public final class SafetensorsHeader {
         TensorEntry previous = null;
         for (TensorEntry e : sorted) {
             if (e.begin() < covered) {
-                throw new BadInputException(source + ": tensors '" + previous.name() + "' [" + previous.begin()
-                        + ", " + previous.end() + "] and '" + e.name() + "' [" + e.begin() + ", " + e.end()
+                throw new BadInputException(source + ": tensors " + BadInputException.quote(previous.name()) + " ["
+                        + previous.begin() + ", " + previous.end() + "] and " + BadInputException.quote(e.name()) + " ["
+                        + e.begin() + ", " + e.end()
                         + "] overlap");
             }
             if (e.begin() > covered) {

@@ -130,7 +130,7 @@ public final class SafetensorsReader implements AutoCloseable {
     /** A view of the named tensor on the mapped file (no copy). */
     public Tensor tensor(String name) {
         TensorEntry e = entry(name).orElseThrow(
-                () -> new BadInputException(path + ": no tensor named '" + name + "'"));
+                () -> new BadInputException(path + ": no tensor named " + BadInputException.quote(name)));
         return tensor(e);
     }
 

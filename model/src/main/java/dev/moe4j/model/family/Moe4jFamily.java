@@ -102,12 +102,13 @@ public final class Moe4jFamily implements HfFamily {
     }
 
     private static MoeConfig.Builder moe(ConfigFields m, int hidden) {
+        GateOrder order = enumOf(GateOrder.class, m, "gate_order", "softmax_then_top_k");
         int experts = m.requiredPositiveInt("num_experts");
         var b = MoeConfig.builder(hidden, m.requiredPositiveInt("intermediate_size"), experts,
                         HfCommon.expertsPerToken(m, m.requiredPositiveInt("num_experts_per_tok"), experts, "num_experts"))
                 .router(enumOf(RouterKind.class, m, "router", "top_k"))
                 .scoring(enumOf(Scoring.class, m, "scoring", "softmax"))
-                .gateOrder(enumOf(GateOrder.class, m, "gate_order", "softmax_then_top_k"))
+                .gateOrder(order)
                 .normalizeTopK(m.boolOr("norm_topk_prob", true))
                 .routedScalingFactor(m.doubleOr("routed_scaling_factor", 1.0))
                 .routerBias(m.boolOr("router_bias", false))
@@ -143,7 +144,7 @@ public final class Moe4jFamily implements HfFamily {
                     throw m.error("losses", "must be a list of objects");
                 }
                 var l = new ConfigFields(o, m.qualified("losses[" + i + "]"));
-                b.loss(loss(l), l.doubleOr("coefficient", 0));
+                b.loss(loss(l, order), l.doubleOr("coefficient", 0));
             }
         }
         return b;
@@ -154,11 +155,14 @@ public final class Moe4jFamily implements HfFamily {
                 .put("hidden_act", f.stringOr("activation", "silu")), f.source()), "silu");
     }
 
-    private static BalanceLoss loss(ConfigFields l) {
+    /** A loss; a definition left out is the one of the paper whose gating the gate order is. */
+    private static BalanceLoss loss(ConfigFields l, GateOrder order) {
         return switch (l.stringOr("loss", "")) {
             case "switch" -> new SwitchLoss(enumOf(SwitchLoss.Form.class, l, "form", "transformers"));
-            case "importance" -> new ImportanceLoss();
-            case "load" -> new LoadLoss(enumOf(LoadLoss.Threshold.class, l, "threshold", "kth_excluding_self"));
+            case "importance" -> new ImportanceLoss(enumOf(ImportanceLoss.Of.class, l, "of",
+                    name(ImportanceLoss.ofPaper(order).of())));
+            case "load" -> new LoadLoss(enumOf(LoadLoss.Threshold.class, l, "threshold",
+                    name(LoadLoss.ofPaper(order).threshold())));
             case "z" -> new RouterZLoss();
             case "sequence" -> new SequenceLoss();
             default -> throw l.error("loss", "must be one of switch, importance, load, z, sequence");
@@ -259,6 +263,7 @@ public final class Moe4jFamily implements HfFamily {
             switch (t.loss()) {
                 case SwitchLoss s -> l.put("form", name(s.form()));
                 case LoadLoss s -> l.put("threshold", name(s.threshold()));
+                case ImportanceLoss s -> l.put("of", name(s.of()));
                 default -> { }
             }
             l.put("coefficient", t.coefficient());

@@ -75,7 +75,7 @@ class ConfigRoundTripTest {
                 MoeConfig.builder(32, 24, 6, 2).gateOrder(dev.moe4j.moe.router.GateOrder.TOP_K_THEN_SOFTMAX)
                         .noise(dev.moe4j.moe.router.Noise.jitter(0.05)).expertBias(true)
                         .ffn(dev.moe4j.moe.expert.ExpertFfn.clampedSwiglu(1.702f, 7f))
-                        .loss(new dev.moe4j.moe.loss.ImportanceLoss(), 0.5).build());
+                        .loss(new dev.moe4j.moe.loss.ImportanceLoss(dev.moe4j.moe.loss.ImportanceLoss.Of.NOISY_SOFTMAX), 0.5).build());
         for (MoeConfig moe : variants) {
             ModelConfig config = ModelConfig.builder().vocabSize(100).hiddenSize(32)
                     .attention(new AttentionConfig.Standard(4, 2, 8, true, true, java.util.OptionalDouble.of(8), true))

@@ -1,5 +1,6 @@
 package dev.moe4j.moe.loss;
 
+import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.RouterGrads;
 import dev.moe4j.moe.router.RouterMath;
 import dev.moe4j.moe.router.Routing;
@@ -22,6 +23,14 @@ public record LoadLoss(Threshold threshold) implements BalanceLoss {
         if (threshold == null) {
             throw new IllegalArgumentException("threshold must be set");
         }
+    }
+
+    /**
+     * The threshold of the paper whose gating the gate order is: top-k-then-softmax is Shazeer et al.'s noisy top-k
+     * gating ({@link Threshold#KTH_EXCLUDING_SELF}); softmax-then-top-k is V-MoE's ({@link Threshold#KTH_NOISY}).
+     */
+    public static LoadLoss ofPaper(GateOrder order) {
+        return new LoadLoss(order == GateOrder.TOP_K_THEN_SOFTMAX ? Threshold.KTH_EXCLUDING_SELF : Threshold.KTH_NOISY);
     }
 
     @Override

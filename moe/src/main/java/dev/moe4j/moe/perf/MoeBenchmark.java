@@ -98,7 +98,7 @@ public final class MoeBenchmark {
         if (k < e) {
             out.add(new Strategy("noisy", "noisy top-k, learned noise, importance + load (Shazeer 2017)",
                     MoeConfig.builder(h, i, e, k).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
-                            .noise(Noise.learnedGaussian()).loss(new ImportanceLoss(), 0.01)
+                            .noise(Noise.learnedGaussian()).loss(new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES), 0.01)
                             .loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), 0.01).build()));
         }
         out.add(new Strategy("expert-choice", "expert choice, capacity factor k (Zhou 2022)",

@@ -22,7 +22,10 @@ public final class RouterGrads {
         this.cols = cols;
     }
 
-    /** dL/d combine weight of (token, expert); zero where the pair was not served. */
+    /**
+     * dL/d gate weight of (token, expert) on the token's kept experts ({@link Routing#topKGates()}): the combine
+     * step's where the pair was served, plus any loss over the kept gates. Read only on the kept experts.
+     */
     public float[] weights() {
         return weights = alloc(weights);
     }

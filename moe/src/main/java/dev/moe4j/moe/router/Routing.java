@@ -13,6 +13,7 @@ public final class Routing {
     final Scoring scoring;
     final float[] logits;
     float[] gates;
+    float[] topKGates;
     float[] noisyLogits;
     float[] noiseStd;
     float[] noise;
@@ -62,10 +63,19 @@ public final class Routing {
     /**
      * [tokens, experts] the dense gate matrix G(x): the scores of the selection logits for score-then-top-k
      * routers and expert choice, the sparse softmax over the kept logits for top-k-then-softmax (Shazeer 2017).
-     * Its column sums are the importance of each expert. Null for Soft MoE.
+     * Null for Soft MoE.
      */
     public float[] gates() {
         return gates;
+    }
+
+    /**
+     * [tokens, experts] each token's gate weights on its kept experts and zero elsewhere: Shazeer et al.'s G(x),
+     * what multiplies the experts' outputs before a capacity drops any (routed scaling included; with re-routing,
+     * the experts that served the token). Null unless token choice.
+     */
+    public float[] topKGates() {
+        return topKGates;
     }
 
     /** [tokens, experts] logits + noise · noiseStd when Gaussian noise was added, else null. */

@@ -241,13 +241,20 @@ public final class TopKRouter implements Router {
                 }
             });
         }
+        float[] kept = new float[n * e];
+        for (int t = 0; t < n; t++) {
+            float d = denominator[t];
+            for (int j = 0; j < setSize[t]; j++) {
+                int at = t * e + weightSet[t * k + j];
+                kept[at] = d > 0 ? c * gates[at] / d : 0f;
+            }
+        }
         float[] w = new float[served.count()];
         for (int i = 0; i < w.length; i++) {
-            int t = served.token()[i], ex = served.expert()[i];
-            float d = denominator[t];
-            w[i] = d > 0 ? c * gates[t * e + ex] / d : 0f;
+            w[i] = kept[served.token()[i] * e + served.expert()[i]];
         }
         r.gates = gates;
+        r.topKGates = kept;
         r.choices = choices;
         r.dispatch = Dispatch.group(n, e, served.count(), served.token(), served.expert(), w);
         r.requested = served.requested();

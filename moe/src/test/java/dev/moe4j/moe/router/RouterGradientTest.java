@@ -67,26 +67,43 @@ class RouterGradientTest {
                 new Case("gpt-oss top-k then softmax with router bias",
                         MoeConfig.builder(HIDDEN, 4, 6, 2).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX).routerBias(true)
                                 .loss(new RouterZLoss(), 1.0).build(), TOKENS),
-                new Case("noisy top-k (learned noise), importance + load losses",
+                new Case("noisy top-k (learned noise), Shazeer's importance of the top-k gates + load losses",
                         MoeConfig.builder(HIDDEN, 4, 6, 2).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
                                 .noise(Noise.learnedGaussian())
-                                .loss(new ImportanceLoss(), 0.6)
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES), 0.6)
                                 .loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), 0.9).build(), TOKENS),
-                new Case("v-moe fixed noise, batch priority, V-MoE load loss",
+                new Case("v-moe fixed noise, batch priority, V-MoE's clean importance and load losses",
                         MoeConfig.builder(HIDDEN, 4, 6, 2).noise(Noise.gaussian(1.0 / 6))
                                 .capacity(Capacity.vmoeFactor(1.0)).priority(Priority.SCORE)
-                                .loss(new ImportanceLoss(), 0.5)
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX), 0.5)
                                 .loss(new LoadLoss(LoadLoss.Threshold.KTH_NOISY), 0.5).build(), TOKENS),
+                new Case("learned noise, importance of the noisy softmax",
+                        MoeConfig.builder(HIDDEN, 4, 6, 2).noise(Noise.learnedGaussian())
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.NOISY_SOFTMAX), 0.7).build(), TOKENS),
+                new Case("top-k then softmax with learned noise, importance of the noisy softmax",
+                        MoeConfig.builder(HIDDEN, 4, 6, 2).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
+                                .noise(Noise.learnedGaussian())
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.NOISY_SOFTMAX), 0.7).build(), TOKENS),
+                new Case("renormalised, scaled, fixed noise, capacity drop, importance of the top-k gates",
+                        MoeConfig.builder(HIDDEN, 4, 6, 2).normalizeTopK(true).routedScalingFactor(1.7)
+                                .noise(Noise.gaussian(0.3)).capacity(Capacity.fixed(3))
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES), 0.8).build(), TOKENS),
+                new Case("sigmoid, re-routed at capacity, importance of the top-k gates and of the clean scores",
+                        MoeConfig.builder(HIDDEN, 4, 6, 2).scoring(Scoring.SIGMOID).capacity(Capacity.fixed(3))
+                                .overflow(Overflow.NEXT_CHOICE)
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES), 0.8)
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX), 0.4).build(), TOKENS),
                 new Case("top-k then softmax re-routed at capacity",
                         MoeConfig.builder(HIDDEN, 4, 6, 2).gateOrder(GateOrder.TOP_K_THEN_SOFTMAX)
                                 .capacity(Capacity.fixed(3)).overflow(Overflow.NEXT_CHOICE).build(), TOKENS),
                 new Case("dense",
                         MoeConfig.builder(HIDDEN, 4, 5, 5).router(RouterKind.DENSE)
-                                .loss(new ImportanceLoss(), 1.0).build(), TOKENS),
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX), 1.0).build(), TOKENS),
                 new Case("expert choice with z and importance losses",
                         MoeConfig.builder(HIDDEN, 4, 6, 1).router(RouterKind.EXPERT_CHOICE)
                                 .capacity(Capacity.factor(2.0, Capacity.Rounding.CEIL, 1))
-                                .loss(new RouterZLoss(), 0.5).loss(new ImportanceLoss(), 0.5).build(), TOKENS),
+                                .loss(new RouterZLoss(), 0.5)
+                                .loss(new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX), 0.5).build(), TOKENS),
                 new Case("soft moe normalised",
                         MoeConfig.builder(HIDDEN, 4, 3, 1).router(RouterKind.SOFT).slotsPerExpert(2).build(), TOKENS),
                 new Case("soft moe plain",

@@ -213,10 +213,15 @@ public final class ReferenceRouting {
                 yield s / n;
             }
             case ImportanceLoss i -> {
+                double[] values = switch (i.of()) {
+                    case CLEAN_SOFTMAX -> probabilities(o.logits(), n, e);
+                    case NOISY_SOFTMAX -> probabilities(o.selection(), n, e);
+                    case TOP_K_GATES -> keptGates(o, d);
+                };
                 double[] imp = new double[e];
                 for (int t = 0; t < n; t++) {
                     for (int j = 0; j < e; j++) {
-                        imp[j] += o.gates()[t * e + j];
+                        imp[j] += values[t * e + j];
                     }
                 }
                 yield cv2(imp);
@@ -278,6 +283,23 @@ public final class ReferenceRouting {
                 yield cv2(load);
             }
         };
+    }
+
+    /** G(x): each token's gate weights on its weight set (before capacity), zero elsewhere. */
+    private double[] keptGates(Output o, Decisions d) {
+        int n = d.tokens(), e = c.experts();
+        double[] kept = new double[n * e];
+        for (int t = 0; t < n; t++) {
+            double z = 0;
+            for (int j : d.weightSets()[t]) {
+                z += o.gates()[t * e + j];
+            }
+            boolean normalise = c.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K && c.normalizeTopK();
+            for (int j : d.weightSets()[t]) {
+                kept[t * e + j] = c.routedScalingFactor() * o.gates()[t * e + j] / (normalise ? z : 1);
+            }
+        }
+        return kept;
     }
 
     /** Softmax rows, or sigmoid normalised per row. */

@@ -35,7 +35,7 @@ public final class ConfigFile {
             root = mapper.readTree(Files.readAllBytes(file));
         } catch (JsonProcessingException e) {
             throw new BadInputException(file + ": not valid " + (name.endsWith(".json") ? "JSON" : "YAML") + " (line "
-                    + e.getLocation().getLineNr() + ": " + e.getOriginalMessage() + ")");
+                    + e.getLocation().getLineNr() + ": " + BadInputException.oneLine(e.getOriginalMessage()) + ")");
         } catch (IOException e) {
             throw new BadInputException(file + ": cannot read (" + e.getMessage() + ")");
         }
@@ -49,7 +49,8 @@ public final class ConfigFile {
         for (var e : object.properties()) {
             String key = e.getKey();
             if (TrainSettings.find(key).isEmpty() || key.equals("config")) {
-                throw new BadInputException(file + ": unknown key '" + key + "' (moe4j train --help lists the options)");
+                throw new BadInputException(file + ": unknown key " + BadInputException.quote(key)
+                        + " (moe4j train --help lists the options)");
             }
             out.put(key, text(file, key, e.getValue()));
         }
@@ -61,7 +62,7 @@ public final class ConfigFile {
             var parts = new ArrayList<String>();
             for (JsonNode item : value) {
                 if (!item.isValueNode()) {
-                    throw new BadInputException(file + ": '" + key + "' must be a value or a list of values");
+                    throw new BadInputException(file + ": " + BadInputException.quote(key) + " must be a value or a list of values");
                 }
                 parts.add(item.asText());
             }
@@ -71,7 +72,7 @@ public final class ConfigFile {
             return "";
         }
         if (!value.isValueNode()) {
-            throw new BadInputException(file + ": '" + key + "' must be a value, not an object");
+            throw new BadInputException(file + ": " + BadInputException.quote(key) + " must be a value, not an object");
         }
         return value.asText();
     }

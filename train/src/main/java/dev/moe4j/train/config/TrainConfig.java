@@ -223,10 +223,11 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
         if (kind == RouterKind.TOP_K && topK > experts) {
             throw new BadInputException("--top-k " + topK + " is more than the " + experts + " experts");
         }
+        GateOrder order = v.choice("gate-order", "softmax-then-topk", "topk-then-softmax").equals("topk-then-softmax")
+                ? GateOrder.TOP_K_THEN_SOFTMAX : GateOrder.SOFTMAX_THEN_TOP_K;
         var b = MoeConfig.builder(hidden, width, experts, Math.min(topK, experts)).router(kind)
                 .scoring(v.choice("scoring", "softmax", "sigmoid").equals("sigmoid") ? Scoring.SIGMOID : Scoring.SOFTMAX)
-                .gateOrder(v.choice("gate-order", "softmax-then-topk", "topk-then-softmax").equals("topk-then-softmax")
-                        ? GateOrder.TOP_K_THEN_SOFTMAX : GateOrder.SOFTMAX_THEN_TOP_K)
+                .gateOrder(order)
                 .normalizeTopK(v.flag("normalize-topk"))
                 .routedScalingFactor(v.number("routed-scaling", Double.MIN_VALUE, 1e6))
                 .routerBias(v.flag("router-bias"))
@@ -270,14 +271,25 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
         if (loss.equals("auto")) {
             loss = tokenChoice ? "switch" : "none";
         }
+        ImportanceLoss importance = switch (v.choice("importance-of", "auto", "clean-softmax", "noisy-softmax",
+                "top-k-gates")) {
+            case "clean-softmax" -> new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX);
+            case "noisy-softmax" -> new ImportanceLoss(ImportanceLoss.Of.NOISY_SOFTMAX);
+            case "top-k-gates" -> new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES);
+            default -> ImportanceLoss.ofPaper(order);
+        };
+        LoadLoss load = switch (v.choice("load-threshold", "auto", "kth-excluding-self", "kth-noisy")) {
+            case "kth-excluding-self" -> new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF);
+            case "kth-noisy" -> new LoadLoss(LoadLoss.Threshold.KTH_NOISY);
+            default -> LoadLoss.ofPaper(order);
+        };
         if (coefficient > 0) {
             switch (loss) {
                 case "switch" -> b.loss(new SwitchLoss(SwitchLoss.Form.TRANSFORMERS), coefficient);
                 case "switch-paper" -> b.loss(new SwitchLoss(SwitchLoss.Form.PAPER), coefficient);
-                case "importance" -> b.loss(new ImportanceLoss(), coefficient);
-                case "load" -> b.loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), coefficient);
-                case "importance+load" -> b.loss(new ImportanceLoss(), coefficient)
-                        .loss(new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF), coefficient);
+                case "importance" -> b.loss(importance, coefficient);
+                case "load" -> b.loss(load, coefficient);
+                case "importance+load" -> b.loss(importance, coefficient).loss(load, coefficient);
                 case "sequence" -> b.loss(new SequenceLoss(), coefficient);
                 default -> { }
             }

@@ -96,6 +96,14 @@ public final class TrainSettings {
                     + "(DeepSeek-V3), none, or auto: switch for token-choice routers, none for expert choice and "
                     + "Soft MoE (balanced by construction)."),
             s(Group.BALANCE, "balance-coef", "0.01", "X", "Coefficient of the balance loss."),
+            s(Group.BALANCE, "importance-of", "auto", "KIND", "What the importance loss sums per expert: "
+                    + "clean-softmax (V-MoE: the softmax of the logits before noise), noisy-softmax (of the noisy "
+                    + "logits), top-k-gates (Shazeer et al.: each token's gate weights on its kept experts), or auto: "
+                    + "top-k-gates with --gate-order topk-then-softmax (Shazeer et al.'s gating), else clean-softmax."),
+            s(Group.BALANCE, "load-threshold", "auto", "KIND", "The load loss's threshold: kth-excluding-self "
+                    + "(Shazeer et al.: the k-th largest noisy logit of the other experts), kth-noisy (V-MoE: the "
+                    + "token's k-th largest noisy logit), or auto: kth-excluding-self with --gate-order "
+                    + "topk-then-softmax, else kth-noisy."),
             s(Group.BALANCE, "z-loss", "0", "X", "Coefficient of the router z-loss (0: off)."),
             s(Group.BALANCE, "bias-balancing", "0", "X", "Auxiliary-loss-free balancing (DeepSeek-V3): a selection "
                     + "bias moved by X per step toward balance (0: off; try 0.001)."),
@@ -231,7 +239,8 @@ public final class TrainSettings {
     private static void requireKnown(Map<String, String> values, String where) {
         for (String key : values.keySet()) {
             if (!BY_KEY.containsKey(key)) {
-                throw new BadInputException(where + ": unknown option '" + key + "' (moe4j train --help lists them)");
+                throw new BadInputException(where + ": unknown option " + BadInputException.quote(key)
+                        + " (moe4j train --help lists them)");
             }
         }
     }

@@ -106,6 +106,6 @@ final class Values {
     }
 
     static BadInputException bad(String key, String value, String expected) {
-        return new BadInputException("--" + key + ": expected " + expected + ", got '" + value + "'");
+        return new BadInputException("--" + key + ": expected " + expected + ", got " + BadInputException.quote(value));
     }
 }

@@ -65,7 +65,8 @@ public final class JsonlTokens {
             try {
                 ids[i] = Integer.parseInt(parts[i].strip());
             } catch (NumberFormatException e) {
-                throw new BadInputException(file + ": line " + number + ": '" + parts[i].strip() + "' is not a token id");
+                throw new BadInputException(file + ": line " + number + ": " + BadInputException.quote(parts[i].strip())
+                        + " is not a token id");
             }
             if (ids[i] < 0 || ids[i] >= vocabSize) {
                 throw new BadInputException(file + ": line " + number + ": token id " + ids[i] + " outside the vocabulary [0, " + vocabSize + ")");

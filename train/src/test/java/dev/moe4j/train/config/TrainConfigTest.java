@@ -6,6 +6,8 @@ import dev.moe4j.model.config.ParameterCount;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.RouterKind;
 import dev.moe4j.moe.dispatch.Overflow;
+import dev.moe4j.moe.loss.ImportanceLoss;
+import dev.moe4j.moe.loss.LoadLoss;
 import dev.moe4j.moe.loss.RouterZLoss;
 import dev.moe4j.moe.router.Noise;
 import org.junit.jupiter.api.Test;
@@ -123,6 +125,27 @@ class TrainConfigTest {
         assertTrue(moe.sharedGate());
         assertFalse(moe.normalizeTopK());
         assertEquals(4, moe.groupLimit().groups());
+    }
+
+    @Test
+    void importanceAndLoadLossesDefaultToThePaperOfTheGateOrderAndCanBeNamed() {
+        Map<String, String> noisy = Map.of("balance-loss", "importance+load", "noise", "gaussian", "noise-amount", "0.1");
+        assertEquals(java.util.List.of(new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX),
+                new LoadLoss(LoadLoss.Threshold.KTH_NOISY)), losses(noisy), "V-MoE's gating: V-MoE's definitions");
+        var shazeer = new java.util.HashMap<>(noisy);
+        shazeer.putAll(Map.of("noise", "learned", "gate-order", "topk-then-softmax"));
+        assertEquals(java.util.List.of(new ImportanceLoss(ImportanceLoss.Of.TOP_K_GATES),
+                new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF)), losses(shazeer), "noisy top-k: Shazeer's");
+        var named = new java.util.HashMap<>(noisy);
+        named.putAll(Map.of("importance-of", "noisy-softmax", "load-threshold", "kth-excluding-self"));
+        assertEquals(java.util.List.of(new ImportanceLoss(ImportanceLoss.Of.NOISY_SOFTMAX),
+                new LoadLoss(LoadLoss.Threshold.KTH_EXCLUDING_SELF)), losses(named));
+        var bad = assertThrows(BadInputException.class, () -> parse(Map.of("importance-of", "noisy")));
+        assertTrue(bad.getMessage().contains("--importance-of"), bad.getMessage());
+    }
+
+    private static java.util.List<Object> losses(Map<String, String> flags) {
+        return model(flags).moe().orElseThrow().losses().stream().map(t -> (Object) t.loss()).toList();
     }
 
     @Test
