@@ -2,22 +2,17 @@ package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.ResidentMemory;
-import dev.moe4j.core.Tensor;
-import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.family.HfFamily;
-import dev.moe4j.model.transformer.ExpertStorage;
 import dev.moe4j.model.transformer.Transformer;
-import dev.moe4j.model.transformer.WeightSource;
 import dev.moe4j.moe.MoeLayer;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 
 /**
  * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) as a
@@ -66,38 +61,27 @@ public final class ModelLoader {
             });
         }
         Checkpoint checkpoint = Checkpoint.open(folder);
+        boolean host = backend.device().isHost();
+        ResidentMemory copies = null;
         try {
-            if (backend.device().isHost()) {
-                if (memory.copies(checkpoint.byteSize())) {
-                    return copied(config, checkpoint, folder);
-                }
-                var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
-                Transformer transformer = new Transformer(config, weights);
-                weights.requireAllUsed();
+            if (host && memory.copies(checkpoint.byteSize())) {
+                copies = new ResidentMemory();
+            }
+            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config, copies);
+            Transformer transformer = host ? new Transformer(config, weights)
+                    : Transformer.placed(config, weights, backend, false);
+            weights.requireAllUsed();
+            if (host && copies == null) {
                 return new TransformerModel(transformer, checkpoint, folder);
             }
-            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
-            Transformer transformer = Transformer.placed(config, weights, backend, false);
-            weights.requireAllUsed();
+            // The weights are copies, in memory or on the device: the files are no longer needed.
             checkpoint.close();
-            return new TransformerModel(transformer, null, folder);
+            return new TransformerModel(transformer, copies, folder);
         } catch (RuntimeException e) {
             checkpoint.close();
-            throw e;
-        }
-    }
-
-    /** The model over copies of the checkpoint's weights, which is closed once they are made. */
-    private static TransformerModel copied(ModelConfig config, Checkpoint checkpoint, Path folder) {
-        var memory = new ResidentMemory();
-        try {
-            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config, memory);
-            Transformer transformer = new Transformer(config, weights);
-            weights.requireAllUsed();
-            checkpoint.close();
-            return new TransformerModel(transformer, memory, folder);
-        } catch (RuntimeException e) {
-            memory.close();
+            if (copies != null) {
+                copies.close();
+            }
             throw e;
         }
     }
@@ -141,22 +125,9 @@ public final class ModelLoader {
         Checkpoint checkpoint = Checkpoint.open(folder);
         try {
             var checked = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
-            var byName = new LinkedHashMap<String, Tensor>();
-            new Transformer(config, new WeightSource() {
-                @Override
-                public Var weight(String name, int... shape) {
-                    Var v = checked.weight(name, shape);
-                    byName.put(name, v.value());
-                    return v;
-                }
-
-                @Override
-                public ExpertStorage expertStorage() {
-                    return checked.expertStorage();
-                }
-            });
+            Transformer model = new Transformer(config, checked);
             checked.requireAllUsed();
-            return new ModelWeights(folder, config, byName, checkpoint);
+            return new ModelWeights(folder, config, model.tensors(), checkpoint);
         } catch (RuntimeException e) {
             checkpoint.close();
             throw e;

@@ -15,7 +15,7 @@ import java.util.Map;
  * of the memory-mapped files in their stored type. For tools that read a checkpoint without running it, such as
  * the GGUF converter. Closing unmaps the files.
  *
- * @param tensors in the order the model asks for them
+ * @param tensors by moe4j's names, as {@link dev.moe4j.model.transformer.Transformer#tensors()} gives them
  */
 public record ModelWeights(Path folder, ModelConfig config, Map<String, Tensor> tensors, Checkpoint checkpoint)
         implements AutoCloseable {

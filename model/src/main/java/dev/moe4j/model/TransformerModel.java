@@ -2,6 +2,7 @@ package dev.moe4j.model;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
+import dev.moe4j.core.ResidentMemory;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.core.autograd.Graph;
@@ -40,7 +41,7 @@ public final class TransformerModel implements LanguageModel {
 
     /** Whether the weights are copies in memory ({@link WeightMemory#COPIED}) rather than views of mapped files. */
     public boolean weightsCopied() {
-        return weights instanceof dev.moe4j.core.ResidentMemory;
+        return weights instanceof ResidentMemory;
     }
 
     /** The model itself, for scoring whole sequences or training. */
