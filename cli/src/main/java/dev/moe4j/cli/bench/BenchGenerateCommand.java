@@ -205,12 +205,8 @@ public final class BenchGenerateCommand implements Runnable {
          * streams for seconds and the best 64 MiB unit can read far above the sustained rate.
          */
         static Bandwidth cpu(BenchOptions options) {
-            return new Bandwidth(() -> {
-                var read = options.quick() ? MachineLimits.readBandwidth(16L << 20, 4L << 20, 0.02)
-                        : MachineLimits.readBandwidth(MachineLimits.DEFAULT_BUFFER_BYTES,
-                        MachineLimits.DEFAULT_SLICE_BYTES, 2.0);
-                return new MachineLimits(0, read.medianGBs(), Parallel.threads());
-            }, false);
+            return new Bandwidth(() -> new MachineLimits(0, options.measureBandwidth(2.0).medianGBs(), Parallel.threads()),
+                    false);
         }
 
         static Bandwidth gpu(CudaDevice device, boolean quick) {

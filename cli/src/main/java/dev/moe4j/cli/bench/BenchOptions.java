@@ -32,9 +32,22 @@ public final class BenchOptions {
         }
     }
 
+    /** --quick's sizes: short trials over small buffers, enough to see that a command works. */
+    private static final double QUICK_SECONDS = 0.02;
+    private static final long QUICK_BUFFER_BYTES = 16L << 20;
+    private static final long QUICK_SLICE_BYTES = 4L << 20;
+
     /** The machine's limits, measured now (quickly and roughly with --quick). */
     public MachineLimits measureLimits() {
-        return quick ? MachineLimits.measure(0.02, 16L << 20, 4L << 20) : MachineLimits.measure();
+        return quick ? MachineLimits.measure(QUICK_SECONDS, QUICK_BUFFER_BYTES, QUICK_SLICE_BYTES)
+                : MachineLimits.measure();
+    }
+
+    /** Memory's streaming read rate alone, measured now over about {@code seconds} (quickly and roughly with --quick). */
+    public MachineLimits.Bandwidth measureBandwidth(double seconds) {
+        return quick ? MachineLimits.readBandwidth(QUICK_BUFFER_BYTES, QUICK_SLICE_BYTES, QUICK_SECONDS)
+                : MachineLimits.readBandwidth(MachineLimits.DEFAULT_BUFFER_BYTES, MachineLimits.DEFAULT_SLICE_BYTES,
+                seconds);
     }
 
     public boolean json() {

@@ -4,6 +4,9 @@ import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.backend.Backend;
 
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+
 /**
  * E expert FFNs run as one grouped matmul: the input rows arrive sorted by expert (rows offsets[e] ..
  * offsets[e+1] belong to expert e), and each expert multiplies its contiguous slice by its own weights. Experts
@@ -179,8 +182,8 @@ public final class Experts {
             for (int i = 0; i < active; i++) {
                 bySize[i] = list[i];
             }
-            java.util.Arrays.sort(bySize, (x, y) -> (offsets[y + 1] - offsets[y]) - (offsets[x + 1] - offsets[x]));
-            var next = new java.util.concurrent.atomic.AtomicInteger();
+            Arrays.sort(bySize, (x, y) -> (offsets[y + 1] - offsets[y]) - (offsets[x + 1] - offsets[x]));
+            var next = new AtomicInteger();
             int count = active;
             Parallel.forEach(Math.min(count, Parallel.threads()), (from, to) -> {
                 for (int i = next.getAndIncrement(); i < count; i = next.getAndIncrement()) {
