@@ -8,9 +8,11 @@ import dev.moe4j.moe.router.Noise;
 import dev.moe4j.moe.router.Routing;
 import dev.moe4j.moe.router.TopKRouter;
 import dev.moe4j.moe.testing.ReferenceRouting;
+import dev.moe4j.moe.testing.ReplayedNoise;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.util.Arrays;
 import java.util.Random;
 import java.util.random.RandomGenerator;
 
@@ -169,20 +171,6 @@ class ShazeerLossesTest {
 
     /** Hands the router the test's N(0, 1) sample, token by token, expert by expert. */
     private static RandomGenerator replay(double[][] sample) {
-        return new RandomGenerator() {
-            private int next;
-
-            @Override
-            public long nextLong() {
-                throw new UnsupportedOperationException();
-            }
-
-            @Override
-            public double nextGaussian() {
-                double v = sample[next / EXPERTS][next % EXPERTS];
-                next++;
-                return v;
-            }
-        };
+        return ReplayedNoise.of(Arrays.stream(sample).flatMapToDouble(Arrays::stream).toArray());
     }
 }
