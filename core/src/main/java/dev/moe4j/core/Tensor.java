@@ -1,6 +1,7 @@
 package dev.moe4j.core;
 
 import dev.moe4j.core.backend.Device;
+import dev.moe4j.core.quant.BlockCodec;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -193,6 +194,12 @@ public final class Tensor {
 
     public float getFloat(long index) {
         MemorySegment data = host();
+        if (dtype.isBlockQuantized()) {
+            int n = dtype.blockElements();
+            float[] block = new float[n];
+            BlockCodec.of(dtype).dequantize(data, index / n * dtype.blockBytes(), block, 0, 1);
+            return block[(int) (index % n)];
+        }
         return switch (dtype) {
             case F32 -> data.get(F32, index * 4);
             case BF16 -> FloatFormats.bf16ToFloat(data.get(I16, index * 2));
@@ -324,6 +331,8 @@ public final class Tensor {
         float[] out = new float[(int) size];
         if (dtype == DType.F32) {
             MemorySegment.copy(data, F32, 0, out, 0, out.length);
+        } else if (dtype.isBlockQuantized()) {
+            BlockCodec.of(dtype).dequantize(data, 0, out, 0, (int) (size / dtype.blockElements()));
         } else {
             for (int i = 0; i < out.length; i++) {
                 out[i] = getFloat(i);
@@ -369,6 +378,17 @@ public final class Tensor {
         }
         if (source.dtype == dtype) {
             MemorySegment.copy(source.data, 0, data, 0, data.byteSize());
+            return;
+        }
+        if (dtype.isBlockQuantized()) {
+            BlockCodec.of(dtype).quantize(source.toFloatArray(), 0, data, 0, (int) (size / dtype.blockElements()));
+            return;
+        }
+        if (source.dtype.isBlockQuantized()) {
+            float[] values = source.toFloatArray();
+            for (int i = 0; i < values.length; i++) {
+                setFloat(i, values[i]);
+            }
             return;
         }
         for (long i = 0; i < size; i++) {

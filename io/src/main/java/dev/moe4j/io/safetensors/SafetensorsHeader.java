@@ -131,10 +131,11 @@ public final class SafetensorsHeader {
             throw new BadInputException(where + " has no dtype string");
         }
         DType dtype = Arrays.stream(DType.values())
-                .filter(d -> d.name().equals(dtypeNode.asText()))
+                .filter(d -> !d.isBlockQuantized() && d.name().equals(dtypeNode.asText()))
                 .findFirst()
                 .orElseThrow(() -> new BadInputException(where + " has unknown dtype "
-                        + BadInputException.quote(dtypeNode.asText()) + "; expected one of " + Arrays.stream(DType.values()).map(Enum::name)
+                        + BadInputException.quote(dtypeNode.asText()) + "; expected one of "
+                        + Arrays.stream(DType.values()).filter(d -> !d.isBlockQuantized()).map(Enum::name)
                         .collect(Collectors.joining(", "))));
 
         JsonNode shapeNode = value.get("shape");

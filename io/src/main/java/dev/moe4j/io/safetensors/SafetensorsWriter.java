@@ -89,6 +89,10 @@ public final class SafetensorsWriter {
                             + "' is reserved and cannot name a tensor");
                 }
                 Tensor t = e.getValue();
+                if (t.dtype().isBlockQuantized()) {
+                    throw new IllegalArgumentException("safetensors has no " + t.dtype() + " type (tensor '"
+                            + e.getKey() + "'); block-quantised tensors are written to GGUF");
+                }
                 g.writeObjectFieldStart(e.getKey());
                 g.writeStringField("dtype", t.dtype().name());
                 g.writeArrayFieldStart("shape");

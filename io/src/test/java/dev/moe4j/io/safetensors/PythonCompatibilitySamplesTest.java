@@ -37,6 +37,9 @@ class PythonCompatibilitySamplesTest {
         var common = new LinkedHashMap<String, Tensor>();
         var newer = new LinkedHashMap<String, Tensor>();
         for (DType dtype : DType.values()) {
+            if (dtype.isBlockQuantized()) {
+                continue; // GGUF's types, which safetensors has no name for
+            }
             Tensor t = Tensor.zeros(dtype, 3, 4);
             byte[] bytes = new byte[(int) t.byteSize()];
             random.nextBytes(bytes);
