@@ -16,8 +16,8 @@ public final class Gather {
     }
 
     /**
-     * out[i] = src[index[i]] for every i < index.length. src may be F32, BF16 or F16 (an embedding table as
-     * stored); out is either of src's type (a plain copy) or F32 (widened).
+     * out[i] = src[index[i]] for every i < index.length. src may be F32, BF16, F16 or block-quantised (an embedding
+     * table as stored); out is either of src's type (a plain copy) or F32 (widened or decoded).
      */
     public static void rows(Tensor out, Tensor src, int[] index) {
         int cols = src.cols(), srcRows = src.rows();
@@ -33,11 +33,15 @@ public final class Gather {
         MemorySegment os = out.segment(), ss = src.segment();
         DType st = src.dtype();
         boolean copy = out.dtype() == st;
-        long rowBytes = (long) cols * st.byteSize();
+        long rowBytes = st.byteCount(cols);
         Parallel.forRange(index.length, Checks.minRows(cols, 1 << 15), (from, to) -> {
+            float[] decoded = st.isBlockQuantized() && !copy ? new float[cols] : null;
             for (int i = from; i < to; i++) {
                 if (copy) {
                     MemorySegment.copy(ss, index[i] * rowBytes, os, i * rowBytes, rowBytes);
+                } else if (decoded != null) {
+                    BlockDecode.decode(st, ss, index[i] * rowBytes, 0, decoded, 0, cols);
+                    MemorySegment.copy(decoded, 0, os, Widening.FLOAT, i * 4L * cols, cols);
                 } else {
                     Widening.widen(st, ss, (long) index[i] * cols, os, (long) i * cols, cols);
                 }

@@ -44,6 +44,7 @@ final class Gemm {
     private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[KC * NC]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
     private static final ThreadLocal<float[]> BLOCK = ThreadLocal.withInitial(() -> new float[16 * 16]);
+    private static final ThreadLocal<float[]> DECODED_ROW = ThreadLocal.withInitial(() -> new float[KC]);
 
     private Gemm() {
     }
@@ -169,6 +170,10 @@ final class Gemm {
         MemorySegment b = o.b();
         DType type = o.bType();
         long ldb = o.ldb();
+        if (type.isBlockQuantized()) {
+            packBlockRows(o, bp, pc, kc, jc, nc);
+            return;
+        }
         for (int jr = 0; jr < nc; jr += NR) {
             int base = jr * kc;
             int width = Math.min(NR, nc - jr);
@@ -197,6 +202,32 @@ final class Gemm {
                 }
                 for (; jj < NR; jj++) {
                     bp[out + jj] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * A block-quantised weight stored [N, K]: each row's kc elements are decoded (kc and pc are whole blocks, as
+     * K is) and dealt out to the panel's column. Decoding costs about what transposing costs, once per B block.
+     */
+    private static void packBlockRows(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
+        DType type = o.bType();
+        long rowBytes = type.byteCount(o.ldb());
+        float[] row = DECODED_ROW.get();
+        for (int jr = 0; jr < nc; jr += NR) {
+            int base = jr * kc;
+            int width = Math.min(NR, nc - jr);
+            for (int jj = 0; jj < NR; jj++) {
+                if (jj < width) {
+                    BlockDecode.decode(type, o.b(), (jc + jr + jj) * rowBytes, pc, row, 0, kc);
+                    for (int p = 0; p < kc; p++) {
+                        bp[base + p * NR + jj] = row[p];
+                    }
+                } else {
+                    for (int p = 0; p < kc; p++) {
+                        bp[base + p * NR + jj] = 0f;
+                    }
                 }
             }
         }

@@ -17,7 +17,8 @@ import static dev.moe4j.core.kernels.Widening.setF32;
 /**
  * Matrix products in the checkpoint layout: weights are [out, in], so the forward pass is y = x·Wᵀ. Activations
  * and gradients are F32; weights may be F32, BF16 or F16 and are widened to F32 in registers, accumulating in
- * F32.
+ * F32. The forward pass also reads ggml's block-quantised weights (Q8_0, Q4_K, ...) as they are stored, decoding
+ * a few rows or a packing panel at a time ({@link BlockDecode}).
  *
  * <p>Two regimes. With few rows (decode, or an expert that got a handful of tokens) a product is bound by
  * reading the weight once: the skinny paths stream W row by row with every row of x against it, widening in
@@ -42,7 +43,11 @@ public final class MatMul {
         int n = x.rows(), k = x.cols(), m = w.rows();
         check(w.cols() == k && out.rows() == n && out.cols() == m, "forward", out, x, w);
         Checks.requireF32("MatMul.forward", out, x);
-        Checks.requireWeight("MatMul.forward", w);
+        if (!w.dtype().isBlockQuantized()) {
+            Checks.requireWeight("MatMul.forward", w);
+        } else if (k % w.dtype().blockElements() != 0) {
+            throw new IllegalArgumentException("MatMul.forward: rows of " + w + " are not whole blocks");
+        }
         if (n <= SKINNY_ROWS) {
             skinnyForward(out, x, w, n, k, m);
             return;
@@ -95,27 +100,36 @@ public final class MatMul {
     private static void skinnyForward(Tensor out, Tensor x, Tensor w, int n, int k, int m) {
         MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
         DType wt = w.dtype();
-        if (n == 1 && wt != DType.F16) {
+        if (n == 1 && wt != DType.F16 && !wt.isBlockQuantized()) {
             decode(xs, k, m, wt, ws, os);
             return;
         }
         int groups = (m + 3) / 4;
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
-        int minGroups = Math.max(1, (1 << 18) / Math.max(1, 4 * k * wt.byteSize()));
+        int minGroups = (int) Math.max(1, (1 << 18) / Math.max(1, 4 * wt.byteCount(k)));
         Parallel.forRange(groups, minGroups, (from, to) -> {
             float[] sums = new float[LANES];
             // F16's conversion is long: C2 stops inlining it after a few copies in one method (the rest would
             // box every vector), so F16 rows go two at a time, and with several rows of x they are widened
-            // once into a scratch rather than once per row of x.
-            float[] scratch = wt == DType.F16 && n > 2 ? new float[4 * k] : null;
+            // once into a scratch rather than once per row of x. Block-quantised rows are always decoded into
+            // the scratch: the F32 kernels then read four decoded rows from cache.
+            boolean decoded = wt.isBlockQuantized() || wt == DType.F16 && n > 2;
+            float[] scratch = decoded ? new float[4 * k] : null;
             MemorySegment scratchSegment = scratch == null ? null : MemorySegment.ofArray(scratch);
+            long rowBytes = wt.byteCount(k);
             for (int g = from; g < to; g++) {
                 int j = 4 * g, rows = Math.min(4, m - j);
                 MemorySegment src = ws;
                 DType type = wt;
                 long base = (long) j * k;
                 if (scratch != null) {
-                    Widening.widen(DType.F16, ws, base, scratch, 0, rows * k);
+                    if (wt.isBlockQuantized()) {
+                        for (int r = 0; r < rows; r++) {
+                            BlockDecode.decode(wt, ws, (j + r) * rowBytes, 0, scratch, r * k, k);
+                        }
+                    } else {
+                        Widening.widen(DType.F16, ws, base, scratch, 0, rows * k);
+                    }
                     src = scratchSegment;
                     type = DType.F32;
                     base = 0;
