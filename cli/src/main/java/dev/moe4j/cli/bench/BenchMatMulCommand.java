@@ -41,7 +41,8 @@ public final class BenchMatMulCommand implements Runnable {
     int tokens;
 
     @Option(names = "--dtypes", paramLabel = "TYPE", split = ",", defaultValue = "F32,BF16", converter = WeightType.class,
-            description = "Weight types to measure, of F32, BF16, F16 (default: ${DEFAULT-VALUE}).")
+            description = "Weight types to measure, of F32, BF16, F16 and the block-quantised Q8_0, Q4_0, Q4_K, "
+                    + "Q5_K, Q6_K, MXFP4 (forward only; default: ${DEFAULT-VALUE}).")
     List<DType> dtypes;
 
     @Option(names = "--gradients",
@@ -148,6 +149,10 @@ public final class BenchMatMulCommand implements Runnable {
         if (tokens < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--tokens must be at least 1, got " + tokens);
         }
+        if (gradients && dtypes.stream().anyMatch(DType::isBlockQuantized)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--gradients measures F32, BF16 and F16"
+                    + " weights; block-quantised weights are measured forward only");
+        }
         if (seconds != null && !(seconds >= 0)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--seconds must be at least 0, got " + seconds);
         }
@@ -158,11 +163,12 @@ public final class BenchMatMulCommand implements Runnable {
         @Override
         public DType convert(String value) {
             for (DType t : DType.values()) {
-                if (t.isKernelFloat() && t.name().equalsIgnoreCase(value.trim())) {
+                if ((t.isKernelFloat() || t.isBlockQuantized()) && t.name().equalsIgnoreCase(value.trim())) {
                     return t;
                 }
             }
-            throw new CommandLine.TypeConversionException("expected F32, BF16 or F16, got '" + value + "'");
+            throw new CommandLine.TypeConversionException("expected F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or"
+                    + " MXFP4, got '" + value + "'");
         }
     }
 

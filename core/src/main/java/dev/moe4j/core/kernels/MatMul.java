@@ -100,6 +100,10 @@ public final class MatMul {
     private static void skinnyForward(Tensor out, Tensor x, Tensor w, int n, int k, int m) {
         MemorySegment xs = x.segment(), ws = w.segment(), os = out.segment();
         DType wt = w.dtype();
+        if (n == 1 && BlockDots.handles(wt)) {
+            BlockDots.decode(xs, k, m, wt, ws, os);
+            return;
+        }
         if (n == 1 && wt != DType.F16 && !wt.isBlockQuantized()) {
             decode(xs, k, m, wt, ws, os);
             return;

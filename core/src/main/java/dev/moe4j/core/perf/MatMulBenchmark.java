@@ -29,7 +29,7 @@ public final class MatMulBenchmark {
      */
     public record Result(DType weightType, int n, int k, int m, Timing timing) {
         public long weightBytes() {
-            return (long) m * k * weightType.byteSize();
+            return weightType.byteCount((long) m * k);
         }
 
         public double flops() {
@@ -54,7 +54,7 @@ public final class MatMulBenchmark {
 
     /** As {@link #decode(DType, int, int, double)}, with copies of W enough to cover {@code rotationBytes}. */
     public static Result decode(DType type, int k, int m, double minSeconds, long rotationBytes) {
-        long bytes = (long) m * k * type.byteSize();
+        long bytes = type.byteCount((long) m * k);
         int copies = (int) Math.max(1, (rotationBytes + bytes - 1) / bytes);
         try (Arena arena = Arena.ofShared()) {
             Tensor[] weights = new Tensor[copies];
@@ -99,15 +99,16 @@ public final class MatMulBenchmark {
      * change the speed; filling hundreds of MiB from a generator would dominate the run).
      */
     static Tensor randomWeights(Arena arena, DType type, int m, int k, long seed) {
-        Tensor w = Tensor.wrap(type, arena.allocate((long) m * k * type.byteSize(), 64), m, k);
+        long rowBytes = type.byteCount(k);
+        Tensor w = Tensor.wrap(type, arena.allocate(m * rowBytes, 64), m, k);
         var rnd = new Random(seed);
         int distinct = Math.min(m, 64);
-        long rowBytes = (long) k * type.byteSize();
         for (int r = 0; r < distinct; r++) {
-            Tensor row = w.slice(r, r + 1);
+            float[] row = new float[k];
             for (int c = 0; c < k; c++) {
-                row.setFloat(c, (float) (rnd.nextGaussian() / Math.sqrt(k)));
+                row[c] = (float) (rnd.nextGaussian() / Math.sqrt(k));
             }
+            w.slice(r, r + 1).copyFrom(Tensor.of(row, 1, k)); // converted (or quantised) to the weight type
         }
         MemorySegment s = w.segment();
         for (int r = distinct; r < m; r++) {
