@@ -10,9 +10,10 @@ import java.lang.foreign.MemorySegment;
  * {@link DType#blockElements()} consecutive elements of a row.
  *
  * <p>Decoding gives what ggml's own dequantisation gives, bit for bit; encoding follows ggml's reference quantiser
- * for the type (bit for bit for the types whose quantiser has no search: Q8_0, Q4_0, MXFP4).
+ * for the type (quantize_row_*_ref, no importance matrix), operation for operation, so the blocks are ggml's too.
+ * The fixtures under core's test resources, made by ggml itself, check both.
  */
-public sealed interface BlockCodec permits Q8Codec {
+public sealed interface BlockCodec permits Q8Codec, Q4Codec, Mxfp4Codec, Q4KCodec, Q5KCodec, Q6KCodec {
 
     /** The type whose blocks this codec reads and writes. */
     DType type();
@@ -33,8 +34,12 @@ public sealed interface BlockCodec permits Q8Codec {
     static BlockCodec of(DType type) {
         return switch (type) {
             case Q8_0 -> Q8Codec.INSTANCE;
-            default -> throw new IllegalArgumentException(type + " has no block codec"
-                    + (type.isBlockQuantized() ? " yet" : ": it is not block-quantised"));
+            case Q4_0 -> Q4Codec.INSTANCE;
+            case MXFP4 -> Mxfp4Codec.INSTANCE;
+            case Q4_K -> Q4KCodec.INSTANCE;
+            case Q5_K -> Q5KCodec.INSTANCE;
+            case Q6_K -> Q6KCodec.INSTANCE;
+            default -> throw new IllegalArgumentException(type + " has no block codec: it is not block-quantised");
         };
     }
 

@@ -6,10 +6,13 @@ import java.util.Optional;
 
 /**
  * The ggml tensor types that moe4j writes and reads in GGUF files, under ggml's numeric ids (the id is what a
- * GGUF tensor info stores). Block-quantised types are named for messages but not read or written yet.
+ * GGUF tensor info stores): the float types and the block-quantised ones whose codecs core has
+ * ({@code dev.moe4j.core.quant.BlockCodec}). Every other id is named for messages only.
  */
 public enum GgmlType {
-    F32(0, DType.F32), F16(1, DType.F16), BF16(30, DType.BF16);
+    F32(0, DType.F32), F16(1, DType.F16), BF16(30, DType.BF16),
+    Q8_0(8, DType.Q8_0), Q4_0(2, DType.Q4_0), Q4_K(12, DType.Q4_K), Q5_K(13, DType.Q5_K), Q6_K(14, DType.Q6_K),
+    MXFP4(39, DType.MXFP4);
 
     /** ggml's names of its type ids 0..39, so that a type moe4j does not handle can be named in an error. */
     private static final String[] NAMES = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0",
@@ -53,6 +56,11 @@ public enum GgmlType {
             }
         }
         return Optional.empty();
+    }
+
+    /** The types moe4j reads and writes, for messages: "F32, F16, BF16, Q8_0, ...". */
+    public static String supported() {
+        return String.join(", ", java.util.Arrays.stream(values()).map(Enum::name).toList());
     }
 
     /** ggml's name of a type id, e.g. {@code Q8_0} for 8, for messages about types moe4j does not handle. */

@@ -31,8 +31,9 @@ import java.util.Optional;
  * checked when the file is opened: magic, version, counts against the bytes that could hold them, strings
  * (lengths, UTF-8), value and tensor types, duplicate keys and names, the alignment, and that every tensor's data
  * lies inside the file at an aligned offset without overlapping another. A broken file is one
- * {@link BadInputException} naming the file and the field, before any tensor is touched. Tensors of F32, F16 and
- * BF16 are views on the mapping; other ggml types are refused by name.
+ * {@link BadInputException} naming the file and the field, before any tensor is touched. Tensors of the
+ * {@link GgmlType}s (F32, F16, BF16 and the block-quantised Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, MXFP4, whose rows must
+ * be whole blocks) are views on the mapping, blocks as they are stored; other ggml types are refused by name.
  */
 public final class GgufReader implements AutoCloseable {
     private final Path path;
@@ -332,7 +333,12 @@ public final class GgufReader implements AutoCloseable {
             }
             long typeId = u32(what + " type");
             GgmlType type = GgmlType.byId(typeId).orElseThrow(() -> error(what + " has ggml type " + typeId + " ("
-                    + GgmlType.nameOf(typeId) + "); moe4j reads F32, F16 and BF16 tensors"));
+                    + GgmlType.nameOf(typeId) + "); moe4j reads " + GgmlType.supported()));
+            int block = type.dtype().blockElements();
+            if (shape[shape.length - 1] % block != 0) {
+                throw error(what + " of type " + type + " has rows of " + shape[shape.length - 1]
+                        + " elements; expected a multiple of its block size " + block);
+            }
             long offset = u64(what + " offset");
             if (offset < 0 || offset % alignment != 0) {
                 throw error(what + " offset " + Long.toUnsignedString(offset) + " is not a multiple of the alignment "

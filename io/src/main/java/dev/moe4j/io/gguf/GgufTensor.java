@@ -9,9 +9,12 @@ import java.util.List;
 /**
  * A tensor to write into a GGUF file: its name, its type in the file, its shape (row-major, as moe4j's tensors;
  * the file stores the dimensions reversed, innermost first) and where its elements come from: one or more host
- * tensors (F32, BF16 or F16) whose elements, concatenated in order, are the tensor's, converted to {@code type} as
- * they are written. Parts let a converter stack per-expert matrices or reorder rows without copying anything in
- * memory; the writer streams them from wherever they lie, a memory-mapped checkpoint included.
+ * tensors (F32, BF16, F16 or a block-quantised type) whose elements, concatenated in order, are the tensor's,
+ * converted to {@code type} as they are written (a part already of that type is copied as it is). Parts let a
+ * converter stack per-expert matrices or reorder rows without copying anything in memory; the writer streams them
+ * from wherever they lie, a memory-mapped checkpoint included.
+ *
+ * <p>A block-quantised tensor's rows are whole blocks, and so is every part, so that no block straddles two parts.
  */
 public record GgufTensor(String name, GgmlType type, int[] shape, List<Tensor> parts) {
     /** ggml's GGML_MAX_NAME is 64 bytes with the terminating zero. */
@@ -37,11 +40,20 @@ public record GgufTensor(String name, GgmlType type, int[] shape, List<Tensor> p
                         + Arrays.toString(shape));
             }
         }
+        int block = type.dtype().blockElements();
+        if (shape[shape.length - 1] % block != 0) {
+            throw new IllegalArgumentException("tensor '" + name + "' of type " + type + " has rows of "
+                    + shape[shape.length - 1] + " elements, not a multiple of its block size " + block);
+        }
         long elements = 0;
         for (Tensor part : parts) {
-            if (!part.isHost() || !part.dtype().isKernelFloat()) {
+            if (!part.isHost() || !(part.dtype().isKernelFloat() || GgmlType.of(part.dtype()).isPresent())) {
                 throw new IllegalArgumentException("tensor '" + name + "': a part is " + part
-                        + "; parts are host tensors of F32, BF16 or F16");
+                        + "; parts are host tensors of F32, BF16, F16 or a block type GGUF stores");
+            }
+            if (part.size() % block != 0) {
+                throw new IllegalArgumentException("tensor '" + name + "' of type " + type + ": a part of "
+                        + part.size() + " elements is not whole blocks of " + block);
             }
             elements += part.size();
         }

@@ -1,8 +1,10 @@
 package dev.moe4j.io.gguf;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
 import dev.moe4j.core.FloatFormats;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.quant.BlockCodec;
 import dev.moe4j.io.AtomicFiles;
 
 import java.io.IOException;
@@ -24,8 +26,10 @@ import java.util.List;
  * section), zero padding to the alignment, then each tensor's data padded to the alignment, the last one included,
  * so that every offset is the sum of the padded sizes before it (ggml refuses any other layout).
  *
- * <p>Tensor data is streamed from its parts through a small buffer, converted to the file's type on the way, so a
- * model of any size is written without being held in memory. The file is written under a temporary name beside the
+ * <p>Tensor data is streamed from its parts through a small buffer, converted to the file's type on the way
+ * (decoded to floats a chunk at a time and encoded again, quantised by core's block codecs when the file's type is a
+ * block type; a part already of the file's type is copied as it is), so a model of any size is written without
+ * being held in memory. The file is written under a temporary name beside the
  * target and moved into place when complete; a failure leaves nothing behind.
  */
 public final class GgufWriter {
@@ -33,6 +37,8 @@ public final class GgufWriter {
     public static final int VERSION = 3;
     static final byte[] MAGIC = {'G', 'G', 'U', 'F'};
     private static final int STAGING_BYTES = 4 << 20;
+    /** Elements converted at a time: whole blocks of every block type (256 is the largest), 256 KiB as F32. */
+    private static final int CHUNK_ELEMENTS = 1 << 16;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -125,6 +131,7 @@ public final class GgufWriter {
         private final FileChannel out;
         private final ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
         private final MemorySegment stage = MemorySegment.ofBuffer(staging);
+        private final float[] chunk = new float[CHUNK_ELEMENTS];
         private int filled;
         private long written;
 
@@ -142,18 +149,49 @@ public final class GgufWriter {
                 copy(data, 0, data.byteSize());
                 return;
             }
-            int width = (int) type.dtype().byteCount(1);
-            for (long i = 0; i < part.size(); i++) {
-                if (filled + width > STAGING_BYTES) {
+            DType to = type.dtype();
+            for (long start = 0; start < part.size(); start += CHUNK_ELEMENTS) {
+                // parts and rows are whole blocks of both types and the chunk is whole blocks of any, so no
+                // block is cut
+                int n = (int) Math.min(CHUNK_ELEMENTS, part.size() - start);
+                decode(part, start, n);
+                long bytes = to.byteCount(n);
+                if (filled + bytes > STAGING_BYTES) {
                     flush();
                 }
-                float v = part.getFloat(i);
-                switch (type) {
-                    case F32 -> stage.set(F32, filled, v);
-                    case BF16 -> stage.set(I16, filled, FloatFormats.floatToBf16(v));
-                    case F16 -> stage.set(I16, filled, FloatFormats.floatToF16(v));
+                encode(to, n);
+                filled += (int) bytes;
+            }
+        }
+
+        /** Elements {@code start ..} of {@code part} as floats into {@link #chunk}. */
+        private void decode(Tensor part, long start, int n) {
+            DType from = part.dtype();
+            MemorySegment data = part.segment();
+            if (from.isBlockQuantized()) {
+                BlockCodec.of(from).dequantize(data, from.byteCount(start), chunk, 0, n / from.blockElements());
+            } else if (from == DType.F32) {
+                MemorySegment.copy(data, F32, 4 * start, chunk, 0, n);
+            } else {
+                for (int i = 0; i < n; i++) {
+                    chunk[i] = part.getFloat(start + i);
                 }
-                filled += width;
+            }
+        }
+
+        /** The first {@code n} floats of {@link #chunk} as {@code to} into the staging buffer at {@link #filled}. */
+        private void encode(DType to, int n) {
+            if (to.isBlockQuantized()) {
+                BlockCodec.of(to).quantize(chunk, 0, stage, filled, n / to.blockElements());
+                return;
+            }
+            for (int i = 0; i < n; i++) {
+                switch (to) {
+                    case F32 -> stage.set(F32, filled + 4L * i, chunk[i]);
+                    case BF16 -> stage.set(I16, filled + 2L * i, FloatFormats.floatToBf16(chunk[i]));
+                    case F16 -> stage.set(I16, filled + 2L * i, FloatFormats.floatToF16(chunk[i]));
+                    default -> throw new IllegalStateException(to + " is not a GGUF float type");
+                }
             }
         }
 

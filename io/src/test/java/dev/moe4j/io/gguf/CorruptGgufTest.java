@@ -122,8 +122,15 @@ class CorruptGgufTest {
 
         content = valid();
         int type = after(content, "other") + 4 + 8;
+        putInt(content, type, 10);
+        String unknown = error(content);
+        assertTrue(unknown.contains("ggml type 10 (Q2_K); moe4j reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K,"
+                + " MXFP4"), "types moe4j does not read are named, and those it reads listed: " + unknown);
+
+        content = valid();
         putInt(content, type, 8);
-        assertTrue(error(content).contains("ggml type 8 (Q8_0)"), "types moe4j does not read are named");
+        assertTrue(error(content).contains("tensor 'other' of type Q8_0 has rows of 4 elements; expected a multiple"
+                + " of its block size 32"), "a block type's rows are whole blocks");
 
         content = valid();
         putLong(content, type + 4, 33);
@@ -140,6 +147,21 @@ class CorruptGgufTest {
         content = valid();
         System.arraycopy("first".getBytes(StandardCharsets.UTF_8), 0, content, after(content, "other") - 5, 5);
         assertTrue(error(content).contains("tensor name 'first' appears twice"));
+    }
+
+    @Test
+    void blockTensorsAreReadAsTheirBlocks() throws IOException {
+        Path file = dir.resolve("blocks.gguf");
+        var q4k = GgufWriterTest.random(DType.F32, 3, 2, 256).to(DType.Q4_K);
+        GgufWriter.write(file, GgufMetadata.builder().build(), List.of(GgufTensor.of("w", GgmlType.Q4_K, q4k)));
+        byte[] content = Files.readAllBytes(file);
+        try (var reader = GgufReader.open(file)) {
+            assertEquals(DType.Q4_K, reader.tensor("w").dtype());
+            assertArrayEquals(q4k.toFloatArray(), reader.tensor("w").toFloatArray());
+        }
+        putInt(content, after(content, "w") + 4 + 8 + 8, 14);
+        assertTrue(error(content).contains("tensor 'w' (420 bytes at offset 0) ends past the end of the file"),
+                "Q6_K's blocks are larger than Q4_K's: the data no longer fits");
     }
 
     @Test

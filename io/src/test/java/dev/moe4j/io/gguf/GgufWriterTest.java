@@ -143,6 +143,71 @@ class GgufWriterTest {
         }
     }
 
+    /** {@code floats} quantised by core's codec, as the writer should store them. */
+    private static byte[] quantised(DType type, float[] floats) {
+        return bytes(Tensor.of(floats, floats.length).to(type));
+    }
+
+    @Test
+    void floatPartsAreQuantisedIntoBlockTypesAsTheCodecsEncodeThem() {
+        // 300 rows of 512: more than one conversion chunk, so the chunks must join where the blocks do
+        Tensor big = random(DType.F32, 7, 300, 512);
+        Tensor bf16 = random(DType.BF16, 8, 2, 64);
+        Tensor expertA = random(DType.F32, 9, 2, 64);
+        Tensor expertB = random(DType.F16, 10, 2, 64);
+        Path file = dir.resolve("quantised.gguf");
+        GgufWriter.write(file, GgufMetadata.builder().build(), List.of(
+                GgufTensor.of("q4_k", GgmlType.Q4_K, big),
+                GgufTensor.of("q8_0", GgmlType.Q8_0, bf16),
+                new GgufTensor("q4_0", GgmlType.Q4_0, new int[] {2, 2, 64}, List.of(expertA, expertB)),
+                GgufTensor.of("mxfp4", GgmlType.MXFP4, bf16),
+                GgufTensor.of("q5_k", GgmlType.Q5_K, big.slice(0, 4)),
+                GgufTensor.of("q6_k", GgmlType.Q6_K, big.slice(0, 4))));
+        try (var reader = GgufReader.open(file)) {
+            Tensor q4k = reader.tensor("q4_k");
+            assertEquals(DType.Q4_K, q4k.dtype());
+            assertArrayEquals(new int[] {300, 512}, q4k.shape());
+            assertArrayEquals(quantised(DType.Q4_K, big.toFloatArray()), bytes(q4k));
+            assertArrayEquals(quantised(DType.Q8_0, bf16.toFloatArray()), bytes(reader.tensor("q8_0")));
+            assertArrayEquals(quantised(DType.MXFP4, bf16.toFloatArray()), bytes(reader.tensor("mxfp4")));
+            float[] experts = new float[256];
+            System.arraycopy(expertA.toFloatArray(), 0, experts, 0, 128);
+            System.arraycopy(expertB.toFloatArray(), 0, experts, 128, 128);
+            assertArrayEquals(quantised(DType.Q4_0, experts), bytes(reader.tensor("q4_0")));
+            float[] firstRows = big.slice(0, 4).toFloatArray();
+            assertArrayEquals(quantised(DType.Q5_K, firstRows), bytes(reader.tensor("q5_k")));
+            assertArrayEquals(quantised(DType.Q6_K, firstRows), bytes(reader.tensor("q6_k")));
+        }
+    }
+
+    @Test
+    void blockPartsOfTheFilesTypeAreCopiedAndOthersAreDecodedFirst() {
+        Tensor floats = random(DType.F32, 11, 2, 256);
+        Tensor q6 = floats.to(DType.Q6_K);
+        Tensor q8 = floats.to(DType.Q8_0);
+        Path file = dir.resolve("blocks.gguf");
+        GgufWriter.write(file, GgufMetadata.builder().build(), List.of(
+                GgufTensor.of("same", GgmlType.Q6_K, q6),
+                GgufTensor.of("requantised", GgmlType.Q4_K, q8),
+                GgufTensor.of("decoded", GgmlType.F32, q8)));
+        try (var reader = GgufReader.open(file)) {
+            assertArrayEquals(bytes(q6), bytes(reader.tensor("same")));
+            assertArrayEquals(quantised(DType.Q4_K, q8.toFloatArray()), bytes(reader.tensor("requantised")));
+            assertArrayEquals(q8.toFloatArray(), reader.tensor("decoded").toFloatArray());
+        }
+    }
+
+    @Test
+    void blockTypesNeedRowsAndPartsOfWholeBlocks() {
+        var rows = assertThrows(IllegalArgumentException.class,
+                () -> GgufTensor.of("w", GgmlType.Q4_K, random(DType.F32, 1, 2, 128)));
+        assertTrue(rows.getMessage().contains("rows of 128 elements, not a multiple of its block size 256"),
+                rows.getMessage());
+        var parts = assertThrows(IllegalArgumentException.class, () -> new GgufTensor("w", GgmlType.Q8_0,
+                new int[] {1, 64}, List.of(random(DType.F32, 1, 16), random(DType.F32, 2, 48))));
+        assertTrue(parts.getMessage().contains("a part of 16 elements is not whole blocks of 32"), parts.getMessage());
+    }
+
     @Test
     void aLargerAlignmentPadsTheDataSectionAndEveryTensor() throws IOException {
         var metadata = GgufMetadata.builder().put(GgufMetadata.ALIGNMENT, GgufValue.uint32(256)).build();
