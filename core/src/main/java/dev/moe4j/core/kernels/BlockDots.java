@@ -2,6 +2,7 @@ package dev.moe4j.core.kernels;
 
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
+import dev.moe4j.core.quant.KQuants;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -18,21 +19,24 @@ import static dev.moe4j.core.kernels.Widening.f32;
 import static dev.moe4j.core.kernels.Widening.setF32;
 
 /**
- * Decode (one row of x) against block-quantised weights, reading the blocks where they are: each block's codes are
- * widened in registers, multiplied with x and the block's sum scaled once, so a weight byte is read once and never
- * written out decoded. Four weight rows go together, so that four streams from memory are in flight per thread.
- * Types without a kernel here take {@link MatMul}'s decoded-rows path.
+ * Decode (one row of x) against block-quantised weights, reading the blocks where they are: codes are widened in
+ * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and
+ * never written out decoded. Four weight rows go together, so that four streams from memory are in flight per
+ * thread. A Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types
+ * without a kernel here take {@link MatMul}'s decoded-rows path.
  */
 final class BlockDots {
-    private static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_PREFERRED
+    static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_PREFERRED
             .withShape(VectorShape.forBitSize(Math.max(64, LANES * 8)));
+    private static final int SUB = 32;
 
     private BlockDots() {
     }
 
-    /** Whether {@link #decode} has a kernel for this weight type on this machine's vectors. */
+    /** Whether {@link #decode} has a kernel for this weight type on this machine's vectors (8 or 16 lanes). */
     static boolean handles(DType type) {
-        return type == DType.Q8_0 && LANES >= 8 && 32 % LANES == 0;
+        boolean lanes = LANES == 8 || LANES == 16;
+        return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q6_K);
     }
 
     /** out[0, m] = x[0, k] · w[m, k]ᵀ for one row of x. */
@@ -40,6 +44,7 @@ final class BlockDots {
         long rowBytes = type.byteCount(k);
         int groups = (m + 3) / 4;
         int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
+        float[] xSums = type == DType.Q4_K ? subBlockSums(xs, k) : null;
         Parallel.forRange(groups, minGroups, (from, to) -> {
             float[] sums = new float[LANES];
             for (int g = from; g < to; g++) {
@@ -47,10 +52,39 @@ final class BlockDots {
                 long w0 = j * rowBytes;
                 long w1 = rows > 1 ? w0 + rowBytes : w0, w2 = rows > 2 ? w0 + 2 * rowBytes : w0;
                 long w3 = rows > 3 ? w0 + 3 * rowBytes : w0;
-                q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
+                switch (type) {
+                    case Q8_0 -> q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
+                    case Q4_K -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, q4kDot(xs, xSums, k, ws, w0 + r * rowBytes, sums));
+                        }
+                    }
+                    case Q6_K -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, sums));
+                        }
+                    }
+                    default -> throw new IllegalStateException(type + " has no decode kernel");
+                }
             }
         });
     }
+
+    /** The sum of x over each 32-element sub-block. */
+    private static float[] subBlockSums(MemorySegment xs, int k) {
+        float[] out = new float[k / SUB];
+        float[] scratch = new float[LANES];
+        for (int s = 0; s < out.length; s++) {
+            var acc = f32(xs, (long) s * SUB);
+            for (int h = LANES; h < SUB; h += LANES) {
+                acc = acc.add(f32(xs, (long) s * SUB + h));
+            }
+            out[s] = Lanes.sum(acc, scratch);
+        }
+        return out;
+    }
+
+    // ---- Q8_0: 32 signed codes and an F16 scale per 34-byte block ----
 
     /** x · w_r for the four Q8_0 rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..]. */
     private static void q8Dots4(MemorySegment xs, int k, MemorySegment ws, long w0, long w1, long w2, long w3,
@@ -66,10 +100,10 @@ final class BlockDots {
             var s3 = s0;
             for (int h = 0; h < 32; h += LANES) {
                 var xv = f32(xs, c + h);
-                s0 = codes(ws, w0 + 2 + h).fma(xv, s0);
-                s1 = codes(ws, w1 + 2 + h).fma(xv, s1);
-                s2 = codes(ws, w2 + 2 + h).fma(xv, s2);
-                s3 = codes(ws, w3 + 2 + h).fma(xv, s3);
+                s0 = signedCodes(ws, w0 + 2 + h).fma(xv, s0);
+                s1 = signedCodes(ws, w1 + 2 + h).fma(xv, s1);
+                s2 = signedCodes(ws, w2 + 2 + h).fma(xv, s2);
+                s3 = signedCodes(ws, w3 + 2 + h).fma(xv, s3);
             }
             a0 = s0.fma(scale(ws, w0), a0);
             a1 = s1.fma(scale(ws, w1), a1);
@@ -88,9 +122,86 @@ final class BlockDots {
         }
     }
 
-    /** LANES signed byte codes widened to floats. */
-    private static FloatVector codes(MemorySegment ws, long at) {
-        return (FloatVector) ByteVector.fromMemorySegment(BYTES, ws, at, LE).convertShape(VectorOperators.B2F, F, 0);
+    // ---- Q4_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes ----
+
+    /**
+     * x · w for one Q4_K row at byte {@code w}: Σ_sub (d·scale·Σ code·x − dmin·min·Σ x). Each 32 bytes of codes
+     * hold a sub-block in their low nibbles and the next one in their high nibbles.
+     */
+    private static float q4kDot(MemorySegment xs, float[] xSums, int k, MemorySegment ws, long w, float[] sums) {
+        var acc = FloatVector.zero(F);
+        float minimums = 0;
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 144) {
+            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
+            float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
+            for (int pair = 0; pair < 4; pair++) {
+                long codes = w + 16 + 32L * pair;
+                int e = c + 64 * pair;
+                var low = FloatVector.zero(F);
+                var high = low;
+                for (int h = 0; h < 32; h += LANES) {
+                    var bytes = ByteVector.fromMemorySegment(BYTES, ws, codes + h, LE);
+                    low = widen(bytes.lanewise(VectorOperators.AND, (byte) 0x0F)).fma(f32(xs, e + h), low);
+                    high = widen(bytes.lanewise(VectorOperators.LSHR, 4)).fma(f32(xs, e + 32 + h), high);
+                }
+                acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
+                acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
+                int sub = e / SUB;
+                minimums += dmin * KQuants.packedMin(ws, w + 4, 2 * pair) * xSums[sub]
+                        + dmin * KQuants.packedMin(ws, w + 4, 2 * pair + 1) * xSums[sub + 1];
+            }
+        }
+        return Lanes.sum(acc, sums) - minimums;
+    }
+
+    // ---- Q6_K: per 256 elements 4 low bits, 2 high bits, 16 signed 8-bit scales and an F16 d ----
+
+    /**
+     * x · w for one Q6_K row at byte {@code w}. Each half (128 elements) reads 64 bytes of low bits, 32 of high
+     * bits and 8 scales; code = (low nibble | two high bits << 4) − 32, one scale per 16 elements.
+     */
+    private static float q6kDot(MemorySegment xs, int k, MemorySegment ws, long w, float[] sums) {
+        var acc = FloatVector.zero(F);
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 210) {
+            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
+            for (int half = 0; half < 2; half++) {
+                long ql = w + 64L * half, qh = w + 128 + 32L * half, sc = w + 192 + 8L * half;
+                int e = c + 128 * half;
+                for (int l = 0; l < 32; l += LANES) {
+                    int is = l / 16;
+                    var low0 = ByteVector.fromMemorySegment(BYTES, ws, ql + l, LE);
+                    var low1 = ByteVector.fromMemorySegment(BYTES, ws, ql + 32 + l, LE);
+                    var high = ByteVector.fromMemorySegment(BYTES, ws, qh + l, LE);
+                    var q1 = low0.lanewise(VectorOperators.AND, (byte) 0x0F)
+                            .or(high.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.AND, (byte) 0x30));
+                    var q2 = low1.lanewise(VectorOperators.AND, (byte) 0x0F)
+                            .or(high.lanewise(VectorOperators.LSHL, 2).lanewise(VectorOperators.AND, (byte) 0x30));
+                    var q3 = low0.lanewise(VectorOperators.LSHR, 4)
+                            .or(high.lanewise(VectorOperators.AND, (byte) 0x30));
+                    var q4 = low1.lanewise(VectorOperators.LSHR, 4)
+                            .or(high.lanewise(VectorOperators.LSHR, 2).lanewise(VectorOperators.AND, (byte) 0x30));
+                    acc = widen(q1.sub((byte) 32)).mul(f32(xs, e + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is)), acc);
+                    acc = widen(q2.sub((byte) 32)).mul(f32(xs, e + 32 + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is + 2)), acc);
+                    acc = widen(q3.sub((byte) 32)).mul(f32(xs, e + 64 + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is + 4)), acc);
+                    acc = widen(q4.sub((byte) 32)).mul(f32(xs, e + 96 + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is + 6)), acc);
+                }
+            }
+        }
+        return Lanes.sum(acc, sums);
+    }
+
+    /** LANES signed byte codes read from memory, widened to floats. */
+    private static FloatVector signedCodes(MemorySegment ws, long at) {
+        return widen(ByteVector.fromMemorySegment(BYTES, ws, at, LE));
+    }
+
+    /** Byte lanes widened to float lanes (as signed bytes). */
+    static FloatVector widen(ByteVector bytes) {
+        return (FloatVector) bytes.convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    private static FloatVector broadcast(float v) {
+        return FloatVector.broadcast(F, v);
     }
 
     /** A block's F16 scale, broadcast. */

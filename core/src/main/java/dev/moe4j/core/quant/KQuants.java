@@ -11,8 +11,8 @@ import java.lang.foreign.ValueLayout;
  * that they reach the same choices: the scales they find are only as good as the search, and a different summation
  * order would pick other codes on near ties.
  */
-final class KQuants {
-    static final int SUPER_BLOCK = 256;
+public final class KQuants {
+    public static final int SUPER_BLOCK = 256;
     /** Bytes of the packed 6-bit scales and minimums of Q4_K and Q5_K's eight sub-blocks. */
     static final int SCALE_BYTES = 12;
     /** Below this a group counts as all zero. */
@@ -46,7 +46,7 @@ final class KQuants {
      * 0-3 keep scale and minimum in the low 6 bits of bytes j and j+4; 4-7 keep their low 4 bits in byte j+4's
      * nibbles and their top 2 bits in the spare top bits of bytes j-4 and j.
      */
-    static int packedScale(MemorySegment src, long offset, int j) {
+    public static int packedScale(MemorySegment src, long offset, int j) {
         if (j < 4) {
             return byteAt(src, offset + j) & 63;
         }
@@ -54,7 +54,7 @@ final class KQuants {
     }
 
     /** The 6-bit minimum of sub-block {@code j}; see {@link #packedScale}. */
-    static int packedMin(MemorySegment src, long offset, int j) {
+    public static int packedMin(MemorySegment src, long offset, int j) {
         if (j < 4) {
             return byteAt(src, offset + j + 4) & 63;
         }

@@ -23,29 +23,36 @@ class BlockQuantizedMatMulTest {
         return Tensor.of(v, shape);
     }
 
+    static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> typesAndRows() {
+        return java.util.Arrays.stream(DType.values()).filter(DType::isBlockQuantized).flatMap(t ->
+                java.util.stream.IntStream.of(1, 2, 3, 5, 16, 17, 40, 130)
+                        .mapToObj(n -> org.junit.jupiter.params.provider.Arguments.of(t, n)));
+    }
+
     @ParameterizedTest
-    @ValueSource(ints = {1, 2, 3, 5, 16, 17, 40, 130})
-    void q8ProductsEqualProductsWithTheDecodedWeights(int n) {
+    @org.junit.jupiter.params.provider.MethodSource("typesAndRows")
+    void productsEqualProductsWithTheDecodedWeights(DType type, int n) {
         var r = new Random(n);
-        int k = 320, m = 45; // m not a multiple of any tile; k ten blocks, past one packing block (256)
-        Tensor w = random(r, m, k).to(DType.Q8_0);
+        int k = 768, m = 45; // m not a multiple of any tile; k three super-blocks, past one packing block (256)
+        Tensor w = random(r, m, k).to(type);
         Tensor decoded = w.to(DType.F32);
         Tensor x = random(r, n, k);
         Tensor expected = Tensor.zeros(n, m), actual = Tensor.zeros(n, m);
         MatMul.forward(expected, x, decoded);
         MatMul.forward(actual, x, w);
         if (n == 1) {
-            // the F32 decode kernel sums in another order than the four-row kernel the decoded blocks go through
+            // one row goes through a decode kernel that sums in its own order (per block, per sub-block)
             float[] e = expected.toFloatArray(), a = actual.toFloatArray();
             float scale = 0;
             for (float v : e) {
                 scale = Math.max(scale, Math.abs(v));
             }
             for (int i = 0; i < e.length; i++) {
-                assertTrue(Math.abs(e[i] - a[i]) <= 1e-5f * scale, "column " + i + ": " + e[i] + " vs " + a[i]);
+                assertTrue(Math.abs(e[i] - a[i]) <= 1e-5f * scale, type + " column " + i + ": " + e[i] + " vs " + a[i]);
             }
         } else {
-            assertArrayEquals(expected.toFloatArray(), actual.toFloatArray());
+            // more rows read the blocks decoded exactly as the codec decodes them, through the F32 kernels
+            assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), type + " with " + n + " rows");
         }
     }
 
