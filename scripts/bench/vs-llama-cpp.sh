@@ -130,7 +130,7 @@ for d in $dtypes; do
   gguf="$dir.gguf"
   if [ ! -f "$gguf" ] || [ "$gguf" -ot "$dir/.complete" ]; then
     echo "vs-llama-cpp: converting to $gguf ..." >&2
-    ./moe4j convert --to gguf --model "$dir" --out "$gguf" --dtype same 2>>"$logs" \
+    ./moe4j convert --to gguf --model "$dir" --out "$gguf" --type same 2>>"$logs" \
       || { tail -5 "$logs" >&2; die "convert failed (log: $logs)"; }
   fi
   model_dir[$d]="$dir"

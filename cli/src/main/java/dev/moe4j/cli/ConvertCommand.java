@@ -1,8 +1,8 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.core.BadInputException;
-import dev.moe4j.core.DType;
 import dev.moe4j.model.gguf.GgufConverter;
+import dev.moe4j.model.gguf.GgufFileType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -21,7 +21,10 @@ import java.util.concurrent.Callable;
                         + " 'llama' (experts stacked, query/key rows reordered for its RoPE), qwen3_moe its 'qwen3moe'."
                         + " The vocabulary comes from tokenizer.json, or is a synthetic one of vocab_size tokens when"
                         + " the folder has none (models of 'moe4j bench make-model', run on token ids).",
-                "Norms and routers are written in F32 whatever --dtype says, as llama.cpp's converter does."})
+                "--type picks the matrices' types as llama.cpp's file types do (q4_k_m: Q4_K with Q6_K for attn_v and"
+                        + " ffn_down in a third of the layers and for the output, ...); quantised types are encoded"
+                        + " as ggml's reference quantisers encode them. Norms and routers are written in F32 whatever"
+                        + " --type says, as llama.cpp does."})
 public final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--to", required = true, paramLabel = "FORMAT", description = "the format to write: gguf")
     String to;
@@ -33,9 +36,10 @@ public final class ConvertCommand implements Callable<Integer> {
             + " atomically if it exists)")
     Path out;
 
-    @Option(names = "--dtype", defaultValue = "same", paramLabel = "TYPE", description = "type of the matrices:"
-            + " f32, bf16, f16, or same (each as stored; default: ${DEFAULT-VALUE})")
-    String dtype;
+    @Option(names = "--type", defaultValue = "same", paramLabel = "TYPE", description = "the file type: f32, f16,"
+            + " bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, mxfp4_moe, or same (each matrix as stored;"
+            + " default: ${DEFAULT-VALUE})")
+    String type;
 
     @Spec
     CommandSpec spec;
@@ -45,19 +49,15 @@ public final class ConvertCommand implements Callable<Integer> {
         if (!to.equalsIgnoreCase("gguf")) {
             throw new BadInputException("--to: expected gguf, got '" + to + "'");
         }
-        Optional<DType> type = switch (dtype.toLowerCase(Locale.ROOT)) {
-            case "same" -> Optional.empty();
-            case "f32" -> Optional.of(DType.F32);
-            case "bf16" -> Optional.of(DType.BF16);
-            case "f16" -> Optional.of(DType.F16);
-            default -> throw new BadInputException("--dtype: expected f32, bf16, f16 or same, got '" + dtype + "'");
-        };
+        Optional<GgufFileType> fileType = type.equalsIgnoreCase("same") ? Optional.empty()
+                : Optional.of(GgufFileType.parse(type, "--type"));
         long start = System.nanoTime();
-        var result = GgufConverter.convert(model, out, type);
+        var result = GgufConverter.convert(model, out, fileType);
         PrintWriter err = spec.commandLine().getErr();
-        err.printf(Locale.ROOT, "moe4j: wrote %s: %s, %d tensors, %.1f MB (matrices %s); vocabulary: %s; %.1f s%n",
-                result.file(), result.architecture(), result.tensors(), result.bytes() / 1e6, result.matrixType(),
-                result.vocabulary(), (System.nanoTime() - start) / 1e9);
+        err.printf(Locale.ROOT, "moe4j: wrote %s: %s, %d tensors, %.1f MB (%s); vocabulary: %s; %.1f s%n",
+                result.file(), result.architecture(), result.tensors(), result.bytes() / 1e6,
+                result.fileType().name().toLowerCase(Locale.ROOT), result.vocabulary(),
+                (System.nanoTime() - start) / 1e9);
         err.flush();
         return 0;
     }

@@ -30,6 +30,7 @@ import java.nio.charset.StandardCharsets;
                 ChatCommand.class,
                 ServeCommand.class,
                 ConvertCommand.class,
+                QuantizeCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {

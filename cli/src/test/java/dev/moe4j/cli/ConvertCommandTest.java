@@ -25,14 +25,51 @@ class ConvertCommandTest {
     void aMixtralFolderBecomesAGgufFileInTheRequestedType() {
         Path model = Fixtures.model("mixtral", dir);
         Path out = dir.resolve("out/mixtral.gguf");
-        var r = convert("--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--dtype", "bf16");
+        var r = convert("--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--type", "bf16");
         assertEquals(0, r.status(), r.err());
         assertEquals("", r.out());
         assertTrue(r.err().startsWith("moe4j: wrote " + out + ": llama, 23 tensors,"), r.err());
-        assertTrue(r.err().contains("(matrices BF16); vocabulary: tokenizer.json as a llama vocabulary"), r.err());
+        assertTrue(r.err().contains("(bf16); vocabulary: tokenizer.json as a llama vocabulary"), r.err());
         try (var gguf = GgufReader.open(out)) {
             assertEquals("llama", gguf.metadata().get("general.architecture").orElseThrow().stringValue());
             assertEquals(dev.moe4j.core.DType.BF16, gguf.tensor("blk.0.ffn_up_exps.weight").dtype());
+        }
+    }
+
+    @Test
+    void aQuantisedTypeIsWrittenAndQuantizeRewritesItInAnother() {
+        Path model = Fixtures.model("qwen3-moe", dir);
+        Path q8 = dir.resolve("q8.gguf");
+        var r = convert("--to", "gguf", "--model", model.toString(), "--out", q8.toString(), "--type", "Q8_0");
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.err().contains("(q8_0)"), r.err());
+        Path q4 = dir.resolve("q4.gguf");
+        var q = Cli.run(new Cli.ToyModels(), "quantize", q8.toString(), q4.toString(), "q4_0");
+        assertEquals(0, q.status(), q.err());
+        assertEquals("", q.out());
+        assertTrue(q.err().startsWith("moe4j: wrote " + q4 + ": "), q.err());
+        assertTrue(q.err().contains("(q4_0: F32 "), q.err());
+        try (var gguf = GgufReader.open(q4)) {
+            assertEquals(2, gguf.metadata().get("general.file_type").orElseThrow().longValue());
+            assertEquals(dev.moe4j.core.DType.Q4_0, gguf.tensor("blk.0.attn_q.weight").dtype());
+            assertEquals(dev.moe4j.core.DType.Q8_0, gguf.tensor("output.weight").dtype(),
+                    "rows of 64: Q6_K's blocks do not fit, so the output falls back to Q8_0");
+            assertEquals(dev.moe4j.core.DType.F16, gguf.tensor("blk.0.ffn_down_exps.weight").dtype(),
+                    "rows of 48 are not blocks of 32");
+            assertEquals(dev.moe4j.core.DType.F32, gguf.tensor("blk.0.attn_norm.weight").dtype());
+        }
+        String[][] cases = {
+                {"quantize", q8.toString(), dir.resolve("x.gguf").toString(), "q2_k"},
+                {"quantize", dir.resolve("missing.gguf").toString(), dir.resolve("x.gguf").toString(), "q8_0"},
+                {"quantize", q8.toString(), dir.toString(), "q8_0"},
+        };
+        String[] expected = {"TYPE: expected one of f32, f16", "missing.gguf: no such file", "is a folder"};
+        for (int i = 0; i < cases.length; i++) {
+            var e = Cli.run(new Cli.ToyModels(), cases[i]);
+            assertEquals(2, e.status(), e.err());
+            assertTrue(e.err().startsWith("moe4j: error: ") && e.err().contains(expected[i]), e.err());
+            assertEquals(1, e.err().lines().count(), e.err());
+            assertFalse(Files.exists(dir.resolve("x.gguf")));
         }
     }
 
@@ -42,11 +79,11 @@ class ConvertCommandTest {
         Path out = dir.resolve("x.gguf");
         String[][] cases = {
                 {"--to", "onnx", "--model", model.toString(), "--out", out.toString()},
-                {"--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--dtype", "q8_0"},
+                {"--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--type", "q3_k"},
                 {"--to", "gguf", "--model", dir.resolve("missing").toString(), "--out", out.toString()},
                 {"--to", "gguf", "--model", model.toString(), "--out", out.toString()},
         };
-        String[] expected = {"--to: expected gguf, got 'onnx'", "--dtype: expected f32, bf16, f16 or same, got 'q8_0'",
+        String[] expected = {"--to: expected gguf, got 'onnx'", "--type: expected one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, mxfp4_moe, got 'q3_k'",
                 "missing: not a model folder", "model_type 'olmoe' cannot be converted to GGUF yet"};
         for (int i = 0; i < cases.length; i++) {
             var r = convert(cases[i]);

@@ -37,7 +37,7 @@ public enum GgufValueType {
     }
 
     /** Whether values of this type are integers (stored in a {@code long} by {@link GgufValue}). */
-    boolean isInteger() {
+    public boolean isInteger() {
         return switch (this) {
             case UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64 -> true;
             default -> false;

@@ -1,7 +1,6 @@
 package dev.moe4j.model.gguf;
 
 import dev.moe4j.core.BadInputException;
-import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.io.gguf.GgmlType;
 import dev.moe4j.io.gguf.GgufMetadata;
@@ -33,9 +32,10 @@ import java.util.Set;
  * folder's tokenizer.json, or a synthetic one of vocab_size tokens for a model without a tokenizer (those of
  * {@code moe4j bench make-model}, run on token ids).
  *
- * <p>Matrices are written in the requested type (or each in its stored type); norms and routers always in F32, as
- * llama.cpp's own converter writes them (a lossless widening from BF16/F16). The weights are read through
- * {@link ModelLoader#weights}, so every tensor is checked against config.json first, and streamed from the
+ * <p>Matrices are written as the requested {@link GgufFileType} gives them (quantised on the way for the block
+ * types, with llama.cpp's mixture rules for q4_k_m and the like), or each in its stored type; norms and routers
+ * always in F32, as llama.cpp's own converter writes them (a lossless widening from BF16/F16). The weights are read
+ * through {@link ModelLoader#weights}, so every tensor is checked against config.json first, and streamed from the
  * memory-mapped checkpoint into the file.
  */
 public final class GgufConverter {
@@ -47,18 +47,17 @@ public final class GgufConverter {
      *
      * @param vocabulary where the vocabulary came from, for the user
      */
-    public record Result(Path file, String architecture, int tensors, long bytes, GgmlType matrixType,
+    public record Result(Path file, String architecture, int tensors, long bytes, GgufFileType fileType,
                          String vocabulary) {
     }
 
     /**
      * Writes the model of {@code folder} to {@code out} (replacing a file there, atomically).
      *
-     * @param matrixType the type of the matrices (F32, BF16 or F16), or empty to keep each one's stored type
+     * @param fileType the file's type (which gives each matrix its type), or empty to keep each matrix's stored
+     *                 type
      */
-    public static Result convert(Path folder, Path out, Optional<DType> matrixType) {
-        matrixType.ifPresent(t -> GgmlType.of(t).orElseThrow(() -> new IllegalArgumentException(
-                "GGUF matrices are F32, BF16 or F16 here, not " + t)));
+    public static Result convert(Path folder, Path out, Optional<GgufFileType> fileType) {
         if (Files.isDirectory(out)) {
             throw new BadInputException(out + ": is a folder; give the path of the .gguf file to write");
         }
@@ -70,14 +69,14 @@ public final class GgufConverter {
             GgufVocabulary vocabulary = hasTokenizer
                     ? GgufVocabulary.fromTokenizerJson(tokenizerJson, config.vocabSize())
                     : GgufVocabulary.synthetic(config.vocabSize(), specialIds(config));
-            List<GgufTensor> tensors = new TensorPlan(weights, arch, matrixType).tensors();
-            GgmlType fileType = tensors.stream().filter(t -> t.name().endsWith("ffn_down_exps.weight")).findFirst()
-                    .orElseThrow().type();
-            GgufWriter.write(out, metadata(folder, config, arch, vocabulary, fileType), tensors);
+            List<GgufTensor> tensors = new TensorPlan(weights, arch, fileType).tensors();
+            GgufFileType type = fileType.orElseGet(() -> GgufFileType.of(tensors.stream()
+                    .filter(t -> t.name().endsWith("ffn_down_exps.weight")).findFirst().orElseThrow().type()));
+            GgufWriter.write(out, metadata(folder, config, arch, vocabulary, type), tensors);
             long bytes = tensors.stream().mapToLong(GgufTensor::byteSize).sum();
             String source = hasTokenizer ? ModelFolder.TOKENIZER + " as a " + vocabulary.model() + " vocabulary"
                     : "no tokenizer.json: a synthetic vocabulary of " + config.vocabSize() + " tokens";
-            return new Result(out, arch.ggufName(), tensors.size(), bytes, fileType, source);
+            return new Result(out, arch.ggufName(), tensors.size(), bytes, type, source);
         }
     }
 
@@ -90,18 +89,14 @@ public final class GgufConverter {
     }
 
     private static GgufMetadata metadata(Path folder, ModelConfig config, GgufArchitecture arch,
-                                         GgufVocabulary vocabulary, GgmlType fileType) {
+                                         GgufVocabulary vocabulary, GgufFileType fileType) {
         var a = (AttentionConfig.Standard) config.attention();
         MoeConfig moe = config.moe().orElseThrow();
         String p = arch.ggufName() + ".";
         var m = GgufMetadata.builder()
                 .put("general.architecture", GgufValue.string(arch.ggufName()))
                 .put("general.name", GgufValue.string(folder.toAbsolutePath().normalize().getFileName().toString()))
-                .put("general.file_type", GgufValue.uint32(switch (fileType) {
-                    case F32 -> 0; // ALL_F32
-                    case F16 -> 1; // MOSTLY_F16
-                    case BF16 -> 32; // MOSTLY_BF16
-                }))
+                .put("general.file_type", GgufValue.uint32(fileType.id()))
                 .put(p + "vocab_size", GgufValue.uint32(config.vocabSize()))
                 .put(p + "context_length", GgufValue.uint32(config.maxPositions()))
                 .put(p + "embedding_length", GgufValue.uint32(config.hiddenSize()))
@@ -124,6 +119,9 @@ public final class GgufConverter {
             m.put(p + "rope.scaling.type", GgufValue.string("linear"));
             m.put(p + "rope.scaling.factor", GgufValue.float32((float) linear.factor()));
         }
+        if (fileType.isQuantized()) {
+            m.put(GgufQuantizer.QUANTIZATION_VERSION, GgufValue.uint32(GgufQuantizer.GGML_QUANTIZATION_VERSION));
+        }
         vocabulary.addTo(m);
         int vocab = config.vocabSize();
         config.tokens().bos().stream().filter(id -> id < vocab)
@@ -136,7 +134,7 @@ public final class GgufConverter {
     }
 
     /** The GGUF tensors of a model, in llama.cpp's order: embedding, blocks, final norm, LM head. */
-    private record TensorPlan(ModelWeights weights, GgufArchitecture arch, Optional<DType> matrixType) {
+    private record TensorPlan(ModelWeights weights, GgufArchitecture arch, Optional<GgufFileType> fileType) {
         List<GgufTensor> tensors() {
             ModelConfig config = weights.config();
             var a = (AttentionConfig.Standard) config.attention();
@@ -169,13 +167,17 @@ public final class GgufConverter {
             return out;
         }
 
-        private GgmlType matrixType(Tensor source) {
-            return GgmlType.of(matrixType.orElse(source.dtype())).orElseThrow();
+        private GgmlType matrixType(String name, int[] shape, Tensor source) {
+            ModelConfig config = weights.config();
+            var model = new GgufFileType.Model(config.numLayers(), config.moe().orElseThrow().experts(),
+                    config.tieEmbeddings());
+            return fileType.map(t -> t.typeOf(name, shape, model))
+                    .orElseGet(() -> GgmlType.of(source.dtype()).orElseThrow());
         }
 
         private GgufTensor matrix(String name, String moe4jName) {
             Tensor w = weights.get(moe4jName);
-            return GgufTensor.of(name, matrixType(w), w);
+            return GgufTensor.of(name, matrixType(name, w.shape(), w), w);
         }
 
         /** Norm weights and routers: F32 whatever the checkpoint's type, as llama.cpp expects them. */
@@ -186,10 +188,11 @@ public final class GgufConverter {
         /** A query or key projection, its rows reordered per head where llama.cpp rotates adjacent pairs. */
         private GgufTensor rotated(String name, String moe4jName, int heads) {
             Tensor w = weights.get(moe4jName);
+            GgmlType type = matrixType(name, w.shape(), w);
             if (!arch.interleavedRope()) {
-                return GgufTensor.of(name, matrixType(w), w);
+                return GgufTensor.of(name, type, w);
             }
-            return new GgufTensor(name, matrixType(w), w.shape(), halvesToPairs(w, heads));
+            return new GgufTensor(name, type, w.shape(), halvesToPairs(w, heads));
         }
 
         /** The experts' matrices of one projection as one [E, rows, cols] tensor. */
@@ -199,7 +202,8 @@ public final class GgufConverter {
                 parts.add(weights.get(prefix + e + "." + projection + ".weight"));
             }
             Tensor first = parts.getFirst();
-            return new GgufTensor(name, matrixType(first), new int[] {experts, first.dim(0), first.dim(1)}, parts);
+            int[] shape = {experts, first.dim(0), first.dim(1)};
+            return new GgufTensor(name, matrixType(name, shape, first), shape, parts);
         }
     }
 

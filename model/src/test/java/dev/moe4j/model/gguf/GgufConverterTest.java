@@ -150,9 +150,9 @@ class GgufConverterTest {
     void qwen3MoeKeepsItsRowsAddsQkNormsAndASyntheticVocabulary() {
         Path folder = Resources.fixture("qwen3-moe");
         Path out = dir.resolve("qwen3.gguf");
-        var result = GgufConverter.convert(folder, out, Optional.of(DType.BF16));
+        var result = GgufConverter.convert(folder, out, Optional.of(GgufFileType.BF16));
         assertEquals("qwen3moe", result.architecture());
-        assertEquals(GgmlType.BF16, result.matrixType());
+        assertEquals(GgufFileType.BF16, result.fileType());
         try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
             assertEquals(48, key(gguf, "qwen3moe.expert_feed_forward_length"));
             assertEquals(16, key(gguf, "qwen3moe.expert_count"));
@@ -184,7 +184,7 @@ class GgufConverterTest {
         Path folder = Resources.fixture("mixtral-bf16-sharded");
         Path out = dir.resolve("bf16.gguf");
         var result = GgufConverter.convert(folder, out, Optional.empty());
-        assertEquals(GgmlType.BF16, result.matrixType());
+        assertEquals(GgufFileType.BF16, result.fileType());
         try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
             assertArrayEquals(bytes(hf.tensor("model.layers.0.block_sparse_moe.experts.3.w2.weight")),
                     bytes(gguf.tensor("blk.0.ffn_down_exps.weight").select(3)));
@@ -195,6 +195,122 @@ class GgufConverterTest {
                 assertEquals(norm.getFloat(i), widened.getFloat(i));
             }
         }
+    }
+
+    /** A qwen3_moe folder with rows of 256 (whole K-quant blocks) and 8 layers (llama.cpp's layer rules apply). */
+    private Path blockShapedModel() {
+        String json = "{\"model_type\": \"qwen3_moe\", \"vocab_size\": 64, \"hidden_size\": 256,"
+                + " \"num_hidden_layers\": 8, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
+                + " \"head_dim\": 64, \"num_experts\": 2, \"num_experts_per_tok\": 1,"
+                + " \"moe_intermediate_size\": 256, \"intermediate_size\": 768, \"norm_topk_prob\": true,"
+                + " \"decoder_sparse_step\": 1, \"mlp_only_layers\": [], \"max_position_embeddings\": 64,"
+                + " \"rms_norm_eps\": 1e-6, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": false,"
+                + " \"initializer_range\": 0.02}";
+        var config = dev.moe4j.model.family.HfFamilies.read(dev.moe4j.io.json.Json.parse(json, "test"), "test");
+        Path folder = dir.resolve("blocks");
+        dev.moe4j.model.ModelSaver.save(dev.moe4j.model.transformer.Transformer.initialize(config, 3), folder,
+                "qwen3_moe", DType.BF16, dev.moe4j.model.ModelSaver.DEFAULT_SHARD_BYTES);
+        return folder;
+    }
+
+    /** The relative RMSE of {@code decoded} against {@code original}. */
+    private static double relativeError(Tensor original, Tensor decoded) {
+        float[] a = original.toFloatArray();
+        float[] b = decoded.toFloatArray();
+        double error = 0;
+        double power = 0;
+        for (int i = 0; i < a.length; i++) {
+            error += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+            power += (double) a[i] * a[i];
+        }
+        return Math.sqrt(error / power);
+    }
+
+    @Test
+    void aQ4KMConversionHasLlamaCppsTypesAndDecodesWithinEachTypesError() {
+        Path folder = blockShapedModel();
+        Path out = dir.resolve("q4km.gguf");
+        var result = GgufConverter.convert(folder, out, Optional.of(GgufFileType.Q4_K_M));
+        assertEquals(GgufFileType.Q4_K_M, result.fileType());
+        try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
+            assertEquals(15, key(gguf, "general.file_type"));
+            assertEquals(2, key(gguf, "general.quantization_version"));
+            for (int layer = 0; layer < 8; layer++) {
+                DType more = layer == 0 || layer == 3 || layer == 6 || layer == 7 ? DType.Q6_K : DType.Q4_K;
+                String blk = "blk." + layer + ".";
+                assertEquals(more, gguf.tensor(blk + "attn_v.weight").dtype(), blk);
+                assertEquals(more, gguf.tensor(blk + "ffn_down_exps.weight").dtype(), blk);
+                assertEquals(DType.Q4_K, gguf.tensor(blk + "attn_q.weight").dtype(), blk);
+                assertEquals(DType.Q4_K, gguf.tensor(blk + "ffn_up_exps.weight").dtype(), blk);
+                assertEquals(DType.F32, gguf.tensor(blk + "attn_q_norm.weight").dtype(), blk);
+                assertEquals(DType.F32, gguf.tensor(blk + "ffn_gate_inp.weight").dtype(), blk);
+            }
+            assertEquals(DType.Q6_K, gguf.tensor("output.weight").dtype());
+            assertEquals(DType.Q4_K, gguf.tensor("token_embd.weight").dtype());
+            // a Gaussian's relative RMSE is about a step over sqrt(12): ~1/120 of the range in 4 bits, ~1/500 in 6
+            assertTrue(relativeError(hf.tensor("lm_head.weight"), gguf.tensor("output.weight")) < 0.02);
+            assertTrue(relativeError(hf.tensor("model.layers.2.self_attn.v_proj.weight"),
+                    gguf.tensor("blk.2.attn_v.weight")) < 0.12);
+            assertTrue(relativeError(hf.tensor("model.layers.3.self_attn.v_proj.weight"),
+                    gguf.tensor("blk.3.attn_v.weight")) < 0.02);
+            assertTrue(relativeError(hf.tensor("model.layers.5.mlp.experts.1.down_proj.weight"),
+                    gguf.tensor("blk.5.ffn_down_exps.weight").select(1)) < 0.12);
+            assertArrayEquals(bytes(hf.tensor("model.layers.5.self_attn.k_norm.weight").to(DType.F32)),
+                    bytes(gguf.tensor("blk.5.attn_k_norm.weight")));
+        }
+    }
+
+    @Test
+    void quantisingAConvertedFileGivesWhatConvertingStraightToTheTypeGives() {
+        Path folder = blockShapedModel();
+        Path same = dir.resolve("same.gguf");
+        Path direct = dir.resolve("direct.gguf");
+        Path requantised = dir.resolve("requantised.gguf");
+        GgufConverter.convert(folder, same, Optional.empty());
+        GgufConverter.convert(folder, direct, Optional.of(GgufFileType.Q4_K_M));
+        var result = GgufQuantizer.quantize(same, requantised, GgufFileType.Q4_K_M);
+        try (var a = GgufReader.open(direct); var b = GgufReader.open(requantised)) {
+            assertEquals(a.tensors().size(), result.tensors());
+            for (GgufTensorInfo info : a.tensors()) {
+                assertEquals(info.type(), b.info(info.name()).orElseThrow().type(), info.name());
+                assertArrayEquals(bytes(a.tensor(info.name())), bytes(b.tensor(info.name())), info.name());
+            }
+            assertEquals(a.metadata().entries(), b.metadata().entries());
+        }
+        Path q8 = dir.resolve("q8.gguf");
+        GgufQuantizer.quantize(requantised, q8, GgufFileType.Q8_0);
+        try (var gguf = GgufReader.open(q8); var hf = Checkpoint.open(folder)) {
+            assertEquals(7, key(gguf, "general.file_type"));
+            assertEquals(DType.Q8_0, gguf.tensor("blk.0.attn_v.weight").dtype());
+            assertEquals(DType.F32, gguf.tensor("blk.0.attn_norm.weight").dtype());
+            assertTrue(relativeError(hf.tensor("model.layers.1.self_attn.q_proj.weight"),
+                    gguf.tensor("blk.1.attn_q.weight")) < 0.12, "Q4_K's error, with Q8_0's on top");
+        }
+    }
+
+    @Test
+    void quantisingAFileWithoutItsLayerCountIsOneLineNamingTheKey() {
+        Path folder = Resources.fixture("qwen3-moe");
+        Path gguf = dir.resolve("in.gguf");
+        GgufConverter.convert(folder, gguf, Optional.empty());
+        Path broken = dir.resolve("broken.gguf");
+        var keep = dev.moe4j.io.gguf.GgufMetadata.builder();
+        var tensors = new ArrayList<dev.moe4j.io.gguf.GgufTensor>();
+        try (var reader = GgufReader.open(gguf)) {
+            reader.metadata().entries().forEach((k, v) -> {
+                if (!k.endsWith(".block_count")) {
+                    keep.put(k, v);
+                }
+            });
+            for (GgufTensorInfo info : reader.tensors()) {
+                tensors.add(dev.moe4j.io.gguf.GgufTensor.of(info.name(), info.type(), reader.tensor(info.name())));
+            }
+            dev.moe4j.io.gguf.GgufWriter.write(broken, keep.build(), tensors);
+        }
+        Path out = dir.resolve("out.gguf");
+        var e = assertThrows(BadInputException.class, () -> GgufQuantizer.quantize(broken, out, GgufFileType.Q8_0));
+        assertEquals(broken + ": metadata 'qwen3moe.block_count' is missing", e.getMessage());
+        assertFalse(Files.exists(out));
     }
 
     @Test
