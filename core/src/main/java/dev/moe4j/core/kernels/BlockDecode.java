@@ -79,11 +79,9 @@ final class BlockDecode {
                 float m2 = dmin * KQuants.packedMin(src, at + 4, 2 * pair + 1);
                 int y = off + 64 * pair;
                 for (int h = 0; h < 32; h += LANES) {
-                    var bytes = ByteVector.fromMemorySegment(BYTES, src, at + 16 + 32L * pair + h, LE);
-                    BlockDots.widen(bytes.lanewise(VectorOperators.AND, (byte) 0x0F)).mul(d1).sub(m1)
-                            .intoArray(dst, y + h);
-                    BlockDots.widen(bytes.lanewise(VectorOperators.LSHR, 4)).mul(d2).sub(m2)
-                            .intoArray(dst, y + 32 + h);
+                    var bytes = BlockDots.unsignedBytes(src, at + 16 + 32L * pair + h);
+                    BlockDots.floats(bytes.and(0x0F)).mul(d1).sub(m1).intoArray(dst, y + h);
+                    BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4)).mul(d2).sub(m2).intoArray(dst, y + 32 + h);
                 }
             }
         }
@@ -93,25 +91,13 @@ final class BlockDecode {
     private static void q6k(MemorySegment src, long at, float[] dst, int off, int blocks) {
         for (int b = 0; b < blocks; b++, at += 210, off += KQuants.SUPER_BLOCK) {
             float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 208));
-            for (int half = 0; half < 2; half++) {
-                long ql = at + 64L * half, qh = at + 128 + 32L * half, sc = at + 192 + 8L * half;
-                int y = off + 128 * half;
+            for (int quarter = 0; quarter < 8; quarter++) {
+                int half = quarter / 4, q = quarter % 4;
+                long low = at + 64L * half + 32 * (q & 1), high = at + 128 + 32L * half, sc = at + 192 + 8L * half + 2 * q;
+                int y = off + 128 * half + 32 * q;
                 for (int l = 0; l < 32; l += LANES) {
-                    int is = l / 16;
-                    var low0 = ByteVector.fromMemorySegment(BYTES, src, ql + l, LE);
-                    var low1 = ByteVector.fromMemorySegment(BYTES, src, ql + 32 + l, LE);
-                    var high = ByteVector.fromMemorySegment(BYTES, src, qh + l, LE);
-                    var q1 = low0.lanewise(VectorOperators.AND, (byte) 0x0F)
-                            .or(high.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.AND, (byte) 0x30));
-                    var q2 = low1.lanewise(VectorOperators.AND, (byte) 0x0F)
-                            .or(high.lanewise(VectorOperators.LSHL, 2).lanewise(VectorOperators.AND, (byte) 0x30));
-                    var q3 = low0.lanewise(VectorOperators.LSHR, 4).or(high.lanewise(VectorOperators.AND, (byte) 0x30));
-                    var q4 = low1.lanewise(VectorOperators.LSHR, 4)
-                            .or(high.lanewise(VectorOperators.LSHR, 2).lanewise(VectorOperators.AND, (byte) 0x30));
-                    BlockDots.widen(q1.sub((byte) 32)).mul(d * src.get(ValueLayout.JAVA_BYTE, sc + is)).intoArray(dst, y + l);
-                    BlockDots.widen(q2.sub((byte) 32)).mul(d * src.get(ValueLayout.JAVA_BYTE, sc + is + 2)).intoArray(dst, y + 32 + l);
-                    BlockDots.widen(q3.sub((byte) 32)).mul(d * src.get(ValueLayout.JAVA_BYTE, sc + is + 4)).intoArray(dst, y + 64 + l);
-                    BlockDots.widen(q4.sub((byte) 32)).mul(d * src.get(ValueLayout.JAVA_BYTE, sc + is + 6)).intoArray(dst, y + 96 + l);
+                    BlockDots.q6kCodes(src, low + l, high + l, 4 * (q >> 1), 2 * q)
+                            .mul(d * src.get(ValueLayout.JAVA_BYTE, sc + l / 16)).intoArray(dst, y + l);
                 }
             }
         }

@@ -5,6 +5,7 @@ import dev.moe4j.core.Parallel;
 import dev.moe4j.core.quant.KQuants;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -28,6 +29,7 @@ import static dev.moe4j.core.kernels.Widening.setF32;
 final class BlockDots {
     static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_PREFERRED
             .withShape(VectorShape.forBitSize(Math.max(64, LANES * 8)));
+    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED.withShape(F.vectorShape());
     private static final int SUB = 32;
 
     private BlockDots() {
@@ -140,9 +142,9 @@ final class BlockDots {
                 var low = FloatVector.zero(F);
                 var high = low;
                 for (int h = 0; h < 32; h += LANES) {
-                    var bytes = ByteVector.fromMemorySegment(BYTES, ws, codes + h, LE);
-                    low = widen(bytes.lanewise(VectorOperators.AND, (byte) 0x0F)).fma(f32(xs, e + h), low);
-                    high = widen(bytes.lanewise(VectorOperators.LSHR, 4)).fma(f32(xs, e + 32 + h), high);
+                    var bytes = unsignedBytes(ws, codes + h);
+                    low = floats(bytes.lanewise(VectorOperators.AND, 0x0F)).fma(f32(xs, e + h), low);
+                    high = floats(bytes.lanewise(VectorOperators.LSHR, 4)).fma(f32(xs, e + 32 + h), high);
                 }
                 acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
                 acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
@@ -164,30 +166,45 @@ final class BlockDots {
         var acc = FloatVector.zero(F);
         for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 210) {
             float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
-            for (int half = 0; half < 2; half++) {
-                long ql = w + 64L * half, qh = w + 128 + 32L * half, sc = w + 192 + 8L * half;
-                int e = c + 128 * half;
+            for (int quarter = 0; quarter < 8; quarter++) {
+                // quarter q of a half: low nibbles of bytes 0-31 (q = 0) or 32-63 (q = 1), high nibbles of the same
+                // (q = 2, 3); its two high bits sit at bits 2q..2q+1 of the half's 32 high-bit bytes
+                int half = quarter / 4, q = quarter % 4;
+                long low = w + 64L * half + 32 * (q & 1), high = w + 128 + 32L * half, sc = w + 192 + 8L * half + 2 * q;
+                int lowShift = 4 * (q >> 1), highShift = 2 * q;
+                int e = c + 128 * half + 32 * q;
                 for (int l = 0; l < 32; l += LANES) {
-                    int is = l / 16;
-                    var low0 = ByteVector.fromMemorySegment(BYTES, ws, ql + l, LE);
-                    var low1 = ByteVector.fromMemorySegment(BYTES, ws, ql + 32 + l, LE);
-                    var high = ByteVector.fromMemorySegment(BYTES, ws, qh + l, LE);
-                    var q1 = low0.lanewise(VectorOperators.AND, (byte) 0x0F)
-                            .or(high.lanewise(VectorOperators.LSHL, 4).lanewise(VectorOperators.AND, (byte) 0x30));
-                    var q2 = low1.lanewise(VectorOperators.AND, (byte) 0x0F)
-                            .or(high.lanewise(VectorOperators.LSHL, 2).lanewise(VectorOperators.AND, (byte) 0x30));
-                    var q3 = low0.lanewise(VectorOperators.LSHR, 4)
-                            .or(high.lanewise(VectorOperators.AND, (byte) 0x30));
-                    var q4 = low1.lanewise(VectorOperators.LSHR, 4)
-                            .or(high.lanewise(VectorOperators.LSHR, 2).lanewise(VectorOperators.AND, (byte) 0x30));
-                    acc = widen(q1.sub((byte) 32)).mul(f32(xs, e + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is)), acc);
-                    acc = widen(q2.sub((byte) 32)).mul(f32(xs, e + 32 + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is + 2)), acc);
-                    acc = widen(q3.sub((byte) 32)).mul(f32(xs, e + 64 + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is + 4)), acc);
-                    acc = widen(q4.sub((byte) 32)).mul(f32(xs, e + 96 + l)).fma(broadcast(d * ws.get(ValueLayout.JAVA_BYTE, sc + is + 6)), acc);
+                    float scale = d * ws.get(ValueLayout.JAVA_BYTE, sc + l / 16);
+                    acc = q6kCodes(ws, low + l, high + l, lowShift, highShift).mul(f32(xs, e + l))
+                            .fma(broadcast(scale), acc);
                 }
             }
         }
         return Lanes.sum(acc, sums);
+    }
+
+    /**
+     * LANES bytes read from memory, zero-extended to int lanes: nibbles and bit fields are cut out in int lanes,
+     * which x86 shifts natively (byte lanes have no shift instructions, and C2 then fell back to Java code).
+     */
+    static IntVector unsignedBytes(MemorySegment ws, long at) {
+        return ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, at, LE).convertShape(VectorOperators.B2I, INTS, 0))
+                .and(0xFF);
+    }
+
+    /**
+     * LANES Q6_K codes as floats: (nibble of the low byte at {@code lowShift} | the two bits of the high byte at
+     * {@code highShift}, moved to bits 4-5) − 32.
+     */
+    static FloatVector q6kCodes(MemorySegment ws, long low, long high, int lowShift, int highShift) {
+        var codes = unsignedBytes(ws, low).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
+                .or(unsignedBytes(ws, high).lanewise(VectorOperators.LSHR, highShift).and(3)
+                        .lanewise(VectorOperators.LSHL, 4));
+        return floats(codes.sub(32));
+    }
+
+    static FloatVector floats(IntVector v) {
+        return (FloatVector) v.convert(VectorOperators.I2F, 0);
     }
 
     /** LANES signed byte codes read from memory, widened to floats. */
