@@ -4,7 +4,8 @@
 # On a fresh machine it installs llama.cpp's prebuilt CPU build (npm packages node-llama-cpp and
 # @node-llama-cpp/linux-x64, 3.22.1) into an ignored folder, makes a model with random weights
 # (`moe4j bench make-model`), converts it to GGUF with `moe4j convert --to gguf`, then runs
-# `moe4j bench generate` (A) and llama.cpp (B, scripts/bench/llama-cpp-generate.mjs) interleaved A B A B for
+# `moe4j bench generate` (A) and llama.cpp (B, scripts/bench/llama-cpp-generate.mjs), both on the same GGUF file,
+# interleaved A B A B for
 # --rounds rounds at each thread count and weight type, and prints one table: prefill and decode tokens/s
 # (median, min, max), the ratio moe4j / llama.cpp, bytes of weights per decoded token against the memory bandwidth
 # moe4j measured in the same run, whether the greedy tokens are the same, the load average and the CPU flags.
@@ -30,7 +31,8 @@ usage: scripts/bench/vs-llama-cpp.sh [options]
 
   --rounds N          interleaved rounds (A = moe4j, B = llama.cpp) per thread count and type (default $rounds)
   --threads "1 2"     thread counts (default "$threads_list")
-  --dtypes "f32 bf16" weight types: f32, bf16, f16 (default "$dtypes")
+  --dtypes "f32 bf16" weight types: f32, bf16, f16, or a quantised GGUF file type q8_0, q4_0, q4_k_m, q5_k_m, q6_k,
+                      mxfp4_moe (made from the BF16 model with 'moe4j convert --type'; default "$dtypes")
   --prompt-tokens N   prompt length (default $prompt_tokens)
   --decode-tokens N   tokens decoded greedily (default $decode_tokens)
   --work DIR          where npm packages, models and results go (default .bench, ignored by git)
@@ -77,7 +79,8 @@ for n in "$rounds" "$prompt_tokens" "$decode_tokens" $threads_list; do
 done
 [ "$decode_tokens" -ge 2 ] || die "--decode-tokens must be at least 2 (decode speed is measured after the first token)"
 for d in $dtypes; do
-  case "$d" in f32|bf16|f16) ;; *) die "--dtypes: expected f32, bf16 or f16, got '$d'" ;; esac
+  case "$d" in f32|bf16|f16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k|mxfp4_moe) ;;
+    *) die "--dtypes: expected f32, bf16, f16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k or mxfp4_moe, got '$d'" ;; esac
 done
 case "$family" in mixtral|qwen3_moe) ;; *) die "--family: moe4j converts mixtral and qwen3_moe to GGUF, not '$family'" ;; esac
 
@@ -114,26 +117,31 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- models: made once per shape and type, converted once -------------------------------------------------------
 shape="$family-l$layers-h$hidden-a$heads-kv$kv_heads-e$experts-k$top_k-i$expert_size-v$vocab"
-declare -A model_dir gguf_file
-for d in $dtypes; do
-  dir="$work/models/$shape-$d"
+declare -A gguf_file
+make_model() { # dtype -> folder made once (a quantised file is made from the BF16 folder)
+  local dir="$work/models/$shape-$1"
   if [ ! -f "$dir/.complete" ]; then
     rm -rf "$dir"
     echo "vs-llama-cpp: making $dir ..." >&2
     MOE4J_JAVA_OPTS="${MOE4J_JAVA_OPTS:-} -Xmx${MOE4J_MAKE_MODEL_HEAP:-10g}" ./moe4j bench make-model --out "$dir" \
       --family "$family" --layers "$layers" --hidden "$hidden" --heads "$heads" --kv-heads "$kv_heads" \
       --experts "$experts" --top-k "$top_k" --expert-size "$expert_size" --vocab "$vocab" \
-      --context "$((prompt_tokens + decode_tokens + 64))" --dtype "${d^^}" 2>>"$logs" \
+      --context "$((prompt_tokens + decode_tokens + 64))" --dtype "${1^^}" 2>>"$logs" \
       || { tail -5 "$logs" >&2; die "make-model failed (log: $logs)"; }
     touch "$dir/.complete"
   fi
-  gguf="$dir.gguf"
+  echo "$dir"
+}
+for d in $dtypes; do
+  case "$d" in
+    f32|bf16|f16) dir="$(make_model "$d")"; type=same; gguf="$dir.gguf" ;;
+    *) dir="$(make_model bf16)"; type="$d"; gguf="$work/models/$shape-$d.gguf" ;;
+  esac
   if [ ! -f "$gguf" ] || [ "$gguf" -ot "$dir/.complete" ]; then
     echo "vs-llama-cpp: converting to $gguf ..." >&2
-    ./moe4j convert --to gguf --model "$dir" --out "$gguf" --type same 2>>"$logs" \
+    ./moe4j convert --to gguf --model "$dir" --out "$gguf" --type "$type" 2>>"$logs" \
       || { tail -5 "$logs" >&2; die "convert failed (log: $logs)"; }
   fi
-  model_dir[$d]="$dir"
   gguf_file[$d]="$gguf"
 done
 
@@ -153,7 +161,7 @@ for round in $(seq 1 "$rounds"); do
   for d in $dtypes; do
     for t in $threads_list; do
       echo "vs-llama-cpp: round $round/$rounds, $d, $t thread(s): moe4j ..." >&2
-      out="$(./moe4j bench generate --model "${model_dir[$d]}" --json --prompt-tokens "$prompt_tokens" \
+      out="$(./moe4j bench generate --model "${gguf_file[$d]}" --json --prompt-tokens "$prompt_tokens" \
           --decode-tokens "$decode_tokens" --runs 1 --threads "$t" 2>>"$logs")" \
         || { tail -5 "$logs" >&2; die "moe4j bench generate failed (log: $logs)"; }
       line="$(printf '%s\n' "$out" | tag moe4j "$d" "$round")" || die "moe4j bench generate printed no JSON: $out"
