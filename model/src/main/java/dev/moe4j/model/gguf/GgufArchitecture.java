@@ -10,6 +10,7 @@ import dev.moe4j.moe.MoeConfig;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Optional;
 import java.util.stream.Collectors;
 
 /**
@@ -43,6 +44,21 @@ enum GgufArchitecture {
     /** {@code general.architecture}, also the prefix of the architecture's keys. */
     String ggufName() {
         return ggufName;
+    }
+
+    /** The Hugging Face model_type whose semantics the architecture has. */
+    String family() {
+        return family;
+    }
+
+    /** The architecture of {@code general.architecture}, if moe4j runs it. */
+    static Optional<GgufArchitecture> named(String ggufName) {
+        return Arrays.stream(values()).filter(a -> a.ggufName.equals(ggufName)).findFirst();
+    }
+
+    /** llama.cpp's names of the architectures moe4j runs, for messages. */
+    static String names() {
+        return Arrays.stream(values()).map(a -> a.ggufName).collect(Collectors.joining(", "));
     }
 
     /** Whether llama.cpp rotates adjacent pairs, so that the query and key rows must be reordered. */

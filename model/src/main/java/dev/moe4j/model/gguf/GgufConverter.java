@@ -9,6 +9,8 @@ import dev.moe4j.io.gguf.GgufTensor;
 import dev.moe4j.io.gguf.GgufValue;
 import dev.moe4j.io.gguf.GgufVocabulary;
 import dev.moe4j.io.gguf.GgufWriter;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.ModelWeights;
@@ -125,6 +127,8 @@ public final class GgufConverter {
             m.put(p + "rope.scaling.factor", GgufValue.float32((float) linear.factor()));
         }
         vocabulary.addTo(m);
+        addedTokens(folder, config, m);
+        chatTemplate(folder).ifPresent(t -> m.put("tokenizer.chat_template", GgufValue.string(t)));
         int vocab = config.vocabSize();
         config.tokens().bos().stream().filter(id -> id < vocab)
                 .forEach(id -> m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(id)));
@@ -133,6 +137,34 @@ public final class GgufConverter {
         config.tokens().pad().stream().filter(id -> id < vocab)
                 .forEach(id -> m.put("tokenizer.ggml.padding_token_id", GgufValue.uint32(id)));
         return m.build();
+    }
+
+    /**
+     * Whether the tokenizer adds BOS and EOS to a text, said explicitly: llama.cpp's defaults differ by vocabulary
+     * (a llama vocabulary adds BOS, a gpt2 one does not), and tokenizer.json's post-processor is what decides.
+     */
+    private static void addedTokens(Path folder, ModelConfig config, GgufMetadata.Builder m) {
+        Path tokenizerJson = folder.resolve(ModelFolder.TOKENIZER);
+        int[] added = Files.isRegularFile(tokenizerJson) ? Tokenizer.load(tokenizerJson).encodeIds("", true)
+                : new int[0];
+        boolean bos = added.length > 0 && config.tokens().bos().isPresent()
+                && added[0] == config.tokens().bos().getAsInt();
+        boolean eos = added.length > (bos ? 1 : 0) && config.tokens().eos().contains(added[added.length - 1]);
+        m.put("tokenizer.ggml.add_bos_token", GgufValue.bool(bos));
+        m.put("tokenizer.ggml.add_eos_token", GgufValue.bool(eos));
+    }
+
+    /** The default chat template of the folder's tokenizer_config.json (or chat_template.jinja), if it has one. */
+    private static Optional<String> chatTemplate(Path folder) {
+        Path config = folder.resolve(ModelFolder.TOKENIZER_CONFIG);
+        if (!Files.isRegularFile(config)) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(ChatTemplate.load(config).text());
+        } catch (ChatTemplate.Missing e) {
+            return Optional.empty();
+        }
     }
 
     /** The GGUF tensors of a model, in llama.cpp's order: embedding, blocks, final norm, LM head. */
