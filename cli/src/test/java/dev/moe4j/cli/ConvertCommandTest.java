@@ -44,10 +44,10 @@ class ConvertCommandTest {
                 {"--to", "onnx", "--model", model.toString(), "--out", out.toString()},
                 {"--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--dtype", "q8_0"},
                 {"--to", "gguf", "--model", dir.resolve("missing").toString(), "--out", out.toString()},
-                {"--to", "gguf", "--model", model.toString(), "--out", out.toString()},
+                {"--to", "gguf", "--model", Fixtures.model("deepseek-v3", dir).toString(), "--out", out.toString()},
         };
         String[] expected = {"--to: expected gguf, got 'onnx'", "--dtype: expected f32, bf16, f16 or same, got 'q8_0'",
-                "missing: not a model folder", "model_type 'olmoe' cannot be converted to GGUF yet"};
+                "missing: not a model folder", "model_type 'deepseek_v3' cannot be converted to GGUF yet"};
         for (int i = 0; i < cases.length; i++) {
             var r = convert(cases[i]);
             assertEquals(2, r.status(), r.err());

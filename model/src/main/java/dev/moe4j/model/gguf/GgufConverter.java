@@ -119,8 +119,11 @@ public final class GgufConverter {
                 .put(p + "rope.freq_base", GgufValue.float32((float) config.rope().theta()))
                 .put(p + "expert_count", GgufValue.uint32(moe.experts()))
                 .put(p + "expert_used_count", GgufValue.uint32(moe.topK()));
-        if (arch == GgufArchitecture.QWEN3MOE) {
+        if (arch == GgufArchitecture.QWEN3MOE || arch == GgufArchitecture.QWEN2MOE) {
             m.put(p + "expert_feed_forward_length", GgufValue.uint32(moe.intermediate()));
+        }
+        if (moe.sharedIntermediate() > 0) {
+            m.put(p + "expert_shared_feed_forward_length", GgufValue.uint32(moe.sharedIntermediate()));
         }
         if (config.rope().scaling() instanceof RopeConfig.Linear linear) {
             m.put(p + "rope.scaling.type", GgufValue.string("linear"));
@@ -183,7 +186,12 @@ public final class GgufConverter {
                 out.add(rotated(blk + "attn_k.weight", layer + "attention.k_proj.weight", a.numKvHeads()));
                 out.add(matrix(blk + "attn_v.weight", layer + "attention.v_proj.weight"));
                 out.add(matrix(blk + "attn_output.weight", layer + "attention.o_proj.weight"));
-                if (config.norms().qkNorm() == QkNorm.PER_HEAD) {
+                if (a.qkvBias()) {
+                    for (String x : new String[] {"q", "k", "v"}) {
+                        out.add(vector(blk + "attn_" + x + ".bias", layer + "attention." + x + "_proj.bias"));
+                    }
+                }
+                if (config.norms().qkNorm() != QkNorm.NONE) {
                     out.add(vector(blk + "attn_q_norm.weight", layer + "attention.q_norm.weight"));
                     out.add(vector(blk + "attn_k_norm.weight", layer + "attention.k_norm.weight"));
                 }
@@ -192,6 +200,16 @@ public final class GgufConverter {
                 for (String[] proj : new String[][] {{"gate", "gate_proj"}, {"up", "up_proj"}, {"down", "down_proj"}}) {
                     out.add(stacked(blk + "ffn_" + proj[0] + "_exps.weight", layer + "moe.experts.", proj[1],
                             experts));
+                }
+                if (config.moe().orElseThrow().sharedIntermediate() > 0) {
+                    // llama.cpp's shared gate is one vector of the model's width, moe4j's a [1, H] matrix
+                    Tensor gate = weights.get(layer + "moe.shared_expert_gate.weight");
+                    out.add(new GgufTensor(blk + "ffn_gate_inp_shexp.weight", GgmlType.F32,
+                            new int[] {gate.dim(1)}, List.of(gate)));
+                    for (String proj : new String[] {"gate", "up", "down"}) {
+                        out.add(matrix(blk + "ffn_" + proj + "_shexp.weight",
+                                layer + "moe.shared_experts." + proj + "_proj.weight"));
+                    }
                 }
             }
             out.add(vector("output_norm.weight", "norm.weight"));

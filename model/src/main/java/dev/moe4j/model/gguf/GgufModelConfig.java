@@ -17,7 +17,8 @@ import java.util.OptionalLong;
  * A GGUF file's hyperparameters (llama.cpp's {@code ARCH.*} keys) as moe4j's {@link ModelConfig}. They are mapped
  * onto the config.json of the Hugging Face family whose semantics llama.cpp's architecture has, and that is read by
  * the family, so a GGUF model means what the same model in a folder means: {@code llama} with experts is Mixtral
- * (softmax top-k, renormalised), {@code qwen3moe} is Qwen3-MoE (llama.cpp always renormalises its top-k). Where
+ * (softmax top-k, renormalised), {@code qwen3moe} is Qwen3-MoE (llama.cpp always renormalises its top-k),
+ * {@code qwen2moe} is Qwen2-MoE and {@code olmoe} OLMoE (neither renormalises). Where
  * llama.cpp's weights differ from transformers' layout, the config says so instead of the weights being moved:
  * {@code llama}'s query and key rows are in adjacent-pair order, so its RoPE is {@link RopeConfig.Layout#INTERLEAVED}.
  * A required key that is missing, or a feature moe4j would compute differently, is one error naming file and key.
@@ -66,7 +67,9 @@ final class GgufModelConfig {
         if (used > experts) {
             throw f.error(p + "expert_used_count", "is " + used + " but expert_count is " + experts);
         }
-        long expertWidth = arch == GgufArchitecture.LLAMA
+        // llama and olmoe size their experts by feed_forward_length, the Qwen architectures by the expert key
+        boolean qwen = arch == GgufArchitecture.QWEN2MOE || arch == GgufArchitecture.QWEN3MOE;
+        long expertWidth = !qwen
                 ? f.integer(p + "expert_feed_forward_length", 1).orElseGet(() ->
                         f.requiredInteger(p + "feed_forward_length", 1, need))
                 : f.requiredInteger(p + "expert_feed_forward_length", 1, need);
@@ -95,11 +98,27 @@ final class GgufModelConfig {
                 c.put("intermediate_size", expertWidth);
                 c.putNull("sliding_window");
             }
+            case QWEN2MOE -> {
+                c.put("num_experts", experts);
+                c.put("moe_intermediate_size", expertWidth);
+                // llama.cpp's shared expert is feed_forward_length wide when the file does not say
+                c.put("shared_expert_intermediate_size", f.integer(p + "expert_shared_feed_forward_length", 1)
+                        .orElseGet(() -> f.requiredInteger(p + "feed_forward_length", 1, need)));
+                c.put("norm_topk_prob", false);
+                c.put("qkv_bias", true);
+            }
             case QWEN3MOE -> {
                 c.put("num_experts", experts);
                 c.put("moe_intermediate_size", expertWidth);
                 c.put("norm_topk_prob", true);
                 c.put("attention_bias", false);
+            }
+            case OLMOE -> {
+                c.put("num_experts", experts);
+                c.put("intermediate_size", expertWidth);
+                c.put("norm_topk_prob", false);
+                c.put("attention_bias", false);
+                c.putNull("clip_qkv");
             }
         }
         tokens(c);

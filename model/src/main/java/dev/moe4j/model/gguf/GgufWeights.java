@@ -1,6 +1,7 @@
 package dev.moe4j.model.gguf;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.Tensor;
 import dev.moe4j.io.gguf.GgufReader;
 import dev.moe4j.io.gguf.GgufTensorInfo;
 import dev.moe4j.model.StoredWeights;
@@ -73,7 +74,12 @@ final class GgufWeights implements StoredWeights {
         String stored = NAMES.toCheckpoint(name);
         Matcher m = EXPERT.matcher(stored);
         if (!m.matches()) {
-            return reader.info(stored).map(i -> new Stored(stored, stored, reader.path(), reader.tensor(stored)));
+            return reader.info(stored).map(i -> {
+                Tensor t = reader.tensor(stored);
+                // llama.cpp's shared-expert gate is a vector of the model's width; moe4j's is that one row
+                boolean gateVector = name.endsWith("shared_expert_gate.weight") && t.rank() == 1;
+                return new Stored(stored, stored, reader.path(), gateVector ? t.reshape(1, t.dim(0)) : t);
+            });
         }
         String stacked = m.group(1);
         int expert = Integer.parseInt(m.group(2));

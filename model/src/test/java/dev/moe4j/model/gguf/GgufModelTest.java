@@ -18,7 +18,13 @@ import dev.moe4j.model.Resources;
 import dev.moe4j.model.WeightMemory;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.ModelSaver;
+import dev.moe4j.model.TinyModels;
+import dev.moe4j.model.transformer.InitialWeights;
+import dev.moe4j.model.transformer.Transformer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -43,10 +49,15 @@ class GgufModelTest {
 
     /** The largest difference of any logit over the whole sequence, relative to the largest logit. */
     private static double maxRelativeDifference(Path folder, Path gguf, WeightMemory memory) {
+        return maxRelativeDifference(folder, gguf, memory, 512);
+    }
+
+    private static double maxRelativeDifference(Path folder, Path gguf, WeightMemory memory, int vocab) {
+        int[] prompt = java.util.Arrays.stream(PROMPT).map(id -> id % vocab).toArray();
         try (LanguageModel a = ModelLoader.load(folder, CpuBackend.INSTANCE, memory);
              LanguageModel b = ModelLoader.load(gguf, CpuBackend.INSTANCE, memory)) {
-            Tensor expected = a.forward(a.newState(PROMPT.length), PROMPT, false, null);
-            Tensor actual = b.forward(b.newState(PROMPT.length), PROMPT, false, null);
+            Tensor expected = a.forward(a.newState(prompt.length), prompt, false, null);
+            Tensor actual = b.forward(b.newState(prompt.length), prompt, false, null);
             assertArrayEquals(expected.shape(), actual.shape());
             double scale = 0, diff = 0;
             for (long i = 0; i < expected.size(); i++) {
@@ -89,6 +100,38 @@ class GgufModelTest {
         assertEquals("qwen3_moe", ModelLoader.config(gguf).family());
         double d = maxRelativeDifference(folder, gguf, WeightMemory.MAPPED);
         assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"qwen2_moe, qwen2moe, '\"num_key_value_heads\":2'",
+            "olmoe, olmoe, '\"num_key_value_heads\":4,\"clip_qkv\":null'"})
+    void qwen2MoeWithItsGatedSharedExpertAndOlmoeGiveTheFolderModelsLogits(String family, String architecture,
+                                                                          String extra) {
+        Path folder = dir.resolve(family);
+        var model = new Transformer(TinyModels.config(family, extra), new InitialWeights(0.3, 11));
+        ModelSaver.save(model, folder, family, DType.F32, ModelSaver.DEFAULT_SHARD_BYTES);
+        Path gguf = dir.resolve(family + ".gguf");
+        assertEquals(architecture, GgufConverter.convert(folder, gguf, Optional.empty()).architecture());
+        ModelConfig config = ModelLoader.config(gguf);
+        assertEquals(family, config.family());
+        assertEquals(model.config().moe().orElseThrow().sharedIntermediate(),
+                config.moe().orElseThrow().sharedIntermediate());
+        if (family.equals("qwen2_moe")) {
+            try (GgufReader r = GgufReader.open(gguf)) {
+                assertArrayEquals(new int[] {16}, r.tensor("blk.0.ffn_gate_inp_shexp.weight").shape());
+                assertArrayEquals(new int[] {8}, r.tensor("blk.2.attn_k.bias").shape());
+            }
+        }
+        double d = maxRelativeDifference(folder, gguf, WeightMemory.MAPPED, 40);
+        assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
+    }
+
+    @Test
+    void olmoeWithGroupedQueryAttentionIsRefusedBecauseLlamaCppNormalisesKeysOverTheModelsWidth() {
+        var e = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("olmoe"),
+                dir.resolve("o.gguf"), Optional.empty()));
+        assertTrue(e.getMessage().endsWith("the model has grouped-query attention, which llama.cpp's 'olmoe'"
+                + " architecture does not; a GGUF of it would compute another function"), e.getMessage());
     }
 
     @Test
@@ -191,7 +234,7 @@ class GgufModelTest {
                 .build(), List.of());
         e = assertThrows(BadInputException.class, () -> ModelLoader.load(gemma));
         assertEquals(gemma + ": metadata 'general.architecture' is 'gemma', an architecture moe4j does not run; it"
-                + " runs llama, qwen3moe", e.getMessage());
+                + " runs llama, qwen2moe, qwen3moe, olmoe", e.getMessage());
     }
 
     @Test
