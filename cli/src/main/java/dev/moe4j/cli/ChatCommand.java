@@ -43,8 +43,9 @@ import java.util.concurrent.Callable;
                         + " --max-tokens. Decoding flags win over generation_config.json, which wins over"
                         + " transformers' defaults (greedy; when sampling, temperature 1 and top-k 50)."})
 final class ChatCommand implements Callable<Integer>, CommandContext.User {
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "model folder: config.json, tokenizer.json, tokenizer_config.json, safetensors weights")
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
+            description = "model folder (config.json, tokenizer.json, tokenizer_config.json, safetensors weights)"
+                    + " or a .gguf file (its tokenizer.chat_template is the chat template)")
     Path model;
 
     @Option(names = "--template", paramLabel = "FILE",

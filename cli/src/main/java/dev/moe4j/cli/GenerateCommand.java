@@ -37,8 +37,9 @@ import java.util.concurrent.Callable;
                         + " when sampling, temperature 1 and top-k 50).",
                 "Speeds go to stderr at the end: time to first token, prefill and decode tokens/s."})
 final class GenerateCommand implements Callable<Integer>, CommandContext.User {
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "model folder: config.json, tokenizer.json, safetensors weights, generation_config.json")
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
+            description = "model folder (config.json, tokenizer.json, safetensors weights, generation_config.json)"
+                    + " or a .gguf file (weights, vocabulary and chat template in one file)")
     Path model;
 
     @ArgGroup(exclusive = true, multiplicity = "1")

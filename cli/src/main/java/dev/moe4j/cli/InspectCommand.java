@@ -5,6 +5,8 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.core.kernels.GluParams;
+import dev.moe4j.io.gguf.GgufReader;
+import dev.moe4j.io.gguf.GgufTensorInfo;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.io.safetensors.SafetensorsReader;
@@ -17,6 +19,7 @@ import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.family.HfFamily;
+import dev.moe4j.model.gguf.GgufModel;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.RouterKind;
 import dev.moe4j.moe.expert.ExpertFfn;
@@ -33,6 +36,7 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
@@ -47,10 +51,11 @@ import java.util.concurrent.Callable;
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = {"Describe a model: its architecture, its total and active parameter counts, and its weights.",
                 "PATH is a model folder (config.json and/or safetensors weights), a config.json (no weights needed),"
-                        + " a .safetensors file (its tensors only) or a model.safetensors.index.json.",
+                        + " a .safetensors file (its tensors only), a model.safetensors.index.json or a .gguf file"
+                        + " (its metadata as the config).",
                 "Parameter counts include the embeddings and the LM head in both the total and the active count."})
 public final class InspectCommand implements Callable<Integer> {
-    @Parameters(paramLabel = "PATH", description = "model folder, config.json, .safetensors file or index .json")
+    @Parameters(paramLabel = "PATH", description = "model folder, config.json, .safetensors file, index .json or .gguf file")
     Path path;
 
     @Option(names = "--tensors", description = "list every tensor with its dtype, shape and file")
@@ -92,6 +97,9 @@ public final class InspectCommand implements Callable<Integer> {
             throw new BadInputException(path + ": no such file or folder");
         }
         String name = path.getFileName() == null ? "" : path.getFileName().toString();
+        if (GgufModel.isGguf(path)) {
+            return new Inspection(path, Optional.of(GgufModel.config(path)), Optional.of(ggufWeights(path)));
+        }
         if (Files.isDirectory(path)) {
             Path configFile = path.resolve("config.json");
             boolean hasConfig = Files.isRegularFile(configFile);
@@ -115,8 +123,28 @@ public final class InspectCommand implements Callable<Integer> {
         if (name.endsWith(".json")) {
             return new Inspection(path, Optional.of(HfFamilies.load(path)), Optional.empty());
         }
-        throw new BadInputException(path + ": expected a model folder, a config.json, a .safetensors file or a "
-                + Checkpoint.INDEX_FILE);
+        throw new BadInputException(path + ": expected a model folder, a config.json, a .safetensors file, a "
+                + Checkpoint.INDEX_FILE + " or a .gguf file");
+    }
+
+    /** The tensors of a GGUF file, each as the entry a safetensors header would give it (offsets in the data). */
+    private static WeightsSummary ggufWeights(Path path) {
+        try (GgufReader gguf = GgufReader.open(path)) {
+            var bytes = new EnumMap<DType, Long>(DType.class);
+            long total = 0;
+            long parameters = 0;
+            var rows = new ArrayList<TensorRow>();
+            String file = path.getFileName().toString();
+            for (GgufTensorInfo t : gguf.tensors()) {
+                var entry = new TensorEntry(t.name(), t.type().dtype(), Arrays.stream(t.shape()).boxed().toList(),
+                        t.offset(), t.offset() + t.byteSize());
+                bytes.merge(entry.dtype(), entry.byteLength(), Long::sum);
+                total += entry.byteLength();
+                parameters += entry.elementCount();
+                rows.add(new TensorRow(t.name(), entry, file));
+            }
+            return new WeightsSummary(List.of(file), bytes, total, parameters, rows);
+        }
     }
 
     private static WeightsSummary weights(Path path) {

@@ -25,8 +25,8 @@ import java.util.concurrent.Callable;
                 "The first token has nothing before it and is not scored; a text gets the tokenizer's special tokens"
                         + " (e.g. BOS) first."})
 final class ScoreCommand implements Callable<Integer>, CommandContext.User {
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "model folder: config.json, tokenizer.json and safetensors weights")
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
+            description = "model folder (config.json, tokenizer.json and safetensors weights) or a .gguf file")
     Path model;
 
     @ArgGroup(exclusive = true, multiplicity = "1")

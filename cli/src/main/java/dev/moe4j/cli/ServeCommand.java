@@ -36,9 +36,9 @@ import java.util.concurrent.Callable;
                         + " text or max_tokens the context cannot hold is refused (400 context_length_exceeded).",
                 "Each generation and each refused request is logged on stderr in one line."})
 final class ServeCommand implements Callable<Integer>, CommandContext.User {
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "model folder: config.json, tokenizer.json, safetensors weights; tokenizer_config.json"
-                    + " (chat template) and generation_config.json if present")
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
+            description = "model folder (config.json, tokenizer.json, safetensors weights; tokenizer_config.json"
+                    + " (chat template) and generation_config.json if present) or a .gguf file")
     Path model;
 
     @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
@@ -55,7 +55,7 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
     Path template;
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
-            description = "the model id of the API (default: the model folder's name)")
+            description = "the model id of the API (default: the model folder's name, or the GGUF file's without .gguf)")
     String name;
 
     @Option(names = "--max-request-bytes", paramLabel = "N", defaultValue = "" + ModelServer.DEFAULT_MAX_REQUEST_BYTES,

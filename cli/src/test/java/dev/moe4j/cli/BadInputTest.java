@@ -52,8 +52,8 @@ class BadInputTest {
     void aMissingFolder() {
         var r = Cli.run(toys, "generate", "--model", dir.resolve("nope").toString(), "--prompt", "hi");
         assertEquals(2, r.status());
-        assertEquals("moe4j: error: " + dir.resolve("nope") + ": no such folder (expected a model folder with"
-                + " config.json, tokenizer.json and safetensors weights)\n", r.err());
+        assertEquals("moe4j: error: " + dir.resolve("nope") + ": no such folder or file (expected a model folder"
+                + " with config.json, tokenizer.json and safetensors weights, or a .gguf file)\n", r.err());
     }
 
     @Test

@@ -10,6 +10,7 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.generate.GenerationConfig;
 import dev.moe4j.model.generate.TokenText;
+import dev.moe4j.model.gguf.GgufModel;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,9 +22,12 @@ import java.util.Set;
 import java.util.function.Function;
 
 /**
- * A Hugging Face model folder opened for inference: config.json, tokenizer.json, generation_config.json and the
- * weights. The small files are read and checked against each other before the weights are touched, so a
+ * A model opened for inference: a Hugging Face model folder (config.json, tokenizer.json, generation_config.json and
+ * the weights) or one GGUF file (config, vocabulary and chat template in its metadata; {@link GgufModel} tells the
+ * two apart). The small files are read and checked against each other before the weights are touched, so a
  * mismatch costs no loading time and names the file at fault. The commands and the server open models this way.
+ *
+ * @param folder the model folder, or the GGUF file
  */
 public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, GenerationConfig generation,
                           LanguageModel model, long loadNanos) implements AutoCloseable {
@@ -73,9 +77,16 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
      */
     public static ModelFolder open(Path folder, Opener opener, Function<ModelConfig, Backend> backendFor) {
         long start = System.nanoTime();
+        if (GgufModel.isGguf(folder)) {
+            GgufModel.Description gguf = GgufModel.describe(folder);
+            LanguageModel model = opener.open(folder, gguf.config(), backendFor.apply(gguf.config()));
+            return new ModelFolder(folder, gguf.config(), gguf.tokenizer(), GenerationConfig.none(), model,
+                    System.nanoTime() - start);
+        }
         if (!Files.isDirectory(folder)) {
-            throw new BadInputException(folder + (Files.exists(folder) ? ": not a folder" : ": no such folder")
-                    + " (expected a model folder with config.json, tokenizer.json and safetensors weights)");
+            throw new BadInputException(folder + (Files.exists(folder) ? ": neither a folder nor a GGUF file"
+                    : ": no such folder or file") + " (expected a model folder with config.json, tokenizer.json and"
+                    + " safetensors weights, or a .gguf file)");
         }
         ModelConfig config = HfFamilies.load(folder.resolve("config.json"));
         Tokenizer tokenizer = Tokenizer.load(folder.resolve(TOKENIZER));
@@ -108,6 +119,11 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
      * template that does not parse is refused here too, naming its file.
      */
     public static ChatTemplate chatTemplate(Path folder, Path templateFile) {
+        if (GgufModel.isGguf(folder)) {
+            GgufModel.Description gguf = GgufModel.describe(folder);
+            return templateFile == null ? gguf.template(folder)
+                    : ChatTemplate.of(templateFile.toString(), readTemplate(templateFile), gguf.specialTokens());
+        }
         Path tokenizerConfig = folder.resolve(TOKENIZER_CONFIG);
         if (templateFile == null) {
             if (!Files.isRegularFile(tokenizerConfig)) {
@@ -121,13 +137,7 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
                         + " --template FILE");
             }
         }
-        String text;
-        try {
-            text = Files.readString(templateFile);
-        } catch (IOException e) {
-            throw new BadInputException(templateFile + ": cannot read the chat template ("
-                    + (Files.exists(templateFile) ? e.getMessage() : "no such file") + ")");
-        }
+        String text = readTemplate(templateFile);
         Map<String, String> specials = new HashMap<>();
         if (Files.isRegularFile(tokenizerConfig)) {
             var json = Json.read(tokenizerConfig);
@@ -141,6 +151,15 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
             }
         }
         return ChatTemplate.of(templateFile.toString(), text, specials);
+    }
+
+    private static String readTemplate(Path templateFile) {
+        try {
+            return Files.readString(templateFile);
+        } catch (IOException e) {
+            throw new BadInputException(templateFile + ": cannot read the chat template ("
+                    + (Files.exists(templateFile) ? e.getMessage() : "no such file") + ")");
+        }
     }
 
     @Override

@@ -4,10 +4,9 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.ResidentMemory;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
-import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
-import dev.moe4j.model.family.HfFamily;
+import dev.moe4j.model.gguf.GgufModel;
 import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeLayer;
 
@@ -15,9 +14,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) as a
- * {@link TransformerModel}: the family of the config's model_type maps the config and the tensor names; every
- * tensor is checked (present, shape, type, nothing left over) before the model can run; the weights keep their
+ * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) or a GGUF file
+ * ({@link GgufModel}) as a {@link TransformerModel}: the family of the config's model_type maps the config and the
+ * tensor names (llama.cpp's names for GGUF, {@link StoredWeights}); every tensor is checked (present, shape, type, nothing left over) before the model can run; the weights keep their
  * stored type, copied into memory or left memory-mapped ({@link WeightMemory}).
  */
 public final class ModelLoader {
@@ -54,20 +53,21 @@ public final class ModelLoader {
             config.moe().ifPresent(moe -> {
                 var missing = MoeLayer.unsupportedOnDevice(moe);
                 if (!missing.isEmpty()) {
-                    throw new BadInputException(folder.resolve("config.json") + ": the MoE layers use "
+                    Path source = GgufModel.isGguf(folder) ? folder : folder.resolve("config.json");
+                    throw new BadInputException(source + ": the MoE layers use "
                             + String.join(" and ", missing) + ", which " + backend.device().name()
                             + " does not run yet; use --device cpu");
                 }
             });
         }
-        Checkpoint checkpoint = Checkpoint.open(folder);
+        StoredWeights checkpoint = stored(folder, config);
         boolean host = backend.device().isHost();
         ResidentMemory copies = null;
         try {
             if (host && memory.copies(checkpoint.byteSize())) {
                 copies = new ResidentMemory();
             }
-            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config, copies);
+            var weights = new CheckpointWeights(checkpoint, config, copies);
             Transformer transformer = host ? new Transformer(config, weights)
                     : Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();
@@ -93,8 +93,8 @@ public final class ModelLoader {
      */
     public static Transformer loadForTraining(Path folder) {
         ModelConfig config = config(folder);
-        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
-            var weights = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
+        try (StoredWeights checkpoint = stored(folder, config)) {
+            var weights = new CheckpointWeights(checkpoint, config);
             Transformer transformer = new Transformer(config, new TrainableWeights(weights));
             weights.requireAllUsed();
             return transformer;
@@ -108,8 +108,8 @@ public final class ModelLoader {
      */
     public static Transformer loadForTraining(Path folder, ModelConfig as) {
         ModelConfig stored = config(folder);
-        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
-            var weights = new CheckpointWeights(checkpoint, family(stored).tensorNames(), as);
+        try (StoredWeights checkpoint = stored(folder, stored, as)) {
+            var weights = new CheckpointWeights(checkpoint, as);
             Transformer transformer = new Transformer(as, new TrainableWeights(weights));
             weights.requireAllUsed();
             return transformer;
@@ -122,9 +122,9 @@ public final class ModelLoader {
      */
     public static ModelWeights weights(Path folder) {
         ModelConfig config = config(folder);
-        Checkpoint checkpoint = Checkpoint.open(folder);
+        StoredWeights checkpoint = stored(folder, config);
         try {
-            var checked = new CheckpointWeights(checkpoint, family(config).tensorNames(), config);
+            var checked = new CheckpointWeights(checkpoint, config);
             Transformer model = new Transformer(config, checked);
             checked.requireAllUsed();
             return new ModelWeights(folder, config, model.tensors(), checkpoint);
@@ -134,8 +134,14 @@ public final class ModelLoader {
         }
     }
 
-    /** The mapped config.json of a model folder, refusing what moe4j cannot run. */
+    /**
+     * The config of a model: a folder's config.json through its family, or a GGUF file's metadata; refusing what
+     * moe4j cannot run.
+     */
     public static ModelConfig config(Path folder) {
+        if (GgufModel.isGguf(folder)) {
+            return GgufModel.config(folder);
+        }
         if (!Files.isDirectory(folder)) {
             throw new BadInputException(folder + ": not a model folder (expected a folder with config.json and "
                     + "safetensors weights)");
@@ -152,7 +158,13 @@ public final class ModelLoader {
         return config;
     }
 
-    private static HfFamily family(ModelConfig config) {
-        return HfFamilies.find(config.family()).orElseThrow();
+    /** The tensors of a model folder's checkpoint or of a GGUF file, for a model of {@code config}. */
+    private static StoredWeights stored(Path path, ModelConfig config) {
+        return stored(path, config, config);
+    }
+
+    /** As {@link #stored(Path, ModelConfig)}, {@code stored} being the checkpoint's own config (its names). */
+    private static StoredWeights stored(Path path, ModelConfig stored, ModelConfig config) {
+        return GgufModel.isGguf(path) ? GgufModel.weights(path, config) : SafetensorsWeights.open(path, stored, config);
     }
 }

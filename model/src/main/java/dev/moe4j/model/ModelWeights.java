@@ -1,7 +1,6 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.Tensor;
-import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.model.config.ModelConfig;
 
 import java.nio.file.Path;
@@ -17,7 +16,8 @@ import java.util.Map;
  *
  * @param tensors by moe4j's names, as {@link dev.moe4j.model.transformer.Transformer#tensors()} gives them
  */
-public record ModelWeights(Path folder, ModelConfig config, Map<String, Tensor> tensors, Checkpoint checkpoint)
+public record ModelWeights(Path folder, ModelConfig config, Map<String, Tensor> tensors,
+                           StoredWeights checkpoint)
         implements AutoCloseable {
     public ModelWeights {
         tensors = Collections.unmodifiableMap(new LinkedHashMap<>(tensors));

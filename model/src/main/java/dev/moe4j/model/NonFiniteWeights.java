@@ -1,9 +1,12 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.Tensor;
+import dev.moe4j.io.gguf.GgufReader;
+import dev.moe4j.io.gguf.GgufTensorInfo;
 import dev.moe4j.io.safetensors.Checkpoint;
 import dev.moe4j.io.safetensors.SafetensorsReader;
 import dev.moe4j.io.safetensors.TensorEntry;
+import dev.moe4j.model.gguf.GgufModel;
 
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
@@ -43,22 +46,41 @@ final class NonFiniteWeights {
      * its file, tensor and element, or empty when every weight is finite.
      */
     static Optional<String> find(Path folder) {
+        if (GgufModel.isGguf(folder)) {
+            try (GgufReader gguf = GgufReader.open(folder)) {
+                for (GgufTensorInfo info : gguf.tensors()) {
+                    if (info.type().dtype().isKernelFloat()) {
+                        Optional<String> problem = nonFinite(folder, info.name(), info.shape(), gguf.tensor(info.name()));
+                        if (problem.isPresent()) {
+                            return problem;
+                        }
+                    }
+                }
+            }
+            return Optional.empty();
+        }
         try (Checkpoint checkpoint = Checkpoint.open(folder)) {
             for (SafetensorsReader file : checkpoint.files()) {
                 for (TensorEntry entry : file.entries()) {
                     if (!entry.dtype().isKernelFloat()) {
                         continue;
                     }
-                    Tensor t = file.tensor(entry);
-                    for (long i = 0, n = t.size(); i < n; i++) {
-                        float v = t.getFloat(i);
-                        if (!Float.isFinite(v)) {
-                            return Optional.of(file.path() + ": tensor '" + entry.name() + "' "
-                                    + Arrays.toString(entry.dims()) + " holds " + v + " at element " + i
-                                    + ": the checkpoint is damaged (its weights must be finite numbers)");
-                        }
+                    Optional<String> problem = nonFinite(file.path(), entry.name(), entry.dims(), file.tensor(entry));
+                    if (problem.isPresent()) {
+                        return problem;
                     }
                 }
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static Optional<String> nonFinite(Path file, String name, int[] shape, Tensor t) {
+        for (long i = 0, n = t.size(); i < n; i++) {
+            float v = t.getFloat(i);
+            if (!Float.isFinite(v)) {
+                return Optional.of(file + ": tensor '" + name + "' " + Arrays.toString(shape) + " holds " + v
+                        + " at element " + i + ": the checkpoint is damaged (its weights must be finite numbers)");
             }
         }
         return Optional.empty();

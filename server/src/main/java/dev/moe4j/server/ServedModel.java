@@ -21,10 +21,11 @@ import java.util.function.Function;
 public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemplate, String noChatTemplate)
         implements AutoCloseable {
     /**
-     * Opens a model folder to serve. {@code templateFile} (may be null) replaces the chat template of the model's
+     * Opens a model folder or GGUF file to serve. {@code templateFile} (may be null) replaces the chat template of the model's
      * tokenizer_config.json; a template that cannot be read or does not parse is an error, a model without a template
      * is not.
-     * {@code name} (may be null) is the model id of the API, by default the folder's name. The weights go to the
+     * {@code name} (may be null) is the model id of the API, by default the folder's name (a GGUF file's without
+     * .gguf). The weights go to the
      * backend {@code backendFor} picks for the model's config.
      */
     public static ServedModel open(Path dir, Path templateFile, String name, ModelFolder.Opener opener,
@@ -44,7 +45,9 @@ public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemp
             throw new BadInputException("--served-model-name: the name must not be blank");
         }
         ModelFolder folder = ModelFolder.open(dir, opener, backendFor);
-        String id = name != null ? name : dir.toAbsolutePath().normalize().getFileName().toString();
+        String file = dir.toAbsolutePath().normalize().getFileName().toString();
+        String id = name != null ? name : file.toLowerCase(java.util.Locale.ROOT).endsWith(".gguf")
+                ? file.substring(0, file.length() - ".gguf".length()) : file;
         return new ServedModel(folder, id, template, noTemplate);
     }
 

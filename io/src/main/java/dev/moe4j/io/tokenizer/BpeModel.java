@@ -37,6 +37,17 @@ final class BpeModel {
      */
     BpeModel(Map<String, Integer> vocab, List<String[]> merges, String unkToken, String continuingSubwordPrefix,
              String endOfWordSuffix, boolean fuseUnk, boolean byteFallback, boolean ignoreMerges) {
+        this(vocab, merges, null, unkToken, continuingSubwordPrefix, endOfWordSuffix, fuseUnk, byteFallback,
+                ignoreMerges);
+    }
+
+    /**
+     * @param ranks the rank of each merge, or null for their order; merges of equal rank apply leftmost first, which
+     *              is how SentencePiece-style vocabularies merge pieces of equal score
+     */
+    BpeModel(Map<String, Integer> vocab, List<String[]> merges, int[] ranks, String unkToken,
+             String continuingSubwordPrefix, String endOfWordSuffix, boolean fuseUnk, boolean byteFallback,
+             boolean ignoreMerges) {
         this.vocab = vocab;
         int maxId = vocab.values().stream().mapToInt(Integer::intValue).max().orElse(-1);
         this.idToToken = new String[maxId + 1];
@@ -61,7 +72,7 @@ final class BpeModel {
             if (im == null) {
                 throw new IllegalArgumentException("merge " + (rank + 1) + " makes " + merged + ", which is not in the vocabulary");
             }
-            this.merges.put(ia, ib, rank, im);
+            this.merges.put(ia, ib, ranks == null ? rank : ranks[rank], im);
         }
         Arrays.fill(byteTokenIds, -1);
         for (int b = 0; b < 256; b++) {

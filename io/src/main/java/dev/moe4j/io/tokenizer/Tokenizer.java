@@ -59,6 +59,14 @@ public final class Tokenizer {
         return TokenizerJson.read(tokenizerJson);
     }
 
+    /**
+     * The tokenizer of a GGUF file's {@code tokenizer.ggml.*} metadata (gpt2 or llama vocabularies), tokenising as
+     * llama.cpp does; a missing or inconsistent key is a {@link dev.moe4j.core.BadInputException} naming it.
+     */
+    public static Tokenizer fromGguf(dev.moe4j.io.gguf.GgufFields metadata) {
+        return GgufTokenizer.read(metadata);
+    }
+
     /** The ids (and their token strings) of one text, as the reference's {@code encode(text, add_special_tokens)}. */
     public record Encoding(int[] ids, List<String> tokens) {
     }

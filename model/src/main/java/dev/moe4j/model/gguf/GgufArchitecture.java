@@ -10,6 +10,7 @@ import dev.moe4j.moe.MoeConfig;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Optional;
 import java.util.stream.Collectors;
 
 /**
@@ -24,25 +25,55 @@ enum GgufArchitecture {
      * ({@link #interleavedRope}): half-layout dimension {@code j} goes to {@code 2j}, {@code j + d/2} to
      * {@code 2j + 1}. The scores q·k are unchanged because queries and keys move alike.
      */
-    LLAMA("llama", "mixtral", true, QkNorm.NONE),
+    LLAMA("llama", "mixtral", true, QkNorm.NONE, true, false),
+    /**
+     * Qwen2-MoE: llama.cpp's {@code qwen2moe}: q, k and v biases, top-k weights as the softmax gave them, a shared
+     * expert behind a sigmoid gate ({@code ffn_*_shexp}, {@code ffn_gate_inp_shexp}).
+     */
+    QWEN2MOE("qwen2moe", "qwen2_moe", false, QkNorm.NONE, false, true),
     /** Qwen3-MoE: llama.cpp's {@code qwen3moe}, half-layout RoPE as in transformers, q/k RMSNorm per head. */
-    QWEN3MOE("qwen3moe", "qwen3_moe", false, QkNorm.PER_HEAD);
+    QWEN3MOE("qwen3moe", "qwen3_moe", false, QkNorm.PER_HEAD, true, false),
+    /**
+     * OLMoE: llama.cpp's {@code olmoe}: q/k RMSNorm over the whole projections (both of the model's width, so
+     * llama.cpp has no grouped-query attention here), top-k weights not renormalised.
+     */
+    OLMOE("olmoe", "olmoe", false, QkNorm.WHOLE_PROJECTION, false, false);
 
     private final String ggufName;
     private final String family;
     private final boolean interleavedRope;
     private final QkNorm qkNorm;
+    private final boolean normalizesTopK;
+    private final boolean sharedExpert;
 
-    GgufArchitecture(String ggufName, String family, boolean interleavedRope, QkNorm qkNorm) {
+    GgufArchitecture(String ggufName, String family, boolean interleavedRope, QkNorm qkNorm, boolean normalizesTopK,
+                     boolean sharedExpert) {
         this.ggufName = ggufName;
         this.family = family;
         this.interleavedRope = interleavedRope;
         this.qkNorm = qkNorm;
+        this.normalizesTopK = normalizesTopK;
+        this.sharedExpert = sharedExpert;
     }
 
     /** {@code general.architecture}, also the prefix of the architecture's keys. */
     String ggufName() {
         return ggufName;
+    }
+
+    /** The Hugging Face model_type whose semantics the architecture has. */
+    String family() {
+        return family;
+    }
+
+    /** The architecture of {@code general.architecture}, if moe4j runs it. */
+    static Optional<GgufArchitecture> named(String ggufName) {
+        return Arrays.stream(values()).filter(a -> a.ggufName.equals(ggufName)).findFirst();
+    }
+
+    /** llama.cpp's names of the architectures moe4j runs, for messages. */
+    static String names() {
+        return Arrays.stream(values()).map(a -> a.ggufName).collect(Collectors.joining(", "));
     }
 
     /** Whether llama.cpp rotates adjacent pairs, so that the query and key rows must be reordered. */
@@ -64,7 +95,9 @@ enum GgufArchitecture {
         if (!(config.attention() instanceof AttentionConfig.Standard a)) {
             throw refuse(configFile, "latent attention");
         }
-        require(!a.qkvBias() && !a.outputBias(), configFile, "attention biases");
+        require(a.qkvBias() == (this == QWEN2MOE) && !a.outputBias(), configFile,
+                this == QWEN2MOE ? "no q/k/v biases or an output bias" : "attention biases");
+        require(this != OLMOE || a.numKvHeads() == a.numHeads(), configFile, "grouped-query attention");
         require(a.clipQkv().isEmpty() && !a.sinks(), configFile, "clipped attention or attention sinks");
         require(config.norms().qkNorm() == qkNorm, configFile, "q/k norms " + config.norms().qkNorm());
         require(config.layers().stream().allMatch(l -> l.slidingWindow() == 0), configFile, "a sliding window");
@@ -76,9 +109,12 @@ enum GgufArchitecture {
                 configFile, "RoPE scaling '" + rope.scaling().type() + "'");
         require(config.activation() == Activation.SILU, configFile, "activation " + config.activation());
         MoeConfig moe = config.moe().orElseThrow();
-        require(moe.normalizeTopK(), configFile, "top-k weights that are not renormalised (norm_topk_prob false)");
-        require(moe.sharedIntermediate() == 0 && !moe.expertBias() && !moe.routerBias() && !moe.selectionBias()
-                && moe.routedScalingFactor() == 1.0, configFile, "shared experts or router/expert biases");
+        require(moe.normalizeTopK() == normalizesTopK, configFile, "top-k weights that are "
+                + (normalizesTopK ? "not " : "") + "renormalised (norm_topk_prob " + moe.normalizeTopK() + ")");
+        require((moe.sharedIntermediate() > 0) == sharedExpert && moe.sharedGate() == sharedExpert, configFile,
+                sharedExpert ? "no gated shared expert" : "shared experts");
+        require(!moe.expertBias() && !moe.routerBias() && !moe.selectionBias() && moe.routedScalingFactor() == 1.0,
+                configFile, "router or expert biases or routed scaling");
     }
 
     private void require(boolean ok, Path configFile, String what) {

@@ -8,6 +8,8 @@ import dev.moe4j.io.gguf.GgufTensor;
 import dev.moe4j.io.gguf.GgufValue;
 import dev.moe4j.io.gguf.GgufVocabulary;
 import dev.moe4j.io.gguf.GgufWriter;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.ModelWeights;
@@ -112,8 +114,11 @@ public final class GgufConverter {
                 .put(p + "rope.freq_base", GgufValue.float32((float) config.rope().theta()))
                 .put(p + "expert_count", GgufValue.uint32(moe.experts()))
                 .put(p + "expert_used_count", GgufValue.uint32(moe.topK()));
-        if (arch == GgufArchitecture.QWEN3MOE) {
+        if (arch == GgufArchitecture.QWEN3MOE || arch == GgufArchitecture.QWEN2MOE) {
             m.put(p + "expert_feed_forward_length", GgufValue.uint32(moe.intermediate()));
+        }
+        if (moe.sharedIntermediate() > 0) {
+            m.put(p + "expert_shared_feed_forward_length", GgufValue.uint32(moe.sharedIntermediate()));
         }
         if (config.rope().scaling() instanceof RopeConfig.Linear linear) {
             m.put(p + "rope.scaling.type", GgufValue.string("linear"));
@@ -123,6 +128,8 @@ public final class GgufConverter {
             m.put(GgufQuantizer.QUANTIZATION_VERSION, GgufValue.uint32(GgufQuantizer.GGML_QUANTIZATION_VERSION));
         }
         vocabulary.addTo(m);
+        addedTokens(folder, config, m);
+        chatTemplate(folder).ifPresent(t -> m.put("tokenizer.chat_template", GgufValue.string(t)));
         int vocab = config.vocabSize();
         config.tokens().bos().stream().filter(id -> id < vocab)
                 .forEach(id -> m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(id)));
@@ -131,6 +138,34 @@ public final class GgufConverter {
         config.tokens().pad().stream().filter(id -> id < vocab)
                 .forEach(id -> m.put("tokenizer.ggml.padding_token_id", GgufValue.uint32(id)));
         return m.build();
+    }
+
+    /**
+     * Whether the tokenizer adds BOS and EOS to a text, said explicitly: llama.cpp's defaults differ by vocabulary
+     * (a llama vocabulary adds BOS, a gpt2 one does not), and tokenizer.json's post-processor is what decides.
+     */
+    private static void addedTokens(Path folder, ModelConfig config, GgufMetadata.Builder m) {
+        Path tokenizerJson = folder.resolve(ModelFolder.TOKENIZER);
+        int[] added = Files.isRegularFile(tokenizerJson) ? Tokenizer.load(tokenizerJson).encodeIds("", true)
+                : new int[0];
+        boolean bos = added.length > 0 && config.tokens().bos().isPresent()
+                && added[0] == config.tokens().bos().getAsInt();
+        boolean eos = added.length > (bos ? 1 : 0) && config.tokens().eos().contains(added[added.length - 1]);
+        m.put("tokenizer.ggml.add_bos_token", GgufValue.bool(bos));
+        m.put("tokenizer.ggml.add_eos_token", GgufValue.bool(eos));
+    }
+
+    /** The default chat template of the folder's tokenizer_config.json (or chat_template.jinja), if it has one. */
+    private static Optional<String> chatTemplate(Path folder) {
+        Path config = folder.resolve(ModelFolder.TOKENIZER_CONFIG);
+        if (!Files.isRegularFile(config)) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(ChatTemplate.load(config).text());
+        } catch (ChatTemplate.Missing e) {
+            return Optional.empty();
+        }
     }
 
     /** The GGUF tensors of a model, in llama.cpp's order: embedding, blocks, final norm, LM head. */
@@ -149,7 +184,12 @@ public final class GgufConverter {
                 out.add(rotated(blk + "attn_k.weight", layer + "attention.k_proj.weight", a.numKvHeads()));
                 out.add(matrix(blk + "attn_v.weight", layer + "attention.v_proj.weight"));
                 out.add(matrix(blk + "attn_output.weight", layer + "attention.o_proj.weight"));
-                if (config.norms().qkNorm() == QkNorm.PER_HEAD) {
+                if (a.qkvBias()) {
+                    for (String x : new String[] {"q", "k", "v"}) {
+                        out.add(vector(blk + "attn_" + x + ".bias", layer + "attention." + x + "_proj.bias"));
+                    }
+                }
+                if (config.norms().qkNorm() != QkNorm.NONE) {
                     out.add(vector(blk + "attn_q_norm.weight", layer + "attention.q_norm.weight"));
                     out.add(vector(blk + "attn_k_norm.weight", layer + "attention.k_norm.weight"));
                 }
@@ -158,6 +198,16 @@ public final class GgufConverter {
                 for (String[] proj : new String[][] {{"gate", "gate_proj"}, {"up", "up_proj"}, {"down", "down_proj"}}) {
                     out.add(stacked(blk + "ffn_" + proj[0] + "_exps.weight", layer + "moe.experts.", proj[1],
                             experts));
+                }
+                if (config.moe().orElseThrow().sharedIntermediate() > 0) {
+                    // llama.cpp's shared gate is one vector of the model's width, moe4j's a [1, H] matrix
+                    Tensor gate = weights.get(layer + "moe.shared_expert_gate.weight");
+                    out.add(new GgufTensor(blk + "ffn_gate_inp_shexp.weight", GgmlType.F32,
+                            new int[] {gate.dim(1)}, List.of(gate)));
+                    for (String proj : new String[] {"gate", "up", "down"}) {
+                        out.add(matrix(blk + "ffn_" + proj + "_shexp.weight",
+                                layer + "moe.shared_experts." + proj + "_proj.weight"));
+                    }
                 }
             }
             out.add(vector("output_norm.weight", "norm.weight"));

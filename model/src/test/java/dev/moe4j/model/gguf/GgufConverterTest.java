@@ -327,10 +327,10 @@ class GgufConverterTest {
                 + " not renormalised"), e.getMessage());
         assertFalse(Files.exists(out));
 
-        var olmoe = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("olmoe"), out,
-                Optional.empty()));
-        assertTrue(olmoe.getMessage().contains("model_type 'olmoe' cannot be converted to GGUF yet"),
-                olmoe.getMessage());
+        var deepseek = assertThrows(BadInputException.class, () -> GgufConverter.convert(
+                Resources.fixture("deepseek-v3"), out, Optional.empty()));
+        assertTrue(deepseek.getMessage().contains("model_type 'deepseek_v3' cannot be converted to GGUF yet"),
+                deepseek.getMessage());
         var notAFile = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("mixtral"),
                 dir, Optional.empty()));
         assertTrue(notAFile.getMessage().contains("is a folder"), notAFile.getMessage());

@@ -1,0 +1,268 @@
+package dev.moe4j.model.gguf;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.CpuBackend;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.io.gguf.GgufReader;
+import dev.moe4j.io.gguf.GgufTensor;
+import dev.moe4j.io.gguf.GgufValue;
+import dev.moe4j.io.gguf.GgufWriter;
+import dev.moe4j.io.gguf.GgufMetadata;
+import dev.moe4j.io.tokenizer.Tokenizer;
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.ModelFolder;
+import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.Resources;
+import dev.moe4j.model.WeightMemory;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.ModelSaver;
+import dev.moe4j.model.TinyModels;
+import dev.moe4j.model.transformer.InitialWeights;
+import dev.moe4j.model.transformer.Transformer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * A model folder converted to GGUF and loaded back runs the same function: the tiny mixtral and qwen3-moe fixtures
+ * give the folder's logits from an F32 GGUF, and the BF16 sharded fixture from a BF16 one; the vocabulary and the
+ * chat template come back from the metadata.
+ */
+class GgufModelTest {
+    private static final int[] PROMPT = {1, 17, 300, 42, 5, 511, 260, 99, 7, 128, 64, 3};
+
+    @TempDir
+    Path dir;
+
+    /** The largest difference of any logit over the whole sequence, relative to the largest logit. */
+    private static double maxRelativeDifference(Path folder, Path gguf, WeightMemory memory) {
+        return maxRelativeDifference(folder, gguf, memory, 512);
+    }
+
+    private static double maxRelativeDifference(Path folder, Path gguf, WeightMemory memory, int vocab) {
+        int[] prompt = java.util.Arrays.stream(PROMPT).map(id -> id % vocab).toArray();
+        try (LanguageModel a = ModelLoader.load(folder, CpuBackend.INSTANCE, memory);
+             LanguageModel b = ModelLoader.load(gguf, CpuBackend.INSTANCE, memory)) {
+            Tensor expected = a.forward(a.newState(prompt.length), prompt, false, null);
+            Tensor actual = b.forward(b.newState(prompt.length), prompt, false, null);
+            assertArrayEquals(expected.shape(), actual.shape());
+            double scale = 0, diff = 0;
+            for (long i = 0; i < expected.size(); i++) {
+                scale = Math.max(scale, Math.abs(expected.getFloat(i)));
+                diff = Math.max(diff, Math.abs(expected.getFloat(i) - actual.getFloat(i)));
+            }
+            return diff / scale;
+        }
+    }
+
+    @Test
+    void anF32MixtralGgufGivesTheFolderModelsLogitsWithInterleavedRopeInsteadOfMovedRows() {
+        Path folder = Resources.fixture("mixtral");
+        Path gguf = dir.resolve("mixtral.gguf");
+        GgufConverter.convert(folder, gguf, Optional.of(GgufFileType.F32));
+        ModelConfig config = ModelLoader.config(gguf);
+        assertEquals("mixtral", config.family());
+        assertEquals(RopeConfig.Layout.INTERLEAVED, config.rope().layout(), "llama.cpp's rows are in pair order");
+        ModelConfig stored = ModelLoader.config(folder);
+        var moe = config.moe().orElseThrow();
+        var storedMoe = stored.moe().orElseThrow();
+        // Everything but the training loss's coefficient, which GGUF does not carry.
+        assertEquals(storedMoe.toString().replaceAll("losses=.*, seed", "seed"),
+                moe.toString().replaceAll("losses=.*, seed", "seed"));
+        assertEquals(stored.attention(), config.attention());
+        assertEquals(stored.norms(), config.norms());
+        assertEquals(stored.rope().theta(), config.rope().theta());
+        assertEquals(stored.tokens(), config.tokens());
+        for (WeightMemory memory : List.of(WeightMemory.MAPPED, WeightMemory.COPIED)) {
+            double d = maxRelativeDifference(folder, gguf, memory);
+            assertTrue(d <= 1e-6, memory + ": logits differ by " + d + " relative");
+        }
+    }
+
+    @Test
+    void anF32Qwen3MoeGgufGivesTheFolderModelsLogits() {
+        Path folder = Resources.fixture("qwen3-moe");
+        Path gguf = dir.resolve("qwen3.gguf");
+        GgufConverter.convert(folder, gguf, Optional.of(GgufFileType.F32));
+        assertEquals("qwen3_moe", ModelLoader.config(gguf).family());
+        double d = maxRelativeDifference(folder, gguf, WeightMemory.MAPPED);
+        assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"qwen2_moe, qwen2moe, '\"num_key_value_heads\":2'",
+            "olmoe, olmoe, '\"num_key_value_heads\":4,\"clip_qkv\":null'"})
+    void qwen2MoeWithItsGatedSharedExpertAndOlmoeGiveTheFolderModelsLogits(String family, String architecture,
+                                                                          String extra) {
+        Path folder = dir.resolve(family);
+        var model = new Transformer(TinyModels.config(family, extra), new InitialWeights(0.3, 11));
+        ModelSaver.save(model, folder, family, DType.F32, ModelSaver.DEFAULT_SHARD_BYTES);
+        Path gguf = dir.resolve(family + ".gguf");
+        assertEquals(architecture, GgufConverter.convert(folder, gguf, Optional.empty()).architecture());
+        ModelConfig config = ModelLoader.config(gguf);
+        assertEquals(family, config.family());
+        assertEquals(model.config().moe().orElseThrow().sharedIntermediate(),
+                config.moe().orElseThrow().sharedIntermediate());
+        if (family.equals("qwen2_moe")) {
+            try (GgufReader r = GgufReader.open(gguf)) {
+                assertArrayEquals(new int[] {16}, r.tensor("blk.0.ffn_gate_inp_shexp.weight").shape());
+                assertArrayEquals(new int[] {8}, r.tensor("blk.2.attn_k.bias").shape());
+            }
+        }
+        double d = maxRelativeDifference(folder, gguf, WeightMemory.MAPPED, 40);
+        assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
+    }
+
+    @Test
+    void olmoeWithGroupedQueryAttentionIsRefusedBecauseLlamaCppNormalisesKeysOverTheModelsWidth() {
+        var e = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("olmoe"),
+                dir.resolve("o.gguf"), Optional.empty()));
+        assertTrue(e.getMessage().endsWith("the model has grouped-query attention, which llama.cpp's 'olmoe'"
+                + " architecture does not; a GGUF of it would compute another function"), e.getMessage());
+    }
+
+    @Test
+    void aBf16GgufGivesTheBf16FolderModelsLogits() {
+        Path folder = Resources.fixture("mixtral-bf16-sharded");
+        Path gguf = dir.resolve("bf16.gguf");
+        GgufConverter.convert(folder, gguf, Optional.empty());
+        try (GgufReader r = GgufReader.open(gguf)) {
+            assertEquals(DType.BF16, r.tensor("blk.0.ffn_gate_exps.weight").dtype());
+        }
+        double d = maxRelativeDifference(folder, gguf, WeightMemory.MAPPED);
+        assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
+    }
+
+    @Test
+    void theVocabularyAndChatTemplateComeBackFromTheMetadata() throws IOException {
+        Path folder = dir.resolve("mixtral");
+        Files.createDirectories(folder);
+        for (String f : List.of("config.json", "model.safetensors", "tokenizer.json", "generation_config.json")) {
+            Files.copy(Resources.fixture("mixtral").resolve(f), folder.resolve(f));
+        }
+        String template = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}"
+                + "{% endfor %}";
+        Files.writeString(folder.resolve("tokenizer_config.json"), "{\"chat_template\": "
+                + dev.moe4j.io.json.Json.mapper().writeValueAsString(template)
+                + ", \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}");
+        Path gguf = dir.resolve("mixtral.gguf");
+        GgufConverter.convert(folder, gguf, Optional.empty());
+
+        Tokenizer json = Tokenizer.load(folder.resolve("tokenizer.json"));
+        GgufModel.Description description = GgufModel.describe(gguf);
+        Tokenizer fromGguf = description.tokenizer();
+        for (String text : List.of("Hello world", "Mixture-of-Experts routes each token to k=2 experts.",
+                "  spaces  and\nnew lines\t", "naïve café — 混合专家 🤖", "<s> literal </s> specials")) {
+            int[] ids = json.encodeIds(text, true);
+            assertArrayEquals(ids, fromGguf.encodeIds(text, true), text);
+            assertEquals(json.decode(ids, true), fromGguf.decode(ids, true), text);
+            assertEquals(json.decode(ids, false), fromGguf.decode(ids, false), text);
+        }
+        var messages = List.of(new ChatTemplate.Message("user", "hi"), new ChatTemplate.Message("assistant", "yo"));
+        assertEquals(ModelFolder.chatTemplate(folder, null).render(messages, false),
+                description.template(gguf).render(messages, false));
+        assertEquals("<s>[user] hi</s>[assistant] yo</s>", ModelFolder.chatTemplate(gguf, null).render(messages, false));
+
+        try (ModelFolder opened = ModelFolder.open(gguf, ModelFolder.Opener.CHECKPOINT)) {
+            assertTrue(opened.eosTokenIds().contains(2));
+            assertEquals(512, opened.config().vocabSize());
+        }
+    }
+
+    @Test
+    void aModelWithoutATemplateSaysSoAndTheTokenizerOfASyntheticVocabularyLoads() {
+        Path gguf = dir.resolve("q.gguf");
+        GgufConverter.convert(Resources.fixture("qwen3-moe"), gguf, Optional.empty());
+        var e = assertThrows(ChatTemplate.Missing.class, () -> ModelFolder.chatTemplate(gguf, null));
+        assertEquals(gguf + ": no tokenizer.chat_template in this GGUF file; give a chat template with --template FILE",
+                e.getMessage());
+        Tokenizer t = GgufModel.describe(gguf).tokenizer();
+        assertEquals("<t5><t6>", t.decode(new int[] {5, 6}, true));
+    }
+
+    /** The metadata of the converted mixtral fixture, but for the key {@code drop} left out. */
+    private Path withoutKey(String drop) {
+        Path good = dir.resolve("good.gguf");
+        if (!Files.exists(good)) {
+            GgufConverter.convert(Resources.fixture("mixtral"), good, Optional.empty());
+        }
+        Path bad = dir.resolve("bad-" + drop + ".gguf");
+        try (GgufReader r = GgufReader.open(good)) {
+            var m = GgufMetadata.builder();
+            r.metadata().entries().forEach((k, v) -> {
+                if (!k.equals(drop)) {
+                    m.put(k, v);
+                }
+            });
+            var tensors = new ArrayList<GgufTensor>();
+            r.tensors().forEach(i -> tensors.add(GgufTensor.of(i.name(), i.type(), r.tensor(i.name()))));
+            GgufWriter.write(bad, m.build(), tensors);
+        }
+        return bad;
+    }
+
+    @Test
+    void aMissingRequiredKeyOrAnUnknownArchitectureIsOneLineNamingFileAndKey() {
+        Path noExperts = withoutKey("llama.expert_count");
+        var e = assertThrows(BadInputException.class, () -> ModelLoader.config(noExperts));
+        assertEquals(noExperts + ": missing metadata 'llama.expert_count', which a mixture-of-experts llama model"
+                + " (moe4j runs MoE models) needs", e.getMessage());
+        Path noEps = withoutKey("llama.attention.layer_norm_rms_epsilon");
+        e = assertThrows(BadInputException.class, () -> ModelLoader.config(noEps));
+        assertEquals(noEps + ": missing metadata 'llama.attention.layer_norm_rms_epsilon', which a llama model needs",
+                e.getMessage());
+        Path noTokens = withoutKey("tokenizer.ggml.tokens");
+        e = assertThrows(BadInputException.class, () -> ModelFolder.open(noTokens, ModelFolder.Opener.CHECKPOINT));
+        assertTrue(e.getMessage().startsWith(noTokens + ": metadata 'tokenizer.ggml.tokens' is missing"),
+                e.getMessage());
+
+        Path gemma = dir.resolve("gemma.gguf");
+        GgufWriter.write(gemma, GgufMetadata.builder().put("general.architecture", GgufValue.string("gemma"))
+                .build(), List.of());
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(gemma));
+        assertEquals(gemma + ": metadata 'general.architecture' is 'gemma', an architecture moe4j does not run; it"
+                + " runs llama, qwen2moe, qwen3moe, olmoe", e.getMessage());
+    }
+
+    @Test
+    void aTensorOfTheWrongShapeOrOneTheModelDoesNotHaveIsRefusedByName() throws IOException {
+        Path good = dir.resolve("good.gguf");
+        GgufConverter.convert(Resources.fixture("mixtral"), good, Optional.empty());
+        Path extra = dir.resolve("extra.gguf");
+        Path fewerExperts = dir.resolve("fewer.gguf");
+        try (GgufReader r = GgufReader.open(good)) {
+            var m = GgufMetadata.builder();
+            r.metadata().entries().forEach(m::put);
+            var metadata = m.build();
+            var tensors = new ArrayList<GgufTensor>();
+            r.tensors().forEach(i -> tensors.add(GgufTensor.of(i.name(), i.type(), r.tensor(i.name()))));
+            tensors.add(GgufTensor.of("rope_freqs.weight", dev.moe4j.io.gguf.GgmlType.F32, Tensor.zeros(8)));
+            GgufWriter.write(extra, metadata, tensors);
+            tensors.removeLast();
+            int i = tensors.indexOf(tensors.stream().filter(t -> t.name().equals("blk.1.ffn_up_exps.weight"))
+                    .findFirst().orElseThrow());
+            tensors.set(i, GgufTensor.of("blk.1.ffn_up_exps.weight", dev.moe4j.io.gguf.GgmlType.F32,
+                    r.tensor("blk.1.ffn_up_exps.weight").slice(0, 7)));
+            GgufWriter.write(fewerExperts, metadata, tensors);
+        }
+        var e = assertThrows(BadInputException.class, () -> ModelLoader.load(extra));
+        assertEquals(extra + ": unexpected tensor 'rope_freqs.weight' that a mixtral model with this GGUF metadata"
+                + " does not have", e.getMessage());
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(fewerExperts));
+        assertEquals(fewerExperts + ": tensor 'blk.1.ffn_up_exps.weight' has shape [7, 96, 64]; expected [8, rows,"
+                + " columns], one matrix for each of the 8 experts its GGUF metadata declares", e.getMessage());
+    }
+}
