@@ -126,6 +126,42 @@ class GgufModelTest {
         assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
     }
 
+    /**
+     * A quantised file runs its blocks as stored (decode and prefill kernels, stacked experts, embedding rows, LM
+     * head): its logits equal, up to the order of summation, those of the same weights decoded to an F32 file.
+     */
+    @ParameterizedTest
+    @CsvSource({"q8_0, Q8_0", "q4_0, Q4_0", "q4_k_m, Q4_K", "q5_k_m, Q5_K", "q6_k, Q6_K", "mxfp4_moe, MXFP4"})
+    void aQuantisedGgufComputesWhatItsDecodedWeightsCompute(String fileType, DType expertType) {
+        Path folder = dir.resolve("qwen3");
+        // rows of 256: whole super-blocks, so the K-quants are used rather than their fallbacks
+        var config = TinyModels.config("qwen3_moe", "\"hidden_size\":256,\"moe_intermediate_size\":256,"
+                + "\"head_dim\":64,\"vocab_size\":300");
+        ModelSaver.save(new Transformer(config, new InitialWeights(0.3, 5)), folder, "qwen3_moe", DType.F32,
+                ModelSaver.DEFAULT_SHARD_BYTES);
+        Path quantised = dir.resolve(fileType + ".gguf"), decoded = dir.resolve(fileType + "-f32.gguf");
+        GgufConverter.convert(folder, quantised, Optional.of(GgufFileType.parse(fileType, "type")));
+        GgufQuantizer.quantize(quantised, decoded, GgufFileType.F32);
+        try (GgufReader r = GgufReader.open(quantised)) {
+            assertEquals(expertType, r.tensor("blk.0.ffn_gate_exps.weight").dtype());
+        }
+        int[] prompt = java.util.Arrays.stream(PROMPT).map(id -> id % 300).toArray();
+        try (LanguageModel a = ModelLoader.load(decoded, CpuBackend.INSTANCE, WeightMemory.COPIED);
+             LanguageModel b = ModelLoader.load(quantised, CpuBackend.INSTANCE, WeightMemory.COPIED)) {
+            for (int rows : new int[] {prompt.length, 1}) { // the packed (prefill) and decode kernels
+                int[] tokens = java.util.Arrays.copyOf(prompt, rows);
+                Tensor expected = a.forward(a.newState(rows), tokens, false, null);
+                Tensor actual = b.forward(b.newState(rows), tokens, false, null);
+                double scale = 0, diff = 0;
+                for (long i = 0; i < expected.size(); i++) {
+                    scale = Math.max(scale, Math.abs(expected.getFloat(i)));
+                    diff = Math.max(diff, Math.abs(expected.getFloat(i) - actual.getFloat(i)));
+                }
+                assertTrue(diff / scale <= 1e-5, fileType + ", " + rows + " rows: logits differ by " + diff / scale);
+            }
+        }
+    }
+
     @Test
     void olmoeWithGroupedQueryAttentionIsRefusedBecauseLlamaCppNormalisesKeysOverTheModelsWidth() {
         var e = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("olmoe"),
