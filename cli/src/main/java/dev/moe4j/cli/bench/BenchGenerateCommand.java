@@ -48,8 +48,8 @@ import java.util.SplittableRandom;
                 "The prompt is random token ids, so any model folder with config.json and weights will do (see"
                         + " 'moe4j bench make-model')."})
 public final class BenchGenerateCommand implements Runnable {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder: config.json and"
-            + " safetensors weights")
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf", description = "model folder (config.json"
+            + " and safetensors weights) or GGUF file")
     Path model;
 
     @Option(names = "--prompt-tokens", defaultValue = "128", paramLabel = "N",
@@ -104,10 +104,10 @@ public final class BenchGenerateCommand implements Runnable {
                 throw new BadInputException("--prompt-tokens + --decode-tokens (" + (prompt + decode) + ") exceed the"
                         + " model's context of " + config.maxPositions() + " positions");
             }
-            long activeBytes = activeBytesPerToken(config, backend);
+            long activeBytes = activeBytesPerToken(lm, backend);
             if (!options.json()) {
                 out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s; %s%n",
-                        model, config.family(), config.numLayers(), activeBytes / 1e6, config.dtype(), loadSeconds,
+                        model, config.family(), config.numLayers(), activeBytes / 1e6, weightTypes(lm), loadSeconds,
                         weightsWhere(lm));
                 out.printf("memory bandwidth %.1f GB/s (measured now, %s): decode limit %.1f tokens/s%n",
                         before.bandwidthGBs(), bandwidth.how(before), before.bandwidthGBs() * 1e9 / activeBytes);
@@ -196,6 +196,38 @@ public final class BenchGenerateCommand implements Runnable {
         DType type = !backend.device().isHost() ? backend.activationType()
                 : config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
         return type.byteCount(ParameterCount.of(config).activeWithoutInputEmbedding());
+    }
+
+    /**
+     * The same count from the weights a CPU model holds, each in its own type (a GGUF file mixes Q4_K, Q6_K, F32,
+     * ...): every tensor but the input embedding (unless the LM head reads it), the routed experts' share top-k / E.
+     */
+    static long activeBytesPerToken(LanguageModel lm, Backend backend) {
+        ModelConfig config = lm.config();
+        if (!(lm instanceof TransformerModel t) || !backend.device().isHost()) {
+            return activeBytesPerToken(config, backend);
+        }
+        double routedShare = config.moe().map(m -> (double) m.topK() / m.experts()).orElse(1.0);
+        double bytes = 0;
+        for (var e : t.transformer().tensors().entrySet()) {
+            String name = e.getKey();
+            if (name.equals("embed_tokens.weight") && !config.tieEmbeddings()) {
+                continue;
+            }
+            bytes += e.getValue().byteSize() * (name.contains(".moe.experts.") ? routedShare : 1.0);
+        }
+        return Math.round(bytes);
+    }
+
+    /** The weight types of a CPU model's matrices, most bytes first ("Q4_K, Q6_K, F32"), or the config's dtype. */
+    private static String weightTypes(LanguageModel lm) {
+        if (!(lm instanceof TransformerModel t) || !t.transformer().device().isHost()) {
+            return lm.config().dtype().toString();
+        }
+        var bytes = new java.util.TreeMap<DType, Long>();
+        t.transformer().tensors().values().forEach(w -> bytes.merge(w.dtype(), w.byteSize(), Long::sum));
+        return bytes.entrySet().stream().sorted(java.util.Map.Entry.<DType, Long>comparingByValue().reversed())
+                .map(e -> e.getKey().toString()).collect(java.util.stream.Collectors.joining(", "));
     }
 
     /** The memory bandwidth decode is held against: main memory's (CPU threads) or the GPU's (device copy). */
