@@ -16,7 +16,6 @@ import java.lang.foreign.ValueLayout;
 import static dev.moe4j.core.kernels.Widening.F;
 import static dev.moe4j.core.kernels.Widening.LANES;
 import static dev.moe4j.core.kernels.Widening.LE;
-import static dev.moe4j.core.kernels.Widening.f32;
 import static dev.moe4j.core.kernels.Widening.setF32;
 
 /**
@@ -41,8 +40,14 @@ final class BlockDots {
         return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q6_K);
     }
 
-    /** out[0, m] = x[0, k] · w[m, k]ᵀ for one row of x. */
-    static void decode(MemorySegment xs, int k, int m, DType type, MemorySegment ws, MemorySegment os) {
+    /**
+     * out[0, m] = x[0, k] · w[m, k]ᵀ for one row of x. x is read from a float array: loads from segments go through
+     * a check of the segment's class, and in a whole model, where the shared loaders meet heap and native segments,
+     * C2 then left parts of these loops to the Vector API's Java code (a Q8_0 decode read 5 GB/s).
+     */
+    static void decode(MemorySegment xSegment, int k, int m, DType type, MemorySegment ws, MemorySegment os) {
+        float[] xs = new float[k];
+        MemorySegment.copy(xSegment, Widening.FLOAT, 0, xs, 0, k);
         long rowBytes = type.byteCount(k);
         int groups = (m + 3) / 4;
         int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
@@ -73,13 +78,13 @@ final class BlockDots {
     }
 
     /** The sum of x over each 32-element sub-block. */
-    private static float[] subBlockSums(MemorySegment xs, int k) {
+    private static float[] subBlockSums(float[] xs, int k) {
         float[] out = new float[k / SUB];
         float[] scratch = new float[LANES];
         for (int s = 0; s < out.length; s++) {
-            var acc = f32(xs, (long) s * SUB);
+            var acc = x(xs, s * SUB);
             for (int h = LANES; h < SUB; h += LANES) {
-                acc = acc.add(f32(xs, (long) s * SUB + h));
+                acc = acc.add(x(xs, s * SUB + h));
             }
             out[s] = Lanes.sum(acc, scratch);
         }
@@ -89,7 +94,7 @@ final class BlockDots {
     // ---- Q8_0: 32 signed codes and an F16 scale per 34-byte block ----
 
     /** x · w_r for the four Q8_0 rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..]. */
-    private static void q8Dots4(MemorySegment xs, int k, MemorySegment ws, long w0, long w1, long w2, long w3,
+    private static void q8Dots4(float[] xs, int k, MemorySegment ws, long w0, long w1, long w2, long w3,
                                 int rows, MemorySegment os, int j, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
@@ -101,7 +106,7 @@ final class BlockDots {
             var s2 = s0;
             var s3 = s0;
             for (int h = 0; h < 32; h += LANES) {
-                var xv = f32(xs, c + h);
+                var xv = x(xs, c + h);
                 s0 = signedCodes(ws, w0 + 2 + h).fma(xv, s0);
                 s1 = signedCodes(ws, w1 + 2 + h).fma(xv, s1);
                 s2 = signedCodes(ws, w2 + 2 + h).fma(xv, s2);
@@ -130,7 +135,7 @@ final class BlockDots {
      * x · w for one Q4_K row at byte {@code w}: Σ_sub (d·scale·Σ code·x − dmin·min·Σ x). Each 32 bytes of codes
      * hold a sub-block in their low nibbles and the next one in their high nibbles.
      */
-    private static float q4kDot(MemorySegment xs, float[] xSums, int k, MemorySegment ws, long w, float[] sums) {
+    private static float q4kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] sums) {
         var acc = FloatVector.zero(F);
         float minimums = 0;
         for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 144) {
@@ -143,8 +148,8 @@ final class BlockDots {
                 var high = low;
                 for (int h = 0; h < 32; h += LANES) {
                     var bytes = unsignedBytes(ws, codes + h);
-                    low = floats(bytes.lanewise(VectorOperators.AND, 0x0F)).fma(f32(xs, e + h), low);
-                    high = floats(bytes.lanewise(VectorOperators.LSHR, 4)).fma(f32(xs, e + 32 + h), high);
+                    low = floats(bytes.lanewise(VectorOperators.AND, 0x0F)).fma(x(xs, e + h), low);
+                    high = floats(bytes.lanewise(VectorOperators.LSHR, 4)).fma(x(xs, e + 32 + h), high);
                 }
                 acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
                 acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
@@ -162,7 +167,7 @@ final class BlockDots {
      * x · w for one Q6_K row at byte {@code w}. Each half (128 elements) reads 64 bytes of low bits, 32 of high
      * bits and 8 scales; code = (low nibble | two high bits << 4) − 32, one scale per 16 elements.
      */
-    private static float q6kDot(MemorySegment xs, int k, MemorySegment ws, long w, float[] sums) {
+    private static float q6kDot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
         var acc = FloatVector.zero(F);
         for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 210) {
             float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
@@ -175,7 +180,7 @@ final class BlockDots {
                 int e = c + 128 * half + 32 * q;
                 for (int l = 0; l < 32; l += LANES) {
                     float scale = d * ws.get(ValueLayout.JAVA_BYTE, sc + l / 16);
-                    acc = q6kCodes(ws, low + l, high + l, lowShift, highShift).mul(f32(xs, e + l))
+                    acc = q6kCodes(ws, low + l, high + l, lowShift, highShift).mul(x(xs, e + l))
                             .fma(broadcast(scale), acc);
                 }
             }
@@ -215,6 +220,10 @@ final class BlockDots {
     /** Byte lanes widened to float lanes (as signed bytes). */
     static FloatVector widen(ByteVector bytes) {
         return (FloatVector) bytes.convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    private static FloatVector x(float[] xs, int at) {
+        return FloatVector.fromArray(F, xs, at);
     }
 
     private static FloatVector broadcast(float v) {
