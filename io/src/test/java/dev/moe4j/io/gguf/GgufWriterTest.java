@@ -94,7 +94,7 @@ class GgufWriterTest {
         var tensors = List.of(
                 GgufTensor.of("blk.0.attn_q.weight", GgmlType.F32, f32),
                 GgufTensor.of("norm", GgmlType.BF16, bf16),
-                new GgufTensor("stacked", GgmlType.F16, new int[] {2, 2, 2, 3}, List.of(f16a, f16b)));
+                GgufTensor.of("stacked", GgmlType.F16, new int[] {2, 2, 2, 3}, List.of(f16a, f16b)));
         Path file = dir.resolve("all.gguf");
         GgufWriter.write(file, metadata, tensors);
 
@@ -159,7 +159,7 @@ class GgufWriterTest {
         GgufWriter.write(file, GgufMetadata.builder().build(), List.of(
                 GgufTensor.of("q4_k", GgmlType.Q4_K, big),
                 GgufTensor.of("q8_0", GgmlType.Q8_0, bf16),
-                new GgufTensor("q4_0", GgmlType.Q4_0, new int[] {2, 2, 64}, List.of(expertA, expertB)),
+                GgufTensor.of("q4_0", GgmlType.Q4_0, new int[] {2, 2, 64}, List.of(expertA, expertB)),
                 GgufTensor.of("mxfp4", GgmlType.MXFP4, bf16),
                 GgufTensor.of("q5_k", GgmlType.Q5_K, big.slice(0, 4)),
                 GgufTensor.of("q6_k", GgmlType.Q6_K, big.slice(0, 4))));
@@ -203,7 +203,7 @@ class GgufWriterTest {
                 () -> GgufTensor.of("w", GgmlType.Q4_K, random(DType.F32, 1, 2, 128)));
         assertTrue(rows.getMessage().contains("rows of 128 elements, not a multiple of its block size 256"),
                 rows.getMessage());
-        var parts = assertThrows(IllegalArgumentException.class, () -> new GgufTensor("w", GgmlType.Q8_0,
+        var parts = assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("w", GgmlType.Q8_0,
                 new int[] {1, 64}, List.of(random(DType.F32, 1, 16), random(DType.F32, 2, 48))));
         assertTrue(parts.getMessage().contains("a part of 16 elements is not whole blocks of 32"), parts.getMessage());
     }
@@ -258,8 +258,8 @@ class GgufWriterTest {
                 GgufMetadata.builder().build(), List.of(GgufTensor.of("x", GgmlType.F32, t), GgufTensor.of("x", GgmlType.F32, t))));
         assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("n".repeat(64), GgmlType.F32, t));
         assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("", GgmlType.F32, t));
-        assertThrows(IllegalArgumentException.class, () -> new GgufTensor("x", GgmlType.F32, new int[] {5}, List.of(t)));
-        assertThrows(IllegalArgumentException.class, () -> new GgufTensor("x", GgmlType.F32, new int[] {1, 1, 1, 1, 4},
+        assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("x", GgmlType.F32, new int[] {5}, List.of(t)));
+        assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("x", GgmlType.F32, new int[] {1, 1, 1, 1, 4},
                 List.of(t)));
         assertThrows(IllegalArgumentException.class, () -> GgufMetadata.builder().put("k", GgufValue.bool(true))
                 .put("k", GgufValue.bool(false)));
