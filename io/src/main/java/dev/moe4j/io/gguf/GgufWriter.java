@@ -133,6 +133,8 @@ public final class GgufWriter {
 
     /** The file's bytes as they are produced, through one staging buffer. */
     private static final class DataSink {
+        /** Each thread's floats of one chunk, kept: a converter hands over parts as small as one row. */
+        private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[CHUNK_ELEMENTS]);
         private final EncodedTiles tiles = new EncodedTiles();
         private final FileChannel out;
         private final ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
@@ -175,7 +177,7 @@ public final class GgufWriter {
                 }
                 long base = filled;
                 Parallel.forEach(batch, (from, until) -> {
-                    float[] chunk = new float[CHUNK_ELEMENTS];
+                    float[] chunk = CHUNK.get();
                     for (int c = from; c < until; c++) {
                         long start = begin + (long) c * CHUNK_ELEMENTS;
                         int n = (int) Math.min(CHUNK_ELEMENTS, end - start);
