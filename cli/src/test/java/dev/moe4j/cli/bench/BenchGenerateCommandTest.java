@@ -3,6 +3,8 @@ package dev.moe4j.cli.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.moe4j.cli.Main;
 import dev.moe4j.core.Parallel;
+import dev.moe4j.io.gguf.GgmlType;
+import dev.moe4j.io.gguf.GgufReader;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.config.ModelConfig;
@@ -63,6 +65,41 @@ class BenchGenerateCommandTest {
             assertEquals(2, lm.config().numLayers());
         }
         assertTrue(err.toString().contains("qwen3_moe, 2 layers, 8 experts top-2"), err.toString());
+    }
+
+    @Test
+    void makeModelWritesAGgufFileOfTheTypeAskedForWhenTheOutputEndsInGguf() {
+        Path file = dir.resolve("tiny.gguf");
+        int status = run("bench", "make-model", "--out", file.toString(), "--type", "q8_0", "--layers", "2",
+                "--hidden", "64", "--heads", "4", "--kv-heads", "2", "--head-dim", "32", "--experts", "8",
+                "--top-k", "2", "--expert-size", "32", "--vocab", "300", "--context", "64");
+        assertEquals(0, status, err.toString());
+        assertTrue(err.toString().contains("wrote " + file + ": qwen3moe, "), err.toString());
+        try (var gguf = GgufReader.open(file)) {
+            assertEquals(7, gguf.metadata().get("general.file_type").orElseThrow().longValue(), "llama.cpp's Q8_0");
+            assertEquals(32, gguf.metadata().get("qwen3moe.attention.key_length").orElseThrow().longValue());
+            assertEquals(2, gguf.metadata().get("qwen3moe.expert_used_count").orElseThrow().longValue());
+            assertEquals(300, gguf.metadata().get("tokenizer.ggml.tokens").orElseThrow().elements().size());
+            assertEquals(GgmlType.Q8_0, gguf.info("blk.1.ffn_up_exps.weight").orElseThrow().type());
+            assertArrayEquals(new int[] {8, 32, 64}, gguf.info("blk.1.ffn_up_exps.weight").orElseThrow().shape());
+            assertArrayEquals(new int[] {128, 64}, gguf.info("blk.0.attn_q.weight").orElseThrow().shape());
+        }
+    }
+
+    @Test
+    void makeModelTakesDtypeForAFolderAndTypeForAGgufFile() {
+        Path file = dir.resolve("m.gguf");
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", file.toString(), "--dtype", "F32"));
+        assertEquals("moe4j: error: --dtype: a folder's option; a GGUF file (--out " + file + ") takes --type\n",
+                err.toString());
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", file.toString(), "--type", "q3_k"));
+        assertTrue(err.toString().startsWith("moe4j: error: --type: expected one of f32, f16, bf16, q8_0"),
+                err.toString());
+        Path folder = dir.resolve("m");
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", folder.toString(), "--type", "q8_0"));
+        assertTrue(err.toString().startsWith("moe4j: error: --type: a GGUF file's option"), err.toString());
+        assertFalse(Files.exists(file));
+        assertFalse(Files.exists(folder));
     }
 
     @Test

@@ -8,15 +8,16 @@ import java.util.List;
 
 /**
  * A tensor to write into a GGUF file: its name, its type in the file, its shape (row-major, as moe4j's tensors;
- * the file stores the dimensions reversed, innermost first) and where its elements come from: one or more host
- * tensors (F32, BF16, F16 or a block-quantised type) whose elements, concatenated in order, are the tensor's,
- * converted to {@code type} as they are written (a part already of that type is copied as it is). Parts let a
- * converter stack per-expert matrices or reorder rows without copying anything in memory; the writer streams them
- * from wherever they lie, a memory-mapped checkpoint included.
+ * the file stores the dimensions reversed, innermost first) and where its elements come from: one or more
+ * {@link GgufPart}s, host tensors (F32, BF16, F16 or a block-quantised type) or values computed as they are written,
+ * whose elements, concatenated in order, are the tensor's, converted to {@code type} as they are written (a stored
+ * part already of that type is copied as it is). Parts let a converter stack per-expert matrices or reorder rows
+ * without copying anything in memory; the writer streams them from wherever they lie, a memory-mapped checkpoint
+ * included.
  *
  * <p>A block-quantised tensor's rows are whole blocks, and so is every part, so that no block straddles two parts.
  */
-public record GgufTensor(String name, GgmlType type, int[] shape, List<Tensor> parts) {
+public record GgufTensor(String name, GgmlType type, int[] shape, List<GgufPart> parts) {
     /** ggml's GGML_MAX_NAME is 64 bytes with the terminating zero. */
     public static final int MAX_NAME_BYTES = 63;
     /** ggml's GGML_MAX_DIMS. */
@@ -46,9 +47,10 @@ public record GgufTensor(String name, GgmlType type, int[] shape, List<Tensor> p
                     + shape[shape.length - 1] + " elements, not a multiple of its block size " + block);
         }
         long elements = 0;
-        for (Tensor part : parts) {
-            if (!part.isHost() || !(part.dtype().isKernelFloat() || GgmlType.of(part.dtype()).isPresent())) {
-                throw new IllegalArgumentException("tensor '" + name + "': a part is " + part
+        for (GgufPart part : parts) {
+            if (part instanceof GgufPart.Stored(Tensor t)
+                    && (!t.isHost() || !(t.dtype().isKernelFloat() || GgmlType.of(t.dtype()).isPresent()))) {
+                throw new IllegalArgumentException("tensor '" + name + "': a part is " + t
                         + "; parts are host tensors of F32, BF16, F16 or a block type GGUF stores");
             }
             if (part.size() % block != 0) {
@@ -65,7 +67,18 @@ public record GgufTensor(String name, GgmlType type, int[] shape, List<Tensor> p
 
     /** A tensor written from one source tensor of the same shape. */
     public static GgufTensor of(String name, GgmlType type, Tensor source) {
-        return new GgufTensor(name, type, source.shape(), List.of(source));
+        return new GgufTensor(name, type, source.shape(), List.of(new GgufPart.Stored(source)));
+    }
+
+    /** A tensor written from host tensors whose elements, concatenated in order, are its elements. */
+    public static GgufTensor of(String name, GgmlType type, int[] shape, List<Tensor> parts) {
+        return new GgufTensor(name, type, shape, parts.stream().<GgufPart>map(GgufPart.Stored::new).toList());
+    }
+
+    /** A tensor whose elements are {@code values} from index 0, computed as they are written. */
+    public static GgufTensor computed(String name, GgmlType type, int[] shape, GgufPart.Values values) {
+        return new GgufTensor(name, type, shape, List.of(new GgufPart.Computed(values, 0,
+                Tensor.elementCount(shape))));
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.moe4j.io.gguf;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.FloatFormats;
+import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.quant.BlockCodec;
 import dev.moe4j.io.AtomicFiles;
@@ -17,8 +18,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Writes GGUF version 3 files (little-endian) as ggml reads them: the header (magic, version, tensor count,
@@ -27,9 +30,11 @@ import java.util.List;
  * so that every offset is the sum of the padded sizes before it (ggml refuses any other layout).
  *
  * <p>Tensor data is streamed from its parts through a small buffer, converted to the file's type on the way
- * (decoded to floats a chunk at a time and encoded again, quantised by core's block codecs when the file's type is a
- * block type; a part already of the file's type is copied as it is), so a model of any size is written without
- * being held in memory. The file is written under a temporary name beside the
+ * (decoded to floats, or computed, a chunk at a time and encoded again, quantised by core's block codecs when the
+ * file's type is a block type; a stored part already of the file's type is copied as it is), so a model of any size
+ * is written without being held in memory. Chunks are converted on {@link Parallel}'s threads, since quantising is
+ * what a large file's writing waits for; each chunk lands at its own place in the buffer, so the bytes do not
+ * depend on the thread count. The file is written under a temporary name beside the
  * target and moved into place when complete; a failure leaves nothing behind.
  */
 public final class GgufWriter {
@@ -68,8 +73,8 @@ public final class GgufWriter {
                 sink.bytes(header);
                 sink.pad(alignment);
                 for (GgufTensor t : tensors) {
-                    for (Tensor part : t.parts()) {
-                        sink.tensor(part, t.type());
+                    for (GgufPart part : t.parts()) {
+                        sink.part(part, t.type().dtype());
                     }
                     sink.pad(alignment);
                 }
@@ -128,10 +133,12 @@ public final class GgufWriter {
 
     /** The file's bytes as they are produced, through one staging buffer. */
     private static final class DataSink {
+        /** Each thread's floats of one chunk, kept: a converter hands over parts as small as one row. */
+        private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[CHUNK_ELEMENTS]);
+        private final EncodedTiles tiles = new EncodedTiles();
         private final FileChannel out;
         private final ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
         private final MemorySegment stage = MemorySegment.ofBuffer(staging);
-        private final float[] chunk = new float[CHUNK_ELEMENTS];
         private int filled;
         private long written;
 
@@ -143,53 +150,76 @@ public final class GgufWriter {
             copy(MemorySegment.ofArray(data), 0, data.length);
         }
 
-        void tensor(Tensor part, GgmlType type) throws IOException {
-            MemorySegment data = part.segment();
-            if (part.dtype() == type.dtype()) {
-                copy(data, 0, data.byteSize());
+        void part(GgufPart part, DType to) throws IOException {
+            if (part instanceof GgufPart.Stored(Tensor t) && t.dtype() == to) {
+                copy(t.segment(), 0, t.segment().byteSize());
                 return;
             }
-            DType to = type.dtype();
-            for (long start = 0; start < part.size(); start += CHUNK_ELEMENTS) {
-                // parts and rows are whole blocks of both types and the chunk is whole blocks of any, so no
-                // block is cut
-                int n = (int) Math.min(CHUNK_ELEMENTS, part.size() - start);
-                decode(part, start, n);
-                long bytes = to.byteCount(n);
+            if (part instanceof GgufPart.Computed(GgufPart.Tiled tiled, long start, long size)
+                    && to.isBlockQuantized() && start % GgufPart.Tiled.TILE == 0 && size % GgufPart.Tiled.TILE == 0) {
+                MemorySegment encoded = tiles.encoded(tiled, to);
+                long tileBytes = to.byteCount(GgufPart.Tiled.TILE);
+                for (long at = start; at < start + size; at += GgufPart.Tiled.TILE) {
+                    copy(encoded, tiled.tileAt(at) * tileBytes, tileBytes);
+                }
+                return;
+            }
+            long chunks = (part.size() + CHUNK_ELEMENTS - 1) / CHUNK_ELEMENTS;
+            // parts and rows are whole blocks of both types and a chunk is whole blocks of any, so no block is cut
+            int perBatch = (int) Math.max(1, STAGING_BYTES / to.byteCount(CHUNK_ELEMENTS));
+            for (long first = 0; first < chunks; first += perBatch) {
+                int batch = (int) Math.min(perBatch, chunks - first);
+                long begin = first * CHUNK_ELEMENTS;
+                long end = Math.min(part.size(), (first + batch) * CHUNK_ELEMENTS);
+                long bytes = to.byteCount(end - begin);
                 if (filled + bytes > STAGING_BYTES) {
                     flush();
                 }
-                encode(to, n);
+                long base = filled;
+                Parallel.forEach(batch, (from, until) -> {
+                    float[] chunk = CHUNK.get();
+                    for (int c = from; c < until; c++) {
+                        long start = begin + (long) c * CHUNK_ELEMENTS;
+                        int n = (int) Math.min(CHUNK_ELEMENTS, end - start);
+                        read(part, start, chunk, n);
+                        encode(chunk, n, to, base + to.byteCount(start - begin));
+                    }
+                });
                 filled += (int) bytes;
             }
         }
 
-        /** Elements {@code start ..} of {@code part} as floats into {@link #chunk}. */
-        private void decode(Tensor part, long start, int n) {
-            DType from = part.dtype();
-            MemorySegment data = part.segment();
-            if (from.isBlockQuantized()) {
-                BlockCodec.of(from).dequantize(data, from.byteCount(start), chunk, 0, n / from.blockElements());
-            } else if (from == DType.F32) {
-                MemorySegment.copy(data, F32, 4 * start, chunk, 0, n);
-            } else {
-                for (int i = 0; i < n; i++) {
-                    chunk[i] = part.getFloat(start + i);
+        /** Elements {@code start ..} of {@code part} as floats into {@code chunk}. */
+        private static void read(GgufPart part, long start, float[] chunk, int n) {
+            switch (part) {
+                case GgufPart.Computed c -> c.values().fill(c.start() + start, chunk, n);
+                case GgufPart.Stored(Tensor t) -> {
+                    DType from = t.dtype();
+                    MemorySegment data = t.segment();
+                    if (from.isBlockQuantized()) {
+                        BlockCodec.of(from).dequantize(data, from.byteCount(start), chunk, 0, n / from.blockElements());
+                    } else if (from == DType.F32) {
+                        MemorySegment.copy(data, F32, 4 * start, chunk, 0, n);
+                    } else {
+                        for (int i = 0; i < n; i++) {
+                            chunk[i] = t.getFloat(start + i);
+                        }
+                    }
                 }
             }
         }
 
-        /** The first {@code n} floats of {@link #chunk} as {@code to} into the staging buffer at {@link #filled}. */
-        private void encode(DType to, int n) {
+        /** The first {@code n} floats of {@code chunk} as {@code to} into the staging buffer at byte {@code at}. */
+        private void encode(float[] chunk, int n, DType to, long at) {
             if (to.isBlockQuantized()) {
-                BlockCodec.of(to).quantize(chunk, 0, stage, filled, n / to.blockElements());
+                BlockCodec.of(to).quantize(chunk, 0, stage, at, n / to.blockElements());
                 return;
             }
             for (int i = 0; i < n; i++) {
                 switch (to) {
-                    case F32 -> stage.set(F32, filled + 4L * i, chunk[i]);
-                    case BF16 -> stage.set(I16, filled + 2L * i, FloatFormats.floatToBf16(chunk[i]));
-                    case F16 -> stage.set(I16, filled + 2L * i, FloatFormats.floatToF16(chunk[i]));
+                    case F32 -> stage.set(F32, at + 4L * i, chunk[i]);
+                    case BF16 -> stage.set(I16, at + 2L * i, FloatFormats.floatToBf16(chunk[i]));
+                    case F16 -> stage.set(I16, at + 2L * i, FloatFormats.floatToF16(chunk[i]));
                     default -> throw new IllegalStateException(to + " is not a GGUF float type");
                 }
             }
@@ -222,6 +252,32 @@ public final class GgufWriter {
             }
             written += filled;
             filled = 0;
+        }
+    }
+
+    /** Each tile set's tiles encoded once per block type, for the tensors of one file. */
+    private static final class EncodedTiles {
+        private record Key(Object tileSet, DType type) {
+        }
+
+        private final Map<Key, MemorySegment> encoded = new HashMap<>();
+
+        MemorySegment encoded(GgufPart.Tiled tiled, DType type) {
+            return encoded.computeIfAbsent(new Key(tiled.tileSet(), type), k -> encode(tiled, type));
+        }
+
+        private static MemorySegment encode(GgufPart.Tiled tiled, DType type) {
+            int tile = GgufPart.Tiled.TILE;
+            long tileBytes = type.byteCount(tile);
+            MemorySegment all = MemorySegment.ofArray(new byte[Math.toIntExact(tiled.tiles() * tileBytes)]);
+            Parallel.forRange(tiled.tiles(), 64, (from, to) -> {
+                float[] values = new float[tile];
+                for (int t = from; t < to; t++) {
+                    tiled.fillTile(t, values);
+                    BlockCodec.of(type).quantize(values, 0, all, t * tileBytes, tile / type.blockElements());
+                }
+            });
+            return all;
         }
     }
 

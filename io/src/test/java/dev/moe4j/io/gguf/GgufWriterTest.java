@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -94,7 +95,7 @@ class GgufWriterTest {
         var tensors = List.of(
                 GgufTensor.of("blk.0.attn_q.weight", GgmlType.F32, f32),
                 GgufTensor.of("norm", GgmlType.BF16, bf16),
-                new GgufTensor("stacked", GgmlType.F16, new int[] {2, 2, 2, 3}, List.of(f16a, f16b)));
+                GgufTensor.of("stacked", GgmlType.F16, new int[] {2, 2, 2, 3}, List.of(f16a, f16b)));
         Path file = dir.resolve("all.gguf");
         GgufWriter.write(file, metadata, tensors);
 
@@ -159,7 +160,7 @@ class GgufWriterTest {
         GgufWriter.write(file, GgufMetadata.builder().build(), List.of(
                 GgufTensor.of("q4_k", GgmlType.Q4_K, big),
                 GgufTensor.of("q8_0", GgmlType.Q8_0, bf16),
-                new GgufTensor("q4_0", GgmlType.Q4_0, new int[] {2, 2, 64}, List.of(expertA, expertB)),
+                GgufTensor.of("q4_0", GgmlType.Q4_0, new int[] {2, 2, 64}, List.of(expertA, expertB)),
                 GgufTensor.of("mxfp4", GgmlType.MXFP4, bf16),
                 GgufTensor.of("q5_k", GgmlType.Q5_K, big.slice(0, 4)),
                 GgufTensor.of("q6_k", GgmlType.Q6_K, big.slice(0, 4))));
@@ -197,13 +198,108 @@ class GgufWriterTest {
         }
     }
 
+    /** Values that depend on their index alone, as computed parts must. */
+    private static final GgufPart.Values WAVE = (index, dst, n) -> {
+        for (int i = 0; i < n; i++) {
+            dst[i] = (float) Math.sin(0.37 * (index + i));
+        }
+    };
+
+    private static float[] values(GgufPart.Values values, long index, int n) {
+        float[] out = new float[n];
+        values.fill(index, out, n);
+        return out;
+    }
+
+    @Test
+    void computedPartsAreWrittenAsTheSameValuesStoredWouldBe() throws IOException {
+        // 1089 rows of 1024 F32 values: more chunks than one staging buffer's worth, converted in parallel batches
+        int[] shape = {1089, 1024};
+        Path file = dir.resolve("computed.gguf");
+        GgufWriter.write(file, GgufMetadata.builder().build(), List.of(
+                GgufTensor.computed("f32", GgmlType.F32, shape, WAVE),
+                new GgufTensor("q8_0", GgmlType.Q8_0, new int[] {2, 64}, List.of(
+                        new GgufPart.Computed(WAVE, 64, 64), new GgufPart.Computed(WAVE, 1024, 64)))));
+        try (var reader = GgufReader.open(file)) {
+            assertArrayEquals(values(WAVE, 0, 1089 * 1024), reader.tensor("f32").toFloatArray());
+            float[] rows = new float[128];
+            System.arraycopy(values(WAVE, 64, 64), 0, rows, 0, 64);
+            System.arraycopy(values(WAVE, 1024, 64), 0, rows, 64, 64);
+            assertArrayEquals(quantised(DType.Q8_0, rows), bytes(reader.tensor("q8_0")));
+        }
+    }
+
+    /** Three tiles recurring in a fixed pattern; counts how often a tile is computed whole. */
+    private static final class ThreeTiles implements GgufPart.Tiled {
+        final AtomicInteger tilesComputed = new AtomicInteger();
+
+        @Override
+        public int tiles() {
+            return 3;
+        }
+
+        @Override
+        public int tileAt(long index) {
+            return (int) (index / TILE * 7 % 3);
+        }
+
+        private static float value(int tile, int j) {
+            return (tile + 1) * (float) Math.cos(0.1 * j);
+        }
+
+        @Override
+        public void fillTile(int tile, float[] dst) {
+            tilesComputed.incrementAndGet();
+            for (int j = 0; j < TILE; j++) {
+                dst[j] = value(tile, j);
+            }
+        }
+
+        @Override
+        public void fill(long index, float[] dst, int n) {
+            for (int i = 0; i < n; i++) {
+                long at = index + i;
+                dst[i] = value(tileAt(at - at % TILE), (int) (at % TILE));
+            }
+        }
+
+        @Override
+        public Object tileSet() {
+            return "three";
+        }
+    }
+
+    @Test
+    void tiledValuesAreEncodedOncePerTileAndTypeAndGiveWhatEncodingEachValueGives() throws IOException {
+        var tiles = new ThreeTiles();
+        int[] shape = {6, 512};
+        Path file = dir.resolve("tiled.gguf");
+        GgufWriter.write(file, GgufMetadata.builder().build(), List.of(
+                GgufTensor.computed("q4_k", GgmlType.Q4_K, shape, tiles),
+                GgufTensor.computed("q6_k", GgmlType.Q6_K, shape, tiles),
+                GgufTensor.computed("again", GgmlType.Q4_K, shape, tiles),
+                // a part that does not start at a tile is computed value by value
+                new GgufTensor("unaligned", GgmlType.Q8_0, new int[] {1, 256}, List.of(
+                        new GgufPart.Computed(tiles, 32, 256))),
+                GgufTensor.computed("f32", GgmlType.F32, shape, tiles)));
+        try (var reader = GgufReader.open(file)) {
+            float[] all = values(tiles, 0, 6 * 512);
+            assertArrayEquals(quantised(DType.Q4_K, all), bytes(reader.tensor("q4_k")));
+            assertArrayEquals(quantised(DType.Q6_K, all), bytes(reader.tensor("q6_k")));
+            assertArrayEquals(quantised(DType.Q4_K, all), bytes(reader.tensor("again")));
+            assertArrayEquals(quantised(DType.Q8_0, values(tiles, 32, 256)), bytes(reader.tensor("unaligned")));
+            assertArrayEquals(all, reader.tensor("f32").toFloatArray());
+        }
+        assertEquals(3 * 2, tiles.tilesComputed.get(), "each tile once for Q4_K and once for Q6_K");
+    }
+
     @Test
     void blockTypesNeedRowsAndPartsOfWholeBlocks() {
         var rows = assertThrows(IllegalArgumentException.class,
                 () -> GgufTensor.of("w", GgmlType.Q4_K, random(DType.F32, 1, 2, 128)));
         assertTrue(rows.getMessage().contains("rows of 128 elements, not a multiple of its block size 256"),
                 rows.getMessage());
-        var parts = assertThrows(IllegalArgumentException.class, () -> new GgufTensor("w", GgmlType.Q8_0,
+        var parts = assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("w", GgmlType.Q8_0,
                 new int[] {1, 64}, List.of(random(DType.F32, 1, 16), random(DType.F32, 2, 48))));
         assertTrue(parts.getMessage().contains("a part of 16 elements is not whole blocks of 32"), parts.getMessage());
     }
@@ -258,8 +354,8 @@ class GgufWriterTest {
                 GgufMetadata.builder().build(), List.of(GgufTensor.of("x", GgmlType.F32, t), GgufTensor.of("x", GgmlType.F32, t))));
         assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("n".repeat(64), GgmlType.F32, t));
         assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("", GgmlType.F32, t));
-        assertThrows(IllegalArgumentException.class, () -> new GgufTensor("x", GgmlType.F32, new int[] {5}, List.of(t)));
-        assertThrows(IllegalArgumentException.class, () -> new GgufTensor("x", GgmlType.F32, new int[] {1, 1, 1, 1, 4},
+        assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("x", GgmlType.F32, new int[] {5}, List.of(t)));
+        assertThrows(IllegalArgumentException.class, () -> GgufTensor.of("x", GgmlType.F32, new int[] {1, 1, 1, 1, 4},
                 List.of(t)));
         assertThrows(IllegalArgumentException.class, () -> GgufMetadata.builder().put("k", GgufValue.bool(true))
                 .put("k", GgufValue.bool(false)));

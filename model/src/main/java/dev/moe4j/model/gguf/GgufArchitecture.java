@@ -8,7 +8,6 @@ import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
 import dev.moe4j.moe.MoeConfig;
 
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -81,8 +80,12 @@ enum GgufArchitecture {
         return interleavedRope;
     }
 
-    /** The architecture of a config's family, once the config is checked to be one llama.cpp computes exactly. */
-    static GgufArchitecture of(ModelConfig config, Path configFile) {
+    /**
+     * The architecture of a config's family, once the config is checked to be one llama.cpp computes exactly.
+     *
+     * @param configFile where the config came from (its file, or the flags that made it), for messages
+     */
+    static GgufArchitecture of(ModelConfig config, String configFile) {
         GgufArchitecture arch = Arrays.stream(values()).filter(a -> a.family.equals(config.family())).findFirst()
                 .orElseThrow(() -> new BadInputException(configFile + ": model_type '" + config.family()
                         + "' cannot be converted to GGUF yet; moe4j converts "
@@ -91,7 +94,7 @@ enum GgufArchitecture {
         return arch;
     }
 
-    private void check(ModelConfig config, Path configFile) {
+    private void check(ModelConfig config, String configFile) {
         if (!(config.attention() instanceof AttentionConfig.Standard a)) {
             throw refuse(configFile, "latent attention");
         }
@@ -117,13 +120,13 @@ enum GgufArchitecture {
                 configFile, "router or expert biases or routed scaling");
     }
 
-    private void require(boolean ok, Path configFile, String what) {
+    private void require(boolean ok, String configFile, String what) {
         if (!ok) {
             throw refuse(configFile, what);
         }
     }
 
-    private BadInputException refuse(Path configFile, String what) {
+    private BadInputException refuse(String configFile, String what) {
         return new BadInputException(configFile + ": the model has " + what + ", which llama.cpp's '" + ggufName
                 + "' architecture does not; a GGUF of it would compute another function");
     }

@@ -4,6 +4,7 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.io.gguf.GgmlType;
 import dev.moe4j.io.gguf.GgufMetadata;
+import dev.moe4j.io.gguf.GgufPart;
 import dev.moe4j.io.gguf.GgufTensor;
 import dev.moe4j.io.gguf.GgufValue;
 import dev.moe4j.io.gguf.GgufVocabulary;
@@ -17,11 +18,13 @@ import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
+import dev.moe4j.model.transformer.RandomWeights;
 import dev.moe4j.moe.MoeConfig;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
@@ -39,6 +42,10 @@ import java.util.Set;
  * always in F32, as llama.cpp's own converter writes them (a lossless widening from BF16/F16). The weights are read
  * through {@link ModelLoader#weights}, so every tensor is checked against config.json first, and streamed from the
  * memory-mapped checkpoint into the file.
+ *
+ * <p>{@link #writeRandom} writes a model that exists nowhere else, {@link RandomWeights} computed chunk by chunk as
+ * the writer reaches them, through the same tensor plan and metadata: this class is the one place that knows
+ * llama.cpp's tensor names and keys.
  */
 public final class GgufConverter {
     private GgufConverter() {
@@ -54,34 +61,137 @@ public final class GgufConverter {
     }
 
     /**
+     * Where the plan's weights come from, by moe4j's names (listed in {@code WeightSource}): a checkpoint's tensors
+     * or values computed as they are written.
+     */
+    private interface Source {
+        /** Rows {@code [from, to)} (along the first dimension) of the weight {@code name} of {@code shape}. */
+        GgufPart rows(String name, int[] shape, int from, int to);
+
+        /** The type a matrix keeps when no file type is given. */
+        GgmlType storedType(String name);
+    }
+
+    /**
      * Writes the model of {@code folder} to {@code out} (replacing a file there, atomically).
      *
      * @param fileType the file's type (which gives each matrix its type), or empty to keep each matrix's stored
      *                 type
      */
     public static Result convert(Path folder, Path out, Optional<GgufFileType> fileType) {
-        if (Files.isDirectory(out)) {
-            throw new BadInputException(out + ": is a folder; give the path of the .gguf file to write");
-        }
+        checkTarget(out);
         try (ModelWeights weights = ModelLoader.weights(folder)) {
             ModelConfig config = weights.config();
-            GgufArchitecture arch = GgufArchitecture.of(config, folder.resolve("config.json"));
+            GgufArchitecture arch = GgufArchitecture.of(config, folder.resolve("config.json").toString());
             Path tokenizerJson = folder.resolve(ModelFolder.TOKENIZER);
             boolean hasTokenizer = Files.isRegularFile(tokenizerJson);
             GgufVocabulary vocabulary = hasTokenizer
                     ? GgufVocabulary.fromTokenizerJson(tokenizerJson, config.vocabSize())
                     : GgufVocabulary.synthetic(config.vocabSize(), specialIds(config));
-            List<GgufTensor> tensors = new TensorPlan(weights, arch, fileType).tensors();
-            GgufFileType type = fileType.orElseGet(() -> GgufFileType.of(tensors.stream()
-                    .filter(t -> t.name().endsWith("ffn_down_exps.weight")).findFirst().orElseThrow().type()));
-            GgufWriter.write(out, metadata(folder, config, arch, vocabulary, type), tensors);
-            long bytes = tensors.stream().mapToLong(GgufTensor::byteSize).sum();
-            String source = hasTokenizer ? ModelFolder.TOKENIZER + " as a " + vocabulary.model() + " vocabulary"
-                    : "no tokenizer.json: a synthetic vocabulary of " + config.vocabSize() + " tokens";
-            return new Result(out, arch.ggufName(), tensors.size(), bytes, type, source);
+            Source source = new Source() {
+                @Override
+                public GgufPart rows(String name, int[] shape, int from, int to) {
+                    Tensor t = weights.get(name);
+                    if (!Arrays.equals(t.shape(), shape)) {
+                        throw new IllegalStateException(name + ": the plan expects " + Arrays.toString(shape)
+                                + ", the checked checkpoint holds " + t);
+                    }
+                    return new GgufPart.Stored(from == 0 && to == shape[0] ? t : t.slice(from, to));
+                }
+
+                @Override
+                public GgmlType storedType(String name) {
+                    return GgmlType.of(weights.get(name).dtype()).orElseThrow();
+                }
+            };
+            String name = folder.toAbsolutePath().normalize().getFileName().toString();
+            String vocabularySource = hasTokenizer ? ModelFolder.TOKENIZER + " as a " + vocabulary.model()
+                    + " vocabulary" : "no tokenizer.json: a synthetic vocabulary of " + config.vocabSize() + " tokens";
+            return write(out, name, Optional.of(folder), config, arch, vocabulary, source, fileType, vocabularySource);
         }
     }
 
+    /**
+     * Writes a model of {@code config} with {@link RandomWeights} of {@code seed} to {@code out} (replacing a file
+     * there, atomically), each tensor computed as the writer reaches it, so memory stays bounded whatever the size;
+     * the same values as {@link #convert} gives for an F32 folder of the same random weights.
+     *
+     * @param configSource where the config came from, for messages
+     */
+    public static Result writeRandom(ModelConfig config, String configSource, long seed, Path out,
+                                     GgufFileType fileType) {
+        checkTarget(out);
+        GgufArchitecture arch = GgufArchitecture.of(config, configSource);
+        var random = new RandomWeights(config, seed);
+        Source source = new Source() {
+            @Override
+            public GgufPart rows(String name, int[] shape, int from, int to) {
+                long row = Tensor.elementCount(shape) / shape[0];
+                return new GgufPart.Computed(tiled(random.values(name, shape)), from * row, (to - from) * row);
+            }
+
+            @Override
+            public GgmlType storedType(String name) {
+                return GgmlType.F32;
+            }
+        };
+        String name = out.getFileName().toString().replaceFirst("(?i)\\.gguf$", "");
+        return write(out, name, Optional.empty(), config, arch,
+                GgufVocabulary.synthetic(config.vocabSize(), specialIds(config)),
+                source, Optional.of(fileType), "a synthetic vocabulary of " + config.vocabSize() + " tokens");
+    }
+
+    /** Random weights' values as tiles, which the writer quantises once each. */
+    private static GgufPart.Tiled tiled(RandomWeights.Values values) {
+        if (RandomWeights.Values.TILE != GgufPart.Tiled.TILE) {
+            throw new IllegalStateException("random weights' tiles are not the writer's");
+        }
+        return new GgufPart.Tiled() {
+            @Override
+            public void fill(long index, float[] dst, int n) {
+                values.fill(index, dst, n);
+            }
+
+            @Override
+            public int tiles() {
+                return values.constant() ? 1 : RandomWeights.Values.TILES;
+            }
+
+            @Override
+            public int tileAt(long index) {
+                return values.tileAt(index);
+            }
+
+            @Override
+            public void fillTile(int tile, float[] dst) {
+                values.fillTile(tile, dst);
+            }
+
+            @Override
+            public Object tileSet() {
+                // the tiles are fixed; only the scale (and constancy) tells two weights' tiles apart
+                return List.of(values.scale(), values.constant());
+            }
+        };
+    }
+
+    private static void checkTarget(Path out) {
+        if (Files.isDirectory(out)) {
+            throw new BadInputException(out + ": is a folder; give the path of the .gguf file to write");
+        }
+    }
+
+    /** @param folder the model folder whose tokenizer files are described, if there is one */
+    private static Result write(Path out, String name, Optional<Path> folder, ModelConfig config, GgufArchitecture arch,
+                                GgufVocabulary vocabulary, Source source, Optional<GgufFileType> fileType,
+                                String vocabularySource) {
+        List<GgufTensor> tensors = new TensorPlan(config, source, arch, fileType).tensors();
+        GgufFileType type = fileType.orElseGet(() -> GgufFileType.of(tensors.stream()
+                .filter(t -> t.name().endsWith("ffn_down_exps.weight")).findFirst().orElseThrow().type()));
+        GgufWriter.write(out, metadata(name, folder, config, arch, vocabulary, type), tensors);
+        long bytes = tensors.stream().mapToLong(GgufTensor::byteSize).sum();
+        return new Result(out, arch.ggufName(), tensors.size(), bytes, type, vocabularySource);
+    }
     /** The ids config.json declares special, marked as control tokens in a synthetic vocabulary. */
     private static Set<Integer> specialIds(ModelConfig config) {
         var ids = new HashSet<Integer>(config.tokens().eos());
@@ -90,14 +200,14 @@ public final class GgufConverter {
         return ids;
     }
 
-    private static GgufMetadata metadata(Path folder, ModelConfig config, GgufArchitecture arch,
+    private static GgufMetadata metadata(String name, Optional<Path> folder, ModelConfig config, GgufArchitecture arch,
                                          GgufVocabulary vocabulary, GgufFileType fileType) {
         var a = (AttentionConfig.Standard) config.attention();
         MoeConfig moe = config.moe().orElseThrow();
         String p = arch.ggufName() + ".";
         var m = GgufMetadata.builder()
                 .put("general.architecture", GgufValue.string(arch.ggufName()))
-                .put("general.name", GgufValue.string(folder.toAbsolutePath().normalize().getFileName().toString()))
+                .put("general.name", GgufValue.string(name))
                 .put("general.file_type", GgufValue.uint32(fileType.id()))
                 .put(p + "vocab_size", GgufValue.uint32(config.vocabSize()))
                 .put(p + "context_length", GgufValue.uint32(config.maxPositions()))
@@ -129,7 +239,7 @@ public final class GgufConverter {
         }
         vocabulary.addTo(m);
         addedTokens(folder, config, m);
-        chatTemplate(folder).ifPresent(t -> m.put("tokenizer.chat_template", GgufValue.string(t)));
+        folder.flatMap(GgufConverter::chatTemplate).ifPresent(t -> m.put("tokenizer.chat_template", GgufValue.string(t)));
         int vocab = config.vocabSize();
         config.tokens().bos().stream().filter(id -> id < vocab)
                 .forEach(id -> m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(id)));
@@ -144,10 +254,9 @@ public final class GgufConverter {
      * Whether the tokenizer adds BOS and EOS to a text, said explicitly: llama.cpp's defaults differ by vocabulary
      * (a llama vocabulary adds BOS, a gpt2 one does not), and tokenizer.json's post-processor is what decides.
      */
-    private static void addedTokens(Path folder, ModelConfig config, GgufMetadata.Builder m) {
-        Path tokenizerJson = folder.resolve(ModelFolder.TOKENIZER);
-        int[] added = Files.isRegularFile(tokenizerJson) ? Tokenizer.load(tokenizerJson).encodeIds("", true)
-                : new int[0];
+    private static void addedTokens(Optional<Path> folder, ModelConfig config, GgufMetadata.Builder m) {
+        Optional<Path> tokenizerJson = folder.map(f -> f.resolve(ModelFolder.TOKENIZER)).filter(Files::isRegularFile);
+        int[] added = tokenizerJson.map(t -> Tokenizer.load(t).encodeIds("", true)).orElse(new int[0]);
         boolean bos = added.length > 0 && config.tokens().bos().isPresent()
                 && added[0] == config.tokens().bos().getAsInt();
         boolean eos = added.length > (bos ? 1 : 0) && config.tokens().eos().contains(added[added.length - 1]);
@@ -169,108 +278,115 @@ public final class GgufConverter {
     }
 
     /** The GGUF tensors of a model, in llama.cpp's order: embedding, blocks, final norm, LM head. */
-    private record TensorPlan(ModelWeights weights, GgufArchitecture arch, Optional<GgufFileType> fileType) {
+    private record TensorPlan(ModelConfig config, Source source, GgufArchitecture arch,
+                              Optional<GgufFileType> fileType) {
         List<GgufTensor> tensors() {
-            ModelConfig config = weights.config();
             var a = (AttentionConfig.Standard) config.attention();
-            int experts = config.moe().orElseThrow().experts();
+            MoeConfig moe = config.moe().orElseThrow();
+            int hidden = config.hiddenSize(), vocab = config.vocabSize(), d = a.headDim();
+            int experts = moe.experts(), inter = moe.intermediate();
             var out = new ArrayList<GgufTensor>();
-            out.add(matrix("token_embd.weight", "embed_tokens.weight"));
+            out.add(matrix("token_embd.weight", "embed_tokens.weight", vocab, hidden));
             for (int i = 0; i < config.numLayers(); i++) {
                 String blk = "blk." + i + ".";
                 String layer = "layers." + i + ".";
-                out.add(vector(blk + "attn_norm.weight", layer + "input_norm.weight"));
-                out.add(rotated(blk + "attn_q.weight", layer + "attention.q_proj.weight", a.numHeads()));
-                out.add(rotated(blk + "attn_k.weight", layer + "attention.k_proj.weight", a.numKvHeads()));
-                out.add(matrix(blk + "attn_v.weight", layer + "attention.v_proj.weight"));
-                out.add(matrix(blk + "attn_output.weight", layer + "attention.o_proj.weight"));
+                out.add(vector(blk + "attn_norm.weight", layer + "input_norm.weight", hidden));
+                out.add(rotated(blk + "attn_q.weight", layer + "attention.q_proj.weight", a.numHeads(), d, hidden));
+                out.add(rotated(blk + "attn_k.weight", layer + "attention.k_proj.weight", a.numKvHeads(), d, hidden));
+                out.add(matrix(blk + "attn_v.weight", layer + "attention.v_proj.weight", a.numKvHeads() * d, hidden));
+                out.add(matrix(blk + "attn_output.weight", layer + "attention.o_proj.weight", hidden,
+                        a.numHeads() * d));
                 if (a.qkvBias()) {
-                    for (String x : new String[] {"q", "k", "v"}) {
-                        out.add(vector(blk + "attn_" + x + ".bias", layer + "attention." + x + "_proj.bias"));
-                    }
+                    out.add(vector(blk + "attn_q.bias", layer + "attention.q_proj.bias", a.numHeads() * d));
+                    out.add(vector(blk + "attn_k.bias", layer + "attention.k_proj.bias", a.numKvHeads() * d));
+                    out.add(vector(blk + "attn_v.bias", layer + "attention.v_proj.bias", a.numKvHeads() * d));
                 }
                 if (config.norms().qkNorm() != QkNorm.NONE) {
-                    out.add(vector(blk + "attn_q_norm.weight", layer + "attention.q_norm.weight"));
-                    out.add(vector(blk + "attn_k_norm.weight", layer + "attention.k_norm.weight"));
+                    boolean perHead = config.norms().qkNorm() == QkNorm.PER_HEAD;
+                    out.add(vector(blk + "attn_q_norm.weight", layer + "attention.q_norm.weight",
+                            perHead ? d : a.numHeads() * d));
+                    out.add(vector(blk + "attn_k_norm.weight", layer + "attention.k_norm.weight",
+                            perHead ? d : a.numKvHeads() * d));
                 }
-                out.add(vector(blk + "ffn_norm.weight", layer + "post_attention_norm.weight"));
-                out.add(vector(blk + "ffn_gate_inp.weight", layer + "moe.router.weight"));
-                for (String[] proj : new String[][] {{"gate", "gate_proj"}, {"up", "up_proj"}, {"down", "down_proj"}}) {
-                    out.add(stacked(blk + "ffn_" + proj[0] + "_exps.weight", layer + "moe.experts.", proj[1],
-                            experts));
-                }
-                if (config.moe().orElseThrow().sharedIntermediate() > 0) {
+                out.add(vector(blk + "ffn_norm.weight", layer + "post_attention_norm.weight", hidden));
+                out.add(vector(blk + "ffn_gate_inp.weight", layer + "moe.router.weight", experts, hidden));
+                String prefix = layer + "moe.experts.";
+                out.add(stacked(blk + "ffn_gate_exps.weight", prefix, "gate_proj", experts, inter, hidden));
+                out.add(stacked(blk + "ffn_up_exps.weight", prefix, "up_proj", experts, inter, hidden));
+                out.add(stacked(blk + "ffn_down_exps.weight", prefix, "down_proj", experts, hidden, inter));
+                int shared = moe.sharedIntermediate();
+                if (shared > 0) {
                     // llama.cpp's shared gate is one vector of the model's width, moe4j's a [1, H] matrix
-                    Tensor gate = weights.get(layer + "moe.shared_expert_gate.weight");
-                    out.add(new GgufTensor(blk + "ffn_gate_inp_shexp.weight", GgmlType.F32,
-                            new int[] {gate.dim(1)}, List.of(gate)));
-                    for (String proj : new String[] {"gate", "up", "down"}) {
-                        out.add(matrix(blk + "ffn_" + proj + "_shexp.weight",
-                                layer + "moe.shared_experts." + proj + "_proj.weight"));
-                    }
+                    out.add(new GgufTensor(blk + "ffn_gate_inp_shexp.weight", GgmlType.F32, new int[] {hidden},
+                            List.of(whole(layer + "moe.shared_expert_gate.weight", new int[] {1, hidden}))));
+                    String sharedPrefix = layer + "moe.shared_experts.";
+                    out.add(matrix(blk + "ffn_gate_shexp.weight", sharedPrefix + "gate_proj.weight", shared, hidden));
+                    out.add(matrix(blk + "ffn_up_shexp.weight", sharedPrefix + "up_proj.weight", shared, hidden));
+                    out.add(matrix(blk + "ffn_down_shexp.weight", sharedPrefix + "down_proj.weight", hidden, shared));
                 }
             }
-            out.add(vector("output_norm.weight", "norm.weight"));
+            out.add(vector("output_norm.weight", "norm.weight", hidden));
             if (!config.tieEmbeddings()) {
-                out.add(matrix("output.weight", "lm_head.weight"));
+                out.add(matrix("output.weight", "lm_head.weight", vocab, hidden));
             }
             return out;
         }
 
-        private GgmlType matrixType(String name, int[] shape, Tensor source) {
-            ModelConfig config = weights.config();
+        private GgmlType matrixType(String name, int[] shape, String moe4jName) {
             var model = new GgufFileType.Model(config.numLayers(), config.moe().orElseThrow().experts(),
                     config.tieEmbeddings());
-            return fileType.map(t -> t.typeOf(name, shape, model))
-                    .orElseGet(() -> GgmlType.of(source.dtype()).orElseThrow());
+            return fileType.map(t -> t.typeOf(name, shape, model)).orElseGet(() -> source.storedType(moe4jName));
         }
 
-        private GgufTensor matrix(String name, String moe4jName) {
-            Tensor w = weights.get(moe4jName);
-            return GgufTensor.of(name, matrixType(name, w.shape(), w), w);
+        private GgufPart whole(String moe4jName, int[] shape) {
+            return source.rows(moe4jName, shape, 0, shape[0]);
+        }
+
+        private GgufTensor matrix(String name, String moe4jName, int... shape) {
+            return new GgufTensor(name, matrixType(name, shape, moe4jName), shape, List.of(whole(moe4jName, shape)));
         }
 
         /** Norm weights and routers: F32 whatever the checkpoint's type, as llama.cpp expects them. */
-        private GgufTensor vector(String name, String moe4jName) {
-            return GgufTensor.of(name, GgmlType.F32, weights.get(moe4jName));
+        private GgufTensor vector(String name, String moe4jName, int... shape) {
+            return new GgufTensor(name, GgmlType.F32, shape, List.of(whole(moe4jName, shape)));
         }
 
         /** A query or key projection, its rows reordered per head where llama.cpp rotates adjacent pairs. */
-        private GgufTensor rotated(String name, String moe4jName, int heads) {
-            Tensor w = weights.get(moe4jName);
-            GgmlType type = matrixType(name, w.shape(), w);
+        private GgufTensor rotated(String name, String moe4jName, int heads, int headDim, int in) {
+            int[] shape = {heads * headDim, in};
+            GgmlType type = matrixType(name, shape, moe4jName);
             if (!arch.interleavedRope()) {
-                return GgufTensor.of(name, type, w);
+                return new GgufTensor(name, type, shape, List.of(whole(moe4jName, shape)));
             }
-            return new GgufTensor(name, type, w.shape(), halvesToPairs(w, heads));
+            var rows = pairOrder(heads, headDim).stream().map(r -> source.rows(moe4jName, shape, r, r + 1)).toList();
+            return new GgufTensor(name, type, shape, rows);
         }
 
         /** The experts' matrices of one projection as one [E, rows, cols] tensor. */
-        private GgufTensor stacked(String name, String prefix, String projection, int experts) {
-            var parts = new ArrayList<Tensor>(experts);
+        private GgufTensor stacked(String name, String prefix, String projection, int experts, int rows, int cols) {
+            int[] one = {rows, cols};
+            var parts = new ArrayList<GgufPart>(experts);
             for (int e = 0; e < experts; e++) {
-                parts.add(weights.get(prefix + e + "." + projection + ".weight"));
+                parts.add(whole(prefix + e + "." + projection + ".weight", one));
             }
-            Tensor first = parts.getFirst();
-            int[] shape = {experts, first.dim(0), first.dim(1)};
-            return new GgufTensor(name, matrixType(name, shape, first), shape, parts);
+            int[] shape = {experts, rows, cols};
+            return new GgufTensor(name, matrixType(name, shape, prefix + "0." + projection + ".weight"), shape,
+                    parts);
         }
     }
 
     /**
-     * The rows of a [heads × d, in] projection in the order that makes adjacent-pair rotation equal the half
-     * rotation: within each head, row {@code j} of the first half and row {@code j} of the second half become rows
-     * {@code 2j} and {@code 2j + 1}. Row views of the source; nothing is copied.
+     * The order of a [heads × d, in] projection's rows that makes adjacent-pair rotation equal the half rotation:
+     * within each head, row {@code j} of the first half and row {@code j} of the second half become rows
+     * {@code 2j} and {@code 2j + 1}.
      */
-    static List<Tensor> halvesToPairs(Tensor w, int heads) {
-        int d = w.dim(0) / heads;
+    static List<Integer> pairOrder(int heads, int d) {
         int half = d / 2;
-        var rows = new ArrayList<Tensor>(w.dim(0));
+        var rows = new ArrayList<Integer>(heads * d);
         for (int h = 0; h < heads; h++) {
             for (int j = 0; j < half; j++) {
                 for (int s = 0; s < 2; s++) {
-                    int row = h * d + s * half + j;
-                    rows.add(w.slice(row, row + 1));
+                    rows.add(h * d + s * half + j);
                 }
             }
         }

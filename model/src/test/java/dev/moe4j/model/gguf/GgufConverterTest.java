@@ -123,7 +123,7 @@ class GgufConverterTest {
         for (int i = 0; i < hidden; i++) {
             x[i] = (float) random.nextGaussian();
         }
-        List<Tensor> rows = GgufConverter.halvesToPairs(weight, heads);
+        List<Tensor> rows = GgufConverter.pairOrder(heads, d).stream().map(r -> weight.slice(r, r + 1)).toList();
         float[] half = new float[heads * d];
         float[] pairs = new float[heads * d];
         for (int r = 0; r < heads * d; r++) {
