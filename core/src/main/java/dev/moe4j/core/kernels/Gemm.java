@@ -44,7 +44,7 @@ final class Gemm {
     private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[KC * NC]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
     private static final ThreadLocal<float[]> BLOCK = ThreadLocal.withInitial(() -> new float[16 * 16]);
-    private static final ThreadLocal<float[]> DECODED_ROW = ThreadLocal.withInitial(() -> new float[KC]);
+    private static final ThreadLocal<float[]> DECODED_PANEL = ThreadLocal.withInitial(() -> new float[NR * KC]);
 
     private Gemm() {
     }
@@ -167,69 +167,65 @@ final class Gemm {
 
     /** B stored [N, K] (a weight): 16 rows × 16 columns at a time, transposed in registers. */
     private static void packTransposed(Operands o, float[] bp, int pc, int kc, int jc, int nc, float[] block) {
-        MemorySegment b = o.b();
-        DType type = o.bType();
-        long ldb = o.ldb();
-        if (type.isBlockQuantized()) {
-            packBlockRows(o, bp, pc, kc, jc, nc);
+        if (o.bType().isBlockQuantized()) {
+            packBlockRows(o, bp, pc, kc, jc, nc, block);
             return;
         }
         for (int jr = 0; jr < nc; jr += NR) {
-            int base = jr * kc;
-            int width = Math.min(NR, nc - jr);
-            int p = 0;
-            if (LANES == 16 || LANES == 8) {
-                // LANES rows at a time, each read sequentially along k: few streams for the prefetcher.
-                int whole = kc / LANES * LANES;
-                for (int g = 0; g < NR; g += LANES) {
-                    for (int q = 0; q < whole; q += LANES) {
-                        long at = (jc + jr + g) * ldb + pc + q;
-                        if (LANES == 16) {
-                            transposeBlock(type, b, at, ldb, width - g, bp, base + q * NR + g, block);
-                        } else {
-                            transposeBlock8(type, b, at, ldb, width - g, bp, base + q * NR + g, block);
-                        }
+            packPanel(o.bType(), o.b(), (long) (jc + jr) * o.ldb() + pc, o.ldb(), kc, Math.min(NR, nc - jr), bp,
+                    jr * kc, block);
+        }
+    }
+
+    /**
+     * Packs one panel: {@code width} (at most NR) rows of kc elements, row r starting at element first + r·ldb of b,
+     * as kc × NR floats from bp[base], zero-padded past width.
+     */
+    private static void packPanel(DType type, MemorySegment b, long first, long ldb, int kc, int width, float[] bp,
+                                  int base, float[] block) {
+        int p = 0;
+        if (LANES == 16 || LANES == 8) {
+            // LANES rows at a time, each read sequentially along k: few streams for the prefetcher.
+            int whole = kc / LANES * LANES;
+            for (int g = 0; g < NR; g += LANES) {
+                for (int q = 0; q < whole; q += LANES) {
+                    long at = first + g * ldb + q;
+                    if (LANES == 16) {
+                        transposeBlock(type, b, at, ldb, width - g, bp, base + q * NR + g, block);
+                    } else {
+                        transposeBlock8(type, b, at, ldb, width - g, bp, base + q * NR + g, block);
                     }
                 }
-                p = whole;
             }
-            for (; p < kc; p++) {
-                int out = base + p * NR;
-                long col = pc + p;
-                int jj = 0;
-                for (; jj < width; jj++) {
-                    bp[out + jj] = Widening.scalar(type, b, (jc + jr + jj) * ldb + col);
-                }
-                for (; jj < NR; jj++) {
-                    bp[out + jj] = 0f;
-                }
+            p = whole;
+        }
+        for (; p < kc; p++) {
+            int out = base + p * NR;
+            int jj = 0;
+            for (; jj < width; jj++) {
+                bp[out + jj] = Widening.scalar(type, b, first + jj * ldb + p);
+            }
+            for (; jj < NR; jj++) {
+                bp[out + jj] = 0f;
             }
         }
     }
 
     /**
-     * A block-quantised weight stored [N, K]: each row's kc elements are decoded (kc and pc are whole blocks, as
-     * K is) and dealt out to the panel's column. Decoding costs about what transposing costs, once per B block.
+     * A block-quantised weight stored [N, K]: a panel's rows are decoded to F32 (kc and pc are whole blocks, as K
+     * is), then packed as an F32 weight's are, transposed in registers.
      */
-    private static void packBlockRows(Operands o, float[] bp, int pc, int kc, int jc, int nc) {
+    private static void packBlockRows(Operands o, float[] bp, int pc, int kc, int jc, int nc, float[] block) {
         DType type = o.bType();
         long rowBytes = type.byteCount(o.ldb());
-        float[] row = DECODED_ROW.get();
+        float[] rows = DECODED_PANEL.get();
+        MemorySegment decoded = MemorySegment.ofArray(rows);
         for (int jr = 0; jr < nc; jr += NR) {
-            int base = jr * kc;
             int width = Math.min(NR, nc - jr);
-            for (int jj = 0; jj < NR; jj++) {
-                if (jj < width) {
-                    BlockDecode.decode(type, o.b(), (jc + jr + jj) * rowBytes, pc, row, 0, kc);
-                    for (int p = 0; p < kc; p++) {
-                        bp[base + p * NR + jj] = row[p];
-                    }
-                } else {
-                    for (int p = 0; p < kc; p++) {
-                        bp[base + p * NR + jj] = 0f;
-                    }
-                }
+            for (int jj = 0; jj < width; jj++) {
+                BlockDecode.decode(type, o.b(), (jc + jr + jj) * rowBytes, pc, rows, jj * kc, kc);
             }
+            packPanel(DType.F32, decoded, 0, kc, kc, width, bp, jr * kc, block);
         }
     }
 
