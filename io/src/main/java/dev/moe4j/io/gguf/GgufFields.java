@@ -32,7 +32,7 @@ public final class GgufFields {
 
     /** An error about {@code key}: "FILE: metadata 'KEY' WHAT". */
     public BadInputException error(String key, String what) {
-        return new BadInputException(file + ": metadata '" + key + "' " + what);
+        return new BadInputException(file + ": metadata " + BadInputException.quote(key) + " " + what);
     }
 
     /** A required integer, refused when missing or below {@code min}; {@code need} says who needs it. */

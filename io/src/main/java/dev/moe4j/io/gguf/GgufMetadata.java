@@ -1,5 +1,6 @@
 package dev.moe4j.io.gguf;
 
+import dev.moe4j.core.BadInputException;
 import java.nio.charset.StandardCharsets;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -52,10 +53,10 @@ public final class GgufMetadata {
             return Optional.of("a metadata key is empty");
         }
         if (!StandardCharsets.US_ASCII.newEncoder().canEncode(key)) {
-            return Optional.of("metadata key '" + key + "' is not ASCII");
+            return Optional.of("metadata key " + BadInputException.quote(key) + " is not ASCII");
         }
         if (key.length() > 0xFFFF) {
-            return Optional.of("metadata key '" + key.substring(0, 40) + "...' is longer than 65535 bytes");
+            return Optional.of("metadata key " + BadInputException.quote(key) + " is longer than 65535 bytes");
         }
         if (key.equals(ALIGNMENT)) {
             if (value.type() != GgufValueType.UINT32) {

@@ -95,7 +95,7 @@ public final class GgufReader implements AutoCloseable {
         for (long i = 0; i < kvCount; i++) {
             String key = in.string("metadata key " + i);
             if (builder.contains(key)) {
-                throw in.error("metadata key '" + key + "' appears twice");
+                throw in.error("metadata key " + BadInputException.quote(key) + " appears twice");
             }
             GgufValue value = in.value(key);
             GgufMetadata.problem(key, value).ifPresent(p -> {
@@ -109,7 +109,7 @@ public final class GgufReader implements AutoCloseable {
         for (long i = 0; i < tensorCount; i++) {
             GgufTensorInfo info = in.tensorInfo(i, alignment);
             if (infos.putIfAbsent(info.name(), info) != null) {
-                throw in.error("tensor name '" + info.name() + "' appears twice");
+                throw in.error("tensor name " + BadInputException.quote(info.name()) + " appears twice");
             }
         }
         long dataStart = GgufWriter.padded(in.position(), alignment);
@@ -120,12 +120,13 @@ public final class GgufReader implements AutoCloseable {
         String previous = null;
         for (GgufTensorInfo t : byOffset) {
             if (t.offset() < end) {
-                throw in.error("tensor '" + t.name() + "' at offset " + t.offset() + " overlaps tensor '" + previous
-                        + "', which ends at " + end);
+                throw in.error("tensor " + BadInputException.quote(t.name()) + " at offset " + t.offset()
+                        + " overlaps tensor " + BadInputException.quote(previous) + ", which ends at " + end);
             }
             end = t.offset() + t.byteSize();
             if (end < 0 || end > dataBytes) {
-                throw in.error("tensor '" + t.name() + "' (" + t.byteSize() + " bytes at offset " + t.offset()
+                throw in.error("tensor " + BadInputException.quote(t.name()) + " (" + t.byteSize() + " bytes at offset "
+                        + t.offset()
                         + ") ends past the end of the file (the data section holds " + dataBytes + " bytes)");
             }
             previous = t.name();
@@ -157,8 +158,8 @@ public final class GgufReader implements AutoCloseable {
 
     /** A view of the named tensor on the mapped file (no copy), in its row-major shape. */
     public Tensor tensor(String name) {
-        GgufTensorInfo t = info(name).orElseThrow(() -> new BadInputException(path + ": no tensor named '" + name
-                + "'"));
+        GgufTensorInfo t = info(name).orElseThrow(() -> new BadInputException(path + ": no tensor named "
+                + BadInputException.quote(name)));
         return Tensor.wrap(t.type().dtype(), data.asSlice(t.offset(), t.byteSize()), t.shape());
     }
 
@@ -261,9 +262,9 @@ public final class GgufReader implements AutoCloseable {
             }
             GgufValueType elementType = type(key + " (array element type)");
             if (elementType == GgufValueType.ARRAY) {
-                throw error("metadata '" + key + "': arrays of arrays are not supported");
+                throw error("metadata " + BadInputException.quote(key) + ": arrays of arrays are not supported");
             }
-            long n = count("metadata '" + key + "' array length", elementType.minimumBytes());
+            long n = count("metadata " + BadInputException.quote(key) + " array length", elementType.minimumBytes());
             var elements = new ArrayList<Object>((int) Math.min(n, 1 << 20));
             for (long i = 0; i < n; i++) {
                 elements.add(scalar(elementType, key + "[" + i + "]"));
@@ -272,13 +273,13 @@ public final class GgufReader implements AutoCloseable {
         }
 
         private GgufValueType type(String field) {
-            long id = u32("type of metadata '" + field + "'");
-            return GgufValueType.byId(id).orElseThrow(() -> error("metadata '" + field + "' has unknown value type "
-                    + id));
+            long id = u32("type of metadata " + BadInputException.quote(field));
+            return GgufValueType.byId(id).orElseThrow(() -> error("metadata " + BadInputException.quote(field)
+                    + " has unknown value type " + id));
         }
 
         private Object scalar(GgufValueType type, String field) {
-            String f = "metadata '" + field + "'";
+            String f = "metadata " + BadInputException.quote(field);
             return switch (type) {
                 case UINT8 -> unsigned(1, f);
                 case INT8 -> (long) (byte) unsigned(1, f);
@@ -303,10 +304,10 @@ public final class GgufReader implements AutoCloseable {
 
         GgufTensorInfo tensorInfo(long index, int alignment) {
             String name = string("name of tensor " + index);
-            String what = "tensor '" + name + "'";
+            String what = "tensor " + BadInputException.quote(name);
             if (name.isEmpty() || name.getBytes(StandardCharsets.UTF_8).length > GgufTensor.MAX_NAME_BYTES) {
                 throw error("name of tensor " + index + " must have 1 to " + GgufTensor.MAX_NAME_BYTES
-                        + " bytes: '" + name + "'");
+                        + " bytes: " + BadInputException.quote(name));
             }
             long dims = u32(what + " dimension count");
             if (dims < 1 || dims > GgufTensor.MAX_DIMS) {

@@ -146,16 +146,17 @@ public record GgufVocabulary(String model, Optional<String> pre, List<String> to
 
     private static int place(Path file, String[] tokens, JsonNode idNode, String token, int vocabSize) {
         if (!idNode.canConvertToInt() || idNode.asInt() < 0) {
-            throw new BadInputException(file + ": token '" + token + "' has no valid id: " + idNode);
+            throw new BadInputException(file + ": token " + BadInputException.quote(token) + " has no valid id: "
+                    + BadInputException.quote(idNode.toString()));
         }
         int id = idNode.asInt();
         if (id >= vocabSize) {
-            throw new BadInputException(file + ": token '" + token + "' has id " + id + " but the model's vocab_size"
+            throw new BadInputException(file + ": token " + BadInputException.quote(token) + " has id " + id + " but the model's vocab_size"
                     + " is " + vocabSize + ": the tokenizer does not belong to this model");
         }
         if (tokens[id] != null && !tokens[id].equals(token)) {
-            throw new BadInputException(file + ": id " + id + " is given to both '" + tokens[id] + "' and '" + token
-                    + "'");
+            throw new BadInputException(file + ": id " + id + " is given to both " + BadInputException.quote(tokens[id])
+                    + " and " + BadInputException.quote(token));
         }
         tokens[id] = token;
         return id;

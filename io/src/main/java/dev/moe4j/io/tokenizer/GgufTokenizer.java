@@ -77,13 +77,15 @@ final class GgufTokenizer {
         boolean spm = switch (model) {
             case "llama" -> true;
             case "gpt2" -> false;
-            default -> throw f.error("tokenizer.ggml.model", "is '" + model + "'; moe4j reads the gpt2 (byte-level"
+            default -> throw f.error("tokenizer.ggml.model", "is " + BadInputException.quote(model)
+                    + "; moe4j reads the gpt2 (byte-level"
                     + " BPE) and llama (SentencePiece BPE) vocabularies");
         };
         String pre = spm ? "" : f.string("tokenizer.ggml.pre").orElse("default");
         List<String> splits = spm ? List.of() : PRE.get(pre);
         if (splits == null) {
-            throw f.error("tokenizer.ggml.pre", "is '" + pre + "', a pre-tokenizer moe4j does not know; it knows "
+            throw f.error("tokenizer.ggml.pre", "is " + BadInputException.quote(pre)
+                    + ", a pre-tokenizer moe4j does not know; it knows "
                     + String.join(", ", new TreeSet<>(PRE.keySet())));
         }
         boolean llama3 = splits.contains(LLAMA3);
@@ -154,7 +156,8 @@ final class GgufTokenizer {
                 String m = listed.get(i);
                 int space = m.indexOf(' ', 1);
                 if (space < 0) {
-                    throw f.error("tokenizer.ggml.merges", "entry " + i + " is '" + m + "'; expected \"left right\"");
+                    throw f.error("tokenizer.ggml.merges", "entry " + i + " is " + BadInputException.quote(m)
+                            + "; expected \"left right\"");
                 }
                 merges.add(new String[] {m.substring(0, space), m.substring(space + 1)});
             }
@@ -165,7 +168,8 @@ final class GgufTokenizer {
         try {
             bpe = new BpeModel(vocab, merges, ranks, unkToken, null, null, false, spm, llama3);
         } catch (IllegalArgumentException e) {
-            throw f.error("tokenizer.ggml.merges", "is not consistent with the tokens: " + e.getMessage());
+            throw f.error("tokenizer.ggml.merges", "is not consistent with the tokens: "
+                    + BadInputException.oneLine(e.getMessage()));
         }
         var addedVocabulary = new AddedVocabulary(added, normalizer);
         PostProcessor post = before.isEmpty() && after.isEmpty() ? null : new PostProcessor.Template(before, after);
