@@ -61,10 +61,44 @@ final class BlockDecode {
                     return;
                 }
             }
+            case Q4_0 -> {
+                if (lanes) {
+                    q4(src, at, dst, off, blocks);
+                    return;
+                }
+            }
+            case MXFP4 -> {
+                if (LANES == 16) {
+                    mxfp4(src, at, dst, off, blocks);
+                    return;
+                }
+            }
             default -> {
             }
         }
         BlockCodec.of(type).dequantize(src, at, dst, off, blocks);
+    }
+
+    /** Q4_0: (code − 8)·d, element j in the low nibble of byte j and j + 16 in its high one. */
+    private static void q4(MemorySegment src, long at, float[] dst, int off, int blocks) {
+        for (int b = 0; b < blocks; b++, at += 18, off += 32) {
+            float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
+            for (int h = 0; h < 16; h += LANES) {
+                var bytes = BlockDots.unsignedBytes(src, at + 2 + h);
+                BlockDots.floats(bytes.and(0x0F).sub(8)).mul(d).intoArray(dst, off + h);
+                BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4).sub(8)).mul(d).intoArray(dst, off + 16 + h);
+            }
+        }
+    }
+
+    /** MXFP4: value(code)·2^(e−128), the values looked up in a register (16 lanes). */
+    private static void mxfp4(MemorySegment src, long at, float[] dst, int off, int blocks) {
+        for (int b = 0; b < blocks; b++, at += 17, off += 32) {
+            float d = dev.moe4j.core.quant.Mxfp4Codec.halfScale(src.get(ValueLayout.JAVA_BYTE, at) & 0xFF);
+            var bytes = BlockDots.unsignedBytes(src, at + 1);
+            BlockDots.mxfp4(bytes.and(0x0F)).mul(d).intoArray(dst, off);
+            BlockDots.mxfp4(bytes.lanewise(VectorOperators.LSHR, 4)).mul(d).intoArray(dst, off + 16);
+        }
     }
 
     /** Q4_K: d·scale·code − dmin·min per sub-block, in the codec's order of roundings. */

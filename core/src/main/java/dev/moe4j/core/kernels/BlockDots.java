@@ -37,7 +37,8 @@ final class BlockDots {
     /** Whether {@link #decode} has a kernel for this weight type on this machine's vectors (8 or 16 lanes). */
     static boolean handles(DType type) {
         boolean lanes = LANES == 8 || LANES == 16;
-        return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q6_K);
+        return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q6_K || type == DType.Q4_0)
+                || LANES == 16 && type == DType.MXFP4;
     }
 
     /**
@@ -69,6 +70,16 @@ final class BlockDots {
                     case Q6_K -> {
                         for (int r = 0; r < rows; r++) {
                             setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, sums));
+                        }
+                    }
+                    case Q4_0 -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, q4Dot(xs, k, ws, w0 + r * rowBytes, sums));
+                        }
+                    }
+                    case MXFP4 -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, mxfp4Dot(xs, k, ws, w0 + r * rowBytes, sums));
                         }
                     }
                     default -> throw new IllegalStateException(type + " has no decode kernel");
@@ -210,6 +221,52 @@ final class BlockDots {
 
     static FloatVector floats(IntVector v) {
         return (FloatVector) v.convert(VectorOperators.I2F, 0);
+    }
+
+    // ---- Q4_0 and MXFP4: 32 elements per block, element j in the low nibble of byte j, j + 16 in its high one ----
+
+    /** x · w for one Q4_0 row at byte {@code w}: per block, the F16 scale times Σ (code − 8)·x. */
+    private static float q4Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+        var acc = FloatVector.zero(F);
+        for (int c = 0; c < k; c += 32, w += 18) {
+            var s = FloatVector.zero(F);
+            for (int h = 0; h < 16; h += LANES) {
+                var bytes = unsignedBytes(ws, w + 2 + h);
+                s = floats(bytes.and(0x0F).sub(8)).fma(x(xs, c + h), s);
+                s = floats(bytes.lanewise(VectorOperators.LSHR, 4).sub(8)).fma(x(xs, c + 16 + h), s);
+            }
+            acc = s.fma(scale(ws, w), acc);
+        }
+        return Lanes.sum(acc, sums);
+    }
+
+    /** MXFP4's doubled E2M1 values, indexed by code (16 lanes: one table register). */
+    static final FloatVector MXFP4_VALUES = LANES == 16 ? mxfp4Values() : null;
+
+    private static FloatVector mxfp4Values() {
+        float[] v = new float[16];
+        for (int i = 0; i < 16; i++) {
+            v[i] = dev.moe4j.core.quant.Mxfp4Codec.value(i);
+        }
+        return FloatVector.fromArray(F, v, 0);
+    }
+
+    /** MXFP4 codes as their doubled E2M1 values, looked up in a register (16 lanes only). */
+    static FloatVector mxfp4(IntVector codes) {
+        return floats(codes).selectFrom(MXFP4_VALUES);
+    }
+
+    /** x · w for one MXFP4 row at byte {@code w}: per block, 2^(e−128) times Σ value(code)·x. */
+    private static float mxfp4Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+        var acc = FloatVector.zero(F);
+        for (int c = 0; c < k; c += 32, w += 17) {
+            var bytes = unsignedBytes(ws, w + 1);
+            var s = mxfp4(bytes.and(0x0F)).mul(x(xs, c));
+            s = mxfp4(bytes.lanewise(VectorOperators.LSHR, 4)).fma(x(xs, c + 16), s);
+            float d = dev.moe4j.core.quant.Mxfp4Codec.halfScale(ws.get(ValueLayout.JAVA_BYTE, w) & 0xFF);
+            acc = s.fma(broadcast(d), acc);
+        }
+        return Lanes.sum(acc, sums);
     }
 
     /** LANES signed byte codes read from memory, widened to floats. */

@@ -11,7 +11,7 @@ import java.lang.foreign.ValueLayout;
  * high nibble. ggml keeps the E2M1 values doubled as integers ({@link #VALUES}) and halves the scale instead
  * ({@code 2^(e-128)}), so element = VALUES[code]·2^(e-128) = E2M1[code]·2^(e-127).
  */
-final class Mxfp4Codec implements BlockCodec {
+public final class Mxfp4Codec implements BlockCodec {
     static final Mxfp4Codec INSTANCE = new Mxfp4Codec();
     static final int ELEMENTS = 32;
     static final int BYTES = 17;
@@ -63,11 +63,17 @@ final class Mxfp4Codec implements BlockCodec {
     }
 
     /** 2^(e-128) as a float, subnormal for e = 0 and 1. */
-    static float halfScale(int e) {
+    /** The scale ggml multiplies the doubled values by: 2^(e - 128) for the E8M0 byte e. */
+    public static float halfScale(int e) {
         return Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23);
     }
 
     /** The code whose value is nearest {@code x}; a tie goes to the lower code, so zero is +0, as in ggml. */
+    /** The doubled E2M1 value of a 4-bit code. */
+    public static int value(int code) {
+        return VALUES[code];
+    }
+
     private static int nearestCode(float x, float d) {
         int best = 0;
         float bestError = Math.abs(VALUES[0] * d - x);
