@@ -55,6 +55,12 @@ final class BlockDecode {
                     return;
                 }
             }
+            case Q5_K -> {
+                if (lanes) {
+                    q5k(src, at, dst, off, blocks);
+                    return;
+                }
+            }
             case Q6_K -> {
                 if (lanes) {
                     q6k(src, at, dst, off, blocks);
@@ -116,6 +122,29 @@ final class BlockDecode {
                     var bytes = BlockDots.unsignedBytes(src, at + 16 + 32L * pair + h);
                     BlockDots.floats(bytes.and(0x0F)).mul(d1).sub(m1).intoArray(dst, y + h);
                     BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4)).mul(d2).sub(m2).intoArray(dst, y + 32 + h);
+                }
+            }
+        }
+    }
+
+    /** Q5_K: Q4_K with a fifth bit per code from the 32 high-bit bytes, in the codec's order of roundings. */
+    private static void q5k(MemorySegment src, long at, float[] dst, int off, int blocks) {
+        for (int b = 0; b < blocks; b++, at += 176, off += KQuants.SUPER_BLOCK) {
+            float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
+            float dmin = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2));
+            for (int pair = 0; pair < 4; pair++) {
+                float d1 = d * KQuants.packedScale(src, at + 4, 2 * pair);
+                float m1 = dmin * KQuants.packedMin(src, at + 4, 2 * pair);
+                float d2 = d * KQuants.packedScale(src, at + 4, 2 * pair + 1);
+                float m2 = dmin * KQuants.packedMin(src, at + 4, 2 * pair + 1);
+                int y = off + 64 * pair;
+                for (int h = 0; h < 32; h += LANES) {
+                    var bytes = BlockDots.unsignedBytes(src, at + 48 + 32L * pair + h);
+                    var fifth = BlockDots.unsignedBytes(src, at + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
+                    BlockDots.floats(bytes.and(0x0F).or(fifth.and(1).lanewise(VectorOperators.LSHL, 4)))
+                            .mul(d1).sub(m1).intoArray(dst, y + h);
+                    BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4).or(fifth.and(2).lanewise(VectorOperators.LSHL, 3)))
+                            .mul(d2).sub(m2).intoArray(dst, y + 32 + h);
                 }
             }
         }

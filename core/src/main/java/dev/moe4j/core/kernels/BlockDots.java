@@ -37,7 +37,8 @@ final class BlockDots {
     /** Whether {@link #decode} has a kernel for this weight type on this machine's vectors (8 or 16 lanes). */
     static boolean handles(DType type) {
         boolean lanes = LANES == 8 || LANES == 16;
-        return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q6_K || type == DType.Q4_0)
+        return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K
+                || type == DType.Q4_0)
                 || LANES == 16 && type == DType.MXFP4;
     }
 
@@ -52,7 +53,7 @@ final class BlockDots {
         long rowBytes = type.byteCount(k);
         int groups = (m + 3) / 4;
         int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
-        float[] xSums = type == DType.Q4_K ? subBlockSums(xs, k) : null;
+        float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
         Parallel.forRange(groups, minGroups, (from, to) -> {
             float[] sums = new float[LANES];
             for (int g = from; g < to; g++) {
@@ -65,6 +66,11 @@ final class BlockDots {
                     case Q4_K -> {
                         for (int r = 0; r < rows; r++) {
                             setF32(os, j + r, q4kDot(xs, xSums, k, ws, w0 + r * rowBytes, sums));
+                        }
+                    }
+                    case Q5_K -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, q5kDot(xs, xSums, k, ws, w0 + r * rowBytes, sums));
                         }
                     }
                     case Q6_K -> {
@@ -161,6 +167,39 @@ final class BlockDots {
                     var bytes = unsignedBytes(ws, codes + h);
                     low = floats(bytes.lanewise(VectorOperators.AND, 0x0F)).fma(x(xs, e + h), low);
                     high = floats(bytes.lanewise(VectorOperators.LSHR, 4)).fma(x(xs, e + 32 + h), high);
+                }
+                acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
+                acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
+                int sub = e / SUB;
+                minimums += dmin * KQuants.packedMin(ws, w + 4, 2 * pair) * xSums[sub]
+                        + dmin * KQuants.packedMin(ws, w + 4, 2 * pair + 1) * xSums[sub + 1];
+            }
+        }
+        return Lanes.sum(acc, sums) - minimums;
+    }
+
+    /**
+     * x · w for one Q5_K row at byte {@code w}: Q4_K's layout with 32 more bytes of fifth bits after the scales; bit
+     * 2p of high-bit byte l belongs to element l of sub-block 2p, bit 2p + 1 to element l of sub-block 2p + 1.
+     */
+    private static float q5kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] sums) {
+        var acc = FloatVector.zero(F);
+        float minimums = 0;
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 176) {
+            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
+            float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
+            for (int pair = 0; pair < 4; pair++) {
+                long codes = w + 48 + 32L * pair;
+                int e = c + 64 * pair;
+                var low = FloatVector.zero(F);
+                var high = low;
+                for (int h = 0; h < 32; h += LANES) {
+                    var bytes = unsignedBytes(ws, codes + h);
+                    var fifth = unsignedBytes(ws, w + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
+                    low = floats(bytes.and(0x0F).or(fifth.and(1).lanewise(VectorOperators.LSHL, 4)))
+                            .fma(x(xs, e + h), low);
+                    high = floats(bytes.lanewise(VectorOperators.LSHR, 4).or(fifth.and(2).lanewise(VectorOperators.LSHL, 3)))
+                            .fma(x(xs, e + 32 + h), high);
                 }
                 acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
                 acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
