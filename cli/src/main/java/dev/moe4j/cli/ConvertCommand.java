@@ -18,7 +18,8 @@ import java.util.concurrent.Callable;
 @Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Convert a model folder (config.json + safetensors) to another format.",
                 "--to gguf writes one GGUF file that llama.cpp runs with the same results: mixtral becomes llama.cpp's"
-                        + " 'llama' (experts stacked, query/key rows reordered for its RoPE), qwen3_moe its 'qwen3moe'."
+                        + " 'llama' (experts stacked, query/key rows reordered for its RoPE), qwen2_moe its 'qwen2moe',"
+                        + " qwen3_moe its 'qwen3moe', olmoe (without grouped-query attention) its 'olmoe'."
                         + " The vocabulary comes from tokenizer.json, or is a synthetic one of vocab_size tokens when"
                         + " the folder has none (models of 'moe4j bench make-model', run on token ids).",
                 "--type picks the matrices' types as llama.cpp's file types do (q4_k_m: Q4_K with Q6_K for attn_v and"
