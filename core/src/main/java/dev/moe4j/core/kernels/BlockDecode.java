@@ -3,17 +3,12 @@ package dev.moe4j.core.kernels;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.quant.BlockCodec;
 import dev.moe4j.core.quant.KQuants;
-import jdk.incubator.vector.ByteVector;
-import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import static dev.moe4j.core.kernels.Widening.F;
 import static dev.moe4j.core.kernels.Widening.LANES;
-import static dev.moe4j.core.kernels.Widening.LE;
 
 /**
  * Block-quantised weights decoded to F32 for the kernels: the same values as {@link BlockCodec}'s (which follows
@@ -22,67 +17,30 @@ import static dev.moe4j.core.kernels.Widening.LE;
  * memory and are read once.
  */
 final class BlockDecode {
-    /** Bytes as wide as a float vector has lanes, widened to one float vector each. */
-    private static final VectorSpecies<Byte> BYTES = BlockDots.BYTES;
-
     private BlockDecode() {
-    }
-
-    /** Bytes of one row of {@code cols} elements of a block type. */
-    static long rowBytes(DType type, long cols) {
-        return type.byteCount(cols);
     }
 
     /**
      * Decodes {@code count} elements (whole blocks) of a row, starting at element {@code from} of the row whose
-     * first byte is {@code rowByte}, into {@code dst[off ..]}.
+     * first byte is {@code rowByte}, into {@code dst[off ..]}. The types {@link BlockDots} has vector kernels for
+     * decode here with vectors too; the others through their codec.
      */
     static void decode(DType type, MemorySegment src, long rowByte, long from, float[] dst, int off, int count) {
         int be = type.blockElements();
         long at = rowByte + from / be * type.blockBytes();
         int blocks = count / be;
-        boolean lanes = LANES == 8 || LANES == 16;
-        switch (type) {
-            case Q8_0 -> {
-                if (lanes) {
-                    q8(src, at, dst, off, blocks);
-                    return;
-                }
-            }
-            case Q4_K -> {
-                if (lanes) {
-                    q4k(src, at, dst, off, blocks);
-                    return;
-                }
-            }
-            case Q5_K -> {
-                if (lanes) {
-                    q5k(src, at, dst, off, blocks);
-                    return;
-                }
-            }
-            case Q6_K -> {
-                if (lanes) {
-                    q6k(src, at, dst, off, blocks);
-                    return;
-                }
-            }
-            case Q4_0 -> {
-                if (lanes) {
-                    q4(src, at, dst, off, blocks);
-                    return;
-                }
-            }
-            case MXFP4 -> {
-                if (LANES == 16) {
-                    mxfp4(src, at, dst, off, blocks);
-                    return;
-                }
-            }
-            default -> {
-            }
+        if (!BlockDots.handles(type)) {
+            BlockCodec.of(type).dequantize(src, at, dst, off, blocks);
+            return;
         }
-        BlockCodec.of(type).dequantize(src, at, dst, off, blocks);
+        switch (type) {
+            case Q8_0 -> q8(src, at, dst, off, blocks);
+            case Q4_0 -> q4(src, at, dst, off, blocks);
+            case Q4_K, Q5_K -> kQuant(src, at, dst, off, blocks, type == DType.Q5_K);
+            case Q6_K -> q6k(src, at, dst, off, blocks);
+            case MXFP4 -> mxfp4(src, at, dst, off, blocks);
+            default -> throw new IllegalStateException(type + " has a decode kernel but no vector decoding");
+        }
     }
 
     /** Q4_0: (code − 8)·d, element j in the low nibble of byte j and j + 16 in its high one. */
@@ -107,9 +65,13 @@ final class BlockDecode {
         }
     }
 
-    /** Q4_K: d·scale·code − dmin·min per sub-block, in the codec's order of roundings. */
-    private static void q4k(MemorySegment src, long at, float[] dst, int off, int blocks) {
-        for (int b = 0; b < blocks; b++, at += 144, off += KQuants.SUPER_BLOCK) {
+    /**
+     * Q4_K and Q5_K: d·scale·code − dmin·min per sub-block, in the codec's order of roundings; a Q5_K code
+     * ({@code fifth}) takes its fifth bit from the 32 bytes after the scales.
+     */
+    private static void kQuant(MemorySegment src, long at, float[] dst, int off, int blocks, boolean fifth) {
+        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
+        for (int b = 0; b < blocks; b++, at += blockBytes, off += KQuants.SUPER_BLOCK) {
             float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
             float dmin = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2));
             for (int pair = 0; pair < 4; pair++) {
@@ -119,32 +81,16 @@ final class BlockDecode {
                 float m2 = dmin * KQuants.packedMin(src, at + 4, 2 * pair + 1);
                 int y = off + 64 * pair;
                 for (int h = 0; h < 32; h += LANES) {
-                    var bytes = BlockDots.unsignedBytes(src, at + 16 + 32L * pair + h);
-                    BlockDots.floats(bytes.and(0x0F)).mul(d1).sub(m1).intoArray(dst, y + h);
-                    BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4)).mul(d2).sub(m2).intoArray(dst, y + 32 + h);
-                }
-            }
-        }
-    }
-
-    /** Q5_K: Q4_K with a fifth bit per code from the 32 high-bit bytes, in the codec's order of roundings. */
-    private static void q5k(MemorySegment src, long at, float[] dst, int off, int blocks) {
-        for (int b = 0; b < blocks; b++, at += 176, off += KQuants.SUPER_BLOCK) {
-            float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
-            float dmin = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2));
-            for (int pair = 0; pair < 4; pair++) {
-                float d1 = d * KQuants.packedScale(src, at + 4, 2 * pair);
-                float m1 = dmin * KQuants.packedMin(src, at + 4, 2 * pair);
-                float d2 = d * KQuants.packedScale(src, at + 4, 2 * pair + 1);
-                float m2 = dmin * KQuants.packedMin(src, at + 4, 2 * pair + 1);
-                int y = off + 64 * pair;
-                for (int h = 0; h < 32; h += LANES) {
-                    var bytes = BlockDots.unsignedBytes(src, at + 48 + 32L * pair + h);
-                    var fifth = BlockDots.unsignedBytes(src, at + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
-                    BlockDots.floats(bytes.and(0x0F).or(fifth.and(1).lanewise(VectorOperators.LSHL, 4)))
-                            .mul(d1).sub(m1).intoArray(dst, y + h);
-                    BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4).or(fifth.and(2).lanewise(VectorOperators.LSHL, 3)))
-                            .mul(d2).sub(m2).intoArray(dst, y + 32 + h);
+                    var bytes = BlockDots.unsignedBytes(src, at + codeStart + 32L * pair + h);
+                    var lowCodes = bytes.and(0x0F);
+                    var highCodes = bytes.lanewise(VectorOperators.LSHR, 4);
+                    if (fifth) {
+                        var bits = BlockDots.unsignedBytes(src, at + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
+                        lowCodes = lowCodes.or(bits.and(1).lanewise(VectorOperators.LSHL, 4));
+                        highCodes = highCodes.or(bits.and(2).lanewise(VectorOperators.LSHL, 3));
+                    }
+                    BlockDots.floats(lowCodes).mul(d1).sub(m1).intoArray(dst, y + h);
+                    BlockDots.floats(highCodes).mul(d2).sub(m2).intoArray(dst, y + 32 + h);
                 }
             }
         }
@@ -171,7 +117,7 @@ final class BlockDecode {
         for (int b = 0; b < blocks; b++, at += 34, off += 32) {
             float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
             for (int h = 0; h < 32; h += LANES) {
-                BlockDots.widen(ByteVector.fromMemorySegment(BYTES, src, at + 2 + h, LE)).mul(d).intoArray(dst, off + h);
+                BlockDots.signedCodes(src, at + 2 + h).mul(d).intoArray(dst, off + h);
             }
         }
     }

@@ -63,14 +63,10 @@ final class BlockDots {
                 long w3 = rows > 3 ? w0 + 3 * rowBytes : w0;
                 switch (type) {
                     case Q8_0 -> q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
-                    case Q4_K -> {
+                    case Q4_K, Q5_K -> {
                         for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q4kDot(xs, xSums, k, ws, w0 + r * rowBytes, sums));
-                        }
-                    }
-                    case Q5_K -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q5kDot(xs, xSums, k, ws, w0 + r * rowBytes, sums));
+                            setF32(os, j + r, kQuantDot(xs, xSums, k, ws, w0 + r * rowBytes, type == DType.Q5_K,
+                                    sums));
                         }
                     }
                     case Q6_K -> {
@@ -146,60 +142,38 @@ final class BlockDots {
         }
     }
 
-    // ---- Q4_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes ----
+    // ---- Q4_K and Q5_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes (and fifth bits) ----
 
     /**
-     * x · w for one Q4_K row at byte {@code w}: Σ_sub (d·scale·Σ code·x − dmin·min·Σ x). Each 32 bytes of codes
-     * hold a sub-block in their low nibbles and the next one in their high nibbles.
+     * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub (d·scale·Σ code·x − dmin·min·Σ x). Each 32 bytes of
+     * codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K ({@code fifth}) keeps
+     * 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for
+     * element l of sub-block 2p + 1.
      */
-    private static float q4kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] sums) {
+    private static float kQuantDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, boolean fifth,
+                                   float[] sums) {
+        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
         var acc = FloatVector.zero(F);
         float minimums = 0;
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 144) {
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes) {
             float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
             float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
             for (int pair = 0; pair < 4; pair++) {
-                long codes = w + 16 + 32L * pair;
+                long codes = w + codeStart + 32L * pair;
                 int e = c + 64 * pair;
                 var low = FloatVector.zero(F);
                 var high = low;
                 for (int h = 0; h < 32; h += LANES) {
                     var bytes = unsignedBytes(ws, codes + h);
-                    low = floats(bytes.lanewise(VectorOperators.AND, 0x0F)).fma(x(xs, e + h), low);
-                    high = floats(bytes.lanewise(VectorOperators.LSHR, 4)).fma(x(xs, e + 32 + h), high);
-                }
-                acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
-                acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
-                int sub = e / SUB;
-                minimums += dmin * KQuants.packedMin(ws, w + 4, 2 * pair) * xSums[sub]
-                        + dmin * KQuants.packedMin(ws, w + 4, 2 * pair + 1) * xSums[sub + 1];
-            }
-        }
-        return Lanes.sum(acc, sums) - minimums;
-    }
-
-    /**
-     * x · w for one Q5_K row at byte {@code w}: Q4_K's layout with 32 more bytes of fifth bits after the scales; bit
-     * 2p of high-bit byte l belongs to element l of sub-block 2p, bit 2p + 1 to element l of sub-block 2p + 1.
-     */
-    private static float q5kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] sums) {
-        var acc = FloatVector.zero(F);
-        float minimums = 0;
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 176) {
-            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
-            float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
-            for (int pair = 0; pair < 4; pair++) {
-                long codes = w + 48 + 32L * pair;
-                int e = c + 64 * pair;
-                var low = FloatVector.zero(F);
-                var high = low;
-                for (int h = 0; h < 32; h += LANES) {
-                    var bytes = unsignedBytes(ws, codes + h);
-                    var fifth = unsignedBytes(ws, w + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
-                    low = floats(bytes.and(0x0F).or(fifth.and(1).lanewise(VectorOperators.LSHL, 4)))
-                            .fma(x(xs, e + h), low);
-                    high = floats(bytes.lanewise(VectorOperators.LSHR, 4).or(fifth.and(2).lanewise(VectorOperators.LSHL, 3)))
-                            .fma(x(xs, e + 32 + h), high);
+                    var lowCodes = bytes.and(0x0F);
+                    var highCodes = bytes.lanewise(VectorOperators.LSHR, 4);
+                    if (fifth) {
+                        var bits = unsignedBytes(ws, w + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
+                        lowCodes = lowCodes.or(bits.and(1).lanewise(VectorOperators.LSHL, 4));
+                        highCodes = highCodes.or(bits.and(2).lanewise(VectorOperators.LSHL, 3));
+                    }
+                    low = floats(lowCodes).fma(x(xs, e + h), low);
+                    high = floats(highCodes).fma(x(xs, e + 32 + h), high);
                 }
                 acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
                 acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
@@ -309,7 +283,7 @@ final class BlockDots {
     }
 
     /** LANES signed byte codes read from memory, widened to floats. */
-    private static FloatVector signedCodes(MemorySegment ws, long at) {
+    static FloatVector signedCodes(MemorySegment ws, long at) {
         return widen(ByteVector.fromMemorySegment(BYTES, ws, at, LE));
     }
 

@@ -42,6 +42,35 @@ public final class KQuants {
     }
 
     /**
+     * Decodes Q4_K or Q5_K super-blocks (scales and minimums at byte 4, codes at {@code codes}): element = d·scale·code
+     * − dmin·min per 32-element sub-block, where code is a nibble, plus for Q5_K (a {@code fifthBits} offset, or −1
+     * for Q4_K) bit 2p (low nibbles) or 2p + 1 (high nibbles) of the fifth-bit byte of its position, times 16.
+     */
+    static void dequantizeScaleMin(MemorySegment src, long offset, int blockBytes, int codes, int fifthBits,
+                                   float[] dst, int dstOffset, int blocks) {
+        for (int b = 0; b < blocks; b++) {
+            long block = offset + (long) b * blockBytes;
+            float d = f16(src, block);
+            float dmin = f16(src, block + 2);
+            int y = dstOffset + b * SUPER_BLOCK;
+            for (int pair = 0; pair < 4; pair++) {
+                float d1 = d * packedScale(src, block + 4, 2 * pair);
+                float m1 = dmin * packedMin(src, block + 4, 2 * pair);
+                float d2 = d * packedScale(src, block + 4, 2 * pair + 1);
+                float m2 = dmin * packedMin(src, block + 4, 2 * pair + 1);
+                long q = block + codes + 32L * pair;
+                for (int l = 0; l < 32; l++) {
+                    int code = byteAt(src, q + l);
+                    int high = fifthBits < 0 ? 0 : byteAt(src, block + fifthBits + l) >>> (2 * pair);
+                    dst[y + l] = d1 * ((code & 0xF) + ((high & 1) << 4)) - m1;
+                    dst[y + 32 + l] = d2 * ((code >>> 4) + ((high & 2) << 3)) - m2;
+                }
+                y += 64;
+            }
+        }
+    }
+
+    /**
      * The 6-bit scale of sub-block {@code j} (0..7) of Q4_K/Q5_K's 12 packed bytes at {@code offset}: sub-blocks
      * 0-3 keep scale and minimum in the low 6 bits of bytes j and j+4; 4-7 keep their low 4 bits in byte j+4's
      * nibbles and their top 2 bits in the spare top bits of bytes j-4 and j.

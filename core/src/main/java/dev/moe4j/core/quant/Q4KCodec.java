@@ -26,25 +26,7 @@ final class Q4KCodec implements BlockCodec {
 
     @Override
     public void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int blocks) {
-        for (int b = 0; b < blocks; b++) {
-            long block = offset + (long) b * BYTES;
-            float d = KQuants.f16(src, block);
-            float dmin = KQuants.f16(src, block + 2);
-            int y = dstOffset + b * KQuants.SUPER_BLOCK;
-            for (int pair = 0; pair < 4; pair++) {
-                float d1 = d * KQuants.packedScale(src, block + 4, 2 * pair);
-                float m1 = dmin * KQuants.packedMin(src, block + 4, 2 * pair);
-                float d2 = d * KQuants.packedScale(src, block + 4, 2 * pair + 1);
-                float m2 = dmin * KQuants.packedMin(src, block + 4, 2 * pair + 1);
-                long q = block + CODES + 32L * pair;
-                for (int l = 0; l < 32; l++) {
-                    int code = src.get(ValueLayout.JAVA_BYTE, q + l) & 0xFF;
-                    dst[y + l] = d1 * (code & 0xF) - m1;
-                    dst[y + 32 + l] = d2 * (code >>> 4) - m2;
-                }
-                y += 64;
-            }
-        }
+        KQuants.dequantizeScaleMin(src, offset, BYTES, CODES, -1, dst, dstOffset, blocks);
     }
 
     @Override
