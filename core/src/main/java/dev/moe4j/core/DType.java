@@ -11,10 +11,12 @@ import java.util.Locale;
  * {@link #ordinal()} to do the same. F4 and F6 are packed sub-byte types: a tensor of them must hold a whole
  * number of bytes.
  *
- * <p>The last constants are ggml's block-quantised types, which GGUF files store and safetensors does not: a block of
- * {@link #blockElements()} consecutive elements of a row is {@link #blockBytes()} bytes (scales and packed codes,
- * laid out as ggml lays them out; {@code dev.moe4j.core.quant.BlockCodec} reads and writes them). A tensor of them
- * holds whole blocks in every row.
+ * <p>The last constants are block-quantised types, which safetensors does not store: a block of
+ * {@link #blockElements()} consecutive elements of a row is {@link #blockBytes()} bytes (scales and packed codes;
+ * {@code dev.moe4j.core.quant.BlockCodec} reads and writes them). A tensor of them holds whole blocks in every row.
+ * All but one are ggml's, laid out as ggml lays them out, which GGUF files store. {@link #F8_E4M3_B32} is moe4j's
+ * own: the FP8 weights of DeepSeek-V3 or Qwen3-FP8 checkpoints (E4M3 codes with one scale per 128×128 tile, held in a
+ * separate {@code weight_scale_inv} tensor) repacked at load so that each row's 32 codes carry their scale.
  */
 public enum DType {
     BOOL(8), F4(4), F6_E2M3(6), F6_E3M2(6), U8(8), I8(8),
@@ -23,7 +25,9 @@ public enum DType {
     I32(32), U32(32), F32(32),
     C64(64), F64(64), I64(64), U64(64),
     // ggml's block-quantised types: elements per block, bytes per block
-    Q8_0(32, 34), Q4_0(32, 18), Q4_K(256, 144), Q5_K(256, 176), Q6_K(256, 210), MXFP4(32, 17);
+    Q8_0(32, 34), Q4_0(32, 18), Q4_K(256, 144), Q5_K(256, 176), Q6_K(256, 210), MXFP4(32, 17),
+    // moe4j's in-memory form of block-scaled FP8 checkpoints: an F32 scale, then 32 E4M3 codes
+    F8_E4M3_B32(32, 36);
 
     private final int bits;
     private final int blockElements;

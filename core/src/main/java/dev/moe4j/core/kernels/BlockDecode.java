@@ -39,6 +39,7 @@ final class BlockDecode {
             case Q4_K, Q5_K -> kQuant(src, at, dst, off, blocks, type == DType.Q5_K);
             case Q6_K -> q6k(src, at, dst, off, blocks);
             case MXFP4 -> mxfp4(src, at, dst, off, blocks);
+            case F8_E4M3_B32 -> e4m3(src, at, dst, off, blocks);
             default -> throw new IllegalStateException(type + " has a decode kernel but no vector decoding");
         }
     }
@@ -108,6 +109,16 @@ final class BlockDecode {
                     BlockDots.q6kCodes(src, low + l, high + l, 4 * (q >> 1), 2 * q)
                             .mul(d * src.get(ValueLayout.JAVA_BYTE, sc + l / 16)).intoArray(dst, y + l);
                 }
+            }
+        }
+    }
+
+    /** F8_E4M3_B32: e4m3(code)·d, the codes decoded exactly and scaled by one multiplication, as the codec does. */
+    private static void e4m3(MemorySegment src, long at, float[] dst, int off, int blocks) {
+        for (int b = 0; b < blocks; b++, at += 36, off += 32) {
+            float d = src.get(ValueLayout.JAVA_FLOAT_UNALIGNED, at);
+            for (int h = 0; h < 32; h += LANES) {
+                BlockDots.e4m3(src, at + 4 + h).mul(d).intoArray(dst, off + h);
             }
         }
     }

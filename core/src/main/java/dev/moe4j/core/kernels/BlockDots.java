@@ -38,7 +38,7 @@ final class BlockDots {
     static boolean handles(DType type) {
         boolean lanes = LANES == 8 || LANES == 16;
         return lanes && (type == DType.Q8_0 || type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K
-                || type == DType.Q4_0)
+                || type == DType.Q4_0 || type == DType.F8_E4M3_B32)
                 || LANES == 16 && type == DType.MXFP4;
     }
 
@@ -82,6 +82,11 @@ final class BlockDots {
                     case MXFP4 -> {
                         for (int r = 0; r < rows; r++) {
                             setF32(os, j + r, mxfp4Dot(xs, k, ws, w0 + r * rowBytes, sums));
+                        }
+                    }
+                    case F8_E4M3_B32 -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, e4m3Dot(xs, k, ws, w0 + r * rowBytes, sums));
                         }
                     }
                     default -> throw new IllegalStateException(type + " has no decode kernel");
@@ -280,6 +285,33 @@ final class BlockDots {
             acc = s.fma(broadcast(d), acc);
         }
         return Lanes.sum(acc, sums);
+    }
+
+    // ---- F8_E4M3_B32: an F32 scale, then 32 E4M3 codes ----
+
+    /** x · w for one F8_E4M3_B32 row at byte {@code w}: per block, its scale times Σ e4m3(code)·x. */
+    private static float e4m3Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+        var acc = FloatVector.zero(F);
+        for (int c = 0; c < k; c += 32, w += 36) {
+            var s = FloatVector.zero(F);
+            for (int h = 0; h < 32; h += LANES) {
+                s = e4m3(ws, w + 4 + h).fma(x(xs, c + h), s);
+            }
+            acc = s.fma(broadcast(ws.get(ValueLayout.JAVA_FLOAT_UNALIGNED, w)), acc);
+        }
+        return Lanes.sum(acc, sums);
+    }
+
+    /**
+     * LANES E4M3 codes as floats: the code's four exponent and three mantissa bits become a float's lowest exponent
+     * and highest mantissa bits, whose value is the code's times 2^-120 (its subnormals landing on float's), and one
+     * exact multiplication by 2^120 puts it right. The NaN codes, which loading refuses, would read as ±480.
+     */
+    static FloatVector e4m3(MemorySegment ws, long at) {
+        var codes = unsignedBytes(ws, at);
+        var bits = codes.and(0x7F).lanewise(VectorOperators.LSHL, 20)
+                .or(codes.and(0x80).lanewise(VectorOperators.LSHL, 24));
+        return ((FloatVector) bits.reinterpretAsFloats()).mul(0x1p120f);
     }
 
     /** LANES signed byte codes read from memory, widened to floats. */

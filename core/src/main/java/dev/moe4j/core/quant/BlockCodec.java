@@ -5,15 +5,16 @@ import dev.moe4j.core.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Reads and writes the blocks of one of ggml's block-quantised types, in ggml's byte layout, so that a GGUF file's
- * tensor data is used as it is stored. Each block is {@link DType#blockBytes()} bytes encoding
- * {@link DType#blockElements()} consecutive elements of a row.
+ * Reads and writes the blocks of a block-quantised type: ggml's in ggml's byte layout, so that a GGUF file's tensor
+ * data is used as it is stored, and moe4j's repacked FP8 ({@link E4m3BlockCodec}). Each block is
+ * {@link DType#blockBytes()} bytes encoding {@link DType#blockElements()} consecutive elements of a row.
  *
- * <p>Decoding gives what ggml's own dequantisation gives, bit for bit; encoding follows ggml's reference quantiser
- * for the type (quantize_row_*_ref, no importance matrix), operation for operation, so the blocks are ggml's too.
- * The fixtures under core's test resources, made by ggml itself, check both.
+ * <p>For ggml's types, decoding gives what ggml's own dequantisation gives, bit for bit; encoding follows ggml's
+ * reference quantiser for the type (quantize_row_*_ref, no importance matrix), operation for operation, so the blocks
+ * are ggml's too. The fixtures under core's test resources, made by ggml itself, check both.
  */
-public sealed interface BlockCodec permits Q8Codec, Q4Codec, Mxfp4Codec, Q4KCodec, Q5KCodec, Q6KCodec {
+public sealed interface BlockCodec permits Q8Codec, Q4Codec, Mxfp4Codec, Q4KCodec, Q5KCodec, Q6KCodec,
+        E4m3BlockCodec {
 
     /** The type whose blocks this codec reads and writes. */
     DType type();
@@ -39,6 +40,7 @@ public sealed interface BlockCodec permits Q8Codec, Q4Codec, Mxfp4Codec, Q4KCode
             case Q4_K -> Q4KCodec.INSTANCE;
             case Q5_K -> Q5KCodec.INSTANCE;
             case Q6_K -> Q6KCodec.INSTANCE;
+            case F8_E4M3_B32 -> E4m3BlockCodec.INSTANCE;
             default -> throw new IllegalArgumentException(type + " has no block codec: it is not block-quantised");
         };
     }

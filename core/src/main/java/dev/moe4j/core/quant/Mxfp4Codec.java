@@ -62,18 +62,17 @@ public final class Mxfp4Codec implements BlockCodec {
         }
     }
 
-    /** 2^(e-128) as a float, subnormal for e = 0 and 1. */
-    /** The scale ggml multiplies the doubled values by: 2^(e - 128) for the E8M0 byte e. */
+    /** The scale ggml multiplies the doubled values by: 2^(e - 128) for the E8M0 byte e, subnormal for e = 0 and 1. */
     public static float halfScale(int e) {
         return Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23);
     }
 
-    /** The code whose value is nearest {@code x}; a tie goes to the lower code, so zero is +0, as in ggml. */
     /** The doubled E2M1 value of a 4-bit code. */
     public static int value(int code) {
         return VALUES[code];
     }
 
+    /** The code whose value is nearest {@code x}; a tie goes to the lower code, so zero is +0, as in ggml. */
     private static int nearestCode(float x, float d) {
         int best = 0;
         float bestError = Math.abs(VALUES[0] * d - x);

@@ -97,4 +97,74 @@ class BlockCodecTest {
         assertEquals(back[700], q.getFloat(700));
         assertArrayEquals(java.util.Arrays.copyOfRange(back, 512, 1024), q.select(1).toFloatArray());
     }
+
+    @Test
+    void e4m3CodesHaveTheValuesOfTheOcpFormat() {
+        assertEquals(448f, E4m3BlockCodec.value(0x7E), "largest finite");
+        assertEquals(-448f, E4m3BlockCodec.value(0xFE));
+        assertEquals(1f, E4m3BlockCodec.value(0x38), "exponent 7 is 2^0");
+        assertEquals(1.5f, E4m3BlockCodec.value(0x3C));
+        assertEquals(0x1p-6f, E4m3BlockCodec.value(0x08), "smallest normal");
+        assertEquals(0x1p-9f, E4m3BlockCodec.value(0x01), "smallest subnormal");
+        assertEquals(0.875f * 0x1p-6f, E4m3BlockCodec.value(0x07), "largest subnormal");
+        assertTrue(Float.isNaN(E4m3BlockCodec.value(0x7F)) && Float.isNaN(E4m3BlockCodec.value(0xFF)));
+        for (int code = 0; code < 256; code++) {
+            if (!E4m3BlockCodec.isNaN(code)) {
+                assertEquals(code, E4m3BlockCodec.encode(E4m3BlockCodec.value(code)), "code " + code);
+            }
+        }
+    }
+
+    @Test
+    void e4m3EncodingRoundsToTheNearestCodeTiesToEvenAndSaturates() {
+        assertEquals(0x38, E4m3BlockCodec.encode(1.0625f), "halfway between 1 and 1.125: the even code");
+        assertEquals(0x3A, E4m3BlockCodec.encode(1.1875f), "halfway between 1.125 and 1.25: the even code");
+        assertEquals(0x39, E4m3BlockCodec.encode(1.07f));
+        assertEquals(0x00, E4m3BlockCodec.encode(0x1p-10f), "half the smallest subnormal: to zero (even)");
+        assertEquals(0x02, E4m3BlockCodec.encode(1.5f * 0x1p-9f), "halfway between subnormals 1 and 2: 2");
+        assertEquals(0x08, E4m3BlockCodec.encode(0x1p-6f - 0x1p-12f), "the last subnormal step rounds up to normal");
+        assertEquals(0x7E, E4m3BlockCodec.encode(1e6f));
+        assertEquals(0xFE, E4m3BlockCodec.encode(-470f));
+        assertEquals(0x80, E4m3BlockCodec.encode(-0f));
+        var r = new SplittableRandom(3);
+        for (int i = 0; i < 20_000; i++) {
+            float x = (float) (r.nextGaussian() * Math.scalb(1.0, r.nextInt(-12, 9)));
+            int code = E4m3BlockCodec.encode(x);
+            float error = Math.abs(E4m3BlockCodec.value(code) - x);
+            for (int other = 0; other < 256; other++) {
+                if (!E4m3BlockCodec.isNaN(other) && Math.abs(x) <= 448) {
+                    assertTrue(error <= Math.abs(E4m3BlockCodec.value(other) - x), x + ": code " + code
+                            + " is farther than " + other);
+                }
+            }
+        }
+    }
+
+    @Test
+    void e4m3BlocksCarryTheirScaleAndDecodeWithOneRounding() {
+        float[] x = new float[64];
+        var r = new SplittableRandom(5);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian() * (i < 32 ? 0.01f : 3f);
+        }
+        MemorySegment blocks = MemorySegment.ofArray(new byte[72]);
+        BlockCodec.of(DType.F8_E4M3_B32).quantize(x, 0, blocks, 0, 2);
+        float[] back = new float[64];
+        BlockCodec.of(DType.F8_E4M3_B32).dequantize(blocks, 0, back, 0, 2);
+        for (int b = 0; b < 2; b++) {
+            float d = blocks.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 36L * b);
+            float amax = 0;
+            for (int j = 0; j < 32; j++) {
+                amax = Math.max(amax, Math.abs(x[32 * b + j]));
+            }
+            assertEquals(amax / 448f, d);
+            for (int j = 0; j < 32; j++) {
+                int code = blocks.get(ValueLayout.JAVA_BYTE, 36L * b + 4 + j) & 0xFF;
+                assertEquals(E4m3BlockCodec.value(code) * d, back[32 * b + j]);
+                // E4M3 keeps 3 mantissa bits: within half a step, 1/16 relative, of the value (or of 2^-9·d near 0)
+                assertTrue(Math.abs(back[32 * b + j] - x[32 * b + j])
+                        <= Math.max(Math.abs(x[32 * b + j]) / 16, 0x1p-10f * d) * 1.0001f, "element " + j);
+            }
+        }
+    }
 }
