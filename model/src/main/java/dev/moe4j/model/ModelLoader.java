@@ -20,6 +20,9 @@ import java.nio.file.Path;
  * stored type, copied into memory or left memory-mapped ({@link WeightMemory}).
  */
 public final class ModelLoader {
+    /** The quant_method values of pre-quantised Hugging Face checkpoints that {@link PrequantisedWeights} reads. */
+    private static final java.util.Set<String> PREQUANTISED = java.util.Set.of("mxfp4", "fp8");
+
     private ModelLoader() {
     }
 
@@ -151,10 +154,10 @@ public final class ModelLoader {
             throw new BadInputException(folder + ": no config.json in this folder");
         }
         ModelConfig config = HfFamilies.load(configFile);
-        if (config.quantization().isPresent()) {
-            throw new BadInputException(configFile + ": the weights are quantised ('" + config.quantization().get()
-                    + "'); moe4j runs F32, BF16 and F16 checkpoints for now");
-        }
+        config.quantization().filter(q -> !PREQUANTISED.contains(q)).ifPresent(q -> {
+            throw new BadInputException(configFile + ": quantization_config.quant_method '" + q + "' is not read by "
+                    + "moe4j (it reads F32, BF16 and F16 checkpoints, 'mxfp4' and 'fp8' ones, and GGUF files)");
+        });
         return config;
     }
 
@@ -165,6 +168,11 @@ public final class ModelLoader {
 
     /** As {@link #stored(Path, ModelConfig)}, {@code stored} being the checkpoint's own config (its names). */
     private static StoredWeights stored(Path path, ModelConfig stored, ModelConfig config) {
-        return GgufModel.isGguf(path) ? GgufModel.weights(path, config) : SafetensorsWeights.open(path, stored, config);
+        if (GgufModel.isGguf(path)) {
+            return GgufModel.weights(path, config);
+        }
+        SafetensorsWeights weights = SafetensorsWeights.open(path, stored, config);
+        return stored.quantization().isPresent() ? PrequantisedWeights.open(path.resolve("config.json"), weights)
+                : weights;
     }
 }

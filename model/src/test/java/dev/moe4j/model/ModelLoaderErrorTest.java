@@ -86,11 +86,18 @@ class ModelLoaderErrorTest {
     }
 
     @Test
-    void quantisedConfigsAndFoldersWithoutConfigAreRefused() throws IOException {
+    void unknownQuantisationsBadFp8OptionsAndFoldersWithoutConfigAreRefused() throws IOException {
         String config = Files.readString(dir.resolve("config.json"));
         Files.writeString(dir.resolve("config.json"), config.replaceFirst("\\{",
+                "{\"quantization_config\":{\"quant_method\":\"gptq\"},"));
+        assertRefused("config.json", "quantization_config.quant_method 'gptq' is not read by moe4j");
+        Files.writeString(dir.resolve("config.json"), config.replaceFirst("\\{",
                 "{\"quantization_config\":{\"quant_method\":\"fp8\"},"));
-        assertRefused("config.json", "quantised ('fp8')");
+        assertRefused("config.json", "quantization_config.weight_block_size must be two positive integers");
+        Files.writeString(dir.resolve("config.json"), config.replaceFirst("\\{",
+                "{\"quantization_config\":{\"quant_method\":\"fp8\",\"weight_block_size\":[128,128],"
+                        + "\"activation_scheme\":\"static\"},"));
+        assertRefused("config.json", "activation_scheme 'static'");
         Files.delete(dir.resolve("config.json"));
         assertRefused(dir + ": no config.json in this folder");
         assertThrows(BadInputException.class, () -> ModelLoader.load(weights));
