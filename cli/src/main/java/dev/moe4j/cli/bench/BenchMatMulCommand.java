@@ -42,7 +42,8 @@ public final class BenchMatMulCommand implements Runnable {
 
     @Option(names = "--dtypes", paramLabel = "TYPE", split = ",", defaultValue = "F32,BF16", converter = WeightType.class,
             description = "Weight types to measure, of F32, BF16, F16 and the block-quantised Q8_0, Q4_0, Q4_K, "
-                    + "Q5_K, Q6_K, MXFP4 (forward only; default: ${DEFAULT-VALUE}).")
+                    + "Q5_K, Q6_K, MXFP4, and F8_E4M3_B32 (block-scaled FP8 as moe4j holds it; forward only; default: "
+                    + "${DEFAULT-VALUE}).")
     List<DType> dtypes;
 
     @Option(names = "--gradients",
@@ -82,7 +83,7 @@ public final class BenchMatMulCommand implements Runnable {
             var r = MatMulBenchmark.decode(type, size, size, minSeconds, options.quick() ? 0 : MatMulBenchmark.DECODE_ROTATION_BYTES);
             decode.add(r);
             if (!options.json()) {
-                out.printf("  %-5s %9.3f ms  %8.1f GB/s     %5.1f%% of bandwidth  (median %.3f ms)%n", type,
+                out.printf("  %-11s %9.3f ms  %8.1f GB/s     %5.1f%% of bandwidth  (median %.3f ms)%n", type,
                         r.timing().bestSeconds() * 1e3, r.weightGBs(), 100 * r.weightGBs() / before.bandwidthGBs(),
                         r.timing().medianSeconds() * 1e3);
                 out.flush();
@@ -96,7 +97,7 @@ public final class BenchMatMulCommand implements Runnable {
             var r = MatMulBenchmark.prefill(type, tokens, size, size, minSeconds);
             prefill.add(r);
             if (!options.json()) {
-                out.printf("  %-5s %9.3f ms  %8.1f GFLOP/s  %5.1f%% of peak       (median %.3f ms)%n", type,
+                out.printf("  %-11s %9.3f ms  %8.1f GFLOP/s  %5.1f%% of peak       (median %.3f ms)%n", type,
                         r.timing().bestSeconds() * 1e3, r.gflops(), 100 * r.gflops() / before.peakGflops(),
                         r.timing().medianSeconds() * 1e3);
                 out.flush();
@@ -124,16 +125,16 @@ public final class BenchMatMulCommand implements Runnable {
                     disturbed ? "  (more than 15% apart: the machine was busy; rerun when it is quiet)" : "");
             out.println("ratios to the better limits:");
             for (var r : decode) {
-                out.printf("  decode  %-5s %5.1f%% of bandwidth%n", r.weightType(), 100 * r.weightGBs() / limits.bandwidthGBs());
+                out.printf("  decode  %-11s %5.1f%% of bandwidth%n", r.weightType(), 100 * r.weightGBs() / limits.bandwidthGBs());
             }
             for (var r : prefill) {
-                out.printf("  prefill %-5s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
+                out.printf("  prefill %-11s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
             }
             for (var r : inputGradients) {
-                out.printf("  dx      %-5s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
+                out.printf("  dx      %-11s %5.1f%% of peak%n", r.weightType(), 100 * r.gflops() / limits.peakGflops());
             }
             if (weightGradient != null) {
-                out.printf("  dW      %-5s %5.1f%% of peak%n", "F32", 100 * weightGradient.gflops() / limits.peakGflops());
+                out.printf("  dW      %-11s %5.1f%% of peak%n", "F32", 100 * weightGradient.gflops() / limits.peakGflops());
             }
             out.println("figures are the best call (median beside it); the limits are the best of many short units too");
         } else {
@@ -167,8 +168,8 @@ public final class BenchMatMulCommand implements Runnable {
                     return t;
                 }
             }
-            throw new CommandLine.TypeConversionException("expected F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or"
-                    + " MXFP4, got '" + value + "'");
+            throw new CommandLine.TypeConversionException("expected F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K,"
+                    + " MXFP4 or F8_E4M3_B32, got '" + value + "'");
         }
     }
 
