@@ -88,7 +88,7 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ChatTemplate chatTemplate = ModelFolder.chatTemplate(model, template);
-        try (ModelFolder m = ModelFolder.open(model, context.models().with(device.weightMemory()), device::backend)) {
+        try (ModelFolder m = ModelFolder.open(model, context.models().with(device.loadOptions()), device::backend)) {
             var generator = new Generator(m.model(), m.text());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;

@@ -5,7 +5,9 @@ import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.cuda.Cuda;
 import dev.moe4j.cuda.Precision;
+import dev.moe4j.model.LoadOptions;
 import dev.moe4j.model.WeightMemory;
+import dev.moe4j.model.gguf.GgufFileType;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeLayer;
 import picocli.CommandLine.Option;
@@ -44,9 +46,32 @@ public final class DeviceOption {
             + "reads them 2-3x faster there). Starts faster and shares pages between processes.")
     boolean mmap;
 
+    @Option(names = "--quantize", paramLabel = "TYPE",
+            description = "Quantise a safetensors model's matrices as they are loaded, in memory, to the types "
+                    + "`moe4j convert --to gguf --type TYPE` gives them (llama.cpp's rules): q8_0, q4_0, q4_k_m, "
+                    + "q5_k_m, q6_k or mxfp4_moe. CPU only; a GGUF file keeps its own types.")
+    String quantize;
+
     /** Where a CPU model's weights live: mapped with --mmap, otherwise copied when they fit. */
     public WeightMemory weightMemory() {
         return mmap ? WeightMemory.MAPPED : WeightMemory.AUTO;
+    }
+
+    /** How a CPU model's weights are held: {@link #weightMemory()}, quantised as loaded with --quantize. */
+    public LoadOptions loadOptions() {
+        if (quantize == null) {
+            return LoadOptions.of(weightMemory());
+        }
+        GgufFileType type = GgufFileType.parse(quantize, "--quantize");
+        if (!type.isQuantized()) {
+            throw new BadInputException("--quantize: expected a quantised type (q8_0, q4_0, q4_k_m, q5_k_m, q6_k or "
+                    + "mxfp4_moe), got '" + quantize + "'; the weights keep their stored type without it");
+        }
+        if (mmap) {
+            throw new BadInputException("--quantize and --mmap: quantised weights are held in memory, not in the "
+                    + "mapped files; leave out one of them");
+        }
+        return new LoadOptions(WeightMemory.COPIED, java.util.Optional.of(type));
     }
 
     /** The device asked for, or the automatic choice. */

@@ -63,7 +63,7 @@ final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     public Integer call() {
         trace.check();
         PrintWriter out = spec.commandLine().getOut();
-        try (ModelFolder m = ModelFolder.open(model, context.models().with(device.weightMemory()), device::backend)) {
+        try (ModelFolder m = ModelFolder.open(model, context.models().with(device.loadOptions()), device::backend)) {
             int[] ids = input.ids != null ? TokenIds.parse("--prompt-ids", input.ids)
                     : m.tokenizer().encodeIds(input.text, true);
             ExpertTrace routing = trace.enabled() ? new ExpertTrace() : null;

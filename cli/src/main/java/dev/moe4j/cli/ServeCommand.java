@@ -80,7 +80,7 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
         try (ServedModel served = ServedModel.open(model, template, name,
-                context.models().with(device.weightMemory()), device::backend);
+                context.models().with(device.loadOptions()), device::backend);
              ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);

@@ -44,6 +44,24 @@ public final class ResidentMemory implements AutoCloseable {
         return Tensor.wrap(t.dtype(), target, t.shape());
     }
 
+    /**
+     * Quantises {@code t} (a host matrix of F32, BF16 or F16 whose rows are whole blocks) into this memory as the
+     * block type {@code type}, rows in parallel: a model's weights held quantised without a file in between.
+     */
+    public Tensor quantisedCopyOf(Tensor t, DType type) {
+        int cols = t.cols(), rows = t.rows();
+        long rowBytes = type.byteCount(cols);
+        MemorySegment target = allocate(rowBytes * rows);
+        Tensor rowsView = t.reshape(rows, cols);
+        var codec = dev.moe4j.core.quant.BlockCodec.of(type);
+        Parallel.forRange(rows, Math.max(1, (1 << 16) / cols), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                codec.quantize(rowsView.select(r).toFloatArray(), 0, target, r * rowBytes, cols / type.blockElements());
+            }
+        });
+        return Tensor.wrap(type, target, t.shape());
+    }
+
     /** Bytes handed out so far. */
     public long bytes() {
         return bytes;

@@ -6,6 +6,7 @@ import dev.moe4j.core.ResidentMemory;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.gguf.LoadQuantization;
 import dev.moe4j.model.transformer.ExpertStorage;
 import dev.moe4j.model.transformer.WeightSource;
 
@@ -27,15 +28,23 @@ final class CheckpointWeights implements WeightSource {
     private final String family;
     private final Set<String> used = new HashSet<>();
     private final ResidentMemory copies;
+    private final LoadQuantization quantization;
 
     CheckpointWeights(StoredWeights stored, ModelConfig config) {
-        this(stored, config, null);
+        this(stored, config, null, null);
     }
 
-    /** @param copies where each weight is copied as it is asked for, or null to hand out views of the mapped files */
-    CheckpointWeights(StoredWeights stored, ModelConfig config, ResidentMemory copies) {
+    /**
+     * @param copies       where each weight is copied as it is asked for, or null to hand out views of the mapped files
+     * @param quantization the rules that quantise float matrices into {@code copies}, or null to keep stored types
+     */
+    CheckpointWeights(StoredWeights stored, ModelConfig config, ResidentMemory copies, LoadQuantization quantization) {
+        if (quantization != null && copies == null) {
+            throw new IllegalArgumentException("quantised weights are held in memory: copies are needed");
+        }
         this.stored = stored;
         this.copies = copies;
+        this.quantization = quantization;
         this.family = config.family();
     }
 
@@ -56,7 +65,16 @@ final class CheckpointWeights implements WeightSource {
                     + "; moe4j reads F32, BF16 and F16 weights, and block-quantised matrices from GGUF files");
         }
         used.add(w.name());
-        return Var.constant(copies == null ? t : copies.copyOf(t));
+        if (copies == null) {
+            return Var.constant(t);
+        }
+        if (quantization != null && type.isKernelFloat()) {
+            var quantised = quantization.typeOf(name, shape);
+            if (quantised.isPresent()) {
+                return Var.constant(copies.quantisedCopyOf(t, quantised.get()));
+            }
+        }
+        return Var.constant(copies.copyOf(t));
     }
 
     @Override

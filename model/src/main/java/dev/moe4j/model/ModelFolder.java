@@ -45,21 +45,28 @@ public record ModelFolder(Path folder, ModelConfig config, Tokenizer tokenizer, 
 
         LanguageModel open(Path folder, ModelConfig config, Backend backend);
 
-        /** This opener with a CPU model's weights where {@code memory} says; openers of stand-in models ignore it. */
-        default Opener with(WeightMemory memory) {
+        /**
+         * This opener with a CPU model's weights held as {@code options} say; openers of stand-in models ignore it.
+         */
+        default Opener with(LoadOptions options) {
             return this;
         }
 
         /** Loads checkpoints with {@link ModelLoader}, a CPU model's weights where {@code memory} says. */
         static Opener checkpoint(WeightMemory memory) {
+            return checkpoint(LoadOptions.of(memory));
+        }
+
+        /** Loads checkpoints with {@link ModelLoader}, a CPU model's weights held as {@code options} say. */
+        static Opener checkpoint(LoadOptions options) {
             return new Opener() {
                 @Override
                 public LanguageModel open(Path folder, ModelConfig config, Backend backend) {
-                    return ModelLoader.load(folder, backend, memory);
+                    return ModelLoader.load(folder, backend, options);
                 }
 
                 @Override
-                public Opener with(WeightMemory other) {
+                public Opener with(LoadOptions other) {
                     return checkpoint(other);
                 }
             };

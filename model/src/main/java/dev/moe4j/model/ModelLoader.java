@@ -7,6 +7,7 @@ import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.model.gguf.GgufModel;
+import dev.moe4j.model.gguf.LoadQuantization;
 import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeLayer;
 
@@ -44,7 +45,15 @@ public final class ModelLoader {
      * files are then closed again) or left mapped. A GPU takes its own copy whatever {@code memory} says.
      */
     public static TransformerModel load(Path folder, Backend backend, WeightMemory memory) {
-        return load(folder, config(folder), backend, memory);
+        return load(folder, config(folder), backend, LoadOptions.of(memory));
+    }
+
+    /**
+     * As {@link #load(Path, Backend, WeightMemory)}, with the matrices of a safetensors model quantised into memory
+     * when {@code options} asks (on the CPU only; a GGUF file keeps the types it was written with).
+     */
+    public static TransformerModel load(Path folder, Backend backend, LoadOptions options) {
+        return load(folder, config(folder), backend, options);
     }
 
     /**
@@ -52,6 +61,23 @@ public final class ModelLoader {
      * changed where a comparison needs it: transformers' BF16-rounded RoPE frequencies, say) rather than read again.
      */
     public static TransformerModel load(Path folder, ModelConfig config, Backend backend, WeightMemory memory) {
+        return load(folder, config, backend, LoadOptions.of(memory));
+    }
+
+    /** As {@link #load(Path, ModelConfig, Backend, WeightMemory)}, quantising where {@code options} asks. */
+    public static TransformerModel load(Path folder, ModelConfig config, Backend backend, LoadOptions options) {
+        if (options.quantize().isPresent()) {
+            String type = options.quantize().get().name().toLowerCase(java.util.Locale.ROOT);
+            if (GgufModel.isGguf(folder)) {
+                throw new BadInputException(folder + ": --quantize " + type + " quantises a safetensors model as it "
+                        + "loads; a GGUF file keeps its own types (moe4j quantize IN.gguf OUT.gguf " + type
+                        + " rewrites it)");
+            }
+            if (!backend.device().isHost()) {
+                throw new BadInputException("--quantize " + type + ": quantised weights run on the CPU; use "
+                        + "--device cpu");
+            }
+        }
         if (!backend.device().isHost()) {
             config.moe().ifPresent(moe -> {
                 var missing = MoeLayer.unsupportedOnDevice(moe);
@@ -67,10 +93,12 @@ public final class ModelLoader {
         boolean host = backend.device().isHost();
         ResidentMemory copies = null;
         try {
-            if (host && memory.copies(checkpoint.byteSize())) {
+            LoadQuantization quantization = options.quantize().map(t -> LoadQuantization.of(t, config)).orElse(null);
+            // quantised weights exist only as copies; the file's float values are read once, as they are converted
+            if (host && (quantization != null || options.memory().copies(checkpoint.byteSize()))) {
                 copies = new ResidentMemory();
             }
-            var weights = new CheckpointWeights(checkpoint, config, copies);
+            var weights = new CheckpointWeights(checkpoint, config, copies, quantization);
             Transformer transformer = host ? new Transformer(config, weights)
                     : Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();

@@ -95,7 +95,7 @@ public final class BenchGenerateCommand implements Runnable {
         }
         MachineLimits before = bandwidth.measure();
         long loadStart = System.nanoTime();
-        try (LanguageModel lm = ModelLoader.load(model, backend, device.weightMemory())) {
+        try (LanguageModel lm = ModelLoader.load(model, backend, device.loadOptions())) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             ModelConfig config = lm.config();
             int prompt = options.quick() ? Math.min(promptTokens, 16) : promptTokens;
