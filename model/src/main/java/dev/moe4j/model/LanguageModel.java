@@ -3,6 +3,8 @@ package dev.moe4j.model;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.model.config.ModelConfig;
 
+import java.util.List;
+
 /**
  * A causal language model ready to run: next-token logits for token ids, decoding against a KV cache. This is
  * what {@code generate}, {@code score}, {@code chat} and the benchmarks drive, whatever the architecture.
@@ -19,6 +21,25 @@ public interface LanguageModel extends AutoCloseable {
      * be null) hears each layer's hidden states, router logits and routing decisions as they are computed.
      */
     Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer);
+
+    /**
+     * One decoding step for several sequences: feeds {@code tokens.get(i)} at the next positions of
+     * {@code states.get(i)} (advancing each) and returns each sequence's last-token logits, [sequences, vocab]. A
+     * model may run them as one batch, which is what serving many users at once rests on: every weight read serves
+     * all of them. This default feeds them one at a time.
+     */
+    default Tensor forward(List<InferenceState> states, List<int[]> tokens) {
+        if (states.size() != tokens.size() || states.isEmpty()) {
+            throw new IllegalArgumentException(states.size() + " states for " + tokens.size() + " token lists");
+        }
+        int vocab = config().vocabSize();
+        float[] out = new float[states.size() * vocab];
+        for (int i = 0; i < states.size(); i++) {
+            Tensor logits = forward(states.get(i), tokens.get(i), true, null);
+            System.arraycopy(logits.toFloatArray(), 0, out, i * vocab, vocab);
+        }
+        return Tensor.of(out, states.size(), vocab);
+    }
 
     /** Releases mapped weights; the model must not be used afterwards. */
     @Override

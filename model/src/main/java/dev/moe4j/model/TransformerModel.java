@@ -7,10 +7,14 @@ import dev.moe4j.core.Tensor;
 import dev.moe4j.core.backend.MemoryScope;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.KvCache;
 import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.moe.MoeConfig;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A {@link Transformer} ready for generation: next-token logits against a KV cache, in an inference graph, over
@@ -66,20 +70,52 @@ public final class TransformerModel implements LanguageModel {
 
     @Override
     public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
+        KvCache cache = cacheOf(state);
+        checkTokens(tokens);
+        return hostLogits(() -> transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer));
+    }
+
+    /**
+     * One pass over every sequence's new tokens when each token is routed by its own scores alone (then the batch
+     * computes what feeding them one by one computes); one at a time otherwise, since capacity limits, expert choice
+     * and Soft MoE would let the sequences of a batch change each other's routing.
+     */
+    @Override
+    public Tensor forward(List<InferenceState> states, List<int[]> tokens) {
+        if (states.size() == 1 || !config().moe().map(MoeConfig::routesEachTokenAlone).orElse(true)) {
+            return LanguageModel.super.forward(states, tokens);
+        }
+        var caches = new ArrayList<KvCache>(states.size());
+        for (InferenceState state : states) {
+            caches.add(cacheOf(state));
+        }
+        tokens.forEach(this::checkTokens);
+        return hostLogits(() -> transformer.forward(Graph.inference(), caches, tokens, true, null));
+    }
+
+    private static KvCache cacheOf(InferenceState state) {
         if (!(state instanceof KvCache cache)) {
             throw new IllegalArgumentException("a state from another model: " + state);
         }
+        return cache;
+    }
+
+    private void checkTokens(int[] tokens) {
         int vocab = config().vocabSize();
         for (int t : tokens) {
             if (t < 0 || t >= vocab) {
                 throw new BadInputException("token id " + t + " is outside the model's vocabulary of " + vocab);
             }
         }
+    }
+
+    /** Runs a pass and returns its logits as a host F32 copy, checked for weights that are not finite. */
+    private Tensor hostLogits(java.util.function.Supplier<ForwardPass> pass) {
         // Device memory of the pass is released when it ends; the logits come back as a host F32 copy.
         transformer.device().attach();
         Tensor host;
         try (var scope = MemoryScope.open()) {
-            Tensor logits = transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer).logits().value();
+            Tensor logits = pass.get().logits().value();
             // widened on the device: a vocabulary's BF16 values converted one by one on the host cost a decoding step
             host = logits.isHost() ? logits : logits.device().backend().convert(logits, DType.F32).toHost();
         }

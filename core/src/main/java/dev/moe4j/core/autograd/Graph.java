@@ -355,6 +355,27 @@ public final class Graph {
         return result(y);
     }
 
+    /**
+     * Attention of the rows of several sequences fed together, each against its own cache: rows
+     * [rowStarts[i], rowStarts[i + 1]) are new queries of sequence i at positions queryStarts[i].., whose cache
+     * keys[i] and values[i] holds positions [0, queryStarts[i] + its rows). Inference only (batched decoding).
+     */
+    public Var attentionWithCaches(Var q, List<Tensor> keys, List<Tensor> values, int[] queryStarts, int[] rowStarts,
+                                   AttentionSpec spec, Var sinks) {
+        if (training) {
+            throw new IllegalStateException("attention against a KV cache is for inference graphs");
+        }
+        Tensor sinkValues = sinks == null ? null : sinks.value();
+        Backend b = Backend.of(q.value(), keys.getFirst(), values.getFirst(), sinkValues);
+        Tensor y = b.empty(b.activationType(), q.rows(), spec.heads() * spec.valueHeadDim());
+        for (int i = 0; i < queryStarts.length; i++) {
+            int from = rowStarts[i], to = rowStarts[i + 1], visible = queryStarts[i] + to - from;
+            b.attentionWithCache(y.slice(from, to), q.value().slice(from, to), keys.get(i).slice(0, visible),
+                    values.get(i).slice(0, visible), queryStarts[i], spec, sinkValues);
+        }
+        return result(y);
+    }
+
     // ---- loss ----
 
     /**

@@ -5,22 +5,29 @@ import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.AttentionSpec;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * The rows one forward pass processes and how attention reaches their keys: whole sequences of equal length laid
- * end to end (training, scoring, parity checks), or new tokens of one sequence appended to a {@link KvCache}
- * (prompt processing and decoding). Both run through the same layer code; only {@link #attend} differs.
+ * end to end (training, scoring, parity checks), or new tokens of one or more sequences, each appended to its own
+ * {@link KvCache} (prompt processing, decoding, and the batched decoding of several sequences at once, whose rows go
+ * through every matrix and expert together). They all run through the same layer code; only {@link #attend} differs.
  */
 final class Batch {
     private final int[] positions;
     private final int sequences;
-    private final KvCache cache;
-    private final int start;
+    private final List<KvCache> caches;
+    /** Per cached sequence: its first new position, and the first of its rows (one more entry: the row count). */
+    private final int[] starts;
+    private final int[] rowStarts;
 
-    private Batch(int[] positions, int sequences, KvCache cache, int start) {
+    private Batch(int[] positions, int sequences, List<KvCache> caches, int[] starts, int[] rowStarts) {
         this.positions = positions;
         this.sequences = sequences;
-        this.cache = cache;
-        this.start = start;
+        this.caches = caches;
+        this.starts = starts;
+        this.rowStarts = rowStarts;
     }
 
     /** {@code count} sequences of {@code length} tokens each, every one starting at position 0. */
@@ -29,17 +36,29 @@ final class Batch {
         for (int r = 0; r < positions.length; r++) {
             positions[r] = r % length;
         }
-        return new Batch(positions, count, null, 0);
+        return new Batch(positions, count, List.of(), null, null);
     }
 
     /** {@code tokens} new tokens at the next positions of {@code cache}. */
     static Batch cached(KvCache cache, int tokens) {
-        int start = cache.position();
-        int[] positions = new int[tokens];
-        for (int t = 0; t < tokens; t++) {
-            positions[t] = start + t;
+        return cached(List.of(cache), new int[] {tokens});
+    }
+
+    /** {@code tokens[i]} new tokens at the next positions of {@code caches.get(i)}, the sequences' rows in order. */
+    static Batch cached(List<KvCache> caches, int[] tokens) {
+        int n = caches.size();
+        int[] starts = new int[n], rowStarts = new int[n + 1];
+        for (int i = 0; i < n; i++) {
+            starts[i] = caches.get(i).position();
+            rowStarts[i + 1] = rowStarts[i] + tokens[i];
         }
-        return new Batch(positions, 1, cache, start);
+        int[] positions = new int[rowStarts[n]];
+        for (int i = 0; i < n; i++) {
+            for (int t = 0; t < tokens[i]; t++) {
+                positions[rowStarts[i] + t] = starts[i] + t;
+            }
+        }
+        return new Batch(positions, n, new ArrayList<>(caches), starts, rowStarts);
     }
 
     int[] positions() {
@@ -50,23 +69,55 @@ final class Batch {
         return positions.length;
     }
 
-    /** Tokens per sequence, what the MoE layer's sequence-wise losses group by. */
+    /**
+     * Tokens per sequence, what the MoE layer's sequence-wise losses group by. Sequences fed to caches together may
+     * differ in length; their pass is inference, which has no such losses, so it counts as one group.
+     */
     int sequenceLength() {
-        return positions.length / sequences;
+        return caches.size() > 1 ? positions.length : positions.length / sequences;
     }
 
     /** One past the largest position of the batch (the rope table must reach it). */
     int positionLimit() {
-        return cache == null ? sequenceLength() : start + positions.length;
+        if (caches.isEmpty()) {
+            return sequenceLength();
+        }
+        int limit = 0;
+        for (int i = 0; i < starts.length; i++) {
+            limit = Math.max(limit, starts[i] + rowStarts[i + 1] - rowStarts[i]);
+        }
+        return limit;
     }
 
-    /** Causal attention of q over k and v [rows, ·] of this batch, and over the cache's earlier positions. */
+    /** The last row of each sequence fed to a cache: the rows whose logits decoding needs. */
+    int[] lastRows() {
+        if (caches.isEmpty()) {
+            return new int[] {positions.length - 1};
+        }
+        int[] last = new int[starts.length];
+        for (int i = 0; i < last.length; i++) {
+            last[i] = rowStarts[i + 1] - 1;
+        }
+        return last;
+    }
+
+    /** Causal attention of q over k and v [rows, ·] of this batch, and over each cache's earlier positions. */
     Var attend(Graph g, int layer, Var q, Var k, Var v, AttentionSpec spec, Var sinks) {
-        if (cache == null) {
+        if (caches.isEmpty()) {
             return g.attention(q, k, v, sequences, spec, sinks);
         }
-        cache.write(layer, start, k.value(), v.value());
-        Tensor keys = cache.keys(layer), values = cache.values(layer);
-        return g.attentionWithCache(q, keys, values, start, spec, sinks);
+        var keys = new ArrayList<Tensor>(caches.size());
+        var values = new ArrayList<Tensor>(caches.size());
+        for (int i = 0; i < caches.size(); i++) {
+            KvCache cache = caches.get(i);
+            int from = rowStarts[i], to = rowStarts[i + 1];
+            cache.write(layer, starts[i], k.value().slice(from, to), v.value().slice(from, to));
+            keys.add(cache.keys(layer));
+            values.add(cache.values(layer));
+        }
+        if (caches.size() == 1) {
+            return g.attentionWithCache(q, keys.getFirst(), values.getFirst(), starts[0], spec, sinks);
+        }
+        return g.attentionWithCaches(q, keys, values, starts, rowStarts, spec, sinks);
     }
 }

@@ -184,6 +184,48 @@ public final class Transformer {
         return pass;
     }
 
+    /**
+     * Feeds several sequences at once, {@code tokens.get(i)} at the next positions of {@code caches.get(i)}, and
+     * advances each: one pass whose rows go through every matrix and expert together, each sequence attending to
+     * its own cache. Logits for every new token in order, or only each sequence's last, [sequences, vocab], when
+     * {@code lastOnly}. Inference only; for routers that route each token alone
+     * ({@code MoeConfig.routesEachTokenAlone}) this is what feeding the sequences one by one computes.
+     */
+    public ForwardPass forward(Graph g, List<KvCache> caches, List<int[]> tokens, boolean lastOnly,
+                               ForwardObserver observer) {
+        if (caches.isEmpty() || caches.size() != tokens.size()) {
+            throw new IllegalArgumentException(caches.size() + " caches for " + tokens.size() + " token lists");
+        }
+        int[] counts = new int[caches.size()];
+        int rows = 0;
+        for (int i = 0; i < counts.length; i++) {
+            KvCache cache = caches.get(i);
+            counts[i] = tokens.get(i).length;
+            if (counts[i] == 0) {
+                throw new IllegalArgumentException("sequence " + i + " has no tokens to feed");
+            }
+            if (cache.position() + counts[i] > cache.capacity()) {
+                throw new BadInputException(counts[i] + " more tokens after " + cache.position()
+                        + " do not fit the " + cache.capacity() + " positions of sequence " + i + "'s state");
+            }
+            for (int j = 0; j < i; j++) {
+                if (caches.get(j) == cache) {
+                    throw new IllegalArgumentException("sequence " + i + " shares its cache with sequence " + j);
+                }
+            }
+            rows += counts[i];
+        }
+        int[] all = new int[rows];
+        for (int i = 0, at = 0; i < counts.length; at += counts[i], i++) {
+            System.arraycopy(tokens.get(i), 0, all, at, counts[i]);
+        }
+        ForwardPass pass = run(g, all, Batch.cached(caches, counts), lastOnly, observer);
+        for (int i = 0; i < counts.length; i++) {
+            caches.get(i).advance(counts[i]);
+        }
+        return pass;
+    }
+
     /** A KV cache for one sequence of up to {@code capacity} positions, on the device of the model's weights. */
     public KvCache newCache(int capacity) {
         AttentionBlock a = layers.getFirst().attention();
@@ -217,8 +259,11 @@ public final class Transformer {
         }
         Var h = g.rmsNorm(x, finalNorm, eps);
         o.onHiddenState(layers.size(), observed(observer, h.value()));
-        if (lastOnly && h.rows() > 1) {
+        int[] last = batch.lastRows();
+        if (lastOnly && last.length == 1 && h.rows() > 1) {
             h = Var.constant(h.value().slice(h.rows() - 1, h.rows()));
+        } else if (lastOnly && last.length > 1 && last.length < h.rows()) {
+            h = g.embedding(h, last);
         }
         // F32 logits on every device: BF16 would round each by up to 2⁻⁹ of itself, near the 1e-2 parity budget.
         return new ForwardPass(g.matmul(h, lmHead, DType.F32), moe, moeLayers);
