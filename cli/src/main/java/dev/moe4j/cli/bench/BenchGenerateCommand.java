@@ -3,12 +3,14 @@ package dev.moe4j.cli.bench;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
+import dev.moe4j.core.Tensor;
 import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.perf.MachineLimits;
 import dev.moe4j.cli.DeviceOption;
 import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.bench.GpuLimits;
+import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.TransformerModel;
@@ -63,6 +65,11 @@ public final class BenchGenerateCommand implements Runnable {
     @Option(names = "--runs", defaultValue = "3", paramLabel = "N", description = "timed runs after one warm-up run"
             + " (default: ${DEFAULT-VALUE})")
     int runs;
+
+    @Option(names = "--sequences", split = ",", paramLabel = "N", description = "also decode N sequences together,"
+            + " one batched step for all (each its own random prompt and KV cache), for each N given: aggregate decode"
+            + " tokens/s against one sequence's (e.g. 4,16)")
+    List<Integer> sequences = List.of();
 
     @Mixin
     BenchOptions options;
@@ -139,6 +146,24 @@ public final class BenchGenerateCommand implements Runnable {
             }
             double prefillBest = timed.stream().mapToDouble(Run::prefillTokensPerSecond).max().orElse(0);
             double decodeBest = timed.stream().mapToDouble(Run::decodeTokensPerSecond).max().orElse(0);
+            var batched = new LinkedHashMap<Integer, List<Double>>();
+            for (int n : sequences) {
+                var rates = new ArrayList<Double>();
+                for (int r = 0; r < (options.quick() ? 1 : runs) + 1; r++) {
+                    double rate = batchedDecode(lm, n, prompt, decode, random);
+                    if (r > 0) { // the first is the JIT's warm-up at this batch size
+                        rates.add(rate);
+                    }
+                }
+                batched.put(n, spread(rates.stream().mapToDouble(Double::doubleValue)));
+                if (!options.json()) {
+                    out.printf("  %d sequences decoded together: %.2f tokens/s in all (median of %d; min %.2f, max %.2f)"
+                            + " = %.2fx one sequence's median%n", n, batched.get(n).get(0), rates.size(),
+                            batched.get(n).get(1), batched.get(n).get(2), batched.get(n).get(0)
+                                    / spread(timed.stream().mapToDouble(Run::decodeTokensPerSecond)).get(0));
+                    out.flush();
+                }
+            }
             MachineLimits after = bandwidth.measure();
             MachineLimits limits = before.best(after);
             boolean disturbed = before.differsFrom(after, 0.15);
@@ -165,6 +190,7 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("decode_fraction_of_limit", decodeBest / limitTokensPerSecond);
                 root.put("prefill_tokens_per_s_median_min_max", spread(timed.stream().mapToDouble(Run::prefillTokensPerSecond)));
                 root.put("decode_tokens_per_s_median_min_max", spread(timed.stream().mapToDouble(Run::decodeTokensPerSecond)));
+                root.put("batched_decode_tokens_per_s_median_min_max", batched);
                 root.put("runs", timed.stream().map(t -> List.of(t.prefillTokensPerSecond(),
                         t.decodeTokensPerSecond())).toList());
                 // The prompt and the greedy tokens, so that another engine can be run on the same ids and checked.
@@ -185,6 +211,41 @@ public final class BenchGenerateCommand implements Runnable {
             }
             out.flush();
         }
+    }
+
+    /**
+     * Decodes {@code n} sequences together, greedy, after prefilling each with its own random prompt: every step is
+     * one batched forward over the n sequences' last tokens. Returns the decoded tokens of all sequences per second.
+     */
+    private static double batchedDecode(LanguageModel lm, int n, int prompt, int decode, SplittableRandom random) {
+        var states = new ArrayList<InferenceState>();
+        var last = new ArrayList<int[]>();
+        int vocab = lm.config().vocabSize();
+        for (int i = 0; i < n; i++) {
+            states.add(lm.newState(prompt + decode));
+            Tensor logits = lm.forward(states.getLast(), random.ints(prompt, 0, vocab).toArray(), true, null);
+            last.add(new int[] {argmax(logits.toFloatArray(), 0, vocab)});
+        }
+        long start = System.nanoTime();
+        for (int step = 1; step < decode; step++) {
+            float[] logits = lm.forward(states, last).toFloatArray();
+            for (int i = 0; i < n; i++) {
+                last.set(i, new int[] {argmax(logits, i * vocab, vocab)});
+            }
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        states.forEach(InferenceState::release);
+        return (double) n * (decode - 1) / seconds;
+    }
+
+    private static int argmax(float[] v, int from, int length) {
+        int best = from;
+        for (int i = from + 1; i < from + length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best - from;
     }
 
     /**
@@ -274,6 +335,13 @@ public final class BenchGenerateCommand implements Runnable {
         if (promptTokens < 1 || decodeTokens < 1 || runs < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-tokens, --decode-tokens and --runs"
                     + " must be at least 1");
+        }
+        if (sequences.stream().anyMatch(n -> n < 1)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--sequences: each count must be at least 1");
+        }
+        if (!sequences.isEmpty() && decodeTokens < 2) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--sequences needs --decode-tokens of at"
+                    + " least 2: the first token of each sequence comes from its prompt");
         }
     }
 

@@ -19,6 +19,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -168,5 +169,19 @@ class BenchGenerateCommandTest {
         assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1"),
                 err.toString());
         assertTrue(out.toString().contains("% of the bandwidth limit"), out.toString());
+    }
+
+    @Test
+    void benchGenerateMeasuresSequencesDecodedTogether() {
+        Path model = tinyModel();
+        assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1",
+                "--sequences", "2,3", "--json"), err.toString());
+        JsonNode batched = Json.parse(out.toString(), "stdout").get("batched_decode_tokens_per_s_median_min_max");
+        for (String n : List.of("2", "3")) {
+            assertEquals(3, batched.get(n).size(), n);
+            assertTrue(batched.get(n).get(0).asDouble() > 0, n);
+        }
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "generate", "--model", model.toString(), "--quick",
+                "--sequences", "0"));
     }
 }

@@ -15,7 +15,7 @@ import java.util.Arrays;
  *
  * <p>The ids are recorded after each forward pass that succeeded, so a generation that fails or is cancelled
  * leaves the cache holding what was fed before the failure and nothing else. Use it with one model, one
- * generation at a time.
+ * generation at a time (a {@link BatchScheduler} feeds many caches together, each for one of its sequences).
  */
 public final class SequenceCache {
     private InferenceState state;
@@ -80,12 +80,40 @@ public final class SequenceCache {
             state.rewind(length);
             throw e;
         }
+        record(tokens);
+        return logits;
+    }
+
+    /**
+     * Feeds several sequences in one batched pass ({@link LanguageModel#forward(java.util.List, java.util.List)}):
+     * {@code tokens.get(i)} at the next positions of {@code caches.get(i)}; returns each one's last-token logits and
+     * records the ids once the pass succeeded (a failed pass leaves every cache as it was recorded).
+     */
+    static java.util.List<float[]> feedTogether(LanguageModel model, java.util.List<SequenceCache> caches,
+                                                java.util.List<int[]> tokens) {
+        var states = caches.stream().map(c -> c.state).toList();
+        float[] logits;
+        try {
+            logits = model.forward(states, tokens).toFloatArray();
+        } catch (RuntimeException | Error e) {
+            caches.forEach(c -> c.state.rewind(c.length));
+            throw e;
+        }
+        int vocab = model.config().vocabSize();
+        var out = new java.util.ArrayList<float[]>(caches.size());
+        for (int i = 0; i < caches.size(); i++) {
+            caches.get(i).record(tokens.get(i));
+            out.add(Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab));
+        }
+        return out;
+    }
+
+    private void record(int[] tokens) {
         if (length + tokens.length > ids.length) {
             ids = Arrays.copyOf(ids, Math.max(2 * ids.length, length + tokens.length));
         }
         System.arraycopy(tokens, 0, ids, length, tokens.length);
         length += tokens.length;
-        return logits;
     }
 
     private void rewind(int position) {

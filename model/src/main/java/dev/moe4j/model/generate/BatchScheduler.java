@@ -1,0 +1,216 @@
+package dev.moe4j.model.generate;
+
+import dev.moe4j.model.LanguageModel;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+
+/**
+ * Runs many {@link DecodingSequence}s at once by iteration-level scheduling (continuous batching): every step feeds
+ * each running sequence's next tokens in one forward pass ({@link LanguageModel#forward(List, List)}), so that an
+ * expert's weights, read once, serve every sequence routed to it. Sequences join between steps as they arrive (up
+ * to {@code maxSequences} running, the rest wait in arrival order) and leave as soon as they are done. Prompts are
+ * fed in chunks of at most {@code prefillChunk} tokens a step in all, so that a long prompt does not stall the
+ * decoding of the others. A sequence whose options carry an observer is fed alone within the step (observers hear
+ * one sequence's passes).
+ *
+ * <p>One thread (this scheduler's) runs the model and the sequences' listeners, so a listener must not block: hand
+ * its text to another thread. A sequence is stopped between steps when its stopper says so.
+ */
+public final class BatchScheduler implements AutoCloseable {
+    private final LanguageModel model;
+    private final int maxSequences;
+    private final int prefillChunk;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition arrived = lock.newCondition();
+    private final ArrayDeque<Job> waiting = new ArrayDeque<>();
+    private final List<Job> running = new ArrayList<>();
+    private final Thread thread;
+    private volatile boolean closed;
+    private volatile int runningCount;
+
+    /** A submitted sequence: its result, and what stops it (a supplier of the exception to end it with, or null). */
+    private static final class Job {
+        final DecodingSequence sequence;
+        final Supplier<RuntimeException> stopper;
+        final CompletableFuture<Generation> result = new CompletableFuture<>();
+        int[] chunk;
+        int fed;
+
+        Job(DecodingSequence sequence, Supplier<RuntimeException> stopper) {
+            this.sequence = sequence;
+            this.stopper = stopper;
+        }
+    }
+
+    public BatchScheduler(LanguageModel model, int maxSequences, int prefillChunk) {
+        if (maxSequences < 1 || prefillChunk < 1) {
+            throw new IllegalArgumentException("maxSequences and prefillChunk must be positive");
+        }
+        this.model = model;
+        this.maxSequences = maxSequences;
+        this.prefillChunk = prefillChunk;
+        this.thread = Thread.ofPlatform().name("moe4j-scheduler").daemon().start(this::loop);
+    }
+
+    /**
+     * Queues a sequence (not started yet); the future completes with its generation, or exceptionally with what
+     * failed it or the stopper's exception. {@code stopper} is asked before every step.
+     */
+    public CompletableFuture<Generation> submit(DecodingSequence sequence, Supplier<RuntimeException> stopper) {
+        var job = new Job(sequence, stopper);
+        lock.lock();
+        try {
+            if (closed) {
+                job.result.completeExceptionally(new IllegalStateException("the scheduler is closed"));
+            } else {
+                waiting.add(job);
+                arrived.signal();
+            }
+        } finally {
+            lock.unlock();
+        }
+        return job.result;
+    }
+
+    /** Sequences waiting for room. */
+    public int waiting() {
+        lock.lock();
+        try {
+            return waiting.size();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Sequences being decoded. */
+    public int running() {
+        return runningCount;
+    }
+
+    /** The most sequences decoded together. */
+    public int maxSequences() {
+        return maxSequences;
+    }
+
+    private void loop() {
+        while (true) {
+            lock.lock();
+            try {
+                while (!closed && waiting.isEmpty() && running.isEmpty()) {
+                    arrived.awaitUninterruptibly();
+                }
+                if (closed) {
+                    break;
+                }
+                while (running.size() < maxSequences && !waiting.isEmpty()) {
+                    Job job = waiting.poll();
+                    try {
+                        job.sequence.start();
+                        running.add(job);
+                    } catch (RuntimeException | Error e) {
+                        job.result.completeExceptionally(e);
+                    }
+                }
+                runningCount = running.size();
+            } finally {
+                lock.unlock();
+            }
+            step();
+        }
+        var ended = new IllegalStateException("the scheduler was closed");
+        running.forEach(j -> j.result.completeExceptionally(ended));
+        waiting.forEach(j -> j.result.completeExceptionally(ended));
+    }
+
+    /** Feeds every running sequence its next chunk, then lets each that got its logits choose a token. */
+    private void step() {
+        var together = new ArrayList<Job>();
+        var alone = new ArrayList<Job>();
+        int promptBudget = prefillChunk;
+        for (Job job : List.copyOf(running)) {
+            RuntimeException stop = job.stopper.get();
+            if (stop != null) {
+                end(job, stop);
+                continue;
+            }
+            int[] pending = job.sequence.pending();
+            int left = pending.length - job.fed;
+            // a prompt takes what is left of the step's prompt budget; one token (decoding) always goes
+            int take = left == 1 ? 1 : Math.min(left, promptBudget);
+            if (take == 0) {
+                continue;
+            }
+            if (left > 1) {
+                promptBudget -= take;
+            }
+            job.chunk = Arrays.copyOfRange(pending, job.fed, job.fed + take);
+            (job.sequence.options().observer() == null ? together : alone).add(job);
+        }
+        if (!together.isEmpty()) {
+            try {
+                var logits = SequenceCache.feedTogether(model, together.stream().map(j -> j.sequence.cache()).toList(),
+                        together.stream().map(j -> j.chunk).toList());
+                for (int i = 0; i < together.size(); i++) {
+                    advance(together.get(i), logits.get(i));
+                }
+            } catch (RuntimeException | Error e) {
+                together.forEach(j -> end(j, e));
+            }
+        }
+        for (Job job : alone) {
+            try {
+                advance(job, job.sequence.cache().feed(model, job.chunk, job.sequence.options().observer()));
+            } catch (RuntimeException | Error e) {
+                end(job, e);
+            }
+        }
+    }
+
+    /** Counts a fed chunk; once the pending tokens are all in, their last logits choose the next token. */
+    private void advance(Job job, float[] logits) {
+        job.fed += job.chunk.length;
+        if (job.fed < job.sequence.pending().length) {
+            return;
+        }
+        job.fed = 0;
+        try {
+            if (!job.sequence.accept(logits)) {
+                running.remove(job);
+                runningCount = running.size();
+                job.result.complete(job.sequence.result());
+            }
+        } catch (RuntimeException | Error e) {
+            end(job, e);
+        }
+    }
+
+    private void end(Job job, Throwable e) {
+        running.remove(job);
+        runningCount = running.size();
+        job.result.completeExceptionally(e);
+    }
+
+    /** Stops after the current step; sequences not finished end with an exception. */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            closed = true;
+            arrived.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,171 @@
+package dev.moe4j.model.generate;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.model.LanguageModel;
+
+import java.util.Arrays;
+import java.util.BitSet;
+
+/**
+ * One generation as a sequence of steps: it says which tokens to feed next ({@link #pending}), and takes the logits
+ * of the last one fed ({@link #accept}) to choose a token, release text and decide whether it is done. Whoever runs
+ * the model drives it: the {@link Generator} one sequence at a time, or a {@link BatchScheduler} that feeds many
+ * sequences in one forward pass per step. The choices, the text and the stop rules are the same either way.
+ *
+ * <p>The prompt goes in whole (less what the {@link SequenceCache} already holds), then each chosen token alone,
+ * until an end-of-sequence id, a stop string, the token budget or the end of the model's context.
+ */
+public final class DecodingSequence {
+    private final LanguageModel model;
+    private final SequenceCache cache;
+    private final int[] prompt;
+    private final GenerationOptions options;
+    private final GenerationListener listener;
+    private final Sampler sampler;
+    private final BitSet seen;
+    private final StopStrings stops;
+    private final TokenText.Incremental decoder;
+    private final StringBuilder shown = new StringBuilder();
+    private int budget;
+    private int[] output;
+    private int count;
+    private int reused;
+    private int[] pending;
+    private int next;
+    /** The last chosen token went through the model for its routing; its text is released with the next logits. */
+    private boolean deferred;
+    private Generation.StopReason reason;
+    private int steps;
+    private long start, prefillEnd, firstToken, end;
+
+    /**
+     * A generation of a continuation of {@code prompt} in {@code cache}, checked against the model now; nothing runs
+     * until {@link #start}.
+     */
+    public DecodingSequence(LanguageModel model, TokenText text, SequenceCache cache, int[] prompt,
+                            GenerationOptions options, GenerationListener listener) {
+        int context = model.config().maxPositions();
+        Generator.checkPrompt(prompt, model.config().vocabSize(), context);
+        if (prompt.length >= context) {
+            throw new BadInputException("the prompt has " + prompt.length + " tokens, which leaves no room in the"
+                    + " model's context of " + context + " positions (config.json max_position_embeddings)");
+        }
+        this.model = model;
+        this.cache = cache;
+        this.prompt = prompt.clone();
+        this.options = options;
+        this.listener = listener;
+        this.sampler = new Sampler(options.sampling());
+        this.seen = new BitSet(model.config().vocabSize());
+        for (int id : prompt) {
+            seen.set(id);
+        }
+        this.stops = new StopStrings(options.stopStrings());
+        this.decoder = text.incremental();
+    }
+
+    /**
+     * Makes the cache ready (keeping the longest prefix of the prompt it holds) and returns the prompt tokens to
+     * feed first.
+     */
+    public int[] start() {
+        budget = Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
+        output = new int[budget];
+        reused = cache.prepare(model, prompt, prompt.length + budget);
+        pending = Arrays.copyOfRange(prompt, reused, prompt.length);
+        start = System.nanoTime();
+        return pending;
+    }
+
+    /** The tokens to feed next, whose last one's logits {@link #accept} expects; empty once done. */
+    public int[] pending() {
+        return done() ? new int[0] : pending;
+    }
+
+    public SequenceCache cache() {
+        return cache;
+    }
+
+    public GenerationOptions options() {
+        return options;
+    }
+
+    /** Whether the generation has ended (then {@link #result} describes it). */
+    public boolean done() {
+        return reason != null;
+    }
+
+    /**
+     * Takes the logits of the last pending token, chooses the next token and releases its text; returns whether
+     * the generation goes on (then {@link #pending} holds that token).
+     */
+    public boolean accept(float[] logits) {
+        long now = System.nanoTime();
+        if (steps++ == 0) {
+            prefillEnd = now;
+        }
+        if (deferred) {
+            deferred = false;
+            if (release()) {
+                return finish();
+            }
+        }
+        next = sampler.next(logits, seen);
+        if (firstToken == 0) {
+            firstToken = System.nanoTime();
+        }
+        if (options.eosTokenIds().contains(next)) {
+            reason = Generation.StopReason.EOS;
+            return finish();
+        }
+        output[count++] = next;
+        seen.set(next);
+        pending = new int[] {next};
+        if (options.routeEveryToken()) {
+            deferred = true;
+            return true;
+        }
+        return release() ? finish() : true;
+    }
+
+    /** Releases the last chosen token's text; returns whether the generation ends there. */
+    private boolean release() {
+        emit(stops.accept(decoder.step(next)), prompt.length + count - 1);
+        if (stops.stopped()) {
+            reason = Generation.StopReason.STOP_STRING;
+            return true;
+        }
+        if (count == budget) {
+            reason = budget < options.maxNewTokens() ? Generation.StopReason.CONTEXT_FULL
+                    : Generation.StopReason.MAX_TOKENS;
+            return true;
+        }
+        return false;
+    }
+
+    private boolean finish() {
+        end = System.nanoTime();
+        int lastPosition = prompt.length + Math.max(count, 1) - 1;
+        emit(stops.accept(decoder.finish()), lastPosition);
+        emit(stops.flush(), lastPosition);
+        return false;
+    }
+
+    private void emit(String piece, int position) {
+        if (!piece.isEmpty()) {
+            shown.append(piece);
+            listener.onText(piece, position);
+        }
+    }
+
+    /** The finished generation, with its timings (the first pass counts as prefill, the rest as decoding). */
+    public Generation result() {
+        if (!done()) {
+            throw new IllegalStateException("the generation has not ended");
+        }
+        var timings = new Generation.Timings(prompt.length - reused, prefillEnd - start, firstToken - start,
+                end - firstToken, steps - 1);
+        return new Generation(prompt.clone(), Arrays.copyOf(output, count), shown.toString(), reason, timings,
+                options.sampling());
+    }
+}

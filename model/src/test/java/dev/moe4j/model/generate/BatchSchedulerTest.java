@@ -1,0 +1,110 @@
+package dev.moe4j.model.generate;
+
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.TinyModels;
+import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.testing.ToyText;
+import dev.moe4j.model.transformer.InitialWeights;
+import dev.moe4j.model.transformer.Transformer;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Sequences run by the scheduler, many per forward pass, joining and leaving between steps, long prompts fed in
+ * chunks, give what each gives run alone by the {@link Generator}: the same tokens, text and stop reasons.
+ */
+class BatchSchedulerTest {
+    private static final int VOCAB = 40;
+
+    private static LanguageModel model() {
+        var config = TinyModels.config("qwen3_moe", "\"max_position_embeddings\":96");
+        return new TransformerModel(new Transformer(config, new InitialWeights(0.3, 9)), () -> { });
+    }
+
+    private record Request(int[] prompt, GenerationOptions options) {
+    }
+
+    private static List<Request> requests() {
+        var out = new ArrayList<Request>();
+        for (int i = 0; i < 7; i++) {
+            int[] prompt = TinyModels.tokens(1 + 5 * i, VOCAB, i);
+            var sampling = i % 2 == 0 ? SamplingConfig.greedy()
+                    : new SamplingConfig(true, 0.9, 20, 0.95, 0.0, 1.1, 100 + i);
+            out.add(new Request(prompt, new GenerationOptions(6 + 3 * i, sampling, i == 3 ? Set.of(7, 8) : Set.of(),
+                    List.of(), null, false)));
+        }
+        return out;
+    }
+
+    @Test
+    void sequencesDecodedTogetherGiveWhatEachGivesAlone() throws Exception {
+        try (LanguageModel model = model()) {
+            var alone = new ArrayList<Generation>();
+            var generator = new Generator(model, new ToyText());
+            for (Request r : requests()) {
+                alone.add(generator.generate(r.prompt(), r.options(), GenerationListener.NONE));
+            }
+            var texts = new ArrayList<StringBuilder>();
+            var futures = new ArrayList<CompletableFuture<Generation>>();
+            // three at a time, prompt chunks of 8 tokens a step: later requests wait, long prompts take several steps
+            try (var scheduler = new BatchScheduler(model, 3, 8)) {
+                for (Request r : requests()) {
+                    var text = new StringBuilder();
+                    texts.add(text);
+                    var sequence = new DecodingSequence(model, new ToyText(), new SequenceCache(), r.prompt(),
+                            r.options(), (piece, position) -> text.append(piece));
+                    futures.add(scheduler.submit(sequence, () -> null));
+                }
+                for (int i = 0; i < futures.size(); i++) {
+                    Generation g = futures.get(i).get(60, TimeUnit.SECONDS);
+                    assertArrayEquals(alone.get(i).outputIds(), g.outputIds(), "request " + i);
+                    assertEquals(alone.get(i).stopReason(), g.stopReason(), "request " + i);
+                    assertEquals(alone.get(i).text(), g.text(), "request " + i);
+                    assertEquals(g.text(), texts.get(i).toString(), "request " + i + "'s streamed text");
+                }
+                assertEquals(0, scheduler.running());
+                assertEquals(0, scheduler.waiting());
+            }
+        }
+    }
+
+    @Test
+    void aStoppedSequenceEndsWithItsStoppersExceptionAndTheOthersGoOn() throws Exception {
+        try (LanguageModel model = model(); var scheduler = new BatchScheduler(model, 4, 64)) {
+            var gone = new IllegalStateException("client left");
+            var asked = new AtomicInteger();
+            var stopped = scheduler.submit(new DecodingSequence(model, new ToyText(), new SequenceCache(),
+                    new int[] {1, 2, 3}, GenerationOptions.greedy(30, Set.of()), GenerationListener.NONE),
+                    () -> asked.incrementAndGet() > 3 ? gone : null);
+            var finished = scheduler.submit(new DecodingSequence(model, new ToyText(), new SequenceCache(),
+                    new int[] {4, 5}, GenerationOptions.greedy(10, Set.of()), GenerationListener.NONE), () -> null);
+            var e = assertThrows(ExecutionException.class, () -> stopped.get(60, TimeUnit.SECONDS));
+            assertSame(gone, e.getCause());
+            assertEquals(10, finished.get(60, TimeUnit.SECONDS).outputIds().length);
+        }
+    }
+
+    @Test
+    void aSequenceSubmittedAfterCloseFails() {
+        var model = model();
+        var scheduler = new BatchScheduler(model, 2, 16);
+        scheduler.close();
+        var f = scheduler.submit(new DecodingSequence(model, new ToyText(), new SequenceCache(), new int[] {1},
+                GenerationOptions.greedy(3, Set.of()), GenerationListener.NONE), () -> null);
+        assertTrue(f.isCompletedExceptionally());
+        model.close();
+    }
+}
