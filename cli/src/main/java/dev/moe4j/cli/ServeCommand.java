@@ -28,10 +28,12 @@ import java.util.concurrent.Callable;
                         + " \"moe4j\": {\"experts\": true} (or ?experts=1), which adds to each chunk the generated"
                         + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",
-                "One generation runs at a time: requests wait in a queue and are served in arrival order. A"
-                        + " client that disconnects stops its generation, streamed or not. The last generation's KV"
-                        + " cache is kept: a request whose prompt extends it (the next turn of a conversation) is fed only"
-                        + " from where they differ (usage.prompt_tokens_details.cached_tokens).",
+                "Up to --parallel requests are decoded together, one batched forward pass per step for all of them"
+                        + " (continuous batching: a request joins and leaves between steps; long prompts go in chunks of"
+                        + " 512 tokens a step); more wait and are started in arrival order. A client that disconnects"
+                        + " stops its generation, streamed or not. Finished generations' KV caches are kept (as many as"
+                        + " --parallel): a request whose prompt extends one (the next turn of a conversation) is fed"
+                        + " only from where they differ (usage.prompt_tokens_details.cached_tokens).",
                 "A request body larger than --max-request-bytes is refused (413) before it is parsed; a prompt"
                         + " text or max_tokens the context cannot hold is refused (400 context_length_exceeded).",
                 "Each generation and each refused request is logged on stderr in one line."})
@@ -63,6 +65,11 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
                     + " 4 MiB: a conversation filling a 128k-token context fits)")
     int maxRequestBytes;
 
+    @Option(names = "--parallel", paramLabel = "N", defaultValue = "" + ModelServer.DEFAULT_PARALLEL,
+            description = "requests decoded together, one batched forward pass per step; more wait their turn"
+                    + " (default: ${DEFAULT-VALUE}). Each holds a KV cache of its own.")
+    int parallel;
+
     @Mixin
     DeviceOption device;
 
@@ -81,7 +88,7 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter err = spec.commandLine().getErr();
         try (ServedModel served = ServedModel.open(model, template, name,
                 context.models().with(device.loadOptions()), device::backend);
-             ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, err)) {
+             ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, parallel, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             err.println(String.format(Locale.ROOT, "moe4j serve: %s (%s) on %s  (loaded in %.2f s; Ctrl-C stops)",

@@ -117,11 +117,11 @@ class ServeCommandTest {
     }
 
     @Test
-    void helpSaysWhatIsServedAndThatRequestsQueue() {
+    void helpSaysWhatIsServedAndThatRequestsAreBatched() {
         var r = Cli.run(Main.DEFAULT_MODELS, "serve", "--help");
         assertEquals(0, r.status());
         for (String s : new String[] {"--model", "--host", "--port", "--template", "--served-model-name",
-                "--max-request-bytes", "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "queue", "\"moe4j\""}) {
+                "--max-request-bytes", "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "--parallel", "batched", "\"moe4j\""}) {
             assertTrue(r.out().contains(s), s + " in: " + r.out());
         }
         var top = Cli.run(Main.DEFAULT_MODELS, "--help");

@@ -8,27 +8,34 @@ import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
-import dev.moe4j.model.generate.Generator;
+import dev.moe4j.model.generate.BatchScheduler;
+import dev.moe4j.model.generate.DecodingSequence;
 import dev.moe4j.model.generate.SamplingConfig;
 import dev.moe4j.model.generate.SequenceCache;
 
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
 /**
  * The two generating endpoints, {@code /v1/chat/completions} and {@code /v1/completions}: a checked
- * {@link CompletionRequest} becomes prompt ids (through the chat template for a conversation), waits for its turn
- * in the {@link GenerationQueue}, runs through the {@link Generator} that {@code moe4j generate} uses, and is
- * answered in OpenAI's shapes: Server-Sent Events of chunks, or one JSON object.
+ * {@link CompletionRequest} becomes prompt ids (through the chat template for a conversation), becomes a
+ * {@link DecodingSequence} (the generation {@code moe4j generate} runs) that the {@link BatchScheduler} decodes
+ * together with the other requests' sequences, one batched forward pass per step, and is answered in OpenAI's
+ * shapes: Server-Sent Events of chunks, or one JSON object.
  *
- * <p>The sequence of the last generation stays in one {@link SequenceCache} (llama.cpp keeps one per slot, and a
- * server of one slot is its default): a request whose prompt starts with what it holds, such as the next turn of
- * the same conversation, is fed only from where they differ, and its usage says how many prompt tokens were
- * cached. The cache is touched only by the generation holding the queue, and it records only passes that ran, so a
- * stopped or failed generation leaves it holding a true prefix.
+ * <p>Finished sequences stay in a {@link CachePool} (llama.cpp keeps one per slot): a request whose prompt starts
+ * with what one holds, such as the next turn of the same conversation, is fed only from where they differ, and its
+ * usage says how many prompt tokens were cached. A cache records only passes that ran, so a stopped or failed
+ * generation leaves it holding a true prefix.
  */
 final class Completions {
     /** What the log says about one request. */
@@ -48,14 +55,27 @@ final class Completions {
     static final int CHARS_LOOKED_AT_PER_TOKEN = 16;
 
     private final ServedModel served;
-    private final GenerationQueue queue;
+    private final BatchScheduler scheduler;
     private final BooleanSupplier closing;
-    private final SequenceCache kept = new SequenceCache();
+    private final CachePool caches;
 
-    Completions(ServedModel served, GenerationQueue queue, BooleanSupplier closing) {
+    Completions(ServedModel served, BatchScheduler scheduler, BooleanSupplier closing) {
         this.served = served;
-        this.queue = queue;
+        this.scheduler = scheduler;
         this.closing = closing;
+        this.caches = new CachePool(scheduler.maxSequences());
+    }
+
+    /**
+     * Text that became final, handed from the scheduler's thread to the request's, with the expert extension of its
+     * tokens (read there, where the sequence's cache holds still; null when not asked for).
+     */
+    private record Piece(String text, ObjectNode experts) {
+    }
+
+    /** Releases the kept caches' memory (the server is closed). */
+    void close() {
+        caches.clear();
     }
 
     /** Answers one request; refusals found before anything was sent leave as {@link ApiError.Refusal}. */
@@ -69,26 +89,73 @@ final class Completions {
         } catch (BadInputException e) {
             throw ApiError.invalid(null, e.getMessage()).refuse();
         }
-        var model = new TrackedModel(folder.model(), closing, new ClientConnection(exchange)::gone);
+        SequenceCache cache = caches.acquire(prompt);
         ExpertTrace trace = request.experts() ? new ExpertTrace() : null;
         ExpertTokens experts = null;
         if (trace != null) {
             trace.from(prompt.length);
-            experts = new ExpertTokens(trace, model, served.moeLayers(), prompt.length);
+            experts = new ExpertTokens(trace, cache, served.moeLayers(), prompt.length);
         }
         var options = new GenerationOptions(request.sampling().maxNewTokens(folder.generation()), sampling,
                 folder.eosTokenIds(), request.stops(), trace, trace != null);
         var reply = new Reply(request, experts);
         EventStream stream = request.stream() ? new EventStream(exchange) : null;
+        var pieces = new LinkedBlockingQueue<Piece>();
+        ExpertTokens tokens = experts;
         GenerationListener listener = stream == null ? GenerationListener.NONE
-                : (text, position) -> reply.content(stream, text, position);
-        var generator = new Generator(model, folder.text());
+                : (text, position) -> pieces.add(new Piece(text, tokens == null ? null : tokens.upTo(position)));
+        var stop = new AtomicReference<Cancelled>();
+        var connection = new ClientConnection(exchange);
+        Supplier<RuntimeException> stopper = () -> {
+            if (closing.getAsBoolean()) {
+                return Cancelled.closing();
+            }
+            // A reply sent whole writes nothing until the end, so its connection is probed here, between steps; a
+            // stream's is probed by the request's own thread, which writes to it.
+            if (stop.get() == null && stream == null && connection.gone()) {
+                stop.set(Cancelled.clientLeft(null));
+            }
+            return stop.get();
+        };
+        CompletableFuture<Generation> running;
+        try {
+            running = scheduler.submit(new DecodingSequence(folder.model(), folder.text(), cache, prompt, options,
+                    listener), stopper);
+        } catch (RuntimeException e) {
+            caches.release(cache);
+            throw e;
+        }
 
         Generation g;
         try {
-            g = queue.run(() -> generator.generate(kept, prompt, options, listener));
+            // The scheduler's thread runs the model for every request; this one writes to its client, so that a
+            // slow or gone client holds up nobody else.
+            while (!running.isDone() || !pieces.isEmpty()) {
+                Piece piece = pieces.poll(50, TimeUnit.MILLISECONDS);
+                if (piece != null && stop.get() == null) {
+                    try {
+                        reply.content(stream, piece.text(), piece.experts());
+                    } catch (Cancelled c) {
+                        stop.set(c);
+                    }
+                } else if (piece == null && stream != null && stop.get() == null && connection.gone()) {
+                    stop.set(Cancelled.clientLeft(null));
+                }
+            }
+            try {
+                g = running.join();
+            } catch (CompletionException e) {
+                switch (e.getCause()) {
+                    case Error error -> throw error;
+                    case Exception cause -> throw cause;
+                    case null, default -> throw e;
+                }
+            }
+            if (stop.get() != null) {
+                throw stop.get();
+            }
         } catch (Cancelled c) {
-            int generated = Math.max(0, model.fed() - prompt.length);
+            int generated = Math.max(0, cache.length() - prompt.length);
             var stopped = new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
             if (c.byClient()) {
                 return stopped; // nobody to answer
@@ -112,6 +179,10 @@ final class Completions {
             }
             sendError(stream, new ApiError(500, "the generation failed: " + e, "server_error", null, null));
             return new Outcome(prompt.length, 0, 0, "failed: " + e, seconds(start));
+        } finally {
+            // the scheduler is done with the cache once the generation's future has completed
+            running.handle((x, y) -> null).join();
+            caches.release(cache);
         }
 
         String finish = switch (g.stopReason()) {
@@ -255,12 +326,12 @@ final class Completions {
             return request.endpoint() == CompletionRequest.Endpoint.CHAT;
         }
 
-        /** Text that became final when the token at {@code position} was generated. */
-        void content(EventStream stream, String text, int position) {
+        /** Text that became final, with the expert extension of its tokens (null when not asked for). */
+        void content(EventStream stream, String text, ObjectNode expertTokens) {
             openChat(stream);
             ObjectNode chunk = chunk(text, null);
-            if (experts != null) {
-                chunk.set("moe4j", experts.upTo(position));
+            if (expertTokens != null) {
+                chunk.set("moe4j", expertTokens);
             }
             stream.send(chunk);
         }

@@ -4,24 +4,27 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.generate.ExpertTrace;
+import dev.moe4j.model.generate.SequenceCache;
 
 import java.util.List;
 
 /**
  * The moe4j extension of a reply: for each generated token, its first-ranked expert and that expert's gate weight
  * in every MoE layer, read from the {@link ExpertTrace} the generation fills. Tokens are reported once each, in
- * order, as the reply streams: a chunk carries the tokens generated since the previous one.
+ * order, as the reply streams: a chunk carries the tokens generated since the previous one. The ids come from the
+ * generation's {@link SequenceCache}, which holds every token fed (a traced generation feeds each token before its
+ * text is released).
  */
 final class ExpertTokens {
     private final ExpertTrace trace;
-    private final TrackedModel model;
+    private final SequenceCache fed;
     private final List<Integer> layers;
     private final int promptLength;
     private int next;
 
-    ExpertTokens(ExpertTrace trace, TrackedModel model, List<Integer> layers, int promptLength) {
+    ExpertTokens(ExpertTrace trace, SequenceCache fed, List<Integer> layers, int promptLength) {
         this.trace = trace;
-        this.model = model;
+        this.fed = fed;
         this.layers = List.copyOf(layers);
         this.promptLength = promptLength;
         this.next = promptLength;
@@ -38,11 +41,11 @@ final class ExpertTokens {
         ArrayNode layerList = ext.putArray("layers");
         layers.forEach(layerList::add);
         ArrayNode tokens = ext.putArray("tokens");
-        int last = Math.min(position, model.fed() - 1);
+        int last = Math.min(position, fed.length() - 1);
         for (; next <= last; next++) {
             ObjectNode t = tokens.addObject();
             t.put("index", next - promptLength);
-            t.put("token_id", model.idAt(next));
+            t.put("token_id", fed.idAt(next));
             ArrayNode experts = t.putArray("experts");
             ArrayNode weights = t.putArray("weights");
             for (int layer : layers) {

@@ -6,6 +6,7 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.model.generate.BatchScheduler;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -29,7 +30,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code GET /v1/models}, {@code GET /v1/models/{id}}, {@code GET /health};</li>
  *   <li>{@code GET /}: a page that streams a reply and colours each token by the expert that took it.</li>
  * </ul>
- * Each request runs on its own virtual thread; generations take turns in a {@link GenerationQueue}, so the page,
+ * Each request runs on its own virtual thread; generations are decoded together by a {@link BatchScheduler} (up to
+ * {@code parallel} at once, one batched forward pass per step, the rest waiting their turn), so the page,
  * the health check and the model list answer while a generation runs. Every error is OpenAI's error object with a
  * one-line message; a stack trace never reaches a client.
  */
@@ -40,6 +42,13 @@ public final class ModelServer implements AutoCloseable {
      * it waits, so a few MiB bound what queued requests can hold.
      */
     public static final int DEFAULT_MAX_REQUEST_BYTES = 4 << 20;
+    /** Requests decoded together unless the server is told otherwise (llama-server's default slots). */
+    public static final int DEFAULT_PARALLEL = 4;
+    /**
+     * Prompt tokens fed per step in all: a long prompt goes in chunks, so the requests being decoded beside it wait
+     * one chunk's pass per token rather than the whole prompt's (vLLM's chunked prefill).
+     */
+    static final int PREFILL_CHUNK = 512;
     /** The most of a refused body read (and dropped) so that its client gets the 413; beyond, the connection ends. */
     private static final long DISCARDED_AT_MOST = 64L << 20;
 
@@ -48,20 +57,21 @@ public final class ModelServer implements AutoCloseable {
     private final HttpServer http;
     private final ExecutorService threads;
     private final PrintWriter log;
-    private final GenerationQueue queue = new GenerationQueue();
+    private final BatchScheduler scheduler;
     private final Completions completions;
     private final long created = Instant.now().getEpochSecond();
     private final CountDownLatch closed = new CountDownLatch(1);
     private volatile boolean closing;
 
-    private ModelServer(ServedModel served, int maxRequestBytes, HttpServer http, ExecutorService threads,
-                        PrintWriter log) {
+    private ModelServer(ServedModel served, int maxRequestBytes, int parallel, HttpServer http,
+                        ExecutorService threads, PrintWriter log) {
         this.served = served;
+        this.scheduler = new BatchScheduler(served.folder().model(), parallel, PREFILL_CHUNK);
         this.maxRequestBytes = maxRequestBytes;
         this.http = http;
         this.threads = threads;
         this.log = log;
-        this.completions = new Completions(served, queue, () -> closing);
+        this.completions = new Completions(served, scheduler, () -> closing);
     }
 
     /**
@@ -71,6 +81,18 @@ public final class ModelServer implements AutoCloseable {
      * {@link BadInputException}.
      */
     public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, PrintWriter log) {
+        return start(served, host, port, maxRequestBytes, DEFAULT_PARALLEL, log);
+    }
+
+    /**
+     * As {@link #start(ServedModel, String, int, int, PrintWriter)}, decoding up to {@code parallel} requests
+     * together (the rest wait their turn).
+     */
+    public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, int parallel,
+                                    PrintWriter log) {
+        if (parallel < 1) {
+            throw new BadInputException("--parallel must be at least 1, got " + parallel);
+        }
         if (port < 0 || port > 65535) {
             throw new BadInputException("--port must be between 0 and 65535, got " + port);
         }
@@ -91,7 +113,7 @@ public final class ModelServer implements AutoCloseable {
             throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor();
-        var server = new ModelServer(served, maxRequestBytes, http, threads, log);
+        var server = new ModelServer(served, maxRequestBytes, parallel, http, threads, log);
         http.createContext("/", server::handle);
         http.setExecutor(threads);
         http.start();
@@ -134,6 +156,8 @@ public final class ModelServer implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        scheduler.close();
+        completions.close();
         closed.countDown();
     }
 
@@ -196,7 +220,7 @@ public final class ModelServer implements AutoCloseable {
         } catch (Exception | Error e) {
             // A bug, or the JVM out of memory or stack for this request: the log gets the cause and where it was
             // thrown, the client a line that points there, and the server goes on (what failed belonged to this
-            // request; the queue's lock and the kept cache are left consistent by their own finally blocks).
+            // request; the scheduler and the kept caches are left consistent by their own finally blocks).
             var where = e.getStackTrace().length > 0 ? " at " + e.getStackTrace()[0] : "";
             log(method + " " + path + " 500: " + e.toString().lines().findFirst().orElse("") + where);
             sendQuietly(exchange, 500, new ApiError(500, "internal error in moe4j serve; its log says where",
@@ -279,8 +303,10 @@ public final class ModelServer implements AutoCloseable {
         ObjectNode o = Json.mapper().createObjectNode();
         o.put("status", "ok");
         o.put("model", served.name());
-        o.put("generating", queue.busy());
-        o.put("waiting", queue.waiting());
+        o.put("generating", scheduler.running() > 0);
+        o.put("running", scheduler.running());
+        o.put("waiting", scheduler.waiting());
+        o.put("parallel", scheduler.maxSequences());
         return o;
     }
 

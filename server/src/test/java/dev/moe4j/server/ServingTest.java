@@ -188,8 +188,90 @@ class ServingTest {
         }
     }
 
+    /** Counts the sequences of each batched step it is asked to run. */
+    static final class BatchCounting implements LanguageModel {
+        private final LanguageModel model;
+        final AtomicInteger largest = new AtomicInteger();
+
+        BatchCounting(LanguageModel model) {
+            this.model = model;
+        }
+
+        @Override
+        public ModelConfig config() {
+            return model.config();
+        }
+
+        @Override
+        public InferenceState newState(int maxTokens) {
+            return model.newState(maxTokens);
+        }
+
+        @Override
+        public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
+            return model.forward(state, tokens, lastOnly, observer);
+        }
+
+        @Override
+        public Tensor forward(List<InferenceState> states, List<int[]> tokens) {
+            largest.accumulateAndGet(states.size(), Math::max);
+            return model.forward(states, tokens);
+        }
+
+        @Override
+        public void close() {
+            model.close();
+        }
+    }
+
     @Test
-    void requestsWaitInLineWhileHealthAndTheModelListStillAnswer() throws Exception {
+    void requestsServedTogetherAnswerWhatEachGetsServedAlone() throws Exception {
+        var counting = new ArrayList<BatchCounting>();
+        ModelFolder.Opener opener = (folder, config, backend) -> {
+            counting.add(new BatchCounting(ModelFolder.Opener.CHECKPOINT.open(folder, config, backend)));
+            return counting.getLast();
+        };
+        List<String> bodies = IntStream.range(0, 6).mapToObj(i -> "{\"prompt\": [" + (1 + i) + ", " + (20 + 7 * i)
+                + ", 30], \"max_tokens\": " + (5 + i) + ", \"temperature\": 0" + (i % 2 == 0 ? "" : ", \"stream\": true")
+                + "}").toList();
+        var alone = new ArrayList<String>();
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir.resolve("a"), true), opener, 1)) {
+            for (String body : bodies) {
+                alone.add(text(server.post("/v1/completions", body)));
+            }
+        }
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir.resolve("b"), true), opener, 4)) {
+            var replies = bodies.stream().map(body -> CompletableFuture.supplyAsync(() ->
+                    server.post("/v1/completions", body))).toList();
+            for (int i = 0; i < bodies.size(); i++) {
+                assertEquals(alone.get(i), text(replies.get(i).get(60, TimeUnit.SECONDS)), bodies.get(i));
+            }
+            assertEquals(4, TestServer.ok(server.get("/health")).get("parallel").asInt());
+        }
+        assertEquals(1, counting.get(0).largest.get(), "one at a time");
+        assertTrue(counting.get(1).largest.get() > 1, "some steps decoded several requests together");
+    }
+
+    /** A completion's text, whole or gathered from its stream's chunks. */
+    private static String text(HttpResponse<String> response) {
+        assertEquals(200, response.statusCode(), response.body());
+        if (!response.body().startsWith("data:")) {
+            return Json.parse(response.body(), "reply").get("choices").get(0).get("text").asText();
+        }
+        var out = new StringBuilder();
+        for (String line : response.body().split("\n")) {
+            if (line.startsWith("data: {")) {
+                JsonNode choices = Json.parse(line.substring(6), "chunk").get("choices");
+                if (!choices.isEmpty()) {
+                    out.append(choices.get(0).get("text").asText());
+                }
+            }
+        }
+        return out.toString();
+    }
+
+    @Test
+    void beyondParallelRequestsWaitInLineWhileHealthAndTheModelListStillAnswer() throws Exception {
         var held = new ArrayList<HeldModel>();
         var toys = new ArrayList<ToyModel>();
         ModelFolder.Opener opener = (folder, config, backend) -> {
@@ -198,7 +280,7 @@ class ServingTest {
             held.add(m);
             return m;
         };
-        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener)) {
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener, 1)) {
             HeldModel model = held.getFirst();
             String first = "{\"prompt\": [1, 20, 30], \"max_tokens\": 4}";
             String second = "{\"prompt\": [2, 40], \"max_tokens\": 3}"; // shares nothing with A's cache

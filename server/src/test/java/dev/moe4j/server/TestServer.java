@@ -34,18 +34,23 @@ final class TestServer implements AutoCloseable {
     private final StringWriter log = new StringWriter();
     private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
-    private TestServer(Path folder, ModelFolder.Opener opener) {
+    private TestServer(Path folder, ModelFolder.Opener opener, int parallel) {
         this.served = ServedModel.open(folder, null, null, opener, config -> CpuBackend.INSTANCE);
-        this.server = ModelServer.start(served, "127.0.0.1", 0, ModelServer.DEFAULT_MAX_REQUEST_BYTES,
+        this.server = ModelServer.start(served, "127.0.0.1", 0, ModelServer.DEFAULT_MAX_REQUEST_BYTES, parallel,
                 new PrintWriter(log, true));
     }
 
     static TestServer start(Path folder) {
-        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT);
+        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT, ModelServer.DEFAULT_PARALLEL);
     }
 
     static TestServer start(Path folder, ModelFolder.Opener opener) {
-        return new TestServer(folder, opener);
+        return new TestServer(folder, opener, ModelServer.DEFAULT_PARALLEL);
+    }
+
+    /** A server decoding at most {@code parallel} requests together. */
+    static TestServer start(Path folder, ModelFolder.Opener opener, int parallel) {
+        return new TestServer(folder, opener, parallel);
     }
 
     /**

@@ -32,6 +32,14 @@ public final class SequenceCache {
         return Arrays.copyOf(ids, length);
     }
 
+    /** The id held at {@code position} (below {@link #length}). */
+    public int idAt(int position) {
+        if (position < 0 || position >= length) {
+            throw new IndexOutOfBoundsException("position " + position + " of " + length);
+        }
+        return ids[position];
+    }
+
     /** Forgets the sequence (keeping the memory), so that the next prompt is fed whole. */
     public void clear() {
         rewind(0);
