@@ -37,7 +37,8 @@ class ArchitectureParityTest {
     private final Map<String, TransformerModel> models = new HashMap<>();
 
     static List<String> cases() {
-        return List.of("mixtral", "mixtral-bf16-sharded", "qwen2-moe", "qwen3-moe", "olmoe", "deepseek-v3", "gpt-oss");
+        return List.of("mixtral", "mixtral-bf16-sharded", "qwen2-moe", "qwen3-moe", "olmoe", "deepseek-v3", "gpt-oss",
+                "gpt-oss-mxfp4", "deepseek-v3-fp8", "qwen3-moe-fp8");
     }
 
     @BeforeAll
