@@ -70,6 +70,11 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
                     + " (default: ${DEFAULT-VALUE}). Each holds a KV cache of its own.")
     int parallel;
 
+    @Option(names = "--max-waiting", paramLabel = "N", defaultValue = "" + ModelServer.DEFAULT_MAX_WAITING,
+            description = "requests that may wait for a place; beyond, a request is answered 503 with Retry-After"
+                    + " (default: ${DEFAULT-VALUE})")
+    int maxWaiting;
+
     @Mixin
     DeviceOption device;
 
@@ -88,7 +93,7 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter err = spec.commandLine().getErr();
         try (ServedModel served = ServedModel.open(model, template, name,
                 context.models().with(device.loadOptions()), device::backend);
-             ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, parallel, err)) {
+             ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, parallel, maxWaiting, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             err.println(String.format(Locale.ROOT, "moe4j serve: %s (%s) on %s  (loaded in %.2f s; Ctrl-C stops)",

@@ -12,6 +12,9 @@ import dev.moe4j.io.json.Json;
  * @param code  a machine-readable reason where OpenAI defines one (context_length_exceeded, model_not_found), or null
  */
 record ApiError(int status, String message, String type, String param, String code) {
+    /** The code of a 503 sent when too many requests wait: the client is told to retry (Retry-After). */
+    static final String QUEUE_FULL = "queue_full";
+
     static final String INVALID_REQUEST = "invalid_request_error";
 
     /** 400: a field is missing, of the wrong type or out of range. */

@@ -58,10 +58,12 @@ final class Completions {
     private final BatchScheduler scheduler;
     private final BooleanSupplier closing;
     private final CachePool caches;
+    private final int maxWaiting;
 
-    Completions(ServedModel served, BatchScheduler scheduler, BooleanSupplier closing) {
+    Completions(ServedModel served, BatchScheduler scheduler, int maxWaiting, BooleanSupplier closing) {
         this.served = served;
         this.scheduler = scheduler;
+        this.maxWaiting = maxWaiting;
         this.closing = closing;
         this.caches = new CachePool(scheduler.maxSequences());
     }
@@ -88,6 +90,11 @@ final class Completions {
             sampling = request.sampling().resolve(folder.generation());
         } catch (BadInputException e) {
             throw ApiError.invalid(null, e.getMessage()).refuse();
+        }
+        if (scheduler.running() >= scheduler.maxSequences() && scheduler.waiting() >= maxWaiting) {
+            throw new ApiError(503, "the server is busy: " + scheduler.waiting() + " requests are waiting for one of "
+                    + scheduler.maxSequences() + " places; retry shortly", "server_error", null, ApiError.QUEUE_FULL)
+                    .refuse();
         }
         SequenceCache cache = caches.acquire(prompt);
         ExpertTrace trace = request.experts() ? new ExpertTrace() : null;

@@ -49,6 +49,8 @@ public final class ModelServer implements AutoCloseable {
      * one chunk's pass per token rather than the whole prompt's (vLLM's chunked prefill).
      */
     static final int PREFILL_CHUNK = 512;
+    /** Requests that may wait for room before more are answered 503 (each holds its parsed body meanwhile). */
+    public static final int DEFAULT_MAX_WAITING = 256;
     /** The most of a refused body read (and dropped) so that its client gets the 413; beyond, the connection ends. */
     private static final long DISCARDED_AT_MOST = 64L << 20;
 
@@ -63,7 +65,7 @@ public final class ModelServer implements AutoCloseable {
     private final CountDownLatch closed = new CountDownLatch(1);
     private volatile boolean closing;
 
-    private ModelServer(ServedModel served, int maxRequestBytes, int parallel, HttpServer http,
+    private ModelServer(ServedModel served, int maxRequestBytes, int parallel, int maxWaiting, HttpServer http,
                         ExecutorService threads, PrintWriter log) {
         this.served = served;
         this.scheduler = new BatchScheduler(served.folder().model(), parallel, PREFILL_CHUNK);
@@ -71,7 +73,7 @@ public final class ModelServer implements AutoCloseable {
         this.http = http;
         this.threads = threads;
         this.log = log;
-        this.completions = new Completions(served, scheduler, () -> closing);
+        this.completions = new Completions(served, scheduler, maxWaiting, () -> closing);
     }
 
     /**
@@ -90,8 +92,20 @@ public final class ModelServer implements AutoCloseable {
      */
     public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, int parallel,
                                     PrintWriter log) {
+        return start(served, host, port, maxRequestBytes, parallel, DEFAULT_MAX_WAITING, log);
+    }
+
+    /**
+     * As {@link #start(ServedModel, String, int, int, int, PrintWriter)}, answering 503 with Retry-After to a
+     * request that finds {@code maxWaiting} requests already waiting for room.
+     */
+    public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, int parallel,
+                                    int maxWaiting, PrintWriter log) {
         if (parallel < 1) {
             throw new BadInputException("--parallel must be at least 1, got " + parallel);
+        }
+        if (maxWaiting < 0) {
+            throw new BadInputException("--max-waiting must not be negative, got " + maxWaiting);
         }
         if (port < 0 || port > 65535) {
             throw new BadInputException("--port must be between 0 and 65535, got " + port);
@@ -113,7 +127,7 @@ public final class ModelServer implements AutoCloseable {
             throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor();
-        var server = new ModelServer(served, maxRequestBytes, parallel, http, threads, log);
+        var server = new ModelServer(served, maxRequestBytes, parallel, maxWaiting, http, threads, log);
         http.createContext("/", server::handle);
         http.setExecutor(threads);
         http.start();
@@ -209,6 +223,9 @@ public final class ModelServer implements AutoCloseable {
             log(method + " " + path + " " + r.error.status() + ": " + r.error.message());
             if (r.error.status() == 405) {
                 exchange.getResponseHeaders().set("Allow", r.error.param());
+            }
+            if (ApiError.QUEUE_FULL.equals(r.error.code())) {
+                exchange.getResponseHeaders().set("Retry-After", "1");
             }
             sendQuietly(exchange, r.error.status(), r.error.toJson());
         } catch (InterruptedException e) {

@@ -271,6 +271,31 @@ class ServingTest {
     }
 
     @Test
+    void aRequestThatFindsTheWaitingRoomFullIsAnswered503WithRetryAfter() throws Exception {
+        var held = new ArrayList<HeldModel>();
+        ModelFolder.Opener opener = (folder, config, backend) -> {
+            var m = new HeldModel(new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers()), 1);
+            held.add(m);
+            return m;
+        };
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener, 1, 1)) {
+            String body = "{\"prompt\": [1, 20, 30], \"max_tokens\": 3}";
+            var a = CompletableFuture.supplyAsync(() -> server.post("/v1/completions", body));
+            assertTrue(held.getFirst().held.await(30, TimeUnit.SECONDS));
+            var b = CompletableFuture.supplyAsync(() -> server.post("/v1/completions", body));
+            eventually("the second request waits", () ->
+                    TestServer.ok(server.get("/health")).get("waiting").asInt() == 1);
+            HttpResponse<String> c = server.post("/v1/completions", body);
+            assertEquals(503, c.statusCode(), c.body());
+            assertEquals("1", c.headers().firstValue("Retry-After").orElse(null));
+            assertEquals("queue_full", Json.parse(c.body(), "error").get("error").get("code").asText());
+            held.getFirst().release.countDown();
+            assertEquals(200, a.get(60, TimeUnit.SECONDS).statusCode());
+            assertEquals(200, b.get(60, TimeUnit.SECONDS).statusCode());
+        }
+    }
+
+    @Test
     void beyondParallelRequestsWaitInLineWhileHealthAndTheModelListStillAnswer() throws Exception {
         var held = new ArrayList<HeldModel>();
         var toys = new ArrayList<ToyModel>();

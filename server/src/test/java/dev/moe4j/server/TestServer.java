@@ -34,23 +34,28 @@ final class TestServer implements AutoCloseable {
     private final StringWriter log = new StringWriter();
     private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
-    private TestServer(Path folder, ModelFolder.Opener opener, int parallel) {
+    private TestServer(Path folder, ModelFolder.Opener opener, int parallel, int maxWaiting) {
         this.served = ServedModel.open(folder, null, null, opener, config -> CpuBackend.INSTANCE);
         this.server = ModelServer.start(served, "127.0.0.1", 0, ModelServer.DEFAULT_MAX_REQUEST_BYTES, parallel,
-                new PrintWriter(log, true));
+                maxWaiting, new PrintWriter(log, true));
     }
 
     static TestServer start(Path folder) {
-        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT, ModelServer.DEFAULT_PARALLEL);
+        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT, ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING);
     }
 
     static TestServer start(Path folder, ModelFolder.Opener opener) {
-        return new TestServer(folder, opener, ModelServer.DEFAULT_PARALLEL);
+        return new TestServer(folder, opener, ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING);
     }
 
     /** A server decoding at most {@code parallel} requests together. */
     static TestServer start(Path folder, ModelFolder.Opener opener, int parallel) {
-        return new TestServer(folder, opener, parallel);
+        return new TestServer(folder, opener, parallel, ModelServer.DEFAULT_MAX_WAITING);
+    }
+
+    /** A server decoding at most {@code parallel} requests together, with at most {@code maxWaiting} waiting. */
+    static TestServer start(Path folder, ModelFolder.Opener opener, int parallel, int maxWaiting) {
+        return new TestServer(folder, opener, parallel, maxWaiting);
     }
 
     /**
