@@ -23,7 +23,8 @@ import java.util.concurrent.Callable;
                         + " or --template), POST /v1/completions (a prompt text or token ids), both streamed as"
                         + " Server-Sent Events with \"stream\": true; GET /v1/models, GET /health; GET / is a page"
                         + " that streams a reply and colours each token by its first-choice expert in a chosen layer.",
-                "Fields: max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, stream,"
+                "Fields: max_tokens (or max_completion_tokens), temperature, top_p, presence_penalty,"
+                        + " frequency_penalty, seed, stop, stream,"
                         + " stream_options.include_usage, n = 1; extensions top_k, min_p, repetition_penalty, and"
                         + " \"moe4j\": {\"experts\": true} (or ?experts=1), which adds to each chunk the generated"
                         + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"

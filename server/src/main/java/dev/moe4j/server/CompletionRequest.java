@@ -92,8 +92,11 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         if (topK != null && topK == -1) {
             topK = 0; // vLLM's spelling of "no top-k"
         }
+        Double presence = f.number("presence_penalty", -2, 2, "a number in [-2, 2]");
+        Double frequency = f.number("frequency_penalty", -2, 2, "a number in [-2, 2]");
         Long seed = f.seed();
-        var sampling = new SamplingRequest(null, temperature, topK, topP, minP, penalty, seed, maxTokens);
+        var sampling = new SamplingRequest(null, temperature, topK, topP, minP, penalty, presence, frequency, seed,
+                maxTokens);
 
         f.integer("n", 1, 1, "1 (moe4j serve generates one choice per request)");
         boolean stream = f.bool("stream");
@@ -227,8 +230,6 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
 
     /** Fields that ask for what moe4j does not do: refused unless they hold their no-op value. */
     private static void refuseUnsupported(Endpoint endpoint, Fields f) {
-        f.zeroOnly("frequency_penalty", "frequency_penalty (use repetition_penalty)");
-        f.zeroOnly("presence_penalty", "presence_penalty (use repetition_penalty)");
         f.emptyOnly("logit_bias", "logit_bias");
         f.falseOnly("logprobs", "logprobs");
         f.zeroOnly("top_logprobs", "top_logprobs");

@@ -85,7 +85,7 @@ class ErrorsTest {
             new Refused(CHAT, "{" + HI + ", \"stream_options\": {\"include_usage\": true}}", 400, "stream_options",
                     null),
             new Refused(CHAT, "{" + HI + ", \"logprobs\": true}", 400, "logprobs", "unsupported"),
-            new Refused(CHAT, "{" + HI + ", \"frequency_penalty\": 0.5}", 400, "frequency_penalty", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"frequency_penalty\": 2.5}", 400, "frequency_penalty", null),
             new Refused(CHAT, "{" + HI + ", \"tools\": [{\"type\": \"function\"}]}", 400, "tools", "unsupported"),
             new Refused(CHAT, "{" + HI + ", \"response_format\": {\"type\": \"json_object\"}}", 400,
                     "response_format", "unsupported"),

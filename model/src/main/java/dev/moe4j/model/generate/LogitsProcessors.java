@@ -15,6 +15,15 @@ public final class LogitsProcessors {
     }
 
     /**
+     * OpenAI's penalties, as vLLM applies them: each token already chosen in the output loses {@code presence} once
+     * and {@code frequency} per time it was chosen ({@code counts}: token id to count).
+     */
+    public static void presenceAndFrequencyPenalties(float[] logits, java.util.Map<Integer, Integer> counts,
+                                                     double presence, double frequency) {
+        counts.forEach((id, n) -> logits[id] -= (float) (presence + frequency * n));
+    }
+
+    /**
      * CTRL's repetition penalty, once per distinct token in {@code seen}: a positive logit is divided by
      * {@code penalty} and a negative one multiplied, so a penalty above 1 always makes the token less likely.
      */

@@ -5,12 +5,14 @@ import java.util.SplittableRandom;
 
 /**
  * Chooses each next token from the model's logits as {@link SamplingConfig} says, in transformers' order:
- * repetition penalty, then (when sampling) temperature, top-k, top-p and min-p, then the highest logit or a draw
+ * repetition penalty, OpenAI's presence and frequency penalties over the tokens chosen so far, then (when sampling) temperature, top-k, top-p and min-p, then the highest logit or a draw
  * from the softmax. Its random generator is seeded once, so a sequence of calls is reproducible. One per sequence.
  */
 public final class Sampler {
     private final SamplingConfig config;
     private final SplittableRandom random;
+    /** How often each token was chosen so far (the output), for the presence and frequency penalties. */
+    private final java.util.Map<Integer, Integer> chosen = new java.util.HashMap<>();
 
     public Sampler(SamplingConfig config) {
         this.config = config;
@@ -29,6 +31,16 @@ public final class Sampler {
         if (config.repetitionPenalty() != 1) {
             LogitsProcessors.repetitionPenalty(logits, seen, config.repetitionPenalty());
         }
+        if (config.presencePenalty() != 0 || config.frequencyPenalty() != 0) {
+            LogitsProcessors.presenceAndFrequencyPenalties(logits, chosen, config.presencePenalty(),
+                    config.frequencyPenalty());
+        }
+        int next = choose(logits);
+        chosen.merge(next, 1, Integer::sum);
+        return next;
+    }
+
+    private int choose(float[] logits) {
         if (!config.sample()) {
             return LogitsProcessors.argmax(logits);
         }

@@ -12,12 +12,22 @@ package dev.moe4j.model.generate;
  * @param minP              drop tokens whose probability is below min-p times the top token's; 0 keeps all
  * @param repetitionPenalty CTRL's penalty on every token already in the prompt or the output: a positive logit is
  *                          divided by it, a negative one multiplied; 1 is none. Applies to greedy decoding too.
+ * @param presencePenalty   OpenAI's presence penalty, in [-2, 2]: subtracted from the logit of every token the
+ *                          output already holds; 0 is none. Applies to greedy decoding too.
+ * @param frequencyPenalty  OpenAI's frequency penalty, in [-2, 2]: subtracted once per time a token occurs in the
+ *                          output so far; 0 is none. Applies to greedy decoding too.
  * @param seed              seeds the random draws, so that the same seed gives the same tokens
  */
 public record SamplingConfig(boolean sample, double temperature, int topK, double topP, double minP,
-                             double repetitionPenalty, long seed) {
+                             double repetitionPenalty, double presencePenalty, double frequencyPenalty, long seed) {
     /** transformers' defaults when neither generation_config.json nor the caller says otherwise. */
     public static final SamplingConfig DEFAULTS = new SamplingConfig(false, 1.0, 50, 1.0, 0.0, 1.0, 0);
+
+    /** Without OpenAI's presence and frequency penalties. */
+    public SamplingConfig(boolean sample, double temperature, int topK, double topP, double minP,
+                          double repetitionPenalty, long seed) {
+        this(sample, temperature, topK, topP, minP, repetitionPenalty, 0, 0, seed);
+    }
 
     public SamplingConfig {
         if (!(temperature > 0) || Double.isInfinite(temperature)) {
@@ -35,6 +45,10 @@ public record SamplingConfig(boolean sample, double temperature, int topK, doubl
         if (!(repetitionPenalty > 0) || Double.isInfinite(repetitionPenalty)) {
             throw new IllegalArgumentException("repetition penalty must be positive and finite, got "
                     + repetitionPenalty);
+        }
+        if (!(presencePenalty >= -2 && presencePenalty <= 2) || !(frequencyPenalty >= -2 && frequencyPenalty <= 2)) {
+            throw new IllegalArgumentException("presence and frequency penalties must be in [-2, 2], got "
+                    + presencePenalty + " and " + frequencyPenalty);
         }
     }
 
@@ -71,37 +85,44 @@ public record SamplingConfig(boolean sample, double temperature, int topK, doubl
     }
 
     public SamplingConfig withSample(boolean sample) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
     }
 
     public SamplingConfig withTemperature(double temperature) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
     }
 
     public SamplingConfig withTopK(int topK) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
     }
 
     public SamplingConfig withTopP(double topP) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
     }
 
     public SamplingConfig withMinP(double minP) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
     }
 
     public SamplingConfig withRepetitionPenalty(double penalty) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, penalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, penalty, presencePenalty, frequencyPenalty, seed);
+    }
+
+    public SamplingConfig withPenalties(double presence, double frequency) {
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presence, frequency, seed);
     }
 
     public SamplingConfig withSeed(long seed) {
-        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, seed);
+        return new SamplingConfig(sample, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
     }
 
     /** One line for logs and --json: what decides the next token. */
     public String describe() {
+        String penalties = (repetitionPenalty != 1 ? ", repetition penalty " + repetitionPenalty : "")
+                + (presencePenalty != 0 ? ", presence penalty " + presencePenalty : "")
+                + (frequencyPenalty != 0 ? ", frequency penalty " + frequencyPenalty : "");
         if (!sample) {
-            return "greedy" + (repetitionPenalty != 1 ? ", repetition penalty " + repetitionPenalty : "");
+            return "greedy" + penalties;
         }
         var s = new StringBuilder("sampling: temperature ").append(temperature);
         if (topK > 0) {
@@ -113,9 +134,6 @@ public record SamplingConfig(boolean sample, double temperature, int topK, doubl
         if (minP > 0) {
             s.append(", min-p ").append(minP);
         }
-        if (repetitionPenalty != 1) {
-            s.append(", repetition penalty ").append(repetitionPenalty);
-        }
-        return s.append(", seed ").append(seed).toString();
+        return s.append(penalties).append(", seed ").append(seed).toString();
     }
 }

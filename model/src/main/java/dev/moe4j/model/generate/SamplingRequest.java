@@ -18,18 +18,27 @@ import java.security.SecureRandom;
  * @param topP              turns sampling on; 1 keeps every token
  * @param minP              turns sampling on; 0 keeps every token
  * @param repetitionPenalty applies to greedy decoding too
+ * @param presencePenalty   OpenAI's, in [-2, 2]; applies to greedy decoding too
+ * @param frequencyPenalty  OpenAI's, in [-2, 2]; applies to greedy decoding too
  * @param seed              the sampler's seed; without one a random seed is drawn (and reported in the result)
  * @param maxNewTokens      the token budget; without one generation_config.json's max_new_tokens, else
  *                          {@link #DEFAULT_MAX_NEW_TOKENS}
  */
 public record SamplingRequest(Boolean sample, Double temperature, Integer topK, Double topP, Double minP,
-                              Double repetitionPenalty, Long seed, Integer maxNewTokens) {
+                              Double repetitionPenalty, Double presencePenalty, Double frequencyPenalty, Long seed,
+                              Integer maxNewTokens) {
     /** The token budget when neither the caller nor generation_config.json sets one. */
     public static final int DEFAULT_MAX_NEW_TOKENS = 256;
 
     /** Asks for nothing: the model's generation_config.json decides, else transformers' defaults. */
     public static SamplingRequest none() {
         return new SamplingRequest(null, null, null, null, null, null, null, null);
+    }
+
+    /** Without OpenAI's presence and frequency penalties. */
+    public SamplingRequest(Boolean sample, Double temperature, Integer topK, Double topP, Double minP,
+                           Double repetitionPenalty, Long seed, Integer maxNewTokens) {
+        this(sample, temperature, topK, topP, minP, repetitionPenalty, null, null, seed, maxNewTokens);
     }
 
     /** The sampling that results from the defaults, then {@code generation}, then this request. */
@@ -59,6 +68,10 @@ public record SamplingRequest(Boolean sample, Double temperature, Integer topK, 
             }
             if (repetitionPenalty != null) {
                 c = c.withRepetitionPenalty(repetitionPenalty);
+            }
+            if (presencePenalty != null || frequencyPenalty != null) {
+                c = c.withPenalties(presencePenalty != null ? presencePenalty : 0,
+                        frequencyPenalty != null ? frequencyPenalty : 0);
             }
         } catch (IllegalArgumentException e) {
             throw new BadInputException(e.getMessage());

@@ -125,4 +125,23 @@ class SamplerTest {
                 "g");
         assertFalse(SamplingConfig.of(g).sample());
     }
+
+    private static int[] greedyRun(SamplingConfig config, int steps) {
+        var sampler = new Sampler(config);
+        int[] out = new int[steps];
+        for (int i = 0; i < steps; i++) {
+            out[i] = sampler.next(new float[] {0, 0, 0, 1.5f, 1.0f}, new BitSet());
+        }
+        return out;
+    }
+
+    @Test
+    void presenceAndFrequencyPenaltiesLowerTheTokensAlreadyChosen() {
+        assertArrayEquals(new int[] {3, 3, 3, 3}, greedyRun(SamplingConfig.greedy(), 4));
+        // presence: a chosen token loses 1 once, so 3 (1.5 -> 0.5) and 4 (1.0 -> 0.0) take turns
+        assertArrayEquals(new int[] {3, 4, 3, 3}, greedyRun(SamplingConfig.greedy().withPenalties(1, 0), 4));
+        // frequency: 0.3 per time chosen: 3 stays ahead of 4 for two picks (1.2 > 1.0, then 0.9 < 1.0)
+        assertArrayEquals(new int[] {3, 3, 4, 3}, greedyRun(SamplingConfig.greedy().withPenalties(0, 0.3), 4));
+        assertThrows(IllegalArgumentException.class, () -> SamplingConfig.greedy().withPenalties(2.5, 0));
+    }
 }
