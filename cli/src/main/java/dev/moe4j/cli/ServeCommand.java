@@ -25,7 +25,8 @@ import java.util.concurrent.Callable;
                         + " that streams a reply and colours each token by its first-choice expert in a chosen layer.",
                 "Fields: max_tokens (or max_completion_tokens), temperature, top_p, presence_penalty,"
                         + " frequency_penalty, seed, stop, stream,"
-                        + " stream_options.include_usage, n = 1; extensions top_k, min_p, repetition_penalty, and"
+                        + " stream_options.include_usage, n (up to 16 choices, each decoded as a sequence of its own);"
+                        + " extensions top_k, min_p, repetition_penalty, and"
                         + " \"moe4j\": {\"experts\": true} (or ?experts=1), which adds to each chunk the generated"
                         + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",

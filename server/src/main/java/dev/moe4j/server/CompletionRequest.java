@@ -22,11 +22,15 @@ import java.util.Set;
  * @param budgetField  the field that set the token budget (max_completion_tokens or max_tokens), or null: the
  *                     budget then comes from generation_config.json and is cut to the room the context leaves
  * @param stops        texts that end the reply (OpenAI's {@code stop})
+ * @param choices      {@code n}: completions of the prompt to generate, each sampled with its own seed
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the token counts
  * @param experts      the moe4j extension: report each generated token's first-ranked expert per MoE layer
  */
 record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, String budgetField, List<String> stops,
-                         boolean stream, boolean includeUsage, boolean experts) {
+                         int choices, boolean stream, boolean includeUsage, boolean experts) {
+    /** The most choices one request may ask for ({@code n}): each is a sequence of its own, decoded together. */
+    static final int MAX_CHOICES = 16;
+
     /** The two generating endpoints: their object names and id prefixes differ, the rest is shared. */
     enum Endpoint {
         CHAT("chat.completion", "chat.completion.chunk", "chatcmpl-", "messages"),
@@ -98,7 +102,7 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         var sampling = new SamplingRequest(null, temperature, topK, topP, minP, penalty, presence, frequency, seed,
                 maxTokens);
 
-        f.integer("n", 1, 1, "1 (moe4j serve generates one choice per request)");
+        Integer n = f.integer("n", 1, MAX_CHOICES, "an integer from 1 to " + MAX_CHOICES);
         boolean stream = f.bool("stream");
         boolean includeUsage = false;
         JsonNode options = o.get("stream_options");
@@ -112,9 +116,12 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
             includeUsage = new Fields(so, "stream_options.").bool("include_usage");
         }
         boolean experts = expertsQuery || extension(o);
+        if (experts && n != null && n > 1) {
+            throw ApiError.invalid("n", "n: the moe4j experts extension traces one choice; ask for n = 1").refuse();
+        }
         refuseUnsupported(endpoint, f);
         return new CompletionRequest(endpoint, prompt, sampling, maxTokens == null ? null : budgetField, f.stops(),
-                stream, includeUsage, experts);
+                n == null ? 1 : n, stream, includeUsage, experts);
     }
 
     private static List<ChatTemplate.Message> messages(ObjectNode o) {

@@ -14,7 +14,9 @@ import dev.moe4j.model.generate.SamplingConfig;
 import dev.moe4j.model.generate.SequenceCache;
 
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -69,10 +71,10 @@ final class Completions {
     }
 
     /**
-     * Text that became final, handed from the scheduler's thread to the request's, with the expert extension of its
-     * tokens (read there, where the sequence's cache holds still; null when not asked for).
+     * Text of choice {@code index} that became final, handed from the scheduler's thread to the request's, with the
+     * expert extension of its tokens (read there, where the sequence's cache holds still; null when not asked for).
      */
-    private record Piece(String text, ObjectNode experts) {
+    private record Piece(int index, String text, ObjectNode experts) {
     }
 
     /** Releases the kept caches' memory (the server is closed). */
@@ -80,7 +82,11 @@ final class Completions {
         caches.clear();
     }
 
-    /** Answers one request; refusals found before anything was sent leave as {@link ApiError.Refusal}. */
+    /**
+     * Answers one request; refusals found before anything was sent leave as {@link ApiError.Refusal}. Each of the
+     * request's {@code n} choices is a sequence of its own (its seed the request's plus its index), decoded
+     * together with every other request's.
+     */
     Outcome serve(HttpExchange exchange, CompletionRequest request) throws Exception {
         long start = System.nanoTime();
         int[] prompt = promptIds(request);
@@ -96,21 +102,21 @@ final class Completions {
                     + scheduler.maxSequences() + " places; retry shortly", "server_error", null, ApiError.QUEUE_FULL)
                     .refuse();
         }
-        SequenceCache cache = caches.acquire(prompt);
+        int n = request.choices();
+        var held = new ArrayList<SequenceCache>(n);
+        for (int i = 0; i < n; i++) {
+            held.add(caches.acquire(prompt));
+        }
         ExpertTrace trace = request.experts() ? new ExpertTrace() : null;
         ExpertTokens experts = null;
         if (trace != null) {
             trace.from(prompt.length);
-            experts = new ExpertTokens(trace, cache, served.moeLayers(), prompt.length);
+            experts = new ExpertTokens(trace, held.getFirst(), served.moeLayers(), prompt.length);
         }
-        var options = new GenerationOptions(request.sampling().maxNewTokens(folder.generation()), sampling,
-                folder.eosTokenIds(), request.stops(), trace, trace != null);
+        int budget = request.sampling().maxNewTokens(folder.generation());
         var reply = new Reply(request, experts);
         EventStream stream = request.stream() ? new EventStream(exchange) : null;
         var pieces = new LinkedBlockingQueue<Piece>();
-        ExpertTokens tokens = experts;
-        GenerationListener listener = stream == null ? GenerationListener.NONE
-                : (text, position) -> pieces.add(new Piece(text, tokens == null ? null : tokens.upTo(position)));
         var stop = new AtomicReference<Cancelled>();
         var connection = new ClientConnection(exchange);
         Supplier<RuntimeException> stopper = () -> {
@@ -124,24 +130,34 @@ final class Completions {
             }
             return stop.get();
         };
-        CompletableFuture<Generation> running;
-        try {
-            running = scheduler.submit(new DecodingSequence(folder.model(), folder.text(), cache, prompt, options,
-                    listener), stopper);
-        } catch (RuntimeException e) {
-            caches.release(cache);
-            throw e;
+        var running = new ArrayList<CompletableFuture<Generation>>(n);
+        ExpertTokens tokens = experts;
+        for (int i = 0; i < n; i++) {
+            int index = i;
+            GenerationListener listener = stream == null ? GenerationListener.NONE : (text, position) ->
+                    pieces.add(new Piece(index, text, tokens == null ? null : tokens.upTo(position)));
+            var options = new GenerationOptions(budget, sampling.withSeed(sampling.seed() + i), folder.eosTokenIds(),
+                    request.stops(), trace, trace != null);
+            try {
+                running.add(scheduler.submit(new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt,
+                        options, listener), stopper));
+            } catch (RuntimeException e) {
+                stop.set(Cancelled.clientLeft(e));
+                release(running, held);
+                throw e;
+            }
         }
+        var all = CompletableFuture.allOf(running.toArray(CompletableFuture[]::new));
 
-        Generation g;
+        var generations = new ArrayList<Generation>(n);
         try {
             // The scheduler's thread runs the model for every request; this one writes to its client, so that a
             // slow or gone client holds up nobody else.
-            while (!running.isDone() || !pieces.isEmpty()) {
+            while (!all.isDone() || !pieces.isEmpty()) {
                 Piece piece = pieces.poll(50, TimeUnit.MILLISECONDS);
                 if (piece != null && stop.get() == null) {
                     try {
-                        reply.content(stream, piece.text(), piece.experts());
+                        reply.content(stream, piece.index(), piece.text(), piece.experts());
                     } catch (Cancelled c) {
                         stop.set(c);
                     }
@@ -149,20 +165,22 @@ final class Completions {
                     stop.set(Cancelled.clientLeft(null));
                 }
             }
-            try {
-                g = running.join();
-            } catch (CompletionException e) {
-                switch (e.getCause()) {
-                    case Error error -> throw error;
-                    case Exception cause -> throw cause;
-                    case null, default -> throw e;
+            for (var future : running) {
+                try {
+                    generations.add(future.join());
+                } catch (CompletionException e) {
+                    switch (e.getCause()) {
+                        case Error error -> throw error;
+                        case Exception cause -> throw cause;
+                        case null, default -> throw e;
+                    }
                 }
             }
             if (stop.get() != null) {
                 throw stop.get();
             }
         } catch (Cancelled c) {
-            int generated = Math.max(0, cache.length() - prompt.length);
+            int generated = held.stream().mapToInt(cache -> Math.max(0, cache.length() - prompt.length)).sum();
             var stopped = new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
             if (c.byClient()) {
                 return stopped; // nobody to answer
@@ -187,31 +205,45 @@ final class Completions {
             sendError(stream, new ApiError(500, "the generation failed: " + e, "server_error", null, null));
             return new Outcome(prompt.length, 0, 0, "failed: " + e, seconds(start));
         } finally {
-            // the scheduler is done with the cache once the generation's future has completed
-            running.handle((x, y) -> null).join();
-            caches.release(cache);
+            if (generations.size() < n && stop.get() == null) {
+                stop.set(Cancelled.clientLeft(null)); // a choice failed: the others stop too
+            }
+            release(running, held);
         }
 
-        String finish = switch (g.stopReason()) {
-            case EOS, STOP_STRING -> "stop";
-            case MAX_TOKENS, CONTEXT_FULL -> "length";
-        };
-        int lastPosition = prompt.length + g.outputIds().length - 1;
+        int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
+        String finish = finishReason(generations.getFirst());
         if (stream != null) {
             try {
-                reply.finish(stream, finish, lastPosition);
+                for (int i = 0; i < n; i++) {
+                    Generation g = generations.get(i);
+                    reply.finish(stream, i, finishReason(g), prompt.length + g.outputIds().length - 1);
+                }
                 if (request.includeUsage()) {
-                    stream.send(reply.usageChunk(g));
+                    stream.send(reply.usageChunk(generations));
                 }
                 stream.done();
             } catch (Cancelled c) {
-                return new Outcome(prompt.length, g.reusedTokens(), g.outputIds().length,
+                return new Outcome(prompt.length, generations.getFirst().reusedTokens(), completion,
                         "stopped: " + c.getMessage(), seconds(start));
             }
         } else {
-            ModelServer.sendJson(exchange, 200, reply.whole(g, finish, lastPosition));
+            ModelServer.sendJson(exchange, 200, reply.whole(generations, prompt.length));
         }
-        return new Outcome(prompt.length, g.reusedTokens(), g.outputIds().length, finish, seconds(start));
+        return new Outcome(prompt.length, generations.getFirst().reusedTokens(), completion, finish, seconds(start));
+    }
+
+    private static String finishReason(Generation g) {
+        return switch (g.stopReason()) {
+            case EOS, STOP_STRING -> "stop";
+            case MAX_TOKENS, CONTEXT_FULL -> "length";
+        };
+    }
+
+    /** Waits until the scheduler is done with every submitted choice, then gives their caches back to the pool. */
+    private void release(List<CompletableFuture<Generation>> running, List<SequenceCache> held) {
+        running.forEach(f -> f.handle((x, y) -> null).join());
+        held.forEach(caches::release);
     }
 
     /**
@@ -319,7 +351,7 @@ final class Completions {
         private final ExpertTokens experts;
         private final String id;
         private final long created = Instant.now().getEpochSecond();
-        private boolean roleSent;
+        private final java.util.BitSet roleSent = new java.util.BitSet();
 
         Reply(CompletionRequest request, ExpertTokens experts) {
             this.request = request;
@@ -333,31 +365,31 @@ final class Completions {
             return request.endpoint() == CompletionRequest.Endpoint.CHAT;
         }
 
-        /** Text that became final, with the expert extension of its tokens (null when not asked for). */
-        void content(EventStream stream, String text, ObjectNode expertTokens) {
-            openChat(stream);
-            ObjectNode chunk = chunk(text, null);
+        /** Text of a choice that became final, with the expert extension of its tokens (null when not asked for). */
+        void content(EventStream stream, int index, String text, ObjectNode expertTokens) {
+            openChat(stream, index);
+            ObjectNode chunk = chunk(index, text, null);
             if (expertTokens != null) {
                 chunk.set("moe4j", expertTokens);
             }
             stream.send(chunk);
         }
 
-        /** The last chunk: the finish reason, and the tokens not reported yet (their text was held back). */
-        void finish(EventStream stream, String finish, int lastPosition) {
-            openChat(stream);
-            ObjectNode chunk = chunk(chat() ? null : "", finish);
+        /** A choice's last chunk: the finish reason, and the tokens not reported yet (their text was held back). */
+        void finish(EventStream stream, int index, String finish, int lastPosition) {
+            openChat(stream, index);
+            ObjectNode chunk = chunk(index, chat() ? null : "", finish);
             if (experts != null) {
                 chunk.set("moe4j", experts.upTo(lastPosition));
             }
             stream.send(chunk);
         }
 
-        /** OpenAI's first chat chunk names the role with empty content. */
-        private void openChat(EventStream stream) {
-            if (chat() && !roleSent) {
-                roleSent = true;
-                ObjectNode chunk = chunk(null, null);
+        /** OpenAI's first chat chunk of each choice names the role with empty content. */
+        private void openChat(EventStream stream, int index) {
+            if (chat() && !roleSent.get(index)) {
+                roleSent.set(index);
+                ObjectNode chunk = chunk(index, null, null);
                 ObjectNode delta = (ObjectNode) chunk.get("choices").get(0).get("delta");
                 delta.put("role", "assistant");
                 delta.put("content", "");
@@ -374,11 +406,14 @@ final class Completions {
             return o;
         }
 
-        /** A chunk with {@code text} (null: none, as in the last chat chunk) and a finish reason (null: not yet). */
-        private ObjectNode chunk(String text, String finish) {
+        /**
+         * A chunk of choice {@code index} with {@code text} (null: none, as in the last chat chunk) and a finish
+         * reason (null: not yet).
+         */
+        private ObjectNode chunk(int index, String text, String finish) {
             ObjectNode o = head(request.endpoint().chunkObject);
             ObjectNode choice = o.putArray("choices").addObject();
-            choice.put("index", 0);
+            choice.put("index", index);
             if (chat()) {
                 ObjectNode delta = choice.putObject("delta");
                 if (text != null) {
@@ -396,41 +431,48 @@ final class Completions {
         }
 
         /** stream_options.include_usage: a last chunk without choices that carries the token counts. */
-        ObjectNode usageChunk(Generation g) {
+        ObjectNode usageChunk(List<Generation> generations) {
             ObjectNode o = head(request.endpoint().chunkObject);
             o.putArray("choices");
-            o.set("usage", usage(g));
+            o.set("usage", usage(generations));
             return o;
         }
 
-        /** The non-streaming response. */
-        ObjectNode whole(Generation g, String finish, int lastPosition) {
+        /** The non-streaming response: one choice per generation, in order. */
+        ObjectNode whole(List<Generation> generations, int promptLength) {
             ObjectNode o = head(request.endpoint().object);
-            ObjectNode choice = o.putArray("choices").addObject();
-            choice.put("index", 0);
-            if (chat()) {
-                ObjectNode message = choice.putObject("message");
-                message.put("role", "assistant");
-                message.put("content", g.text());
-            } else {
-                choice.put("text", g.text());
+            var choices = o.putArray("choices");
+            for (int i = 0; i < generations.size(); i++) {
+                Generation g = generations.get(i);
+                ObjectNode choice = choices.addObject();
+                choice.put("index", i);
+                if (chat()) {
+                    ObjectNode message = choice.putObject("message");
+                    message.put("role", "assistant");
+                    message.put("content", g.text());
+                } else {
+                    choice.put("text", g.text());
+                }
+                choice.putNull("logprobs");
+                choice.put("finish_reason", finishReason(g));
             }
-            choice.putNull("logprobs");
-            choice.put("finish_reason", finish);
-            o.set("usage", usage(g));
+            o.set("usage", usage(generations));
             if (experts != null) {
-                o.set("moe4j", experts.upTo(lastPosition));
+                o.set("moe4j", experts.upTo(promptLength + generations.getFirst().outputIds().length - 1));
             }
             return o;
         }
 
-        private ObjectNode usage(Generation g) {
+        /** The prompt counted once, the completions of every choice together (as OpenAI counts them). */
+        private ObjectNode usage(List<Generation> generations) {
+            int prompt = generations.getFirst().promptIds().length;
+            int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
             ObjectNode u = Json.mapper().createObjectNode();
-            u.put("prompt_tokens", g.promptIds().length);
-            u.put("completion_tokens", g.outputIds().length);
-            u.put("total_tokens", g.promptIds().length + g.outputIds().length);
+            u.put("prompt_tokens", prompt);
+            u.put("completion_tokens", completion);
+            u.put("total_tokens", prompt + completion);
             // OpenAI's place for the prompt tokens served from a cache
-            u.putObject("prompt_tokens_details").put("cached_tokens", g.reusedTokens());
+            u.putObject("prompt_tokens_details").put("cached_tokens", generations.getFirst().reusedTokens());
             return u;
         }
     }

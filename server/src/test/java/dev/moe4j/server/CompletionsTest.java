@@ -253,4 +253,43 @@ class CompletionsTest {
         assertEquals(expected.text(), r.get("choices").get(0).get("text").asText(),
                 "unset fields come from generation_config.json (greedy here)");
     }
+
+    @Test
+    void nChoicesAreSampledEachWithItsOwnSeedAndCountedTogether() {
+        String body = "{\"prompt\": [" + REFERENCE_PROMPT + "], \"max_tokens\": 6, \"n\": 3, \"temperature\": 1.5, "
+                + "\"seed\": 11}";
+        JsonNode whole = TestServer.ok(server.post("/v1/completions", body));
+        JsonNode choices = whole.get("choices");
+        assertEquals(3, choices.size());
+        var texts = new java.util.ArrayList<String>();
+        int completion = 0;
+        for (int i = 0; i < 3; i++) {
+            assertEquals(i, choices.get(i).get("index").asInt());
+            texts.add(choices.get(i).get("text").asText());
+            // choice i is what a request with seed 11 + i alone gives
+            String alone = "{\"prompt\": [" + REFERENCE_PROMPT + "], \"max_tokens\": 6, \"temperature\": 1.5, "
+                    + "\"seed\": " + (11 + i) + "}";
+            JsonNode single = TestServer.ok(server.post("/v1/completions", alone));
+            assertEquals(single.get("choices").get(0).get("text").asText(), texts.get(i), "choice " + i);
+            completion += single.get("usage").get("completion_tokens").asInt();
+        }
+        assertTrue(new java.util.HashSet<>(texts).size() > 1, "different seeds, different samples: " + texts);
+        assertEquals(completion, whole.get("usage").get("completion_tokens").asInt());
+        assertEquals(REFERENCE[0].length, whole.get("usage").get("prompt_tokens").asInt(), "the prompt counts once");
+
+        var events = TestServer.events(server.post("/v1/completions", body.replace("}", ", \"stream\": true}")));
+        var streamed = new String[] {"", "", ""};
+        int finishes = 0;
+        for (JsonNode e : events) {
+            for (JsonNode c : e.get("choices")) {
+                int index = c.get("index").asInt();
+                streamed[index] += c.get("text").asText();
+                finishes += c.get("finish_reason").isNull() ? 0 : 1;
+            }
+        }
+        assertEquals(texts, List.of(streamed), "the stream's choices are the whole reply's");
+        assertEquals(3, finishes);
+        assertEquals(400, server.post("/v1/completions", body.replace("\"n\": 3", "\"n\": 17")).statusCode());
+        assertEquals(400, server.post("/v1/completions?experts=1", body).statusCode(), "the trace follows one choice");
+    }
 }

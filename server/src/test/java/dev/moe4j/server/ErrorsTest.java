@@ -69,7 +69,7 @@ class ErrorsTest {
             new Refused(CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", 400,
                     "messages[0].content", "unsupported"),
             new Refused(CHAT, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"hi\"}]}", 400, "messages", null),
-            new Refused(CHAT, "{" + HI + ", \"n\": 2}", 400, "n", null),
+            new Refused(CHAT, "{" + HI + ", \"n\": 17}", 400, "n", null),
             new Refused(CHAT, "{" + HI + ", \"temperature\": \"hot\"}", 400, "temperature", null),
             new Refused(CHAT, "{" + HI + ", \"temperature\": -1}", 400, "temperature", null),
             new Refused(CHAT, "{" + HI + ", \"top_p\": 0}", 400, "top_p", null),
