@@ -23,7 +23,9 @@ import java.util.concurrent.Callable;
                         + " or --template), POST /v1/completions (a prompt text or token ids), both streamed as"
                         + " Server-Sent Events with \"stream\": true; GET /v1/models, GET /health; GET / is a page"
                         + " that streams a reply and colours each token by its first-choice expert in a chosen layer.",
-                "Fields: max_tokens (or max_completion_tokens), temperature, top_p, presence_penalty,"
+                "Fields: max_tokens (or max_completion_tokens), temperature, top_p, presence_penalty, logprobs"
+                        + " (chat: with top_logprobs up to 20; completions: up to 5 alternatives; the log-softmax of the"
+                        + " model's logits before sampling),"
                         + " frequency_penalty, seed, stop, stream,"
                         + " stream_options.include_usage, n (up to 16 choices, each decoded as a sequence of its own);"
                         + " extensions top_k, min_p, repetition_penalty, and"

@@ -23,11 +23,14 @@ import java.util.Set;
  *                     budget then comes from generation_config.json and is cut to the room the context leaves
  * @param stops        texts that end the reply (OpenAI's {@code stop})
  * @param choices      {@code n}: completions of the prompt to generate, each sampled with its own seed
+ * @param logprobs     how many alternatives to report with each generated token's log-probability (chat:
+ *                     {@code logprobs: true} with {@code top_logprobs}; completions: {@code logprobs: k}); null for
+ *                     none
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the token counts
  * @param experts      the moe4j extension: report each generated token's first-ranked expert per MoE layer
  */
 record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, String budgetField, List<String> stops,
-                         int choices, boolean stream, boolean includeUsage, boolean experts) {
+                         int choices, Integer logprobs, boolean stream, boolean includeUsage, boolean experts) {
     /** The most choices one request may ask for ({@code n}): each is a sequence of its own, decoded together. */
     static final int MAX_CHOICES = 16;
 
@@ -115,13 +118,24 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
             }
             includeUsage = new Fields(so, "stream_options.").bool("include_usage");
         }
+        Integer logprobs;
+        if (endpoint == Endpoint.CHAT) {
+            boolean wanted = f.bool("logprobs");
+            Integer top = f.integer("top_logprobs", 0, 20, "an integer from 0 to 20");
+            if (top != null && !wanted) {
+                throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs: true").refuse();
+            }
+            logprobs = wanted ? (top == null ? 0 : top) : null;
+        } else {
+            logprobs = f.integer("logprobs", 0, 5, "an integer from 0 to 5 (alternatives per token)");
+        }
         boolean experts = expertsQuery || extension(o);
         if (experts && n != null && n > 1) {
             throw ApiError.invalid("n", "n: the moe4j experts extension traces one choice; ask for n = 1").refuse();
         }
         refuseUnsupported(endpoint, f);
         return new CompletionRequest(endpoint, prompt, sampling, maxTokens == null ? null : budgetField, f.stops(),
-                n == null ? 1 : n, stream, includeUsage, experts);
+                n == null ? 1 : n, logprobs, stream, includeUsage, experts);
     }
 
     private static List<ChatTemplate.Message> messages(ObjectNode o) {
@@ -238,8 +252,6 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
     /** Fields that ask for what moe4j does not do: refused unless they hold their no-op value. */
     private static void refuseUnsupported(Endpoint endpoint, Fields f) {
         f.emptyOnly("logit_bias", "logit_bias");
-        f.falseOnly("logprobs", "logprobs");
-        f.zeroOnly("top_logprobs", "top_logprobs");
         if (endpoint == Endpoint.CHAT) {
             f.emptyOnly("tools", "tools");
             f.emptyOnly("functions", "functions");

@@ -12,6 +12,7 @@ import dev.moe4j.model.generate.BatchScheduler;
 import dev.moe4j.model.generate.DecodingSequence;
 import dev.moe4j.model.generate.SamplingConfig;
 import dev.moe4j.model.generate.SequenceCache;
+import dev.moe4j.model.generate.TokenLogprob;
 
 import java.time.Instant;
 import java.util.ArrayList;
@@ -74,7 +75,7 @@ final class Completions {
      * Text of choice {@code index} that became final, handed from the scheduler's thread to the request's, with the
      * expert extension of its tokens (read there, where the sequence's cache holds still; null when not asked for).
      */
-    private record Piece(int index, String text, ObjectNode experts) {
+    private record Piece(int index, String text, ObjectNode experts, List<TokenLogprob> logprobs) {
     }
 
     /** Releases the kept caches' memory (the server is closed). */
@@ -132,15 +133,28 @@ final class Completions {
         };
         var running = new ArrayList<CompletableFuture<Generation>>(n);
         ExpertTokens tokens = experts;
+        // per choice, the sequence and how many of its tokens' logprobs were sent (read and written on the
+        // scheduler's thread, in the listener)
+        var sequences = new DecodingSequence[n];
+        int[] reported = new int[n];
         for (int i = 0; i < n; i++) {
             int index = i;
-            GenerationListener listener = stream == null ? GenerationListener.NONE : (text, position) ->
-                    pieces.add(new Piece(index, text, tokens == null ? null : tokens.upTo(position)));
+            GenerationListener listener = stream == null ? GenerationListener.NONE : (text, position) -> {
+                List<TokenLogprob> newLogprobs = List.of();
+                if (request.logprobs() != null) {
+                    var all = sequences[index].logprobs();
+                    int upTo = Math.min(all.size(), position - prompt.length + 1);
+                    newLogprobs = List.copyOf(all.subList(Math.min(reported[index], upTo), upTo));
+                    reported[index] = Math.max(reported[index], upTo);
+                }
+                pieces.add(new Piece(index, text, tokens == null ? null : tokens.upTo(position), newLogprobs));
+            };
             var options = new GenerationOptions(budget, sampling.withSeed(sampling.seed() + i), folder.eosTokenIds(),
-                    request.stops(), trace, trace != null);
+                    request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs());
             try {
-                running.add(scheduler.submit(new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt,
-                        options, listener), stopper));
+                sequences[i] = new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt, options,
+                        listener);
+                running.add(scheduler.submit(sequences[i], stopper));
             } catch (RuntimeException e) {
                 stop.set(Cancelled.clientLeft(e));
                 release(running, held);
@@ -157,7 +171,7 @@ final class Completions {
                 Piece piece = pieces.poll(50, TimeUnit.MILLISECONDS);
                 if (piece != null && stop.get() == null) {
                     try {
-                        reply.content(stream, piece.index(), piece.text(), piece.experts());
+                        reply.content(stream, piece.index(), piece.text(), piece.experts(), piece.logprobs());
                     } catch (Cancelled c) {
                         stop.set(c);
                     }
@@ -217,7 +231,9 @@ final class Completions {
             try {
                 for (int i = 0; i < n; i++) {
                     Generation g = generations.get(i);
-                    reply.finish(stream, i, finishReason(g), prompt.length + g.outputIds().length - 1);
+                    // the logprobs of tokens whose text was held back until the end
+                    var rest = g.logprobs().subList(Math.min(reported[i], g.logprobs().size()), g.logprobs().size());
+                    reply.finish(stream, i, finishReason(g), prompt.length + g.outputIds().length - 1, rest);
                 }
                 if (request.includeUsage()) {
                     stream.send(reply.usageChunk(generations));
@@ -352,6 +368,8 @@ final class Completions {
         private final String id;
         private final long created = Instant.now().getEpochSecond();
         private final java.util.BitSet roleSent = new java.util.BitSet();
+        /** Characters of each choice's text streamed so far: where its next tokens' text_offset starts. */
+        private final int[] shownChars = new int[CompletionRequest.MAX_CHOICES];
 
         Reply(CompletionRequest request, ExpertTokens experts) {
             this.request = request;
@@ -365,10 +383,15 @@ final class Completions {
             return request.endpoint() == CompletionRequest.Endpoint.CHAT;
         }
 
-        /** Text of a choice that became final, with the expert extension of its tokens (null when not asked for). */
-        void content(EventStream stream, int index, String text, ObjectNode expertTokens) {
+        /**
+         * Text of a choice that became final, with the expert extension of its tokens (null when not asked for) and
+         * the logprobs of the tokens generated since the last chunk.
+         */
+        void content(EventStream stream, int index, String text, ObjectNode expertTokens, List<TokenLogprob> logprobs) {
             openChat(stream, index);
             ObjectNode chunk = chunk(index, text, null);
+            setLogprobs((ObjectNode) chunk.get("choices").get(0), logprobs, shownChars[index]);
+            shownChars[index] += text.length();
             if (expertTokens != null) {
                 chunk.set("moe4j", expertTokens);
             }
@@ -376,9 +399,10 @@ final class Completions {
         }
 
         /** A choice's last chunk: the finish reason, and the tokens not reported yet (their text was held back). */
-        void finish(EventStream stream, int index, String finish, int lastPosition) {
+        void finish(EventStream stream, int index, String finish, int lastPosition, List<TokenLogprob> logprobs) {
             openChat(stream, index);
             ObjectNode chunk = chunk(index, chat() ? null : "", finish);
+            setLogprobs((ObjectNode) chunk.get("choices").get(0), logprobs, shownChars[index]);
             if (experts != null) {
                 chunk.set("moe4j", experts.upTo(lastPosition));
             }
@@ -430,6 +454,57 @@ final class Completions {
             return o;
         }
 
+        /**
+         * A choice's {@code logprobs} when asked for: OpenAI's chat form ({@code content}: token, logprob, bytes,
+         * top_logprobs) or its completions form (tokens, token_logprobs, top_logprobs, text_offset from
+         * {@code textOffset}).
+         */
+        private void setLogprobs(ObjectNode choice, List<TokenLogprob> logprobs, int textOffset) {
+            if (request.logprobs() == null) {
+                return;
+            }
+            var text = served.folder().text();
+            ObjectNode out = choice.putObject("logprobs");
+            if (chat()) {
+                var content = out.putArray("content");
+                for (TokenLogprob l : logprobs) {
+                    ObjectNode t = token(content.addObject(), text.of(l.id()), l.logprob());
+                    var top = t.putArray("top_logprobs");
+                    for (int j = 0; j < l.topIds().length; j++) {
+                        token(top.addObject(), text.of(l.topIds()[j]), l.topLogprobs()[j]);
+                    }
+                }
+                out.putNull("refusal");
+                return;
+            }
+            var tokens = out.putArray("tokens");
+            var values = out.putArray("token_logprobs");
+            var tops = out.putArray("top_logprobs");
+            var offsets = out.putArray("text_offset");
+            int offset = textOffset;
+            for (TokenLogprob l : logprobs) {
+                String piece = text.of(l.id());
+                tokens.add(piece);
+                values.add(l.logprob());
+                ObjectNode top = tops.addObject();
+                for (int j = 0; j < l.topIds().length; j++) {
+                    top.put(text.of(l.topIds()[j]), l.topLogprobs()[j]);
+                }
+                offsets.add(offset);
+                offset += piece.length();
+            }
+        }
+
+        private static ObjectNode token(ObjectNode o, String token, float logprob) {
+            o.put("token", token);
+            o.put("logprob", logprob);
+            var bytes = o.putArray("bytes");
+            for (byte b : token.getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+                bytes.add(b & 0xFF);
+            }
+            return o;
+        }
+
         /** stream_options.include_usage: a last chunk without choices that carries the token counts. */
         ObjectNode usageChunk(List<Generation> generations) {
             ObjectNode o = head(request.endpoint().chunkObject);
@@ -454,6 +529,7 @@ final class Completions {
                     choice.put("text", g.text());
                 }
                 choice.putNull("logprobs");
+                setLogprobs(choice, g.logprobs(), 0);
                 choice.put("finish_reason", finishReason(g));
             }
             o.set("usage", usage(generations));

@@ -292,4 +292,54 @@ class CompletionsTest {
         assertEquals(400, server.post("/v1/completions", body.replace("\"n\": 3", "\"n\": 17")).statusCode());
         assertEquals(400, server.post("/v1/completions?experts=1", body).statusCode(), "the trace follows one choice");
     }
+
+    @Test
+    void logprobsAreTheModelsLogSoftmaxInOpenAisShapes() {
+        String chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 5, "
+                + "\"temperature\": 0, \"logprobs\": true, \"top_logprobs\": 2}";
+        JsonNode whole = TestServer.ok(server.post("/v1/chat/completions", chat));
+        JsonNode content = whole.get("choices").get(0).get("logprobs").get("content");
+        assertEquals(whole.get("usage").get("completion_tokens").asInt(), content.size());
+        // the first token's logprob is the log-softmax of the model's logits after the prompt
+        int[] prompt = chatPrompt("hi");
+        var model = server.served.folder().model();
+        float[] logits = model.forward(model.newState(prompt.length + 1), prompt, true, null).toFloatArray();
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        int best = 0;
+        for (int t = 0; t < logits.length; t++) {
+            max = Math.max(max, logits[t]);
+            best = logits[t] > logits[best] ? t : best;
+        }
+        for (float v : logits) {
+            sum += Math.exp(v - max);
+        }
+        JsonNode first = content.get(0);
+        assertEquals(logits[best] - max - Math.log(sum), first.get("logprob").asDouble(), 1e-5);
+        assertEquals(server.served.folder().text().of(best), first.get("token").asText());
+        assertEquals(2, first.get("top_logprobs").size());
+        assertEquals(first.get("logprob").asDouble(), first.get("top_logprobs").get(0).get("logprob").asDouble(), 1e-6,
+                "greedy: the chosen token is the most likely");
+
+        var streamed = new java.util.ArrayList<JsonNode>();
+        for (JsonNode e : TestServer.events(server.post("/v1/chat/completions", chat.replace("}", ", \"stream\": true}")))) {
+            JsonNode lp = e.get("choices").isEmpty() ? null : e.get("choices").get(0).get("logprobs");
+            if (lp != null && !lp.isNull()) {
+                lp.get("content").forEach(streamed::add);
+            }
+        }
+        assertEquals(content.size(), streamed.size());
+        for (int i = 0; i < streamed.size(); i++) {
+            assertEquals(content.get(i).get("token").asText(), streamed.get(i).get("token").asText());
+            assertEquals(content.get(i).get("logprob").asDouble(), streamed.get(i).get("logprob").asDouble(), 1e-6);
+        }
+
+        JsonNode text = TestServer.ok(server.post("/v1/completions", "{\"prompt\": [" + REFERENCE_PROMPT
+                + "], \"max_tokens\": 4, \"temperature\": 0, \"logprobs\": 1}")).get("choices").get(0).get("logprobs");
+        assertEquals(4, text.get("tokens").size());
+        assertEquals(4, text.get("token_logprobs").size());
+        assertEquals(4, text.get("top_logprobs").size());
+        assertEquals(0, text.get("text_offset").get(0).asInt());
+        assertEquals(400, server.post("/v1/chat/completions", chat.replace("\"logprobs\": true, ", "")).statusCode());
+        assertEquals(400, server.post("/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 6}").statusCode());
+    }
 }

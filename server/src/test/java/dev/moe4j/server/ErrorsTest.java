@@ -84,7 +84,7 @@ class ErrorsTest {
             new Refused(CHAT, "{" + HI + ", \"stream\": \"yes\"}", 400, "stream", null),
             new Refused(CHAT, "{" + HI + ", \"stream_options\": {\"include_usage\": true}}", 400, "stream_options",
                     null),
-            new Refused(CHAT, "{" + HI + ", \"logprobs\": true}", 400, "logprobs", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"logprobs\": true, \"top_logprobs\": 21}", 400, "top_logprobs", null),
             new Refused(CHAT, "{" + HI + ", \"frequency_penalty\": 2.5}", 400, "frequency_penalty", null),
             new Refused(CHAT, "{" + HI + ", \"tools\": [{\"type\": \"function\"}]}", 400, "tools", "unsupported"),
             new Refused(CHAT, "{" + HI + ", \"response_format\": {\"type\": \"json_object\"}}", 400,
@@ -107,7 +107,7 @@ class ErrorsTest {
             new Refused(TEXT, "{\"prompt\": \"a\", \"echo\": true}", 400, "echo", "unsupported"),
             new Refused(TEXT, "{\"prompt\": \"a\", \"best_of\": 2}", 400, "best_of", null),
             new Refused(TEXT, "{\"prompt\": \"a\", \"suffix\": \"b\"}", 400, "suffix", "unsupported"),
-            new Refused(TEXT, "{\"prompt\": \"a\", \"logprobs\": 5}", 400, "logprobs", "unsupported"));
+            new Refused(TEXT, "{\"prompt\": \"a\", \"logprobs\": 6}", 400, "logprobs", null));
 
     /** The error object of a refused request, checked for OpenAI's shape and a one-line message. */
     private static JsonNode error(HttpResponse<String> response, int status) {

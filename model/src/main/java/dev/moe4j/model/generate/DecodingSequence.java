@@ -26,6 +26,7 @@ public final class DecodingSequence {
     private final StopStrings stops;
     private final TokenText.Incremental decoder;
     private final StringBuilder shown = new StringBuilder();
+    private final java.util.List<TokenLogprob> logprobs = new java.util.ArrayList<>();
     private int budget;
     private int[] output;
     private int count;
@@ -90,6 +91,14 @@ public final class DecodingSequence {
         return options;
     }
 
+    /**
+     * The log-probabilities of the tokens generated so far, when asked for ({@link GenerationOptions#logprobs}); read
+     * it from the thread that drives the sequence (a listener's).
+     */
+    public java.util.List<TokenLogprob> logprobs() {
+        return java.util.Collections.unmodifiableList(logprobs);
+    }
+
     /** Whether the generation has ended (then {@link #result} describes it). */
     public boolean done() {
         return reason != null;
@@ -110,6 +119,8 @@ public final class DecodingSequence {
                 return finish();
             }
         }
+        // the model's own distribution, before the sampler's penalties and truncation change the logits in place
+        float[] raw = options.logprobs() >= 0 ? logits.clone() : null;
         next = sampler.next(logits, seen);
         if (firstToken == 0) {
             firstToken = System.nanoTime();
@@ -120,6 +131,9 @@ public final class DecodingSequence {
         }
         output[count++] = next;
         seen.set(next);
+        if (raw != null) {
+            logprobs.add(TokenLogprob.of(raw, next, options.logprobs()));
+        }
         pending = new int[] {next};
         if (options.routeEveryToken()) {
             deferred = true;
@@ -166,6 +180,6 @@ public final class DecodingSequence {
         var timings = new Generation.Timings(prompt.length - reused, prefillEnd - start, firstToken - start,
                 end - firstToken, steps - 1);
         return new Generation(prompt.clone(), Arrays.copyOf(output, count), shown.toString(), reason, timings,
-                options.sampling());
+                options.sampling(), logprobs);
     }
 }

@@ -7,9 +7,21 @@ package dev.moe4j.model.generate;
  * @param outputIds the generated ids, without the EOS id that ended them (with the tokens of a stop string)
  * @param text      the generated text as shown: special tokens skipped, cut before a stop string
  * @param timings   where the time went
+ * @param logprobs  each generated token's log-probability and alternatives, when asked for ({@link
+ *                  GenerationOptions#logprobs}); empty otherwise
  */
 public record Generation(int[] promptIds, int[] outputIds, String text, StopReason stopReason, Timings timings,
-                         SamplingConfig sampling) {
+                         SamplingConfig sampling, java.util.List<TokenLogprob> logprobs) {
+    public Generation {
+        logprobs = java.util.List.copyOf(logprobs);
+    }
+
+    /** Without log-probabilities. */
+    public Generation(int[] promptIds, int[] outputIds, String text, StopReason stopReason, Timings timings,
+                      SamplingConfig sampling) {
+        this(promptIds, outputIds, text, stopReason, timings, sampling, java.util.List.of());
+    }
+
     /** Why generation ended. */
     public enum StopReason {
         /** The model produced an end-of-sequence id. */

@@ -15,15 +15,27 @@ import java.util.Set;
  * @param observer        hears every forward pass (routing, hidden states); may be null
  * @param routeEveryToken feed every generated token through the model before its text is released, so that the
  *                        observer has heard its routing by then (the last token costs one more forward pass)
+ * @param logprobs        record each generated token's log-probability with this many most likely alternatives
+ *                        (0: the token's alone); -1 records none
  */
 public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
-                                List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken) {
+                                List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
+                                int logprobs) {
     public GenerationOptions {
         if (maxNewTokens <= 0) {
             throw new IllegalArgumentException("maxNewTokens must be positive, got " + maxNewTokens);
         }
+        if (logprobs < -1) {
+            throw new IllegalArgumentException("logprobs must be -1 (none) or more, got " + logprobs);
+        }
         eosTokenIds = Set.copyOf(eosTokenIds);
         stopStrings = List.copyOf(stopStrings);
+    }
+
+    /** Without log-probabilities. */
+    public GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
+                             List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken) {
+        this(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken, -1);
     }
 
     /** Greedy decoding of up to {@code maxNewTokens}, stopping at the given EOS ids, with nobody listening in. */
