@@ -41,6 +41,20 @@ public interface LanguageModel extends AutoCloseable {
         return Tensor.of(out, states.size(), vocab);
     }
 
+    /** Hears, after every forward pass, how many tokens each MoE layer routed to each of its experts. */
+    @FunctionalInterface
+    interface ExpertLoads {
+        /** {@code tokens[e]}: the rows expert {@code e} of decoder layer {@code layer} computed in one pass. */
+        void onPass(int layer, int[] tokens);
+    }
+
+    /**
+     * Counts every pass's routing into {@code loads} from now on (a server's telemetry), or stops with null. Models
+     * without experts, and stand-ins, have nothing to report.
+     */
+    default void countExpertLoads(ExpertLoads loads) {
+    }
+
     /** Releases mapped weights; the model must not be used afterwards. */
     @Override
     void close();

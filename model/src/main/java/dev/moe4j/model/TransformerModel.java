@@ -25,6 +25,7 @@ public final class TransformerModel implements LanguageModel {
     private final AutoCloseable weights;
     private final Path checkpoint;
     private boolean firstLogitsSeen;
+    private volatile ExpertLoads expertLoads;
     private boolean checkpointScanned;
 
     /** @param weights what to release on close (the mapped checkpoint or the weights' copies), or null */
@@ -109,18 +110,43 @@ public final class TransformerModel implements LanguageModel {
         }
     }
 
+    @Override
+    public void countExpertLoads(ExpertLoads loads) {
+        this.expertLoads = loads;
+    }
+
     /** Runs a pass and returns its logits as a host F32 copy, checked for weights that are not finite. */
     private Tensor hostLogits(java.util.function.Supplier<ForwardPass> pass) {
         // Device memory of the pass is released when it ends; the logits come back as a host F32 copy.
         transformer.device().attach();
         Tensor host;
         try (var scope = MemoryScope.open()) {
-            Tensor logits = pass.get().logits().value();
+            ForwardPass done = pass.get();
+            reportLoads(done);
+            Tensor logits = done.logits().value();
             // widened on the device: a vocabulary's BF16 values converted one by one on the host cost a decoding step
             host = logits.isHost() ? logits : logits.device().backend().convert(logits, DType.F32).toHost();
         }
         requireFiniteWeights(host);
         return host;
+    }
+
+    /** Tells the load listener, if any, each MoE layer's rows per expert in this pass (host-side routing only). */
+    private void reportLoads(ForwardPass pass) {
+        ExpertLoads loads = expertLoads;
+        if (loads == null) {
+            return;
+        }
+        for (int i = 0; i < pass.moe().size(); i++) {
+            var dispatch = pass.moe().get(i).routing().dispatch();
+            if (dispatch != null) {
+                int[] tokens = new int[dispatch.experts()];
+                for (int e = 0; e < tokens.length; e++) {
+                    tokens[e] = dispatch.load(e);
+                }
+                loads.onPass(pass.moeLayers().get(i), tokens);
+            }
+        }
     }
 
     /**

@@ -62,9 +62,12 @@ final class Completions {
     private final BooleanSupplier closing;
     private final CachePool caches;
     private final int maxWaiting;
+    private final ServerMetrics metrics;
 
-    Completions(ServedModel served, BatchScheduler scheduler, int maxWaiting, BooleanSupplier closing) {
+    Completions(ServedModel served, BatchScheduler scheduler, int maxWaiting, ServerMetrics metrics,
+                BooleanSupplier closing) {
         this.served = served;
+        this.metrics = metrics;
         this.scheduler = scheduler;
         this.maxWaiting = maxWaiting;
         this.closing = closing;
@@ -196,6 +199,7 @@ final class Completions {
         } catch (Cancelled c) {
             int generated = held.stream().mapToInt(cache -> Math.max(0, cache.length() - prompt.length)).sum();
             var stopped = new Outcome(prompt.length, 0, generated, "stopped: " + c.getMessage(), seconds(start));
+            metrics.ended(label(request), "stopped");
             if (c.byClient()) {
                 return stopped; // nobody to answer
             }
@@ -206,6 +210,7 @@ final class Completions {
             sendError(stream, error);
             return stopped;
         } catch (BadInputException e) {
+            metrics.ended(label(request), "failed");
             ApiError error = ApiError.invalid(request.endpoint().promptField, e.getMessage());
             if (stream == null || !stream.started()) {
                 throw error.refuse();
@@ -213,6 +218,7 @@ final class Completions {
             sendError(stream, error);
             return new Outcome(prompt.length, 0, 0, "failed: " + e.getMessage(), seconds(start));
         } catch (RuntimeException | Error e) {
+            metrics.ended(label(request), "failed");
             if (stream == null || !stream.started()) {
                 throw e;
             }
@@ -227,6 +233,11 @@ final class Completions {
 
         int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
         String finish = finishReason(generations.getFirst());
+        long[] started = new long[n];
+        for (int i = 0; i < n; i++) {
+            started[i] = sequences[i].startedAt();
+        }
+        metrics.answered(label(request), finish, generations, started, start);
         if (stream != null) {
             try {
                 for (int i = 0; i < n; i++) {
@@ -247,6 +258,11 @@ final class Completions {
             ModelServer.sendJson(exchange, 200, reply.whole(generations, prompt.length));
         }
         return new Outcome(prompt.length, generations.getFirst().reusedTokens(), completion, finish, seconds(start));
+    }
+
+    /** The endpoint as the metrics name it. */
+    static String label(CompletionRequest request) {
+        return request.endpoint() == CompletionRequest.Endpoint.CHAT ? "chat" : "completions";
     }
 
     private static String finishReason(Generation g) {

@@ -27,7 +27,8 @@ import java.util.concurrent.TimeUnit;
  * <ul>
  *   <li>{@code POST /v1/chat/completions}, {@code POST /v1/completions}: generation, streamed as Server-Sent
  *       Events or answered whole ({@link Completions});</li>
- *   <li>{@code GET /v1/models}, {@code GET /v1/models/{id}}, {@code GET /health};</li>
+ *   <li>{@code GET /v1/models}, {@code GET /v1/models/{id}}, {@code GET /health}, {@code GET /metrics}
+ *       (Prometheus: requests, latencies, tokens, and each MoE layer's tokens per expert and imbalance);</li>
  *   <li>{@code GET /}: a page that streams a reply and colours each token by the expert that took it.</li>
  * </ul>
  * Each request runs on its own virtual thread; generations are decoded together by a {@link BatchScheduler} (up to
@@ -61,6 +62,7 @@ public final class ModelServer implements AutoCloseable {
     private final PrintWriter log;
     private final BatchScheduler scheduler;
     private final Completions completions;
+    private final ServerMetrics metrics;
     private final long created = Instant.now().getEpochSecond();
     private final CountDownLatch closed = new CountDownLatch(1);
     private volatile boolean closing;
@@ -73,7 +75,9 @@ public final class ModelServer implements AutoCloseable {
         this.http = http;
         this.threads = threads;
         this.log = log;
-        this.completions = new Completions(served, scheduler, maxWaiting, () -> closing);
+        this.metrics = new ServerMetrics(scheduler);
+        served.folder().model().countExpertLoads(metrics);
+        this.completions = new Completions(served, scheduler, maxWaiting, metrics, () -> closing);
     }
 
     /**
@@ -171,6 +175,7 @@ public final class ModelServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         scheduler.close();
+        served.folder().model().countExpertLoads(null);
         completions.close();
         closed.countDown();
     }
@@ -187,6 +192,16 @@ public final class ModelServer implements AutoCloseable {
                 case "/health" -> {
                     allow(method, "GET");
                     sendJson(exchange, 200, health());
+                }
+                case "/metrics" -> {
+                    allow(method, "GET");
+                    var bytes = new java.io.ByteArrayOutputStream();
+                    metrics.write(bytes);
+                    exchange.getResponseHeaders().set("Content-Type", metrics.contentType());
+                    exchange.sendResponseHeaders(200, bytes.size());
+                    try (var out = exchange.getResponseBody()) {
+                        bytes.writeTo(out);
+                    }
                 }
                 case "/v1/models" -> {
                     allow(method, "GET");
@@ -214,7 +229,8 @@ public final class ModelServer implements AutoCloseable {
                         sendJson(exchange, 200, modelJson());
                     } else {
                         throw new ApiError(404, "no such endpoint: " + method + " " + path + " (moe4j serves"
-                                + " /v1/chat/completions, /v1/completions, /v1/models, /health and the page at /)",
+                                + " /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics and the page"
+                                + " at /)",
                                 ApiError.INVALID_REQUEST, null, "not_found").refuse();
                     }
                 }
@@ -251,7 +267,13 @@ public final class ModelServer implements AutoCloseable {
         JsonNode body = readBody(exchange);
         boolean expertsQuery = queryFlag(exchange.getRequestURI(), "experts");
         var request = CompletionRequest.parse(endpoint, body, expertsQuery, served.name());
-        var outcome = completions.serve(exchange, request);
+        Completions.Outcome outcome;
+        try {
+            outcome = completions.serve(exchange, request);
+        } catch (ApiError.Refusal r) {
+            metrics.ended(Completions.label(request), "refused");
+            throw r;
+        }
         log(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + ": " + outcome.describe()
                 + (request.stream() ? ", streamed" : ""));
     }

@@ -342,4 +342,26 @@ class CompletionsTest {
         assertEquals(400, server.post("/v1/chat/completions", chat.replace("\"logprobs\": true, ", "")).statusCode());
         assertEquals(400, server.post("/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 6}").statusCode());
     }
+
+    @Test
+    void metricsCountRequestsTokensLatenciesAndEachExpertsTokensInPrometheusFormat() {
+        TestServer.ok(server.post("/v1/completions", "{\"prompt\": [" + REFERENCE_PROMPT + "], \"max_tokens\": 3}"));
+        var response = server.get("/metrics");
+        assertEquals(200, response.statusCode());
+        assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("text/plain"));
+        String text = response.body();
+        assertTrue(text.matches("(?s).*moe4j_requests_total\\{endpoint=\"completions\",outcome=\"length\"} [1-9].*"),
+                text);
+        assertTrue(text.contains("moe4j_time_to_first_token_seconds_bucket"), text);
+        assertTrue(text.contains("moe4j_requests_running 0"), text);
+        var expert = java.util.regex.Pattern.compile("moe4j_expert_tokens_total\\{expert=\"(\\d+)\",layer=\"(\\d+)\"} (\\S+)")
+                .matcher(text);
+        double tokens = 0;
+        while (expert.find()) {
+            tokens += Double.parseDouble(expert.group(3));
+        }
+        // the mixtral fixture routes each token to 2 experts in each of its 2 MoE layers
+        assertTrue(tokens >= 2 * 2 * (REFERENCE[0].length + 3 - 1), "tokens counted by the experts: " + tokens);
+        assertTrue(text.matches("(?s).*moe4j_expert_imbalance\\{layer=\"1\"} [0-9.]+.*"), text);
+    }
 }

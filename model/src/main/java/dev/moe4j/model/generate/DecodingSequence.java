@@ -78,6 +78,11 @@ public final class DecodingSequence {
         return pending;
     }
 
+    /** System.nanoTime() when {@link #start} ran (the sequence was admitted), 0 before. */
+    public long startedAt() {
+        return start;
+    }
+
     /** The tokens to feed next, whose last one's logits {@link #accept} expects; empty once done. */
     public int[] pending() {
         return done() ? new int[0] : pending;

@@ -1,0 +1,129 @@
+package dev.moe4j.server;
+
+import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.generate.BatchScheduler;
+import dev.moe4j.model.generate.Generation;
+import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.Gauge;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
+import io.prometheus.metrics.core.metrics.Histogram;
+import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What {@code GET /metrics} reports, in Prometheus' text format (the Prometheus Java client's registry and writer):
+ * requests by endpoint and outcome, requests running and waiting, prompt and generated tokens, time to first token,
+ * inter-token latency and request duration, and, per MoE layer, the tokens each expert computed (a counter) and
+ * the imbalance of the last {@link #WINDOW} passes: the busiest expert's tokens over the mean (1 is perfectly
+ * balanced, the expert count is everything on one expert).
+ */
+final class ServerMetrics implements LanguageModel.ExpertLoads {
+    /** Forward passes over which the imbalance gauge is taken. */
+    static final int WINDOW = 64;
+    private static final double[] LATENCY_BOUNDS = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 60};
+
+    private final PrometheusRegistry registry = new PrometheusRegistry();
+    private final PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.create();
+    private final Counter requests;
+    private final Counter promptTokens;
+    private final Counter generatedTokens;
+    private final Histogram firstToken;
+    private final Histogram interToken;
+    private final Histogram duration;
+    private final Counter expertTokens;
+    private final Gauge imbalance;
+    private final Map<Integer, ArrayDeque<int[]>> recent = new HashMap<>();
+
+    ServerMetrics(BatchScheduler scheduler) {
+        requests = Counter.builder().name("moe4j_requests").help("Generation requests answered, by endpoint and "
+                + "outcome (a finish reason, stopped or failed)").labelNames("endpoint", "outcome").register(registry);
+        promptTokens = Counter.builder().name("moe4j_prompt_tokens").help("Prompt tokens of answered requests")
+                .register(registry);
+        generatedTokens = Counter.builder().name("moe4j_generation_tokens").help("Tokens generated")
+                .register(registry);
+        firstToken = Histogram.builder().name("moe4j_time_to_first_token_seconds").help("From a request's arrival "
+                + "to its first token, waiting included").classicOnly().classicUpperBounds(LATENCY_BOUNDS)
+                .register(registry);
+        interToken = Histogram.builder().name("moe4j_inter_token_latency_seconds").help("A request's mean time "
+                + "between two generated tokens").classicOnly().classicUpperBounds(LATENCY_BOUNDS).register(registry);
+        duration = Histogram.builder().name("moe4j_request_duration_seconds").help("From a request's arrival to "
+                + "its last token").classicOnly().classicUpperBounds(LATENCY_BOUNDS).register(registry);
+        GaugeWithCallback.builder().name("moe4j_requests_running").help("Sequences being decoded together")
+                .callback(c -> c.call(scheduler.running())).register(registry);
+        GaugeWithCallback.builder().name("moe4j_requests_waiting").help("Sequences waiting for a place")
+                .callback(c -> c.call(scheduler.waiting())).register(registry);
+        expertTokens = Counter.builder().name("moe4j_expert_tokens").help("Tokens each expert of each MoE layer "
+                + "computed").labelNames("layer", "expert").register(registry);
+        imbalance = Gauge.builder().name("moe4j_expert_imbalance").help("Per MoE layer, the busiest expert's "
+                + "tokens over the mean over the last " + WINDOW + " forward passes").labelNames("layer")
+                .register(registry);
+    }
+
+    /**
+     * One answered request: its outcome, token counts and times ({@code arrival} and each generation's
+     * {@code started}: System.nanoTime() when the request came and when its sequence was admitted).
+     */
+    void answered(String endpoint, String outcome, List<Generation> generations, long[] started, long arrival) {
+        requests.labelValues(endpoint, outcome).inc();
+        double now = System.nanoTime();
+        duration.observe((now - arrival) / 1e9);
+        for (int i = 0; i < generations.size(); i++) {
+            Generation g = generations.get(i);
+            promptTokens.inc(g.promptIds().length);
+            generatedTokens.inc(g.outputIds().length);
+            var t = g.timings();
+            firstToken.observe((started[i] - arrival + t.firstTokenNanos()) / 1e9);
+            if (t.decodeSteps() > 0) {
+                interToken.observe(t.decodeNanos() / 1e9 / t.decodeSteps());
+            }
+        }
+    }
+
+    /** A request that ended without generations to count (refused, stopped or failed). */
+    void ended(String endpoint, String outcome) {
+        requests.labelValues(endpoint, outcome).inc();
+    }
+
+    @Override
+    public synchronized void onPass(int layer, int[] tokens) {
+        String name = Integer.toString(layer);
+        for (int e = 0; e < tokens.length; e++) {
+            if (tokens[e] > 0) {
+                expertTokens.labelValues(name, Integer.toString(e)).inc(tokens[e]);
+            }
+        }
+        var window = recent.computeIfAbsent(layer, l -> new ArrayDeque<>());
+        window.addLast(tokens);
+        if (window.size() > WINDOW) {
+            window.removeFirst();
+        }
+        long[] sum = new long[tokens.length];
+        long total = 0;
+        for (int[] pass : window) {
+            for (int e = 0; e < pass.length; e++) {
+                sum[e] += pass[e];
+                total += pass[e];
+            }
+        }
+        long max = 0;
+        for (long s : sum) {
+            max = Math.max(max, s);
+        }
+        imbalance.labelValues(name).set(total == 0 ? 0 : max / ((double) total / tokens.length));
+    }
+
+    String contentType() {
+        return PrometheusTextFormatWriter.CONTENT_TYPE;
+    }
+
+    void write(OutputStream out) throws IOException {
+        writer.write(out, registry.scrape());
+    }
+}
