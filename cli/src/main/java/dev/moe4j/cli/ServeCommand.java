@@ -21,8 +21,10 @@ import java.util.concurrent.Callable;
         description = {"Serve a model over an OpenAI-compatible HTTP API until interrupted (Ctrl-C).",
                 "Endpoints: POST /v1/chat/completions (messages through the chat template of tokenizer_config.json"
                         + " or --template), POST /v1/completions (a prompt text or token ids), both streamed as"
-                        + " Server-Sent Events with \"stream\": true; GET /v1/models, GET /health, GET /metrics (Prometheus: requests, latencies, tokens, and each MoE layer's tokens per expert and imbalance); GET / is a page"
-                        + " that streams a reply and colours each token by its first-choice expert in a chosen layer.",
+                        + " Server-Sent Events with \"stream\": true; GET /v1/models, GET /health, GET /metrics"
+                        + " (Prometheus: requests, latencies, tokens, and each MoE layer's tokens per expert and"
+                        + " imbalance); GET / is a page that streams a reply and colours each token by its first-choice"
+                        + " expert in a chosen layer.",
                 "Fields: max_tokens (or max_completion_tokens), temperature, top_p, presence_penalty, logprobs"
                         + " (chat: with top_logprobs up to 20; completions: up to 5 alternatives; the log-softmax of the"
                         + " model's logits before sampling),"
