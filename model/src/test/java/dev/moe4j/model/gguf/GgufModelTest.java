@@ -126,6 +126,102 @@ class GgufModelTest {
         assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
     }
 
+    /** The logits of each sequence of the fixture's reference inputs (input_ids [batch, length]), laid end to end. */
+    private static float[] referenceInputLogits(LanguageModel model, Tensor inputIds) {
+        int batch = inputIds.dim(0), length = inputIds.dim(1), vocab = model.config().vocabSize();
+        float[] out = new float[batch * length * vocab];
+        for (int b = 0; b < batch; b++) {
+            int[] ids = new int[length];
+            for (int t = 0; t < length; t++) {
+                ids[t] = (int) inputIds.getLong((long) b * length + t);
+            }
+            Tensor logits = model.forward(model.newState(length), ids, false, null);
+            for (int i = 0; i < logits.size(); i++) {
+                out[b * length * vocab + i] = logits.getFloat(i);
+            }
+        }
+        return out;
+    }
+
+    /** max |a - b| / max |b|. */
+    private static double relative(float[] a, float[] b) {
+        double scale = 0, diff = 0;
+        for (int i = 0; i < b.length; i++) {
+            scale = Math.max(scale, Math.abs(b[i]));
+            diff = Math.max(diff, Math.abs(a[i] - b[i]));
+        }
+        return diff / scale;
+    }
+
+    /** The config with YaRN's correction range rounded to whole dimensions, as llama.cpp always computes it. */
+    private static ModelConfig truncatedYarn(ModelConfig config) {
+        if (!(config.rope().scaling() instanceof RopeConfig.Yarn y)) {
+            return config;
+        }
+        var r = config.rope();
+        var yarn = new RopeConfig.Yarn(y.factor(), y.originalMaxPositions(), y.betaFast(), y.betaSlow(), y.mscale(),
+                y.mscaleAllDim(), y.attentionFactor(), true);
+        return config.toBuilder().rope(new RopeConfig(r.theta(), yarn, r.layout(), r.partialRotaryFactor())).build();
+    }
+
+    /**
+     * The transformers fixtures of gpt-oss (biases, sinks, sliding window, clamped SwiGLU, YaRN) and DeepSeek-V3
+     * (latent attention, a dense layer, sigmoid routing in groups, a shared expert) converted to F32 GGUFs: loaded
+     * back, each computes what its folder computes under llama.cpp's semantics, and what transformers computed.
+     * The one difference is gpt-oss's YaRN, whose correction range llama.cpp rounds to whole dimensions where the
+     * config says truncate: false; the folder model with that rounding gives the GGUF's logits.
+     */
+    @ParameterizedTest
+    @CsvSource({"gpt-oss, gpt-oss, 1", "deepseek-v3, deepseek2, 0"})
+    void theGptOssAndDeepseekV3FixturesGiveTheFolderModelsAndTransformersLogitsFromAnF32Gguf(
+            String fixture, String architecture, int notes) throws IOException {
+        Path folder = Resources.fixture(fixture);
+        Path gguf = dir.resolve(fixture + ".gguf");
+        var result = GgufConverter.convert(folder, gguf, Optional.of(GgufFileType.F32));
+        assertEquals(architecture, result.architecture());
+        assertEquals(notes, result.notes().size(), result.notes().toString());
+        ModelConfig stored = ModelLoader.config(folder);
+        ModelConfig config = ModelLoader.config(gguf);
+        assertEquals(stored.family(), config.family());
+        assertEquals(stored.attention(), config.attention());
+        assertEquals(stored.layers(), config.layers());
+        assertEquals(truncatedYarn(stored).rope(), config.rope());
+        assertEquals(stored.moe().orElseThrow().toString().replaceAll("losses=.*, seed", "seed"),
+                config.moe().orElseThrow().toString().replaceAll("losses=.*, seed", "seed"));
+
+        Tensor inputIds, reference;
+        try (var r = dev.moe4j.io.safetensors.SafetensorsReader.open(folder.resolve("reference.safetensors"))) {
+            inputIds = r.tensor("input_ids").copy();
+            reference = r.tensor("logits").copy();
+        }
+        float[] transformers = reference.toFloatArray();
+        try (LanguageModel fromGguf = ModelLoader.load(gguf, CpuBackend.INSTANCE, WeightMemory.MAPPED);
+             LanguageModel asLlamaCpp = ModelLoader.load(folder, truncatedYarn(stored), CpuBackend.INSTANCE,
+                     WeightMemory.MAPPED);
+             LanguageModel asTransformers = ModelLoader.load(folder, CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+            float[] gguf32 = referenceInputLogits(fromGguf, inputIds);
+            float[] folderRounded = referenceInputLogits(asLlamaCpp, inputIds);
+            float[] folderExact = referenceInputLogits(asTransformers, inputIds);
+            double againstFolder = relative(gguf32, folderRounded);
+            double againstTransformers = relative(gguf32, transformers);
+            double folderAgainstTransformers = relative(folderExact, transformers);
+            System.out.printf(java.util.Locale.ROOT, "%s GGUF F32 vs folder (llama.cpp's YaRN): %.2e; vs"
+                    + " transformers: %.2e; folder vs transformers: %.2e%n", fixture, againstFolder,
+                    againstTransformers, folderAgainstTransformers);
+            assertTrue(againstFolder <= 1e-6, "logits differ from the folder model's by " + againstFolder);
+            assertTrue(folderAgainstTransformers <= 1e-4, "the folder model differs from transformers by "
+                    + folderAgainstTransformers);
+            if (notes == 0) {
+                assertTrue(againstTransformers <= 1e-4, "logits differ from transformers' by " + againstTransformers);
+            } else {
+                // gpt-oss: the whole gap to transformers is the rounded range (6e-4 of the largest logit here), and
+                // it is one a test of llama.cpp's YaRN would see
+                assertEquals(relative(folderRounded, transformers), againstTransformers, 1e-6);
+                assertTrue(againstTransformers > 1e-4, "the rounding no longer shows: " + againstTransformers);
+            }
+        }
+    }
+
     /**
      * A quantised file runs its blocks as stored (decode and prefill kernels, stacked experts, embedding rows, LM
      * head): its logits equal, up to the order of summation, those of the same weights decoded to an F32 file.
@@ -270,7 +366,7 @@ class GgufModelTest {
                 .build(), List.of());
         e = assertThrows(BadInputException.class, () -> ModelLoader.load(gemma));
         assertEquals(gemma + ": metadata 'general.architecture' is 'gemma', an architecture moe4j does not run; it"
-                + " runs llama, qwen2moe, qwen3moe, olmoe", e.getMessage());
+                + " runs llama, qwen2moe, qwen3moe, olmoe, gpt-oss, deepseek2", e.getMessage());
     }
 
     @Test
