@@ -30,7 +30,8 @@ import java.util.concurrent.Callable;
  * its values are computed, so a model of a real MoE's size (Qwen3-30B-A3B in q4_k_m) needs little memory.
  */
 @Command(name = "make-model", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Write a model with random weights (N(0, 0.02²); router and experts N(0, 1/inputs); norms 1) in a"
+        description = {"Write a model with random weights (N(0, 0.02²); router and experts N(0, 1/inputs); norms 1;"
+                + " biases N(0, 0.1²)) in a"
                 + " real architecture's shape, for benchmarks: a Hugging Face model folder (config.json, safetensors),"
                 + " or, when --out ends in .gguf, one GGUF file of --type as 'moe4j convert --to gguf' writes it"
                 + " (synthetic vocabulary; the same values as make-model to a folder with --dtype F32 and the same"
@@ -135,6 +136,11 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
                     + " q6_k or mxfp4_moe (default: bf16)")
     String type;
 
+    @Option(names = "--initializer-range", paramLabel = "STD", defaultValue = "0.02",
+            description = "standard deviation of the matrices outside the MoE layers; larger makes attention sharper"
+                    + " (default: ${DEFAULT-VALUE})")
+    double initializerRange;
+
     @Option(names = "--seed", paramLabel = "N", defaultValue = "1",
             description = "seed of the weights (default: ${DEFAULT-VALUE})")
     long seed;
@@ -192,6 +198,9 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
             throw new BadInputException("--hidden (" + hidden + ") must be a multiple of --heads (" + heads
                     + "), or give --head-dim");
         }
+        if (!(initializerRange > 0)) {
+            throw new BadInputException("--initializer-range: must be positive, got " + initializerRange);
+        }
         only("--head-dim", headDim, "qwen3_moe", "gpt_oss", "deepseek_v3");
         only("--sliding-window", slidingWindow, "gpt_oss");
         for (var flag : new Object[][] {{"--q-lora-rank", qLoraRank}, {"--kv-lora-rank", kvLoraRank},
@@ -203,8 +212,8 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
         String common = String.format(Locale.ROOT, "\"vocab_size\": %d, \"hidden_size\": %d, \"num_hidden_layers\": %d,"
                         + " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"num_experts_per_tok\": %d,"
                         + " \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-6,"
-                        + " \"tie_word_embeddings\": false, \"initializer_range\": 0.02",
-                vocab, hidden, layers, heads, deepseek ? heads : kvHeads, topK, context);
+                        + " \"tie_word_embeddings\": false, \"initializer_range\": %s",
+                vocab, hidden, layers, heads, deepseek ? heads : kvHeads, topK, context, initializerRange);
         return switch (family) {
             case "qwen3_moe" -> String.format(Locale.ROOT, "{\"model_type\": \"qwen3_moe\", %s, \"head_dim\": %d,"
                     + " \"num_experts\": %d, \"moe_intermediate_size\": %d, \"intermediate_size\": %d,"

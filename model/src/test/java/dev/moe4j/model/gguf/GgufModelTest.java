@@ -397,4 +397,103 @@ class GgufModelTest {
         assertEquals(fewerExperts + ": tensor 'blk.1.ffn_up_exps.weight' has shape [7, 96, 64]; expected [8, rows,"
                 + " columns], one matrix for each of the 8 experts its GGUF metadata declares", e.getMessage());
     }
+
+    /**
+     * {@code source} written again with the metadata {@code edit} leaves, its tensors but those {@code replaced} maps
+     * to empty, and those it maps to another tensor.
+     */
+    private static Path rewritten(Path source, Path out, java.util.function.Consumer<java.util.Map<String, GgufValue>> edit,
+                                  java.util.Map<String, Optional<GgufTensor>> replaced) {
+        try (GgufReader r = GgufReader.open(source)) {
+            var entries = new java.util.LinkedHashMap<>(r.metadata().entries());
+            edit.accept(entries);
+            var m = GgufMetadata.builder();
+            entries.forEach(m::put);
+            var tensors = new ArrayList<GgufTensor>();
+            for (var info : r.tensors()) {
+                Optional<GgufTensor> t = replaced.getOrDefault(info.name(),
+                        Optional.of(GgufTensor.of(info.name(), info.type(), r.tensor(info.name()))));
+                t.ifPresent(tensors::add);
+            }
+            GgufWriter.write(out, m.build(), tensors);
+        }
+        return out;
+    }
+
+    @Test
+    void aDeepseek2FileOfLlamaCppsOlderConverterWithAnUnsplitKvBGivesTheSameLogits() {
+        Path folder = Resources.fixture("deepseek-v3");
+        Path split = dir.resolve("split.gguf");
+        GgufConverter.convert(folder, split, Optional.of(GgufFileType.F32));
+        // the older form: the heads' widths under key_length and value_length, attn_kv_b as transformers has it
+        var replaced = new java.util.HashMap<String, Optional<GgufTensor>>();
+        try (var hf = dev.moe4j.io.safetensors.Checkpoint.open(folder)) {
+            for (int layer = 0; layer < 3; layer++) {
+                replaced.put("blk." + layer + ".attn_k_b.weight", Optional.of(GgufTensor.of("blk." + layer
+                        + ".attn_kv_b.weight", dev.moe4j.io.gguf.GgmlType.F32,
+                        hf.tensor("model.layers." + layer + ".self_attn.kv_b_proj.weight").copy())));
+                replaced.put("blk." + layer + ".attn_v_b.weight", Optional.empty());
+            }
+        }
+        Path legacy = rewritten(split, dir.resolve("legacy.gguf"), m -> {
+            m.remove("deepseek2.attention.key_length_mla");
+            m.remove("deepseek2.attention.value_length_mla");
+            m.put("deepseek2.attention.key_length", GgufValue.uint32(24));
+            m.put("deepseek2.attention.value_length", GgufValue.uint32(16));
+            m.put("deepseek2.attention.head_count_kv", GgufValue.uint32(4));
+        }, replaced);
+        assertEquals(ModelLoader.config(split).attention(), ModelLoader.config(legacy).attention());
+        int[] prompt = java.util.Arrays.stream(PROMPT).map(id -> id % 512).toArray();
+        try (LanguageModel a = ModelLoader.load(split, CpuBackend.INSTANCE, WeightMemory.MAPPED);
+             LanguageModel b = ModelLoader.load(legacy, CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+            Tensor expected = a.forward(a.newState(prompt.length), prompt, false, null);
+            Tensor actual = b.forward(b.newState(prompt.length), prompt, false, null);
+            for (long i = 0; i < expected.size(); i++) {
+                assertEquals(expected.getFloat(i), actual.getFloat(i), 0f, "logit " + i);
+            }
+        }
+    }
+
+    @Test
+    void aDeepseek2OrGptOssFileLlamaCppWouldRunOtherwiseIsOneLineNamingTheKey() {
+        Path deepseek = dir.resolve("deepseek.gguf");
+        GgufConverter.convert(Resources.fixture("deepseek-v3"), deepseek, Optional.of(GgufFileType.F32));
+        var none = java.util.Map.<String, Optional<GgufTensor>>of();
+        Path softmax = rewritten(deepseek, dir.resolve("softmax.gguf"),
+                m -> m.remove("deepseek2.expert_gating_func"), none);
+        var e = assertThrows(BadInputException.class, () -> ModelLoader.load(softmax));
+        assertEquals(softmax + ": metadata 'deepseek2.expert_gating_func' is missing, so llama.cpp gates with a"
+                + " softmax (DeepSeek-V2's routing); moe4j runs deepseek2 with sigmoid gating (2), DeepSeek-V3's",
+                e.getMessage());
+        Path eps = rewritten(deepseek, dir.resolve("eps.gguf"), m -> m.put(
+                "deepseek2.attention.layer_norm_rms_epsilon", GgufValue.float32(1e-5f)), none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(eps));
+        assertTrue(e.getMessage().startsWith(eps + ": metadata 'deepseek2.attention.layer_norm_rms_epsilon' is"
+                + " 1.0E-5; moe4j's latent attention normalises"), e.getMessage());
+        Path yarn = rewritten(deepseek, dir.resolve("yarn.gguf"), m -> {
+            m.put("deepseek2.rope.scaling.type", GgufValue.string("yarn"));
+            m.put("deepseek2.rope.scaling.factor", GgufValue.float32(40));
+        }, none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(yarn));
+        assertTrue(e.getMessage().startsWith(yarn + ": metadata 'deepseek2.rope.scaling.yarn_log_multiplier' is"
+                + " missing; llama.cpp's deepseek2 then scales"), e.getMessage());
+        Path noBias = rewritten(deepseek, dir.resolve("no-bias.gguf"), m -> { },
+                java.util.Map.of("blk.2.exp_probs_b.bias", Optional.empty()));
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(noBias));
+        assertTrue(e.getMessage().startsWith(noBias + ": missing tensor 'blk.2.exp_probs_b.bias' of shape [16]"),
+                e.getMessage());
+
+        Path gptOss = dir.resolve("gpt-oss.gguf");
+        GgufConverter.convert(Resources.fixture("gpt-oss"), gptOss, Optional.of(GgufFileType.F32));
+        Path attnFactor = rewritten(gptOss, dir.resolve("attn-factor.gguf"), m -> m.put(
+                "gpt-oss.rope.scaling.attn_factor", GgufValue.float32(0.5f)), none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(attnFactor));
+        assertEquals(attnFactor + ": metadata 'gpt-oss.rope.scaling.attn_factor' is 0.5; moe4j runs YaRN with 1"
+                + " there", e.getMessage());
+        Path noWindow = rewritten(gptOss, dir.resolve("no-window.gguf"),
+                m -> m.remove("gpt-oss.attention.sliding_window"), none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(noWindow));
+        assertEquals(noWindow + ": missing metadata 'gpt-oss.attention.sliding_window', which a gpt-oss model needs",
+                e.getMessage());
+    }
 }
