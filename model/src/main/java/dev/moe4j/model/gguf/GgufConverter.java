@@ -36,13 +36,16 @@ import java.util.function.LongUnaryOperator;
 /**
  * Converts a Hugging Face model folder that moe4j loads into one GGUF file that llama.cpp runs with the same
  * results: the weights under llama.cpp's tensor names (experts stacked [E, I, H] and [E, H, I], query and key rows
- * reordered where llama.cpp rotates adjacent pairs), the hyperparameters under its keys, and the vocabulary of the
+ * reordered where llama.cpp rotates adjacent pairs, gpt-oss's interleaved gate and up split apart, DeepSeek's kv_b
+ * split into the per-head key and value parts llama.cpp's latent attention multiplies by), the hyperparameters under
+ * its keys, and the vocabulary of the
  * folder's tokenizer.json, or a synthetic one of vocab_size tokens for a model without a tokenizer (those of
  * {@code moe4j bench make-model}, run on token ids).
  *
  * <p>Matrices are written as the requested {@link GgufFileType} gives them (quantised on the way for the block
- * types, with llama.cpp's mixture rules for q4_k_m and the like), or each in its stored type; norms and routers
- * always in F32, as llama.cpp's own converter writes them (a lossless widening from BF16/F16). The weights are read
+ * types, with llama.cpp's mixture rules for q4_k_m and the like), or each in its stored type; norms, routers,
+ * biases and sinks always in F32, as llama.cpp's own converter writes them (a lossless widening from BF16/F16). The
+ * weights are read
  * through {@link ModelLoader#weights}, so every tensor is checked against config.json first, and streamed from the
  * memory-mapped checkpoint into the file.
  *

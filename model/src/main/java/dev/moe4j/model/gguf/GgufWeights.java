@@ -1,6 +1,7 @@
 package dev.moe4j.model.gguf;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.io.gguf.GgufReader;
 import dev.moe4j.io.gguf.GgufTensorInfo;
@@ -8,6 +9,9 @@ import dev.moe4j.model.StoredWeights;
 import dev.moe4j.model.family.TensorNames;
 import dev.moe4j.model.transformer.ExpertStorage;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -30,9 +34,9 @@ import java.util.regex.Pattern;
  */
 final class GgufWeights implements StoredWeights {
     /** moe4j's names to llama.cpp's; "[{E}]" marks expert E of a stacked tensor. */
-    static final TensorNames NAMES = names(false);
+    private static final TensorNames NAMES = names(false);
     /** gpt-oss: llama.cpp names its pre-FFN norm as transformers does. */
-    static final TensorNames GPT_OSS_NAMES = names(true);
+    private static final TensorNames GPT_OSS_NAMES = names(true);
     private static final Pattern EXPERT = Pattern.compile("(.+)\\[(\\d+)]");
     private static final Pattern KV_B = Pattern.compile("blk\\.(\\d+)\\.attn_kv_b\\.weight");
 
@@ -135,7 +139,8 @@ final class GgufWeights implements StoredWeights {
     /**
      * DeepSeek's kv_b_proj [heads × (nope + v), latent] from llama.cpp's split form: per head, attn_k_b
      * [heads, latent, nope] holds the key rows transposed and attn_v_b [heads, v, latent] the value rows as they
-     * are. Decoded to F32 (whatever their block type), as the model multiplies the latent by the whole matrix.
+     * are. Decoded to F32 (whatever their block type), head by head, into memory off the Java heap (DeepSeek-V3's
+     * is 64 MB a layer), as the model multiplies the latent by the whole matrix.
      */
     private Optional<Stored> kvB(int layer) {
         String kName = "blk." + layer + ".attn_k_b.weight", vName = "blk." + layer + ".attn_v_b.weight";
@@ -149,20 +154,24 @@ final class GgufWeights implements StoredWeights {
                     + " [heads, v, latent] of one latent");
         }
         int heads = k.dim(0), latent = k.dim(1), nope = k.dim(2), value = v.dim(1);
-        float[] keys = k.toFloatArray(), values = v.toFloatArray();
-        float[] out = new float[heads * (nope + value) * latent];
+        long headBytes = (long) (nope + value) * latent * Float.BYTES;
+        MemorySegment data = Arena.ofAuto().allocate(heads * headBytes, 64);
+        float[] keyRows = new float[nope * latent];
         for (int h = 0; h < heads; h++) {
-            int head = h * (nope + value) * latent;
+            float[] keys = k.select(h).toFloatArray();
             for (int j = 0; j < nope; j++) {
                 for (int l = 0; l < latent; l++) {
-                    out[head + j * latent + l] = keys[(h * latent + l) * nope + j];
+                    keyRows[j * latent + l] = keys[l * nope + j];
                 }
             }
-            System.arraycopy(values, h * value * latent, out, head + nope * latent, value * latent);
+            MemorySegment.copy(keyRows, 0, data, ValueLayout.JAVA_FLOAT, h * headBytes, keyRows.length);
+            float[] values = v.select(h).toFloatArray();
+            MemorySegment.copy(values, 0, data, ValueLayout.JAVA_FLOAT, h * headBytes + (long) nope * latent
+                    * Float.BYTES, values.length);
         }
         readWith.put(kName, vName);
         return Optional.of(new Stored(kName, kName + " and " + vName, reader.path(),
-                Tensor.of(out, heads * (nope + value), latent)));
+                Tensor.wrap(DType.F32, data, heads * (nope + value), latent)));
     }
 
     @Override
