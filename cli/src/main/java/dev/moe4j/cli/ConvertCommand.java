@@ -19,7 +19,9 @@ import java.util.concurrent.Callable;
         description = {"Convert a model folder (config.json + safetensors) to another format.",
                 "--to gguf writes one GGUF file that llama.cpp runs with the same results: mixtral becomes llama.cpp's"
                         + " 'llama' (experts stacked, query/key rows reordered for its RoPE), qwen2_moe its 'qwen2moe',"
-                        + " qwen3_moe its 'qwen3moe', olmoe (without grouped-query attention) its 'olmoe'."
+                        + " qwen3_moe its 'qwen3moe', olmoe (without grouped-query attention) its 'olmoe', gpt_oss its"
+                        + " 'gpt-oss' (gate and up of the experts split apart, biases and sinks kept) and deepseek_v3 its"
+                        + " 'deepseek2' (latent attention with kv_b split into attn_k_b and attn_v_b, sigmoid routing)."
                         + " The vocabulary comes from tokenizer.json, or is a synthetic one of vocab_size tokens when"
                         + " the folder has none (models of 'moe4j bench make-model', run on token ids).",
                 "--type picks the matrices' types as llama.cpp's file types do (q4_k_m: Q4_K with Q6_K for attn_v and"
@@ -59,6 +61,7 @@ public final class ConvertCommand implements Callable<Integer> {
                 result.file(), result.architecture(), result.tensors(), result.bytes() / 1e6,
                 result.fileType().name().toLowerCase(Locale.ROOT), result.vocabulary(),
                 (System.nanoTime() - start) / 1e9);
+        result.notes().forEach(note -> err.println("moe4j: note: " + note));
         err.flush();
         return 0;
     }

@@ -37,6 +37,18 @@ class ConvertCommandTest {
     }
 
     @Test
+    void aGptOssFolderIsConvertedWithANoteOnLlamaCppsYarn() {
+        Path model = Fixtures.model("gpt-oss", dir);
+        Path out = dir.resolve("gpt-oss.gguf");
+        var r = convert("--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--type", "f16");
+        assertEquals(0, r.status(), r.err());
+        var lines = r.err().lines().toList();
+        assertEquals(2, lines.size(), r.err());
+        assertTrue(lines.get(0).startsWith("moe4j: wrote " + out + ": gpt-oss, "), r.err());
+        assertTrue(lines.get(1).startsWith("moe4j: note: llama.cpp rounds YaRN's correction range"), r.err());
+    }
+
+    @Test
     void aQuantisedTypeIsWrittenAndQuantizeRewritesItInAnother() {
         Path model = Fixtures.model("qwen3-moe", dir);
         Path q8 = dir.resolve("q8.gguf");
@@ -81,10 +93,10 @@ class ConvertCommandTest {
                 {"--to", "onnx", "--model", model.toString(), "--out", out.toString()},
                 {"--to", "gguf", "--model", model.toString(), "--out", out.toString(), "--type", "q3_k"},
                 {"--to", "gguf", "--model", dir.resolve("missing").toString(), "--out", out.toString()},
-                {"--to", "gguf", "--model", Fixtures.model("deepseek-v3", dir).toString(), "--out", out.toString()},
+                {"--to", "gguf", "--model", model.toString(), "--out", out.toString()},
         };
         String[] expected = {"--to: expected gguf, got 'onnx'", "--type: expected one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, mxfp4_moe, got 'q3_k'",
-                "missing: not a model folder", "model_type 'deepseek_v3' cannot be converted to GGUF yet"};
+                "missing: not a model folder", "the model has grouped-query attention, which llama.cpp's 'olmoe'"};
         for (int i = 0; i < cases.length; i++) {
             var r = convert(cases[i]);
             assertEquals(2, r.status(), r.err());

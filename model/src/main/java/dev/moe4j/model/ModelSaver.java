@@ -16,6 +16,7 @@ import dev.moe4j.model.transformer.Transformer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -25,7 +26,8 @@ import java.util.regex.Pattern;
 /**
  * Saves a {@link Transformer} as a Hugging Face model folder of one family: its config.json and its weights under
  * the family's tensor names, in the family's expert layout, in a chosen dtype. Stacked experts (as training keeps
- * them) are written per expert as views of the stacked tensors, or transposed for gpt-oss; the selection bias
+ * them) are written per expert as views of the stacked tensors, or transposed for gpt-oss, as are per-expert ones
+ * (random weights for benchmarks); the selection bias
  * stays F32, as transformers keeps it.
  */
 public final class ModelSaver {
@@ -34,6 +36,8 @@ public final class ModelSaver {
 
     private static final Pattern STACKED = Pattern.compile("(layers\\.\\d+\\.moe\\.(?:experts|shared_experts)\\.)"
             + "(gate_up_proj|down_proj|gate_up_proj_bias|down_proj_bias)");
+    private static final Pattern SEPARATE = Pattern.compile("(layers\\.\\d+\\.moe\\.experts\\.)"
+            + "(\\d+\\.(?:gate|up|down)_proj\\.(?:weight|bias))");
 
     private ModelSaver() {
     }
@@ -80,6 +84,9 @@ public final class ModelSaver {
         if (from == storage) {
             return tensors;
         }
+        if (from == ExpertStorage.SEPARATE && storage == ExpertStorage.TRANSPOSED) {
+            return interleavedTransposed(tensors);
+        }
         if (from != ExpertStorage.STACKED) {
             throw new BadInputException("cannot save as " + family + ": its checkpoints hold experts " + storage
                     + ", this model holds them " + from);
@@ -115,6 +122,60 @@ public final class ModelSaver {
                     }
                     default -> out.put(p + "down_proj.bias", one);
                 }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Per-expert gate, up and down (with their biases) as gpt-oss stores them: gate_up_proj [E, H, 2I] with gate
+     * row i in column 2i and up row i in column 2i + 1, down_proj [E, I, H], gate_up_proj_bias [E, 2I] interleaved
+     * alike, down_proj_bias [E, H] (copies: saving only).
+     */
+    private static Map<String, Tensor> interleavedTransposed(Map<String, Tensor> tensors) {
+        var out = new LinkedHashMap<String, Tensor>();
+        var layers = new TreeMap<String, Map<String, Tensor>>(); // "layers.N.moe.experts." -> "E.part" -> tensor
+        for (var e : tensors.entrySet()) {
+            Matcher m = SEPARATE.matcher(e.getKey());
+            if (m.matches()) {
+                layers.computeIfAbsent(m.group(1), k -> new HashMap<>()).put(m.group(2), e.getValue());
+            } else {
+                out.put(e.getKey(), e.getValue());
+            }
+        }
+        for (var layer : layers.entrySet()) {
+            Map<String, Tensor> parts = layer.getValue();
+            Tensor down0 = parts.get("0.down_proj.weight");
+            int experts = (int) parts.keySet().stream().filter(k -> k.endsWith("down_proj.weight")).count();
+            int hidden = down0.dim(0), inter = down0.dim(1);
+            Tensor gateUp = Tensor.zeros(down0.dtype(), experts, hidden, 2 * inter);
+            Tensor down = Tensor.zeros(down0.dtype(), experts, inter, hidden);
+            boolean biases = parts.containsKey("0.down_proj.bias");
+            Tensor gateUpBias = biases ? Tensor.zeros(down0.dtype(), experts, 2 * inter) : null;
+            Tensor downBias = biases ? Tensor.zeros(down0.dtype(), experts, hidden) : null;
+            for (int x = 0; x < experts; x++) {
+                Tensor gate = parts.get(x + ".gate_proj.weight"), up = parts.get(x + ".up_proj.weight");
+                Tensor d = parts.get(x + ".down_proj.weight");
+                for (int i = 0; i < inter; i++) {
+                    for (int h = 0; h < hidden; h++) {
+                        gateUp.set(gate.get(i, h), x, h, 2 * i);
+                        gateUp.set(up.get(i, h), x, h, 2 * i + 1);
+                        down.set(d.get(h, i), x, i, h);
+                    }
+                }
+                if (biases) {
+                    for (int i = 0; i < inter; i++) {
+                        gateUpBias.set(parts.get(x + ".gate_proj.bias").get(i), x, 2 * i);
+                        gateUpBias.set(parts.get(x + ".up_proj.bias").get(i), x, 2 * i + 1);
+                    }
+                    downBias.select(x).copyFrom(parts.get(x + ".down_proj.bias"));
+                }
+            }
+            out.put(layer.getKey() + "gate_up_proj", gateUp);
+            out.put(layer.getKey() + "down_proj", down);
+            if (biases) {
+                out.put(layer.getKey() + "gate_up_proj_bias", gateUpBias);
+                out.put(layer.getKey() + "down_proj_bias", downBias);
             }
         }
         return out;

@@ -30,7 +30,8 @@ import java.util.concurrent.Callable;
  * its values are computed, so a model of a real MoE's size (Qwen3-30B-A3B in q4_k_m) needs little memory.
  */
 @Command(name = "make-model", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Write a model with random weights (N(0, 0.02²); router and experts N(0, 1/inputs); norms 1) in a"
+        description = {"Write a model with random weights (N(0, 0.02²); router and experts N(0, 1/inputs); norms 1;"
+                + " biases N(0, 0.1²)) in a"
                 + " real architecture's shape, for benchmarks: a Hugging Face model folder (config.json, safetensors),"
                 + " or, when --out ends in .gguf, one GGUF file of --type as 'moe4j convert --to gguf' writes it"
                 + " (synthetic vocabulary; the same values as make-model to a folder with --dtype F32 and the same"
@@ -46,7 +47,7 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--family", defaultValue = "qwen3_moe", paramLabel = "TYPE",
-            description = "model_type: qwen3_moe, mixtral or olmoe (default: ${DEFAULT-VALUE})")
+            description = "model_type: qwen3_moe, mixtral, olmoe, gpt_oss or deepseek_v3 (default: ${DEFAULT-VALUE})")
     String family;
 
     @Option(names = "--layers", paramLabel = "N", defaultValue = "8",
@@ -66,7 +67,8 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
     int kvHeads;
 
     @Option(names = "--head-dim", paramLabel = "N",
-            description = "width of each attention head, qwen3_moe only (default: hidden / heads)")
+            description = "width of each attention head, qwen3_moe and gpt_oss; deepseek_v3: the heads' widths"
+                    + " without position (qk_nope_head_dim) and of values (default: hidden / heads)")
     Integer headDim;
 
     @Option(names = "--experts", paramLabel = "N", defaultValue = "64",
@@ -89,6 +91,42 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
             description = "max_position_embeddings (default: ${DEFAULT-VALUE})")
     int context;
 
+    @Option(names = "--sliding-window", paramLabel = "N",
+            description = "gpt_oss: the window of its even layers (default: 128)")
+    Integer slidingWindow;
+
+    @Option(names = "--q-lora-rank", paramLabel = "N",
+            description = "deepseek_v3: rank of the query projection, 0 for none (default: hidden / 2)")
+    Integer qLoraRank;
+
+    @Option(names = "--kv-lora-rank", paramLabel = "N",
+            description = "deepseek_v3: width of the key/value latent (default: hidden / 4)")
+    Integer kvLoraRank;
+
+    @Option(names = "--rope-dim", paramLabel = "N",
+            description = "deepseek_v3: the rotary part of each query/key head (default: head width / 2)")
+    Integer ropeDim;
+
+    @Option(names = "--dense-layers", paramLabel = "N",
+            description = "deepseek_v3: leading dense layers (default: 1)")
+    Integer denseLayers;
+
+    @Option(names = "--dense-size", paramLabel = "N",
+            description = "deepseek_v3: width of the dense layers' MLP (default: 3 x expert size)")
+    Integer denseSize;
+
+    @Option(names = "--shared-experts", paramLabel = "N",
+            description = "deepseek_v3: shared experts, each of expert size (default: 1)")
+    Integer sharedExperts;
+
+    @Option(names = "--groups", paramLabel = "N",
+            description = "deepseek_v3: groups of experts (n_group; default: 8)")
+    Integer groups;
+
+    @Option(names = "--top-groups", paramLabel = "N",
+            description = "deepseek_v3: groups a token may choose experts from (topk_group; default: groups / 2)")
+    Integer topGroups;
+
     @Option(names = "--dtype", paramLabel = "DTYPE",
             description = "a folder's weights: F32, BF16 or F16 (default: BF16)")
     String dtype;
@@ -97,6 +135,11 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
             description = "a GGUF file's type, as 'moe4j convert --type': f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m,"
                     + " q6_k or mxfp4_moe (default: bf16)")
     String type;
+
+    @Option(names = "--initializer-range", paramLabel = "STD", defaultValue = "0.02",
+            description = "standard deviation of the matrices outside the MoE layers; larger makes attention sharper"
+                    + " (default: ${DEFAULT-VALUE})")
+    double initializerRange;
 
     @Option(names = "--seed", paramLabel = "N", defaultValue = "1",
             description = "seed of the weights (default: ${DEFAULT-VALUE})")
@@ -135,6 +178,7 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
             err.printf(Locale.ROOT, "moe4j: wrote %s: %s, %d tensors, %.1f MB in %.1f s (%.1fM parameters/s)%n",
                     out, result.architecture(), result.tensors(), result.bytes() / 1e6, seconds,
                     counts.total() / 1e6 / seconds);
+            result.notes().forEach(note -> err.println("moe4j: note: " + note));
         } else {
             var model = new Transformer(config, new RandomWeights(config, seed));
             ModelSaver.save(model, out, family, weightType(), ModelSaver.DEFAULT_SHARD_BYTES);
@@ -145,35 +189,77 @@ public final class BenchMakeModelCommand implements Callable<Integer> {
     }
 
     private String configJson() {
-        if (heads % kvHeads != 0) {
+        boolean deepseek = family.equals("deepseek_v3");
+        // latent attention has as many key/value heads as query heads: --kv-heads is not its
+        if (!deepseek && heads % kvHeads != 0) {
             throw new BadInputException("--heads (" + heads + ") must be a multiple of --kv-heads (" + kvHeads + ")");
         }
         if (headDim == null && hidden % heads != 0) {
             throw new BadInputException("--hidden (" + hidden + ") must be a multiple of --heads (" + heads
                     + "), or give --head-dim");
         }
-        if (headDim != null && !family.equals("qwen3_moe")) {
-            throw new BadInputException("--head-dim: only qwen3_moe sets a head width; " + family
-                    + "'s heads are hidden / heads wide");
+        if (!(initializerRange > 0)) {
+            throw new BadInputException("--initializer-range: must be positive, got " + initializerRange);
+        }
+        only("--head-dim", headDim, "qwen3_moe", "gpt_oss", "deepseek_v3");
+        only("--sliding-window", slidingWindow, "gpt_oss");
+        for (var flag : new Object[][] {{"--q-lora-rank", qLoraRank}, {"--kv-lora-rank", kvLoraRank},
+                {"--rope-dim", ropeDim}, {"--dense-layers", denseLayers}, {"--dense-size", denseSize},
+                {"--shared-experts", sharedExperts}, {"--groups", groups}, {"--top-groups", topGroups}}) {
+            only((String) flag[0], flag[1], "deepseek_v3");
         }
         int headWidth = headDim != null ? headDim : hidden / heads;
         String common = String.format(Locale.ROOT, "\"vocab_size\": %d, \"hidden_size\": %d, \"num_hidden_layers\": %d,"
                         + " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"num_experts_per_tok\": %d,"
-                        + " \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-6, \"rope_theta\": 1000000.0,"
-                        + " \"tie_word_embeddings\": false, \"initializer_range\": 0.02",
-                vocab, hidden, layers, heads, kvHeads, topK, context);
+                        + " \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-6,"
+                        + " \"tie_word_embeddings\": false, \"initializer_range\": %s",
+                vocab, hidden, layers, heads, deepseek ? heads : kvHeads, topK, context, initializerRange);
         return switch (family) {
             case "qwen3_moe" -> String.format(Locale.ROOT, "{\"model_type\": \"qwen3_moe\", %s, \"head_dim\": %d,"
                     + " \"num_experts\": %d, \"moe_intermediate_size\": %d, \"intermediate_size\": %d,"
-                    + " \"norm_topk_prob\": true, \"decoder_sparse_step\": 1, \"mlp_only_layers\": []}",
-                    common, headWidth, experts, expertSize, 3 * expertSize);
+                    + " \"norm_topk_prob\": true, \"decoder_sparse_step\": 1, \"mlp_only_layers\": [],"
+                    + " \"rope_theta\": 1000000.0}", common, headWidth, experts, expertSize, 3 * expertSize);
             case "mixtral" -> String.format(Locale.ROOT, "{\"model_type\": \"mixtral\", %s, \"num_local_experts\": %d,"
-                    + " \"intermediate_size\": %d}", common, experts, expertSize);
+                    + " \"intermediate_size\": %d, \"rope_theta\": 1000000.0}", common, experts, expertSize);
             case "olmoe" -> String.format(Locale.ROOT, "{\"model_type\": \"olmoe\", %s, \"num_experts\": %d,"
-                    + " \"intermediate_size\": %d}", common, experts, expertSize);
-            default -> throw new BadInputException("--family: expected qwen3_moe, mixtral or olmoe, got '" + family
-                    + "'");
+                    + " \"intermediate_size\": %d, \"rope_theta\": 1000000.0}", common, experts, expertSize);
+            // gpt-oss's own RoPE: theta 150000, YaRN x32 from 4096 positions without rounding its correction range
+            case "gpt_oss" -> String.format(Locale.ROOT, "{\"model_type\": \"gpt_oss\", %s, \"head_dim\": %d,"
+                    + " \"num_local_experts\": %d, \"intermediate_size\": %d, \"sliding_window\": %d,"
+                    + " \"rope_theta\": 150000.0, \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 32.0,"
+                    + " \"original_max_position_embeddings\": 4096, \"beta_fast\": 32.0, \"beta_slow\": 1.0,"
+                    + " \"truncate\": false}}", common, headWidth, experts, expertSize,
+                    slidingWindow == null ? 128 : slidingWindow);
+            // DeepSeek-V3's YaRN (x40 from 4096 positions, mscale and mscale_all_dim 1) and routed scaling
+            case "deepseek_v3" -> {
+                int groupCount = groups == null ? 8 : groups;
+                yield String.format(Locale.ROOT, "{\"model_type\": \"deepseek_v3\", %s, \"n_routed_experts\": %d,"
+                        + " \"moe_intermediate_size\": %d, \"intermediate_size\": %d, \"n_shared_experts\": %d,"
+                        + " \"q_lora_rank\": %s, \"kv_lora_rank\": %d, \"qk_nope_head_dim\": %d,"
+                        + " \"qk_rope_head_dim\": %d, \"v_head_dim\": %d, \"n_group\": %d, \"topk_group\": %d,"
+                        + " \"first_k_dense_replace\": %d, \"norm_topk_prob\": true, \"routed_scaling_factor\": 2.5,"
+                        + " \"rope_interleave\": true, \"rope_theta\": 10000.0, \"rope_scaling\": {\"rope_type\":"
+                        + " \"yarn\", \"factor\": 40.0, \"original_max_position_embeddings\": 4096, \"mscale\": 1.0,"
+                        + " \"mscale_all_dim\": 1.0, \"beta_fast\": 32.0, \"beta_slow\": 1.0},"
+                        + " \"num_nextn_predict_layers\": 0}", common, experts, expertSize,
+                        denseSize == null ? 3 * expertSize : denseSize, sharedExperts == null ? 1 : sharedExperts,
+                        qLoraRank == null ? String.valueOf(hidden / 2) : qLoraRank == 0 ? "null" : qLoraRank.toString(),
+                        kvLoraRank == null ? hidden / 4 : kvLoraRank, headWidth,
+                        ropeDim == null ? headWidth / 2 : ropeDim, headWidth, groupCount,
+                        topGroups == null ? Math.max(1, groupCount / 2) : topGroups,
+                        denseLayers == null ? 1 : denseLayers);
+            }
+            default -> throw new BadInputException("--family: expected qwen3_moe, mixtral, olmoe, gpt_oss or"
+                    + " deepseek_v3, got '" + family + "'");
         };
+    }
+
+    /** Refuses a flag given for a family that does not have what it sets. */
+    private void only(String flag, Object value, String... families) {
+        if (value != null && !java.util.List.of(families).contains(family)) {
+            throw new BadInputException(flag + ": sets what only " + String.join(", ", families) + " models have, not "
+                    + family + "'s");
+        }
     }
 
     private DType weightType() {

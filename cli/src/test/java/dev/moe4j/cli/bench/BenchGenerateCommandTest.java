@@ -88,6 +88,54 @@ class BenchGenerateCommandTest {
     }
 
     @Test
+    void makeModelWritesGptOssAndDeepseekV3AsFoldersAndGgufFilesThatLoadAlike() {
+        String[][] families = {
+                {"gpt_oss", "gpt-oss", "--sliding-window", "4", "--head-dim", "16"},
+                {"deepseek_v3", "deepseek2", "--q-lora-rank", "32", "--kv-lora-rank", "16", "--rope-dim", "8",
+                        "--dense-layers", "1", "--dense-size", "64", "--groups", "4", "--top-groups", "2",
+                        "--shared-experts", "1", "--head-dim", "16"}};
+        for (String[] f : families) {
+            var common = new java.util.ArrayList<>(java.util.List.of("bench", "make-model", "--family", f[0],
+                    "--layers", "3", "--hidden", "64", "--heads", "4", "--kv-heads", "2", "--experts", "8",
+                    "--top-k", "2", "--expert-size", "32", "--vocab", "300", "--context", "64", "--seed", "5"));
+            common.addAll(java.util.List.of(f).subList(2, f.length));
+            Path folder = dir.resolve(f[0]), file = dir.resolve(f[0] + ".gguf");
+            var toFolder = new java.util.ArrayList<>(common);
+            toFolder.addAll(java.util.List.of("--dtype", "F32", "--out", folder.toString()));
+            assertEquals(0, run(toFolder.toArray(String[]::new)), err.toString());
+            var toFile = new java.util.ArrayList<>(common);
+            toFile.addAll(java.util.List.of("--type", "f32", "--out", file.toString()));
+            assertEquals(0, run(toFile.toArray(String[]::new)), err.toString());
+            assertTrue(err.toString().contains("wrote " + file + ": " + f[1] + ", "), err.toString());
+            int[] prompt = {1, 17, 250, 42, 5, 299};
+            // the file's YaRN is llama.cpp's, its correction range rounded: the folder is run so too
+            var rope = ModelLoader.config(folder).rope();
+            if (rope.scaling() instanceof dev.moe4j.model.config.RopeConfig.Yarn y) {
+                rope = new dev.moe4j.model.config.RopeConfig(rope.theta(), new dev.moe4j.model.config.RopeConfig.Yarn(
+                        y.factor(), y.originalMaxPositions(), y.betaFast(), y.betaSlow(), y.mscale(), y.mscaleAllDim(),
+                        y.attentionFactor(), true), rope.layout(), rope.partialRotaryFactor());
+            }
+            var config = ModelLoader.config(folder).toBuilder().rope(rope).build();
+            try (var a = ModelLoader.load(folder, config, dev.moe4j.core.backend.CpuBackend.INSTANCE,
+                    dev.moe4j.model.WeightMemory.MAPPED); var b = ModelLoader.load(file)) {
+                assertEquals(a.config().attention(), b.config().attention(), f[0]);
+                var x = a.forward(a.newState(prompt.length), prompt, false, null);
+                var y = b.forward(b.newState(prompt.length), prompt, false, null);
+                double scale = 0, diff = 0;
+                for (long i = 0; i < x.size(); i++) {
+                    scale = Math.max(scale, Math.abs(x.getFloat(i)));
+                    diff = Math.max(diff, Math.abs(x.getFloat(i) - y.getFloat(i)));
+                }
+                assertTrue(diff <= 1e-6 * scale, f[0] + ": " + diff / scale);
+            }
+        }
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", dir.resolve("q").toString(),
+                "--kv-lora-rank", "16"));
+        assertEquals("moe4j: error: --kv-lora-rank: sets what only deepseek_v3 models have, not qwen3_moe's\n",
+                err.toString());
+    }
+
+    @Test
     void makeModelTakesDtypeForAFolderAndTypeForAGgufFile() {
         Path file = dir.resolve("m.gguf");
         assertEquals(Main.EXIT_BAD_INPUT, run("bench", "make-model", "--out", file.toString(), "--dtype", "F32"));

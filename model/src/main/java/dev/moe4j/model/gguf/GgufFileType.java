@@ -24,7 +24,7 @@ public enum GgufFileType {
     /** Q5_K, with Q6_K where Q4_K_M takes it. */
     Q5_K_M(17, GgmlType.Q5_K),
     Q6_K(18, GgmlType.Q6_K),
-    /** MXFP4 for the stacked experts, Q8_0 for every other matrix (gpt-oss's own layout). */
+    /** MXFP4 for the stacked tensors (the experts), Q8_0 for every other matrix (gpt-oss's own layout). */
     MXFP4_MOE(38, GgmlType.MXFP4);
 
     private final int id;
@@ -100,8 +100,10 @@ public enum GgufFileType {
                 type = GgmlType.Q6_K;
             }
         } else if (this == MXFP4_MOE) {
+            // every stacked tensor, as llama.cpp decides it: deepseek2's per-head attn_k_b and attn_v_b too
             type = shape.length == 3 && shape[0] > 1 ? GgmlType.MXFP4 : GgmlType.Q8_0;
-        } else if (name.contains("attn_v.weight")) {
+        } else if (name.contains("attn_v.weight") || name.contains("attn_kv_b.weight")) {
+            // llama.cpp counts a latent attention's kv_b among the value projections
             if ((this == Q4_K_M || this == Q5_K_M) && moreBits(layer(name), model.layers())) {
                 type = GgmlType.Q6_K;
             }

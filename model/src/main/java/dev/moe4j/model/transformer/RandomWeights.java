@@ -13,8 +13,9 @@ import java.util.SplittableRandom;
 
 /**
  * Random weights for models that are measured rather than trained ({@code moe4j bench make-model}): norm weights
- * 1, biases 0, the MoE layer's matrices (router and experts) N(0, 1/in) so that routing and expert outputs keep a
- * unit scale, every other matrix N(0, initializer_range²).
+ * 1, the MoE layer's matrices (router and experts) N(0, 1/in) so that routing and expert outputs keep a unit scale,
+ * every other matrix N(0, initializer_range²), biases N(0, 0.1²): not 0, so that a model whose file misplaces or drops
+ * a bias computes visibly other logits (the llama.cpp comparisons rest on these models).
  *
  * <p>Element {@code i} of a weight is a function of the seed, the weight's name and {@code i} alone, so any range of
  * any weight is computed on its own: a GGUF writer computes each chunk as it reaches it, on several threads, in
@@ -27,6 +28,7 @@ public final class RandomWeights implements WeightSource {
     private static final long GOLDEN = 0x9E3779B97F4A7C15L;
     private static final long TILE_KEY = mix(0x711E5L);
     private static final float[] NORMAL = normalTable();
+    private static final float BIAS_STD = 0.1f;
 
     private final long seed;
     private final double std;
@@ -83,7 +85,7 @@ public final class RandomWeights implements WeightSource {
             return new Values(0, 1, true);
         }
         if (name.endsWith(".bias")) {
-            return new Values(0, 0, true);
+            return new Values(key(name), BIAS_STD, false);
         }
         float scale = (float) (name.contains(".moe.") ? 1 / Math.sqrt(shape[shape.length - 1]) : std);
         return new Values(key(name), scale, false);
@@ -96,7 +98,7 @@ public final class RandomWeights implements WeightSource {
      * of tiles, while a GGUF writer quantises each tile once per scale and copies it after (a K-quant block costs
      * about 200 ns a value to encode, which made 30 billion values take an hour on two cores).
      *
-     * @param constant every value is {@code scale} (norm weights, biases)
+     * @param constant every value is {@code scale} (norm weights)
      */
     public record Values(long key, float scale, boolean constant) {
         /** Values in a tile; a whole number of blocks of every block type ggml has. */

@@ -108,6 +108,108 @@ class GgufConverterTest {
     }
 
     @Test
+    void gptOssExpertsAreSplitIntoGateAndUpAndTransposedWithTheirBiasesAndTheSinksKept() {
+        Path folder = Resources.fixture("gpt-oss");
+        Path out = dir.resolve("gpt-oss.gguf");
+        var result = GgufConverter.convert(folder, out, Optional.empty());
+        assertEquals("gpt-oss", result.architecture());
+        assertEquals(1, result.notes().size(), "llama.cpp rounds YaRN's correction range: " + result.notes());
+        try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
+            var m = gguf.metadata();
+            assertEquals(48, key(gguf, "gpt-oss.expert_feed_forward_length"));
+            assertEquals(4, key(gguf, "gpt-oss.attention.sliding_window"));
+            assertEquals(16, key(gguf, "gpt-oss.attention.key_length"));
+            assertEquals(8, key(gguf, "gpt-oss.expert_count"));
+            assertEquals(150000.0, m.get("gpt-oss.rope.freq_base").orElseThrow().doubleValue());
+            assertEquals("yarn", m.get("gpt-oss.rope.scaling.type").orElseThrow().stringValue());
+            assertEquals(32.0, m.get("gpt-oss.rope.scaling.factor").orElseThrow().doubleValue());
+            assertEquals(4096, key(gguf, "gpt-oss.rope.scaling.original_context_length"));
+            assertTrue(gguf.info("blk.1.ffn_norm.weight").isEmpty(), "gpt-oss names its pre-FFN norm otherwise");
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.post_attention_layernorm.weight")),
+                    bytes(gguf.tensor("blk.1.post_attention_norm.weight")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.self_attn.sinks")),
+                    bytes(gguf.tensor("blk.1.attn_sinks.weight")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.self_attn.o_proj.bias")),
+                    bytes(gguf.tensor("blk.1.attn_output.bias")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.mlp.router.bias")),
+                    bytes(gguf.tensor("blk.1.ffn_gate_inp.bias")));
+
+            Tensor gateUp = hf.tensor("model.layers.1.mlp.experts.gate_up_proj"); // [E, H, 2I], gate and up interleaved
+            Tensor gateUpBias = hf.tensor("model.layers.1.mlp.experts.gate_up_proj_bias");
+            Tensor down = hf.tensor("model.layers.1.mlp.experts.down_proj"); // [E, I, H]
+            Tensor gate = gguf.tensor("blk.1.ffn_gate_exps.weight"), up = gguf.tensor("blk.1.ffn_up_exps.weight");
+            Tensor downs = gguf.tensor("blk.1.ffn_down_exps.weight");
+            assertArrayEquals(new int[] {8, 48, 64}, gate.shape());
+            assertArrayEquals(new int[] {8, 64, 48}, downs.shape());
+            for (int e = 0; e < 8; e++) {
+                for (int i = 0; i < 48; i++) {
+                    for (int h = 0; h < 64; h++) {
+                        assertEquals(gateUp.get(e, h, 2 * i), gate.get(e, i, h));
+                        assertEquals(gateUp.get(e, h, 2 * i + 1), up.get(e, i, h));
+                        assertEquals(down.get(e, i, h), downs.get(e, h, i));
+                    }
+                    assertEquals(gateUpBias.get(e, 2 * i), gguf.tensor("blk.1.ffn_gate_exps.bias").get(e, i));
+                    assertEquals(gateUpBias.get(e, 2 * i + 1), gguf.tensor("blk.1.ffn_up_exps.bias").get(e, i));
+                }
+            }
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.mlp.experts.down_proj_bias")),
+                    bytes(gguf.tensor("blk.1.ffn_down_exps.bias")));
+        }
+    }
+
+    @Test
+    void deepseekV3KeepsItsLatentAttentionWithKvBSplitAsLlamaCppsConverterSplitsIt() {
+        Path folder = Resources.fixture("deepseek-v3");
+        Path out = dir.resolve("deepseek.gguf");
+        assertEquals("deepseek2", GgufConverter.convert(folder, out, Optional.empty()).architecture());
+        try (var gguf = GgufReader.open(out); var hf = Checkpoint.open(folder)) {
+            var m = gguf.metadata();
+            // the latent as llama.cpp caches it: one key head of latent + rope, the heads' widths under _mla
+            assertEquals(1, key(gguf, "deepseek2.attention.head_count_kv"));
+            assertEquals(32 + 8, key(gguf, "deepseek2.attention.key_length"));
+            assertEquals(32, key(gguf, "deepseek2.attention.value_length"));
+            assertEquals(24, key(gguf, "deepseek2.attention.key_length_mla"));
+            assertEquals(16, key(gguf, "deepseek2.attention.value_length_mla"));
+            assertEquals(8, key(gguf, "deepseek2.rope.dimension_count"));
+            assertEquals(48, key(gguf, "deepseek2.attention.q_lora_rank"));
+            assertEquals(32, key(gguf, "deepseek2.attention.kv_lora_rank"));
+            assertEquals(1, key(gguf, "deepseek2.leading_dense_block_count"));
+            assertEquals(128, key(gguf, "deepseek2.feed_forward_length"));
+            assertEquals(32, key(gguf, "deepseek2.expert_feed_forward_length"));
+            assertEquals(1, key(gguf, "deepseek2.expert_shared_count"));
+            assertEquals(2, key(gguf, "deepseek2.expert_gating_func"), "sigmoid");
+            assertEquals(4, key(gguf, "deepseek2.expert_group_count"));
+            assertEquals(2, key(gguf, "deepseek2.expert_group_used_count"));
+            assertEquals(2.5, m.get("deepseek2.expert_weights_scale").orElseThrow().doubleValue());
+            assertTrue(m.get("deepseek2.expert_weights_norm").orElseThrow().booleanValue());
+
+            Tensor kvB = hf.tensor("model.layers.1.self_attn.kv_b_proj.weight"); // [4 x (16 + 16), 32]
+            Tensor kB = gguf.tensor("blk.1.attn_k_b.weight"), vB = gguf.tensor("blk.1.attn_v_b.weight");
+            assertArrayEquals(new int[] {4, 32, 16}, kB.shape());
+            assertArrayEquals(new int[] {4, 16, 32}, vB.shape());
+            for (int h = 0; h < 4; h++) {
+                for (int l = 0; l < 32; l++) {
+                    for (int j = 0; j < 16; j++) {
+                        assertEquals(kvB.get(h * 32 + j, l), kB.get(h, l, j), "key rows transposed per head");
+                        assertEquals(kvB.get(h * 32 + 16 + j, l), vB.get(h, j, l), "value rows as they are");
+                    }
+                }
+            }
+            assertTrue(gguf.info("blk.1.attn_kv_b.weight").isEmpty());
+            assertArrayEquals(bytes(hf.tensor("model.layers.1.self_attn.kv_a_proj_with_mqa.weight")),
+                    bytes(gguf.tensor("blk.1.attn_kv_a_mqa.weight")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.2.mlp.gate.e_score_correction_bias")),
+                    bytes(gguf.tensor("blk.2.exp_probs_b.bias")));
+            assertArrayEquals(bytes(hf.tensor("model.layers.0.mlp.down_proj.weight")),
+                    bytes(gguf.tensor("blk.0.ffn_down.weight")), "the leading dense layer");
+            assertArrayEquals(bytes(hf.tensor("model.layers.2.mlp.shared_experts.up_proj.weight")),
+                    bytes(gguf.tensor("blk.2.ffn_up_shexp.weight")));
+            assertTrue(gguf.info("blk.2.ffn_gate_inp_shexp.weight").isEmpty(), "DeepSeek's shared expert has no gate");
+            assertTrue(gguf.info("blk.0.ffn_gate_exps.weight").isEmpty());
+        }
+    }
+
+    @Test
     void pairedRowsRotatedAsLlamaCppDoesGiveTheHalfRotationOfTheCheckpoint() {
         // llama.cpp's llama architecture rotates adjacent pairs; transformers rotates halves. After the reordering,
         // rotating the converted projection's output in pairs equals rotating the original's in halves, element for
@@ -327,15 +429,33 @@ class GgufConverterTest {
                 + " not renormalised"), e.getMessage());
         assertFalse(Files.exists(out));
 
-        var deepseek = assertThrows(BadInputException.class, () -> GgufConverter.convert(
-                Resources.fixture("deepseek-v3"), out, Optional.empty()));
-        assertTrue(deepseek.getMessage().contains("model_type 'deepseek_v3' cannot be converted to GGUF yet"),
-                deepseek.getMessage());
+        Path halves = dir.resolve("halves");
+        Files.createDirectories(halves);
+        Path deepseek = Resources.fixture("deepseek-v3");
+        Files.copy(deepseek.resolve("model.safetensors"), halves.resolve("model.safetensors"));
+        Files.writeString(halves.resolve("config.json"), Files.readString(deepseek.resolve("config.json"))
+                .replace("\"rope_interleave\": true", "\"rope_interleave\": false"));
+        var rope = assertThrows(BadInputException.class, () -> GgufConverter.convert(halves, out, Optional.empty()));
+        assertTrue(rope.getMessage().startsWith(halves.resolve("config.json") + ": the model has RoPE on the two"
+                + " halves of the rotary part"), rope.getMessage());
+        var everyLayerSlides = dev.moe4j.model.TinyModels.config("gpt_oss", "\"layer_types\": [\"sliding_attention\","
+                + " \"sliding_attention\", \"sliding_attention\"]");
+        var window = assertThrows(BadInputException.class, () -> GgufConverter.writeRandom(everyLayerSlides,
+                "gpt_oss flags", 1, out, GgufFileType.F32));
+        assertTrue(window.getMessage().startsWith("gpt_oss flags: the model has layers other than a sliding window"
+                + " on the even ones"), window.getMessage());
+        var custom = dev.moe4j.model.TinyModels.config("mixtral", "").toBuilder()
+                .family(dev.moe4j.model.config.ModelConfig.CUSTOM_FAMILY).build();
+        var unknown = assertThrows(BadInputException.class, () -> GgufConverter.writeRandom(custom, "flags", 1, out,
+                GgufFileType.F32));
+        assertTrue(unknown.getMessage().contains("model_type 'moe4j' cannot be converted to GGUF yet"),
+                unknown.getMessage());
         var notAFile = assertThrows(BadInputException.class, () -> GgufConverter.convert(Resources.fixture("mixtral"),
                 dir, Optional.empty()));
         assertTrue(notAFile.getMessage().contains("is a folder"), notAFile.getMessage());
         try (var files = Files.list(dir)) {
-            assertEquals(List.of(folder), new ArrayList<>(files.toList()), "no partial or temporary file");
+            assertEquals(java.util.Set.of(folder, halves), new java.util.HashSet<>(files.toList()),
+                    "no partial or temporary file");
         }
     }
 }

@@ -126,6 +126,102 @@ class GgufModelTest {
         assertTrue(d <= 1e-6, "logits differ by " + d + " relative");
     }
 
+    /** The logits of each sequence of the fixture's reference inputs (input_ids [batch, length]), laid end to end. */
+    private static float[] referenceInputLogits(LanguageModel model, Tensor inputIds) {
+        int batch = inputIds.dim(0), length = inputIds.dim(1), vocab = model.config().vocabSize();
+        float[] out = new float[batch * length * vocab];
+        for (int b = 0; b < batch; b++) {
+            int[] ids = new int[length];
+            for (int t = 0; t < length; t++) {
+                ids[t] = (int) inputIds.getLong((long) b * length + t);
+            }
+            Tensor logits = model.forward(model.newState(length), ids, false, null);
+            for (int i = 0; i < logits.size(); i++) {
+                out[b * length * vocab + i] = logits.getFloat(i);
+            }
+        }
+        return out;
+    }
+
+    /** max |a - b| / max |b|. */
+    private static double relative(float[] a, float[] b) {
+        double scale = 0, diff = 0;
+        for (int i = 0; i < b.length; i++) {
+            scale = Math.max(scale, Math.abs(b[i]));
+            diff = Math.max(diff, Math.abs(a[i] - b[i]));
+        }
+        return diff / scale;
+    }
+
+    /** The config with YaRN's correction range rounded to whole dimensions, as llama.cpp always computes it. */
+    private static ModelConfig truncatedYarn(ModelConfig config) {
+        if (!(config.rope().scaling() instanceof RopeConfig.Yarn y)) {
+            return config;
+        }
+        var r = config.rope();
+        var yarn = new RopeConfig.Yarn(y.factor(), y.originalMaxPositions(), y.betaFast(), y.betaSlow(), y.mscale(),
+                y.mscaleAllDim(), y.attentionFactor(), true);
+        return config.toBuilder().rope(new RopeConfig(r.theta(), yarn, r.layout(), r.partialRotaryFactor())).build();
+    }
+
+    /**
+     * The transformers fixtures of gpt-oss (biases, sinks, sliding window, clamped SwiGLU, YaRN) and DeepSeek-V3
+     * (latent attention, a dense layer, sigmoid routing in groups, a shared expert) converted to F32 GGUFs: loaded
+     * back, each computes what its folder computes under llama.cpp's semantics, and what transformers computed.
+     * The one difference is gpt-oss's YaRN, whose correction range llama.cpp rounds to whole dimensions where the
+     * config says truncate: false; the folder model with that rounding gives the GGUF's logits.
+     */
+    @ParameterizedTest
+    @CsvSource({"gpt-oss, gpt-oss, 1", "deepseek-v3, deepseek2, 0"})
+    void theGptOssAndDeepseekV3FixturesGiveTheFolderModelsAndTransformersLogitsFromAnF32Gguf(
+            String fixture, String architecture, int notes) throws IOException {
+        Path folder = Resources.fixture(fixture);
+        Path gguf = dir.resolve(fixture + ".gguf");
+        var result = GgufConverter.convert(folder, gguf, Optional.of(GgufFileType.F32));
+        assertEquals(architecture, result.architecture());
+        assertEquals(notes, result.notes().size(), result.notes().toString());
+        ModelConfig stored = ModelLoader.config(folder);
+        ModelConfig config = ModelLoader.config(gguf);
+        assertEquals(stored.family(), config.family());
+        assertEquals(stored.attention(), config.attention());
+        assertEquals(stored.layers(), config.layers());
+        assertEquals(truncatedYarn(stored).rope(), config.rope());
+        assertEquals(stored.moe().orElseThrow().toString().replaceAll("losses=.*, seed", "seed"),
+                config.moe().orElseThrow().toString().replaceAll("losses=.*, seed", "seed"));
+
+        Tensor inputIds, reference;
+        try (var r = dev.moe4j.io.safetensors.SafetensorsReader.open(folder.resolve("reference.safetensors"))) {
+            inputIds = r.tensor("input_ids").copy();
+            reference = r.tensor("logits").copy();
+        }
+        float[] transformers = reference.toFloatArray();
+        try (LanguageModel fromGguf = ModelLoader.load(gguf, CpuBackend.INSTANCE, WeightMemory.MAPPED);
+             LanguageModel asLlamaCpp = ModelLoader.load(folder, truncatedYarn(stored), CpuBackend.INSTANCE,
+                     WeightMemory.MAPPED);
+             LanguageModel asTransformers = ModelLoader.load(folder, CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+            float[] gguf32 = referenceInputLogits(fromGguf, inputIds);
+            float[] folderRounded = referenceInputLogits(asLlamaCpp, inputIds);
+            float[] folderExact = referenceInputLogits(asTransformers, inputIds);
+            double againstFolder = relative(gguf32, folderRounded);
+            double againstTransformers = relative(gguf32, transformers);
+            double folderAgainstTransformers = relative(folderExact, transformers);
+            System.out.printf(java.util.Locale.ROOT, "%s GGUF F32 vs folder (llama.cpp's YaRN): %.2e; vs"
+                    + " transformers: %.2e; folder vs transformers: %.2e%n", fixture, againstFolder,
+                    againstTransformers, folderAgainstTransformers);
+            assertTrue(againstFolder <= 1e-6, "logits differ from the folder model's by " + againstFolder);
+            assertTrue(folderAgainstTransformers <= 1e-4, "the folder model differs from transformers by "
+                    + folderAgainstTransformers);
+            if (notes == 0) {
+                assertTrue(againstTransformers <= 1e-4, "logits differ from transformers' by " + againstTransformers);
+            } else {
+                // gpt-oss: the whole gap to transformers is the rounded range (6e-4 of the largest logit here), and
+                // it is one a test of llama.cpp's YaRN would see
+                assertEquals(relative(folderRounded, transformers), againstTransformers, 1e-6);
+                assertTrue(againstTransformers > 1e-4, "the rounding no longer shows: " + againstTransformers);
+            }
+        }
+    }
+
     /**
      * A quantised file runs its blocks as stored (decode and prefill kernels, stacked experts, embedding rows, LM
      * head): its logits equal, up to the order of summation, those of the same weights decoded to an F32 file.
@@ -270,7 +366,7 @@ class GgufModelTest {
                 .build(), List.of());
         e = assertThrows(BadInputException.class, () -> ModelLoader.load(gemma));
         assertEquals(gemma + ": metadata 'general.architecture' is 'gemma', an architecture moe4j does not run; it"
-                + " runs llama, qwen2moe, qwen3moe, olmoe", e.getMessage());
+                + " runs llama, qwen2moe, qwen3moe, olmoe, gpt-oss, deepseek2", e.getMessage());
     }
 
     @Test
@@ -300,5 +396,104 @@ class GgufModelTest {
         e = assertThrows(BadInputException.class, () -> ModelLoader.load(fewerExperts));
         assertEquals(fewerExperts + ": tensor 'blk.1.ffn_up_exps.weight' has shape [7, 96, 64]; expected [8, rows,"
                 + " columns], one matrix for each of the 8 experts its GGUF metadata declares", e.getMessage());
+    }
+
+    /**
+     * {@code source} written again with the metadata {@code edit} leaves, its tensors but those {@code replaced} maps
+     * to empty, and those it maps to another tensor.
+     */
+    private static Path rewritten(Path source, Path out, java.util.function.Consumer<java.util.Map<String, GgufValue>> edit,
+                                  java.util.Map<String, Optional<GgufTensor>> replaced) {
+        try (GgufReader r = GgufReader.open(source)) {
+            var entries = new java.util.LinkedHashMap<>(r.metadata().entries());
+            edit.accept(entries);
+            var m = GgufMetadata.builder();
+            entries.forEach(m::put);
+            var tensors = new ArrayList<GgufTensor>();
+            for (var info : r.tensors()) {
+                Optional<GgufTensor> t = replaced.getOrDefault(info.name(),
+                        Optional.of(GgufTensor.of(info.name(), info.type(), r.tensor(info.name()))));
+                t.ifPresent(tensors::add);
+            }
+            GgufWriter.write(out, m.build(), tensors);
+        }
+        return out;
+    }
+
+    @Test
+    void aDeepseek2FileOfLlamaCppsOlderConverterWithAnUnsplitKvBGivesTheSameLogits() {
+        Path folder = Resources.fixture("deepseek-v3");
+        Path split = dir.resolve("split.gguf");
+        GgufConverter.convert(folder, split, Optional.of(GgufFileType.F32));
+        // the older form: the heads' widths under key_length and value_length, attn_kv_b as transformers has it
+        var replaced = new java.util.HashMap<String, Optional<GgufTensor>>();
+        try (var hf = dev.moe4j.io.safetensors.Checkpoint.open(folder)) {
+            for (int layer = 0; layer < 3; layer++) {
+                replaced.put("blk." + layer + ".attn_k_b.weight", Optional.of(GgufTensor.of("blk." + layer
+                        + ".attn_kv_b.weight", dev.moe4j.io.gguf.GgmlType.F32,
+                        hf.tensor("model.layers." + layer + ".self_attn.kv_b_proj.weight").copy())));
+                replaced.put("blk." + layer + ".attn_v_b.weight", Optional.empty());
+            }
+        }
+        Path legacy = rewritten(split, dir.resolve("legacy.gguf"), m -> {
+            m.remove("deepseek2.attention.key_length_mla");
+            m.remove("deepseek2.attention.value_length_mla");
+            m.put("deepseek2.attention.key_length", GgufValue.uint32(24));
+            m.put("deepseek2.attention.value_length", GgufValue.uint32(16));
+            m.put("deepseek2.attention.head_count_kv", GgufValue.uint32(4));
+        }, replaced);
+        assertEquals(ModelLoader.config(split).attention(), ModelLoader.config(legacy).attention());
+        int[] prompt = java.util.Arrays.stream(PROMPT).map(id -> id % 512).toArray();
+        try (LanguageModel a = ModelLoader.load(split, CpuBackend.INSTANCE, WeightMemory.MAPPED);
+             LanguageModel b = ModelLoader.load(legacy, CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+            Tensor expected = a.forward(a.newState(prompt.length), prompt, false, null);
+            Tensor actual = b.forward(b.newState(prompt.length), prompt, false, null);
+            for (long i = 0; i < expected.size(); i++) {
+                assertEquals(expected.getFloat(i), actual.getFloat(i), 0f, "logit " + i);
+            }
+        }
+    }
+
+    @Test
+    void aDeepseek2OrGptOssFileLlamaCppWouldRunOtherwiseIsOneLineNamingTheKey() {
+        Path deepseek = dir.resolve("deepseek.gguf");
+        GgufConverter.convert(Resources.fixture("deepseek-v3"), deepseek, Optional.of(GgufFileType.F32));
+        var none = java.util.Map.<String, Optional<GgufTensor>>of();
+        Path softmax = rewritten(deepseek, dir.resolve("softmax.gguf"),
+                m -> m.remove("deepseek2.expert_gating_func"), none);
+        var e = assertThrows(BadInputException.class, () -> ModelLoader.load(softmax));
+        assertEquals(softmax + ": metadata 'deepseek2.expert_gating_func' is missing, so llama.cpp gates with a"
+                + " softmax (DeepSeek-V2's routing); moe4j runs deepseek2 with sigmoid gating (2), DeepSeek-V3's",
+                e.getMessage());
+        Path eps = rewritten(deepseek, dir.resolve("eps.gguf"), m -> m.put(
+                "deepseek2.attention.layer_norm_rms_epsilon", GgufValue.float32(1e-5f)), none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(eps));
+        assertTrue(e.getMessage().startsWith(eps + ": metadata 'deepseek2.attention.layer_norm_rms_epsilon' is"
+                + " 1.0E-5; moe4j's latent attention normalises"), e.getMessage());
+        Path yarn = rewritten(deepseek, dir.resolve("yarn.gguf"), m -> {
+            m.put("deepseek2.rope.scaling.type", GgufValue.string("yarn"));
+            m.put("deepseek2.rope.scaling.factor", GgufValue.float32(40));
+        }, none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(yarn));
+        assertTrue(e.getMessage().startsWith(yarn + ": metadata 'deepseek2.rope.scaling.yarn_log_multiplier' is"
+                + " missing; llama.cpp's deepseek2 then scales"), e.getMessage());
+        Path noBias = rewritten(deepseek, dir.resolve("no-bias.gguf"), m -> { },
+                java.util.Map.of("blk.2.exp_probs_b.bias", Optional.empty()));
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(noBias));
+        assertTrue(e.getMessage().startsWith(noBias + ": missing tensor 'blk.2.exp_probs_b.bias' of shape [16]"),
+                e.getMessage());
+
+        Path gptOss = dir.resolve("gpt-oss.gguf");
+        GgufConverter.convert(Resources.fixture("gpt-oss"), gptOss, Optional.of(GgufFileType.F32));
+        Path attnFactor = rewritten(gptOss, dir.resolve("attn-factor.gguf"), m -> m.put(
+                "gpt-oss.rope.scaling.attn_factor", GgufValue.float32(0.5f)), none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(attnFactor));
+        assertEquals(attnFactor + ": metadata 'gpt-oss.rope.scaling.attn_factor' is 0.5; moe4j runs YaRN with 1"
+                + " there", e.getMessage());
+        Path noWindow = rewritten(gptOss, dir.resolve("no-window.gguf"),
+                m -> m.remove("gpt-oss.attention.sliding_window"), none);
+        e = assertThrows(BadInputException.class, () -> ModelLoader.load(noWindow));
+        assertEquals(noWindow + ": missing metadata 'gpt-oss.attention.sliding_window', which a gpt-oss model needs",
+                e.getMessage());
     }
 }

@@ -43,6 +43,22 @@ class RandomGgufTest {
                 + " \"intermediate_size\": 256}");
     }
 
+    /** gpt-oss's layout: biases and sinks, a window on the even layers, YaRN. */
+    private static ModelConfig gptOss() {
+        return config("{\"model_type\": \"gpt_oss\", " + COMMON + ", \"head_dim\": 64, \"num_local_experts\": 4,"
+                + " \"intermediate_size\": 256, \"sliding_window\": 4}");
+    }
+
+    /** DeepSeek-V3's: latent attention, a leading dense layer, groups, a shared expert, YaRN with mscale. */
+    private static ModelConfig deepseekV3() {
+        return config("{\"model_type\": \"deepseek_v3\", " + COMMON + ", \"n_routed_experts\": 8,"
+                + " \"moe_intermediate_size\": 256, \"intermediate_size\": 512, \"n_shared_experts\": 1,"
+                + " \"q_lora_rank\": 128, \"kv_lora_rank\": 64, \"qk_nope_head_dim\": 32, \"qk_rope_head_dim\": 16,"
+                + " \"v_head_dim\": 64, \"n_group\": 4, \"topk_group\": 2, \"first_k_dense_replace\": 1,"
+                + " \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 40, \"original_max_position_embeddings\": 64,"
+                + " \"mscale\": 1.0, \"mscale_all_dim\": 1.0}}");
+    }
+
     private static ModelConfig config(String json) {
         return HfFamilies.read(Json.parse(json, "test"), "test");
     }
@@ -90,6 +106,17 @@ class RandomGgufTest {
     @Test
     void aMixtralInQ8_0IsTheFolderOfTheSameSeedConvertedWithItsQueryRowsPaired() {
         assertSameAsFolderConverted(mixtral(), GgufFileType.Q8_0);
+    }
+
+    @Test
+    void aGptOssInMxfp4IsTheFolderOfTheSameSeedConvertedWithGateAndUpSplitFromItsInterleavedExperts() {
+        // the folder holds gpt-oss's transposed, interleaved gate_up_proj; the direct file is written per expert
+        assertSameAsFolderConverted(gptOss(), GgufFileType.MXFP4_MOE);
+    }
+
+    @Test
+    void aDeepseekV3InQ4KMIsTheFolderOfTheSameSeedConvertedWithItsKvBSplit() {
+        assertSameAsFolderConverted(deepseekV3(), GgufFileType.Q4_K_M);
     }
 
     @Test
