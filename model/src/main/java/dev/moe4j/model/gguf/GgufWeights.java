@@ -54,6 +54,11 @@ final class GgufWeights implements StoredWeights {
         this.names = gptOss ? GPT_OSS_NAMES : NAMES;
     }
 
+    /** llama.cpp's names for moe4j's weights in a file of {@code family} (gpt-oss names one norm its own way). */
+    static TensorNames namesFor(String family) {
+        return family.equals("gpt_oss") ? GPT_OSS_NAMES : NAMES;
+    }
+
     private static TensorNames names(boolean gptOss) {
         return new TensorNames(List.of(
                 rule("embed_tokens.weight", "token_embd.weight"),

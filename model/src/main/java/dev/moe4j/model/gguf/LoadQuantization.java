@@ -13,7 +13,7 @@ import java.util.regex.Pattern;
  * so that a model held quantised in memory computes what the converted file computes. Norms, routers and vectors
  * keep their stored type, as does a matrix the rules would store unquantised (F16 where no block fits its rows).
  */
-public record LoadQuantization(GgufFileType fileType, GgufFileType.Model model) {
+public record LoadQuantization(GgufFileType fileType, GgufFileType.Model model, String family) {
     private static final Pattern EXPERT = Pattern.compile("(.+)\\[(\\d+)]");
 
     /** The rules of {@code fileType} (a quantised one) for a model of {@code config}. */
@@ -23,7 +23,7 @@ public record LoadQuantization(GgufFileType fileType, GgufFileType.Model model) 
         }
         int experts = config.moe().map(m -> m.experts()).orElse(0);
         return new LoadQuantization(fileType, new GgufFileType.Model(config.numLayers(), experts,
-                config.tieEmbeddings()));
+                config.tieEmbeddings()), config.family());
     }
 
     /**
@@ -34,7 +34,7 @@ public record LoadQuantization(GgufFileType fileType, GgufFileType.Model model) 
         String gguf;
         int[] typedShape = shape;
         try {
-            gguf = GgufWeights.NAMES.toCheckpoint(name);
+            gguf = GgufWeights.namesFor(family).toCheckpoint(name);
         } catch (IllegalArgumentException e) {
             // a weight llama.cpp has no name for here: the default rule, under moe4j's name
             gguf = name;
