@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
                 BenchMatMulCommand.class,
                 BenchMoeCommand.class,
                 BenchGenerateCommand.class,
+                BenchServeCommand.class,
                 BenchTrainCommand.class,
                 BenchMakeModelCommand.class,
         })
