@@ -56,7 +56,7 @@ class BenchMatMulCommandTest {
         assertTrue(err.toString().startsWith("moe4j: error: --threads must be at least 1, got 0"), err.toString());
         err.getBuffer().setLength(0);
         assertEquals(Main.EXIT_BAD_INPUT, run("bench", "matmul", "--dtypes", "F64"));
-        assertTrue(err.toString().contains("expected F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or MXFP4, got 'F64'"), err.toString());
+        assertTrue(err.toString().contains("expected F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, MXFP4 or F8_E4M3_B32, got 'F64'"), err.toString());
         assertEquals("", out.toString());
     }
 
