@@ -63,10 +63,12 @@ final class Completions {
     private final CachePool caches;
     private final int maxWaiting;
     private final ServerMetrics metrics;
+    private final java.util.function.Consumer<String> unexpectedFailure;
 
     Completions(ServedModel served, BatchScheduler scheduler, int maxWaiting, ServerMetrics metrics,
-                BooleanSupplier closing) {
+                BooleanSupplier closing, java.util.function.Consumer<String> unexpectedFailure) {
         this.served = served;
+        this.unexpectedFailure = unexpectedFailure;
         this.metrics = metrics;
         this.scheduler = scheduler;
         this.maxWaiting = maxWaiting;
@@ -222,6 +224,7 @@ final class Completions {
             if (stream == null || !stream.started()) {
                 throw e;
             }
+            unexpectedFailure.accept(e.toString().lines().findFirst().orElse(""));
             sendError(stream, new ApiError(500, "the generation failed: " + e, "server_error", null, null));
             return new Outcome(prompt.length, 0, 0, "failed: " + e, seconds(start));
         } finally {

@@ -66,6 +66,17 @@ public final class ModelServer implements AutoCloseable {
     private final long created = Instant.now().getEpochSecond();
     private final CountDownLatch closed = new CountDownLatch(1);
     private volatile boolean closing;
+    /**
+     * How long /health answers 503 after a failure inside moe4j: long enough for a load balancer's checks to see it,
+     * short enough that the server, which goes on serving, is not left out of rotation for good.
+     */
+    static final long UNHEALTHY_NANOS = 30_000_000_000L;
+
+    /** A failure inside moe4j: what and where, and when (System.nanoTime()). */
+    private record Failure(String what, long at) {
+    }
+
+    private volatile Failure lastFailure;
 
     private ModelServer(ServedModel served, int maxRequestBytes, int parallel, int maxWaiting, HttpServer http,
                         ExecutorService threads, PrintWriter log) {
@@ -77,7 +88,7 @@ public final class ModelServer implements AutoCloseable {
         this.log = log;
         this.metrics = new ServerMetrics(scheduler);
         served.folder().model().countExpertLoads(metrics);
-        this.completions = new Completions(served, scheduler, maxWaiting, metrics, () -> closing);
+        this.completions = new Completions(served, scheduler, maxWaiting, metrics, () -> closing, this::failed);
     }
 
     /**
@@ -191,7 +202,7 @@ public final class ModelServer implements AutoCloseable {
                 }
                 case "/health" -> {
                     allow(method, "GET");
-                    sendJson(exchange, 200, health());
+                    sendJson(exchange, recentFailure() == null ? 200 : 503, health());
                 }
                 case "/metrics" -> {
                     allow(method, "GET");
@@ -255,6 +266,7 @@ public final class ModelServer implements AutoCloseable {
             // thrown, the client a line that points there, and the server goes on (what failed belonged to this
             // request; the scheduler and the kept caches are left consistent by their own finally blocks).
             var where = e.getStackTrace().length > 0 ? " at " + e.getStackTrace()[0] : "";
+            failed(e.toString().lines().findFirst().orElse("") + where);
             log(method + " " + path + " 500: " + e.toString().lines().findFirst().orElse("") + where);
             sendQuietly(exchange, 500, new ApiError(500, "internal error in moe4j serve; its log says where",
                     "server_error", null, null).toJson());
@@ -338,9 +350,24 @@ public final class ModelServer implements AutoCloseable {
         }
     }
 
+    /** Marks the server unhealthy for {@link #UNHEALTHY_NANOS} after a failure inside moe4j (a bug, no memory). */
+    void failed(String what) {
+        lastFailure = new Failure(what, System.nanoTime());
+    }
+
+    /** The last unexpected failure, if it is recent enough to report. */
+    private Failure recentFailure() {
+        Failure f = lastFailure;
+        return f != null && System.nanoTime() - f.at() < UNHEALTHY_NANOS ? f : null;
+    }
+
     private ObjectNode health() {
         ObjectNode o = Json.mapper().createObjectNode();
-        o.put("status", "ok");
+        Failure failure = recentFailure();
+        o.put("status", failure == null ? "ok" : "unhealthy");
+        if (failure != null) {
+            o.put("last_failure", failure.what());
+        }
         o.put("model", served.name());
         o.put("generating", scheduler.running() > 0);
         o.put("running", scheduler.running());

@@ -271,7 +271,11 @@ class ErrorsTest {
                     new OutOfMemoryError("Java heap space"), new IllegalStateException("a bug"))) {
                 model.failures.add(failure);
                 error(s.post(TEXT, body), 500);
-                assertEquals("ok", TestServer.ok(s.get("/health")).get("status").asText());
+                var health = s.get("/health");
+                assertEquals(503, health.statusCode(), "a failure inside moe4j marks the server unhealthy for a while");
+                assertEquals("unhealthy", Json.parse(health.body(), "health").get("status").asText());
+                assertTrue(Json.parse(health.body(), "health").get("last_failure").asText()
+                        .contains(failure.getClass().getName()), health.body());
                 assertTrue(s.log().contains("500: " + failure.getClass().getName()), s.log());
             }
             assertEquals(2, TestServer.ok(s.post(TEXT, body)).get("usage").get("completion_tokens").asInt());
