@@ -14,6 +14,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 import static jdk.incubator.vector.VectorOperators.BITWISE_BLEND;
+import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
@@ -59,7 +60,7 @@ final class BlockDots {
         int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
         float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
         Parallel.forRange(groups, minGroups, (from, to) -> {
-            float[] sums = new float[LANES], scales = new float[32];
+            float[] sums = new float[LANES], scales = new float[64];
             for (int g = from; g < to; g++) {
                 int j = 4 * g, rows = Math.min(4, m - j);
                 long w0 = j * rowBytes;
@@ -78,11 +79,7 @@ final class BlockDots {
                             }
                         }
                     }
-                    case Q6_K -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, sums));
-                        }
-                    }
+                    case Q6_K -> q6kDots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, scales, sums);
                     case Q4_0 -> {
                         for (int r = 0; r < rows; r++) {
                             setF32(os, j + r, q4Dot(xs, k, ws, w0 + r * rowBytes, sums));
@@ -348,28 +345,104 @@ final class BlockDots {
     // ---- Q6_K: per 256 elements 4 low bits, 2 high bits, 16 signed 8-bit scales and an F16 d ----
 
     /**
-     * x · w for one Q6_K row at byte {@code w}. Each half (128 elements) reads 64 bytes of low bits, 32 of high
-     * bits and 8 scales; code = (low nibble | two high bits << 4) − 32, one scale per 16 elements.
+     * x · w for the four Q6_K rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..]. Per
+     * half super-block (128 elements) a row has 64 bytes of low bits and 32 of high bits: byte l of the low bits
+     * holds element l in its low nibble and l + 64 in its high one (byte l + 32: elements l + 32 and l + 96), and
+     * byte l of the high bits holds the top two bits of elements l, l + 32, l + 64 and l + 96, from its lowest bits
+     * up. Code = those six bits − 32, one signed scale per 16 elements. Each code is assembled in one bitwise blend
+     * (the two bits moved to bits 4-5 over the nibble), and the rows go side by side as in {@link #kQuantDots4},
+     * with the Vector API called directly for the same reason; the scales, d·scale, are decoded once per super-block.
      */
-    private static float q6kDot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
-        var acc = FloatVector.zero(F);
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 210) {
-            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
-            for (int quarter = 0; quarter < 8; quarter++) {
-                // quarter q of a half: low nibbles of bytes 0-31 (q = 0) or 32-63 (q = 1), high nibbles of the same
-                // (q = 2, 3); its two high bits sit at bits 2q..2q+1 of the half's 32 high-bit bytes
-                int half = quarter / 4, q = quarter % 4;
-                long low = w + 64L * half + 32 * (q & 1), high = w + 128 + 32L * half, sc = w + 192 + 8L * half + 2 * q;
-                int lowShift = 4 * (q >> 1), highShift = 2 * q;
-                int e = c + 128 * half + 32 * q;
+    private static void q6kDots4(float[] xs, int k, MemorySegment ws, long w0, long w1, long w2, long w3, int rows,
+                                 MemorySegment os, int j, float[] scales, float[] sums) {
+        var a0 = FloatVector.zero(F);
+        var a1 = a0;
+        var a2 = a0;
+        var a3 = a0;
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w0 += 210, w1 += 210, w2 += 210, w3 += 210) {
+            q6kScales(ws, w0, scales, 0);
+            q6kScales(ws, w1, scales, 16);
+            q6kScales(ws, w2, scales, 32);
+            q6kScales(ws, w3, scales, 48);
+            for (int half = 0; half < 2; half++) {
+                int e = c + 128 * half;
                 for (int l = 0; l < 32; l += LANES) {
-                    float scale = d * ws.get(ValueLayout.JAVA_BYTE, sc + l / 16);
-                    acc = q6kCodes(ws, low + l, high + l, lowShift, highShift).mul(x(xs, e + l))
-                            .fma(broadcast(scale), acc);
+                    var x1 = FloatVector.fromArray(F, xs, e + l);
+                    var x2 = FloatVector.fromArray(F, xs, e + 32 + l);
+                    var x3 = FloatVector.fromArray(F, xs, e + 64 + l);
+                    var x4 = FloatVector.fromArray(F, xs, e + 96 + l);
+                    // (code − 32)·x as code·x − 32·x in one FMA, exactly the same number: 32·x is exact
+                    var m1 = x1.mul(-32);
+                    var m2 = x2.mul(-32);
+                    var m3 = x3.mul(-32);
+                    var m4 = x4.mul(-32);
+                    long low = 64L * half + l, high = 128 + 32L * half + l;
+                    int s = 8 * half + l / 16; // the scale of elements e + l..: s, s + 2, s + 4, s + 6 for x1..x4
+                    var p0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + low, LE).castShape(INTS, 0);
+                    var q0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + low + 32, LE).castShape(INTS, 0);
+                    var t0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + high, LE).castShape(INTS, 0);
+                    var p1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + low, LE).castShape(INTS, 0);
+                    var q1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + low + 32, LE).castShape(INTS, 0);
+                    var t1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + high, LE).castShape(INTS, 0);
+                    var p2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + low, LE).castShape(INTS, 0);
+                    var q2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + low + 32, LE).castShape(INTS, 0);
+                    var t2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + high, LE).castShape(INTS, 0);
+                    var p3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + low, LE).castShape(INTS, 0);
+                    var q3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + low + 32, LE).castShape(INTS, 0);
+                    var t3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + high, LE).castShape(INTS, 0);
+                    a0 = ((FloatVector) p0.lanewise(BITWISE_BLEND, t0.lanewise(LSHL, 4), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s]), a0);
+                    a0 = ((FloatVector) q0.lanewise(BITWISE_BLEND, t0.lanewise(LSHL, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 2]), a0);
+                    a0 = ((FloatVector) p0.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t0, 0x30).and(63)
+                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 4]), a0);
+                    a0 = ((FloatVector) q0.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t0.lanewise(LSHR, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 6]), a0);
+                    a1 = ((FloatVector) p1.lanewise(BITWISE_BLEND, t1.lanewise(LSHL, 4), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s + 16]), a1);
+                    a1 = ((FloatVector) q1.lanewise(BITWISE_BLEND, t1.lanewise(LSHL, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 18]), a1);
+                    a1 = ((FloatVector) p1.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t1, 0x30).and(63)
+                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 20]), a1);
+                    a1 = ((FloatVector) q1.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t1.lanewise(LSHR, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 22]), a1);
+                    a2 = ((FloatVector) p2.lanewise(BITWISE_BLEND, t2.lanewise(LSHL, 4), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s + 32]), a2);
+                    a2 = ((FloatVector) q2.lanewise(BITWISE_BLEND, t2.lanewise(LSHL, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 34]), a2);
+                    a2 = ((FloatVector) p2.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t2, 0x30).and(63)
+                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 36]), a2);
+                    a2 = ((FloatVector) q2.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t2.lanewise(LSHR, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 38]), a2);
+                    a3 = ((FloatVector) p3.lanewise(BITWISE_BLEND, t3.lanewise(LSHL, 4), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s + 48]), a3);
+                    a3 = ((FloatVector) q3.lanewise(BITWISE_BLEND, t3.lanewise(LSHL, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 50]), a3);
+                    a3 = ((FloatVector) p3.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t3, 0x30).and(63)
+                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 52]), a3);
+                    a3 = ((FloatVector) q3.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t3.lanewise(LSHR, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 54]), a3);
                 }
             }
         }
-        return Lanes.sum(acc, sums);
+        setF32(os, j, Lanes.sum(a0, sums));
+        if (rows > 1) {
+            setF32(os, j + 1, Lanes.sum(a1, sums));
+        }
+        if (rows > 2) {
+            setF32(os, j + 2, Lanes.sum(a2, sums));
+        }
+        if (rows > 3) {
+            setF32(os, j + 3, Lanes.sum(a3, sums));
+        }
+    }
+
+    /** scales[at + i] = d·scale_i for the 16 signed scales of the Q6_K super-block at byte {@code w}. */
+    private static void q6kScales(MemorySegment ws, long w, float[] scales, int at) {
+        float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
+        for (int i = 0; i < 16; i += LANES) {
+            widen(ByteVector.fromMemorySegment(BYTES, ws, w + 192 + i, LE)).mul(d).intoArray(scales, at + i);
+        }
     }
 
     /**
