@@ -68,17 +68,8 @@ final class BlockDots {
                 long w3 = rows > 3 ? w0 + 3 * rowBytes : w0;
                 switch (type) {
                     case Q8_0 -> q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
-                    case Q4_K, Q5_K -> {
-                        if (LOOKUP) {
-                            kQuantDots4(xs, xSums, k, ws, w0, w1, w2, w3, rows, type == DType.Q5_K, os, j, scales,
-                                    sums);
-                        } else {
-                            for (int r = 0; r < rows; r++) {
-                                setF32(os, j + r, kQuantDot(xs, xSums, k, ws, w0 + r * rowBytes,
-                                        type == DType.Q5_K, sums));
-                            }
-                        }
-                    }
+                    case Q4_K, Q5_K -> kQuantDots4(xs, xSums, k, ws, w0, w1, w2, w3, rows, type == DType.Q5_K, os, j,
+                            scales, sums);
                     case Q6_K -> q6kDots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, scales, sums);
                     case Q4_0 -> {
                         for (int r = 0; r < rows; r++) {
@@ -159,7 +150,7 @@ final class BlockDots {
      * Whether codes become floats by looking them up in a table held in two registers (vpermt2d, 32 entries of 16
      * lanes) instead of a conversion: the lookup takes the code's low five bits itself, which saves cutting them
      * out, and it ran Q4_K 1.37x faster than the conversion (in cache, one thread, four rows). Eight lanes have no
-     * such lookup (AVX2 has no two-register permute), and keep the conversion.
+     * such lookup (AVX2 has no two-register permute): they cut the code out and convert it.
      */
     static final boolean LOOKUP = LANES == 16;
     /** The float bits of 0..31: Q5_K's tables; Q4_K looks its 4-bit codes up in 0..15 twice, so bit 4 is ignored. */
@@ -175,18 +166,20 @@ final class BlockDots {
     }
 
     /**
-     * x · w for the four Q4_K or Q5_K rows starting at bytes w0..w3 (16 lanes); the first {@code rows} are stored
-     * at out[j ..]. Per row Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x), as {@link #kQuantDot} computes it, in
-     * another order: the four rows go through each pair of sub-blocks side by side, so that one x load serves four
-     * rows and four independent chains of FMAs hide each other's latency, and a super-block's scales are decoded
-     * once per row ({@link #kScales}). The loop calls the Vector API only, no helper of ours: four rows of it are
+     * x · w for the four Q4_K or Q5_K rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..].
+     * Per row Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32 bytes of codes hold a sub-block in their low
+     * nibbles and the next one in their high nibbles; Q5_K ({@code fifth}) keeps 32 bytes of fifth bits after the
+     * scales, bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for element l of sub-block 2p + 1. The
+     * four rows go through each pair of sub-blocks side by side, so that one x load serves four rows and four
+     * independent chains of FMAs hide each other's latency, and a super-block's scales are decoded once per row
+     * ({@link #kScales}). The loop calls the Vector API only, no helper of ours: four rows of it are
      * past C2's node budget for inlining (NodeCountInliningCutoff), where a helper left out of line boxes its
      * vectors on every call (Q4_K ran at a third of the speed).
      */
     private static void kQuantDots4(float[] xs, float[] xSums, int k, MemorySegment ws, long w0, long w1, long w2,
                                     long w3, int rows, boolean fifth, MemorySegment os, int j, float[] scales,
                                     float[] sums) {
-        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
+        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16, mask = fifth ? 31 : 15;
         var upper = fifth ? FLOATS_16_31 : FLOATS_0_15;
         var a0 = FloatVector.zero(F);
         var a1 = a0;
@@ -243,14 +236,22 @@ final class BlockDots {
                         hi2 = hi2.lanewise(BITWISE_BLEND, f2.lanewise(LSHL, 3), 16);
                         hi3 = hi3.lanewise(BITWISE_BLEND, f3.lanewise(LSHL, 3), 16);
                     }
-                    l0 = lo0.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xl, l0);
-                    l1 = lo1.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xl, l1);
-                    l2 = lo2.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xl, l2);
-                    l3 = lo3.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xl, l3);
-                    h0 = hi0.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xh, h0);
-                    h1 = hi1.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xh, h1);
-                    h2 = hi2.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xh, h2);
-                    h3 = hi3.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats().fma(xh, h3);
+                    l0 = (LOOKUP ? lo0.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) lo0.and(mask).convert(I2F, 0)).fma(xl, l0);
+                    l1 = (LOOKUP ? lo1.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) lo1.and(mask).convert(I2F, 0)).fma(xl, l1);
+                    l2 = (LOOKUP ? lo2.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) lo2.and(mask).convert(I2F, 0)).fma(xl, l2);
+                    l3 = (LOOKUP ? lo3.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) lo3.and(mask).convert(I2F, 0)).fma(xl, l3);
+                    h0 = (LOOKUP ? hi0.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) hi0.and(mask).convert(I2F, 0)).fma(xh, h0);
+                    h1 = (LOOKUP ? hi1.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) hi1.and(mask).convert(I2F, 0)).fma(xh, h1);
+                    h2 = (LOOKUP ? hi2.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) hi2.and(mask).convert(I2F, 0)).fma(xh, h2);
+                    h3 = (LOOKUP ? hi3.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) hi3.and(mask).convert(I2F, 0)).fma(xh, h3);
                 }
                 int s = 2 * pair;
                 a0 = l0.fma(FloatVector.broadcast(F, scales[s]), a0);
@@ -299,47 +300,6 @@ final class BlockDots {
                     + dmin * (minsHigh >>> 8 * i & 0xFF) * xSums[sub + 4 + i];
         }
         return minimums;
-    }
-
-    /**
-     * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub (d·scale·Σ code·x − dmin·min·Σ x). Each 32 bytes of
-     * codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K ({@code fifth}) keeps
-     * 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for
-     * element l of sub-block 2p + 1.
-     */
-    private static float kQuantDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, boolean fifth,
-                                   float[] sums) {
-        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
-        var acc = FloatVector.zero(F);
-        float minimums = 0;
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes) {
-            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
-            float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
-            for (int pair = 0; pair < 4; pair++) {
-                long codes = w + codeStart + 32L * pair;
-                int e = c + 64 * pair;
-                var low = FloatVector.zero(F);
-                var high = low;
-                for (int h = 0; h < 32; h += LANES) {
-                    var bytes = unsignedBytes(ws, codes + h);
-                    var lowCodes = bytes.and(0x0F);
-                    var highCodes = bytes.lanewise(VectorOperators.LSHR, 4);
-                    if (fifth) {
-                        var bits = unsignedBytes(ws, w + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
-                        lowCodes = lowCodes.or(bits.and(1).lanewise(VectorOperators.LSHL, 4));
-                        highCodes = highCodes.or(bits.and(2).lanewise(VectorOperators.LSHL, 3));
-                    }
-                    low = floats(lowCodes).fma(x(xs, e + h), low);
-                    high = floats(highCodes).fma(x(xs, e + 32 + h), high);
-                }
-                acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
-                acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
-                int sub = e / SUB;
-                minimums += dmin * KQuants.packedMin(ws, w + 4, 2 * pair) * xSums[sub]
-                        + dmin * KQuants.packedMin(ws, w + 4, 2 * pair + 1) * xSums[sub + 1];
-            }
-        }
-        return Lanes.sum(acc, sums) - minimums;
     }
 
     // ---- Q6_K: per 256 elements 4 low bits, 2 high bits, 16 signed 8-bit scales and an F16 d ----
