@@ -26,9 +26,10 @@ import static dev.moe4j.core.kernels.Widening.setF32;
 /**
  * Decode (one row of x) against block-quantised weights, reading the blocks where they are: codes are widened in
  * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and
- * never written out decoded. Four weight rows go together, so that four streams from memory are in flight per
- * thread. A Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types
- * without a kernel here take {@link MatMul}'s decoded-rows path.
+ * never written out decoded. Q8_0's weight rows go four together, so that four streams from memory are in flight
+ * per thread; the K-quants go one row at a time, which reads them from memory faster (see {@link #kQuantDot}). A
+ * Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types without a
+ * kernel here take {@link MatMul}'s decoded-rows path.
  */
 final class BlockDots {
     static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_PREFERRED
@@ -60,7 +61,7 @@ final class BlockDots {
         int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
         float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
         Parallel.forRange(groups, minGroups, (from, to) -> {
-            float[] sums = new float[LANES], scales = new float[64];
+            float[] sums = new float[LANES], scales = new float[16];
             for (int g = from; g < to; g++) {
                 int j = 4 * g, rows = Math.min(4, m - j);
                 long w0 = j * rowBytes;
@@ -68,9 +69,17 @@ final class BlockDots {
                 long w3 = rows > 3 ? w0 + 3 * rowBytes : w0;
                 switch (type) {
                     case Q8_0 -> q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
-                    case Q4_K, Q5_K -> kQuantDots4(xs, xSums, k, ws, w0, w1, w2, w3, rows, type == DType.Q5_K, os, j,
-                            scales, sums);
-                    case Q6_K -> q6kDots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, scales, sums);
+                    case Q4_K, Q5_K -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, kQuantDot(xs, xSums, k, ws, w0 + r * rowBytes, type == DType.Q5_K,
+                                    scales, sums));
+                        }
+                    }
+                    case Q6_K -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, scales, sums));
+                        }
+                    }
                     case Q4_0 -> {
                         for (int r = 0; r < rows; r++) {
                             setF32(os, j + r, q4Dot(xs, k, ws, w0 + r * rowBytes, sums));
@@ -166,114 +175,53 @@ final class BlockDots {
     }
 
     /**
-     * x · w for the four Q4_K or Q5_K rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..].
-     * Per row Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32 bytes of codes hold a sub-block in their low
-     * nibbles and the next one in their high nibbles; Q5_K ({@code fifth}) keeps 32 bytes of fifth bits after the
-     * scales, bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for element l of sub-block 2p + 1. The
-     * four rows go through each pair of sub-blocks side by side, so that one x load serves four rows and four
-     * independent chains of FMAs hide each other's latency, and a super-block's scales are decoded once per row
-     * ({@link #kScales}). The loop calls the Vector API only, no helper of ours: four rows of it are
-     * past C2's node budget for inlining (NodeCountInliningCutoff), where a helper left out of line boxes its
-     * vectors on every call (Q4_K ran at a third of the speed).
+     * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32
+     * bytes of codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K
+     * ({@code fifth}) keeps 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p
+     * and bit 2p + 1 for element l of sub-block 2p + 1. A super-block's scales are decoded once ({@link #kScales}).
+     *
+     * <p>One row at a time: four rows side by side (as {@link #q8Dots4}) were 1.3x faster with the weights in cache
+     * but 1.35x slower than this with them in memory (2048 x 2048, 40 copies rotated, one thread), where decode
+     * reads them; two rows of Q6_K lost as much. The loop calls the Vector API only, no helper of ours, so that it
+     * stays clear of C2's node budget for inlining (NodeCountInliningCutoff), past which a helper left out of line
+     * boxes its vectors on every call (a third of the speed, seen with four rows).
      */
-    private static void kQuantDots4(float[] xs, float[] xSums, int k, MemorySegment ws, long w0, long w1, long w2,
-                                    long w3, int rows, boolean fifth, MemorySegment os, int j, float[] scales,
-                                    float[] sums) {
+    private static float kQuantDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, boolean fifth,
+                                   float[] scales, float[] sums) {
         int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16, mask = fifth ? 31 : 15;
         var upper = fifth ? FLOATS_16_31 : FLOATS_0_15;
-        var a0 = FloatVector.zero(F);
-        var a1 = a0;
-        var a2 = a0;
-        var a3 = a0;
-        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w0 += blockBytes, w1 += blockBytes, w2 += blockBytes,
-                w3 += blockBytes) {
-            m0 += kScales(ws, w0, xSums, c / SUB, scales, 0);
-            m1 += kScales(ws, w1, xSums, c / SUB, scales, 8);
-            m2 += kScales(ws, w2, xSums, c / SUB, scales, 16);
-            m3 += kScales(ws, w3, xSums, c / SUB, scales, 24);
+        var acc = FloatVector.zero(F);
+        float minimums = 0;
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes) {
+            minimums += kScales(ws, w, xSums, c / SUB, scales, 0);
             for (int pair = 0; pair < 4; pair++) {
                 int e = c + 64 * pair;
-                long codes = codeStart + 32L * pair;
-                var l0 = FloatVector.zero(F);
-                var l1 = l0;
-                var l2 = l0;
-                var l3 = l0;
-                var h0 = l0;
-                var h1 = l0;
-                var h2 = l0;
-                var h3 = l0;
+                long codes = w + codeStart + 32L * pair;
+                var low = FloatVector.zero(F);
+                var high = low;
                 for (int h = 0; h < 32; h += LANES) {
-                    var xl = FloatVector.fromArray(F, xs, e + h);
-                    var xh = FloatVector.fromArray(F, xs, e + 32 + h);
-                    long at = codes + h, bitsAt = 16 + h;
-                    // lo: sub-block 2·pair in the low nibbles, hi: 2·pair + 1 in the high ones (bits above are
-                    // ignored by the lookup, but bit 4, which Q5_K sets to the fifth bit)
-                    var lo0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + at, LE).castShape(INTS, 0);
-                    var lo1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + at, LE).castShape(INTS, 0);
-                    var lo2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + at, LE).castShape(INTS, 0);
-                    var lo3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + at, LE).castShape(INTS, 0);
-                    var hi0 = lo0.lanewise(LSHR, 4);
-                    var hi1 = lo1.lanewise(LSHR, 4);
-                    var hi2 = lo2.lanewise(LSHR, 4);
-                    var hi3 = lo3.lanewise(LSHR, 4);
+                    // lo: sub-block 2·pair in the low nibbles, hi: 2·pair + 1 in the high ones (the lookup ignores
+                    // the bits above bit 4, which Q5_K sets to the fifth bit; the conversion masks them off)
+                    var lo = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, codes + h, LE).castShape(INTS, 0);
+                    var hi = lo.lanewise(LSHR, 4);
                     if (fifth) {
-                        // the fifth bits of the pair, moved to bits 0 (low sub-block) and 1 (high), then to bit 4
-                        var f0 = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + bitsAt, LE)
+                        // the pair's fifth bits, moved to bits 0 (low sub-block) and 1 (high), then to bit 4
+                        var bits = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w + 16 + h, LE)
                                 .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
-                        var f1 = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + bitsAt, LE)
-                                .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
-                        var f2 = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + bitsAt, LE)
-                                .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
-                        var f3 = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + bitsAt, LE)
-                                .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
-                        lo0 = lo0.lanewise(BITWISE_BLEND, f0.lanewise(LSHL, 4), 16);
-                        lo1 = lo1.lanewise(BITWISE_BLEND, f1.lanewise(LSHL, 4), 16);
-                        lo2 = lo2.lanewise(BITWISE_BLEND, f2.lanewise(LSHL, 4), 16);
-                        lo3 = lo3.lanewise(BITWISE_BLEND, f3.lanewise(LSHL, 4), 16);
-                        hi0 = hi0.lanewise(BITWISE_BLEND, f0.lanewise(LSHL, 3), 16);
-                        hi1 = hi1.lanewise(BITWISE_BLEND, f1.lanewise(LSHL, 3), 16);
-                        hi2 = hi2.lanewise(BITWISE_BLEND, f2.lanewise(LSHL, 3), 16);
-                        hi3 = hi3.lanewise(BITWISE_BLEND, f3.lanewise(LSHL, 3), 16);
+                        lo = lo.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 4), 16);
+                        hi = hi.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 3), 16);
                     }
-                    l0 = (LOOKUP ? lo0.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) lo0.and(mask).convert(I2F, 0)).fma(xl, l0);
-                    l1 = (LOOKUP ? lo1.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) lo1.and(mask).convert(I2F, 0)).fma(xl, l1);
-                    l2 = (LOOKUP ? lo2.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) lo2.and(mask).convert(I2F, 0)).fma(xl, l2);
-                    l3 = (LOOKUP ? lo3.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) lo3.and(mask).convert(I2F, 0)).fma(xl, l3);
-                    h0 = (LOOKUP ? hi0.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) hi0.and(mask).convert(I2F, 0)).fma(xh, h0);
-                    h1 = (LOOKUP ? hi1.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) hi1.and(mask).convert(I2F, 0)).fma(xh, h1);
-                    h2 = (LOOKUP ? hi2.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) hi2.and(mask).convert(I2F, 0)).fma(xh, h2);
-                    h3 = (LOOKUP ? hi3.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) hi3.and(mask).convert(I2F, 0)).fma(xh, h3);
+                    low = (LOOKUP ? lo.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) lo.and(mask).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + h), low);
+                    high = (LOOKUP ? hi.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) hi.and(mask).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + 32 + h),
+                            high);
                 }
-                int s = 2 * pair;
-                a0 = l0.fma(FloatVector.broadcast(F, scales[s]), a0);
-                a0 = h0.fma(FloatVector.broadcast(F, scales[s + 1]), a0);
-                a1 = l1.fma(FloatVector.broadcast(F, scales[s + 8]), a1);
-                a1 = h1.fma(FloatVector.broadcast(F, scales[s + 9]), a1);
-                a2 = l2.fma(FloatVector.broadcast(F, scales[s + 16]), a2);
-                a2 = h2.fma(FloatVector.broadcast(F, scales[s + 17]), a2);
-                a3 = l3.fma(FloatVector.broadcast(F, scales[s + 24]), a3);
-                a3 = h3.fma(FloatVector.broadcast(F, scales[s + 25]), a3);
+                acc = low.fma(FloatVector.broadcast(F, scales[2 * pair]), acc);
+                acc = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), acc);
             }
         }
-        setF32(os, j, Lanes.sum(a0, sums) - m0);
-        if (rows > 1) {
-            setF32(os, j + 1, Lanes.sum(a1, sums) - m1);
-        }
-        if (rows > 2) {
-            setF32(os, j + 2, Lanes.sum(a2, sums) - m2);
-        }
-        if (rows > 3) {
-            setF32(os, j + 3, Lanes.sum(a3, sums) - m3);
-        }
+        return Lanes.sum(acc, sums) - minimums;
     }
 
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
@@ -305,25 +253,18 @@ final class BlockDots {
     // ---- Q6_K: per 256 elements 4 low bits, 2 high bits, 16 signed 8-bit scales and an F16 d ----
 
     /**
-     * x · w for the four Q6_K rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..]. Per
-     * half super-block (128 elements) a row has 64 bytes of low bits and 32 of high bits: byte l of the low bits
-     * holds element l in its low nibble and l + 64 in its high one (byte l + 32: elements l + 32 and l + 96), and
-     * byte l of the high bits holds the top two bits of elements l, l + 32, l + 64 and l + 96, from its lowest bits
-     * up. Code = those six bits − 32, one signed scale per 16 elements. Each code is assembled in one bitwise blend
-     * (the two bits moved to bits 4-5 over the nibble), and the rows go side by side as in {@link #kQuantDots4},
-     * with the Vector API called directly for the same reason; the scales, d·scale, are decoded once per super-block.
+     * x · w for one Q6_K row at byte {@code w0}. Per half super-block (128 elements) a row has 64 bytes of low bits
+     * and 32 of high bits: byte l of the low bits holds element l in its low nibble and l + 64 in its high one (byte
+     * l + 32: elements l + 32 and l + 96), and byte l of the high bits holds the top two bits of elements l, l + 32,
+     * l + 64 and l + 96, from its lowest bits up. Code = those six bits − 32, one signed scale per 16 elements. Each
+     * code is assembled in one bitwise blend (the two bits moved to bits 4-5 over the nibble); the scales, d·scale,
+     * are decoded once per super-block. One row at a time and the Vector API called directly, as in
+     * {@link #kQuantDot} and for the same reasons.
      */
-    private static void q6kDots4(float[] xs, int k, MemorySegment ws, long w0, long w1, long w2, long w3, int rows,
-                                 MemorySegment os, int j, float[] scales, float[] sums) {
+    private static float q6kDot(float[] xs, int k, MemorySegment ws, long w0, float[] scales, float[] sums) {
         var a0 = FloatVector.zero(F);
-        var a1 = a0;
-        var a2 = a0;
-        var a3 = a0;
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w0 += 210, w1 += 210, w2 += 210, w3 += 210) {
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w0 += 210) {
             q6kScales(ws, w0, scales, 0);
-            q6kScales(ws, w1, scales, 16);
-            q6kScales(ws, w2, scales, 32);
-            q6kScales(ws, w3, scales, 48);
             for (int half = 0; half < 2; half++) {
                 int e = c + 128 * half;
                 for (int l = 0; l < 32; l += LANES) {
@@ -341,15 +282,6 @@ final class BlockDots {
                     var p0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + low, LE).castShape(INTS, 0);
                     var q0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + low + 32, LE).castShape(INTS, 0);
                     var t0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + high, LE).castShape(INTS, 0);
-                    var p1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + low, LE).castShape(INTS, 0);
-                    var q1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + low + 32, LE).castShape(INTS, 0);
-                    var t1 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w1 + high, LE).castShape(INTS, 0);
-                    var p2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + low, LE).castShape(INTS, 0);
-                    var q2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + low + 32, LE).castShape(INTS, 0);
-                    var t2 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w2 + high, LE).castShape(INTS, 0);
-                    var p3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + low, LE).castShape(INTS, 0);
-                    var q3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + low + 32, LE).castShape(INTS, 0);
-                    var t3 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w3 + high, LE).castShape(INTS, 0);
                     a0 = ((FloatVector) p0.lanewise(BITWISE_BLEND, t0.lanewise(LSHL, 4), 0x30).and(63)
                             .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s]), a0);
                     a0 = ((FloatVector) q0.lanewise(BITWISE_BLEND, t0.lanewise(LSHL, 2), 0x30).and(63)
@@ -358,43 +290,10 @@ final class BlockDots {
                             .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 4]), a0);
                     a0 = ((FloatVector) q0.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t0.lanewise(LSHR, 2), 0x30).and(63)
                             .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 6]), a0);
-                    a1 = ((FloatVector) p1.lanewise(BITWISE_BLEND, t1.lanewise(LSHL, 4), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s + 16]), a1);
-                    a1 = ((FloatVector) q1.lanewise(BITWISE_BLEND, t1.lanewise(LSHL, 2), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 18]), a1);
-                    a1 = ((FloatVector) p1.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t1, 0x30).and(63)
-                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 20]), a1);
-                    a1 = ((FloatVector) q1.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t1.lanewise(LSHR, 2), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 22]), a1);
-                    a2 = ((FloatVector) p2.lanewise(BITWISE_BLEND, t2.lanewise(LSHL, 4), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s + 32]), a2);
-                    a2 = ((FloatVector) q2.lanewise(BITWISE_BLEND, t2.lanewise(LSHL, 2), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 34]), a2);
-                    a2 = ((FloatVector) p2.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t2, 0x30).and(63)
-                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 36]), a2);
-                    a2 = ((FloatVector) q2.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t2.lanewise(LSHR, 2), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 38]), a2);
-                    a3 = ((FloatVector) p3.lanewise(BITWISE_BLEND, t3.lanewise(LSHL, 4), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s + 48]), a3);
-                    a3 = ((FloatVector) q3.lanewise(BITWISE_BLEND, t3.lanewise(LSHL, 2), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 50]), a3);
-                    a3 = ((FloatVector) p3.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t3, 0x30).and(63)
-                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 52]), a3);
-                    a3 = ((FloatVector) q3.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t3.lanewise(LSHR, 2), 0x30).and(63)
-                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 54]), a3);
                 }
             }
         }
-        setF32(os, j, Lanes.sum(a0, sums));
-        if (rows > 1) {
-            setF32(os, j + 1, Lanes.sum(a1, sums));
-        }
-        if (rows > 2) {
-            setF32(os, j + 2, Lanes.sum(a2, sums));
-        }
-        if (rows > 3) {
-            setF32(os, j + 3, Lanes.sum(a3, sums));
-        }
+        return Lanes.sum(a0, sums);
     }
 
     /** scales[at + i] = d·scale_i for the 16 signed scales of the Q6_K super-block at byte {@code w}. */
