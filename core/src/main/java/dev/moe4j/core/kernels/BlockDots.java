@@ -13,6 +13,11 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import static jdk.incubator.vector.VectorOperators.BITWISE_BLEND;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
 import static dev.moe4j.core.kernels.Widening.F;
 import static dev.moe4j.core.kernels.Widening.LANES;
 import static dev.moe4j.core.kernels.Widening.LE;
@@ -21,9 +26,10 @@ import static dev.moe4j.core.kernels.Widening.setF32;
 /**
  * Decode (one row of x) against block-quantised weights, reading the blocks where they are: codes are widened in
  * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and
- * never written out decoded. Four weight rows go together, so that four streams from memory are in flight per
- * thread. A Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types
- * without a kernel here take {@link MatMul}'s decoded-rows path.
+ * never written out decoded. Q8_0's weight rows go four together, so that four streams from memory are in flight
+ * per thread; the K-quants go one row at a time, which reads them from memory faster (see {@link #kQuantDot}). A
+ * Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types without a
+ * kernel here take {@link MatMul}'s decoded-rows path.
  */
 final class BlockDots {
     static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_PREFERRED
@@ -55,7 +61,7 @@ final class BlockDots {
         int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
         float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
         Parallel.forRange(groups, minGroups, (from, to) -> {
-            float[] sums = new float[LANES];
+            float[] sums = new float[LANES], scales = new float[16];
             for (int g = from; g < to; g++) {
                 int j = 4 * g, rows = Math.min(4, m - j);
                 long w0 = j * rowBytes;
@@ -66,12 +72,12 @@ final class BlockDots {
                     case Q4_K, Q5_K -> {
                         for (int r = 0; r < rows; r++) {
                             setF32(os, j + r, kQuantDot(xs, xSums, k, ws, w0 + r * rowBytes, type == DType.Q5_K,
-                                    sums));
+                                    scales, sums));
                         }
                     }
                     case Q6_K -> {
                         for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, sums));
+                            setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, scales, sums));
                         }
                     }
                     case Q4_0 -> {
@@ -150,71 +156,152 @@ final class BlockDots {
     // ---- Q4_K and Q5_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes (and fifth bits) ----
 
     /**
-     * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub (d·scale·Σ code·x − dmin·min·Σ x). Each 32 bytes of
-     * codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K ({@code fifth}) keeps
-     * 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for
-     * element l of sub-block 2p + 1.
+     * Whether codes become floats by looking them up in a table held in two registers (vpermt2d, 32 entries of 16
+     * lanes) instead of a conversion: the lookup takes the code's low five bits itself, which saves cutting them
+     * out, and it ran Q4_K 1.37x faster than the conversion (in cache, one thread, four rows). Eight lanes have no
+     * such lookup (AVX2 has no two-register permute): they cut the code out and convert it.
+     */
+    static final boolean LOOKUP = LANES == 16;
+    /** The float bits of 0..31: Q5_K's tables; Q4_K looks its 4-bit codes up in 0..15 twice, so bit 4 is ignored. */
+    private static final IntVector FLOATS_0_15 = LOOKUP ? floatBitsFrom(0) : null;
+    private static final IntVector FLOATS_16_31 = LOOKUP ? floatBitsFrom(16) : null;
+
+    private static IntVector floatBitsFrom(int first) {
+        int[] bits = new int[LANES];
+        for (int i = 0; i < LANES; i++) {
+            bits[i] = Float.floatToIntBits(first + i);
+        }
+        return IntVector.fromArray(INTS, bits, 0);
+    }
+
+    /**
+     * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32
+     * bytes of codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K
+     * ({@code fifth}) keeps 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p
+     * and bit 2p + 1 for element l of sub-block 2p + 1. A super-block's scales are decoded once ({@link #kScales}).
+     *
+     * <p>One row at a time: four rows side by side (as {@link #q8Dots4}) were 1.3x faster with the weights in cache
+     * but 1.35x slower than this with them in memory (2048 x 2048, 40 copies rotated, one thread), where decode
+     * reads them; two rows of Q6_K lost as much. The loop calls the Vector API only, no helper of ours, so that it
+     * stays clear of C2's node budget for inlining (NodeCountInliningCutoff), past which a helper left out of line
+     * boxes its vectors on every call (a third of the speed, seen with four rows).
      */
     private static float kQuantDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, boolean fifth,
-                                   float[] sums) {
-        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
+                                   float[] scales, float[] sums) {
+        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16, mask = fifth ? 31 : 15;
+        var upper = fifth ? FLOATS_16_31 : FLOATS_0_15;
         var acc = FloatVector.zero(F);
         float minimums = 0;
         for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes) {
-            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
-            float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
+            minimums += kScales(ws, w, xSums, c / SUB, scales, 0);
             for (int pair = 0; pair < 4; pair++) {
-                long codes = w + codeStart + 32L * pair;
                 int e = c + 64 * pair;
+                long codes = w + codeStart + 32L * pair;
                 var low = FloatVector.zero(F);
                 var high = low;
                 for (int h = 0; h < 32; h += LANES) {
-                    var bytes = unsignedBytes(ws, codes + h);
-                    var lowCodes = bytes.and(0x0F);
-                    var highCodes = bytes.lanewise(VectorOperators.LSHR, 4);
+                    // lo: sub-block 2·pair in the low nibbles, hi: 2·pair + 1 in the high ones (the lookup ignores
+                    // the bits above bit 4, which Q5_K sets to the fifth bit; the conversion masks them off)
+                    var lo = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, codes + h, LE).castShape(INTS, 0);
+                    var hi = lo.lanewise(LSHR, 4);
                     if (fifth) {
-                        var bits = unsignedBytes(ws, w + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
-                        lowCodes = lowCodes.or(bits.and(1).lanewise(VectorOperators.LSHL, 4));
-                        highCodes = highCodes.or(bits.and(2).lanewise(VectorOperators.LSHL, 3));
+                        // the pair's fifth bits, moved to bits 0 (low sub-block) and 1 (high), then to bit 4
+                        var bits = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w + 16 + h, LE)
+                                .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
+                        lo = lo.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 4), 16);
+                        hi = hi.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 3), 16);
                     }
-                    low = floats(lowCodes).fma(x(xs, e + h), low);
-                    high = floats(highCodes).fma(x(xs, e + 32 + h), high);
+                    low = (LOOKUP ? lo.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) lo.and(mask).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + h), low);
+                    high = (LOOKUP ? hi.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
+                            : (FloatVector) hi.and(mask).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + 32 + h),
+                            high);
                 }
-                acc = low.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair)), acc);
-                acc = high.fma(broadcast(d * KQuants.packedScale(ws, w + 4, 2 * pair + 1)), acc);
-                int sub = e / SUB;
-                minimums += dmin * KQuants.packedMin(ws, w + 4, 2 * pair) * xSums[sub]
-                        + dmin * KQuants.packedMin(ws, w + 4, 2 * pair + 1) * xSums[sub + 1];
+                acc = low.fma(FloatVector.broadcast(F, scales[2 * pair]), acc);
+                acc = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), acc);
             }
         }
         return Lanes.sum(acc, sums) - minimums;
     }
 
+    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+
+    /**
+     * Decodes the Q4_K or Q5_K super-block at byte {@code w}: scales[at + s] = d·scale_s for its 8 sub-blocks, and
+     * returns Σ_s dmin·min_s·xSums[sub + s]. The 12 bytes of 6-bit scales and minimums are read as three words and
+     * cut apart four at a time, instead of a byte or two per value as {@link KQuants#packedScale} reads them:
+     * bytes 0-3 hold scales 0-3 and the top bits of scales 4-7, bytes 4-7 the same for minimums, and bytes 8-11
+     * the low four bits of scales 4-7 (low nibbles) and of minimums 4-7 (high nibbles).
+     */
+    private static float kScales(MemorySegment ws, long w, float[] xSums, int sub, float[] scales, int at) {
+        float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
+        float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
+        int u0 = ws.get(INT_LE, w + 4), u1 = ws.get(INT_LE, w + 8), u2 = ws.get(INT_LE, w + 12);
+        int scalesLow = u0 & 0x3F3F3F3F, minsLow = u1 & 0x3F3F3F3F;
+        int scalesHigh = u2 & 0x0F0F0F0F | (u0 >>> 6 & 0x03030303) << 4;
+        int minsHigh = u2 >>> 4 & 0x0F0F0F0F | (u1 >>> 6 & 0x03030303) << 4;
+        float minimums = 0;
+        for (int i = 0; i < 4; i++) {
+            scales[at + i] = d * (scalesLow >>> 8 * i & 0xFF);
+            scales[at + 4 + i] = d * (scalesHigh >>> 8 * i & 0xFF);
+            minimums += dmin * (minsLow >>> 8 * i & 0xFF) * xSums[sub + i]
+                    + dmin * (minsHigh >>> 8 * i & 0xFF) * xSums[sub + 4 + i];
+        }
+        return minimums;
+    }
+
     // ---- Q6_K: per 256 elements 4 low bits, 2 high bits, 16 signed 8-bit scales and an F16 d ----
 
     /**
-     * x · w for one Q6_K row at byte {@code w}. Each half (128 elements) reads 64 bytes of low bits, 32 of high
-     * bits and 8 scales; code = (low nibble | two high bits << 4) − 32, one scale per 16 elements.
+     * x · w for one Q6_K row at byte {@code w0}. Per half super-block (128 elements) a row has 64 bytes of low bits
+     * and 32 of high bits: byte l of the low bits holds element l in its low nibble and l + 64 in its high one (byte
+     * l + 32: elements l + 32 and l + 96), and byte l of the high bits holds the top two bits of elements l, l + 32,
+     * l + 64 and l + 96, from its lowest bits up. Code = those six bits − 32, one signed scale per 16 elements. Each
+     * code is assembled in one bitwise blend (the two bits moved to bits 4-5 over the nibble); the scales, d·scale,
+     * are decoded once per super-block. One row at a time and the Vector API called directly, as in
+     * {@link #kQuantDot} and for the same reasons.
      */
-    private static float q6kDot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
-        var acc = FloatVector.zero(F);
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 210) {
-            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
-            for (int quarter = 0; quarter < 8; quarter++) {
-                // quarter q of a half: low nibbles of bytes 0-31 (q = 0) or 32-63 (q = 1), high nibbles of the same
-                // (q = 2, 3); its two high bits sit at bits 2q..2q+1 of the half's 32 high-bit bytes
-                int half = quarter / 4, q = quarter % 4;
-                long low = w + 64L * half + 32 * (q & 1), high = w + 128 + 32L * half, sc = w + 192 + 8L * half + 2 * q;
-                int lowShift = 4 * (q >> 1), highShift = 2 * q;
-                int e = c + 128 * half + 32 * q;
+    private static float q6kDot(float[] xs, int k, MemorySegment ws, long w0, float[] scales, float[] sums) {
+        var a0 = FloatVector.zero(F);
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w0 += 210) {
+            q6kScales(ws, w0, scales, 0);
+            for (int half = 0; half < 2; half++) {
+                int e = c + 128 * half;
                 for (int l = 0; l < 32; l += LANES) {
-                    float scale = d * ws.get(ValueLayout.JAVA_BYTE, sc + l / 16);
-                    acc = q6kCodes(ws, low + l, high + l, lowShift, highShift).mul(x(xs, e + l))
-                            .fma(broadcast(scale), acc);
+                    var x1 = FloatVector.fromArray(F, xs, e + l);
+                    var x2 = FloatVector.fromArray(F, xs, e + 32 + l);
+                    var x3 = FloatVector.fromArray(F, xs, e + 64 + l);
+                    var x4 = FloatVector.fromArray(F, xs, e + 96 + l);
+                    // (code − 32)·x as code·x − 32·x in one FMA, exactly the same number: 32·x is exact
+                    var m1 = x1.mul(-32);
+                    var m2 = x2.mul(-32);
+                    var m3 = x3.mul(-32);
+                    var m4 = x4.mul(-32);
+                    long low = 64L * half + l, high = 128 + 32L * half + l;
+                    int s = 8 * half + l / 16; // the scale of elements e + l..: s, s + 2, s + 4, s + 6 for x1..x4
+                    var p0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + low, LE).castShape(INTS, 0);
+                    var q0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + low + 32, LE).castShape(INTS, 0);
+                    var t0 = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, w0 + high, LE).castShape(INTS, 0);
+                    a0 = ((FloatVector) p0.lanewise(BITWISE_BLEND, t0.lanewise(LSHL, 4), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x1, m1).fma(FloatVector.broadcast(F, scales[s]), a0);
+                    a0 = ((FloatVector) q0.lanewise(BITWISE_BLEND, t0.lanewise(LSHL, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x2, m2).fma(FloatVector.broadcast(F, scales[s + 2]), a0);
+                    a0 = ((FloatVector) p0.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t0, 0x30).and(63)
+                            .convert(I2F, 0)).fma(x3, m3).fma(FloatVector.broadcast(F, scales[s + 4]), a0);
+                    a0 = ((FloatVector) q0.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, t0.lanewise(LSHR, 2), 0x30).and(63)
+                            .convert(I2F, 0)).fma(x4, m4).fma(FloatVector.broadcast(F, scales[s + 6]), a0);
                 }
             }
         }
-        return Lanes.sum(acc, sums);
+        return Lanes.sum(a0, sums);
+    }
+
+    /** scales[at + i] = d·scale_i for the 16 signed scales of the Q6_K super-block at byte {@code w}. */
+    private static void q6kScales(MemorySegment ws, long w, float[] scales, int at) {
+        float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
+        for (int i = 0; i < 16; i += LANES) {
+            widen(ByteVector.fromMemorySegment(BYTES, ws, w + 192 + i, LE)).mul(d).intoArray(scales, at + i);
+        }
     }
 
     /**
