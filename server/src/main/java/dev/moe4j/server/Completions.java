@@ -109,9 +109,11 @@ final class Completions {
                     .refuse();
         }
         int n = request.choices();
+        // the first choice takes the kept cache that shares most of the prompt; the others start from its cache
         var held = new ArrayList<SequenceCache>(n);
-        for (int i = 0; i < n; i++) {
-            held.add(caches.acquire(prompt));
+        held.add(caches.acquire(prompt));
+        for (int i = 1; i < n; i++) {
+            held.add(new SequenceCache());
         }
         ExpertTrace trace = request.experts() ? new ExpertTrace() : null;
         ExpertTokens experts = null;
@@ -159,7 +161,12 @@ final class Completions {
             try {
                 sequences[i] = new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt, options,
                         listener);
-                running.add(scheduler.submit(sequences[i], stopper));
+                if (i == 0 && n > 1) {
+                    sequences[0].keepPromptLogits();
+                }
+                // the other choices feed no prompt: they start from the first one's cache once it is prefilled
+                running.add(i == 0 ? scheduler.submit(sequences[i], stopper)
+                        : scheduler.submitSibling(sequences[i], stopper, sequences[0]));
             } catch (RuntimeException e) {
                 stop.set(Cancelled.clientLeft(e));
                 release(running, held);

@@ -31,6 +31,8 @@ public final class BatchScheduler implements AutoCloseable {
     private final Condition arrived = lock.newCondition();
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
     private final List<Job> running = new ArrayList<>();
+    /** Siblings waiting for their parent's prompt to go through the model. */
+    private final List<Job> siblings = new ArrayList<>();
     private final Thread thread;
     private volatile boolean closed;
     private volatile int runningCount;
@@ -40,12 +42,15 @@ public final class BatchScheduler implements AutoCloseable {
         final DecodingSequence sequence;
         final Supplier<RuntimeException> stopper;
         final CompletableFuture<Generation> result = new CompletableFuture<>();
+        /** The sequence whose prompt this one shares and starts from, or null. */
+        final DecodingSequence parent;
         int[] chunk;
         int fed;
 
-        Job(DecodingSequence sequence, Supplier<RuntimeException> stopper) {
+        Job(DecodingSequence sequence, Supplier<RuntimeException> stopper, DecodingSequence parent) {
             this.sequence = sequence;
             this.stopper = stopper;
+            this.parent = parent;
         }
     }
 
@@ -64,11 +69,27 @@ public final class BatchScheduler implements AutoCloseable {
      * failed it or the stopper's exception. {@code stopper} is asked before every step.
      */
     public CompletableFuture<Generation> submit(DecodingSequence sequence, Supplier<RuntimeException> stopper) {
-        var job = new Job(sequence, stopper);
+        return enqueue(new Job(sequence, stopper, null));
+    }
+
+    /**
+     * Queues a sibling of {@code parent} (submitted before, with the same prompt, asked to keep its prompt's logits):
+     * it waits until the parent's prompt has gone through the model, then starts from a copy of the parent's cache
+     * and its prompt logits (n choices of one request prefill their prompt once). It fails as the parent does if the
+     * parent fails before that.
+     */
+    public CompletableFuture<Generation> submitSibling(DecodingSequence sequence, Supplier<RuntimeException> stopper,
+                                                       DecodingSequence parent) {
+        return enqueue(new Job(sequence, stopper, parent));
+    }
+
+    private CompletableFuture<Generation> enqueue(Job job) {
         lock.lock();
         try {
             if (closed) {
                 job.result.completeExceptionally(new IllegalStateException("the scheduler is closed"));
+            } else if (job.parent != null) {
+                siblings.add(job);
             } else {
                 waiting.add(job);
                 arrived.signal();
@@ -116,6 +137,7 @@ public final class BatchScheduler implements AutoCloseable {
                         running.add(job);
                     } catch (RuntimeException | Error e) {
                         job.result.completeExceptionally(e);
+                        failSiblings(job.sequence, e);
                     }
                 }
                 runningCount = running.size();
@@ -127,6 +149,7 @@ public final class BatchScheduler implements AutoCloseable {
         var ended = new IllegalStateException("the scheduler was closed");
         running.forEach(j -> j.result.completeExceptionally(ended));
         waiting.forEach(j -> j.result.completeExceptionally(ended));
+        siblings.forEach(j -> j.result.completeExceptionally(ended));
     }
 
     /** Feeds every running sequence its next chunk, then lets each that got its logits choose a token. */
@@ -180,8 +203,13 @@ public final class BatchScheduler implements AutoCloseable {
             return;
         }
         job.fed = 0;
+        boolean first = !job.sequence.prefilled();
         try {
-            if (!job.sequence.accept(logits)) {
+            boolean more = job.sequence.accept(logits);
+            if (first) {
+                startSiblings(job.sequence);
+            }
+            if (!more) {
                 running.remove(job);
                 runningCount = running.size();
                 job.result.complete(job.sequence.result());
@@ -191,10 +219,49 @@ public final class BatchScheduler implements AutoCloseable {
         }
     }
 
+    /** The siblings of a sequence just prefilled start from its cache and join the running sequences. */
+    private void startSiblings(DecodingSequence parent) {
+        List<Job> ready;
+        lock.lock();
+        try {
+            ready = siblings.stream().filter(j -> j.parent == parent).toList();
+            siblings.removeAll(ready);
+        } finally {
+            lock.unlock();
+        }
+        for (Job sibling : ready) {
+            try {
+                if (sibling.sequence.startAsCopyOf(parent)) {
+                    running.add(sibling);
+                } else {
+                    sibling.result.complete(sibling.sequence.result());
+                }
+            } catch (RuntimeException | Error e) {
+                sibling.result.completeExceptionally(e);
+            }
+        }
+        runningCount = running.size();
+    }
+
     private void end(Job job, Throwable e) {
         running.remove(job);
         runningCount = running.size();
         job.result.completeExceptionally(e);
+        if (!job.sequence.prefilled()) {
+            failSiblings(job.sequence, e);
+        }
+    }
+
+    /** The siblings of a sequence that failed before its prompt went through fail with it. */
+    private void failSiblings(DecodingSequence parent, Throwable e) {
+        lock.lock();
+        try {
+            var orphans = siblings.stream().filter(j -> j.parent == parent).toList();
+            siblings.removeAll(orphans);
+            orphans.forEach(j -> j.result.completeExceptionally(e));
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Stops after the current step; sequences not finished end with an exception. */

@@ -36,6 +36,9 @@ public final class DecodingSequence {
     /** The last chosen token went through the model for its routing; its text is released with the next logits. */
     private boolean deferred;
     private Generation.StopReason reason;
+    /** Kept for siblings ({@link #startAsCopyOf}) when asked: the logits after the prompt, before any processing. */
+    private boolean keepPromptLogits;
+    private float[] promptLogits;
     private int steps;
     private long start, prefillEnd, firstToken, end;
 
@@ -78,6 +81,37 @@ public final class DecodingSequence {
         return pending;
     }
 
+    /**
+     * Keeps the logits that follow the prompt, so that sequences of the same prompt can start from this one's
+     * ({@link #startAsCopyOf}) instead of feeding it again. Call before {@link #start}.
+     */
+    public void keepPromptLogits() {
+        keepPromptLogits = true;
+    }
+
+    /** Whether the prompt has gone through the model (the first logits were accepted). */
+    public boolean prefilled() {
+        return steps > 0;
+    }
+
+    /**
+     * Starts as a sibling of {@code parent}, which has the same prompt, was asked to keep its prompt's logits and has
+     * just been prefilled: this sequence's cache becomes a copy of the parent's, and it chooses its first token from
+     * the parent's prompt logits with its own sampler. Returns whether it goes on (then {@link #pending} holds that
+     * token), as {@link #accept} does.
+     */
+    public boolean startAsCopyOf(DecodingSequence parent) {
+        if (parent.promptLogits == null || !Arrays.equals(parent.prompt, prompt)) {
+            throw new IllegalStateException("a sibling needs a prefilled parent of the same prompt that kept its logits");
+        }
+        budget = Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
+        output = new int[budget];
+        cache.copyFrom(parent.cache, prompt.length + budget);
+        reused = prompt.length;
+        start = System.nanoTime();
+        return accept(parent.promptLogits.clone());
+    }
+
     /** System.nanoTime() when {@link #start} ran (the sequence was admitted), 0 before. */
     public long startedAt() {
         return start;
@@ -117,6 +151,9 @@ public final class DecodingSequence {
         long now = System.nanoTime();
         if (steps++ == 0) {
             prefillEnd = now;
+            if (keepPromptLogits) {
+                promptLogits = logits.clone();
+            }
         }
         if (deferred) {
             deferred = false;

@@ -40,6 +40,19 @@ public final class SequenceCache {
         return ids[position];
     }
 
+    /**
+     * Makes this cache a copy of {@code other}'s sequence (its state's filled positions and its ids) with room for
+     * {@code capacity} positions, giving back what this one held: a sibling of a sequence starts from its prompt
+     * without feeding it again.
+     */
+    void copyFrom(SequenceCache other, int capacity) {
+        InferenceState copy = other.state.grown(Math.max(capacity, other.length));
+        release();
+        state = copy;
+        ids = Arrays.copyOf(other.ids, other.length);
+        length = other.length;
+    }
+
     /** Forgets the sequence (keeping the memory), so that the next prompt is fed whole. */
     public void clear() {
         rewind(0);

@@ -107,4 +107,75 @@ class BatchSchedulerTest {
         assertTrue(f.isCompletedExceptionally());
         model.close();
     }
+
+    /** Counts the prompt tokens the model is fed (passes of more than one token). */
+    private static final class Counting implements LanguageModel {
+        final LanguageModel model;
+        final AtomicInteger promptTokens = new AtomicInteger();
+
+        Counting(LanguageModel model) {
+            this.model = model;
+        }
+
+        @Override
+        public dev.moe4j.model.config.ModelConfig config() {
+            return model.config();
+        }
+
+        @Override
+        public dev.moe4j.model.InferenceState newState(int maxTokens) {
+            return model.newState(maxTokens);
+        }
+
+        @Override
+        public dev.moe4j.core.Tensor forward(dev.moe4j.model.InferenceState state, int[] tokens, boolean lastOnly,
+                                             dev.moe4j.model.ForwardObserver observer) {
+            promptTokens.addAndGet(tokens.length > 1 ? tokens.length : 0);
+            return model.forward(state, tokens, lastOnly, observer);
+        }
+
+        @Override
+        public dev.moe4j.core.Tensor forward(List<dev.moe4j.model.InferenceState> states, List<int[]> tokens) {
+            tokens.forEach(t -> promptTokens.addAndGet(t.length > 1 ? t.length : 0));
+            return model.forward(states, tokens);
+        }
+
+        @Override
+        public void close() {
+            model.close();
+        }
+    }
+
+    @Test
+    void siblingsOfOnePromptFeedItOnceAndSampleAsEachAlone() throws Exception {
+        try (LanguageModel base = model()) {
+            int[] prompt = TinyModels.tokens(20, VOCAB, 5);
+            var generator = new Generator(base, new ToyText());
+            var expected = new ArrayList<Generation>();
+            var options = new ArrayList<GenerationOptions>();
+            for (int i = 0; i < 3; i++) {
+                options.add(new GenerationOptions(8, new SamplingConfig(true, 1.1, 0, 1.0, 0.0, 1.0, 40 + i), Set.of(),
+                        List.of(), null, false));
+                expected.add(generator.generate(prompt, options.get(i), GenerationListener.NONE));
+            }
+            var model = new Counting(base);
+            try (var scheduler = new BatchScheduler(model, 4, 64)) {
+                var parent = new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options.get(0),
+                        GenerationListener.NONE);
+                parent.keepPromptLogits();
+                var futures = new ArrayList<CompletableFuture<Generation>>();
+                futures.add(scheduler.submit(parent, () -> null));
+                for (int i = 1; i < 3; i++) {
+                    futures.add(scheduler.submitSibling(new DecodingSequence(model, new ToyText(), new SequenceCache(),
+                            prompt, options.get(i), GenerationListener.NONE), () -> null, parent));
+                }
+                for (int i = 0; i < 3; i++) {
+                    Generation g = futures.get(i).get(60, TimeUnit.SECONDS);
+                    assertArrayEquals(expected.get(i).outputIds(), g.outputIds(), "choice " + i);
+                    assertEquals(i == 0 ? 0 : prompt.length, g.reusedTokens(), "choice " + i);
+                }
+            }
+            assertEquals(prompt.length, model.promptTokens.get(), "the prompt went through the model once");
+        }
+    }
 }
