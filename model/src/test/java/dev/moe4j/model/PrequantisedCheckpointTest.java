@@ -52,16 +52,9 @@ class PrequantisedCheckpointTest {
         Files.writeString(config, Files.readString(config).replaceFirst("\\{", "{\"quantization_config\":" + json + ","));
     }
 
-    private static double relativeError(TransformerModel a, TransformerModel b) {
-        int[] tokens = TinyModels.tokens(14, 40, 2);
-        double[] x = TinyModels.values(TinyModels.logits(a.transformer(), tokens, 2));
-        double[] y = TinyModels.values(TinyModels.logits(b.transformer(), tokens, 2));
-        double diff = 0, max = 0;
-        for (int i = 0; i < x.length; i++) {
-            diff = Math.max(diff, Math.abs(x[i] - y[i]));
-            max = Math.max(max, Math.abs(x[i]));
-        }
-        return diff / max;
+    private static double relativeError(TransformerModel reference, TransformerModel model) {
+        return TinyModels.relativeLogitsDifference(model.transformer(), reference.transformer(),
+                TinyModels.tokens(14, 40, 2), 2);
     }
 
     // ---- gpt-oss MXFP4 ----

@@ -60,4 +60,17 @@ public final class TinyModels {
         }
         return out;
     }
+
+    /** max|a - b| / max|b| over two models' logits of the same sequences: moe4j's measure of agreement. */
+    public static double relativeLogitsDifference(dev.moe4j.model.transformer.Transformer a,
+                                                  dev.moe4j.model.transformer.Transformer b, int[] tokens,
+                                                  int sequences) {
+        double[] x = values(logits(a, tokens, sequences)), y = values(logits(b, tokens, sequences));
+        double diff = 0, max = 0;
+        for (int i = 0; i < x.length; i++) {
+            diff = Math.max(diff, Math.abs(x[i] - y[i]));
+            max = Math.max(max, Math.abs(y[i]));
+        }
+        return diff / max;
+    }
 }

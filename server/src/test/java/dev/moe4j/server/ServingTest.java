@@ -11,6 +11,7 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
+import dev.moe4j.model.testing.ForwardingModel;
 import dev.moe4j.model.testing.ToyModel;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -45,30 +46,31 @@ class ServingTest {
      * A model whose forward passes stop, once {@code passes} have run, until the test releases them: the test can
      * then look at the server while a generation is in the middle of its work.
      */
-    static final class HeldModel implements LanguageModel {
-        private final LanguageModel model;
+    static final class HeldModel extends ForwardingModel {
         private final int passes;
         private final AtomicInteger calls = new AtomicInteger();
         final CountDownLatch held = new CountDownLatch(1);
         final CountDownLatch release = new CountDownLatch(1);
 
         HeldModel(LanguageModel model, int passes) {
-            this.model = model;
+            super(model);
             this.passes = passes;
         }
 
         @Override
-        public ModelConfig config() {
-            return model.config();
-        }
-
-        @Override
-        public InferenceState newState(int maxTokens) {
-            return model.newState(maxTokens);
+        public Tensor forward(List<InferenceState> states, List<int[]> tokens) {
+            hold();
+            return model.forward(states, tokens);
         }
 
         @Override
         public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
+            hold();
+            return model.forward(state, tokens, lastOnly, observer);
+        }
+
+        /** Counts a pass (a step of the scheduler), and holds it once {@code passes} have run. */
+        private void hold() {
             if (calls.incrementAndGet() > passes) {
                 held.countDown();
                 try {
@@ -77,12 +79,6 @@ class ServingTest {
                     throw new IllegalStateException(e);
                 }
             }
-            return model.forward(state, tokens, lastOnly, observer);
-        }
-
-        @Override
-        public void close() {
-            model.close();
         }
     }
 
@@ -189,38 +185,17 @@ class ServingTest {
     }
 
     /** Counts the sequences of each batched step it is asked to run. */
-    static final class BatchCounting implements LanguageModel {
-        private final LanguageModel model;
+    static final class BatchCounting extends ForwardingModel {
         final AtomicInteger largest = new AtomicInteger();
 
         BatchCounting(LanguageModel model) {
-            this.model = model;
-        }
-
-        @Override
-        public ModelConfig config() {
-            return model.config();
-        }
-
-        @Override
-        public InferenceState newState(int maxTokens) {
-            return model.newState(maxTokens);
-        }
-
-        @Override
-        public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
-            return model.forward(state, tokens, lastOnly, observer);
+            super(model);
         }
 
         @Override
         public Tensor forward(List<InferenceState> states, List<int[]> tokens) {
             largest.accumulateAndGet(states.size(), Math::max);
             return model.forward(states, tokens);
-        }
-
-        @Override
-        public void close() {
-            model.close();
         }
     }
 

@@ -109,22 +109,11 @@ class BatchSchedulerTest {
     }
 
     /** Counts the prompt tokens the model is fed (passes of more than one token). */
-    private static final class Counting implements LanguageModel {
-        final LanguageModel model;
+    private static final class Counting extends dev.moe4j.model.testing.ForwardingModel {
         final AtomicInteger promptTokens = new AtomicInteger();
 
         Counting(LanguageModel model) {
-            this.model = model;
-        }
-
-        @Override
-        public dev.moe4j.model.config.ModelConfig config() {
-            return model.config();
-        }
-
-        @Override
-        public dev.moe4j.model.InferenceState newState(int maxTokens) {
-            return model.newState(maxTokens);
+            super(model);
         }
 
         @Override
@@ -138,11 +127,6 @@ class BatchSchedulerTest {
         public dev.moe4j.core.Tensor forward(List<dev.moe4j.model.InferenceState> states, List<int[]> tokens) {
             tokens.forEach(t -> promptTokens.addAndGet(t.length > 1 ? t.length : 0));
             return model.forward(states, tokens);
-        }
-
-        @Override
-        public void close() {
-            model.close();
         }
     }
 
