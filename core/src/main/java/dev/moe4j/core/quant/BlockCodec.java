@@ -45,6 +45,15 @@ public sealed interface BlockCodec permits Q8Codec, Q4Codec, Mxfp4Codec, Q4KCode
         };
     }
 
+    /** The largest magnitude of {@code src[from .. from + n)}: what a block's scale is made from. */
+    static float absMax(float[] src, int from, int n) {
+        float amax = 0;
+        for (int j = 0; j < n; j++) {
+            amax = Math.max(amax, Math.abs(src[from + j]));
+        }
+        return amax;
+    }
+
     /** C's {@code roundf}: halves away from zero (Java's {@link Math#round} takes them up), exact for any float. */
     static int roundHalfAway(float v) {
         return (int) Math.copySign(Math.floor(Math.abs((double) v) + 0.5), v);

@@ -63,10 +63,7 @@ public final class E4m3BlockCodec implements BlockCodec {
     public void quantize(float[] src, int srcOffset, MemorySegment dst, long offset, int blocks) {
         for (int b = 0; b < blocks; b++) {
             int o = srcOffset + b * ELEMENTS;
-            float amax = 0;
-            for (int j = 0; j < ELEMENTS; j++) {
-                amax = Math.max(amax, Math.abs(src[o + j]));
-            }
+            float amax = BlockCodec.absMax(src, o, ELEMENTS);
             float d = amax / MAX;
             long block = offset + (long) b * BYTES;
             dst.set(ValueLayout.JAVA_FLOAT_UNALIGNED, block, d);

@@ -44,10 +44,7 @@ public final class Mxfp4Codec implements BlockCodec {
     public void quantize(float[] src, int srcOffset, MemorySegment dst, long offset, int blocks) {
         for (int b = 0; b < blocks; b++) {
             int o = srcOffset + b * ELEMENTS;
-            float amax = 0;
-            for (int j = 0; j < ELEMENTS; j++) {
-                amax = Math.max(amax, Math.abs(src[o + j]));
-            }
+            float amax = BlockCodec.absMax(src, o, ELEMENTS);
             // the largest E2M1 value, 6 = 1.5·2^2, lands in [4, 8)·2^(e-127): the block's extreme keeps 2 bits
             // of exponent room and may round down to 6 (ggml's choice; the largest magnitude is not stored exactly)
             int e = amax > 0 ? (byte) (int) ((float) Math.floor(log2f(amax)) - 2 + 127) & 0xFF : 0;

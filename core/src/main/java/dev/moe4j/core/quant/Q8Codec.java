@@ -38,10 +38,7 @@ final class Q8Codec implements BlockCodec {
     public void quantize(float[] src, int srcOffset, MemorySegment dst, long offset, int blocks) {
         for (int b = 0; b < blocks; b++) {
             int o = srcOffset + b * ELEMENTS;
-            float amax = 0;
-            for (int j = 0; j < ELEMENTS; j++) {
-                amax = Math.max(amax, Math.abs(src[o + j]));
-            }
+            float amax = BlockCodec.absMax(src, o, ELEMENTS);
             // ggml divides by the F32 scale and stores the scale rounded to F16 afterwards
             float d = amax / 127;
             float id = d != 0 ? 1 / d : 0;
