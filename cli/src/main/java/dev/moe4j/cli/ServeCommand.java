@@ -1,6 +1,7 @@
 package dev.moe4j.cli;
 
 import dev.moe4j.server.ModelServer;
+import dev.moe4j.server.ServeLimits;
 import dev.moe4j.server.ServedModel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -81,6 +82,12 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
                     + " (default: ${DEFAULT-VALUE})")
     int maxWaiting;
 
+    @Option(names = "--kv-cache-size", paramLabel = "SIZE",
+            description = "KV cache memory the running requests may fill, each counted at its prompt plus its token"
+                    + " budget (e.g. 8g; default: no limit beyond --parallel); a request that alone needs more is"
+                    + " answered 400, others wait for room")
+    String kvCacheSize;
+
     @Mixin
     DeviceOption device;
 
@@ -97,9 +104,12 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Override
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
+        // checked before the model loads: a bad limit costs no loading time
+        var limits = new ServeLimits(maxRequestBytes, parallel, maxWaiting,
+                kvCacheSize == null ? 0 : ServeLimits.parseSize(kvCacheSize, "--kv-cache-size"));
         try (ServedModel served = ServedModel.open(model, template, name,
                 context.models().with(device.loadOptions()), device::backend);
-             ModelServer server = ModelServer.start(served, host, port, maxRequestBytes, parallel, maxWaiting, err)) {
+             ModelServer server = ModelServer.start(served, host, port, limits, err)) {
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             err.println(String.format(Locale.ROOT, "moe4j serve: %s (%s) on %s  (loaded in %.2f s; Ctrl-C stops)",

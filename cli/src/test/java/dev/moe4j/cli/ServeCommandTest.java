@@ -149,5 +149,9 @@ class ServeCommandTest {
         }
         assertTrue(error(Cli.run(Main.DEFAULT_MODELS, "serve", "--model", model.toString(), "--port", "70000"))
                 .contains("--port"));
+        assertTrue(error(Cli.run(Main.DEFAULT_MODELS, "serve", "--model", model.toString(), "--kv-cache-size", "lots"))
+                .contains("--kv-cache-size: expected a size such as 512m or 8g, got 'lots'"));
+        assertTrue(error(Cli.run(Main.DEFAULT_MODELS, "serve", "--model", model.toString(), "--parallel", "0"))
+                .contains("--parallel must be at least 1"));
     }
 }

@@ -41,6 +41,11 @@ public interface LanguageModel extends AutoCloseable {
         return Tensor.of(out, states.size(), vocab);
     }
 
+    /** Bytes of KV cache one position of a sequence takes (what a state of capacity c holds: c times this); 0 if unknown. */
+    default long kvBytesPerPosition() {
+        return 0;
+    }
+
     /** Hears, after every forward pass, how many tokens each MoE layer routed to each of its experts. */
     @FunctionalInterface
     interface ExpertLoads {

@@ -111,6 +111,11 @@ public final class TransformerModel implements LanguageModel {
     }
 
     @Override
+    public long kvBytesPerPosition() {
+        return transformer.kvBytesPerPosition();
+    }
+
+    @Override
     public void countExpertLoads(ExpertLoads loads) {
         this.expertLoads = loads;
     }

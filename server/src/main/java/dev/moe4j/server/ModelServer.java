@@ -78,11 +78,13 @@ public final class ModelServer implements AutoCloseable {
 
     private volatile Failure lastFailure;
 
-    private ModelServer(ServedModel served, int maxRequestBytes, int parallel, int maxWaiting, HttpServer http,
-                        ExecutorService threads, PrintWriter log) {
+    private ModelServer(ServedModel served, ServeLimits limits, HttpServer http, ExecutorService threads,
+                        PrintWriter log) {
         this.served = served;
-        this.scheduler = new BatchScheduler(served.folder().model(), parallel, PREFILL_CHUNK);
-        this.maxRequestBytes = maxRequestBytes;
+        this.scheduler = new BatchScheduler(served.folder().model(), limits.parallel(), PREFILL_CHUNK,
+                limits.kvCacheBytes());
+        this.maxRequestBytes = limits.maxRequestBytes();
+        int maxWaiting = limits.maxWaiting();
         this.http = http;
         this.threads = threads;
         this.log = log;
@@ -98,35 +100,17 @@ public final class ModelServer implements AutoCloseable {
      * {@link BadInputException}.
      */
     public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, PrintWriter log) {
-        return start(served, host, port, maxRequestBytes, DEFAULT_PARALLEL, log);
+        return start(served, host, port, ServeLimits.DEFAULT.withMaxRequestBytes(maxRequestBytes), log);
     }
 
     /**
-     * As {@link #start(ServedModel, String, int, int, PrintWriter)}, decoding up to {@code parallel} requests
-     * together (the rest wait their turn).
+     * As {@link #start(ServedModel, String, int, int, PrintWriter)} within {@code limits}: requests decoded together,
+     * requests waiting before more are answered 503 with Retry-After, and KV cache memory.
      */
-    public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, int parallel,
-                                    PrintWriter log) {
-        return start(served, host, port, maxRequestBytes, parallel, DEFAULT_MAX_WAITING, log);
-    }
-
-    /**
-     * As {@link #start(ServedModel, String, int, int, int, PrintWriter)}, answering 503 with Retry-After to a
-     * request that finds {@code maxWaiting} requests already waiting for room.
-     */
-    public static ModelServer start(ServedModel served, String host, int port, int maxRequestBytes, int parallel,
-                                    int maxWaiting, PrintWriter log) {
-        if (parallel < 1) {
-            throw new BadInputException("--parallel must be at least 1, got " + parallel);
-        }
-        if (maxWaiting < 0) {
-            throw new BadInputException("--max-waiting must not be negative, got " + maxWaiting);
-        }
+    public static ModelServer start(ServedModel served, String host, int port, ServeLimits limits, PrintWriter log) {
+        int maxRequestBytes = limits.maxRequestBytes();
         if (port < 0 || port > 65535) {
             throw new BadInputException("--port must be between 0 and 65535, got " + port);
-        }
-        if (maxRequestBytes < 1) {
-            throw new BadInputException("--max-request-bytes must be positive, got " + maxRequestBytes);
         }
         var address = new InetSocketAddress(host, port);
         if (address.isUnresolved()) {
@@ -142,7 +126,7 @@ public final class ModelServer implements AutoCloseable {
             throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor();
-        var server = new ModelServer(served, maxRequestBytes, parallel, maxWaiting, http, threads, log);
+        var server = new ModelServer(served, limits, http, threads, log);
         http.createContext("/", server::handle);
         http.setExecutor(threads);
         http.start();

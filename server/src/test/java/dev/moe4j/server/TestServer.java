@@ -36,8 +36,8 @@ final class TestServer implements AutoCloseable {
 
     private TestServer(Path folder, ModelFolder.Opener opener, int parallel, int maxWaiting) {
         this.served = ServedModel.open(folder, null, null, opener, config -> CpuBackend.INSTANCE);
-        this.server = ModelServer.start(served, "127.0.0.1", 0, ModelServer.DEFAULT_MAX_REQUEST_BYTES, parallel,
-                maxWaiting, new PrintWriter(log, true));
+        this.server = ModelServer.start(served, "127.0.0.1", 0,
+                ServeLimits.DEFAULT.withParallel(parallel).withMaxWaiting(maxWaiting), new PrintWriter(log, true));
     }
 
     static TestServer start(Path folder) {

@@ -7,6 +7,7 @@ import dev.moe4j.core.perf.Environment;
 
 import dev.moe4j.model.ModelFolder;
 import dev.moe4j.server.ModelServer;
+import dev.moe4j.server.ServeLimits;
 import dev.moe4j.server.ServedModel;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -99,8 +100,8 @@ public final class BenchServeCommand implements Runnable {
         int places = parallel != null ? parallel : clients.stream().mapToInt(Integer::intValue).max().orElseThrow();
         var log = new StringWriter();
         try (var served = ServedModel.open(model, null, null, ModelFolder.Opener.CHECKPOINT, c -> CpuBackend.INSTANCE);
-             var server = ModelServer.start(served, "127.0.0.1", 0, ModelServer.DEFAULT_MAX_REQUEST_BYTES, places,
-                     ModelServer.DEFAULT_MAX_WAITING, new PrintWriter(log, true))) {
+             var server = ModelServer.start(served, "127.0.0.1", 0, ServeLimits.DEFAULT.withParallel(places),
+                     new PrintWriter(log, true))) {
             int vocab = served.folder().config().vocabSize();
             int context = served.contextLength();
             int prompt = options.quick() ? Math.min(promptTokens, 8) : promptTokens;

@@ -27,6 +27,10 @@ public final class BatchScheduler implements AutoCloseable {
     private final LanguageModel model;
     private final int maxSequences;
     private final int prefillChunk;
+    private final long kvBudget;
+    private final long kvBytesPerPosition;
+    /** KV bytes the running sequences may fill, each counted at its prompt plus token budget. */
+    private long kvReserved;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition arrived = lock.newCondition();
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
@@ -55,12 +59,23 @@ public final class BatchScheduler implements AutoCloseable {
     }
 
     public BatchScheduler(LanguageModel model, int maxSequences, int prefillChunk) {
-        if (maxSequences < 1 || prefillChunk < 1) {
-            throw new IllegalArgumentException("maxSequences and prefillChunk must be positive");
+        this(model, maxSequences, prefillChunk, 0);
+    }
+
+    /**
+     * As {@link #BatchScheduler(LanguageModel, int, int)}, admitting a sequence only while the KV caches of the
+     * running ones, each counted at its prompt plus its token budget, fit in {@code kvBudget} bytes (0: no limit).
+     * A sequence that alone needs more is failed with a message that says how much.
+     */
+    public BatchScheduler(LanguageModel model, int maxSequences, int prefillChunk, long kvBudget) {
+        if (maxSequences < 1 || prefillChunk < 1 || kvBudget < 0) {
+            throw new IllegalArgumentException("maxSequences and prefillChunk must be positive, kvBudget not negative");
         }
         this.model = model;
         this.maxSequences = maxSequences;
         this.prefillChunk = prefillChunk;
+        this.kvBudget = kvBudget;
+        this.kvBytesPerPosition = model.kvBytesPerPosition();
         this.thread = Thread.ofPlatform().name("moe4j-scheduler").daemon().start(this::loop);
     }
 
@@ -131,10 +146,25 @@ public final class BatchScheduler implements AutoCloseable {
                     break;
                 }
                 while (running.size() < maxSequences && !waiting.isEmpty()) {
+                    long need = kvBytes(waiting.peek());
+                    if (kvBudget > 0 && need > kvBudget) {
+                        Job refused = waiting.poll();
+                        var e = new dev.moe4j.core.BadInputException("the request needs " + need + " bytes of KV cache"
+                                + " (" + refused.sequence.positionsNeeded() + " positions: the prompt and its token"
+                                + " budget), more than the server's --kv-cache-size of " + kvBudget + "; ask for fewer"
+                                + " tokens");
+                        refused.result.completeExceptionally(e);
+                        failSiblings(refused.sequence, e);
+                        continue;
+                    }
+                    if (kvBudget > 0 && kvReserved + need > kvBudget && !running.isEmpty()) {
+                        break; // it waits, in its turn, for running sequences to give back their room
+                    }
                     Job job = waiting.poll();
                     try {
                         job.sequence.start();
                         running.add(job);
+                        kvReserved += need;
                     } catch (RuntimeException | Error e) {
                         job.result.completeExceptionally(e);
                         failSiblings(job.sequence, e);
@@ -210,8 +240,7 @@ public final class BatchScheduler implements AutoCloseable {
                 startSiblings(job.sequence);
             }
             if (!more) {
-                running.remove(job);
-                runningCount = running.size();
+                leave(job);
                 job.result.complete(job.sequence.result());
             }
         } catch (RuntimeException | Error e) {
@@ -232,7 +261,9 @@ public final class BatchScheduler implements AutoCloseable {
         for (Job sibling : ready) {
             try {
                 if (sibling.sequence.startAsCopyOf(parent)) {
+                    // a request's choices share its admission: siblings count without waiting for room
                     running.add(sibling);
+                    kvReserved += kvBytes(sibling);
                 } else {
                     sibling.result.complete(sibling.sequence.result());
                 }
@@ -244,12 +275,24 @@ public final class BatchScheduler implements AutoCloseable {
     }
 
     private void end(Job job, Throwable e) {
-        running.remove(job);
-        runningCount = running.size();
+        leave(job);
         job.result.completeExceptionally(e);
         if (!job.sequence.prefilled()) {
             failSiblings(job.sequence, e);
         }
+    }
+
+    /** Takes a job out of the running sequences, giving back its KV reservation. */
+    private void leave(Job job) {
+        if (running.remove(job)) {
+            kvReserved -= kvBytes(job);
+        }
+        runningCount = running.size();
+    }
+
+    /** The KV bytes a sequence may fill. */
+    private long kvBytes(Job job) {
+        return job.sequence.positionsNeeded() * kvBytesPerPosition;
     }
 
     /** The siblings of a sequence that failed before its prompt went through fail with it. */

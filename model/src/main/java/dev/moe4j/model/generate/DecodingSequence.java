@@ -68,6 +68,11 @@ public final class DecodingSequence {
         this.decoder = text.incremental();
     }
 
+    /** Positions of KV cache this generation may fill: the prompt and its token budget. */
+    public int positionsNeeded() {
+        return prompt.length + Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
+    }
+
     /**
      * Makes the cache ready (keeping the longest prefix of the prompt it holds) and returns the prompt tokens to
      * feed first.

@@ -226,6 +226,13 @@ public final class Transformer {
         return pass;
     }
 
+    /** Bytes a KV cache holds per position: every layer's key and value rows, in the device's activation type. */
+    public long kvBytesPerPosition() {
+        AttentionBlock a = layers.getFirst().attention();
+        Backend b = Backend.of(embedding.value());
+        return (long) layers.size() * b.activationType().byteCount(a.keyWidth() + a.valueWidth());
+    }
+
     /** A KV cache for one sequence of up to {@code capacity} positions, on the device of the model's weights. */
     public KvCache newCache(int capacity) {
         AttentionBlock a = layers.getFirst().attention();

@@ -111,6 +111,7 @@ class BatchSchedulerTest {
     /** Counts the prompt tokens the model is fed (passes of more than one token). */
     private static final class Counting extends dev.moe4j.model.testing.ForwardingModel {
         final AtomicInteger promptTokens = new AtomicInteger();
+        final AtomicInteger largestStep = new AtomicInteger();
 
         Counting(LanguageModel model) {
             super(model);
@@ -126,6 +127,7 @@ class BatchSchedulerTest {
         @Override
         public dev.moe4j.core.Tensor forward(List<dev.moe4j.model.InferenceState> states, List<int[]> tokens) {
             tokens.forEach(t -> promptTokens.addAndGet(t.length > 1 ? t.length : 0));
+            largestStep.accumulateAndGet(states.size(), Math::max);
             return model.forward(states, tokens);
         }
     }
@@ -160,6 +162,35 @@ class BatchSchedulerTest {
                 }
             }
             assertEquals(prompt.length, model.promptTokens.get(), "the prompt went through the model once");
+        }
+    }
+
+    @Test
+    void aKvBudgetAdmitsWhatFitsAndRefusesWhatNeverCan() throws Exception {
+        try (LanguageModel base = model()) {
+            var model = new Counting(base);
+            int[] prompt = TinyModels.tokens(10, VOCAB, 6);
+            var options = GenerationOptions.greedy(6, Set.of());
+            long oneRequest = 16 * model.kvBytesPerPosition();
+            assertTrue(model.kvBytesPerPosition() > 0);
+            var expected = new Generator(base, new ToyText()).generate(prompt, options, GenerationListener.NONE);
+            // room for one request's 16 positions, not two: four submitted run one after the other
+            try (var scheduler = new BatchScheduler(model, 4, 64, oneRequest + oneRequest / 2)) {
+                var futures = new ArrayList<CompletableFuture<Generation>>();
+                for (int i = 0; i < 4; i++) {
+                    futures.add(scheduler.submit(new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt,
+                            options, GenerationListener.NONE), () -> null));
+                }
+                for (var f : futures) {
+                    assertArrayEquals(expected.outputIds(), f.get(60, TimeUnit.SECONDS).outputIds());
+                }
+                assertEquals(1, model.largestStep.get(), "one sequence at a time within the budget");
+                var tooLong = scheduler.submit(new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt,
+                        GenerationOptions.greedy(30, Set.of()), GenerationListener.NONE), () -> null);
+                var e = assertThrows(ExecutionException.class, () -> tooLong.get(60, TimeUnit.SECONDS));
+                assertTrue(e.getCause().getMessage().contains("needs " + 40 * model.kvBytesPerPosition()
+                        + " bytes of KV cache (40 positions"), e.getCause().getMessage());
+            }
         }
     }
 }

@@ -40,6 +40,11 @@ public abstract class ForwardingModel implements LanguageModel {
     }
 
     @Override
+    public long kvBytesPerPosition() {
+        return model.kvBytesPerPosition();
+    }
+
+    @Override
     public void countExpertLoads(ExpertLoads loads) {
         model.countExpertLoads(loads);
     }
