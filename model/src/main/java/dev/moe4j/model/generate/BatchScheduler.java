@@ -174,7 +174,15 @@ public final class BatchScheduler implements AutoCloseable {
             } finally {
                 lock.unlock();
             }
-            step();
+            try {
+                step();
+            } catch (RuntimeException | Error e) {
+                // a failure outside any one sequence's pass (a bug here): the sequences of this step end with it and
+                // the scheduler goes on, rather than leaving every request waiting on a thread that has died
+                for (Job job : List.copyOf(running)) {
+                    end(job, e);
+                }
+            }
         }
         var ended = new IllegalStateException("the scheduler was closed");
         running.forEach(j -> j.result.completeExceptionally(ended));
