@@ -244,10 +244,12 @@ final class Completions {
         int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
         String finish = finishReason(generations.getFirst());
         long[] started = new long[n];
+        long[][] gaps = new long[n][];
         for (int i = 0; i < n; i++) {
             started[i] = sequences[i].startedAt();
+            gaps[i] = sequences[i].interTokenNanos();
         }
-        metrics.answered(label(request), finish, generations, started, start);
+        metrics.answered(label(request), finish, generations, started, gaps, start);
         if (stream != null) {
             try {
                 for (int i = 0; i < n; i++) {

@@ -51,8 +51,9 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
         firstToken = Histogram.builder().name("moe4j_time_to_first_token_seconds").help("From a request's arrival "
                 + "to its first token, waiting included").classicOnly().classicUpperBounds(LATENCY_BOUNDS)
                 .register(registry);
-        interToken = Histogram.builder().name("moe4j_inter_token_latency_seconds").help("A request's mean time "
-                + "between two generated tokens").classicOnly().classicUpperBounds(LATENCY_BOUNDS).register(registry);
+        interToken = Histogram.builder().name("moe4j_inter_token_latency_seconds").help("Time between two "
+                + "consecutive tokens of a sequence being chosen").classicOnly().classicUpperBounds(LATENCY_BOUNDS)
+                .register(registry);
         duration = Histogram.builder().name("moe4j_request_duration_seconds").help("From a request's arrival to "
                 + "its last token").classicOnly().classicUpperBounds(LATENCY_BOUNDS).register(registry);
         GaugeWithCallback.builder().name("moe4j_requests_running").help("Sequences being decoded together")
@@ -68,9 +69,11 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
 
     /**
      * One answered request: its outcome, token counts and times ({@code arrival} and each generation's
-     * {@code started}: System.nanoTime() when the request came and when its sequence was admitted).
+     * {@code started}: System.nanoTime() when the request came and when its sequence was admitted; {@code gaps}: each
+     * generation's nanoseconds between consecutive tokens).
      */
-    void answered(String endpoint, String outcome, List<Generation> generations, long[] started, long arrival) {
+    void answered(String endpoint, String outcome, List<Generation> generations, long[] started, long[][] gaps,
+                  long arrival) {
         requests.labelValues(endpoint, outcome).inc();
         double now = System.nanoTime();
         duration.observe((now - arrival) / 1e9);
@@ -80,8 +83,8 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
             generatedTokens.inc(g.outputIds().length);
             var t = g.timings();
             firstToken.observe((started[i] - arrival + t.firstTokenNanos()) / 1e9);
-            if (t.decodeSteps() > 0) {
-                interToken.observe(t.decodeNanos() / 1e9 / t.decodeSteps());
+            for (long gap : gaps[i]) {
+                interToken.observe(gap / 1e9);
             }
         }
     }

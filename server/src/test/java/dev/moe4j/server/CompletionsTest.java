@@ -353,6 +353,8 @@ class CompletionsTest {
         assertTrue(text.matches("(?s).*moe4j_requests_total\\{endpoint=\"completions\",outcome=\"length\"} [1-9].*"),
                 text);
         assertTrue(text.contains("moe4j_time_to_first_token_seconds_bucket"), text);
+        var gaps = java.util.regex.Pattern.compile("moe4j_inter_token_latency_seconds_count (\\S+)").matcher(text);
+        assertTrue(gaps.find() && Double.parseDouble(gaps.group(1)) >= 2, "one gap per pair of tokens: " + text);
         assertTrue(text.contains("moe4j_requests_running 0"), text);
         var expert = java.util.regex.Pattern.compile("moe4j_expert_tokens_total\\{expert=\"(\\d+)\",layer=\"(\\d+)\"} (\\S+)")
                 .matcher(text);

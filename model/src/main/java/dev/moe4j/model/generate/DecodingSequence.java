@@ -29,6 +29,8 @@ public final class DecodingSequence {
     private final java.util.List<TokenLogprob> logprobs = new java.util.ArrayList<>();
     private int budget;
     private int[] output;
+    /** System.nanoTime() when each output token was chosen. */
+    private long[] chosenAt;
     private int count;
     private int reused;
     private int[] pending;
@@ -80,6 +82,7 @@ public final class DecodingSequence {
     public int[] start() {
         budget = Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
         output = new int[budget];
+        chosenAt = new long[budget];
         reused = cache.prepare(model, prompt, prompt.length + budget);
         pending = Arrays.copyOfRange(prompt, reused, prompt.length);
         start = System.nanoTime();
@@ -111,10 +114,20 @@ public final class DecodingSequence {
         }
         budget = Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
         output = new int[budget];
+        chosenAt = new long[budget];
         cache.copyFrom(parent.cache, prompt.length + budget);
         reused = prompt.length;
         start = System.nanoTime();
         return accept(parent.promptLogits.clone());
+    }
+
+    /** The time between each two consecutive output tokens being chosen, in nanoseconds, in order. */
+    public long[] interTokenNanos() {
+        long[] gaps = new long[Math.max(0, count - 1)];
+        for (int i = 1; i < count; i++) {
+            gaps[i - 1] = chosenAt[i] - chosenAt[i - 1];
+        }
+        return gaps;
     }
 
     /** System.nanoTime() when {@link #start} ran (the sequence was admitted), 0 before. */
@@ -176,6 +189,7 @@ public final class DecodingSequence {
             reason = Generation.StopReason.EOS;
             return finish();
         }
+        chosenAt[count] = System.nanoTime();
         output[count++] = next;
         seen.set(next);
         if (raw != null) {
