@@ -16,8 +16,9 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
   -DoutputDirectory="$root/cuda/target/launcher" >/dev/null
 rm -rf "$dest" && mkdir -p "$dest"
 # What the jar's commands use, and no more: java.desktop holds java.beans, which Jinjava (chat templates) needs;
-# its graphics libraries are left out.
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,java.desktop,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver \
+# its graphics libraries are left out. java.net.http is bench serve's client: picocli loads every command's class at
+# start, so without it no command runs.
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,java.sql,java.xml,java.desktop,jdk.incubator.vector,jdk.unsupported,jdk.zipfs,jdk.jfr,jdk.httpserver,java.net.http \
   --strip-debug --no-man-pages --no-header-files \
   --exclude-files='**/libawt*.so,**/libfontmanager.so,**/libjavajpeg.so,**/libmlib_image.so,**/liblcms.so,**/libsplashscreen.so,**/libjsound.so,**/libfreetype.so' \
   --output "$dest/runtime"
