@@ -40,7 +40,8 @@ import java.util.concurrent.Future;
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Measures serving: for each --clients count, that many concurrent streaming clients against"
-                + " a moe4j server started in this process (decoding up to --parallel requests together): aggregate"
+                + " a moe4j server started in this process, on the CPU (decoding up to --parallel requests together):"
+                + " aggregate"
                 + " generated tokens/s, its ratio to one client's, time to first token and inter-chunk latency"
                 + " (p50, p99).",
                 "Prompts are random token ids, so any model works, a GGUF file from 'moe4j bench make-model --out"
@@ -170,7 +171,8 @@ public final class BenchServeCommand implements Runnable {
         var bodies = new ArrayList<String>();
         for (int i = 0; i < clients * requests; i++) {
             bodies.add("{\"prompt\": " + Arrays.toString(random.ints(prompt, 0, vocab).toArray()) + ", \"max_tokens\": "
-                    + budget + ", \"temperature\": 0, \"stream\": true, \"stream_options\": {\"include_usage\": true}}");
+                    + budget + ", \"temperature\": 0, \"stream\": true,"
+                    + " \"stream_options\": {\"include_usage\": true}}");
         }
         long start = System.nanoTime();
         var results = new ArrayList<Future<List<Completion>>>();
