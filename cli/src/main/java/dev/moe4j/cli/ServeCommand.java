@@ -82,6 +82,11 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
                     + " (default: ${DEFAULT-VALUE})")
     int maxWaiting;
 
+    @Option(names = "--request-timeout", paramLabel = "SECONDS", defaultValue = "0",
+            description = "stop a request that has taken longer than this since it arrived, waiting included, and"
+                    + " answer 504 (mid-stream: an error event); 0, the default, is no limit")
+    double requestTimeout;
+
     @Option(names = "--kv-cache-size", paramLabel = "SIZE",
             description = "KV cache memory the running requests may fill, each counted at its prompt plus its token"
                     + " budget (e.g. 8g; default: no limit beyond --parallel); a request that alone needs more is"
@@ -106,7 +111,7 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter err = spec.commandLine().getErr();
         // checked before the model loads: a bad limit costs no loading time
         var limits = new ServeLimits(maxRequestBytes, parallel, maxWaiting,
-                kvCacheSize == null ? 0 : ServeLimits.parseSize(kvCacheSize, "--kv-cache-size"));
+                kvCacheSize == null ? 0 : ServeLimits.parseSize(kvCacheSize, "--kv-cache-size"), requestTimeout);
         try (ServedModel served = ServedModel.open(model, template, name,
                 context.models().with(device.loadOptions()), device::backend);
              ModelServer server = ModelServer.start(served, host, port, limits, err)) {

@@ -62,16 +62,18 @@ final class Completions {
     private final BooleanSupplier closing;
     private final CachePool caches;
     private final int maxWaiting;
+    private final long requestTimeoutNanos;
     private final ServerMetrics metrics;
     private final java.util.function.Consumer<String> unexpectedFailure;
 
-    Completions(ServedModel served, BatchScheduler scheduler, int maxWaiting, ServerMetrics metrics,
+    Completions(ServedModel served, BatchScheduler scheduler, ServeLimits limits, ServerMetrics metrics,
                 BooleanSupplier closing, java.util.function.Consumer<String> unexpectedFailure) {
         this.served = served;
+        this.maxWaiting = limits.maxWaiting();
+        this.requestTimeoutNanos = (long) (limits.requestTimeoutSeconds() * 1e9);
         this.unexpectedFailure = unexpectedFailure;
         this.metrics = metrics;
         this.scheduler = scheduler;
-        this.maxWaiting = maxWaiting;
         this.closing = closing;
         this.caches = new CachePool(scheduler.maxSequences());
     }
@@ -127,9 +129,13 @@ final class Completions {
         var pieces = new LinkedBlockingQueue<Piece>();
         var stop = new AtomicReference<Cancelled>();
         var connection = new ClientConnection(exchange);
+        long deadline = requestTimeoutNanos > 0 ? start + requestTimeoutNanos : Long.MAX_VALUE;
         Supplier<RuntimeException> stopper = () -> {
             if (closing.getAsBoolean()) {
                 return Cancelled.closing();
+            }
+            if (stop.get() == null && System.nanoTime() - deadline > 0) {
+                stop.set(Cancelled.timedOut(requestTimeoutNanos / 1e9));
             }
             // A reply sent whole writes nothing until the end, so its connection is probed here, between steps; a
             // stream's is probed by the request's own thread, which writes to it.
@@ -212,7 +218,8 @@ final class Completions {
             if (c.byClient()) {
                 return stopped; // nobody to answer
             }
-            var error = new ApiError(503, "the generation was stopped: " + c.getMessage(), "server_error", null, null);
+            var error = new ApiError(c.status(), "the generation was stopped: " + c.getMessage(), "server_error", null,
+                    c.status() == 504 ? "timeout" : null);
             if (stream == null || !stream.started()) {
                 throw error.refuse();
             }

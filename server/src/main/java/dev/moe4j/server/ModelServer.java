@@ -84,13 +84,12 @@ public final class ModelServer implements AutoCloseable {
         this.scheduler = new BatchScheduler(served.folder().model(), limits.parallel(), PREFILL_CHUNK,
                 limits.kvCacheBytes());
         this.maxRequestBytes = limits.maxRequestBytes();
-        int maxWaiting = limits.maxWaiting();
         this.http = http;
         this.threads = threads;
         this.log = log;
         this.metrics = new ServerMetrics(scheduler);
         served.folder().model().countExpertLoads(metrics);
-        this.completions = new Completions(served, scheduler, maxWaiting, metrics, () -> closing, this::failed);
+        this.completions = new Completions(served, scheduler, limits, metrics, () -> closing, this::failed);
     }
 
     /**

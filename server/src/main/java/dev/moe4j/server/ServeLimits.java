@@ -4,12 +4,14 @@ import dev.moe4j.core.BadInputException;
 
 /**
  * What a server takes on at once: the largest request body it reads, the requests it decodes together, how many may
- * wait for room before more are answered 503, and the KV cache memory the running requests may fill (0: no limit;
- * each request counted at its prompt plus its token budget).
+ * wait for room before more are answered 503, the KV cache memory the running requests may fill (0: no limit; each
+ * request counted at its prompt plus its token budget), and how long a request may take from its arrival (0: no
+ * limit; past it, 504).
  */
-public record ServeLimits(int maxRequestBytes, int parallel, int maxWaiting, long kvCacheBytes) {
+public record ServeLimits(int maxRequestBytes, int parallel, int maxWaiting, long kvCacheBytes,
+                          double requestTimeoutSeconds) {
     public static final ServeLimits DEFAULT = new ServeLimits(ModelServer.DEFAULT_MAX_REQUEST_BYTES,
-            ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING, 0);
+            ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING, 0, 0);
 
     /** Refuses, naming the serve option, a limit that cannot hold. */
     public ServeLimits {
@@ -25,22 +27,30 @@ public record ServeLimits(int maxRequestBytes, int parallel, int maxWaiting, lon
         if (kvCacheBytes < 0) {
             throw new BadInputException("--kv-cache-size must not be negative, got " + kvCacheBytes);
         }
+        if (!(requestTimeoutSeconds >= 0) || Double.isInfinite(requestTimeoutSeconds)) {
+            throw new BadInputException("--request-timeout must be a number of seconds, 0 or more, got "
+                    + requestTimeoutSeconds);
+        }
     }
 
     public ServeLimits withMaxRequestBytes(int bytes) {
-        return new ServeLimits(bytes, parallel, maxWaiting, kvCacheBytes);
+        return new ServeLimits(bytes, parallel, maxWaiting, kvCacheBytes, requestTimeoutSeconds);
     }
 
     public ServeLimits withParallel(int n) {
-        return new ServeLimits(maxRequestBytes, n, maxWaiting, kvCacheBytes);
+        return new ServeLimits(maxRequestBytes, n, maxWaiting, kvCacheBytes, requestTimeoutSeconds);
     }
 
     public ServeLimits withMaxWaiting(int n) {
-        return new ServeLimits(maxRequestBytes, parallel, n, kvCacheBytes);
+        return new ServeLimits(maxRequestBytes, parallel, n, kvCacheBytes, requestTimeoutSeconds);
     }
 
     public ServeLimits withKvCacheBytes(long bytes) {
-        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, bytes);
+        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, bytes, requestTimeoutSeconds);
+    }
+
+    public ServeLimits withRequestTimeout(double seconds) {
+        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, kvCacheBytes, seconds);
     }
 
     /**

@@ -271,6 +271,30 @@ class ServingTest {
     }
 
     @Test
+    void aRequestPastTheTimeLimitIsAnswered504() throws Exception {
+        var held = new ArrayList<HeldModel>();
+        ModelFolder.Opener opener = (folder, config, backend) -> {
+            var m = new HeldModel(new ToyModel(config.vocabSize(), config.maxPositions(), config.numLayers()), 1);
+            held.add(m);
+            return m;
+        };
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true), opener,
+                ServeLimits.DEFAULT.withRequestTimeout(0.3))) {
+            var reply = CompletableFuture.supplyAsync(() -> server.post("/v1/completions",
+                    "{\"prompt\": [1, 20, 30], \"max_tokens\": 50}"));
+            assertTrue(held.getFirst().held.await(30, TimeUnit.SECONDS));
+            Thread.sleep(500); // past the limit while held
+            held.getFirst().release.countDown();
+            HttpResponse<String> r = reply.get(60, TimeUnit.SECONDS);
+            assertEquals(504, r.statusCode(), r.body());
+            assertTrue(r.body().contains("--request-timeout of 0.3 s") && r.body().contains("\"timeout\""), r.body());
+            // the next request has its own time
+            var next = server.post("/v1/completions", "{\"prompt\": [2, 40], \"max_tokens\": 3}");
+            assertEquals(200, next.statusCode(), next.body());
+        }
+    }
+
+    @Test
     void beyondParallelRequestsWaitInLineWhileHealthAndTheModelListStillAnswer() throws Exception {
         var held = new ArrayList<HeldModel>();
         var toys = new ArrayList<ToyModel>();

@@ -34,28 +34,32 @@ final class TestServer implements AutoCloseable {
     private final StringWriter log = new StringWriter();
     private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
-    private TestServer(Path folder, ModelFolder.Opener opener, int parallel, int maxWaiting) {
+    private TestServer(Path folder, ModelFolder.Opener opener, ServeLimits limits) {
         this.served = ServedModel.open(folder, null, null, opener, config -> CpuBackend.INSTANCE);
-        this.server = ModelServer.start(served, "127.0.0.1", 0,
-                ServeLimits.DEFAULT.withParallel(parallel).withMaxWaiting(maxWaiting), new PrintWriter(log, true));
+        this.server = ModelServer.start(served, "127.0.0.1", 0, limits, new PrintWriter(log, true));
+    }
+
+    /** A server within {@code limits}. */
+    static TestServer start(Path folder, ModelFolder.Opener opener, ServeLimits limits) {
+        return new TestServer(folder, opener, limits);
     }
 
     static TestServer start(Path folder) {
-        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT, ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING);
+        return new TestServer(folder, ModelFolder.Opener.CHECKPOINT, ServeLimits.DEFAULT);
     }
 
     static TestServer start(Path folder, ModelFolder.Opener opener) {
-        return new TestServer(folder, opener, ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING);
+        return new TestServer(folder, opener, ServeLimits.DEFAULT);
     }
 
     /** A server decoding at most {@code parallel} requests together. */
     static TestServer start(Path folder, ModelFolder.Opener opener, int parallel) {
-        return new TestServer(folder, opener, parallel, ModelServer.DEFAULT_MAX_WAITING);
+        return new TestServer(folder, opener, ServeLimits.DEFAULT.withParallel(parallel));
     }
 
     /** A server decoding at most {@code parallel} requests together, with at most {@code maxWaiting} waiting. */
     static TestServer start(Path folder, ModelFolder.Opener opener, int parallel, int maxWaiting) {
-        return new TestServer(folder, opener, parallel, maxWaiting);
+        return new TestServer(folder, opener, ServeLimits.DEFAULT.withParallel(parallel).withMaxWaiting(maxWaiting));
     }
 
     /**
