@@ -46,8 +46,11 @@ import static org.junit.jupiter.api.Assertions.*;
  * than twice that.
  */
 class LlamaCppLogitsTest {
-    /** Of the largest logit: the sums of an F32 forward pass in another order (ggml's SIMD lanes, moe4j's). */
-    private static final double F32_TOLERANCE = 1e-4;
+    /**
+     * Of the largest logit: the sums of an F32 forward pass in another order (ggml's SIMD lanes, moe4j's). The worst
+     * difference measured, 3.2e-6 (deepseek2 on ggml-dequantised weights), is a third of it.
+     */
+    private static final double F32_TOLERANCE = 1e-5;
 
     private static final JsonNode MANIFEST = Json.read(Resources.path("llama-cpp/llama-cpp.json"));
     private static final long SEED = Json.read(Resources.path("llama-cpp/make-model.json")).get("seed").asLong();
