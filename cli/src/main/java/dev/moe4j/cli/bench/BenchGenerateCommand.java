@@ -4,6 +4,7 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.kernels.TopK;
 import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.perf.MachineLimits;
@@ -224,13 +225,13 @@ public final class BenchGenerateCommand implements Runnable {
         for (int i = 0; i < n; i++) {
             states.add(lm.newState(prompt + decode));
             Tensor logits = lm.forward(states.getLast(), random.ints(prompt, 0, vocab).toArray(), true, null);
-            last.add(new int[] {argmax(logits.toFloatArray(), 0, vocab)});
+            last.add(new int[] {bestToken(logits.toFloatArray(), 0, vocab)});
         }
         long start = System.nanoTime();
         for (int step = 1; step < decode; step++) {
             float[] logits = lm.forward(states, last).toFloatArray();
             for (int i = 0; i < n; i++) {
-                last.set(i, new int[] {argmax(logits, i * vocab, vocab)});
+                last.set(i, new int[] {bestToken(logits, i * vocab, vocab)});
             }
         }
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -238,14 +239,11 @@ public final class BenchGenerateCommand implements Runnable {
         return (double) n * (decode - 1) / seconds;
     }
 
-    private static int argmax(float[] v, int from, int length) {
-        int best = from;
-        for (int i = from + 1; i < from + length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best - from;
+    /** The highest logit's token among logits[from .. from + vocab), by the routers' top-k (ties to the lower id). */
+    private static int bestToken(float[] logits, int from, int vocab) {
+        int[] id = new int[1];
+        TopK.row(logits, from, vocab, 1, id, new float[1], 0);
+        return id[0];
     }
 
     /**

@@ -1,5 +1,7 @@
 package dev.moe4j.model.generate;
 
+import dev.moe4j.core.kernels.TopK;
+
 /**
  * The log-probability the model gave a generated token, and its most likely alternatives: the log-softmax of the
  * model's own logits at that step, before any penalty, temperature or truncation (vLLM's default, "raw" logprobs).
@@ -23,20 +25,10 @@ public record TokenLogprob(int id, float logprob, int[] topIds, float[] topLogpr
         float logZ = (float) (max + Math.log(sum));
         int[] ids = new int[Math.min(top, logits.length)];
         float[] values = new float[ids.length];
-        java.util.Arrays.fill(ids, -1);
-        // a partial selection: keep the best few, ties to the lower id
-        for (int t = 0; t < logits.length; t++) {
-            int at = ids.length;
-            while (at > 0 && (ids[at - 1] < 0 || logits[t] > logits[ids[at - 1]])) {
-                at--;
-            }
-            if (at < ids.length) {
-                System.arraycopy(ids, at, ids, at + 1, ids.length - at - 1);
-                ids[at] = t;
-            }
-        }
+        // the router's selection: the best few, largest first, ties to the lower id
+        TopK.row(logits, 0, logits.length, ids.length, ids, values, 0);
         for (int i = 0; i < ids.length; i++) {
-            values[i] = logits[ids[i]] - logZ;
+            values[i] -= logZ;
         }
         return new TokenLogprob(id, logits[id] - logZ, ids, values);
     }
