@@ -339,26 +339,9 @@ public final class Graph {
     }
 
     /**
-     * Attention of new queries, at positions {@code queryStart}.., against the keys and values of a cache that
-     * holds positions [0, queryStart + rows): decoding. Inference only.
-     */
-    public Var attentionWithCache(Var q, Tensor keys, Tensor values, int queryStart, AttentionSpec spec, Var sinks) {
-        if (training) {
-            throw new IllegalStateException("attention against a KV cache is for inference graphs");
-        }
-        int visible = queryStart + q.rows();
-        Tensor sinkValues = sinks == null ? null : sinks.value();
-        Backend b = Backend.of(q.value(), keys, values, sinkValues);
-        Tensor y = b.empty(b.activationType(), q.rows(), spec.heads() * spec.valueHeadDim());
-        b.attentionWithCache(y, q.value(), keys.slice(0, visible), values.slice(0, visible), queryStart, spec,
-                sinkValues);
-        return result(y);
-    }
-
-    /**
-     * Attention of the rows of several sequences fed together, each against its own cache: rows
-     * [rowStarts[i], rowStarts[i + 1]) are new queries of sequence i at positions queryStarts[i].., whose cache
-     * keys[i] and values[i] holds positions [0, queryStarts[i] + its rows). Inference only (batched decoding).
+     * Attention of new queries against KV caches (decoding): rows [rowStarts[i], rowStarts[i + 1]) are new queries of
+     * sequence i at positions queryStarts[i].., whose cache keys[i] and values[i] holds positions
+     * [0, queryStarts[i] + its rows). One sequence, or several fed together (batched decoding). Inference only.
      */
     public Var attentionWithCaches(Var q, List<Tensor> keys, List<Tensor> values, int[] queryStarts, int[] rowStarts,
                                    AttentionSpec spec, Var sinks) {

@@ -115,9 +115,6 @@ final class Batch {
             keys.add(cache.keys(layer));
             values.add(cache.values(layer));
         }
-        if (caches.size() == 1) {
-            return g.attentionWithCache(q, keys.getFirst(), values.getFirst(), starts[0], spec, sinks);
-        }
         return g.attentionWithCaches(q, keys, values, starts, rowStarts, spec, sinks);
     }
 }
