@@ -27,7 +27,9 @@ public final class DecodingSequence {
     private final TokenText.Incremental decoder;
     private final StringBuilder shown = new StringBuilder();
     private final java.util.List<TokenLogprob> logprobs = new java.util.ArrayList<>();
-    private int budget;
+    /** The most tokens this generation makes: what was asked, or less where the model's context ends first. */
+    private final int budget;
+    /** The tokens chosen so far, grown as they come (a waiting request holds no room for its whole budget). */
     private int[] output;
     /** System.nanoTime() when each output token was chosen. */
     private long[] chosenAt;
@@ -68,11 +70,14 @@ public final class DecodingSequence {
         }
         this.stops = new StopStrings(options.stopStrings());
         this.decoder = text.incremental();
+        this.budget = Math.min(options.maxNewTokens(), context - prompt.length);
+        this.output = new int[Math.min(budget, 64)];
+        this.chosenAt = new long[output.length];
     }
 
     /** Positions of KV cache this generation may fill: the prompt and its token budget. */
     public int positionsNeeded() {
-        return prompt.length + Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
+        return prompt.length + budget;
     }
 
     /**
@@ -80,10 +85,7 @@ public final class DecodingSequence {
      * feed first.
      */
     public int[] start() {
-        budget = Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
-        output = new int[budget];
-        chosenAt = new long[budget];
-        reused = cache.prepare(model, prompt, prompt.length + budget);
+        reused = cache.prepare(model, prompt, positionsNeeded());
         pending = Arrays.copyOfRange(prompt, reused, prompt.length);
         start = System.nanoTime();
         return pending;
@@ -112,10 +114,7 @@ public final class DecodingSequence {
         if (parent.promptLogits == null || !Arrays.equals(parent.prompt, prompt)) {
             throw new IllegalStateException("a sibling needs a prefilled parent of the same prompt that kept its logits");
         }
-        budget = Math.min(options.maxNewTokens(), model.config().maxPositions() - prompt.length);
-        output = new int[budget];
-        chosenAt = new long[budget];
-        cache.copyFrom(parent.cache, prompt.length + budget);
+        cache.copyFrom(parent.cache, positionsNeeded());
         reused = prompt.length;
         start = System.nanoTime();
         return accept(parent.promptLogits.clone());
@@ -188,6 +187,10 @@ public final class DecodingSequence {
         if (options.eosTokenIds().contains(next)) {
             reason = Generation.StopReason.EOS;
             return finish();
+        }
+        if (count == output.length) {
+            output = Arrays.copyOf(output, Math.min(budget, 2 * count));
+            chosenAt = Arrays.copyOf(chosenAt, output.length);
         }
         chosenAt[count] = System.nanoTime();
         output[count++] = next;

@@ -5,7 +5,9 @@ import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.moe.MoeConfig;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * One sequence's state in a model kept from one generation to the next, with the exact token ids it holds, so
@@ -106,12 +108,12 @@ public final class SequenceCache {
     }
 
     /**
-     * Feeds several sequences in one batched pass ({@link LanguageModel#forward(java.util.List, java.util.List)}):
+     * Feeds several sequences in one batched pass ({@link LanguageModel#forward(List, List)}):
      * {@code tokens.get(i)} at the next positions of {@code caches.get(i)}; returns each one's last-token logits and
      * records the ids once the pass succeeded (a failed pass leaves every cache as it was recorded).
      */
-    static java.util.List<float[]> feedTogether(LanguageModel model, java.util.List<SequenceCache> caches,
-                                                java.util.List<int[]> tokens) {
+    static List<float[]> feedTogether(LanguageModel model, List<SequenceCache> caches,
+                                                List<int[]> tokens) {
         var states = caches.stream().map(c -> c.state).toList();
         float[] logits;
         try {
@@ -121,7 +123,7 @@ public final class SequenceCache {
             throw e;
         }
         int vocab = model.config().vocabSize();
-        var out = new java.util.ArrayList<float[]>(caches.size());
+        var out = new ArrayList<float[]>(caches.size());
         for (int i = 0; i < caches.size(); i++) {
             caches.get(i).record(tokens.get(i));
             out.add(Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab));
