@@ -39,7 +39,25 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
     private final Histogram duration;
     private final Counter expertTokens;
     private final Gauge imbalance;
-    private final Map<Integer, ArrayDeque<int[]>> recent = new HashMap<>();
+    private final Map<Integer, Window> recent = new HashMap<>();
+
+    /** One MoE layer's last {@link #WINDOW} passes, with their tokens per expert summed as passes come and go. */
+    private static final class Window {
+        final ArrayDeque<int[]> passes = new ArrayDeque<>();
+        final long[] sum;
+        long total;
+
+        Window(int experts) {
+            sum = new long[experts];
+        }
+
+        void add(int[] tokens, int sign) {
+            for (int e = 0; e < tokens.length; e++) {
+                sum[e] += sign * (long) tokens[e];
+                total += sign * (long) tokens[e];
+            }
+        }
+    }
 
     ServerMetrics(BatchScheduler scheduler) {
         requests = Counter.builder().name("moe4j_requests").help("Generation requests answered, by endpoint and "
@@ -102,23 +120,17 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
                 expertTokens.labelValues(name, Integer.toString(e)).inc(tokens[e]);
             }
         }
-        var window = recent.computeIfAbsent(layer, l -> new ArrayDeque<>());
-        window.addLast(tokens);
-        if (window.size() > WINDOW) {
-            window.removeFirst();
-        }
-        long[] sum = new long[tokens.length];
-        long total = 0;
-        for (int[] pass : window) {
-            for (int e = 0; e < pass.length; e++) {
-                sum[e] += pass[e];
-                total += pass[e];
-            }
+        var window = recent.computeIfAbsent(layer, l -> new Window(tokens.length));
+        window.passes.addLast(tokens);
+        window.add(tokens, 1);
+        if (window.passes.size() > WINDOW) {
+            window.add(window.passes.removeFirst(), -1);
         }
         long max = 0;
-        for (long s : sum) {
+        for (long s : window.sum) {
             max = Math.max(max, s);
         }
+        long total = window.total;
         imbalance.labelValues(name).set(total == 0 ? 0 : max / ((double) total / tokens.length));
     }
 
