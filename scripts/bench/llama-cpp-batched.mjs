@@ -11,54 +11,23 @@
 // Aggregate decode tokens/s counts every sequence's one-token steps after its first token (decode-tokens - 1 each),
 // over the time from the last sequence's first token to the last token, as moe4j counts its batched decoding.
 
-import {createRequire} from "node:module";
-import {join, resolve} from "node:path";
-import {pathToFileURL} from "node:url";
+import {fail as failAs, loadLlama, options} from "./llama-cpp-common.mjs";
 
-function fail(message) {
-    process.stderr.write(`llama-cpp-batched: error: ${message}\n`);
-    process.exit(2);
-}
-
-const args = {};
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i += 2) {
-    if (!argv[i].startsWith("--") || i + 1 >= argv.length) {
-        fail(`expected --name value pairs, got '${argv[i]}'`);
-    }
-    args[argv[i].slice(2)] = argv[i + 1];
-}
-for (const required of ["modules", "model", "sequences", "prompt-tokens", "decode-tokens", "threads", "vocab"]) {
-    if (args[required] === undefined) {
-        fail(`missing --${required}`);
-    }
-}
+const NAME = "llama-cpp-batched";
+const fail = message => failAs(NAME, message);
+const args = options(NAME, process.argv.slice(2),
+    ["modules", "model", "sequences", "prompt-tokens", "decode-tokens", "threads", "vocab"]);
 const sequences = Number(args.sequences), promptTokens = Number(args["prompt-tokens"]);
 const decodeTokens = Number(args["decode-tokens"]), threads = Number(args.threads), vocab = Number(args.vocab);
 if (![sequences, promptTokens, threads, vocab].every(v => Number.isInteger(v) && v >= 1) || !(decodeTokens >= 2)) {
     fail("--sequences, --prompt-tokens, --threads and --vocab must be positive integers, --decode-tokens at least 2");
 }
 
-let entry;
-try {
-    entry = createRequire(join(resolve(args.modules), "package.json")).resolve("node-llama-cpp");
-} catch (e) {
-    fail(`node-llama-cpp is not installed under ${args.modules}/node_modules (${e.code ?? e.message})`);
-}
-const {getLlama, LlamaLogLevel} = await import(pathToFileURL(entry).href);
-const llama = await getLlama({gpu: false, build: "never", skipDownload: true, maxThreads: 0,
-    logLevel: LlamaLogLevel.error});
-const model = await llama.loadModel({modelPath: resolve(args.model), gpuLayers: 0});
 // As llama-cpp-generate.mjs: an F32 KV cache and no flash attention by default, what moe4j computes.
-const kvCacheType = (args["kv-cache-type"] ?? "f32").toUpperCase();
-const flashAttention = {off: false, on: true, auto: "auto"}[args["flash-attention"] ?? "off"];
-if (!["F32", "F16"].includes(kvCacheType) || flashAttention === undefined) {
-    fail("--kv-cache-type is f32 or f16, --flash-attention off, on or auto");
-}
+const {llama, model, kvCacheType, contextSettings} = await loadLlama(NAME, args);
 const perSequence = promptTokens + decodeTokens + 8;
 const context = await model.createContext({contextSize: sequences * perSequence,
-    batchSize: Math.max(promptTokens * sequences, 512), threads, sequences, flashAttention,
-    experimentalKvCacheKeyType: kvCacheType, experimentalKvCacheValueType: kvCacheType});
+    batchSize: Math.max(promptTokens * sequences, 512), threads, sequences, ...contextSettings});
 const handles = Array.from({length: sequences}, () => context.getSequence());
 
 // a small deterministic generator: the same prompts on every run of the script
@@ -109,3 +78,4 @@ process.stdout.write(JSON.stringify({
 }) + "\n");
 await context.dispose();
 await model.dispose();
+await llama.dispose();

@@ -10,38 +10,11 @@
 // --modules is the folder whose node_modules holds node-llama-cpp (the benchmark installs it into an ignored folder).
 // Decode tokens/s counts the one-token forward passes: decode-tokens - 1 of them, as moe4j counts.
 
-import {createRequire} from "node:module";
-import {join, resolve} from "node:path";
-import {pathToFileURL} from "node:url";
+import {fail as failAs, loadLlama, options} from "./llama-cpp-common.mjs";
 
-function options(argv) {
-    const out = {};
-    for (let i = 0; i < argv.length; i += 2) {
-        const key = argv[i];
-        if (!key.startsWith("--") || i + 1 >= argv.length) {
-            throw new Error(`expected --name value pairs, got '${key}'`);
-        }
-        out[key.slice(2)] = argv[i + 1];
-    }
-    for (const required of ["modules", "model", "prompt-ids", "decode-tokens", "threads"]) {
-        if (out[required] === undefined) {
-            throw new Error(`missing --${required}`);
-        }
-    }
-    return out;
-}
-
-function fail(message) {
-    process.stderr.write(`llama-cpp-generate: error: ${message}\n`);
-    process.exit(2);
-}
-
-let args;
-try {
-    args = options(process.argv.slice(2));
-} catch (e) {
-    fail(e.message);
-}
+const NAME = "llama-cpp-generate";
+const fail = message => failAs(NAME, message);
+const args = options(NAME, process.argv.slice(2), ["modules", "model", "prompt-ids", "decode-tokens", "threads"]);
 const prompt = args["prompt-ids"].split(",").map(Number);
 const decodeTokens = Number(args["decode-tokens"]);
 const threads = Number(args.threads);
@@ -49,32 +22,10 @@ if (prompt.some(id => !Number.isInteger(id) || id < 0) || !(decodeTokens >= 2) |
     fail("--prompt-ids must be token ids, --decode-tokens at least 2 and --threads at least 1");
 }
 
-let entry;
-try {
-    entry = createRequire(join(resolve(args.modules), "package.json")).resolve("node-llama-cpp");
-} catch (e) {
-    fail(`node-llama-cpp is not installed under ${args.modules}/node_modules (${e.code ?? e.message})`);
-}
-const {getLlama, LlamaLogLevel} = await import(pathToFileURL(entry).href);
-
-// The prebuilt CPU binary only: never a GPU, never a build from source, never a download.
-const llama = await getLlama({gpu: false, build: "never", skipDownload: true, maxThreads: 0,
-    logLevel: LlamaLogLevel.error});
-const loadStart = performance.now();
-const model = await llama.loadModel({modelPath: resolve(args.model), gpuLayers: 0});
-// By default llama.cpp computes what moe4j computes: the KV cache in F32, as moe4j keeps it (llama.cpp's default is
-// F16), and no flash attention (node-llama-cpp's default "auto" turns it on for the CPU). With flash attention on, the
-// greedy tokens of the F32 Mixtral-shaped benchmark model left moe4j's at token 44 of 64 (F16 or F32 cache alike), the
-// log-probabilities there 0.3 apart; without it all 64 were identical and the log-probabilities equal to 1e-5.
-// Attention is a small part of a decoded token's time at these lengths.
-const kvCacheType = (args["kv-cache-type"] ?? "f32").toUpperCase();
-const flashAttention = {off: false, on: true, auto: "auto"}[args["flash-attention"] ?? "off"];
-if (!["F32", "F16"].includes(kvCacheType) || flashAttention === undefined) {
-    fail("--kv-cache-type is f32 or f16, --flash-attention off, on or auto");
-}
+// By default llama.cpp computes what moe4j computes (an F32 KV cache, no flash attention: see llama-cpp-common.mjs).
+const {llama, model, kvCacheType, contextSettings, loadStart} = await loadLlama(NAME, args);
 const context = await model.createContext({contextSize: prompt.length + decodeTokens + 8,
-    batchSize: prompt.length, threads, sequences: 1, flashAttention,
-    experimentalKvCacheKeyType: kvCacheType, experimentalKvCacheValueType: kvCacheType});
+    batchSize: prompt.length, threads, sequences: 1, ...contextSettings});
 const loadSeconds = (performance.now() - loadStart) / 1000;
 const sequence = context.getSequence();
 
