@@ -18,12 +18,14 @@ import dev.moe4j.moe.loss.AuxLoss;
 import dev.moe4j.moe.loss.LoadLoss;
 import dev.moe4j.moe.loss.LossTerm;
 import dev.moe4j.moe.router.Noise;
+import dev.moe4j.moe.router.PolicyRows;
 import dev.moe4j.moe.router.Router;
 import dev.moe4j.moe.router.RouterGrads;
 import dev.moe4j.moe.router.RouterMath;
 import dev.moe4j.moe.router.Routers;
 import dev.moe4j.moe.router.Routing;
 import dev.moe4j.moe.router.SoftDispatch;
+import dev.moe4j.moe.router.TopKRouter;
 import dev.moe4j.moe.stats.RoutingStats;
 
 import java.util.ArrayList;
@@ -167,6 +169,14 @@ public final class MoeLayer {
      * (the sequence-wise balance loss needs the boundaries).
      */
     public MoeResult forward(Tensor x, int sequenceLength, Mode mode) {
+        return forward(x, sequenceLength, mode, null);
+    }
+
+    /**
+     * The inference pass with the rows routed by {@code policies} (null, or every row trained: as configured). A
+     * policy changes which experts a token takes; only those experts' weights are read.
+     */
+    public MoeResult forward(Tensor x, int sequenceLength, Mode mode, PolicyRows policies) {
         Backend b = Backend.of(x);
         if (x.rank() != 2 || x.cols() != config.hidden()
                 || (x.dtype() != b.activationType() && x.dtype() != DType.F32)) {
@@ -177,7 +187,16 @@ public final class MoeLayer {
             requireDeviceSupport(b);
         }
         int n = x.rows(), h = config.hidden();
-        Routing routing = router.route(x, mode, random);
+        boolean policed = policies != null && !policies.allTrained();
+        Routing routing;
+        if (!policed) {
+            routing = router.route(x, mode, random);
+        } else if (router instanceof TopKRouter topK) {
+            routing = topK.route(x, mode, random, policies);
+        } else {
+            throw new BadInputException("routing policies change token-choice routing; this layer routes by "
+                    + config.router().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
+        }
         routing.sequenceLength(sequenceLength);
         Tensor out = b.activations(n, h);
         Experts.Trace trace = null;
@@ -217,6 +236,10 @@ public final class MoeLayer {
         for (LossTerm term : config.losses()) {
             // The load loss is an expectation over the training noise, which an inference pass does not draw.
             if (mode == Mode.INFERENCE && term.loss() instanceof LoadLoss) {
+                continue;
+            }
+            // Losses are the trained routing's objectives; a policy's tokens may choose fewer or more than k.
+            if (policed) {
                 continue;
             }
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
@@ -296,7 +319,12 @@ public final class MoeLayer {
      * does not add it to the graph again.
      */
     public GraphOutput forward(Graph graph, Var x, int sequenceLength) {
-        MoeResult r = forward(x.value(), sequenceLength, graph.isTraining() ? Mode.TRAINING : Mode.INFERENCE);
+        return forward(graph, x, sequenceLength, null);
+    }
+
+    /** {@link #forward(Graph, Var, int)} with the rows routed by {@code policies} (inference graphs only). */
+    public GraphOutput forward(Graph graph, Var x, int sequenceLength, PolicyRows policies) {
+        MoeResult r = forward(x.value(), sequenceLength, graph.isTraining() ? Mode.TRAINING : Mode.INFERENCE, policies);
         List<Parameter> params = parameters();
         Var[] inputs = new Var[params.size() + 1];
         inputs[0] = x;

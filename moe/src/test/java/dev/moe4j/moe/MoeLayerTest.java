@@ -81,6 +81,27 @@ class MoeLayerTest {
     }
 
     @Test
+    void aPolicyOfFewerExpertsReadsOnlyTheExpertsItKeeps() {
+        MoeConfig c = MoeConfig.builder(H, I, 8, 2).normalizeTopK(true).build();
+        MoeLayer trained = MoeLayer.initialize(c);
+        var recording = new RecordingWeights(separateViews(expertsOf(trained), DType.F32));
+        MoeLayer layer = MoeLayer.of(c, trained.router(), recording, null, null);
+        Tensor x = FiniteDifferences.gaussian(new Random(4), 1.0, 1, H);
+        int first = layer.forward(x, Mode.INFERENCE).routing().choices()[0];
+        recording.touched.clear();
+        var one = dev.moe4j.moe.router.PolicyRows.of(0, dev.moe4j.moe.router.RoutingPolicy.experts(1), 1);
+        MoeResult r = layer.forward(x, 1, Mode.INFERENCE, one);
+        assertEquals(Set.of(first), recording.touched);
+        // one expert renormalised to weight 1: the output is that expert's FFN alone
+        var stacked = (StackedExpertWeights) expertsOf(trained);
+        double[] gateUp = Reference.matmulXWt(FiniteDifferences.toDouble(x), FiniteDifferences.toDouble(stacked.gateUp(first)), 1, H, 2 * I);
+        double[] expected = Reference.matmulXWt(Reference.glu(GluParams.swiglu(), gateUp, 1, I),
+                FiniteDifferences.toDouble(stacked.down(first)), 1, I, H);
+        double err = FiniteDifferences.relativeError(expected, r.output().toFloatArray());
+        assertTrue(err < 1e-5, "relative error " + err);
+    }
+
+    @Test
     void inferenceKeepsNothingForBackward() {
         MoeLayer layer = MoeLayer.initialize(MoeConfig.builder(H, I, 4, 2).build());
         MoeResult r = layer.forward(FiniteDifferences.gaussian(new Random(5), 1.0, 3, H), Mode.INFERENCE);

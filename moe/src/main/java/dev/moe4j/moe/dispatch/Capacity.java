@@ -59,11 +59,22 @@ public record Capacity(Kind kind, double factor, int fixed, Rounding rounding, i
 
     /** Tokens one expert may take when {@code tokens} tokens each make {@code k} choices among {@code experts}. */
     public int perExpert(int tokens, int k, int experts) {
+        return perExpert(tokens, factor * tokens * k / experts);
+    }
+
+    /**
+     * Tokens one expert may take when {@code tokens} tokens make {@code assignments} choices in all among
+     * {@code experts} (tokens that choose different numbers of experts: {@code factor · assignments / experts}).
+     */
+    public int perExpertOfAssignments(int tokens, int assignments, int experts) {
+        return perExpert(tokens, factor * assignments / experts);
+    }
+
+    private int perExpert(int tokens, double raw) {
         long c = switch (kind) {
             case DROPLESS -> tokens;
             case FIXED -> fixed;
             case FACTOR -> {
-                double raw = factor * tokens * k / experts;
                 // A relative slack keeps exact products (16·2/4·1.25 = 10) from rounding up through float error.
                 long r = switch (rounding) {
                     case FLOOR -> (long) Math.floor(raw + 1e-9 * Math.max(1, raw));

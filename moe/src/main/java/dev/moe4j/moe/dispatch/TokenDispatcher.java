@@ -21,7 +21,7 @@ public final class TokenDispatcher {
     }
 
     /**
-     * @param choices    [tokens, k] preferred experts, best first
+     * @param choices    [tokens, k] preferred experts, best first; -1 past the last of a token that chose fewer
      * @param preference [tokens, width] every eligible expert of each token, best first (its first k entries are
      *                   the choices); only read for {@link Overflow#NEXT_CHOICE}, may be null otherwise
      * @param score      [tokens] the priority of each token (its largest router probability); read only for
@@ -38,9 +38,14 @@ public final class TokenDispatcher {
         // (token, rank) pairs whose expert was full, in the order they were met.
         int[] overflowToken = new int[tokens * k];
         int overflowCount = 0;
+        int requested = 0;
         for (int j = 0; j < k; j++) {
             for (int t : order) {
                 int e = choices[t * k + j];
+                if (e < 0) {
+                    continue; // a token that chose fewer than k experts (a routing policy)
+                }
+                requested++;
                 if (load[e] < capacity) {
                     load[e]++;
                     token[count] = t;
@@ -72,7 +77,6 @@ public final class TokenDispatcher {
                 Arrays.fill(holds, false);
             }
         }
-        int requested = tokens * k;
         return new Assignments(count, token, expert, requested, requested - count, rerouted);
     }
 

@@ -6,6 +6,7 @@ import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.moe.Mode;
 import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.dispatch.Capacity;
 import dev.moe4j.moe.dispatch.Dispatch;
 import dev.moe4j.moe.dispatch.Priority;
 import dev.moe4j.moe.dispatch.Overflow;
@@ -88,7 +89,19 @@ public final class TopKRouter implements Router {
 
     @Override
     public Routing route(Tensor x, Mode mode, RandomGenerator random) {
+        return route(x, mode, random, null);
+    }
+
+    /**
+     * Routes as {@link #route(Tensor, Mode, RandomGenerator)}, the rows following {@code policies} (inference only;
+     * null or every row trained: the router's own routing, untouched).
+     */
+    public Routing route(Tensor x, Mode mode, RandomGenerator random, PolicyRows policies) {
         int n = x.rows(), h = x.cols(), e = config.experts();
+        Plan plan = Plan.of(policies, config, n);
+        if (plan != null && mode == Mode.TRAINING) {
+            throw new IllegalArgumentException("routing policies apply at inference; a training pass routes as configured");
+        }
         boolean training = mode == Mode.TRAINING;
         Noise noise = config.noise();
         Tensor input = x;
@@ -103,7 +116,7 @@ public final class TopKRouter implements Router {
             input = Tensor.of(jittered, n, h);
         }
         float[] logits = Linear.forward(input, weight, bias);
-        Routing r = new Routing(n, e, config.topK(), config.scoring(), logits);
+        Routing r = new Routing(n, e, plan == null ? config.topK() : plan.width(), config.scoring(), logits);
         float[] selection = logits, pre = null;
         if (training && noise.isGaussian()) {
             float[] sample = new float[n * e], std = new float[n * e];
@@ -125,7 +138,7 @@ public final class TopKRouter implements Router {
             r.noisyLogits = selection;
         }
         r.jitter = jitter;
-        gate(r, selection, input, jitter, pre);
+        gate(r, selection, input, jitter, pre, plan);
         return r;
     }
 
@@ -134,20 +147,86 @@ public final class TopKRouter implements Router {
      * router linear. For analysing stored logits (e.g. the reference aux losses); it has no backward.
      */
     public Routing routeLogits(float[] logits, int tokens) {
-        Routing r = new Routing(tokens, config.experts(), config.topK(), config.scoring(), logits);
-        gate(r, logits, null, null, null);
+        return routeLogits(logits, tokens, null);
+    }
+
+    /** {@link #routeLogits(float[], int)} with the tokens following {@code policies} (null: as trained). */
+    public Routing routeLogits(float[] logits, int tokens, PolicyRows policies) {
+        Plan plan = Plan.of(policies, config, tokens);
+        Routing r = new Routing(tokens, config.experts(), plan == null ? config.topK() : plan.width(), config.scoring(),
+                logits);
+        gate(r, logits, null, null, null, plan);
         return r;
     }
 
-    private void gate(Routing r, float[] selection, Tensor input, float[] jitter, float[] pre) {
+    /**
+     * The routing policies of a pass resolved for this layer: one {@link RoutingPolicy.Layer} per run of rows, and
+     * the room each token's choices take (the largest count any of them may choose).
+     */
+    private record Plan(RoutingPolicy.Layer[] layers, int[] starts, int width, boolean masks,
+                        boolean needsProbabilities) {
+        /** Null where every row routes as trained. */
+        static Plan of(PolicyRows rows, MoeConfig config, int tokens) {
+            if (rows == null || rows.allTrained()) {
+                return null;
+            }
+            if (rows.rows() != tokens) {
+                throw new IllegalArgumentException("policies for " + rows.rows() + " rows, routing " + tokens);
+            }
+            var layers = new RoutingPolicy.Layer[rows.policies().size()];
+            int width = 1;
+            boolean masks = false, probabilities = false;
+            for (int i = 0; i < layers.length; i++) {
+                layers[i] = rows.policies().get(i).forLayer(rows.layer(), config);
+                width = Math.max(width, layers[i].most());
+                masks |= layers[i].mask() != null;
+                probabilities |= layers[i].needsProbabilities();
+            }
+            return new Plan(layers, rows.starts(), width, masks, probabilities);
+        }
+
+        /** The selection logits with −∞ where a row's policy masks an expert (the same array when nothing is masked). */
+        float[] masked(float[] selection, int e) {
+            if (!masks) {
+                return selection;
+            }
+            float[] out = selection.clone();
+            mask(out, e);
+            return out;
+        }
+
+        /** Sets −∞ where a row's policy masks an expert. */
+        void mask(float[] values, int e) {
+            for (int s = 0; s < layers.length; s++) {
+                boolean[] m = layers[s].mask();
+                if (m == null) {
+                    continue;
+                }
+                for (int t = starts[s]; t < starts[s + 1]; t++) {
+                    for (int i = 0; i < e; i++) {
+                        if (m[i]) {
+                            values[t * e + i] = Float.NEGATIVE_INFINITY;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** How a group of rows is served: the trained capacity, or a policy's. */
+    private record Service(Capacity capacity, Overflow overflow, Priority priority) {
+    }
+
+    private void gate(Routing r, float[] selection, Tensor input, float[] jitter, float[] pre, Plan plan) {
         int n = r.tokens, e = r.experts, k = r.k;
         boolean scoreFirst = config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K;
-        float[] scores = scoreFirst ? RouterMath.scores(config.scoring(), selection, n, e) : null;
-        if (scores != null && config.scoring() == Scoring.SOFTMAX && selection == r.logits) {
+        float[] masked = plan == null ? selection : plan.masked(selection, e);
+        float[] scores = scoreFirst ? RouterMath.scores(config.scoring(), masked, n, e) : null;
+        if (scores != null && config.scoring() == Scoring.SOFTMAX && selection == r.logits && masked == selection) {
             // the softmax of the clean logits is the routing's probabilities: a copy saves computing it again
             r.probabilities = scores.clone();
         }
-        float[] key = (scoreFirst ? scores : selection).clone();
+        float[] key = (scoreFirst ? scores : masked).clone();
         if (selectionBias != null) {
             for (int t = 0; t < n; t++) {
                 for (int i = 0; i < e; i++) {
@@ -155,61 +234,121 @@ public final class TopKRouter implements Router {
                 }
             }
         }
+        if (masked != selection) {
+            plan.mask(key, e); // a sigmoid's zero score (plus a bias) must not bring a masked expert back
+        }
         if (config.groupLimit().isLimited()) {
             maskGroups(key, n, e);
         }
         int[] choices = new int[n * k];
-        if (fixedChoices != null) {
+        int[] chosen = new int[n];
+        if (plan == null && fixedChoices != null) {
             if (fixedChoices.length != n * k) {
                 throw new IllegalStateException("fixed choices for " + fixedChoices.length / k + " tokens, routing " + n);
             }
             System.arraycopy(fixedChoices, 0, choices, 0, n * k);
-        } else {
+            java.util.Arrays.fill(chosen, k);
+        } else if (plan == null) {
             Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
                 for (int t = from; t < to; t++) {
                     RouterMath.topK(key, t * e, e, k, choices, t * k);
                 }
             });
-        }
-        int capacity = config.capacity().perExpert(n, k, e);
-        boolean reroute = config.overflow() == Overflow.NEXT_CHOICE && capacity < n;
-        int[] preference = null;
-        if (reroute) {
-            // Every expert in order of preference; those outside the token's groups come back as -1.
-            int[] order = preference = new int[n * e];
-            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
-                for (int t = from; t < to; t++) {
-                    RouterMath.topK(key, t * e, e, e, order, t * e);
-                }
-            });
-        }
-        float[] scored = scores, selected = selection;
-        // Only batch priority routing orders tokens by score; by position, the dispatcher never reads it.
-        float[] priority = config.priority() == Priority.SCORE ? new float[n] : null;
-        if (priority != null) {
-            Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
-                for (int t = from; t < to; t++) {
-                    priority[t] = topProbability(scored, selected, t, e);
-                }
-            });
-        }
-        var served = TokenDispatcher.assign(n, e, k, choices, preference, e, priority, capacity,
-                config.overflow(), config.priority());
-
-        int[] weightSet = new int[n * k], setSize = new int[n];
-        if (reroute) {
-            for (int i = 0; i < served.count(); i++) {
-                int t = served.token()[i];
-                weightSet[t * k + setSize[t]++] = served.expert()[i];
-            }
+            java.util.Arrays.fill(chosen, k);
         } else {
-            System.arraycopy(choices, 0, weightSet, 0, n * k);
-            java.util.Arrays.fill(setSize, k);
+            float[] probs = !plan.needsProbabilities() ? null
+                    : scoreFirst && config.scoring() == Scoring.SOFTMAX ? scores
+                    : RouterMath.probabilities(config.scoring(), masked, n, e);
+            for (int s = 0; s < plan.layers().length; s++) {
+                RoutingPolicy.Layer layer = plan.layers()[s];
+                int first = plan.starts()[s];
+                Parallel.forRange(plan.starts()[s + 1] - first, TOKENS_PER_TASK, (from, to) -> {
+                    for (int t = first + from; t < first + to; t++) {
+                        chosen[t] = layer.choose(key, probs, t * e, e, choices, t * k, k);
+                    }
+                });
+            }
+        }
+        // Rows served together: all of them under the trained capacity, or the rows of each policy that bounds one.
+        var groups = new java.util.LinkedHashMap<Service, List<int[]>>();
+        var trained = new Service(config.capacity(), config.overflow(), config.priority());
+        if (plan == null) {
+            groups.put(trained, List.of(new int[] {0, n}));
+        } else {
+            for (int s = 0; s < plan.layers().length; s++) {
+                RoutingPolicy p = plan.layers()[s].policy();
+                Service service = p.capacity() == null ? trained : new Service(p.capacity(), p.overflow(), p.priority());
+                groups.computeIfAbsent(service, g -> new ArrayList<>()).add(new int[] {plan.starts()[s], plan.starts()[s + 1]});
+            }
+        }
+        int[] servedToken = new int[n * k], servedExpert = new int[n * k];
+        int count = 0, requested = 0, dropped = 0, rerouted = 0;
+        int[] weightSet = new int[n * k], setSize = new int[n];
+        for (var group : groups.entrySet()) {
+            int[] rows = group.getValue().stream().flatMapToInt(run -> java.util.stream.IntStream.range(run[0], run[1]))
+                    .toArray();
+            Service service = group.getKey();
+            int m = rows.length;
+            if (m == 0) {
+                continue;
+            }
+            boolean all = m == n;
+            int[] subChoices = all ? choices : new int[m * k];
+            int assignments = 0;
+            for (int i = 0; i < m; i++) {
+                if (!all) {
+                    System.arraycopy(choices, rows[i] * k, subChoices, i * k, k);
+                }
+                assignments += chosen[rows[i]];
+            }
+            int capacity = plan == null ? service.capacity().perExpert(n, k, e)
+                    : service.capacity().perExpertOfAssignments(m, assignments, e);
+            boolean reroute = service.overflow() == Overflow.NEXT_CHOICE && capacity < m;
+            int[] preference = null;
+            if (reroute) {
+                // Every expert in order of preference; those outside the token's groups (or masked) come back as -1.
+                int[] order = preference = new int[m * e];
+                Parallel.forRange(m, TOKENS_PER_TASK, (from, to) -> {
+                    for (int i = from; i < to; i++) {
+                        RouterMath.topK(key, rows[i] * e, e, e, order, i * e);
+                    }
+                });
+            }
+            float[] scored = scores, selected = masked;
+            // Only batch priority routing orders tokens by score; by position, the dispatcher never reads it.
+            float[] priority = service.priority() == Priority.SCORE ? new float[m] : null;
+            if (priority != null) {
+                Parallel.forRange(m, TOKENS_PER_TASK, (from, to) -> {
+                    for (int i = from; i < to; i++) {
+                        priority[i] = topProbability(scored, selected, rows[i], e);
+                    }
+                });
+            }
+            var served = TokenDispatcher.assign(m, e, k, subChoices, preference, e, priority, capacity,
+                    service.overflow(), service.priority());
+            for (int i = 0; i < served.count(); i++) {
+                int t = rows[served.token()[i]];
+                servedToken[count] = t;
+                servedExpert[count++] = served.expert()[i];
+                if (reroute) {
+                    weightSet[t * k + setSize[t]++] = served.expert()[i];
+                }
+            }
+            if (!reroute) {
+                for (int t : rows) {
+                    System.arraycopy(choices, t * k, weightSet, t * k, k);
+                    setSize[t] = chosen[t];
+                }
+            }
+            requested += served.requested();
+            dropped += served.dropped();
+            rerouted += served.rerouted();
         }
         float c = (float) config.routedScalingFactor();
         float[] gates;
         float[] denominator = new float[n];
         boolean normalize = config.normalizeTopK();
+        float[] scored = scores, selected = masked;
         if (scoreFirst) {
             gates = scores;
             Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
@@ -249,17 +388,17 @@ public final class TopKRouter implements Router {
                 kept[at] = d > 0 ? c * gates[at] / d : 0f;
             }
         }
-        float[] w = new float[served.count()];
+        float[] w = new float[count];
         for (int i = 0; i < w.length; i++) {
-            w[i] = kept[served.token()[i] * e + served.expert()[i]];
+            w[i] = kept[servedToken[i] * e + servedExpert[i]];
         }
         r.gates = gates;
         r.topKGates = kept;
         r.choices = choices;
-        r.dispatch = Dispatch.group(n, e, served.count(), served.token(), served.expert(), w);
-        r.requested = served.requested();
-        r.dropped = served.dropped();
-        r.rerouted = served.rerouted();
+        r.dispatch = Dispatch.group(n, e, count, servedToken, servedExpert, w);
+        r.requested = requested;
+        r.dropped = dropped;
+        r.rerouted = rerouted;
         r.trace = new Trace(input, jitter, pre, selection, scores, weightSet, setSize);
     }
 
@@ -298,15 +437,16 @@ public final class TopKRouter implements Router {
             for (int gi = 0; gi < groups; gi++) {
                 int from = t * e + gi * per;
                 RouterMath.topK(key, from, per, g.scoredPerGroup(), top, 0);
-                float s = 0;
-                for (int j = 0; j < g.scoredPerGroup(); j++) {
-                    s += key[from + top[j]];
+                // a masked expert (−∞) does not count; a group of masked experts only is never chosen
+                float s = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < g.scoredPerGroup() && top[j] >= 0; j++) {
+                    s = j == 0 ? key[from + top[j]] : s + key[from + top[j]];
                 }
                 groupScore[gi] = s;
             }
             RouterMath.topK(groupScore, 0, groups, g.topGroups(), top, 0);
             java.util.Arrays.fill(keep, false);
-            for (int j = 0; j < g.topGroups(); j++) {
+            for (int j = 0; j < g.topGroups() && top[j] >= 0; j++) {
                 keep[top[j]] = true;
             }
             for (int gi = 0; gi < groups; gi++) {
