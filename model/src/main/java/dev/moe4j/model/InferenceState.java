@@ -1,6 +1,12 @@
 package dev.moe4j.model;
 
-/** Where a sequence stands in a {@link LanguageModel}: its KV cache and the next position to fill. */
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.moe.router.RoutingPolicy;
+
+/**
+ * Where a sequence stands in a {@link LanguageModel}: its KV cache, the next position to fill, and the routing
+ * policy its positions were computed with (a cache holds the keys and values of one routing only).
+ */
 public interface InferenceState {
     /** Positions already fed (the next token goes at this position). */
     int position();
@@ -26,5 +32,20 @@ public interface InferenceState {
      * used afterwards. Nothing to do for a state in host memory.
      */
     default void release() {
+    }
+
+    /** The routing policy this sequence's positions are computed with ({@link RoutingPolicy#TRAINED} unless set). */
+    default RoutingPolicy routing() {
+        return RoutingPolicy.TRAINED;
+    }
+
+    /**
+     * Routes this sequence's next positions by {@code policy}, which {@link LanguageModel#checkRouting} accepted. Only
+     * an empty state (position 0) takes a new policy: the keys and values it holds were computed under its own.
+     */
+    default void routing(RoutingPolicy policy) {
+        if (!policy.isTrained()) {
+            throw new BadInputException("this model's states cannot route by a policy (" + policy + ")");
+        }
     }
 }

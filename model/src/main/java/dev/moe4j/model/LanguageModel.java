@@ -1,7 +1,9 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.List;
 
@@ -39,6 +41,18 @@ public interface LanguageModel extends AutoCloseable {
             System.arraycopy(logits.toFloatArray(), 0, out, i * vocab, vocab);
         }
         return Tensor.of(out, states.size(), vocab);
+    }
+
+    /**
+     * Refuses, in one line naming the option as {@code naming} says, a routing policy this model cannot follow: one
+     * that asks for more experts than it has, masks what does not exist, or any policy for a model without MoE
+     * layers. The trained routing always passes.
+     */
+    default void checkRouting(RoutingPolicy policy, RoutingPolicy.Naming naming) {
+        if (!policy.isTrained()) {
+            throw new BadInputException("routing policies change how MoE layers route; this model has none ("
+                    + policy + ")");
+        }
     }
 
     /** Bytes of KV cache one position of a sequence takes (what a state of capacity c holds: c times this); 0 if unknown. */

@@ -11,6 +11,7 @@ import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.KvCache;
 import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -108,6 +109,11 @@ public final class TransformerModel implements LanguageModel {
                 throw new BadInputException("token id " + t + " is outside the model's vocabulary of " + vocab);
             }
         }
+    }
+
+    @Override
+    public void checkRouting(RoutingPolicy policy, RoutingPolicy.Naming naming) {
+        transformer.checkRouting(policy, naming);
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.moe4j.model.generate;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.LanguageModel;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.Arrays;
 import java.util.BitSet;
@@ -54,6 +55,7 @@ public final class DecodingSequence {
                             GenerationOptions options, GenerationListener listener) {
         int context = model.config().maxPositions();
         Generator.checkPrompt(prompt, model.config().vocabSize(), context);
+        model.checkRouting(options.routing(), RoutingPolicy.Naming.flags());
         if (prompt.length >= context) {
             throw new BadInputException("the prompt has " + prompt.length + " tokens, which leaves no room in the"
                     + " model's context of " + context + " positions (config.json max_position_embeddings)");
@@ -85,7 +87,7 @@ public final class DecodingSequence {
      * feed first.
      */
     public int[] start() {
-        reused = cache.prepare(model, prompt, positionsNeeded());
+        reused = cache.prepare(model, prompt, positionsNeeded(), options.routing());
         pending = Arrays.copyOfRange(prompt, reused, prompt.length);
         start = System.nanoTime();
         return pending;

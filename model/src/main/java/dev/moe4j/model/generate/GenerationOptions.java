@@ -1,6 +1,7 @@
 package dev.moe4j.model.generate;
 
 import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.List;
 import java.util.Set;
@@ -17,11 +18,14 @@ import java.util.Set;
  *                        observer has heard its routing by then (the last token costs one more forward pass)
  * @param logprobs        record each generated token's log-probability with this many most likely alternatives
  *                        (0: the token's alone); -1 records none
+ * @param routing         how the MoE layers route this generation's tokens (checked against the model by
+ *                        {@code LanguageModel.checkRouting}); {@link RoutingPolicy#TRAINED} as trained
  */
 public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
                                 List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
-                                int logprobs) {
+                                int logprobs, RoutingPolicy routing) {
     public GenerationOptions {
+        java.util.Objects.requireNonNull(routing, "routing");
         if (maxNewTokens <= 0) {
             throw new IllegalArgumentException("maxNewTokens must be positive, got " + maxNewTokens);
         }
@@ -30,6 +34,20 @@ public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<I
         }
         eosTokenIds = Set.copyOf(eosTokenIds);
         stopStrings = List.copyOf(stopStrings);
+    }
+
+    /** Routed as trained. */
+    public GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
+                             List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
+                             int logprobs) {
+        this(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken, logprobs,
+                RoutingPolicy.TRAINED);
+    }
+
+    /** These options with the MoE layers routing by {@code policy}. */
+    public GenerationOptions withRouting(RoutingPolicy policy) {
+        return new GenerationOptions(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken,
+                logprobs, policy);
     }
 
     /** Without log-probabilities. */

@@ -6,6 +6,7 @@ import dev.moe4j.core.kernels.Softmax;
 import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 /**
  * How likely a model finds a text: for each token after the first, log p(token | the tokens before it), the
@@ -27,13 +28,20 @@ public final class Scorer {
      * {@code observer} (may be null) hears every position's forward pass.
      */
     public Scores score(int[] ids, ForwardObserver observer) {
+        return score(ids, observer, RoutingPolicy.TRAINED);
+    }
+
+    /** {@link #score(int[], ForwardObserver)} with the MoE layers routing by {@code routing}. */
+    public Scores score(int[] ids, ForwardObserver observer, RoutingPolicy routing) {
         int vocab = model.config().vocabSize();
         Generator.checkPrompt(ids, vocab, model.config().maxPositions());
         if (ids.length < 2) {
             throw new BadInputException("scoring needs at least 2 tokens (the first one is only context), got "
                     + ids.length);
         }
+        model.checkRouting(routing, RoutingPolicy.Naming.flags());
         InferenceState state = model.newState(ids.length);
+        state.routing(routing);
         float[] logProbs = new float[ids.length - 1];
         long start = System.nanoTime();
         try {

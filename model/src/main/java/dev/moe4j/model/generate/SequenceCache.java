@@ -4,6 +4,7 @@ import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -76,7 +77,17 @@ public final class SequenceCache {
      * The state grows, keeping what it holds, when it has no room.
      */
     int prepare(LanguageModel model, int[] prompt, int capacity) {
-        int kept = reusable(model) ? Math.min(commonPrefix(ids, length, prompt), prompt.length - 1) : 0;
+        return prepare(model, prompt, capacity, RoutingPolicy.TRAINED);
+    }
+
+    /**
+     * {@link #prepare(LanguageModel, int[], int)} for a sequence routed by {@code routing}: a prefix computed with
+     * another routing is not kept, nor any where the policy makes the tokens of a pass compete (a capacity).
+     */
+    int prepare(LanguageModel model, int[] prompt, int capacity, RoutingPolicy routing) {
+        boolean sameRouting = state == null || state.routing().equals(routing);
+        int kept = sameRouting && reusable(model) && routing.routesEachTokenAlone()
+                ? Math.min(commonPrefix(ids, length, prompt), prompt.length - 1) : 0;
         rewind(kept);
         if (state == null) {
             state = model.newState(capacity);
@@ -87,7 +98,13 @@ public final class SequenceCache {
             state = kept == 0 ? model.newState(room) : state.grown(room);
             outgrown.release();
         }
+        state.routing(routing);
         return kept;
+    }
+
+    /** The routing policy of the sequence this cache holds. */
+    public RoutingPolicy routing() {
+        return state == null ? RoutingPolicy.TRAINED : state.routing();
     }
 
     /**

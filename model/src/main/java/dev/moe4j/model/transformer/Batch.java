@@ -4,6 +4,8 @@ import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.AttentionSpec;
+import dev.moe4j.moe.router.PolicyRows;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -21,22 +23,29 @@ final class Batch {
     /** Per cached sequence: its first new position, and the first of its rows (one more entry: the row count). */
     private final int[] starts;
     private final int[] rowStarts;
+    /** The routing policy of each run of rows (rows policyStarts[i] .. policyStarts[i+1]); null when all trained. */
+    private final List<RoutingPolicy> policies;
+    private final int[] policyStarts;
 
-    private Batch(int[] positions, int sequences, List<KvCache> caches, int[] starts, int[] rowStarts) {
+    private Batch(int[] positions, int sequences, List<KvCache> caches, int[] starts, int[] rowStarts,
+                  List<RoutingPolicy> policies, int[] policyStarts) {
         this.positions = positions;
         this.sequences = sequences;
         this.caches = caches;
         this.starts = starts;
         this.rowStarts = rowStarts;
+        boolean trained = policies.stream().allMatch(RoutingPolicy::isTrained);
+        this.policies = trained ? null : policies;
+        this.policyStarts = trained ? null : policyStarts;
     }
 
-    /** {@code count} sequences of {@code length} tokens each, every one starting at position 0. */
-    static Batch sequences(int count, int length) {
+    /** {@code count} sequences of {@code length} tokens each, every one starting at position 0, routed by {@code policy}. */
+    static Batch sequences(int count, int length, RoutingPolicy policy) {
         int[] positions = new int[count * length];
         for (int r = 0; r < positions.length; r++) {
             positions[r] = r % length;
         }
-        return new Batch(positions, count, List.of(), null, null);
+        return new Batch(positions, count, List.of(), null, null, List.of(policy), new int[] {0, positions.length});
     }
 
     /** {@code tokens} new tokens at the next positions of {@code cache}. */
@@ -58,7 +67,13 @@ final class Batch {
                 positions[rowStarts[i] + t] = starts[i] + t;
             }
         }
-        return new Batch(positions, n, new ArrayList<>(caches), starts, rowStarts);
+        return new Batch(positions, n, new ArrayList<>(caches), starts, rowStarts,
+                caches.stream().map(KvCache::routing).toList(), rowStarts);
+    }
+
+    /** The routing policies of this batch's rows in decoder layer {@code layer}, or null when every row routes as trained. */
+    PolicyRows policies(int layer) {
+        return policies == null ? null : new PolicyRows(layer, policies, policyStarts);
     }
 
     int[] positions() {

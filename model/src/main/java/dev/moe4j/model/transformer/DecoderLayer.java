@@ -69,7 +69,7 @@ final class DecoderLayer {
         if (mlp != null) {
             return new Output(g.add(h, mlp.forward(g, normed)), null);
         }
-        MoeLayer.GraphOutput out = moe.forward(g, normed, batch.sequenceLength());
+        MoeLayer.GraphOutput out = moe.forward(g, normed, batch.sequenceLength(), batch.policies(index));
         return new Output(g.add(h, out.output()), out.result());
     }
 }

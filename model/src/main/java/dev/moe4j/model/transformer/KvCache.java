@@ -5,6 +5,7 @@ import dev.moe4j.model.InferenceState;
 
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.MemoryScope;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 /**
  * The keys and values every layer has computed for one sequence, so that each new token attends to them
@@ -17,6 +18,7 @@ public final class KvCache implements InferenceState {
     private final Tensor[] values;
     private final int capacity;
     private int position;
+    private RoutingPolicy routing = RoutingPolicy.TRAINED;
 
     KvCache(Backend backend, int layers, int capacity, int keyWidth, int valueWidth) {
         if (capacity <= 0) {
@@ -43,6 +45,20 @@ public final class KvCache implements InferenceState {
     @Override
     public int capacity() {
         return capacity;
+    }
+
+    @Override
+    public RoutingPolicy routing() {
+        return routing;
+    }
+
+    @Override
+    public void routing(RoutingPolicy policy) {
+        if (position != 0 && !policy.equals(routing)) {
+            throw new IllegalStateException("a cache of " + position + " positions computed with " + routing
+                    + " cannot go on with " + policy + "; rewind it to 0 first");
+        }
+        this.routing = policy;
     }
 
     @Override
@@ -76,6 +92,7 @@ public final class KvCache implements InferenceState {
             }
         }
         bigger.position = position;
+        bigger.routing = routing;
         return bigger;
     }
 

@@ -14,6 +14,7 @@ import dev.moe4j.moe.expert.TransposedExpertWeights;
 import dev.moe4j.moe.RouterKind;
 import dev.moe4j.moe.router.ExpertChoiceRouter;
 import dev.moe4j.moe.router.Noise;
+import dev.moe4j.moe.router.PolicyRows;
 import dev.moe4j.moe.router.SoftMoeRouter;
 import dev.moe4j.moe.router.Router;
 import dev.moe4j.moe.router.TopKRouter;
@@ -53,8 +54,8 @@ final class MoeBlock {
         return tensors;
     }
 
-    MoeLayer.GraphOutput forward(Graph g, Var x, int sequenceLength) {
-        return layer.forward(g, x, sequenceLength);
+    MoeLayer.GraphOutput forward(Graph g, Var x, int sequenceLength, PolicyRows policies) {
+        return layer.forward(g, x, sequenceLength, policies);
     }
 
     private Tensor get(WeightSource w, String name, int... shape) {

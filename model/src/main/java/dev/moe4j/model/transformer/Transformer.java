@@ -17,6 +17,7 @@ import dev.moe4j.moe.dispatch.Dispatch;
 import dev.moe4j.moe.loss.SwitchLoss;
 import dev.moe4j.moe.loss.LossTerm;
 import dev.moe4j.moe.router.RouterGrads;
+import dev.moe4j.moe.router.RoutingPolicy;
 import dev.moe4j.moe.router.Routing;
 import dev.moe4j.moe.router.TopKRouter;
 
@@ -160,11 +161,31 @@ public final class Transformer {
      * (training, scoring): logits for every position. {@code observer} may be null.
      */
     public ForwardPass forward(Graph g, int[] tokens, int sequences, ForwardObserver observer) {
+        return forward(g, tokens, sequences, observer, RoutingPolicy.TRAINED);
+    }
+
+    /**
+     * {@link #forward(Graph, int[], int, ForwardObserver)} with the MoE layers routing by {@code policy} (inference
+     * graphs; {@link #checkRouting} first).
+     */
+    public ForwardPass forward(Graph g, int[] tokens, int sequences, ForwardObserver observer, RoutingPolicy policy) {
         if (sequences <= 0 || tokens.length == 0 || tokens.length % sequences != 0) {
             throw new IllegalArgumentException(tokens.length + " tokens do not form " + sequences
                     + " sequences of equal length");
         }
-        return run(g, tokens, Batch.sequences(sequences, tokens.length / sequences), false, observer);
+        return run(g, tokens, Batch.sequences(sequences, tokens.length / sequences, policy), false, observer);
+    }
+
+    /** Refuses, in one line naming the option, a routing policy this model's MoE layers cannot follow. */
+    public void checkRouting(RoutingPolicy policy, RoutingPolicy.Naming naming) {
+        if (policy.isTrained()) {
+            return;
+        }
+        if (config.moe().isEmpty() || moeLayerIndices().isEmpty()) {
+            throw new BadInputException("routing policies change how MoE layers route; this model has none ("
+                    + policy + ")");
+        }
+        policy.check(config.moe().get(), moeLayerIndices(), naming);
     }
 
     /**

@@ -11,6 +11,7 @@ import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.testing.ToyModel;
 import dev.moe4j.model.testing.ToyText;
 import dev.moe4j.moe.dispatch.Capacity;
+import dev.moe4j.moe.router.RoutingPolicy;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -266,6 +267,60 @@ class SequenceCacheTest {
         assertEquals(turn1.length + 2, diverged.reusedTokens());
         assertArrayEquals(generator.generate(retokenised, greedy(8), GenerationListener.NONE).outputIds(),
                 diverged.outputIds(), name + " greedy tokens after the divergence");
+    }
+
+    @Test
+    void aPrefixComputedWithAnotherRoutingIsFedAgain() {
+        TransformerModel model = fixtures.get("mixtral");
+        var generator = new Generator(model, new ToyText());
+        var cache = new SequenceCache();
+        var one = RoutingPolicy.experts(1);
+        int[] turn1 = ids(model, 4, 9);
+        Generation trained = generator.generate(cache, turn1, greedy(4), GenerationListener.NONE);
+        int[] turn2 = concat(turn1, trained.outputIds(), ids(model, 5, 3));
+        Generation routed = generator.generate(cache, turn2, greedy(4).withRouting(one), GenerationListener.NONE);
+        assertEquals(0, routed.reusedTokens(), "the cache held keys and values of the trained routing");
+        assertEquals(one, cache.routing());
+        assertArrayEquals(generator.generate(turn2, greedy(4).withRouting(one), GenerationListener.NONE).outputIds(),
+                routed.outputIds());
+        int[] turn3 = concat(turn2, routed.outputIds(), ids(model, 6, 3));
+        Generation again = generator.generate(cache, turn3, greedy(4).withRouting(one), GenerationListener.NONE);
+        assertEquals(turn2.length + routed.outputIds().length - 1, again.reusedTokens(), "same routing: kept");
+        var bounded = RoutingPolicy.parse("capacity=1", "--policy");
+        Generation capacity = generator.generate(cache, turn3, greedy(4).withRouting(bounded), GenerationListener.NONE);
+        generator.generate(cache, turn3, greedy(4).withRouting(bounded), GenerationListener.NONE);
+        assertEquals(0, generator.generate(cache, turn3, greedy(4).withRouting(bounded), GenerationListener.NONE)
+                .reusedTokens(), "tokens that compete for a capacity are routed with the whole prompt");
+        assertEquals(4, capacity.outputIds().length);
+    }
+
+    @Test
+    void aGenerationRoutedByAPolicyFollowsItsStateStepByStep() {
+        TransformerModel model = fixtures.get("mixtral");
+        var policy = RoutingPolicy.parse("top-p=0.3 max=4", "--policy");
+        int[] prompt = ids(model, 7, 6);
+        Generation g = new Generator(model, new ToyText()).generate(prompt, greedy(6).withRouting(policy),
+                GenerationListener.NONE);
+        InferenceState state = model.newState(prompt.length + 6);
+        state.routing(policy);
+        float[] logits = model.forward(state, prompt, true, null).toFloatArray();
+        for (int t = 0; t < 6; t++) {
+            int next = argmax(logits);
+            assertEquals(next, g.outputIds()[t], "token " + t);
+            logits = model.forward(state, new int[] {next}, true, null).toFloatArray();
+        }
+        assertThrows(BadInputException.class, () -> new Generator(model, new ToyText()).generate(prompt,
+                greedy(2).withRouting(RoutingPolicy.experts(9)), GenerationListener.NONE));
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
     }
 
     @ParameterizedTest
