@@ -8,6 +8,7 @@ import dev.moe4j.model.generate.Generation;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.generate.SequenceCache;
+import dev.moe4j.moe.router.RoutingPolicy;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -71,6 +72,9 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
     @Mixin
     ShowExpertsOptions experts;
 
+    @Mixin
+    RoutingOptions routingOptions;
+
     @Spec
     CommandSpec spec;
 
@@ -88,7 +92,9 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ChatTemplate chatTemplate = ModelFolder.chatTemplate(model, template);
+        RoutingPolicy policy = routingOptions.policy();
         try (ModelFolder m = ModelFolder.open(model, context.models().with(device.loadOptions()), device::backend)) {
+            m.model().checkRouting(policy, RoutingPolicy.Naming.flags());
             var generator = new Generator(m.model(), m.text());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;
@@ -139,7 +145,7 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
                     }
                     var options = new GenerationOptions(sampling.maxNewTokens(m.generation()),
                             sampling.resolve(m.generation()), m.eosTokenIds(), sampling.stops, routing,
-                            routing != null);
+                            routing != null).withRouting(policy);
                     var cache = noCacheReuse ? new SequenceCache() : kept;
                     Generation g = generator.generate(cache, ids, options, (text, position) -> {
                         out.print(colours.paint(text, layer.isPresent()

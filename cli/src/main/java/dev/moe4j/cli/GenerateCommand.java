@@ -10,6 +10,7 @@ import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.generate.SamplingConfig;
+import dev.moe4j.moe.router.RoutingPolicy;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -66,8 +67,11 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
     @Mixin
     ShowExpertsOptions experts;
 
+    @Mixin
+    RoutingOptions routingOptions;
+
     @Option(names = "--json", description = "print one JSON object at the end instead of streaming: prompt and"
-            + " output ids, text, stop reason, sampling, timings and speeds")
+            + " output ids, text, stop reason, sampling, routing, timings and speeds")
     boolean json;
 
     @Spec
@@ -88,9 +92,11 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
             throw new BadInputException("--show-experts colours the streamed text, which --json replaces; for each"
                     + " token's experts in JSON use --trace-experts FILE");
         }
+        RoutingPolicy policy = routingOptions.policy();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try (ModelFolder m = ModelFolder.open(model, context.models().with(device.loadOptions()), device::backend)) {
+            m.model().checkRouting(policy, RoutingPolicy.Naming.flags());
             int[] ids = prompt.ids != null ? TokenIds.parse("--prompt-ids", prompt.ids)
                     : m.tokenizer().encodeIds(prompt.text, true);
             SamplingConfig samplingConfig = sampling.resolve(m.generation());
@@ -99,7 +105,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
             var colours = new ExpertColors(layer.orElse(-1), layer.isPresent() && !json
                     && experts.colours(context.terminal()));
             var options = new GenerationOptions(sampling.maxNewTokens(m.generation()), samplingConfig,
-                    m.eosTokenIds(), sampling.stops, routing, routing != null);
+                    m.eosTokenIds(), sampling.stops, routing, routing != null).withRouting(policy);
             GenerationListener stream = json ? GenerationListener.NONE : (text, position) -> {
                 out.print(colours.paint(text, layer.isPresent() ? routing.firstExpert(position, layer.getAsInt())
                         : OptionalInt.empty()));
@@ -135,6 +141,9 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
                 g.promptIds().length, g.outputIds().length, g.stopReason().label().replace('_', ' '),
                 loadNanos / 1e9, t.firstTokenNanos() / 1e9, t.prefillTokensPerSecond(),
                 t.decodeTokensPerSecond());
+        if (!g.routing().isTrained()) {
+            s += "; routing " + g.routing();
+        }
         if (g.sampling().sample() && !seedGiven) {
             s += "; seed " + g.sampling().seed();
         }
@@ -154,6 +163,7 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
         o.put("text", g.text());
         o.put("stop_reason", g.stopReason().label());
         o.set("sampling", samplingJson(g.sampling()));
+        o.put("routing", g.routing().toString());
         var t = g.timings();
         ObjectNode timings = o.putObject("timings_s");
         timings.put("load", loadNanos / 1e9);

@@ -6,6 +6,7 @@ import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.generate.ExpertTrace;
 import dev.moe4j.model.generate.Scorer;
 import dev.moe4j.model.generate.TokenText;
+import dev.moe4j.moe.router.RoutingPolicy;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -46,7 +47,10 @@ final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     @Mixin
     TraceOption trace;
 
-    @Option(names = "--json", description = "print one JSON object: ids, tokens, log_probs, perplexity")
+    @Mixin
+    RoutingOptions routingOptions;
+
+    @Option(names = "--json", description = "print one JSON object: ids, tokens, log_probs, perplexity, routing")
     boolean json;
 
     @Spec
@@ -62,20 +66,27 @@ final class ScoreCommand implements Callable<Integer>, CommandContext.User {
     @Override
     public Integer call() {
         trace.check();
+        RoutingPolicy policy = routingOptions.policy();
         PrintWriter out = spec.commandLine().getOut();
         try (ModelFolder m = ModelFolder.open(model, context.models().with(device.loadOptions()), device::backend)) {
+            m.model().checkRouting(policy, RoutingPolicy.Naming.flags());
             int[] ids = input.ids != null ? TokenIds.parse("--prompt-ids", input.ids)
                     : m.tokenizer().encodeIds(input.text, true);
             ExpertTrace routing = trace.enabled() ? new ExpertTrace() : null;
-            Scorer.Scores scores = new Scorer(m.model()).score(ids, routing);
+            Scorer.Scores scores = new Scorer(m.model()).score(ids, routing, policy);
             TokenText text = m.text();
             if (trace.enabled()) {
                 trace.write(routing, ids, text);
             }
             if (json) {
-                out.println(Json.compact(toJson(scores, text)));
+                ObjectNode o = toJson(scores, text);
+                o.put("routing", policy.toString());
+                out.println(Json.compact(o));
             } else {
                 printTable(scores, text, out);
+                if (!policy.isTrained()) {
+                    out.println("routing " + policy);
+                }
             }
             out.flush();
             return 0;

@@ -1,5 +1,6 @@
 package dev.moe4j.cli;
 
+import dev.moe4j.moe.router.RoutingPolicy;
 import dev.moe4j.server.ModelServer;
 import dev.moe4j.server.ServeLimits;
 import dev.moe4j.server.ServedModel;
@@ -33,7 +34,13 @@ import java.util.concurrent.Callable;
                         + " stream_options.include_usage, n (up to 16 choices, each decoded as a sequence of its own);"
                         + " extensions top_k, min_p, repetition_penalty, and"
                         + " \"moe4j\": {\"experts\": true} (or ?experts=1), which adds to each chunk the generated"
-                        + " tokens' first-ranked expert and gate weight per MoE layer. Unset fields come from"
+                        + " tokens' first-ranked expert and gate weight per MoE layer;"
+                        + " \"moe4j\": {\"routing\": {...}} routes the request's MoE layers by a policy whose fields"
+                        + " are the routing flags below with underscores (experts_per_token, expert_top_p, min_experts,"
+                        + " max_experts, expert_floor, expert_mask, force_experts, capacity_factor, capacity_overflow,"
+                        + " capacity_priority; a mask as \"3:0,5\" or {\"3\": [0, 5]}); the routing flags set the"
+                        + " policy of requests without one. Requests of different policies are decoded together in one"
+                        + " pass, each row routed by its own. Unset fields come from"
                         + " generation_config.json, then transformers' defaults, as in moe4j generate.",
                 "Up to --parallel requests are decoded together, one batched forward pass per step for all of them"
                         + " (continuous batching: a request joins and leaves between steps; long prompts go in chunks of"
@@ -96,6 +103,9 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
     @Mixin
     DeviceOption device;
 
+    @Mixin
+    RoutingOptions routingOptions;
+
     @Spec
     CommandSpec spec;
 
@@ -112,14 +122,19 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
         // checked before the model loads: a bad limit costs no loading time
         var limits = new ServeLimits(maxRequestBytes, parallel, maxWaiting,
                 kvCacheSize == null ? 0 : ServeLimits.parseSize(kvCacheSize, "--kv-cache-size"), requestTimeout);
-        try (ServedModel served = ServedModel.open(model, template, name,
+        RoutingPolicy policy = routingOptions.policy();
+        try (ServedModel opened = ServedModel.open(model, template, name,
                 context.models().with(device.loadOptions()), device::backend);
-             ModelServer server = ModelServer.start(served, host, port, limits, err)) {
+             ModelServer server = ModelServer.start(opened.withRouting(policy), host, port, limits, err)) {
+            ServedModel served = opened;
             Thread hook = new Thread(server::close, "moe4j-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             err.println(String.format(Locale.ROOT, "moe4j serve: %s (%s) on %s  (loaded in %.2f s; Ctrl-C stops)",
                     served.name(), served.folder().config().family(), server.uri(),
                     served.folder().loadNanos() / 1e9));
+            if (!policy.isTrained()) {
+                err.println("moe4j serve: requests route by " + policy + " unless they ask otherwise (moe4j.routing)");
+            }
             if (served.chatTemplate() == null) {
                 err.println("moe4j serve: /v1/chat/completions is off: " + served.noChatTemplate());
             }

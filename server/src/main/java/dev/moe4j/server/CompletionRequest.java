@@ -6,6 +6,7 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.generate.SamplingRequest;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -28,9 +29,17 @@ import java.util.Set;
  *                     none
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the token counts
  * @param experts      the moe4j extension: report each generated token's first-ranked expert per MoE layer
+ * @param routing      the moe4j extension: how the MoE layers route this request ({@code moe4j.routing}), checked
+ *                     for itself but not yet against the model; null for the server's routing
  */
 record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, String budgetField, List<String> stops,
-                         int choices, Integer logprobs, boolean stream, boolean includeUsage, boolean experts) {
+                         int choices, Integer logprobs, boolean stream, boolean includeUsage, boolean experts,
+                         RoutingPolicy routing) {
+    /** The fields of {@code moe4j.routing}, named as the command line's routing flags with underscores. */
+    static final List<String> ROUTING_FIELDS = List.of("experts_per_token", "expert_top_p", "min_experts",
+            "max_experts", "expert_floor", "expert_mask", "force_experts", "capacity_factor", "capacity_overflow",
+            "capacity_priority");
+
     /** The most choices one request may ask for ({@code n}): each is a sequence of its own, decoded together. */
     static final int MAX_CHOICES = 16;
 
@@ -129,13 +138,15 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         } else {
             logprobs = f.integer("logprobs", 0, 5, "an integer from 0 to 5 (alternatives per token)");
         }
-        boolean experts = expertsQuery || extension(o);
+        ObjectNode ext = extension(o);
+        boolean experts = expertsQuery || (ext != null && new Fields(ext, "moe4j.").bool("experts"));
+        RoutingPolicy routing = ext == null ? null : routing(ext.get("routing"));
         if (experts && n != null && n > 1) {
             throw ApiError.invalid("n", "n: the moe4j experts extension traces one choice; ask for n = 1").refuse();
         }
         refuseUnsupported(endpoint, f);
         return new CompletionRequest(endpoint, prompt, sampling, maxTokens == null ? null : budgetField, f.stops(),
-                n == null ? 1 : n, logprobs, stream, includeUsage, experts);
+                n == null ? 1 : n, logprobs, stream, includeUsage, experts, routing);
     }
 
     private static List<ChatTemplate.Message> messages(ObjectNode o) {
@@ -231,22 +242,129 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         return ids;
     }
 
-    /** The moe4j extension object: {@code "moe4j": {"experts": true}}. */
-    private static boolean extension(ObjectNode o) {
+    /** The moe4j extension object, {@code "moe4j": {"experts": true, "routing": {...}}}, or null. */
+    private static ObjectNode extension(ObjectNode o) {
         JsonNode ext = o.get("moe4j");
         if (ext == null || ext.isNull()) {
-            return false;
+            return null;
         }
         if (!(ext instanceof ObjectNode e)) {
             throw ApiError.invalid("moe4j", "moe4j: expected an object such as {\"experts\": true}").refuse();
         }
         for (var name : e.properties().stream().map(Map.Entry::getKey).toList()) {
-            if (!name.equals("experts")) {
-                throw ApiError.invalid("moe4j." + name, "moe4j." + name + ": unknown; the extension has one field,"
-                        + " experts").refuse();
+            if (!name.equals("experts") && !name.equals("routing")) {
+                throw ApiError.invalid("moe4j." + name, "moe4j." + name + ": unknown; the extension has the fields"
+                        + " experts and routing").refuse();
             }
         }
-        return new Fields(e, "moe4j.").bool("experts");
+        return e;
+    }
+
+    /**
+     * {@code moe4j.routing}: a routing policy with the routing flags of the command line as fields
+     * ({@code experts_per_token}, {@code expert_top_p}, ...; masks as {@code "3:0,5;4:1"} or {@code {"3": [0, 5]}}).
+     */
+    private static RoutingPolicy routing(JsonNode node) {
+        String at = "moe4j.routing";
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        if (!(node instanceof ObjectNode r)) {
+            throw ApiError.invalid(at, at + ": expected an object such as {\"experts_per_token\": 1}").refuse();
+        }
+        for (var name : r.properties().stream().map(Map.Entry::getKey).toList()) {
+            if (!ROUTING_FIELDS.contains(name)) {
+                throw ApiError.invalid(at + "." + name, at + "." + name + ": unknown; the fields are "
+                        + String.join(", ", ROUTING_FIELDS)).refuse();
+            }
+        }
+        var f = new Fields(r, at + ".");
+        var b = RoutingPolicy.builder(RoutingPolicy.Naming.fields(at + "."));
+        try {
+            Integer k = f.integer("experts_per_token", 1, Integer.MAX_VALUE, "a positive integer");
+            if (k != null) {
+                b.expertsPerToken(k);
+            }
+            Double p = f.number("expert_top_p", Double.MIN_VALUE, 1, "a probability mass in (0, 1]");
+            if (p != null) {
+                b.topP(p);
+            }
+            Integer min = f.integer("min_experts", 1, Integer.MAX_VALUE, "a positive integer");
+            if (min != null) {
+                b.minExperts(min);
+            }
+            Integer max = f.integer("max_experts", 1, Integer.MAX_VALUE, "a positive integer");
+            if (max != null) {
+                b.maxExperts(max);
+            }
+            Double floor = f.number("expert_floor", Double.MIN_VALUE, Math.nextDown(1.0), "a probability in (0, 1)");
+            if (floor != null) {
+                b.floor(floor);
+            }
+            layerExperts(r, "expert_mask", at, b::mask, b::mask);
+            layerExperts(r, "force_experts", at, b::force, b::force);
+            Double capacity = f.number("capacity_factor", Double.MIN_VALUE, Double.MAX_VALUE, "a number > 0");
+            if (capacity != null) {
+                b.capacityFactor(capacity);
+            }
+            String overflow = f.string("capacity_overflow");
+            if (overflow != null) {
+                b.overflow(overflow);
+            }
+            String priority = f.string("capacity_priority");
+            if (priority != null) {
+                b.priority(priority);
+            }
+            return b.build();
+        } catch (BadInputException e) {
+            throw ApiError.invalid(at, e.getMessage()).refuse();
+        }
+    }
+
+    /** A mask or forced experts: the command line's syntax as a string, or an object of layer ("*": every layer) to a list. */
+    private static void layerExperts(ObjectNode r, String field, String at,
+                                     java.util.function.Consumer<String> text,
+                                     java.util.function.BiConsumer<Integer, List<Integer>> lists) {
+        JsonNode v = r.get(field);
+        String where = at + "." + field;
+        if (v == null || v.isNull()) {
+            return;
+        }
+        if (v.isTextual()) {
+            text.accept(v.asText());
+            return;
+        }
+        if (!(v instanceof ObjectNode layers) || layers.isEmpty()) {
+            throw ApiError.invalid(where, where + ": expected \"LAYER:EXPERTS;...\" or an object such as"
+                    + " {\"3\": [0, 5], \"*\": [7]}, got " + BadInputException.oneLine(v.toString())).refuse();
+        }
+        for (var e : layers.properties()) {
+            int layer;
+            if (e.getKey().equals("*")) {
+                layer = RoutingPolicy.EVERY_LAYER;
+            } else {
+                try {
+                    layer = Integer.parseInt(e.getKey());
+                } catch (NumberFormatException x) {
+                    layer = -2;
+                }
+                if (layer < 0) {
+                    throw ApiError.invalid(where, where + ": " + BadInputException.quote(e.getKey()) + " is not a"
+                            + " layer index (or *)").refuse();
+                }
+            }
+            var experts = new ArrayList<Integer>();
+            if (e.getValue().isArray()) {
+                for (JsonNode x : e.getValue()) {
+                    experts.add(x.isIntegralNumber() && x.canConvertToInt() ? x.asInt() : -1);
+                }
+            }
+            if (!e.getValue().isArray() || experts.contains(-1)) {
+                throw ApiError.invalid(where, where + "." + e.getKey() + ": expected a list of expert indices, got "
+                        + BadInputException.oneLine(e.getValue().toString())).refuse();
+            }
+            lists.accept(layer, experts);
+        }
     }
 
     /** Fields that ask for what moe4j does not do: refused unless they hold their no-op value. */

@@ -13,6 +13,7 @@ import dev.moe4j.model.generate.DecodingSequence;
 import dev.moe4j.model.generate.SamplingConfig;
 import dev.moe4j.model.generate.SequenceCache;
 import dev.moe4j.model.generate.TokenLogprob;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.time.Instant;
 import java.util.ArrayList;
@@ -105,6 +106,14 @@ final class Completions {
         } catch (BadInputException e) {
             throw ApiError.invalid(null, e.getMessage()).refuse();
         }
+        RoutingPolicy routing = request.routing() == null ? served.routing() : request.routing();
+        if (request.routing() != null) {
+            try {
+                folder.model().checkRouting(routing, RoutingPolicy.Naming.fields("moe4j.routing."));
+            } catch (BadInputException e) {
+                throw ApiError.invalid("moe4j.routing", e.getMessage()).refuse();
+            }
+        }
         if (scheduler.running() >= scheduler.maxSequences() && scheduler.waiting() >= maxWaiting) {
             throw new ApiError(503, "the server is busy: " + scheduler.waiting() + " requests are waiting for one of "
                     + scheduler.maxSequences() + " places; retry shortly", "server_error", null, ApiError.QUEUE_FULL)
@@ -163,7 +172,8 @@ final class Completions {
                 pieces.add(new Piece(index, text, tokens == null ? null : tokens.upTo(position), newLogprobs));
             };
             var options = new GenerationOptions(budget, sampling.withSeed(sampling.seed() + i), folder.eosTokenIds(),
-                    request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs());
+                    request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs())
+                    .withRouting(routing);
             try {
                 sequences[i] = new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt, options,
                         listener);

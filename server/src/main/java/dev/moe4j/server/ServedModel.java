@@ -4,6 +4,7 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.model.ModelFolder;
+import dev.moe4j.moe.router.RoutingPolicy;
 import dev.moe4j.model.config.ModelConfig;
 
 import java.nio.file.Path;
@@ -17,9 +18,28 @@ import java.util.function.Function;
  *
  * @param chatTemplate   null when the model has none
  * @param noChatTemplate why there is no chat template (null when there is one)
+ * @param routing        how a request's MoE layers route unless it asks otherwise (the moe4j.routing extension)
  */
-public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemplate, String noChatTemplate)
-        implements AutoCloseable {
+public record ServedModel(ModelFolder folder, String name, ChatTemplate chatTemplate, String noChatTemplate,
+                          RoutingPolicy routing) implements AutoCloseable {
+    public ServedModel {
+        java.util.Objects.requireNonNull(routing, "routing");
+    }
+
+    /** Routing as trained unless a request asks otherwise. */
+    public ServedModel(ModelFolder folder, String name, ChatTemplate chatTemplate, String noChatTemplate) {
+        this(folder, name, chatTemplate, noChatTemplate, RoutingPolicy.TRAINED);
+    }
+
+    /**
+     * This model serving requests with {@code policy} unless they ask for another (serve's routing flags), checked
+     * against the model.
+     */
+    public ServedModel withRouting(RoutingPolicy policy) {
+        folder.model().checkRouting(policy, RoutingPolicy.Naming.flags());
+        return new ServedModel(folder, name, chatTemplate, noChatTemplate, policy);
+    }
+
     /**
      * Opens a model folder or GGUF file to serve. {@code templateFile} (may be null) replaces the chat template of the model's
      * tokenizer_config.json; a template that cannot be read or does not parse is an error, a model without a template

@@ -9,6 +9,7 @@ import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.perf.MachineLimits;
 import dev.moe4j.cli.DeviceOption;
+import dev.moe4j.cli.RoutingOptions;
 import dev.moe4j.cuda.CudaDevice;
 import dev.moe4j.cuda.bench.GpuLimits;
 import dev.moe4j.model.InferenceState;
@@ -22,6 +23,7 @@ import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.generate.TokenText;
+import dev.moe4j.moe.router.RoutingPolicy;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -78,6 +80,9 @@ public final class BenchGenerateCommand implements Runnable {
     @Mixin
     DeviceOption device;
 
+    @Mixin
+    RoutingOptions routing;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -88,6 +93,7 @@ public final class BenchGenerateCommand implements Runnable {
     @Override
     public void run() {
         validate();
+        RoutingPolicy policy = routing.policy();
         options.applyThreads();
         PrintWriter out = spec.commandLine().getOut();
         Environment env = Environment.current();
@@ -105,6 +111,7 @@ public final class BenchGenerateCommand implements Runnable {
         long loadStart = System.nanoTime();
         try (LanguageModel lm = ModelLoader.load(model, backend, device.loadOptions())) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
+            lm.checkRouting(policy, RoutingPolicy.Naming.flags());
             ModelConfig config = lm.config();
             int prompt = options.quick() ? Math.min(promptTokens, 16) : promptTokens;
             int decode = options.quick() ? Math.min(decodeTokens, 4) : decodeTokens;
@@ -112,11 +119,17 @@ public final class BenchGenerateCommand implements Runnable {
                 throw new BadInputException("--prompt-tokens + --decode-tokens (" + (prompt + decode) + ") exceed the"
                         + " model's context of " + config.maxPositions() + " positions");
             }
-            long activeBytes = activeBytesPerToken(lm, backend);
+            int expertsPerToken = config.moe().map(m -> policy.expertsPerToken() > 0 ? policy.expertsPerToken()
+                    : m.topK()).orElse(0);
+            long activeBytes = activeBytesPerToken(lm, backend, expertsPerToken);
             if (!options.json()) {
                 out.printf("model %s: %s, %d layers; %.1f MB of weights read per decoded token (%s); load %.1f s; %s%n",
                         model, config.family(), config.numLayers(), activeBytes / 1e6, weightTypes(lm), loadSeconds,
                         weightsWhere(lm));
+                if (!policy.isTrained()) {
+                    out.printf("routing %s%s%n", policy, policy.expertsPerToken() > 0 || config.moe().isEmpty() ? ""
+                            : " (the bytes and limit count the trained k experts per token; the policy's vary)");
+                }
                 out.printf("memory bandwidth %.1f GB/s (measured now, %s): decode limit %.1f tokens/s%n",
                         before.bandwidthGBs(), bandwidth.how(before), before.bandwidthGBs() * 1e9 / activeBytes);
                 out.flush();
@@ -124,7 +137,7 @@ public final class BenchGenerateCommand implements Runnable {
             var generator = new Generator(lm, SILENT);
             var random = new SplittableRandom(42);
             int[] ids = random.ints(prompt, 0, config.vocabSize()).toArray();
-            var greedy = GenerationOptions.greedy(decode, Set.of());
+            var greedy = GenerationOptions.greedy(decode, Set.of()).withRouting(policy);
             // warm-up at the measured sizes: the JIT compiles the kernels for the shapes they will run at (on a GPU, the
             // host's whole launch path, which takes a few runs to compile)
             for (int w = 0; w < (backend.device().isHost() || options.quick() ? 1 : 5); w++) {
@@ -151,7 +164,7 @@ public final class BenchGenerateCommand implements Runnable {
             for (int n : sequences) {
                 var rates = new ArrayList<Double>();
                 for (int r = 0; r < (options.quick() ? 1 : runs) + 1; r++) {
-                    double rate = batchedDecode(lm, n, prompt, decode, random);
+                    double rate = batchedDecode(lm, n, prompt, decode, random, policy);
                     if (r > 0) { // the first is the JIT's warm-up at this batch size
                         rates.add(rate);
                     }
@@ -180,6 +193,8 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("weights", weightsWhere(lm));
                 root.put("prompt_tokens", prompt);
                 root.put("decode_tokens", decode);
+                root.put("routing", policy.toString());
+                root.put("experts_per_token", expertsPerToken);
                 root.put("bandwidth_gbs", limits.bandwidthGBs());
                 root.put("bandwidth_gbs_before_after", List.of(before.bandwidthGBs(), after.bandwidthGBs()));
                 root.put("disturbed", disturbed);
@@ -218,12 +233,14 @@ public final class BenchGenerateCommand implements Runnable {
      * Decodes {@code n} sequences together, greedy, after prefilling each with its own random prompt: every step is
      * one batched forward over the n sequences' last tokens. Returns the decoded tokens of all sequences per second.
      */
-    private static double batchedDecode(LanguageModel lm, int n, int prompt, int decode, SplittableRandom random) {
+    private static double batchedDecode(LanguageModel lm, int n, int prompt, int decode, SplittableRandom random,
+                                        RoutingPolicy policy) {
         var states = new ArrayList<InferenceState>();
         var last = new ArrayList<int[]>();
         int vocab = lm.config().vocabSize();
         for (int i = 0; i < n; i++) {
             states.add(lm.newState(prompt + decode));
+            states.getLast().routing(policy);
             Tensor logits = lm.forward(states.getLast(), random.ints(prompt, 0, vocab).toArray(), true, null);
             last.add(new int[] {bestToken(logits.toFloatArray(), 0, vocab)});
         }
@@ -262,11 +279,18 @@ public final class BenchGenerateCommand implements Runnable {
      * ...): every tensor but the input embedding (unless the LM head reads it), the routed experts' share top-k / E.
      */
     static long activeBytesPerToken(LanguageModel lm, Backend backend) {
+        return activeBytesPerToken(lm, backend, lm.config().moe().map(m -> m.topK()).orElse(0));
+    }
+
+    /** {@link #activeBytesPerToken(LanguageModel, Backend)} for tokens that take {@code expertsPerToken} experts. */
+    static long activeBytesPerToken(LanguageModel lm, Backend backend, int expertsPerToken) {
         ModelConfig config = lm.config();
         if (!(lm instanceof TransformerModel t) || !backend.device().isHost()) {
-            return activeBytesPerToken(config, backend);
+            long all = activeBytesPerToken(config, backend);
+            return config.moe().map(m -> all + Math.round(expertBytes(config, backend)
+                    * (double) (expertsPerToken - m.topK()) / m.experts())).orElse(all);
         }
-        double routedShare = config.moe().map(m -> (double) m.topK() / m.experts()).orElse(1.0);
+        double routedShare = config.moe().map(m -> (double) expertsPerToken / m.experts()).orElse(1.0);
         double bytes = 0;
         for (var e : t.transformer().tensors().entrySet()) {
             String name = e.getKey();
@@ -276,6 +300,14 @@ public final class BenchGenerateCommand implements Runnable {
             bytes += e.getValue().byteSize() * (name.contains(".moe.experts.") ? routedShare : 1.0);
         }
         return Math.round(bytes);
+    }
+
+    /** The bytes of all routed experts of all MoE layers, in the type {@link #activeBytesPerToken} counts them. */
+    private static long expertBytes(ModelConfig config, Backend backend) {
+        DType type = !backend.device().isHost() ? backend.activationType()
+                : config.dtype().isKernelFloat() ? config.dtype() : DType.F32;
+        var count = ParameterCount.of(config);
+        return type.byteCount(count.routedExperts());
     }
 
     /** The weight types of a CPU model's matrices, most bytes first ("Q4_K, Q6_K, F32"), or the config's dtype. */

@@ -246,6 +246,6 @@ public final class DecodingSequence {
         var timings = new Generation.Timings(prompt.length - reused, prefillEnd - start, firstToken - start,
                 end - firstToken, steps - 1);
         return new Generation(prompt.clone(), Arrays.copyOf(output, count), shown.toString(), reason, timings,
-                options.sampling(), logprobs);
+                options.sampling(), logprobs, options.routing());
     }
 }

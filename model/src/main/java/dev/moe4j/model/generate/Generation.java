@@ -9,11 +9,21 @@ package dev.moe4j.model.generate;
  * @param timings   where the time went
  * @param logprobs  each generated token's log-probability and alternatives, when asked for ({@link
  *                  GenerationOptions#logprobs}); empty otherwise
+ * @param routing   how the MoE layers routed its tokens
  */
 public record Generation(int[] promptIds, int[] outputIds, String text, StopReason stopReason, Timings timings,
-                         SamplingConfig sampling, java.util.List<TokenLogprob> logprobs) {
+                         SamplingConfig sampling, java.util.List<TokenLogprob> logprobs,
+                         dev.moe4j.moe.router.RoutingPolicy routing) {
     public Generation {
         logprobs = java.util.List.copyOf(logprobs);
+        java.util.Objects.requireNonNull(routing, "routing");
+    }
+
+    /** Routed as trained. */
+    public Generation(int[] promptIds, int[] outputIds, String text, StopReason stopReason, Timings timings,
+                      SamplingConfig sampling, java.util.List<TokenLogprob> logprobs) {
+        this(promptIds, outputIds, text, stopReason, timings, sampling, logprobs,
+                dev.moe4j.moe.router.RoutingPolicy.TRAINED);
     }
 
     /** Without log-probabilities. */

@@ -5,6 +5,7 @@ import dev.moe4j.model.ForwardObserver;
 import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.List;
 
@@ -37,6 +38,11 @@ public abstract class ForwardingModel implements LanguageModel {
     @Override
     public Tensor forward(List<InferenceState> states, List<int[]> tokens) {
         return model.forward(states, tokens);
+    }
+
+    @Override
+    public void checkRouting(RoutingPolicy policy, RoutingPolicy.Naming naming) {
+        model.checkRouting(policy, naming);
     }
 
     @Override

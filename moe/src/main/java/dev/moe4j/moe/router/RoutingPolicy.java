@@ -179,7 +179,7 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
             return naming.of("experts-per-token");
         }
         if (topP > 0) {
-            return naming.of("top-p");
+            return naming.of("expert-top-p");
         }
         if (floor > 0) {
             return naming.of("expert-floor");
@@ -404,15 +404,15 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
             String key = item.substring(0, eq), value = item.substring(eq + 1);
             switch (key) {
                 case "k", "experts-per-token" -> b.expertsPerToken(b.integer("experts-per-token", value, 1));
-                case "top-p" -> b.topP(b.number("top-p", value));
+                case "top-p", "expert-top-p" -> b.topP(b.number("expert-top-p", value));
                 case "min", "min-experts" -> b.minExperts(b.integer("min-experts", value, 1));
                 case "max", "max-experts" -> b.maxExperts(b.integer("max-experts", value, 1));
                 case "floor", "expert-floor" -> b.floor(b.number("expert-floor", value));
                 case "mask", "expert-mask" -> b.mask(value);
                 case "force", "force-experts" -> b.force(value);
                 case "capacity", "capacity-factor" -> b.capacityFactor(b.number("capacity-factor", value));
-                case "overflow" -> b.overflow(value);
-                case "priority" -> b.priority(value);
+                case "overflow", "capacity-overflow" -> b.overflow(value);
+                case "priority", "capacity-priority" -> b.priority(value);
                 default -> throw new BadInputException(option + " " + BadInputException.quote(spec) + ": unknown key "
                         + BadInputException.quote(key) + " (keys: k, top-p, min, max, floor, mask, force, capacity,"
                         + " overflow, priority)");
@@ -474,7 +474,7 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
 
         public Builder topP(double p) {
             if (!(p > 0 && p <= 1)) {
-                throw bad("top-p", RoutingPolicy.number(p) + ": expected a probability mass in (0, 1]");
+                throw bad("expert-top-p", RoutingPolicy.number(p) + ": expected a probability mass in (0, 1]");
             }
             topP = p;
             return this;
@@ -610,7 +610,7 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
             overflow = switch (value.trim().toLowerCase(Locale.ROOT)) {
                 case "drop" -> Overflow.DROP;
                 case "next-choice", "reroute", "re-route" -> Overflow.NEXT_CHOICE;
-                default -> throw bad("overflow", BadInputException.quote(value) + ": expected drop or next-choice");
+                default -> throw bad("capacity-overflow", BadInputException.quote(value) + ": expected drop or next-choice");
             };
             return this;
         }
@@ -620,7 +620,7 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
             priority = switch (value.trim().toLowerCase(Locale.ROOT)) {
                 case "position" -> Priority.POSITION;
                 case "score" -> Priority.SCORE;
-                default -> throw bad("priority", BadInputException.quote(value) + ": expected position or score");
+                default -> throw bad("capacity-priority", BadInputException.quote(value) + ": expected position or score");
             };
             return this;
         }
@@ -628,15 +628,15 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
         /** The policy, its options checked against each other (against a model: {@link RoutingPolicy#check}). */
         public RoutingPolicy build() {
             if (expertsPerToken > 0 && topP > 0) {
-                throw new BadInputException(naming.of("experts-per-token") + " and " + naming.of("top-p")
+                throw new BadInputException(naming.of("experts-per-token") + " and " + naming.of("expert-top-p")
                         + " both choose how many experts a token takes; give one");
             }
             if (maxExperts > 0 && topP == 0) {
-                throw new BadInputException(naming.of("max-experts") + " bounds " + naming.of("top-p")
+                throw new BadInputException(naming.of("max-experts") + " bounds " + naming.of("expert-top-p")
                         + "; give it with top-p (or use " + naming.of("experts-per-token") + ")");
             }
             if (minExperts > 0 && topP == 0 && floor == 0) {
-                throw new BadInputException(naming.of("min-experts") + " bounds " + naming.of("top-p") + " and "
+                throw new BadInputException(naming.of("min-experts") + " bounds " + naming.of("expert-top-p") + " and "
                         + naming.of("expert-floor") + "; give it with one of them");
             }
             if (minExperts > 0 && maxExperts > 0 && minExperts > maxExperts) {
@@ -644,7 +644,7 @@ public record RoutingPolicy(int expertsPerToken, double topP, int minExperts, in
                         + naming.of("max-experts") + " " + maxExperts);
             }
             if (capacityFactor == null && (overflow != null || priority != null)) {
-                throw new BadInputException(naming.of(overflow != null ? "overflow" : "priority") + " applies to a"
+                throw new BadInputException(naming.of(overflow != null ? "capacity-overflow" : "capacity-priority") + " applies to a"
                         + " capacity; give " + naming.of("capacity-factor") + " too");
             }
             Capacity capacity = capacityFactor == null ? null : Capacity.factor(capacityFactor, Capacity.Rounding.CEIL, 1)

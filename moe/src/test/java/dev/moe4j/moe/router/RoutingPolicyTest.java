@@ -269,9 +269,9 @@ class RoutingPolicyTest {
                 () -> RoutingPolicy.builder(flags).mask("*:0-7").build().check(c, layers, flags));
         assertMessage("--force-experts: expert 2 of layer 1 is also masked",
                 () -> RoutingPolicy.builder(flags).mask("1:2").force("*:2").build().check(c, layers, flags));
-        assertMessage("--experts-per-token and --top-p both choose how many experts a token takes; give one",
+        assertMessage("--experts-per-token and --expert-top-p both choose how many experts a token takes; give one",
                 () -> RoutingPolicy.builder(flags).expertsPerToken(1).topP(0.5).build());
-        assertMessage("--top-p 1.5: expected a probability mass in (0, 1]",
+        assertMessage("--expert-top-p 1.5: expected a probability mass in (0, 1]",
                 () -> RoutingPolicy.builder(flags).topP(1.5));
         assertMessage("--expert-mask 'x:1': 'x' is not an index of 0 or more (expected LAYER:EXPERTS such as 3:0,5"
                 + " or *:7, several joined by ';')", () -> RoutingPolicy.builder(flags).mask("x:1"));
