@@ -27,6 +27,7 @@ import java.nio.charset.StandardCharsets;
                 InspectCommand.class,
                 GenerateCommand.class,
                 ScoreCommand.class,
+                RouteEvalCommand.class,
                 ChatCommand.class,
                 ServeCommand.class,
                 ConvertCommand.class,

@@ -47,6 +47,15 @@ public final class ReportPage {
     /** The page for a results.json tree. */
     public static String render(JsonNode results) {
         String title = "moe4j experiment " + results.path("experiment").asText() + ": " + results.path("title").asText();
+        return page(title, results, "report.js");
+    }
+
+    /**
+     * A self-contained page titled {@code title}: {@code data} embedded as the JSON element {@code #results}, the
+     * report style, ECharts, and the script {@code script} of this package's resources, which draws it (and, like
+     * report.js, sets {@code data-rendered} and {@code data-errors} on the body when done).
+     */
+    public static String page(String title, JsonNode data, String script) {
         return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 + "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                 + "<meta name=\"generator\" content=\"moe4j report (Apache ECharts " + echartsVersion() + ")\">\n"
@@ -54,9 +63,9 @@ public final class ReportPage {
                 + "<style>\n" + resource("report.css") + "</style>\n"
                 + "<script>\n" + scriptText(echarts()) + "\n</script>\n"
                 + "</head>\n<body>\n<main></main>\n<pre id=\"errors\"></pre>\n"
-                + "<script type=\"application/json\" id=\"results\">\n" + scriptText(Json.compact(results))
+                + "<script type=\"application/json\" id=\"results\">\n" + scriptText(Json.compact(data))
                 + "\n</script>\n"
-                + "<script>\n" + scriptText(resource("report.js")) + "</script>\n"
+                + "<script>\n" + scriptText(resource(script)) + "</script>\n"
                 + "</body>\n</html>\n";
     }
 
