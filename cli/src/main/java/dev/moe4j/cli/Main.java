@@ -28,6 +28,7 @@ import java.nio.charset.StandardCharsets;
                 GenerateCommand.class,
                 ScoreCommand.class,
                 RouteEvalCommand.class,
+                PruneCommand.class,
                 ChatCommand.class,
                 ServeCommand.class,
                 ConvertCommand.class,

@@ -1,6 +1,7 @@
 package dev.moe4j.model;
 
 import dev.moe4j.core.Tensor;
+import dev.moe4j.moe.dispatch.Dispatch;
 
 /**
  * Hears what a forward pass computes, for parity checks against reference dumps, expert traces and the
@@ -23,5 +24,14 @@ public interface ForwardObserver {
      * ranking order (first = highest score), and their gate weights.
      */
     default void onRouting(int layer, int position, int[] experts, float[] weights) {
+    }
+
+    /**
+     * The routed experts' outputs of decoder layer {@code layer}: row r of {@code outputs} [rows, hidden] is expert
+     * {@code dispatch.expertOfRows()[r]}'s output for token {@code dispatch.token()[r]} of the pass (its gate weight
+     * {@code dispatch.weight()[r]} not yet applied). Not heard where the layer did not keep them apart (Soft MoE, a
+     * device's one-pass decoding).
+     */
+    default void onExpertOutputs(int layer, Dispatch dispatch, Tensor outputs) {
     }
 }

@@ -220,7 +220,7 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
     public static final class Builder {
         private final int hidden;
         private final int intermediate;
-        private final int experts;
+        private int experts;
         private int topK;
         private RouterKind router = RouterKind.TOP_K;
         private Scoring scoring = Scoring.SOFTMAX;
@@ -250,6 +250,18 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
             this.intermediate = intermediate;
             this.experts = experts;
             this.topK = topK;
+        }
+
+        /** Another number of routed experts (a pruned model's). */
+        public Builder experts(int v) {
+            experts = v;
+            return this;
+        }
+
+        /** Another number of experts per token. */
+        public Builder topK(int v) {
+            topK = v;
+            return this;
         }
 
         public Builder router(RouterKind v) {

@@ -245,7 +245,8 @@ public final class MoeLayer {
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
-        return new MoeResult(out, List.copyOf(losses), context, routing);
+        Tensor expertOutputs = trace != null && routing.soft() == null ? trace.output() : null;
+        return new MoeResult(out, List.copyOf(losses), context, routing, expertOutputs);
     }
 
     /** x [n, h] · w [m, h]ᵀ as a host array (a gate's logits: small). */

@@ -12,8 +12,13 @@ import java.util.List;
  * to the training loss times its coefficient), what the router did (its summary and the full decision, which
  * expert traces, parity checks and model-level losses over all layers read), and what {@link MoeLayer#backward}
  * needs (null after an inference pass).
+ *
+ * @param expertOutputs [routed rows, hidden] each routed row's expert output before its gate weight, in the order of
+ *                      {@code routing().dispatch()} (what expert saliency is measured from); null for Soft MoE and
+ *                      where a device's one-pass decoding combined the experts without keeping them apart
  */
-public record MoeResult(Tensor output, List<AuxLoss> losses, MoeContext context, Routing routing) {
+public record MoeResult(Tensor output, List<AuxLoss> losses, MoeContext context, Routing routing,
+                        Tensor expertOutputs) {
     /**
      * The router's decision summarised, measured when asked rather than in every pass: its entropy takes a
      * logarithm per token and expert, host work that on a GPU would otherwise hold up the pass.

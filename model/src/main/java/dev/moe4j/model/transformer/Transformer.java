@@ -279,6 +279,10 @@ public final class Transformer {
                 moeLayers.add(layer.index());
                 if (observer != null) {
                     report(observer, layer.index(), out.moe().routing(), batch.positions());
+                    Tensor experts = out.moe().expertOutputs();
+                    if (experts != null && out.moe().routing().dispatch() != null) {
+                        observer.onExpertOutputs(layer.index(), out.moe().routing().dispatch(), experts.toHost());
+                    }
                 }
             }
             if (layer.index() < layers.size() - 1) {
