@@ -285,21 +285,21 @@ public final class TopKRouter implements Router {
         int count = 0, requested = 0, dropped = 0, rerouted = 0;
         int[] weightSet = new int[n * k], setSize = new int[n];
         for (var group : groups.entrySet()) {
-            int[] rows = group.getValue().stream().flatMapToInt(run -> java.util.stream.IntStream.range(run[0], run[1]))
-                    .toArray();
             Service service = group.getKey();
-            int m = rows.length;
+            int m = group.getValue().stream().mapToInt(run -> run[1] - run[0]).sum();
             if (m == 0) {
                 continue;
             }
-            boolean all = m == n;
-            int[] subChoices = all ? choices : new int[m * k];
+            // the group's rows in order (null: every row of the pass, as without policies)
+            int[] rows = m == n ? null : group.getValue().stream()
+                    .flatMapToInt(run -> java.util.stream.IntStream.range(run[0], run[1])).toArray();
+            int[] subChoices = rows == null ? choices : new int[m * k];
             int assignments = 0;
             for (int i = 0; i < m; i++) {
-                if (!all) {
+                if (rows != null) {
                     System.arraycopy(choices, rows[i] * k, subChoices, i * k, k);
                 }
-                assignments += chosen[rows[i]];
+                assignments += chosen[rows == null ? i : rows[i]];
             }
             int capacity = plan == null ? service.capacity().perExpert(n, k, e)
                     : service.capacity().perExpertOfAssignments(m, assignments, e);
@@ -310,7 +310,7 @@ public final class TopKRouter implements Router {
                 int[] order = preference = new int[m * e];
                 Parallel.forRange(m, TOKENS_PER_TASK, (from, to) -> {
                     for (int i = from; i < to; i++) {
-                        RouterMath.topK(key, rows[i] * e, e, e, order, i * e);
+                        RouterMath.topK(key, (rows == null ? i : rows[i]) * e, e, e, order, i * e);
                     }
                 });
             }
@@ -320,21 +320,24 @@ public final class TopKRouter implements Router {
             if (priority != null) {
                 Parallel.forRange(m, TOKENS_PER_TASK, (from, to) -> {
                     for (int i = from; i < to; i++) {
-                        priority[i] = topProbability(scored, selected, rows[i], e);
+                        priority[i] = topProbability(scored, selected, rows == null ? i : rows[i], e);
                     }
                 });
             }
             var served = TokenDispatcher.assign(m, e, k, subChoices, preference, e, priority, capacity,
                     service.overflow(), service.priority());
             for (int i = 0; i < served.count(); i++) {
-                int t = rows[served.token()[i]];
+                int t = rows == null ? served.token()[i] : rows[served.token()[i]];
                 servedToken[count] = t;
                 servedExpert[count++] = served.expert()[i];
                 if (reroute) {
                     weightSet[t * k + setSize[t]++] = served.expert()[i];
                 }
             }
-            if (!reroute) {
+            if (!reroute && rows == null) {
+                System.arraycopy(choices, 0, weightSet, 0, n * k);
+                System.arraycopy(chosen, 0, setSize, 0, n);
+            } else if (!reroute) {
                 for (int t : rows) {
                     System.arraycopy(choices, t * k, weightSet, t * k, k);
                     setSize[t] = chosen[t];
