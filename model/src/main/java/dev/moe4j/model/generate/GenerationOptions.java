@@ -1,6 +1,7 @@
 package dev.moe4j.model.generate;
 
 import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.model.generate.structured.StructuredOutput;
 
 import java.util.List;
 import java.util.Set;
@@ -17,10 +18,11 @@ import java.util.Set;
  *                        observer has heard its routing by then (the last token costs one more forward pass)
  * @param logprobs        record each generated token's log-probability with this many most likely alternatives
  *                        (0: the token's alone); -1 records none
+ * @param structured      what the output must be (a JSON schema's shape), or null for free text
  */
 public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
                                 List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
-                                int logprobs) {
+                                int logprobs, StructuredOutput structured) {
     public GenerationOptions {
         if (maxNewTokens <= 0) {
             throw new IllegalArgumentException("maxNewTokens must be positive, got " + maxNewTokens);
@@ -30,6 +32,19 @@ public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<I
         }
         eosTokenIds = Set.copyOf(eosTokenIds);
         stopStrings = List.copyOf(stopStrings);
+    }
+
+    /** Free text. */
+    public GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
+                             List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
+                             int logprobs) {
+        this(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken, logprobs, null);
+    }
+
+    /** These options with the output constrained to {@code structured} (null: free text). */
+    public GenerationOptions withStructured(StructuredOutput structured) {
+        return new GenerationOptions(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken,
+                logprobs, structured);
     }
 
     /** Without log-probabilities. */
