@@ -13,12 +13,15 @@ import dev.moe4j.model.generate.DecodingSequence;
 import dev.moe4j.model.generate.SamplingConfig;
 import dev.moe4j.model.generate.SequenceCache;
 import dev.moe4j.model.generate.TokenLogprob;
+import dev.moe4j.model.generate.structured.StructuredOutput;
+import dev.moe4j.model.generate.structured.TokenVocabulary;
 
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -150,6 +153,13 @@ final class Completions {
         // scheduler's thread, in the listener)
         var sequences = new DecodingSequence[n];
         int[] reported = new int[n];
+        ToolCalls tools = request.tools() != null && request.tools().readsCalls() ? request.tools() : null;
+        // with tools, each choice's text so far and how much of it was shown: a call's block is held back
+        var textSoFar = new StringBuilder[n];
+        int[] shown = new int[n];
+        var shape = request.format() != null ? request.format() : tools == null ? null : tools.forcedReply();
+        var structured = shape == null ? null : new StructuredOutput(shape, TokenVocabulary.of(folder.tokenizer()),
+                request.format() != null ? "response_format" : "tool_choice");
         for (int i = 0; i < n; i++) {
             int index = i;
             GenerationListener listener = stream == null ? GenerationListener.NONE : (text, position) -> {
@@ -160,10 +170,19 @@ final class Completions {
                     newLogprobs = List.copyOf(all.subList(Math.min(reported[index], upTo), upTo));
                     reported[index] = Math.max(reported[index], upTo);
                 }
-                pieces.add(new Piece(index, text, tokens == null ? null : tokens.upTo(position), newLogprobs));
+                String showNow = text;
+                if (tools != null) {
+                    var sofar = textSoFar[index] == null ? textSoFar[index] = new StringBuilder() : textSoFar[index];
+                    sofar.append(text);
+                    int upTo = Math.max(shown[index], ToolCalls.showable(sofar));
+                    showNow = sofar.substring(shown[index], upTo);
+                    shown[index] = upTo;
+                }
+                pieces.add(new Piece(index, showNow, tokens == null ? null : tokens.upTo(position), newLogprobs));
             };
             var options = new GenerationOptions(budget, sampling.withSeed(sampling.seed() + i), folder.eosTokenIds(),
-                    request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs());
+                    request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs())
+                    .withStructured(structured);
             try {
                 sequences[i] = new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt, options,
                         listener);
@@ -249,7 +268,11 @@ final class Completions {
         }
 
         int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
-        String finish = finishReason(generations.getFirst());
+        var splits = new ArrayList<ToolCalls.Split>(n);
+        for (Generation g : generations) {
+            splits.add(tools == null ? new ToolCalls.Split(g.text(), List.of()) : tools.split(g.text()));
+        }
+        String finish = finishReason(generations.getFirst(), splits.getFirst());
         long[] started = new long[n];
         long[][] gaps = new long[n][];
         for (int i = 0; i < n; i++) {
@@ -263,7 +286,11 @@ final class Completions {
                     Generation g = generations.get(i);
                     // the logprobs of tokens whose text was held back until the end
                     var rest = g.logprobs().subList(Math.min(reported[i], g.logprobs().size()), g.logprobs().size());
-                    reply.finish(stream, i, finishReason(g), prompt.length + g.outputIds().length - 1, rest);
+                    if (tools != null) {
+                        reply.heldBack(stream, i, splits.get(i), shown[i]);
+                    }
+                    reply.finish(stream, i, finishReason(g, splits.get(i)), prompt.length + g.outputIds().length - 1,
+                            rest);
                 }
                 if (request.includeUsage()) {
                     stream.send(reply.usageChunk(generations));
@@ -274,7 +301,7 @@ final class Completions {
                         "stopped: " + c.getMessage(), seconds(start));
             }
         } else {
-            ModelServer.sendJson(exchange, 200, reply.whole(generations, prompt.length));
+            ModelServer.sendJson(exchange, 200, reply.whole(generations, splits, prompt.length));
         }
         return new Outcome(prompt.length, generations.getFirst().reusedTokens(), completion, finish, seconds(start));
     }
@@ -284,7 +311,10 @@ final class Completions {
         return request.endpoint() == CompletionRequest.Endpoint.CHAT ? "chat" : "completions";
     }
 
-    private static String finishReason(Generation g) {
+    private static String finishReason(Generation g, ToolCalls.Split split) {
+        if (!split.calls().isEmpty()) {
+            return "tool_calls";
+        }
         return switch (g.stopReason()) {
             case EOS, STOP_STRING -> "stop";
             case MAX_TOKENS, CONTEXT_FULL -> "length";
@@ -310,9 +340,16 @@ final class Completions {
                     throw ApiError.invalid("messages", served.noChatTemplate() + " when starting moe4j serve;"
                             + " /v1/completions works without one").refuse();
                 }
+                ToolCalls tools = request.tools();
+                if (tools != null && tools.readsCalls() && !ToolCalls.understands(served.chatTemplate().text())) {
+                    throw ApiError.unsupported("tools", "tools with this model's chat template (moe4j reads"
+                            + " Hermes-style <tool_call> blocks, as the Qwen2.5 and Qwen3 templates write them; the"
+                            + " Mistral, DeepSeek and gpt-oss formats are not supported yet)").refuse();
+                }
                 String text;
                 try {
-                    text = served.chatTemplate().render(chat.messages(), true);
+                    text = served.chatTemplate().render(chat.messages(), true,
+                            tools == null ? Map.of() : Map.of("tools", tools.forTemplate()));
                 } catch (BadInputException e) {
                     throw ApiError.invalid("messages", e.getMessage()).refuse();
                 }
@@ -433,6 +470,24 @@ final class Completions {
             stream.send(chunk);
         }
 
+        /**
+         * With tools, what a choice's stream held back, at its end: the rest of its content (all of the held text
+         * where it made no call) and its calls, whole, in one delta.
+         */
+        void heldBack(EventStream stream, int index, ToolCalls.Split split, int shownChars) {
+            String content = split.content() == null ? "" : split.content();
+            if (content.length() > shownChars) {
+                openChat(stream, index);
+                stream.send(chunk(index, content.substring(shownChars), null));
+            }
+            if (!split.calls().isEmpty()) {
+                openChat(stream, index);
+                ObjectNode chunk = chunk(index, null, null);
+                ToolCalls.put((ObjectNode) chunk.get("choices").get(0).get("delta"), split.calls(), true);
+                stream.send(chunk);
+            }
+        }
+
         /** A choice's last chunk: the finish reason, and the tokens not reported yet (their text was held back). */
         void finish(EventStream stream, int index, String finish, int lastPosition, List<TokenLogprob> logprobs) {
             openChat(stream, index);
@@ -549,7 +604,7 @@ final class Completions {
         }
 
         /** The non-streaming response: one choice per generation, in order. */
-        ObjectNode whole(List<Generation> generations, int promptLength) {
+        ObjectNode whole(List<Generation> generations, List<ToolCalls.Split> splits, int promptLength) {
             ObjectNode o = head(request.endpoint().object);
             var choices = o.putArray("choices");
             for (int i = 0; i < generations.size(); i++) {
@@ -559,13 +614,16 @@ final class Completions {
                 if (chat()) {
                     ObjectNode message = choice.putObject("message");
                     message.put("role", "assistant");
-                    message.put("content", g.text());
+                    message.put("content", splits.get(i).content());
+                    if (!splits.get(i).calls().isEmpty()) {
+                        ToolCalls.put(message, splits.get(i).calls(), false);
+                    }
                 } else {
                     choice.put("text", g.text());
                 }
                 choice.putNull("logprobs");
                 setLogprobs(choice, g.logprobs(), 0);
-                choice.put("finish_reason", finishReason(g));
+                choice.put("finish_reason", finishReason(g, splits.get(i)));
             }
             o.set("usage", usage(generations));
             if (experts != null) {
