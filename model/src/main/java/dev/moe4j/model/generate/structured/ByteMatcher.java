@@ -198,7 +198,7 @@ public final class ByteMatcher {
                     }
                     return;
                 }
-                begin(v.shape, v.depth, c, below, out);
+                begin(v.shape, v.depth, c, below, out, 0);
             }
             case Str t -> {
                 int lex = string(t.lex, c);
@@ -249,18 +249,24 @@ public final class ByteMatcher {
         };
     }
 
-    /** The first symbol of a value of {@code shape}. */
-    private static void begin(Shape shape, int depth, int c, Stack below, List<Stack> out) {
+    /**
+     * The first symbol of a value of {@code shape}. {@code hops} counts the references and alternatives followed
+     * without taking a symbol: a schema that only refers to itself ({@code {"$ref": "#"}}) allows nothing.
+     */
+    private static void begin(Shape shape, int depth, int c, Stack below, List<Stack> out, int hops) {
+        if (hops > MAX_DEPTH) {
+            return;
+        }
         switch (shape) {
             case Shape.AnyValue any -> {
                 switch (c) {
-                    case '{' -> begin(JsonSchemas.anyObject(), depth, c, below, out);
-                    case '[' -> begin(new Shape.Array(any, 0, Integer.MAX_VALUE), depth, c, below, out);
-                    case '"' -> begin(new Shape.Text(0, Integer.MAX_VALUE), depth, c, below, out);
-                    case 't' -> begin(Shape.Literal.of("true"), depth, c, below, out);
-                    case 'f' -> begin(Shape.Literal.of("false"), depth, c, below, out);
-                    case 'n' -> begin(Shape.Literal.of("null"), depth, c, below, out);
-                    default -> begin(new Shape.Number(false), depth, c, below, out);
+                    case '{' -> begin(JsonSchemas.anyObject(), depth, c, below, out, hops + 1);
+                    case '[' -> begin(new Shape.Array(any, 0, Integer.MAX_VALUE), depth, c, below, out, hops + 1);
+                    case '"' -> begin(new Shape.Text(0, Integer.MAX_VALUE), depth, c, below, out, hops + 1);
+                    case 't' -> begin(Shape.Literal.of("true"), depth, c, below, out, hops + 1);
+                    case 'f' -> begin(Shape.Literal.of("false"), depth, c, below, out, hops + 1);
+                    case 'n' -> begin(Shape.Literal.of("null"), depth, c, below, out, hops + 1);
+                    default -> begin(new Shape.Number(false), depth, c, below, out, hops + 1);
                 }
             }
             case Shape.Text t -> {
@@ -288,11 +294,18 @@ public final class ByteMatcher {
             }
             case Shape.AnyOf any -> {
                 for (Shape option : any.options()) {
-                    begin(option, depth, c, below, out);
+                    begin(option, depth, c, below, out, hops + 1);
                 }
             }
-            case Shape.Sequence q -> feed(new Stack(new Seq(q.parts(), 0, depth), below), c, out);
-            case Shape.Reference r -> begin(r.resolve(), depth, c, below, out);
+            case Shape.Sequence q -> {
+                if (q.parts().isEmpty()) {
+                    feed(below, c, out);
+                } else {
+                    Stack rest = new Stack(new Seq(q.parts(), 1, depth), below);
+                    begin(q.parts().getFirst(), depth, c, rest, out, hops + 1);
+                }
+            }
+            case Shape.Reference r -> begin(r.resolve(), depth, c, below, out, hops + 1);
         }
     }
 
@@ -427,7 +440,7 @@ public final class ByteMatcher {
         }
         if (shape.maxItems() > 0) { // OPEN: the first item begins with this symbol
             Stack after = new Stack(new Arr(shape, 1, AFTER, 0, a.depth), below);
-            begin(shape.items(), a.depth + 1, c, after, out);
+            begin(shape.items(), a.depth + 1, c, after, out, 0);
         }
     }
 

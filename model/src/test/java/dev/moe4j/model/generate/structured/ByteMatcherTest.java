@@ -281,5 +281,13 @@ class ByteMatcherTest {
         assertThrows(BadInputException.class, () -> JsonSchemas.compile(json("{\"$ref\":\"#/$defs/x\"}"), "s"));
         assertThrows(BadInputException.class, () -> JsonSchemas.compile(json("{\"required\":[\"a\"]}"), "s"));
         assertThrows(BadInputException.class, () -> JsonSchemas.compile(json("false"), "s"));
+        for (String selfish : List.of("{\"$ref\": \"#\"}", "{\"anyOf\": [{\"$ref\": \"#\"}, {\"$ref\": \"#\"}]}")) {
+            ByteMatcher m = ByteMatcher.start(JsonSchemas.compile(json(selfish), "s"));
+            for (int c = 0; c < 256; c++) {
+                if (c != ' ' && c != '\n') { // the whitespace before a value
+                    assertNull(m.advance(c), "a schema that is only itself allows nothing");
+                }
+            }
+        }
     }
 }
