@@ -177,6 +177,53 @@ class StructuredRepliesTest {
         assertTrue(choice.get("message").get("content").isTextual());
     }
 
+    /**
+     * A class the official client turns into a strict JSON schema, and the reply back into an instance. Its fields
+     * are bounded (a random model never closes an unbounded string or list; a trained one does).
+     */
+    public static class Forecast {
+        public enum Unit { CELSIUS, FAHRENHEIT }
+
+        public Unit unit;
+        public long days;
+        public boolean windy;
+    }
+
+    /** A function the official client describes from a class, with the arguments as its fields. */
+    public static class GetTime {
+        public enum Zone { UTC, CET }
+
+        public Zone zone;
+        public boolean seconds;
+    }
+
+    @Test
+    void theOfficialClientsStructuredOutputsAndToolsFromClassesReadBackIntoTheirClasses() {
+        var client = com.openai.client.okhttp.OpenAIOkHttpClient.builder().baseUrl(server.server.uri() + "v1")
+                .apiKey("not-needed").maxRetries(0).build();
+        try {
+            var structured = com.openai.models.chat.completions.ChatCompletionCreateParams.builder()
+                    .model("qwen3-moe").addUserMessage("Forecast for Oslo").maxCompletionTokens(600).temperature(0.0)
+                    .responseFormat(Forecast.class).build();
+            var forecast = client.chat().completions().create(structured).choices().getFirst().message().content()
+                    .orElseThrow(); // the client parsed the reply into a Forecast
+            assertTrue(forecast.unit != null);
+
+            var tools = com.openai.models.chat.completions.ChatCompletionCreateParams.builder().model("qwen3-moe")
+                    .addUserMessage("What time is it?").maxCompletionTokens(400).temperature(0.0)
+                    .addTool(GetTime.class)
+                    .toolChoice(com.openai.models.chat.completions.ChatCompletionToolChoiceOption.Auto.REQUIRED)
+                    .build();
+            var message = client.chat().completions().create(tools).validate().choices().getFirst().message();
+            var call = message.toolCalls().orElseThrow().getFirst().asFunction().function();
+            assertEquals("GetTime", call.name());
+            GetTime arguments = call.arguments(GetTime.class);
+            assertTrue(arguments.zone != null);
+        } finally {
+            client.close();
+        }
+    }
+
     @Test
     void requestsThatCannotBeHonouredAreRefusedNamingTheField() {
         var refusals = List.of(
