@@ -142,7 +142,7 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
         refuseUnsupported(endpoint, f);
         Shape format = responseFormat(o);
         ToolCalls tools = endpoint == Endpoint.CHAT ? ToolCalls.parse(o) : null;
-        if (format != null && tools != null && tools.forcedReply() != null) {
+        if (format != null && tools != null && tools.forced()) {
             throw ApiError.invalid("response_format", "response_format and a required tool call cannot both shape"
                     + " the reply; drop one").refuse();
         }
@@ -213,6 +213,9 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
                     fields.put(e.getKey(), Json.mapper().convertValue(e.getValue(), Object.class));
                 }
             });
+            if (fields.containsKey("reasoning_content") && !fields.containsKey("thinking")) {
+                fields.put("thinking", fields.get("reasoning_content")); // the name gpt-oss's template reads
+            }
             out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content"), fields));
         }
         return out;

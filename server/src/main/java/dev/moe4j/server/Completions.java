@@ -79,13 +79,18 @@ final class Completions {
         this.scheduler = scheduler;
         this.closing = closing;
         this.caches = new CachePool(scheduler.maxSequences());
+        this.format = served.chatTemplate() == null ? null : ReplyFormat.of(served.chatTemplate().text(),
+                served.folder().tokenizer(), served.folder().eosTokenIds());
     }
+
+    /** How the chat template's model writes reasoning and calls, or null for plain text. */
+    private final ReplyFormat format;
 
     /**
      * Text of choice {@code index} that became final, handed from the scheduler's thread to the request's, with the
      * expert extension of its tokens (read there, where the sequence's cache holds still; null when not asked for).
      */
-    private record Piece(int index, String text, ObjectNode experts, List<TokenLogprob> logprobs) {
+    private record Piece(int index, String text, String reasoning, ObjectNode experts, List<TokenLogprob> logprobs) {
     }
 
     /** Releases the kept caches' memory (the server is closed). */
@@ -154,12 +159,16 @@ final class Completions {
         var sequences = new DecodingSequence[n];
         int[] reported = new int[n];
         ToolCalls tools = request.tools() != null && request.tools().readsCalls() ? request.tools() : null;
-        // with tools, each choice's text so far and how much of it was shown: a call's block is held back
+        // the chat reply's format is read where the model writes one: calls' markup is held back, reasoning apart
+        ReplyFormat reading = request.endpoint() == CompletionRequest.Endpoint.CHAT && format != null
+                && (format.alwaysRead() || tools != null) ? format : null;
         var textSoFar = new StringBuilder[n];
-        int[] shown = new int[n];
-        var shape = request.format() != null ? request.format() : tools == null ? null : tools.forcedReply();
+        int[] shownContent = new int[n], shownReasoning = new int[n];
+        var shape = request.format() != null ? request.format() : tools == null ? null : tools.forcedReply(format);
         var structured = shape == null ? null : new StructuredOutput(shape, TokenVocabulary.of(folder.tokenizer()),
                 request.format() != null ? "response_format" : "tool_choice");
+        var tokenText = reading != null && reading.keepsSpecialTokens()
+                ? dev.moe4j.model.generate.TokenText.withSpecialTokens(folder.tokenizer()) : folder.text();
         for (int i = 0; i < n; i++) {
             int index = i;
             GenerationListener listener = stream == null ? GenerationListener.NONE : (text, position) -> {
@@ -170,21 +179,27 @@ final class Completions {
                     newLogprobs = List.copyOf(all.subList(Math.min(reported[index], upTo), upTo));
                     reported[index] = Math.max(reported[index], upTo);
                 }
-                String showNow = text;
-                if (tools != null) {
+                String showNow = text, reasoningNow = "";
+                if (reading != null) {
                     var sofar = textSoFar[index] == null ? textSoFar[index] = new StringBuilder() : textSoFar[index];
                     sofar.append(text);
-                    int upTo = Math.max(shown[index], ToolCalls.showable(sofar));
-                    showNow = sofar.substring(shown[index], upTo);
-                    shown[index] = upTo;
+                    var r = reading.read(sofar.toString(), false, tools);
+                    String content = r.content() == null ? "" : r.content();
+                    String thought = r.reasoning() == null ? "" : r.reasoning();
+                    showNow = content.length() > shownContent[index] ? content.substring(shownContent[index]) : "";
+                    reasoningNow = thought.length() > shownReasoning[index]
+                            ? thought.substring(shownReasoning[index]) : "";
+                    shownContent[index] += showNow.length();
+                    shownReasoning[index] += reasoningNow.length();
                 }
-                pieces.add(new Piece(index, showNow, tokens == null ? null : tokens.upTo(position), newLogprobs));
+                pieces.add(new Piece(index, showNow, reasoningNow, tokens == null ? null : tokens.upTo(position),
+                        newLogprobs));
             };
             var options = new GenerationOptions(budget, sampling.withSeed(sampling.seed() + i), folder.eosTokenIds(),
                     request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs())
                     .withStructured(structured);
             try {
-                sequences[i] = new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt, options,
+                sequences[i] = new DecodingSequence(folder.model(), tokenText, held.get(i), prompt, options,
                         listener);
                 if (i == 0 && n > 1) {
                     sequences[0].keepPromptLogits();
@@ -208,7 +223,8 @@ final class Completions {
                 Piece piece = pieces.poll(50, TimeUnit.MILLISECONDS);
                 if (piece != null && stop.get() == null) {
                     try {
-                        reply.content(stream, piece.index(), piece.text(), piece.experts(), piece.logprobs());
+                        reply.content(stream, piece.index(), piece.text(), piece.reasoning(), piece.experts(),
+                                piece.logprobs());
                     } catch (Cancelled c) {
                         stop.set(c);
                     }
@@ -268,9 +284,10 @@ final class Completions {
         }
 
         int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
-        var splits = new ArrayList<ToolCalls.Split>(n);
+        var splits = new ArrayList<ReplyFormat.Reading>(n);
         for (Generation g : generations) {
-            splits.add(tools == null ? new ToolCalls.Split(g.text(), List.of()) : tools.split(g.text()));
+            splits.add(reading == null ? new ReplyFormat.Reading(g.text(), null, List.of())
+                    : reading.read(g.text(), true, tools));
         }
         String finish = finishReason(generations.getFirst(), splits.getFirst());
         long[] started = new long[n];
@@ -286,8 +303,8 @@ final class Completions {
                     Generation g = generations.get(i);
                     // the logprobs of tokens whose text was held back until the end
                     var rest = g.logprobs().subList(Math.min(reported[i], g.logprobs().size()), g.logprobs().size());
-                    if (tools != null) {
-                        reply.heldBack(stream, i, splits.get(i), shown[i]);
+                    if (reading != null) {
+                        reply.heldBack(stream, i, splits.get(i), shownContent[i], shownReasoning[i]);
                     }
                     reply.finish(stream, i, finishReason(g, splits.get(i)), prompt.length + g.outputIds().length - 1,
                             rest);
@@ -311,7 +328,7 @@ final class Completions {
         return request.endpoint() == CompletionRequest.Endpoint.CHAT ? "chat" : "completions";
     }
 
-    private static String finishReason(Generation g, ToolCalls.Split split) {
+    private static String finishReason(Generation g, ReplyFormat.Reading split) {
         if (!split.calls().isEmpty()) {
             return "tool_calls";
         }
@@ -341,10 +358,11 @@ final class Completions {
                             + " /v1/completions works without one").refuse();
                 }
                 ToolCalls tools = request.tools();
-                if (tools != null && tools.readsCalls() && !ToolCalls.understands(served.chatTemplate().text())) {
+                if (tools != null && tools.readsCalls() && format == null) {
                     throw ApiError.unsupported("tools", "tools with this model's chat template (moe4j reads"
-                            + " Hermes-style <tool_call> blocks, as the Qwen2.5 and Qwen3 templates write them; the"
-                            + " Mistral, DeepSeek and gpt-oss formats are not supported yet)").refuse();
+                            + " Hermes-style <tool_call> blocks, as the Qwen2.5 and Qwen3 templates write them, and"
+                            + " gpt-oss's harmony channels; the Mistral and DeepSeek formats are not supported yet)")
+                            .refuse();
                 }
                 String text;
                 try {
@@ -459,9 +477,13 @@ final class Completions {
          * Text of a choice that became final, with the expert extension of its tokens (null when not asked for) and
          * the logprobs of the tokens generated since the last chunk.
          */
-        void content(EventStream stream, int index, String text, ObjectNode expertTokens, List<TokenLogprob> logprobs) {
+        void content(EventStream stream, int index, String text, String reasoning, ObjectNode expertTokens,
+                     List<TokenLogprob> logprobs) {
             openChat(stream, index);
             ObjectNode chunk = chunk(index, text, null);
+            if (!reasoning.isEmpty()) {
+                ((ObjectNode) chunk.get("choices").get(0).get("delta")).put("reasoning_content", reasoning);
+            }
             setLogprobs((ObjectNode) chunk.get("choices").get(0), logprobs, shownChars[index]);
             shownChars[index] += text.length();
             if (expertTokens != null) {
@@ -474,11 +496,18 @@ final class Completions {
          * With tools, what a choice's stream held back, at its end: the rest of its content (all of the held text
          * where it made no call) and its calls, whole, in one delta.
          */
-        void heldBack(EventStream stream, int index, ToolCalls.Split split, int shownChars) {
+        void heldBack(EventStream stream, int index, ReplyFormat.Reading split, int shownChars, int shownReasoning) {
             String content = split.content() == null ? "" : split.content();
-            if (content.length() > shownChars) {
+            String reasoning = split.reasoning() == null ? "" : split.reasoning();
+            if (content.length() > shownChars || reasoning.length() > shownReasoning) {
                 openChat(stream, index);
-                stream.send(chunk(index, content.substring(shownChars), null));
+                ObjectNode chunk = chunk(index, content.length() > shownChars ? content.substring(shownChars) : null,
+                        null);
+                if (reasoning.length() > shownReasoning) {
+                    ((ObjectNode) chunk.get("choices").get(0).get("delta")).put("reasoning_content",
+                            reasoning.substring(shownReasoning));
+                }
+                stream.send(chunk);
             }
             if (!split.calls().isEmpty()) {
                 openChat(stream, index);
@@ -604,7 +633,7 @@ final class Completions {
         }
 
         /** The non-streaming response: one choice per generation, in order. */
-        ObjectNode whole(List<Generation> generations, List<ToolCalls.Split> splits, int promptLength) {
+        ObjectNode whole(List<Generation> generations, List<ReplyFormat.Reading> splits, int promptLength) {
             ObjectNode o = head(request.endpoint().object);
             var choices = o.putArray("choices");
             for (int i = 0; i < generations.size(); i++) {
@@ -615,6 +644,9 @@ final class Completions {
                     ObjectNode message = choice.putObject("message");
                     message.put("role", "assistant");
                     message.put("content", splits.get(i).content());
+                    if (splits.get(i).reasoning() != null) {
+                        message.put("reasoning_content", splits.get(i).reasoning());
+                    }
                     if (!splits.get(i).calls().isEmpty()) {
                         ToolCalls.put(message, splits.get(i).calls(), false);
                     }

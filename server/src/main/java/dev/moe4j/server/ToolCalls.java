@@ -15,17 +15,12 @@ import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * A request's {@code tools} and {@code tool_choice}, in the tool-call format of Hermes-style chat templates, which
- * Qwen2.5 and Qwen3 use: the template lists the functions, and the model answers a call with
- * {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>}. With {@code tool_choice} "auto" the reply is
- * read for such blocks afterwards; "required" or a named function constrain decoding to exactly one call whose
- * arguments follow the function's parameter schema (as vLLM does with guided decoding); "none" lists the tools but
- * reads no calls.
+ * A request's {@code tools} and {@code tool_choice}. The tools go to the chat template; the model's calls are read
+ * by its {@link ReplyFormat}. With {@code tool_choice} "auto" the model chooses; "required" or a named function
+ * constrain decoding to exactly one call whose arguments follow the function's parameter schema (as vLLM does with
+ * guided decoding); "none" lists the tools but reads no calls.
  */
 final class ToolCalls {
-    static final String OPEN = "<tool_call>";
-    static final String CLOSE = "</tool_call>";
-
     enum Choice { NONE, AUTO, REQUIRED, NAMED }
 
     record Function(String name, Shape arguments, Map<String, Object> definition) {
@@ -34,11 +29,6 @@ final class ToolCalls {
     /** One call the model made: the function's name and its arguments as a JSON text (OpenAI's form). */
     record Call(String id, String name, String arguments) {
     }
-
-    /** A reply read for calls: the text before the first call (null if blank) and the calls. */
-    record Split(String content, List<Call> calls) {
-    }
-
     private final List<Function> functions;
     private final Choice choice;
     private final String named;
@@ -128,67 +118,47 @@ final class ToolCalls {
         return functions.stream().map(Function::definition).toList();
     }
 
-    /** Whether a chat template writes calls in the format read here. */
-    static boolean understands(String chatTemplate) {
-        return chatTemplate.contains(OPEN);
-    }
-
     /**
-     * What the reply must be when a call is required or named: one block whose name is a listed function (the
-     * named one) and whose arguments follow that function's parameters. Null when the model is free.
+     * What the reply must be when a call is required or named, in {@code format}: one call of a listed function
+     * (the named one). Null when the model is free.
      */
-    Shape forcedReply() {
+    Shape forcedReply(ReplyFormat format) {
         if (choice != Choice.REQUIRED && choice != Choice.NAMED) {
             return null;
         }
-        var calls = new ArrayList<Shape>();
-        for (Function f : functions) {
-            if (choice == Choice.NAMED && !f.name.equals(named)) {
-                continue;
-            }
-            calls.add(new Shape.Object(List.of(
-                    new Shape.Property("name", Shape.Literal.of(Json.compact(com.fasterxml.jackson.databind.node.TextNode.valueOf(f.name))), true),
-                    new Shape.Property("arguments", f.arguments, true)), null));
-        }
-        Shape call = calls.size() == 1 ? calls.getFirst() : new Shape.AnyOf(calls);
-        return new Shape.Sequence(List.of(Shape.Raw.of(OPEN + "\n"), call, Shape.Raw.of("\n" + CLOSE)));
+        return format.forcedCall(functions.stream().filter(f -> choice != Choice.NAMED || f.name.equals(named))
+                .toList());
     }
 
-    /**
-     * The calls in a reply: every {@code <tool_call>} block that holds a JSON object with a listed name and object
-     * arguments. A reply with a block that does not read is all content (as vLLM's Hermes parser leaves it).
-     */
-    Split split(String text) {
-        int first = text.indexOf(OPEN);
-        if (first < 0) {
-            return new Split(text, List.of());
-        }
-        var calls = new ArrayList<Call>();
-        int at = first;
-        while (at >= 0) {
-            int end = text.indexOf(CLOSE, at);
-            String body = text.substring(at + OPEN.length(), end < 0 ? text.length() : end).strip();
-            Call call = call(body);
-            if (call == null) {
-                return new Split(text, List.of());
-            }
-            calls.add(call);
-            at = end < 0 ? -1 : text.indexOf(OPEN, end);
-        }
-        String content = text.substring(0, first);
-        return new Split(content.isBlank() ? null : content, calls);
+    /** Whether a call is required (or named). */
+    boolean forced() {
+        return choice == Choice.REQUIRED || choice == Choice.NAMED;
     }
 
-    private Call call(String body) {
+    /** A JSON string literal's shape: the name of a function, exactly. */
+    static Shape jsonString(String text) {
+        return Shape.Literal.of(Json.compact(com.fasterxml.jackson.databind.node.TextNode.valueOf(text)));
+    }
+
+    /** A Hermes block's JSON, {"name": ..., "arguments": {...}}, as a call of a listed function, or null. */
+    Call call(String block) {
         try {
-            JsonNode node = Json.mapper().readTree(body);
-            String name = node.path("name").asText(null);
-            JsonNode arguments = node.get("arguments");
-            if (name == null || functions.stream().noneMatch(f -> f.name.equals(name)) || arguments == null
-                    || !arguments.isObject()) {
-                return null;
-            }
-            return new Call(newId(), name, Json.mapper().writeValueAsString(arguments));
+            JsonNode node = Json.mapper().readTree(block);
+            return node == null || !node.path("name").isTextual() ? null
+                    : call(node.get("name").asText(), String.valueOf(node.get("arguments")));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            return null;
+        }
+    }
+
+    /** A call of {@code name} with the JSON object {@code arguments}, or null where either is not right. */
+    Call call(String name, String arguments) {
+        if (functions.stream().noneMatch(f -> f.name.equals(name))) {
+            return null;
+        }
+        try {
+            JsonNode node = Json.mapper().readTree(arguments);
+            return node == null || !node.isObject() ? null : new Call(newId(), name, Json.compact(node));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             return null;
         }
@@ -198,24 +168,6 @@ final class ToolCalls {
         byte[] random = new byte[12];
         ThreadLocalRandom.current().nextBytes(random);
         return "call_" + HexFormat.of().formatHex(random);
-    }
-
-    /**
-     * How much of a streamed reply may be shown now: all of it, unless a call has begun (then up to its marker) or
-     * its end could be the start of one (then up to that start).
-     */
-    static int showable(CharSequence text) {
-        String s = text.toString();
-        int open = s.indexOf(OPEN);
-        if (open >= 0) {
-            return open;
-        }
-        for (int keep = Math.min(OPEN.length() - 1, s.length()); keep > 0; keep--) {
-            if (OPEN.startsWith(s.substring(s.length() - keep))) {
-                return s.length() - keep;
-            }
-        }
-        return s.length();
     }
 
     /** The {@code tool_calls} list of a message or a delta. */
