@@ -10,6 +10,9 @@ import dev.moe4j.model.generate.GenerationListener;
 import dev.moe4j.model.generate.GenerationOptions;
 import dev.moe4j.model.generate.Generator;
 import dev.moe4j.model.generate.SamplingConfig;
+import dev.moe4j.model.generate.structured.JsonSchemas;
+import dev.moe4j.model.generate.structured.StructuredOutput;
+import dev.moe4j.model.generate.structured.TokenVocabulary;
 import dev.moe4j.moe.router.RoutingPolicy;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -74,6 +77,10 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
             + " output ids, text, stop reason, sampling, routing, timings and speeds")
     boolean json;
 
+    @Option(names = "--json-schema", paramLabel = "FILE", description = "constrain the output to JSON valid under this"
+            + " JSON schema (grammar-constrained decoding; the README's Serve section lists the keywords it takes)")
+    Path jsonSchema;
+
     @Spec
     CommandSpec spec;
 
@@ -82,6 +89,15 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
     @Override
     public void context(CommandContext context) {
         this.context = context;
+    }
+
+    /** The --json-schema constraint over the model's vocabulary, or null. */
+    private StructuredOutput structured(ModelFolder m) {
+        if (jsonSchema == null) {
+            return null;
+        }
+        var shape = JsonSchemas.compile(Json.read(jsonSchema), jsonSchema.toString());
+        return new StructuredOutput(shape, TokenVocabulary.of(m.tokenizer()), "--json-schema " + jsonSchema);
     }
 
     @Override
@@ -105,7 +121,8 @@ final class GenerateCommand implements Callable<Integer>, CommandContext.User {
             var colours = new ExpertColors(layer.orElse(-1), layer.isPresent() && !json
                     && experts.colours(context.terminal()));
             var options = new GenerationOptions(sampling.maxNewTokens(m.generation()), samplingConfig,
-                    m.eosTokenIds(), sampling.stops, routing, routing != null).withRouting(policy);
+                    m.eosTokenIds(), sampling.stops, routing, routing != null).withStructured(structured(m))
+                    .withRouting(policy);
             GenerationListener stream = json ? GenerationListener.NONE : (text, position) -> {
                 out.print(colours.paint(text, layer.isPresent() ? routing.firstExpert(position, layer.getAsInt())
                         : OptionalInt.empty()));

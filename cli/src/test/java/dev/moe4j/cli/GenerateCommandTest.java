@@ -67,6 +67,27 @@ class GenerateCommandTest {
     }
 
     @Test
+    void aJsonSchemaConstrainsTheOutputAndABadOneIsOneLine() throws IOException {
+        Path schema = dir.resolve("answer.json");
+        Files.writeString(schema, "{\"type\": \"object\", \"properties\": {\"answer\": {\"enum\": [\"yes\", \"no\"]},"
+                + " \"sure\": {\"type\": \"boolean\"}}, \"required\": [\"answer\", \"sure\"]}");
+        var r = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1,20,30", "--max-tokens", "80",
+                "--json-schema", schema.toString(), "--json");
+        assertEquals(0, r.status(), r.err());
+        JsonNode o = Json.parse(r.out(), "stdout");
+        assertEquals("eos", o.get("stop_reason").asText(), o.toString());
+        JsonNode answer = Json.parse(o.get("text").asText(), "text");
+        assertTrue(List.of("yes", "no").contains(answer.get("answer").asText()), answer.toString());
+        assertTrue(answer.get("sure").isBoolean(), answer.toString());
+
+        Files.writeString(schema, "{\"type\": \"string\", \"format\": \"email\"}");
+        var bad = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1", "--json-schema", schema.toString());
+        assertEquals(2, bad.status());
+        assertEquals(1, bad.err().strip().lines().count(), bad.err());
+        assertTrue(bad.err().contains(schema + ".format: the keyword format is not supported"), bad.err());
+    }
+
+    @Test
     void jsonHoldsIdsTextStopReasonTimingsAndSpeeds() {
         var r = Cli.run(toys, "generate", "--model", model, "--prompt-ids", "1,20,30", "--max-tokens", "4", "--json");
         assertEquals(0, r.status(), r.err());

@@ -6,6 +6,8 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.chat.ChatTemplate;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.generate.SamplingRequest;
+import dev.moe4j.model.generate.structured.JsonSchemas;
+import dev.moe4j.model.generate.structured.Shape;
 import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.ArrayList;
@@ -17,7 +19,7 @@ import java.util.Set;
 /**
  * One request to {@code /v1/chat/completions} or {@code /v1/completions}, read and checked field by field before
  * it waits for the model: a mistake comes back at once as a 400 naming the field. Fields of OpenAI's API that moe4j
- * does not implement (other penalties, log-probabilities, tools, n > 1, ...) are refused rather than ignored when
+ * does not implement (logit_bias, echo, the deprecated functions, ...) are refused rather than ignored when
  * they ask for something; the ones that change nothing (user, metadata, ...) are accepted.
  *
  * @param budgetField  the field that set the token budget (max_completion_tokens or max_tokens), or null: the
@@ -29,12 +31,15 @@ import java.util.Set;
  *                     none
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the token counts
  * @param experts      the moe4j extension: report each generated token's first-ranked expert per MoE layer
+ * @param format       {@code response_format}: the shape of JSON the reply must be (json_object or json_schema),
+ *                     or null for text
+ * @param tools        {@code tools} and {@code tool_choice} of a chat request, or null without tools
  * @param routing      the moe4j extension: how the MoE layers route this request ({@code moe4j.routing}), checked
  *                     for itself but not yet against the model; null for the server's routing
  */
 record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampling, String budgetField, List<String> stops,
                          int choices, Integer logprobs, boolean stream, boolean includeUsage, boolean experts,
-                         RoutingPolicy routing) {
+                         Shape format, ToolCalls tools, RoutingPolicy routing) {
     /** The fields of {@code moe4j.routing}, named as the command line's routing flags with underscores. */
     static final List<String> ROUTING_FIELDS = List.of("experts_per_token", "expert_top_p", "min_experts",
             "max_experts", "expert_floor", "expert_mask", "force_experts", "capacity_factor", "capacity_overflow",
@@ -145,8 +150,53 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
             throw ApiError.invalid("n", "n: the moe4j experts extension traces one choice; ask for n = 1").refuse();
         }
         refuseUnsupported(endpoint, f);
+        Shape format = responseFormat(o);
+        ToolCalls tools = endpoint == Endpoint.CHAT ? ToolCalls.parse(o) : null;
+        if (format != null && tools != null && tools.forced()) {
+            throw ApiError.invalid("response_format", "response_format and a required tool call cannot both shape"
+                    + " the reply; drop one").refuse();
+        }
         return new CompletionRequest(endpoint, prompt, sampling, maxTokens == null ? null : budgetField, f.stops(),
-                n == null ? 1 : n, logprobs, stream, includeUsage, experts, routing);
+                n == null ? 1 : n, logprobs, stream, includeUsage, experts, format, tools, routing);
+    }
+
+    /**
+     * {@code response_format}: text (null), any JSON object, or JSON valid under a schema, which constrained decoding
+     * then guarantees (a reply cut short by its token budget is the only exception, with finish_reason "length").
+     */
+    private static Shape responseFormat(ObjectNode o) {
+        JsonNode format = o.get("response_format");
+        if (format == null || format.isNull()) {
+            return null;
+        }
+        if (!(format instanceof ObjectNode f)) {
+            throw ApiError.invalid("response_format", "response_format: expected an object such as"
+                    + " {\"type\": \"json_object\"}").refuse();
+        }
+        String type = f.path("type").asText("");
+        switch (type) {
+            case "text" -> {
+                return null;
+            }
+            case "json_object" -> {
+                return JsonSchemas.anyObject();
+            }
+            case "json_schema" -> {
+                JsonNode schema = f.path("json_schema").get("schema");
+                if (!(f.get("json_schema") instanceof ObjectNode) || schema == null || schema.isNull()) {
+                    throw ApiError.invalid("response_format.json_schema", "response_format.json_schema: expected an"
+                            + " object {name, schema}").refuse();
+                }
+                try {
+                    return JsonSchemas.compile(schema, "response_format.json_schema.schema");
+                } catch (BadInputException e) {
+                    throw ApiError.invalid("response_format.json_schema.schema", e.getMessage()).refuse();
+                }
+            }
+            default -> throw ApiError.invalid("response_format.type", "response_format.type: expected text,"
+                    + " json_object or json_schema, got " + BadInputException.oneLine(f.path("type").toString()))
+                    .refuse();
+        }
     }
 
     private static List<ChatTemplate.Message> messages(ObjectNode o) {
@@ -173,6 +223,9 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
                     fields.put(e.getKey(), Json.mapper().convertValue(e.getValue(), Object.class));
                 }
             });
+            if (fields.containsKey("reasoning_content") && !fields.containsKey("thinking")) {
+                fields.put("thinking", fields.get("reasoning_content")); // the name gpt-oss's template reads
+            }
             out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content"), fields));
         }
         return out;
@@ -371,16 +424,7 @@ record CompletionRequest(Endpoint endpoint, Prompt prompt, SamplingRequest sampl
     private static void refuseUnsupported(Endpoint endpoint, Fields f) {
         f.emptyOnly("logit_bias", "logit_bias");
         if (endpoint == Endpoint.CHAT) {
-            f.emptyOnly("tools", "tools");
-            f.emptyOnly("functions", "functions");
-            String toolChoice = f.o.path("tool_choice").asText("none");
-            if (f.get("tool_choice") != null && !toolChoice.equals("none") && !toolChoice.equals("auto")) {
-                throw ApiError.unsupported("tool_choice", "tool_choice").refuse();
-            }
-            JsonNode format = f.o.get("response_format");
-            if (format != null && !format.isNull() && !format.path("type").asText("").equals("text")) {
-                throw ApiError.unsupported("response_format", "response_format other than text").refuse();
-            }
+            f.emptyOnly("functions", "functions (the deprecated form of tools; use tools)");
         } else {
             f.falseOnly("echo", "echo");
             f.emptyOnly("suffix", "suffix");

@@ -13,6 +13,8 @@ import dev.moe4j.model.generate.DecodingSequence;
 import dev.moe4j.model.generate.SamplingConfig;
 import dev.moe4j.model.generate.SequenceCache;
 import dev.moe4j.model.generate.TokenLogprob;
+import dev.moe4j.model.generate.structured.StructuredOutput;
+import dev.moe4j.model.generate.structured.TokenVocabulary;
 import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.time.Instant;
@@ -20,6 +22,7 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -77,13 +80,18 @@ final class Completions {
         this.scheduler = scheduler;
         this.closing = closing;
         this.caches = new CachePool(scheduler.maxSequences());
+        this.format = served.chatTemplate() == null ? null : ReplyFormat.of(served.chatTemplate().text(),
+                served.folder().tokenizer(), served.folder().eosTokenIds());
     }
+
+    /** How the chat template's model writes reasoning and calls, or null for plain text. */
+    private final ReplyFormat format;
 
     /**
      * Text of choice {@code index} that became final, handed from the scheduler's thread to the request's, with the
      * expert extension of its tokens (read there, where the sequence's cache holds still; null when not asked for).
      */
-    private record Piece(int index, String text, ObjectNode experts, List<TokenLogprob> logprobs) {
+    private record Piece(int index, String text, String reasoning, ObjectNode experts, List<TokenLogprob> logprobs) {
     }
 
     /** Releases the kept caches' memory (the server is closed). */
@@ -159,6 +167,17 @@ final class Completions {
         // scheduler's thread, in the listener)
         var sequences = new DecodingSequence[n];
         int[] reported = new int[n];
+        ToolCalls tools = request.tools() != null && request.tools().readsCalls() ? request.tools() : null;
+        // the chat reply's format is read where the model writes one: calls' markup is held back, reasoning apart
+        ReplyFormat reading = request.endpoint() == CompletionRequest.Endpoint.CHAT && format != null
+                && (format.alwaysRead() || tools != null) ? format : null;
+        var textSoFar = new StringBuilder[n];
+        int[] shownContent = new int[n], shownReasoning = new int[n];
+        var shape = request.format() != null ? request.format() : tools == null ? null : tools.forcedReply(format);
+        var structured = shape == null ? null : new StructuredOutput(shape, TokenVocabulary.of(folder.tokenizer()),
+                request.format() != null ? "response_format" : "tool_choice");
+        var tokenText = reading != null && reading.keepsSpecialTokens()
+                ? dev.moe4j.model.generate.TokenText.withSpecialTokens(folder.tokenizer()) : folder.text();
         for (int i = 0; i < n; i++) {
             int index = i;
             GenerationListener listener = stream == null ? GenerationListener.NONE : (text, position) -> {
@@ -169,13 +188,27 @@ final class Completions {
                     newLogprobs = List.copyOf(all.subList(Math.min(reported[index], upTo), upTo));
                     reported[index] = Math.max(reported[index], upTo);
                 }
-                pieces.add(new Piece(index, text, tokens == null ? null : tokens.upTo(position), newLogprobs));
+                String showNow = text, reasoningNow = "";
+                if (reading != null) {
+                    var sofar = textSoFar[index] == null ? textSoFar[index] = new StringBuilder() : textSoFar[index];
+                    sofar.append(text);
+                    var r = reading.read(sofar.toString(), false, tools);
+                    String content = r.content() == null ? "" : r.content();
+                    String thought = r.reasoning() == null ? "" : r.reasoning();
+                    showNow = content.length() > shownContent[index] ? content.substring(shownContent[index]) : "";
+                    reasoningNow = thought.length() > shownReasoning[index]
+                            ? thought.substring(shownReasoning[index]) : "";
+                    shownContent[index] += showNow.length();
+                    shownReasoning[index] += reasoningNow.length();
+                }
+                pieces.add(new Piece(index, showNow, reasoningNow, tokens == null ? null : tokens.upTo(position),
+                        newLogprobs));
             };
             var options = new GenerationOptions(budget, sampling.withSeed(sampling.seed() + i), folder.eosTokenIds(),
                     request.stops(), trace, trace != null, request.logprobs() == null ? -1 : request.logprobs())
-                    .withRouting(routing);
+                    .withStructured(structured).withRouting(routing);
             try {
-                sequences[i] = new DecodingSequence(folder.model(), folder.text(), held.get(i), prompt, options,
+                sequences[i] = new DecodingSequence(folder.model(), tokenText, held.get(i), prompt, options,
                         listener);
                 if (i == 0 && n > 1) {
                     sequences[0].keepPromptLogits();
@@ -199,7 +232,8 @@ final class Completions {
                 Piece piece = pieces.poll(50, TimeUnit.MILLISECONDS);
                 if (piece != null && stop.get() == null) {
                     try {
-                        reply.content(stream, piece.index(), piece.text(), piece.experts(), piece.logprobs());
+                        reply.content(stream, piece.index(), piece.text(), piece.reasoning(), piece.experts(),
+                                piece.logprobs());
                     } catch (Cancelled c) {
                         stop.set(c);
                     }
@@ -259,7 +293,12 @@ final class Completions {
         }
 
         int completion = generations.stream().mapToInt(g -> g.outputIds().length).sum();
-        String finish = finishReason(generations.getFirst());
+        var splits = new ArrayList<ReplyFormat.Reading>(n);
+        for (Generation g : generations) {
+            splits.add(reading == null ? new ReplyFormat.Reading(g.text(), null, List.of())
+                    : reading.read(g.text(), true, tools));
+        }
+        String finish = finishReason(generations.getFirst(), splits.getFirst());
         long[] started = new long[n];
         long[][] gaps = new long[n][];
         for (int i = 0; i < n; i++) {
@@ -273,7 +312,11 @@ final class Completions {
                     Generation g = generations.get(i);
                     // the logprobs of tokens whose text was held back until the end
                     var rest = g.logprobs().subList(Math.min(reported[i], g.logprobs().size()), g.logprobs().size());
-                    reply.finish(stream, i, finishReason(g), prompt.length + g.outputIds().length - 1, rest);
+                    if (reading != null) {
+                        reply.heldBack(stream, i, splits.get(i), shownContent[i], shownReasoning[i]);
+                    }
+                    reply.finish(stream, i, finishReason(g, splits.get(i)), prompt.length + g.outputIds().length - 1,
+                            rest);
                 }
                 if (request.includeUsage()) {
                     stream.send(reply.usageChunk(generations));
@@ -284,7 +327,7 @@ final class Completions {
                         "stopped: " + c.getMessage(), seconds(start));
             }
         } else {
-            ModelServer.sendJson(exchange, 200, reply.whole(generations, prompt.length));
+            ModelServer.sendJson(exchange, 200, reply.whole(generations, splits, prompt.length));
         }
         return new Outcome(prompt.length, generations.getFirst().reusedTokens(), completion, finish, seconds(start));
     }
@@ -294,7 +337,10 @@ final class Completions {
         return request.endpoint() == CompletionRequest.Endpoint.CHAT ? "chat" : "completions";
     }
 
-    private static String finishReason(Generation g) {
+    private static String finishReason(Generation g, ReplyFormat.Reading split) {
+        if (!split.calls().isEmpty()) {
+            return "tool_calls";
+        }
         return switch (g.stopReason()) {
             case EOS, STOP_STRING -> "stop";
             case MAX_TOKENS, CONTEXT_FULL -> "length";
@@ -320,9 +366,17 @@ final class Completions {
                     throw ApiError.invalid("messages", served.noChatTemplate() + " when starting moe4j serve;"
                             + " /v1/completions works without one").refuse();
                 }
+                ToolCalls tools = request.tools();
+                if (tools != null && tools.readsCalls() && format == null) {
+                    throw ApiError.unsupported("tools", "tools with this model's chat template (moe4j reads"
+                            + " Hermes-style <tool_call> blocks, as the Qwen2.5 and Qwen3 templates write them, and"
+                            + " gpt-oss's harmony channels; the Mistral and DeepSeek formats are not supported yet)")
+                            .refuse();
+                }
                 String text;
                 try {
-                    text = served.chatTemplate().render(chat.messages(), true);
+                    text = served.chatTemplate().render(chat.messages(), true,
+                            tools == null ? Map.of() : Map.of("tools", tools.forTemplate()));
                 } catch (BadInputException e) {
                     throw ApiError.invalid("messages", e.getMessage()).refuse();
                 }
@@ -432,15 +486,44 @@ final class Completions {
          * Text of a choice that became final, with the expert extension of its tokens (null when not asked for) and
          * the logprobs of the tokens generated since the last chunk.
          */
-        void content(EventStream stream, int index, String text, ObjectNode expertTokens, List<TokenLogprob> logprobs) {
+        void content(EventStream stream, int index, String text, String reasoning, ObjectNode expertTokens,
+                     List<TokenLogprob> logprobs) {
             openChat(stream, index);
             ObjectNode chunk = chunk(index, text, null);
+            if (!reasoning.isEmpty()) {
+                ((ObjectNode) chunk.get("choices").get(0).get("delta")).put("reasoning_content", reasoning);
+            }
             setLogprobs((ObjectNode) chunk.get("choices").get(0), logprobs, shownChars[index]);
             shownChars[index] += text.length();
             if (expertTokens != null) {
                 chunk.set("moe4j", expertTokens);
             }
             stream.send(chunk);
+        }
+
+        /**
+         * With tools, what a choice's stream held back, at its end: the rest of its content (all of the held text
+         * where it made no call) and its calls, whole, in one delta.
+         */
+        void heldBack(EventStream stream, int index, ReplyFormat.Reading split, int shownChars, int shownReasoning) {
+            String content = split.content() == null ? "" : split.content();
+            String reasoning = split.reasoning() == null ? "" : split.reasoning();
+            if (content.length() > shownChars || reasoning.length() > shownReasoning) {
+                openChat(stream, index);
+                ObjectNode chunk = chunk(index, content.length() > shownChars ? content.substring(shownChars) : null,
+                        null);
+                if (reasoning.length() > shownReasoning) {
+                    ((ObjectNode) chunk.get("choices").get(0).get("delta")).put("reasoning_content",
+                            reasoning.substring(shownReasoning));
+                }
+                stream.send(chunk);
+            }
+            if (!split.calls().isEmpty()) {
+                openChat(stream, index);
+                ObjectNode chunk = chunk(index, null, null);
+                ToolCalls.put((ObjectNode) chunk.get("choices").get(0).get("delta"), split.calls(), true);
+                stream.send(chunk);
+            }
         }
 
         /** A choice's last chunk: the finish reason, and the tokens not reported yet (their text was held back). */
@@ -559,7 +642,7 @@ final class Completions {
         }
 
         /** The non-streaming response: one choice per generation, in order. */
-        ObjectNode whole(List<Generation> generations, int promptLength) {
+        ObjectNode whole(List<Generation> generations, List<ReplyFormat.Reading> splits, int promptLength) {
             ObjectNode o = head(request.endpoint().object);
             var choices = o.putArray("choices");
             for (int i = 0; i < generations.size(); i++) {
@@ -569,13 +652,19 @@ final class Completions {
                 if (chat()) {
                     ObjectNode message = choice.putObject("message");
                     message.put("role", "assistant");
-                    message.put("content", g.text());
+                    message.put("content", splits.get(i).content());
+                    if (splits.get(i).reasoning() != null) {
+                        message.put("reasoning_content", splits.get(i).reasoning());
+                    }
+                    if (!splits.get(i).calls().isEmpty()) {
+                        ToolCalls.put(message, splits.get(i).calls(), false);
+                    }
                 } else {
                     choice.put("text", g.text());
                 }
                 choice.putNull("logprobs");
                 setLogprobs(choice, g.logprobs(), 0);
-                choice.put("finish_reason", finishReason(g));
+                choice.put("finish_reason", finishReason(g, splits.get(i)));
             }
             o.set("usage", usage(generations));
             if (experts != null) {

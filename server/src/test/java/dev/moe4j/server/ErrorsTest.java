@@ -86,9 +86,13 @@ class ErrorsTest {
                     null),
             new Refused(CHAT, "{" + HI + ", \"logprobs\": true, \"top_logprobs\": 21}", 400, "top_logprobs", null),
             new Refused(CHAT, "{" + HI + ", \"frequency_penalty\": 2.5}", 400, "frequency_penalty", null),
-            new Refused(CHAT, "{" + HI + ", \"tools\": [{\"type\": \"function\"}]}", 400, "tools", "unsupported"),
-            new Refused(CHAT, "{" + HI + ", \"response_format\": {\"type\": \"json_object\"}}", 400,
-                    "response_format", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"tools\": [{\"type\": \"function\"}]}", 400, "tools[0]", null),
+            // a well-formed tool, but Mixtral's template has no tool-call format moe4j reads
+            new Refused(CHAT, "{" + HI + ", \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}",
+                    400, "tools", "unsupported"),
+            new Refused(CHAT, "{" + HI + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\":"
+                    + " {\"schema\": {\"type\": \"string\", \"format\": \"uuid\"}}}}", 400,
+                    "response_format.json_schema.schema", null),
             new Refused(CHAT, "{" + HI + ", \"moe4j\": {\"experts\": \"yes\"}}", 400, "moe4j.experts", null),
             new Refused(CHAT, "{" + HI + ", \"moe4j\": {\"colours\": true}}", 400, "moe4j.colours", null),
             new Refused(CHAT, "{" + HI + ", \"moe4j\": {\"routing\": 1}}", 400, "moe4j.routing", null),

@@ -16,6 +16,42 @@ sealed interface Decoder {
         return String.join("", decodeChain(tokens));
     }
 
+    /**
+     * The bytes a single token becomes in the middle of a text: the per-token steps of {@code d} applied in order,
+     * without the ones that only act at the start or end of a text (Metaspace's first-token drop, Strip).
+     */
+    static byte[] midTextBytes(Decoder d, String token) {
+        Object t = midText(d, token);
+        return t instanceof byte[] b ? b : ((String) t).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    /** A String while the token is still text, byte[] once a step turned it into bytes. */
+    private static Object midText(Decoder d, String token) {
+        return switch (d) {
+            case Sequence s -> {
+                Object t = token;
+                for (Decoder step : s.steps()) {
+                    if (t instanceof byte[]) break;
+                    t = midText(step, (String) t);
+                }
+                yield t;
+            }
+            case ByteLevelBytes b -> {
+                var out = new ByteArrayOutputStream();
+                ByteLevel.appendBytes(token, out);
+                yield out.toByteArray();
+            }
+            case Metaspace m -> token.replace(m.replacement(), ' ');
+            case ByteFallback b -> {
+                int v = ByteFallback.byteToken(token);
+                yield v >= 0 ? new byte[] {(byte) v} : token;
+            }
+            case Replace r -> r.replace().normalize(token);
+            case Fuse f -> token;
+            case Strip s -> token;
+        };
+    }
+
     /** Runs decoders in order. */
     record Sequence(List<Decoder> steps) implements Decoder {
         @Override

@@ -136,6 +136,20 @@ public final class Tokenizer {
         return t != null && t.special();
     }
 
+    /**
+     * The bytes one id adds in the middle of a text (not at its start, where a decoder may strip a space): a
+     * byte-level token's bytes, a {@code <0xNN>} byte, a Metaspace token with its marks as spaces, an added token's
+     * content. Constrained decoding matches these against what may come next; null for an id outside the vocabulary.
+     */
+    public byte[] tokenBytes(int id) {
+        var addedToken = added.byId(id);
+        if (addedToken != null) return addedToken.content().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        String t = model.token(id);
+        if (t == null) return null;
+        if (decoder == null) return t.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        return Decoder.midTextBytes(decoder, t);
+    }
+
     /** A decoder that turns ids into text one at a time while a model generates them. */
     public StreamingDecoder streamingDecoder(boolean skipSpecialTokens) {
         return new StreamingDecoder(this, skipSpecialTokens);

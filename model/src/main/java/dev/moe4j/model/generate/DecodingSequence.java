@@ -2,6 +2,7 @@ package dev.moe4j.model.generate;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.model.LanguageModel;
+import dev.moe4j.model.generate.structured.OutputConstraint;
 import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.Arrays;
@@ -23,6 +24,8 @@ public final class DecodingSequence {
     private final GenerationOptions options;
     private final GenerationListener listener;
     private final Sampler sampler;
+    /** The grammar the output follows, or null for free text. */
+    private final OutputConstraint constraint;
     private final BitSet seen;
     private final StopStrings stops;
     private final TokenText.Incremental decoder;
@@ -66,6 +69,7 @@ public final class DecodingSequence {
         this.options = options;
         this.listener = listener;
         this.sampler = new Sampler(options.sampling());
+        this.constraint = options.structured() == null ? null : options.structured().start(options.eosTokenIds());
         this.seen = new BitSet(model.config().vocabSize());
         for (int id : prompt) {
             seen.set(id);
@@ -182,13 +186,16 @@ public final class DecodingSequence {
         }
         // the model's own distribution, before the sampler's penalties and truncation change the logits in place
         float[] raw = options.logprobs() >= 0 ? logits.clone() : null;
-        next = sampler.next(logits, seen);
+        next = sampler.next(logits, seen, constraint);
         if (firstToken == 0) {
             firstToken = System.nanoTime();
         }
-        if (options.eosTokenIds().contains(next)) {
-            reason = Generation.StopReason.EOS;
+        if (next < 0 || options.eosTokenIds().contains(next)) {
+            reason = Generation.StopReason.EOS; // the end-of-sequence id, or a complete structured output
             return finish();
+        }
+        if (constraint != null) {
+            constraint.accept(next);
         }
         if (count == output.length) {
             output = Arrays.copyOf(output, Math.min(budget, 2 * count));

@@ -1,6 +1,7 @@
 package dev.moe4j.model.generate;
 
 import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.model.generate.structured.StructuredOutput;
 import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.List;
@@ -18,12 +19,13 @@ import java.util.Set;
  *                        observer has heard its routing by then (the last token costs one more forward pass)
  * @param logprobs        record each generated token's log-probability with this many most likely alternatives
  *                        (0: the token's alone); -1 records none
+ * @param structured      what the output must be (a JSON schema's shape), or null for free text
  * @param routing         how the MoE layers route this generation's tokens (checked against the model by
  *                        {@code LanguageModel.checkRouting}); {@link RoutingPolicy#TRAINED} as trained
  */
 public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
                                 List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
-                                int logprobs, RoutingPolicy routing) {
+                                int logprobs, StructuredOutput structured, RoutingPolicy routing) {
     public GenerationOptions {
         java.util.Objects.requireNonNull(routing, "routing");
         if (maxNewTokens <= 0) {
@@ -36,18 +38,24 @@ public record GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<I
         stopStrings = List.copyOf(stopStrings);
     }
 
-    /** Routed as trained. */
+    /** Free text, routed as trained. */
     public GenerationOptions(int maxNewTokens, SamplingConfig sampling, Set<Integer> eosTokenIds,
                              List<String> stopStrings, ForwardObserver observer, boolean routeEveryToken,
                              int logprobs) {
-        this(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken, logprobs,
+        this(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken, logprobs, null,
                 RoutingPolicy.TRAINED);
+    }
+
+    /** These options with the output constrained to {@code structured} (null: free text). */
+    public GenerationOptions withStructured(StructuredOutput structured) {
+        return new GenerationOptions(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken,
+                logprobs, structured, routing);
     }
 
     /** These options with the MoE layers routing by {@code policy}. */
     public GenerationOptions withRouting(RoutingPolicy policy) {
         return new GenerationOptions(maxNewTokens, sampling, eosTokenIds, stopStrings, observer, routeEveryToken,
-                logprobs, policy);
+                logprobs, structured, policy);
     }
 
     /** Without log-probabilities. */

@@ -1,5 +1,7 @@
 package dev.moe4j.model.generate;
 
+import dev.moe4j.model.generate.structured.OutputConstraint;
+
 import java.util.BitSet;
 import java.util.SplittableRandom;
 
@@ -28,6 +30,15 @@ public final class Sampler {
      * ids already in the prompt and the output, which the repetition penalty applies to.
      */
     public int next(float[] logits, BitSet seen) {
+        return next(logits, seen, null);
+    }
+
+    /**
+     * The next token among those {@code constraint} allows (null: any), or -1 where it allows none (a complete
+     * structured output of a model without end-of-sequence ids). Masking happens after the penalties, which leave a
+     * masked logit masked, and before temperature and truncation, as vLLM applies its grammar bitmask.
+     */
+    public int next(float[] logits, BitSet seen, OutputConstraint constraint) {
         if (config.repetitionPenalty() != 1) {
             LogitsProcessors.repetitionPenalty(logits, seen, config.repetitionPenalty());
         }
@@ -35,10 +46,46 @@ public final class Sampler {
             LogitsProcessors.presenceAndFrequencyPenalties(logits, chosen, config.presencePenalty(),
                     config.frequencyPenalty());
         }
+        if (constraint != null) {
+            int best = config.sample() ? -1 : bestAllowed(logits, constraint);
+            if (best < 0 && constraint.mask(logits) == 0) {
+                return -1;
+            }
+            if (best >= 0) {
+                chosen.merge(best, 1, Integer::sum);
+                return best;
+            }
+        }
         int next = choose(logits);
         chosen.merge(next, 1, Integer::sum);
         return next;
     }
+
+    /**
+     * Greedy choice under a constraint without masking the whole vocabulary: the highest logits in turn, as long as
+     * the model's favourites keep being refused a few times (the answer equals the masked argmax); -1 to mask.
+     */
+    private static int bestAllowed(float[] logits, OutputConstraint constraint) {
+        float[] work = null;
+        for (int tries = 0; tries < GREEDY_TRIES; tries++) {
+            float[] l = work == null ? logits : work;
+            int best = LogitsProcessors.argmax(l);
+            if (l[best] == Float.NEGATIVE_INFINITY) {
+                return -1;
+            }
+            if (constraint.allows(best)) {
+                return best;
+            }
+            if (work == null) {
+                work = logits.clone();
+            }
+            work[best] = Float.NEGATIVE_INFINITY;
+        }
+        return -1;
+    }
+
+    /** Refused candidates a greedy choice tries before it masks the whole vocabulary. */
+    private static final int GREEDY_TRIES = 8;
 
     private int choose(float[] logits) {
         if (!config.sample()) {

@@ -13,11 +13,23 @@ public interface TokenText {
      * single id in a trace keeps them (the trace should say that a token was {@code <|im_end|>}).
      */
     static TokenText of(Tokenizer tokenizer) {
+        return of(tokenizer, true);
+    }
+
+    /**
+     * A Hugging Face tokenizer's text with the special tokens kept in replies too: for formats whose markers are
+     * special tokens (gpt-oss's harmony channels), which are read from the text and then left out of what is shown.
+     */
+    static TokenText withSpecialTokens(Tokenizer tokenizer) {
+        return of(tokenizer, false);
+    }
+
+    private static TokenText of(Tokenizer tokenizer, boolean skipSpecialTokens) {
         return new TokenText() {
             @Override
             public Incremental incremental() {
                 return new Incremental() {
-                    private StreamingDecoder d = tokenizer.streamingDecoder(true);
+                    private StreamingDecoder d = tokenizer.streamingDecoder(skipSpecialTokens);
 
                     @Override
                     public String step(int id) {
@@ -27,7 +39,7 @@ public interface TokenText {
                             // Byte-fallback runs can turn text already released into U+FFFD once a later byte
                             // joins them (the reference's DecodeStream fails the same way). What was shown stays
                             // shown: decoding goes on from this id with a fresh window.
-                            d = tokenizer.streamingDecoder(true);
+                            d = tokenizer.streamingDecoder(skipSpecialTokens);
                             return d.step(id);
                         }
                     }

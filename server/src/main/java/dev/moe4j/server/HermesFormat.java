@@ -1,0 +1,77 @@
+package dev.moe4j.server;
+
+import dev.moe4j.model.generate.structured.Shape;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Hermes-style tool calls, as the Qwen2.5 and Qwen3 templates ask for them: each call a
+ * {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>} block after any text. The content is the text
+ * before the first call (as vLLM's Hermes parser returns it); a block that does not read as a call of a listed
+ * function leaves the whole reply as content.
+ */
+record HermesFormat() implements ReplyFormat {
+    static final String OPEN = "<tool_call>";
+    static final String CLOSE = "</tool_call>";
+
+    @Override
+    public boolean alwaysRead() {
+        return false;
+    }
+
+    @Override
+    public boolean keepsSpecialTokens() {
+        return false;
+    }
+
+    @Override
+    public Reading read(String text, boolean finished, ToolCalls tools) {
+        if (!finished) {
+            return new Reading(text.substring(0, showable(text)), null, List.of());
+        }
+        int first = text.indexOf(OPEN);
+        if (first < 0 || tools == null) {
+            return new Reading(text, null, List.of());
+        }
+        var calls = new ArrayList<ToolCalls.Call>();
+        int at = first;
+        while (at >= 0) {
+            int end = text.indexOf(CLOSE, at);
+            ToolCalls.Call call = tools.call(text.substring(at + OPEN.length(), end < 0 ? text.length() : end).strip());
+            if (call == null) {
+                return new Reading(text, null, List.of());
+            }
+            calls.add(call);
+            at = end < 0 ? -1 : text.indexOf(OPEN, end);
+        }
+        String content = text.substring(0, first);
+        return new Reading(content.isBlank() ? null : content, null, calls);
+    }
+
+    /** The text that may be shown while streaming: up to a call's marker, or to where one could be starting. */
+    static int showable(String s) {
+        int open = s.indexOf(OPEN);
+        if (open >= 0) {
+            return open;
+        }
+        for (int keep = Math.min(OPEN.length() - 1, s.length()); keep > 0; keep--) {
+            if (OPEN.startsWith(s.substring(s.length() - keep))) {
+                return s.length() - keep;
+            }
+        }
+        return s.length();
+    }
+
+    @Override
+    public Shape forcedCall(List<ToolCalls.Function> functions) {
+        var calls = new ArrayList<Shape>();
+        for (ToolCalls.Function f : functions) {
+            calls.add(new Shape.Object(List.of(
+                    new Shape.Property("name", ToolCalls.jsonString(f.name()), true),
+                    new Shape.Property("arguments", f.arguments(), true)), null));
+        }
+        Shape call = calls.size() == 1 ? calls.getFirst() : new Shape.AnyOf(calls);
+        return new Shape.Sequence(List.of(Shape.Raw.of(OPEN + "\n"), call, Shape.Raw.of("\n" + CLOSE)));
+    }
+}

@@ -1,0 +1,48 @@
+package dev.moe4j.server;
+
+import dev.moe4j.io.tokenizer.Tokenizer;
+import dev.moe4j.model.generate.structured.Shape;
+
+import java.util.List;
+
+/**
+ * How a chat model's reply carries more than text: its reasoning and its tool calls. A chat template says which
+ * format its model writes: Hermes-style {@code <tool_call>} blocks (Qwen2.5, Qwen3) or OpenAI's harmony channels
+ * (gpt-oss). Replies are read from their text ({@link #read}), again as they grow while streaming; a required or
+ * named call is written by constrained decoding ({@link #forcedCall}).
+ */
+sealed interface ReplyFormat permits HermesFormat, HarmonyFormat {
+    /** A reply read: the text for the user (null when there is none beside calls), the reasoning, the calls. */
+    record Reading(String content, String reasoning, List<ToolCalls.Call> calls) {
+    }
+
+    /**
+     * The format of a chat template's model, or null for plain text: harmony where the template writes channels,
+     * Hermes where it asks for {@code <tool_call>} blocks.
+     */
+    static ReplyFormat of(String chatTemplate, Tokenizer tokenizer, java.util.Set<Integer> endIds) {
+        if (chatTemplate.contains("<|channel|>")) {
+            return new HarmonyFormat(tokenizer, endIds);
+        }
+        if (chatTemplate.contains(HermesFormat.OPEN)) {
+            return new HermesFormat();
+        }
+        return null;
+    }
+
+    /** Whether the format is read even without tools (harmony separates reasoning from the answer). */
+    boolean alwaysRead();
+
+    /** Whether replies must be decoded with their special tokens (harmony's markers are special tokens). */
+    boolean keepsSpecialTokens();
+
+    /**
+     * Reads a reply, or while streaming ({@code finished} false) the part of it that is final so far: the content
+     * and reasoning only grow as the reply does, and a call's markup is never shown as content. Calls are read only
+     * when {@code tools} is not null and only once finished.
+     */
+    Reading read(String text, boolean finished, ToolCalls tools);
+
+    /** The reply when one call of one of {@code functions} must be made: the format's markup around it. */
+    Shape forcedCall(List<ToolCalls.Function> functions);
+}
