@@ -45,16 +45,22 @@ public final class BatchScheduler implements AutoCloseable {
     private static final class Job {
         final DecodingSequence sequence;
         final Supplier<RuntimeException> stopper;
-        final CompletableFuture<Generation> result = new CompletableFuture<>();
+        final CompletableFuture<Generation> result;
         /** The sequence whose prompt this one shares and starts from, or null. */
         final DecodingSequence parent;
         int[] chunk;
         int fed;
 
         Job(DecodingSequence sequence, Supplier<RuntimeException> stopper, DecodingSequence parent) {
+            this(sequence, stopper, parent, new CompletableFuture<>());
+        }
+
+        Job(DecodingSequence sequence, Supplier<RuntimeException> stopper, DecodingSequence parent,
+            CompletableFuture<Generation> result) {
             this.sequence = sequence;
             this.stopper = stopper;
             this.parent = parent;
+            this.result = result;
         }
     }
 
@@ -91,7 +97,8 @@ public final class BatchScheduler implements AutoCloseable {
      * Queues a sibling of {@code parent} (submitted before, with the same prompt, asked to keep its prompt's logits):
      * it waits until the parent's prompt has gone through the model, then starts from a copy of the parent's cache
      * and its prompt logits (n choices of one request prefill their prompt once). It fails as the parent does if the
-     * parent fails before that.
+     * parent fails before that. A sibling that arrives after its parent's prompt went through (the scheduler's thread
+     * may get there first) is started as a sequence of its own, which feeds the prompt again.
      */
     public CompletableFuture<Generation> submitSibling(DecodingSequence sequence, Supplier<RuntimeException> stopper,
                                                        DecodingSequence parent) {
@@ -103,8 +110,15 @@ public final class BatchScheduler implements AutoCloseable {
         try {
             if (closed) {
                 job.result.completeExceptionally(new IllegalStateException("the scheduler is closed"));
-            } else if (job.parent != null) {
+            } else if (job.parent != null && !job.parent.siblingsSettled) {
                 siblings.add(job);
+            } else if (job.parent != null && job.parent.siblingsFailure != null) {
+                job.result.completeExceptionally(job.parent.siblingsFailure);
+            } else if (job.parent != null) {
+                // its parent was prefilled before it arrived, and may have decoded on since: it feeds the prompt
+                // itself, as a sequence of its own
+                waiting.add(new Job(job.sequence, job.stopper, null, job.result));
+                arrived.signal();
             } else {
                 waiting.add(job);
                 arrived.signal();
@@ -263,6 +277,7 @@ public final class BatchScheduler implements AutoCloseable {
         try {
             ready = siblings.stream().filter(j -> j.parent == parent).toList();
             siblings.removeAll(ready);
+            parent.siblingsSettled = true;
         } finally {
             lock.unlock();
         }
@@ -309,6 +324,8 @@ public final class BatchScheduler implements AutoCloseable {
         try {
             var orphans = siblings.stream().filter(j -> j.parent == parent).toList();
             siblings.removeAll(orphans);
+            parent.siblingsSettled = true;
+            parent.siblingsFailure = e;
             orphans.forEach(j -> j.result.completeExceptionally(e));
         } finally {
             lock.unlock();

@@ -166,6 +166,28 @@ class BatchSchedulerTest {
     }
 
     @Test
+    void aSiblingThatArrivesAfterItsParentWasPrefilledFeedsThePromptItself() throws Exception {
+        try (LanguageModel base = model()) {
+            int[] prompt = TinyModels.tokens(12, VOCAB, 7);
+            var options = new GenerationOptions(6, new SamplingConfig(true, 1.1, 0, 1.0, 0.0, 1.0, 9), Set.of(),
+                    List.of(), null, false);
+            Generation alone = new Generator(base, new ToyText()).generate(prompt, options, GenerationListener.NONE);
+            var model = new Counting(base);
+            try (var scheduler = new BatchScheduler(model, 4, 64)) {
+                var parent = new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options,
+                        GenerationListener.NONE);
+                parent.keepPromptLogits();
+                scheduler.submit(parent, () -> null).get(60, TimeUnit.SECONDS); // prefilled, decoded and done
+                Generation late = scheduler.submitSibling(new DecodingSequence(model, new ToyText(), new SequenceCache(),
+                        prompt, options, GenerationListener.NONE), () -> null, parent).get(60, TimeUnit.SECONDS);
+                assertArrayEquals(alone.outputIds(), late.outputIds());
+                assertEquals(0, late.reusedTokens(), "it fed the prompt itself");
+            }
+            assertEquals(2 * prompt.length, model.promptTokens.get());
+        }
+    }
+
+    @Test
     void aKvBudgetAdmitsWhatFitsAndRefusesWhatNeverCan() throws Exception {
         try (LanguageModel base = model()) {
             var model = new Counting(base);
