@@ -1,6 +1,7 @@
 package dev.moe4j.server;
 
 import dev.moe4j.model.generate.SequenceCache;
+import dev.moe4j.moe.router.RoutingPolicy;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -22,10 +23,18 @@ final class CachePool {
 
     /** The idle cache that shares the longest prefix with {@code prompt}, or a new one when none shares any. */
     synchronized SequenceCache acquire(int[] prompt) {
+        return acquire(prompt, RoutingPolicy.TRAINED);
+    }
+
+    /**
+     * The idle cache computed with {@code routing} that shares the longest prefix with {@code prompt} (a cache of
+     * another routing policy holds keys and values the request cannot use), or a new one when none does.
+     */
+    synchronized SequenceCache acquire(int[] prompt, RoutingPolicy routing) {
         SequenceCache best = null;
         int longest = 0;
         for (SequenceCache c : idle) {
-            int shared = SequenceCache.commonPrefix(c.ids(), prompt);
+            int shared = c.routing().equals(routing) ? SequenceCache.commonPrefix(c.ids(), prompt) : 0;
             if (shared > longest) {
                 best = c;
                 longest = shared;

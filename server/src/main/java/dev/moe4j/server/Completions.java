@@ -130,7 +130,7 @@ final class Completions {
         int n = request.choices();
         // the first choice takes the kept cache that shares most of the prompt; the others start from its cache
         var held = new ArrayList<SequenceCache>(n);
-        held.add(caches.acquire(prompt));
+        held.add(caches.acquire(prompt, routing));
         for (int i = 1; i < n; i++) {
             held.add(new SequenceCache());
         }

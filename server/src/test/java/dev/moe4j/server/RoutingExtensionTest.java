@@ -93,6 +93,24 @@ class RoutingExtensionTest {
     }
 
     @Test
+    void aKeptCacheServesOnlyRequestsOfItsOwnPolicy() {
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
+            String first = "{\"prompt\": [1, 20, 30, 40, 50, 60], \"max_tokens\": 2, \"temperature\": 0";
+            String longer = "{\"prompt\": [1, 20, 30, 40, 50, 60, 70, 80], \"max_tokens\": 2, \"temperature\": 0";
+            TestServer.ok(server.post("/v1/completions", first + "}"));
+            JsonNode routed = TestServer.ok(server.post("/v1/completions", longer
+                    + ", \"moe4j\": {\"routing\": {\"experts_per_token\": 1}}}"));
+            assertEquals(0, cached(routed), "the trained routing's cache is of no use to k=1");
+            JsonNode trained = TestServer.ok(server.post("/v1/completions", longer + "}"));
+            assertEquals(6, cached(trained), "the trained cache was left for a trained request");
+        }
+    }
+
+    private static int cached(JsonNode reply) {
+        return reply.get("usage").get("prompt_tokens_details").get("cached_tokens").asInt();
+    }
+
+    @Test
     void theServersPolicyRoutesRequestsThatAskForNone() {
         try (var opened = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
             ServedModel routed = opened.served.withRouting(RoutingPolicy.experts(1));
