@@ -1,0 +1,266 @@
+package dev.moe4j.model.lora;
+
+import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.DType;
+import dev.moe4j.core.Parameter;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.io.json.Json;
+import dev.moe4j.io.safetensors.SafetensorsReader;
+import dev.moe4j.io.safetensors.SafetensorsWriter;
+import dev.moe4j.model.LoadOptions;
+import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.TinyModels;
+import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.WeightMemory;
+import dev.moe4j.model.transformer.Transformer;
+import dev.moe4j.core.backend.CpuBackend;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.function.Consumer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Adapters in PEFT's format: names, layout, writing and reading back, and refusing broken folders in one line. */
+class PeftAdapterTest {
+    static List<LoraCases> cases() {
+        return LoraCases.ALL;
+    }
+
+    static final int[] TOKENS = TinyModels.tokens(12, 512, 3);
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void newAdaptersStartAsTheBaseModel(LoraCases c) {
+        try (TransformerModel base = ModelLoader.load(c.base(), CpuBackend.INSTANCE, WeightMemory.MAPPED);
+             TransformerModel adapted = ModelLoader.loadForLora(c.base(), WeightMemory.MAPPED, c.settings(),
+                     Optional.empty())) {
+            assertFalse(adapted.transformer().adapters().isEmpty());
+            assertArrayEquals(TinyModels.logits(base.transformer(), TOKENS, 2).toFloatArray(),
+                    TinyModels.logits(adapted.transformer(), TOKENS, 2).toFloatArray(), c + ": b · a = 0 at first");
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void writtenAdaptersLoadBackWithTheSameLogits(LoraCases c, @TempDir Path dir) {
+        try (TransformerModel adapted = c.withRandomAdapters(5)) {
+            PeftAdapter.write(dir, adapted.transformer(), c.settings(), c.base().toString(), DType.F32);
+            try (TransformerModel loaded = ModelLoader.load(c.base(), CpuBackend.INSTANCE,
+                    LoadOptions.of(WeightMemory.MAPPED).withAdapter(dir))) {
+                double diff = TinyModels.relativeLogitsDifference(adapted.transformer(), loaded.transformer(), TOKENS, 2);
+                assertTrue(diff < 1e-6, c + ": " + diff);
+                assertEquals(adapted.transformer().adapters().keySet(), loaded.transformer().adapters().keySet());
+            }
+            try (TransformerModel base = ModelLoader.load(c.base(), CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+                double moved = TinyModels.relativeLogitsDifference(base.transformer(), adapted.transformer(), TOKENS, 2);
+                assertTrue(moved > 1e-3, c + ": the adapters change the logits (by " + moved + ")");
+            }
+        }
+    }
+
+    @Test
+    void adapterConfigListsTargetModulesAndTargetParametersAsPeftMatchesThem(@TempDir Path dir) {
+        var c = LoraCases.named("qwen2-moe");
+        try (TransformerModel adapted = c.withRandomAdapters(1)) {
+            PeftAdapter.write(dir, adapted.transformer(), c.settings(), "qwen2-moe", DType.F32);
+        }
+        var config = Json.read(dir.resolve(PeftAdapter.CONFIG));
+        assertEquals("LORA", config.get("peft_type").asText());
+        assertEquals(2, config.get("r").asInt());
+        assertEquals(4, config.get("lora_alpha").asInt());
+        assertEquals("none", config.get("bias").asText());
+        assertEquals("[\"mlp.shared_expert.down_proj\",\"mlp.shared_expert.gate_proj\",\"mlp.shared_expert.up_proj\","
+                + "\"q_proj\",\"v_proj\"]", Json.compact(config.get("target_modules")));
+        assertEquals("[\"mlp.experts.down_proj\",\"mlp.experts.gate_up_proj\",\"mlp.gate.weight\"]",
+                Json.compact(config.get("target_parameters")));
+        try (var r = SafetensorsReader.open(dir.resolve(PeftAdapter.WEIGHTS))) {
+            // 8 experts of [2I = 96, H = 64], rank 2: lora_A [r·E, 2I] under base_layer (wrapped first), lora_B [H, r·E].
+            assertArrayEquals(new int[] {16, 96}, r.tensor(
+                    "base_model.model.model.layers.0.mlp.experts.base_layer.lora_A.weight").shape());
+            assertArrayEquals(new int[] {64, 16}, r.tensor(
+                    "base_model.model.model.layers.0.mlp.experts.base_layer.lora_B.weight").shape());
+            assertArrayEquals(new int[] {16, 64}, r.tensor("base_model.model.model.layers.0.mlp.experts.lora_A.weight").shape());
+            assertArrayEquals(new int[] {48, 16}, r.tensor("base_model.model.model.layers.0.mlp.experts.lora_B.weight").shape());
+            assertArrayEquals(new int[] {2, 64}, r.tensor("base_model.model.model.layers.0.mlp.gate.lora_A.weight").shape());
+            assertArrayEquals(new int[] {96, 2}, r.tensor(
+                    "base_model.model.model.layers.0.mlp.shared_expert.gate_proj.lora_B.weight").shape());
+        }
+    }
+
+    @Test
+    void sitesAreTransformers5Modules() {
+        Map<String, String> mixtral = modules("mixtral");
+        assertEquals("model.layers.1.mlp.gate", mixtral.get("layers.1.moe.router"), "block_sparse_moe is mlp in memory");
+        assertEquals("model.layers.1.mlp.experts", mixtral.get("layers.1.moe.experts.gate_up_proj"));
+        assertEquals("model.layers.0.self_attn.kv_a_proj_with_mqa", modules("deepseek-v3").get("layers.0.attention.kv_a_proj"));
+        assertEquals("model.layers.1.mlp.shared_experts.up_proj", modules("deepseek-v3").get("layers.1.moe.shared_experts.up_proj"));
+        assertEquals("model.layers.0.mlp.router", modules("gpt-oss").get("layers.0.moe.router"));
+        assertTrue(AdapterSite.of(ModelLoader.config(LoraCases.named("gpt-oss").base())).stream()
+                .anyMatch(s -> s.kind() == AdapterSite.Kind.EXPERTS && s.transposed()), "gpt-oss stores experts [E, in, out]");
+    }
+
+    private static Map<String, String> modules(String fixture) {
+        var out = new LinkedHashMap<String, String>();
+        AdapterSite.of(ModelLoader.config(LoraCases.named(fixture).base())).stream()
+                .filter(s -> s.kind() != AdapterSite.Kind.EXPERT).forEach(s -> out.put(s.name(), s.module()));
+        return out;
+    }
+
+    /** PEFT's ParamWrapper update, Δ[e, i, o] = Σ_ρ B[o, ρ·E + e] · A[e·r + ρ, i], is moe4j's b_e · a_e either way round. */
+    @Test
+    void fusedExpertLayoutMapsPeftsUpdateToMoe4jsPerExpertProduct() {
+        var random = new Random(2);
+        int e = 3, r = 2, d1 = 5, d2 = 4;
+        Tensor loraA = gaussian(random, r * e, d1), loraB = gaussian(random, d2, r * e);
+        for (boolean transposed : new boolean[] {false, true}) {
+            Tensor[] ab = PeftLayout.fromPeft(loraA, loraB, e, transposed);
+            for (int x = 0; x < e; x++) {
+                for (int i = 0; i < d1; i++) {
+                    for (int o = 0; o < d2; o++) {
+                        double peft = 0, moe4j = 0;
+                        for (int k = 0; k < r; k++) {
+                            peft += loraB.get(o, k * e + x) * loraA.get(x * r + k, i);
+                            // moe4j's W_e is [out, in]: [d1, d2] stored [E, out, in], [d2, d1] transposed.
+                            moe4j += transposed ? ab[1].get(x, o, k) * ab[0].get(x, k, i)
+                                    : ab[1].get(x, i, k) * ab[0].get(x, k, o);
+                        }
+                        assertEquals(peft, moe4j, 1e-6);
+                    }
+                }
+            }
+            Tensor[] back = PeftLayout.toPeft(ab[0], ab[1], transposed);
+            assertArrayEquals(loraA.toFloatArray(), back[0].toFloatArray());
+            assertArrayEquals(loraB.toFloatArray(), back[1].toFloatArray());
+        }
+    }
+
+    private static Tensor gaussian(Random random, int... shape) {
+        Tensor t = Tensor.zeros(shape);
+        for (long i = 0; i < t.size(); i++) {
+            t.setFloat(i, (float) random.nextGaussian());
+        }
+        return t;
+    }
+
+    // ---- broken folders: one line naming the file and what is wrong ----
+
+    private static Path written(Path dir) {
+        var c = LoraCases.named("qwen3-moe");
+        try (TransformerModel adapted = c.withRandomAdapters(3)) {
+            PeftAdapter.write(dir, adapted.transformer(), c.settings(), "base", DType.F32);
+        }
+        return dir;
+    }
+
+    private static String refusal(Path dir) {
+        var config = dev.moe4j.model.ModelLoader.config(LoraCases.named("qwen3-moe").base());
+        var e = assertThrows(BadInputException.class, () -> PeftAdapter.read(dir, config));
+        assertFalse(e.getMessage().contains("\n"), e.getMessage());
+        return e.getMessage();
+    }
+
+    private static void editConfig(Path dir, Consumer<com.fasterxml.jackson.databind.node.ObjectNode> edit) throws IOException {
+        var node = (com.fasterxml.jackson.databind.node.ObjectNode) Json.read(dir.resolve(PeftAdapter.CONFIG));
+        edit.accept(node);
+        Files.writeString(dir.resolve(PeftAdapter.CONFIG), Json.pretty(node));
+    }
+
+    @Test
+    void brokenAdapterFoldersAreRefusedInOneLine(@TempDir Path tmp) throws IOException {
+        assertTrue(refusal(tmp.resolve("none")).contains("not an adapter folder"));
+        Files.createDirectories(tmp.resolve("empty"));
+        assertTrue(refusal(tmp.resolve("empty")).contains("no adapter_config.json"));
+
+        Path dora = written(tmp.resolve("dora"));
+        editConfig(dora, n -> n.put("use_dora", true));
+        assertTrue(refusal(dora).contains("use_dora"));
+
+        Path type = written(tmp.resolve("type"));
+        editConfig(type, n -> n.put("peft_type", "IA3"));
+        assertTrue(refusal(type).contains("peft_type is 'IA3'"));
+
+        Path rank = written(tmp.resolve("rank"));
+        editConfig(rank, n -> n.put("r", 8));
+        assertTrue(refusal(rank).contains("has rank 4 but adapter_config.json says r = 8"), refusal(rank));
+
+        Path bias = written(tmp.resolve("bias"));
+        editConfig(bias, n -> n.put("bias", "all"));
+        assertTrue(refusal(bias).contains("bias is 'all'"));
+
+        Path weights = written(tmp.resolve("weights"));
+        Files.delete(weights.resolve(PeftAdapter.WEIGHTS));
+        assertTrue(refusal(weights).contains("no adapter_model.safetensors"));
+
+        Path truncated = written(tmp.resolve("truncated"));
+        byte[] bytes = Files.readAllBytes(truncated.resolve(PeftAdapter.WEIGHTS));
+        Files.write(truncated.resolve(PeftAdapter.WEIGHTS), java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        assertTrue(refusal(truncated).contains(PeftAdapter.WEIGHTS), refusal(truncated));
+
+        Path unknown = written(tmp.resolve("unknown"));
+        rewrite(unknown, m -> {
+            m.put("base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight", Tensor.zeros(4, 64));
+            m.put("base_model.model.model.layers.7.self_attn.q_proj.lora_B.weight", Tensor.zeros(96, 4));
+        });
+        assertTrue(refusal(unknown).contains("'model.layers.7.self_attn.q_proj', which a qwen3_moe model of this config "
+                + "does not have"), refusal(unknown));
+
+        Path lonely = written(tmp.resolve("lonely"));
+        rewrite(lonely, m -> m.remove("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"));
+        assertTrue(refusal(lonely).contains("has no lora_B beside it"), refusal(lonely));
+
+        Path misnamed = written(tmp.resolve("misnamed"));
+        rewrite(misnamed, m -> m.put("base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight", Tensor.zeros(1)));
+        assertTrue(refusal(misnamed).contains("is not a LoRA matrix"), refusal(misnamed));
+
+        Path experts = written(tmp.resolve("experts"));
+        rewrite(experts, m -> m.put("base_model.model.model.layers.0.mlp.experts.lora_A.weight", Tensor.zeros(64, 7)));
+        assertTrue(refusal(experts).contains("fits none of the experts' parameters"), refusal(experts));
+    }
+
+    @Test
+    void anAdapterForAnotherModelIsRefusedWhenTheModelAsksForIt(@TempDir Path tmp) {
+        Path dir = written(tmp.resolve("a"));
+        // qwen3-moe's q_proj is [96, 64]; mixtral's is [64, 64], and its experts differ too.
+        var e = assertThrows(BadInputException.class, () -> ModelLoader.load(LoraCases.named("mixtral").base(),
+                CpuBackend.INSTANCE, LoadOptions.of(WeightMemory.MAPPED).withAdapter(dir)));
+        assertFalse(e.getMessage().contains("\n"));
+        assertTrue(e.getMessage().contains(PeftAdapter.WEIGHTS), e.getMessage());
+    }
+
+    private static void rewrite(Path dir, Consumer<Map<String, Tensor>> edit) {
+        var tensors = new LinkedHashMap<String, Tensor>();
+        try (var r = SafetensorsReader.open(dir.resolve(PeftAdapter.WEIGHTS))) {
+            for (String n : r.names()) {
+                tensors.put(n, r.tensor(n).copy());
+            }
+        }
+        edit.accept(tensors);
+        SafetensorsWriter.write(dir.resolve(PeftAdapter.WEIGHTS), tensors);
+    }
+
+    static Map<String, Tensor> read(Path file) {
+        var out = new LinkedHashMap<String, Tensor>();
+        try (var r = SafetensorsReader.open(file)) {
+            for (String n : r.names()) {
+                out.put(n, r.tensor(n).copy());
+            }
+        }
+        return out;
+    }
+
+}
