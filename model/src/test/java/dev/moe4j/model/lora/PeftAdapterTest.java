@@ -73,6 +73,25 @@ class PeftAdapterTest {
         }
     }
 
+    @ParameterizedTest
+    @MethodSource("cases")
+    void mergingAnAdapterGivesAFolderWithTheAdaptedLogits(LoraCases c, @TempDir Path dir) {
+        Path adapter = dir.resolve("adapter"), merged = dir.resolve("merged");
+        try (TransformerModel adapted = c.withRandomAdapters(9)) {
+            PeftAdapter.write(adapter, adapted.transformer(), c.settings(), c.base().toString(), DType.F32);
+            var result = AdapterMerge.merge(c.base(), adapter, merged, Optional.empty());
+            assertTrue(result.tensorsMerged() >= result.adapters(), c + ": " + result);
+            try (TransformerModel m = ModelLoader.load(merged, CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+                assertTrue(m.transformer().adapters().isEmpty());
+                double diff = TinyModels.relativeLogitsDifference(adapted.transformer(), m.transformer(), TOKENS, 2);
+                assertTrue(diff < 1e-5, c + ": merged vs adapter beside the weights: " + diff);
+            }
+        }
+        var again = assertThrows(BadInputException.class, () -> AdapterMerge.merge(c.base(), adapter, merged,
+                Optional.empty()));
+        assertTrue(again.getMessage().contains("exists"), again.getMessage());
+    }
+
     @Test
     void adapterConfigListsTargetModulesAndTargetParametersAsPeftMatchesThem(@TempDir Path dir) {
         var c = LoraCases.named("qwen2-moe");
