@@ -146,18 +146,14 @@ public final class ModelLoader {
     }
 
     /**
-     * Opens a model folder for LoRA fine-tuning: its weights frozen, in their stored type (F32, BF16, F16), copied or
-     * left memory-mapped as {@code memory} says, and LoRA adapters beside them: new ones made as {@code settings} say,
+     * Opens a model folder (or a GGUF file of float weights) for LoRA fine-tuning: its weights frozen, in their stored
+     * type (F32, BF16, F16), copied or left memory-mapped as {@code memory} says, and LoRA adapters beside them: new ones made as {@code settings} say,
      * or, with {@code adapter}, those of a PEFT adapter folder (to go on training them). Only the adapters take
      * gradients. The weights' files stay open until the returned model is closed.
      */
     public static TransformerModel loadForLora(Path folder, WeightMemory memory, LoraSettings settings,
                                                Optional<Path> adapter) {
         ModelConfig config = config(folder);
-        if (GgufModel.isGguf(folder)) {
-            throw new BadInputException(folder + ": LoRA training reads a safetensors model folder; training through "
-                    + "quantised GGUF weights (QLoRA) is not supported yet");
-        }
         StoredWeights checkpoint = stored(folder, config);
         ResidentMemory copies = memory.copies(checkpoint.byteSize()) ? new ResidentMemory() : null;
         try {
@@ -167,6 +163,12 @@ public final class ModelLoader {
             Transformer transformer = new Transformer(config, adapted);
             weights.requireAllUsed();
             adapted.requireAllUsed();
+            transformer.tensors().forEach((name, t) -> {
+                if (t.dtype().isBlockQuantized()) {
+                    throw new BadInputException(folder + ": " + name + " is " + t.dtype() + "; LoRA trains beside F32, "
+                            + "BF16 or F16 weights (training through quantised weights, QLoRA, is not supported yet)");
+                }
+            });
             if (copies == null) {
                 return new TransformerModel(transformer, checkpoint, folder);
             }
