@@ -94,20 +94,29 @@ def router_gap(model, ids, k):
 
 
 def layout_check(model):
-    """Max |PEFT's delta - the layout moe4j reads| over the fused expert parameters (ParamWrapper, 3-D)."""
-    worst, count = 0.0, 0
+    """Max |PEFT's delta - moe4j's| over the fused expert parameters (ParamWrapper, 3-D), moe4j reading lora_A as the
+    input side (PEFT 0.19.1 and later): expert e's [out, in] update is B[:, e::E] @ A[e*r:(e+1)*r], which the
+    parameter holds as is ([E, out, in]) or transposed (is_transposed, gpt-oss's [E, in, out])."""
+    worst, count, transposed = 0.0, 0, []
     for name, m in model.named_modules():
         if type(m).__name__ != "ParamWrapper" or getattr(m, "num_experts", 1) == 1:
             continue
         a, b = m.lora_A["default"].weight, m.lora_B["default"].weight
         e = m.num_experts
         r = a.shape[0] // e
+        flipped = bool(getattr(m.get_base_layer(), "is_transposed", False))
         with torch.no_grad():
             theirs = m.get_delta_weight("default").float()
-            ours = torch.stack([(b[:, i::e] @ a[i * r:(i + 1) * r]).T for i in range(e)]) * m.scaling["default"]
+            ours = torch.stack([b[:, i::e] @ a[i * r:(i + 1) * r] for i in range(e)]) * m.scaling["default"]
+            if flipped:
+                ours = ours.transpose(1, 2)
+        if theirs.shape != ours.shape:
+            return {"fused_parameters_checked": count, "mismatch": f"{name}: PEFT {list(theirs.shape)}, moe4j's "
+                                                                   f"reading {list(ours.shape)}"}
         worst = max(worst, (theirs - ours).abs().max().item())
         count += 1
-    return {"fused_parameters_checked": count, "max_abs_difference": worst}
+        transposed.append(flipped)
+    return {"fused_parameters_checked": count, "max_abs_difference": worst, "is_transposed": sorted(set(transposed))}
 
 
 def peft_keys(model):

@@ -15,9 +15,9 @@ import java.util.SplittableRandom;
 /**
  * New adapters for training, initialised as PEFT initialises them by default: lora_A uniform on ±1/√(its input
  * width) (torch's kaiming_uniform_ with a = √5), lora_B zero, so that the adapted model starts as the base model.
- * For fused experts that is PEFT's lora_A of the parameter, which is moe4j's b (the output side) where transformers
- * stores the experts [E, out, in] ({@link PeftLayout}). Each adapter draws from its own generator, seeded by the
- * settings' seed and its name, so the values do not depend on the order the model asks in.
+ * lora_A is moe4j's a, the input side, for fused experts too (PEFT 0.19.1 on, {@link PeftLayout}). Each adapter
+ * draws from its own generator, seeded by the settings' seed and its name, so the values do not depend on the order
+ * the model asks in.
  */
 final class FreshAdapters implements AdapterSource {
     private final LoraSettings settings;
@@ -65,11 +65,7 @@ final class FreshAdapters implements AdapterSource {
             return null;
         }
         Tensor a = Tensor.zeros(experts, settings.rank(), in), b = Tensor.zeros(experts, out, settings.rank());
-        if (site.kind() == AdapterSite.Kind.EXPERTS && !site.transposed()) {
-            PeftLayout.kaimingUniform(b, out, random(name));
-        } else {
-            PeftLayout.kaimingUniform(a, in, random(name));
-        }
+        PeftLayout.kaimingUniform(a, in, random(name));
         return new ExpertLora(new Parameter(name + ".lora_a", a), new Parameter(name + ".lora_b", b),
                 settings.scale());
     }

@@ -43,10 +43,38 @@ public final class PeftAdapter implements AdapterSource {
     public static final String CONFIG = "adapter_config.json";
     public static final String WEIGHTS = "adapter_model.safetensors";
     private static final String PREFIX = "base_model.model.";
+    /** The PEFT version whose layout moe4j writes (adapter_config.json's peft_version). */
+    static final String WRITTEN_AS = "0.21.0";
     private static final Pattern KEY = Pattern.compile(Pattern.quote(PREFIX) + "(.+)\\.lora_([AB])\\.weight");
 
     /** One adapter as moe4j holds it: a [r, in] and b [out, r], or stacked over experts [E, r, in] and [E, out, r]. */
-    private record Entry(Tensor a, Tensor b, String key) {
+    private record Entry(Tensor a, Tensor b, String key, float scale) {
+    }
+
+    /**
+     * r and lora_alpha with PEFT's per-module overrides: the first key of rank_pattern (alpha_pattern) that matches
+     * the end of a module's (or wrapped parameter's) path, as {@code (.*\.)?(key)$}, gives its rank (alpha).
+     */
+    private record Scaling(int rank, double alpha, boolean rsLora, Map<String, Integer> ranks, Map<String, Double> alphas) {
+        int rankOf(String path) {
+            return ranks.entrySet().stream().filter(e -> matches(e.getKey(), path)).map(Map.Entry::getValue)
+                    .findFirst().orElse(rank);
+        }
+
+        float scaleOf(String path) {
+            double a = alphas.entrySet().stream().filter(e -> matches(e.getKey(), path)).map(Map.Entry::getValue)
+                    .findFirst().orElse(alpha);
+            int r = rankOf(path);
+            return (float) (rsLora ? a / Math.sqrt(r) : a / r);
+        }
+
+        private static boolean matches(String pattern, String path) {
+            try {
+                return Pattern.compile("(.*\\.)?(" + pattern + ")$").matcher(path).matches();
+            } catch (java.util.regex.PatternSyntaxException e) {
+                return false;
+            }
+        }
     }
 
     private final Path folder;
@@ -84,10 +112,6 @@ public final class PeftAdapter implements AdapterSource {
         return rsLora;
     }
 
-    /** The scaling of every adapter: lora_alpha / r (lora_alpha / √r with use_rslora). */
-    public float scale() {
-        return (float) (rsLora ? alpha / Math.sqrt(rank) : alpha / rank);
-    }
 
     /** base_model_name_or_path, or empty. */
     public String baseModel() {
@@ -106,12 +130,12 @@ public final class PeftAdapter implements AdapterSource {
     public Tensor delta(String name) {
         Entry e = entries.get(name);
         if (e.a().rank() == 2) {
-            return product(e.b(), e.a(), scale());
+            return product(e.b(), e.a(), e.scale());
         }
         int experts = e.a().dim(0);
         Tensor out = Tensor.zeros(experts, e.b().dim(1), e.a().dim(2));
         for (int x = 0; x < experts; x++) {
-            out.select(x).copyFrom(product(e.b().select(x), e.a().select(x), scale()));
+            out.select(x).copyFrom(product(e.b().select(x), e.a().select(x), e.scale()));
         }
         return out;
     }
@@ -164,10 +188,23 @@ public final class PeftAdapter implements AdapterSource {
             throw new BadInputException(configFile + ": bias is '" + c.path("bias").asText() + "'; moe4j reads adapters "
                     + "with bias \"none\" (trained biases are not part of LoRA's matrices)");
         }
+        var ranks = new LinkedHashMap<String, Integer>();
+        var alphas = new LinkedHashMap<String, Double>();
         for (String field : List.of("rank_pattern", "alpha_pattern")) {
-            if (c.path(field).isObject() && !c.path(field).isEmpty()) {
-                throw new BadInputException(configFile + ": " + field + " gives some modules their own rank or alpha; "
-                        + "moe4j reads adapters of one r and lora_alpha");
+            JsonNode pattern = c.path(field);
+            if (!pattern.isMissingNode() && !pattern.isNull() && !pattern.isObject()) {
+                throw new BadInputException(configFile + ": " + field + " must be an object of pattern: number");
+            }
+            for (var e : pattern.isObject() ? pattern.properties() : java.util.Set.<Map.Entry<String, JsonNode>>of()) {
+                if (!e.getValue().isNumber() || !(e.getValue().asDouble() > 0)) {
+                    throw new BadInputException(configFile + ": " + field + " '" + e.getKey() + "' must be a positive "
+                            + "number, got " + e.getValue());
+                }
+                if (field.equals("rank_pattern")) {
+                    ranks.put(e.getKey(), e.getValue().asInt());
+                } else {
+                    alphas.put(e.getKey(), e.getValue().asDouble());
+                }
             }
         }
         JsonNode save = c.path("modules_to_save");
@@ -182,8 +219,30 @@ public final class PeftAdapter implements AdapterSource {
             throw new BadInputException(folder + ": no " + WEIGHTS + (Files.exists(folder.resolve("adapter_model.bin"))
                     ? " (adapter_model.bin, PyTorch's pickle format, is not read: save with safe_serialization)" : ""));
         }
-        var entries = readWeights(weights, config, rank);
+        String version = c.path("peft_version").asText("");
+        // PEFT 0.19.1 turned fused [E, out, in] expert parameters' adapters round (PeftLayout); older files say so
+        // by an older peft_version, or by having none.
+        Boolean current = version.isEmpty() ? null : atLeast(version, 0, 19, 1);
+        var scaling = new Scaling(rank, alpha, rsLora, ranks, alphas);
+        var entries = readWeights(weights, config, scaling, current);
         return new PeftAdapter(folder, rank, alpha, rsLora, c.path("base_model_name_or_path").asText(""), entries);
+    }
+
+    /** Whether a version string major.minor.patch[...] is at least the given one. */
+    static boolean atLeast(String version, int... least) {
+        String[] parts = version.split("[.+-]");
+        for (int i = 0; i < least.length; i++) {
+            int v;
+            try {
+                v = i < parts.length ? Integer.parseInt(parts[i].replaceAll("\\D.*", "")) : 0;
+            } catch (NumberFormatException e) {
+                v = 0;
+            }
+            if (v != least[i]) {
+                return v > least[i];
+            }
+        }
+        return true;
     }
 
     private static void refuse(Path file, JsonNode c, String field, boolean value, String why) {
@@ -192,7 +251,7 @@ public final class PeftAdapter implements AdapterSource {
         }
     }
 
-    private static Map<String, Entry> readWeights(Path file, ModelConfig config, int rank) {
+    private static Map<String, Entry> readWeights(Path file, ModelConfig config, Scaling scaling, Boolean current) {
         var byModule = new HashMap<String, List<AdapterSite>>();
         for (AdapterSite s : AdapterSite.of(config)) {
             byModule.computeIfAbsent(s.module(), k -> new ArrayList<>()).add(s);
@@ -217,6 +276,7 @@ public final class PeftAdapter implements AdapterSource {
         }
         var out = new LinkedHashMap<String, Entry>();
         var perExpert = new LinkedHashMap<String, Tensor[][]>();
+        var scales = new HashMap<String, Float>();
         for (var p : pairs.entrySet()) {
             String module = p.getKey(), key = PREFIX + module + ".lora_A.weight";
             Tensor a = p.getValue()[0], b = p.getValue()[1];
@@ -236,18 +296,22 @@ public final class PeftAdapter implements AdapterSource {
             AdapterSite site = sites.getFirst();
             switch (site.kind()) {
                 case LINEAR, ROUTER -> {
-                    requireRank(file, key, a.dim(0), rank);
-                    put(out, file, site.name(), new Entry(a, b, key));
+                    String path = site.kind() == AdapterSite.Kind.ROUTER ? site.module() + "." + site.parameter()
+                            : site.module();
+                    requireRank(file, key, a.dim(0), scaling.rankOf(path));
+                    put(out, file, site.name(), new Entry(a, b, key, scaling.scaleOf(path)));
                 }
                 case EXPERTS -> {
-                    AdapterSite chosen = fusedParameter(file, key, sites, a, b, config);
-                    int experts = expertCount(chosen, config);
-                    requireRank(file, key, a.dim(0) / experts, rank);
-                    Tensor[] ab = PeftLayout.fromPeft(a, b, experts, chosen.transposed());
-                    put(out, file, chosen.name(), new Entry(ab[0], ab[1], key));
+                    Fused chosen = fusedParameter(file, key, sites, a, b, config, current);
+                    int experts = expertCount(chosen.site(), config);
+                    String path = chosen.site().module() + "." + chosen.site().parameter();
+                    requireRank(file, key, a.dim(0) / experts, scaling.rankOf(path));
+                    Tensor[] ab = PeftLayout.fromPeft(a, b, experts, chosen.aIsInput());
+                    put(out, file, chosen.site().name(), new Entry(ab[0], ab[1], key, scaling.scaleOf(path)));
                 }
                 case EXPERT -> {
-                    requireRank(file, key, a.dim(0), rank);
+                    requireRank(file, key, a.dim(0), scaling.rankOf(site.module()));
+                    scales.put(site.name(), scaling.scaleOf(site.module()));
                     int experts = config.moe().orElseThrow().experts();
                     Tensor[][] slots = perExpert.computeIfAbsent(site.name(), k -> new Tensor[experts][]);
                     slots[site.expert()] = new Tensor[] {a, b};
@@ -273,18 +337,30 @@ public final class PeftAdapter implements AdapterSource {
                 a.select(e).copyFrom(slots[e][0]);
                 b.select(e).copyFrom(slots[e][1]);
             }
-            put(out, file, name, new Entry(a, b, name));
+            put(out, file, name, new Entry(a, b, name, scales.get(name)));
         });
         return out;
     }
 
-    /** Which of a module's fused expert parameters a pair belongs to: the one whose dimensions its shapes match. */
-    private static AdapterSite fusedParameter(Path file, String key, List<AdapterSite> sites, Tensor a, Tensor b,
-                                              ModelConfig config) {
+    /** A fused expert parameter and whether its adapter's lora_A spans the input. */
+    private record Fused(AdapterSite site, boolean aIsInput) {
+    }
+
+    /**
+     * Which of a module's fused expert parameters a pair belongs to, and in which of PEFT's layouts: the one whose
+     * dimensions its shapes match, trying the layout {@code current} names (null: the older one first).
+     */
+    private static Fused fusedParameter(Path file, String key, List<AdapterSite> sites, Tensor a, Tensor b,
+                                        ModelConfig config, Boolean current) {
         for (AdapterSite s : sites) {
             int[] p = fusedShape(s, config);
-            if (a.dim(1) == p[1] && b.dim(0) == p[2] && a.dim(0) % p[0] == 0) {
-                return s;
+            int in = s.transposed() ? p[1] : p[2], out = s.transposed() ? p[2] : p[1];
+            boolean[] layouts = current == null ? new boolean[] {s.transposed(), true}
+                    : new boolean[] {current || s.transposed()};
+            for (boolean aIsInput : layouts) {
+                if (a.dim(0) % p[0] == 0 && a.dim(1) == (aIsInput ? in : out) && b.dim(0) == (aIsInput ? out : in)) {
+                    return new Fused(s, aIsInput);
+                }
             }
         }
         var expected = new ArrayList<String>();
@@ -310,7 +386,8 @@ public final class PeftAdapter implements AdapterSource {
 
     private static void requireRank(Path file, String key, int r, int rank) {
         if (r != rank) {
-            throw new BadInputException(file + ": '" + key + "' has rank " + r + " but " + CONFIG + " says r = " + rank);
+            throw new BadInputException(file + ": '" + key + "' has rank " + r + " but " + CONFIG + " says r = " + rank
+                    + " for it");
         }
     }
 
@@ -336,7 +413,7 @@ public final class PeftAdapter implements AdapterSource {
                     + ", lora_B " + shape(e.b()) + ") does not fit the model's " + weight + " [" + out + ", " + in + "]");
         }
         used.add(name);
-        return new Lora(new Parameter(name + ".lora_a", e.a()), new Parameter(name + ".lora_b", e.b()), scale());
+        return new Lora(new Parameter(name + ".lora_a", e.a()), new Parameter(name + ".lora_b", e.b()), e.scale());
     }
 
     @Override
@@ -352,7 +429,7 @@ public final class PeftAdapter implements AdapterSource {
                     + " (" + experts + " experts of [" + out + ", " + in + "])");
         }
         used.add(name);
-        return new ExpertLora(new Parameter(name + ".lora_a", a), new Parameter(name + ".lora_b", b), scale());
+        return new ExpertLora(new Parameter(name + ".lora_a", a), new Parameter(name + ".lora_b", b), e.scale());
     }
 
     @Override
@@ -438,7 +515,7 @@ public final class PeftAdapter implements AdapterSource {
                         && adapted.containsKey(base.substring(0, base.lastIndexOf('.') + 1) + "down_proj")) {
                     module += ".base_layer";
                 }
-                Tensor[] ab = PeftLayout.toPeft(a, b, s.transposed());
+                Tensor[] ab = PeftLayout.toPeft(a, b);
                 loraA = ab[0];
                 loraB = ab[1];
                 parameters.add(s.targetEntry());
@@ -473,6 +550,9 @@ public final class PeftAdapter implements AdapterSource {
         c.put("lora_dropout", 0.0);
         c.putNull("modules_to_save");
         c.put("peft_type", "LORA");
+        // The layout written is PEFT 0.19.1's and later (lora_A spans every expert parameter's input), checked
+        // against PEFT 0.21.0 on transformers 5.17: older readers would take fused experts' adapters the wrong way round.
+        c.put("peft_version", WRITTEN_AS);
         c.put("r", s.rank());
         c.putObject("rank_pattern");
         c.putNull("revision");

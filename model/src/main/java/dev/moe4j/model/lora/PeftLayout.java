@@ -8,26 +8,33 @@ import java.util.SplittableRandom;
  * How PEFT lays out and initialises the adapters of fused expert parameters, and how moe4j's per-expert layout
  * (a [E, r, in], b [E, out, r]: W_e + scale · b_e · a_e) maps to it.
  *
- * <p>PEFT's ParamWrapper takes a parameter [E, d1, d2] as E maps from d1 to d2 and gives it lora_A [r·E, d1] and
- * lora_B [d2, r·E]; its update is Δ[e, i, o] = scale · Σ_ρ lora_B[o, ρ·E + e] · lora_A[e·r + ρ, i]. transformers
- * stores fused experts [E, out, in] (gate_up_proj [E, 2I, H], down_proj [E, H, I]) and multiplies x · W_eᵀ, so
- * there d1 is the output: lora_A holds moe4j's b and lora_B moe4j's a. gpt-oss stores them [E, in, out] and
- * multiplies x · W_e: there lora_A is moe4j's a and lora_B its b.
+ * <p>PEFT's ParamWrapper gives a parameter of E experts lora_A [r·E, in] (expert e's rows e·r .. e·r + r − 1) and
+ * lora_B [out, r·E] (expert e's columns e, E + e, 2E + e, ...), so expert e's update is
+ * scale · lora_B[:, ρ·E + e] · lora_A[e·r + ρ, :] summed over ρ: lora_A is moe4j's a, lora_B its b. Which of the
+ * parameter's dimensions is the input changed in PEFT 0.19.1: since then PEFT reads transformers' [E, out, in]
+ * (gate_up_proj [E, 2I, H], down_proj [E, H, I]) as [E, out, in] and gpt-oss's [E, in, out] (is_transposed) as such;
+ * before, it read every 3-D parameter as [E, in = d1, out = d2], so for [E, out, in] storage lora_A spanned the
+ * output and lora_B the input (moe4j's b and a), and the update was the transpose. Both are read; moe4j writes the
+ * current layout.
  */
 final class PeftLayout {
     private PeftLayout() {
     }
 
-    /** moe4j's (a, b) from PEFT's lora_A [r·E, d1] and lora_B [d2, r·E] of a parameter of {@code experts} experts. */
-    static Tensor[] fromPeft(Tensor loraA, Tensor loraB, int experts, boolean transposed) {
+    /**
+     * moe4j's (a, b) from PEFT's lora_A [r·E, d1] and lora_B [d2, r·E] of a parameter of {@code experts} experts,
+     * lora_A spanning the input ({@code aIsInput}: PEFT 0.19.1 and later, and gpt-oss's transposed experts always) or
+     * the output (older PEFT on [E, out, in] parameters).
+     */
+    static Tensor[] fromPeft(Tensor loraA, Tensor loraB, int experts, boolean aIsInput) {
         int r = loraA.dim(0) / experts, d1 = loraA.dim(1), d2 = loraB.dim(0);
-        int in = transposed ? d1 : d2, out = transposed ? d2 : d1;
+        int in = aIsInput ? d1 : d2, out = aIsInput ? d2 : d1;
         Tensor a = Tensor.zeros(experts, r, in), b = Tensor.zeros(experts, out, r);
         for (int e = 0; e < experts; e++) {
             for (int rho = 0; rho < r; rho++) {
                 for (int i = 0; i < d1; i++) {
                     float v = loraA.getFloat((long) (e * r + rho) * d1 + i);
-                    if (transposed) {
+                    if (aIsInput) {
                         a.set(v, e, rho, i);
                     } else {
                         b.set(v, e, i, rho);
@@ -35,7 +42,7 @@ final class PeftLayout {
                 }
                 for (int o = 0; o < d2; o++) {
                     float v = loraB.getFloat((long) o * r * experts + rho * experts + e);
-                    if (transposed) {
+                    if (aIsInput) {
                         b.set(v, e, o, rho);
                     } else {
                         a.set(v, e, rho, o);
@@ -46,18 +53,17 @@ final class PeftLayout {
         return new Tensor[] {a, b};
     }
 
-    /** PEFT's lora_A [r·E, d1] and lora_B [d2, r·E] from moe4j's a [E, r, in] and b [E, out, r]. */
-    static Tensor[] toPeft(Tensor a, Tensor b, boolean transposed) {
+    /** PEFT's lora_A [r·E, in] and lora_B [out, r·E] (PEFT 0.19.1's layout) from moe4j's a [E, r, in] and b [E, out, r]. */
+    static Tensor[] toPeft(Tensor a, Tensor b) {
         int experts = a.dim(0), r = a.dim(1), in = a.dim(2), out = b.dim(1);
-        int d1 = transposed ? in : out, d2 = transposed ? out : in;
-        Tensor loraA = Tensor.zeros(r * experts, d1), loraB = Tensor.zeros(d2, r * experts);
+        Tensor loraA = Tensor.zeros(r * experts, in), loraB = Tensor.zeros(out, r * experts);
         for (int e = 0; e < experts; e++) {
             for (int rho = 0; rho < r; rho++) {
-                for (int i = 0; i < d1; i++) {
-                    loraA.set(transposed ? a.get(e, rho, i) : b.get(e, i, rho), e * r + rho, i);
+                for (int i = 0; i < in; i++) {
+                    loraA.set(a.get(e, rho, i), e * r + rho, i);
                 }
-                for (int o = 0; o < d2; o++) {
-                    loraB.set(transposed ? b.get(e, o, rho) : a.get(e, rho, o), o, rho * experts + e);
+                for (int o = 0; o < out; o++) {
+                    loraB.set(b.get(e, o, rho), o, rho * experts + e);
                 }
             }
         }

@@ -103,18 +103,19 @@ class PeftAdapterTest {
         assertEquals(2, config.get("r").asInt());
         assertEquals(4, config.get("lora_alpha").asInt());
         assertEquals("none", config.get("bias").asText());
+        assertEquals("0.21.0", config.get("peft_version").asText(), "the layout written is PEFT 0.19.1's and later");
         assertEquals("[\"mlp.shared_expert.down_proj\",\"mlp.shared_expert.gate_proj\",\"mlp.shared_expert.up_proj\","
                 + "\"q_proj\",\"v_proj\"]", Json.compact(config.get("target_modules")));
         assertEquals("[\"mlp.experts.down_proj\",\"mlp.experts.gate_up_proj\",\"mlp.gate.weight\"]",
                 Json.compact(config.get("target_parameters")));
         try (var r = SafetensorsReader.open(dir.resolve(PeftAdapter.WEIGHTS))) {
-            // 8 experts of [2I = 96, H = 64], rank 2: lora_A [r·E, 2I] under base_layer (wrapped first), lora_B [H, r·E].
-            assertArrayEquals(new int[] {16, 96}, r.tensor(
+            // 8 experts of [2I = 96, H = 64], rank 2: lora_A [r·E, H] under base_layer (wrapped first), lora_B [2I, r·E].
+            assertArrayEquals(new int[] {16, 64}, r.tensor(
                     "base_model.model.model.layers.0.mlp.experts.base_layer.lora_A.weight").shape());
-            assertArrayEquals(new int[] {64, 16}, r.tensor(
+            assertArrayEquals(new int[] {96, 16}, r.tensor(
                     "base_model.model.model.layers.0.mlp.experts.base_layer.lora_B.weight").shape());
-            assertArrayEquals(new int[] {16, 64}, r.tensor("base_model.model.model.layers.0.mlp.experts.lora_A.weight").shape());
-            assertArrayEquals(new int[] {48, 16}, r.tensor("base_model.model.model.layers.0.mlp.experts.lora_B.weight").shape());
+            assertArrayEquals(new int[] {16, 48}, r.tensor("base_model.model.model.layers.0.mlp.experts.lora_A.weight").shape());
+            assertArrayEquals(new int[] {64, 16}, r.tensor("base_model.model.model.layers.0.mlp.experts.lora_B.weight").shape());
             assertArrayEquals(new int[] {2, 64}, r.tensor("base_model.model.model.layers.0.mlp.gate.lora_A.weight").shape());
             assertArrayEquals(new int[] {96, 2}, r.tensor(
                     "base_model.model.model.layers.0.mlp.shared_expert.gate_proj.lora_B.weight").shape());
@@ -140,32 +141,89 @@ class PeftAdapterTest {
         return out;
     }
 
-    /** PEFT's ParamWrapper update, Δ[e, i, o] = Σ_ρ B[o, ρ·E + e] · A[e·r + ρ, i], is moe4j's b_e · a_e either way round. */
+    /**
+     * PEFT's ParamWrapper update of expert e, Σ_ρ B[:, ρ·E + e] · A[e·r + ρ, :], is moe4j's b_e · a_e: [out, in] in
+     * PEFT 0.19.1's layout; before it, for [E, out, in] parameters, A spanned the output, so the update was b_e · a_e
+     * transposed.
+     */
     @Test
-    void fusedExpertLayoutMapsPeftsUpdateToMoe4jsPerExpertProduct() {
+    void fusedExpertLayoutsMapPeftsUpdateToMoe4jsPerExpertProduct() {
         var random = new Random(2);
         int e = 3, r = 2, d1 = 5, d2 = 4;
         Tensor loraA = gaussian(random, r * e, d1), loraB = gaussian(random, d2, r * e);
-        for (boolean transposed : new boolean[] {false, true}) {
-            Tensor[] ab = PeftLayout.fromPeft(loraA, loraB, e, transposed);
+        for (boolean aIsInput : new boolean[] {true, false}) {
+            Tensor[] ab = PeftLayout.fromPeft(loraA, loraB, e, aIsInput);
             for (int x = 0; x < e; x++) {
                 for (int i = 0; i < d1; i++) {
                     for (int o = 0; o < d2; o++) {
                         double peft = 0, moe4j = 0;
                         for (int k = 0; k < r; k++) {
                             peft += loraB.get(o, k * e + x) * loraA.get(x * r + k, i);
-                            // moe4j's W_e is [out, in]: [d1, d2] stored [E, out, in], [d2, d1] transposed.
-                            moe4j += transposed ? ab[1].get(x, o, k) * ab[0].get(x, k, i)
+                            // moe4j's W_e is [out, in]: [d2, d1] when A spans the input, [d1, d2] when it spans the output.
+                            moe4j += aIsInput ? ab[1].get(x, o, k) * ab[0].get(x, k, i)
                                     : ab[1].get(x, i, k) * ab[0].get(x, k, o);
                         }
                         assertEquals(peft, moe4j, 1e-6);
                     }
                 }
             }
-            Tensor[] back = PeftLayout.toPeft(ab[0], ab[1], transposed);
-            assertArrayEquals(loraA.toFloatArray(), back[0].toFloatArray());
-            assertArrayEquals(loraB.toFloatArray(), back[1].toFloatArray());
         }
+        Tensor[] current = PeftLayout.fromPeft(loraA, loraB, e, true);
+        Tensor[] back = PeftLayout.toPeft(current[0], current[1]);
+        assertArrayEquals(loraA.toFloatArray(), back[0].toFloatArray());
+        assertArrayEquals(loraB.toFloatArray(), back[1].toFloatArray());
+    }
+
+    @Test
+    void olderPeftVersionsLayoutIsReadByItsVersionAndShapes(@TempDir Path tmp) {
+        var c = LoraCases.named("qwen3-moe");
+        Path current = tmp.resolve("current"), older = tmp.resolve("older");
+        try (TransformerModel adapted = c.withRandomAdapters(4)) {
+            PeftAdapter.write(current, adapted.transformer(), c.settings(), "base", DType.F32);
+        }
+        // The same adapters as PEFT 0.18 laid them out: for [E, out, in] experts, lora_A [r·E, out], lora_B [in, r·E].
+        var config = ModelLoader.config(c.base());
+        Map<String, Tensor> tensors = read(current.resolve(PeftAdapter.WEIGHTS));
+        for (var key : List.copyOf(tensors.keySet())) {
+            if (key.contains(".mlp.experts.") && key.endsWith("lora_A.weight")) {
+                String bKey = key.replace("lora_A", "lora_B");
+                Tensor[] ab = PeftLayout.fromPeft(tensors.get(key), tensors.get(bKey), 16, true);
+                Tensor a = ab[0], b = ab[1];
+                int experts = a.dim(0), r = a.dim(1), in = a.dim(2), out = b.dim(1);
+                Tensor oldA = Tensor.zeros(r * experts, out), oldB = Tensor.zeros(in, r * experts);
+                for (int x = 0; x < experts; x++) {
+                    for (int k = 0; k < r; k++) {
+                        for (int o = 0; o < out; o++) {
+                            oldA.set(b.get(x, o, k), x * r + k, o);
+                        }
+                        for (int i = 0; i < in; i++) {
+                            oldB.set(a.get(x, k, i), i, k * experts + x);
+                        }
+                    }
+                }
+                tensors.put(key, oldA);
+                tensors.put(bKey, oldB);
+            }
+        }
+        try {
+            Files.createDirectories(older);
+            var node = (com.fasterxml.jackson.databind.node.ObjectNode) Json.read(current.resolve(PeftAdapter.CONFIG));
+            node.put("peft_version", "0.18.1");
+            Files.writeString(older.resolve(PeftAdapter.CONFIG), Json.pretty(node));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        SafetensorsWriter.write(older.resolve(PeftAdapter.WEIGHTS), tensors);
+        try (TransformerModel a = ModelLoader.load(c.base(), CpuBackend.INSTANCE,
+                LoadOptions.of(WeightMemory.MAPPED).withAdapter(current));
+             TransformerModel b = ModelLoader.load(c.base(), CpuBackend.INSTANCE,
+                     LoadOptions.of(WeightMemory.MAPPED).withAdapter(older))) {
+            assertEquals(0, TinyModels.relativeLogitsDifference(a.transformer(), b.transformer(), TOKENS, 2), 1e-7);
+        }
+        assertTrue(PeftAdapter.atLeast("0.21.0", 0, 19, 1) && PeftAdapter.atLeast("0.19.1", 0, 19, 1)
+                && !PeftAdapter.atLeast("0.19.0", 0, 19, 1) && !PeftAdapter.atLeast("0.18.2.dev0", 0, 19, 1)
+                && PeftAdapter.atLeast("1.0", 0, 19, 1));
+        assertTrue(config.family().equals("qwen3_moe"));
     }
 
     private static Tensor gaussian(Random random, int... shape) {
@@ -215,7 +273,7 @@ class PeftAdapterTest {
 
         Path rank = written(tmp.resolve("rank"));
         editConfig(rank, n -> n.put("r", 8));
-        assertTrue(refusal(rank).contains("has rank 4 but adapter_config.json says r = 8"), refusal(rank));
+        assertTrue(refusal(rank).contains("has rank 4 but adapter_config.json says r = 8 for it"), refusal(rank));
 
         Path bias = written(tmp.resolve("bias"));
         editConfig(bias, n -> n.put("bias", "all"));
