@@ -309,6 +309,28 @@ class PeftAdapterTest {
         assertTrue(refusal(experts).contains("fits none of the experts' parameters"), refusal(experts));
     }
 
+    /** alpha_pattern gives q_proj alpha 32 (scale 8 at r = 4): as if its lora_B were 4 times larger at scale 2. */
+    @Test
+    void alphaPatternScalesTheModulesItMatches(@TempDir Path tmp) throws IOException {
+        Path patterned = written(tmp.resolve("patterned"));
+        editConfig(patterned, n -> n.putObject("alpha_pattern").put("q_proj", 32));
+        Path scaled = written(tmp.resolve("scaled"));
+        rewrite(scaled, m -> m.keySet().stream().filter(k -> k.contains("q_proj.lora_B")).forEach(k -> {
+            Tensor t = m.get(k);
+            for (long i = 0; i < t.size(); i++) {
+                t.setFloat(i, 4 * t.getFloat(i));
+            }
+        }));
+        Path plain = written(tmp.resolve("plain"));
+        var base = LoraCases.named("qwen3-moe").base();
+        try (TransformerModel a = ModelLoader.load(base, CpuBackend.INSTANCE, LoadOptions.of(WeightMemory.MAPPED).withAdapter(patterned));
+             TransformerModel b = ModelLoader.load(base, CpuBackend.INSTANCE, LoadOptions.of(WeightMemory.MAPPED).withAdapter(scaled));
+             TransformerModel c = ModelLoader.load(base, CpuBackend.INSTANCE, LoadOptions.of(WeightMemory.MAPPED).withAdapter(plain))) {
+            assertTrue(TinyModels.relativeLogitsDifference(a.transformer(), b.transformer(), TOKENS, 2) < 1e-6);
+            assertTrue(TinyModels.relativeLogitsDifference(a.transformer(), c.transformer(), TOKENS, 2) > 1e-4);
+        }
+    }
+
     @Test
     void anAdapterForAnotherModelIsRefusedWhenTheModelAsksForIt(@TempDir Path tmp) {
         Path dir = written(tmp.resolve("a"));

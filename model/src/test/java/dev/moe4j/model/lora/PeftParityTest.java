@@ -29,9 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * scripts/device/make_lora_fixtures.py):
  * <ul>
  * <li>an adapter PEFT made (seeded, non-zero lora_A and lora_B on attention, experts, router and shared experts),
- * read by moe4j, gives transformers' logits of base + adapter within 1e-4 (of the largest logit);</li>
+ * read by moe4j, gives transformers' logits of base + adapter within 1e-5 of the largest logit (measured: 3.8e-7 to
+ * 5.8e-7; the issue asks for 1e-4);</li>
  * <li>the adapter moe4j wrote ({@code moe4j/}), loaded by {@code peft.PeftModel.from_pretrained}, gives the logits
- * moe4j gives with it, within 1e-4;</li>
+ * moe4j gives with it, within 1e-5 (measured: 3.7e-7 to 5.9e-7), PEFT finding exactly the keys it expects;</li>
  * <li>moe4j still writes exactly that adapter (a snapshot of the writer: run with
  * {@code -Dmoe4j.lora.regenerate=true} to write it anew into src/test/resources before a new device run).</li>
  * </ul>
@@ -43,6 +44,17 @@ class PeftParityTest {
 
     static List<LoraCases> cases() {
         return LoraCases.ALL;
+    }
+
+    /**
+     * The cases PEFT could make references for. Not deepseek-v3: for deepseek_v3, PEFT 0.21 rewrites target_modules
+     * that end in gate_proj and up_proj (here the shared experts') into the fused parameter gate_up_proj with twice the
+     * rank (rank_pattern and alpha_pattern '.*\.gate_up_proj'), which leaves the shared experts without adapters and
+     * makes it expect rank 2r on the routed experts' gate_up_proj: moe4j's adapter, with shared experts at rank r, did
+     * not load there (size mismatch), and that run wrote no reference.
+     */
+    static List<LoraCases> withReference() {
+        return LoraCases.ALL.stream().filter(c -> !c.name().equals("deepseek-v3")).toList();
     }
 
     @ParameterizedTest
@@ -72,7 +84,7 @@ class PeftParityTest {
     }
 
     @ParameterizedTest
-    @MethodSource("cases")
+    @MethodSource("withReference")
     void peftsAdapterGivesTransformersLogits(LoraCases c) {
         Map<String, Tensor> ref = c.reference();
         assertTrue(ref.containsKey("logits"), c + ": no reference.safetensors (scripts/device/make_lora_fixtures.py)");
@@ -80,12 +92,12 @@ class PeftParityTest {
         try (TransformerModel m = ModelLoader.load(c.base(), CpuBackend.INSTANCE,
                 LoadOptions.of(WeightMemory.MAPPED).withAdapter(c.folder().resolve("peft")))) {
             assertClose(dev.moe4j.core.testing.Reference.values(ref.get("logits")),
-                    TinyModels.logits(m.transformer(), ids, 2), 1e-4, c + ": logits of base + PEFT's adapter");
+                    TinyModels.logits(m.transformer(), ids, 2), 1e-5, c + ": logits of base + PEFT's adapter");
         }
     }
 
     @ParameterizedTest
-    @MethodSource("cases")
+    @MethodSource("withReference")
     void peftLoadsMoe4jsAdapterToTheLogitsMoe4jGives(LoraCases c) {
         Map<String, Tensor> ref = c.reference();
         assertTrue(ref.containsKey("moe4j_adapter.logits"), c + ": no PEFT logits for moe4j's adapter");
@@ -93,7 +105,20 @@ class PeftParityTest {
         try (TransformerModel m = ModelLoader.load(c.base(), CpuBackend.INSTANCE,
                 LoadOptions.of(WeightMemory.MAPPED).withAdapter(c.folder().resolve("moe4j")))) {
             assertClose(dev.moe4j.core.testing.Reference.values(ref.get("moe4j_adapter.logits")),
-                    TinyModels.logits(m.transformer(), INPUT_IDS, 2), 1e-4, c + ": PEFT with moe4j's adapter");
+                    TinyModels.logits(m.transformer(), INPUT_IDS, 2), 1e-5, c + ": PEFT with moe4j's adapter");
+        }
+    }
+
+    /** PEFT's own deepseek_v3 adapter reads with its rank_pattern: the routed experts' gate_up_proj at rank 4, not 2. */
+    @org.junit.jupiter.api.Test
+    void peftsDeepseekAdapterWithItsRankPatternIsRead() {
+        var c = LoraCases.named("deepseek-v3");
+        try (TransformerModel m = ModelLoader.load(c.base(), CpuBackend.INSTANCE,
+                LoadOptions.of(WeightMemory.MAPPED).withAdapter(c.folder().resolve("peft")))) {
+            var adapters = m.transformer().adapters();
+            assertArrayEquals(new int[] {16, 4, 64}, adapters.get("layers.1.moe.experts.gate_up_proj.lora_a").value().shape());
+            assertArrayEquals(new int[] {16, 2, 32}, adapters.get("layers.1.moe.experts.down_proj.lora_a").value().shape());
+            assertTrue(adapters.keySet().stream().noneMatch(k -> k.contains("shared_experts")));
         }
     }
 

@@ -33,8 +33,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * One LoRA fine-tuning step equals PEFT's (fixtures/lora/qwen3-moe, scripts/device/make_lora_fixtures.py): from the
  * adapter PEFT made (rank 4 on q, k, v, o, every expert's gate_up_proj and down_proj, and the router; non-zero
  * lora_A and lora_B), the loss (cross-entropy plus router_aux_loss_coef times the balance loss), the gradient of every
- * adapter matrix within 1e-4 relative, and every adapter matrix after one torch.optim.AdamW step within 1e-4; the
- * base weights take no gradient and do not move.
+ * adapter matrix within 1e-5 relative (measured: 1.3e-6 at worst, the router's), and every element of every adapter
+ * matrix after one torch.optim.AdamW step within 1e-5 (measured: 6.8e-7); the base weights take no gradient and do
+ * not move. The issue asks for 1e-4; the bounds are tighter so that they still catch a term that is slightly off.
  */
 class LoraStepParityTest {
     static final double LR = 1e-3;
@@ -82,7 +83,7 @@ class LoraStepParityTest {
             Map<String, Tensor> grads = PeftAdapter.tensors(model, Var::grad);
             Map<String, Tensor> expected = withPrefix("grad.");
             assertEquals(expected.keySet(), grads.keySet(), "the same adapter matrices");
-            expected.forEach((k, t) -> assertClose(Reference.values(t), grads.get(k), 1e-4, "grad." + k));
+            expected.forEach((k, t) -> assertClose(Reference.values(t), grads.get(k), 1e-5, "grad." + k));
             model.parameters().forEach((name, v) -> assertTrue(v.requiresGrad() || !v.hasGrad(),
                     name + " is frozen and takes no gradient"));
         }
@@ -100,20 +101,14 @@ class LoraStepParityTest {
             StepMetrics step = trainer.step((s, micro, micros) -> batch);
             assertEquals(ref.get("train.loss").getFloat(0), step.loss(), 1e-5 * ref.get("train.loss").getFloat(0));
             Map<String, Tensor> after = PeftAdapter.tensors(model, Parameter::value);
-            Map<String, Tensor> grads = withPrefix("grad.");
             double worst = 0;
             for (var e : withPrefix("after_step.").entrySet()) {
                 double[] expected = Reference.values(e.getValue()), actual = Reference.values(after.get(e.getKey()));
-                double[] g = Reference.values(grads.get(e.getKey()));
                 for (int i = 0; i < expected.length; i++) {
-                    double diff = Math.abs(expected[i] - actual[i]);
-                    // Adam's first step is lr · g / (|g| + ε): where |g| is within rounding of 0 its sign is not defined.
-                    if (Math.abs(g[i]) >= 1e-7) {
-                        worst = Math.max(worst, diff);
-                    }
+                    worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
                 }
             }
-            assertTrue(worst <= 1e-4, "largest difference after the step: " + worst);
+            assertTrue(worst <= 1e-5, "largest difference after the step: " + worst);
             assertEquals(java.util.Arrays.toString(router), java.util.Arrays.toString(
                     model.moeLayers().getFirst().router().parameters().getFirst().value().toFloatArray()),
                     "the frozen router weight did not move");
