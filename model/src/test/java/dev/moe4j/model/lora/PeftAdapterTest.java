@@ -92,6 +92,32 @@ class PeftAdapterTest {
         assertTrue(again.getMessage().contains("exists"), again.getMessage());
     }
 
+    /**
+     * An adapter applies to a GGUF file of the same model as to its folder (F32: the same logits), and beside
+     * block-quantised weights (Q8_0) it moves the logits as it does the float model's.
+     */
+    @Test
+    void adaptersApplyBesideGgufWeightsFloatOrQuantised(@TempDir Path tmp) {
+        var c = LoraCases.named("qwen3-moe");
+        Path adapter = tmp.resolve("adapter"), f32 = tmp.resolve("m.gguf"), q8 = tmp.resolve("m-q8.gguf");
+        try (TransformerModel adapted = c.withRandomAdapters(6)) {
+            PeftAdapter.write(adapter, adapted.transformer(), c.settings(), "base", DType.F32);
+        }
+        dev.moe4j.model.gguf.GgufConverter.convert(c.base(), f32, Optional.of(dev.moe4j.model.gguf.GgufFileType.F32));
+        dev.moe4j.model.gguf.GgufConverter.convert(c.base(), q8, Optional.of(dev.moe4j.model.gguf.GgufFileType.Q8_0));
+        var options = LoadOptions.of(WeightMemory.MAPPED).withAdapter(adapter);
+        try (TransformerModel folder = ModelLoader.load(c.base(), CpuBackend.INSTANCE, options);
+             TransformerModel gguf = ModelLoader.load(f32, CpuBackend.INSTANCE, options);
+             TransformerModel quantised = ModelLoader.load(q8, CpuBackend.INSTANCE, options);
+             TransformerModel quantisedBase = ModelLoader.load(q8, CpuBackend.INSTANCE, WeightMemory.MAPPED)) {
+            assertTrue(TinyModels.relativeLogitsDifference(folder.transformer(), gguf.transformer(), TOKENS, 2) < 1e-6);
+            double quantisation = TinyModels.relativeLogitsDifference(folder.transformer(), quantised.transformer(), TOKENS, 2);
+            double adapterEffect = TinyModels.relativeLogitsDifference(quantisedBase.transformer(), quantised.transformer(), TOKENS, 2);
+            assertTrue(quantisation < 0.05 && adapterEffect > 5 * quantisation,
+                    "Q8_0 moves the logits by " + quantisation + ", the adapter by " + adapterEffect);
+        }
+    }
+
     @Test
     void adapterConfigListsTargetModulesAndTargetParametersAsPeftMatchesThem(@TempDir Path dir) {
         var c = LoraCases.named("qwen2-moe");
