@@ -31,6 +31,7 @@ import java.nio.charset.StandardCharsets;
                 ServeCommand.class,
                 ConvertCommand.class,
                 QuantizeCommand.class,
+                MergeCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {

@@ -95,15 +95,24 @@ public final class Trainer {
         return moeLayers;
     }
 
-    /** The model's trainable parameters by their full names; every one must be a {@link Parameter}. */
+    /**
+     * The model's trainable parameters by their full names: every weight that takes a gradient (all of them in full
+     * fine-tuning, only the adapters beside frozen weights in LoRA fine-tuning); each must be a {@link Parameter}.
+     */
     public static Map<String, Parameter> parameters(Transformer model) {
         var out = new LinkedHashMap<String, Parameter>();
         model.parameters().forEach((name, v) -> {
+            if (!v.requiresGrad()) {
+                return;
+            }
             if (!(v instanceof Parameter p)) {
-                throw new IllegalArgumentException(name + " is not trainable (the model was loaded for inference)");
+                throw new IllegalArgumentException(name + " takes a gradient but is not a parameter");
             }
             out.put(name, p);
         });
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException(model + " has nothing to train (it was loaded for inference)");
+        }
         return out;
     }
 

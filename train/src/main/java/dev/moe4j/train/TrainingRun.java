@@ -8,6 +8,8 @@ import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.AtomicDirectory;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.WeightMemory;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.ParameterCount;
 import dev.moe4j.model.config.SpecialTokens;
@@ -136,14 +138,28 @@ public final class TrainingRun {
         TrainingData data = TrainingData.prepare(config.data().paths(), config.data().validFraction(), tokenizer,
                 config.data().vocab(), cache, listener::message);
 
-        Transformer model = model(config, data, resumed, out);
+        TransformerModel frozenBase = config.lora().isPresent() ? loraModel(config, resumed, out, listener) : null;
+        try (frozenBase) {
+            Transformer model = frozenBase != null ? frozenBase.transformer() : model(config, data, resumed, out);
+            return train(config, listener, backend, existing, data, resumed, model);
+        }
+    }
+
+    /** The steps, evaluations, checkpoints and samples of a run whose data and model are ready. */
+    private static Summary train(TrainConfig config, Listener listener, Backend backend, ExistingRun existing,
+                                 TrainingData data, RunCheckpoint.State resumed, Transformer model) {
+        var run = config.run();
+        Path out = run.out();
         int vocab = model.config().vocabSize();
         if (data.vocabSize() > vocab) {
             throw new BadInputException("the tokenizer has " + data.vocabSize() + " ids but the model embeds " + vocab);
         }
         var opt = config.optimiser();
         int totalSteps = run.steps() > 0 ? run.steps() : resumed != null ? resumed.totalSteps() : 0;
-        List<String> missing = model.config().moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of());
+        List<String> missing = new ArrayList<>(model.config().moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of()));
+        if (config.lora().isPresent()) {
+            missing.add("LoRA adapters");
+        }
         if (!backend.device().isHost() && !missing.isEmpty()) {
             if (!run.device().equals("auto")) {
                 throw new BadInputException("--device cuda: the MoE layers use " + String.join(" and ", missing)
@@ -181,7 +197,9 @@ public final class TrainingRun {
             tokens = resumed.tokens();
             validLoss = resumed.validLoss();
         } else {
-            family = RunCheckpoint.chooseFamily(model.config(), run.family());
+            // LoRA saves adapters for the base's own family; full training chooses the format that fits.
+            family = config.lora().isPresent() ? model.config().family()
+                    : RunCheckpoint.chooseFamily(model.config(), run.family());
             prepareFolder(out, listener, existing);
         }
         ParameterCount count = ParameterCount.of(model.config());
@@ -191,7 +209,8 @@ public final class TrainingRun {
                 trainer.steps()));
 
         var extras = new RunCheckpoint.Extras(data.tokenizerJson(), config.init().orElse(null), config.values(),
-                generationConfig(model.config(), run.temperature()));
+                generationConfig(model.config(), run.temperature()),
+                config.lora().map(TrainConfig.Lora::settings).orElse(null));
         double lastLoss = Double.NaN;
         long timeBudgetMillis = run.time().toMillis();
         int estimateAfter = Math.max(opt.warmup(), 10);
@@ -324,6 +343,24 @@ public final class TrainingRun {
         } catch (java.io.IOException e) {
             throw new BadInputException(out + ": cannot create the run's folder (" + e.getMessage() + ")");
         }
+    }
+
+    /**
+     * The --init checkpoint with its weights frozen and LoRA adapters beside them: new ones, or for --resume those the
+     * run saved in its folder (in PEFT's format). Open (memory-mapped with --mmap) until the run ends.
+     */
+    private static TransformerModel loraModel(TrainConfig config, RunCheckpoint.State resumed, Path out,
+                                              Listener listener) {
+        TrainConfig.Lora lora = config.lora().orElseThrow();
+        Path init = config.init().orElseThrow();
+        TransformerModel m = ModelLoader.loadForLora(init, lora.mmap() ? WeightMemory.MAPPED : WeightMemory.AUTO,
+                lora.settings(), resumed != null ? Optional.of(out) : Optional.empty());
+        long trainable = m.transformer().adapters().values().stream().mapToLong(p -> p.value().size()).sum();
+        var s = lora.settings();
+        listener.message(String.format(Locale.ROOT, "LoRA rank %d, alpha %s on %s: %,d trainable parameters; the "
+                        + "base weights frozen (%s)", s.rank(), s.alpha() == Math.rint(s.alpha()) ? String.valueOf((long) s.alpha()) : String.valueOf(s.alpha()), String.join(", ", s.targets()),
+                trainable, m.weightsCopied() ? "copied into memory" : "memory-mapped"));
+        return m;
     }
 
     /** The model to train: resumed from the run's folder, fine-tuned from --init, or fresh. */

@@ -2,8 +2,10 @@ package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
+import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.Device;
@@ -45,6 +47,8 @@ public final class Transformer {
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final float eps;
     private final Map<String, Var> weights = new LinkedHashMap<>();
+    /** The adapters outside the MoE layers (attention, by their full names); the MoE layers hold their own. */
+    private final Map<String, Parameter> adapters = new LinkedHashMap<>();
     private final ExpertStorage expertStorage;
     /** The coefficient of transformers' balance loss over all MoE layers at once; 0 when the layers own their losses. */
     private final double crossLayerBalance;
@@ -65,6 +69,17 @@ public final class Transformer {
             @Override
             public ExpertStorage expertStorage() {
                 return source.expertStorage();
+            }
+
+            @Override
+            public Lora adapter(String name, int out, int in) {
+                Lora l = source.adapter(name, out, in);
+                if (l != null) {
+                    String base = adapterName(name);
+                    adapters.put(base + ".lora_a", requireParameter(l.a(), base));
+                    adapters.put(base + ".lora_b", requireParameter(l.b(), base));
+                }
+                return l;
             }
         };
         int hidden = config.hiddenSize();
@@ -417,9 +432,10 @@ public final class Transformer {
     }
 
     /**
-     * The trainable weights by moe4j's names: those of the embedding, attention, norms and dense MLPs as the
-     * source gave them, and each MoE layer's parameters (router, stacked experts, shared expert and gate).
-     * Experts held as separate checkpoint tensors are inference-only and not listed.
+     * The weights a trainer may train, by moe4j's names: those of the embedding, attention, norms and dense MLPs as
+     * the source gave them (constants when it gave a checkpoint's frozen weights), the adapters outside the MoE
+     * layers, and each MoE layer's parameters (router, stacked experts, shared expert and gate, frozen or not, and
+     * its adapters). Experts held as separate checkpoint tensors have no parameters and are not listed.
      */
     public Map<String, Var> parameters() {
         var out = new LinkedHashMap<String, Var>();
@@ -428,6 +444,7 @@ public final class Transformer {
                 out.put(name, v);
             }
         });
+        out.putAll(adapters);
         for (DecoderLayer layer : layers) {
             if (layer.moe() != null) {
                 String prefix = "layers." + layer.index() + ".moe.";
@@ -435,6 +452,38 @@ public final class Transformer {
             }
         }
         return Collections.unmodifiableMap(out);
+    }
+
+    /**
+     * The LoRA adapters by their full names ({@code layers.N.attention.q_proj.lora_a}, {@code
+     * layers.N.moe.experts.gate_up_proj.lora_b}, ...), in layer order; empty for a model without adapters.
+     */
+    public Map<String, Parameter> adapters() {
+        var out = new LinkedHashMap<String, Parameter>();
+        for (DecoderLayer layer : layers) {
+            String p = "layers." + layer.index() + ".";
+            adapters.forEach((name, a) -> {
+                if (name.startsWith(p)) {
+                    out.put(name, a);
+                }
+            });
+            if (layer.moe() != null) {
+                layer.moe().layer().adapterParameters().forEach(a -> out.put(p + "moe." + a.name(), a));
+            }
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    /** The adapters' base name for a weight: {@code layers.0.attention.q_proj.weight} → {@code layers.0.attention.q_proj}. */
+    public static String adapterName(String weight) {
+        return weight.endsWith(".weight") ? weight.substring(0, weight.length() - ".weight".length()) : weight;
+    }
+
+    private static Parameter requireParameter(Var v, String name) {
+        if (!(v instanceof Parameter p)) {
+            throw new IllegalArgumentException(name + ": an adapter's matrices must be parameters");
+        }
+        return p;
     }
 
     /** The MoE layers in layer order (a trainer reseeds their noise and balances their selection bias). */

@@ -14,6 +14,8 @@ import dev.moe4j.io.safetensors.SafetensorsWriter;
 import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelSaver;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.lora.LoraSettings;
+import dev.moe4j.model.lora.PeftAdapter;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.loss.SwitchLoss;
@@ -33,7 +35,9 @@ import java.util.Map;
 /**
  * A training run saved as one folder that is at once a Hugging Face model folder (config.json, model.safetensors,
  * tokenizer.json, tokenizer_config.json with a chat template, generation_config.json: what {@code moe4j generate},
- * {@code chat}, {@code serve} and transformers load) and everything an exact
+ * {@code chat}, {@code serve} and transformers load), or for LoRA fine-tuning a PEFT adapter folder
+ * (adapter_config.json, adapter_model.safetensors: what {@code --adapter} and {@code peft.PeftModel} load), and
+ * everything an exact
  * resume needs: the run's options ({@value #TRAIN_CONFIG}), its progress ({@value #STATE}), AdamW's moments (and the
  * F32 master weights when the model is saved in BF16) in {@value #OPTIMIZER}, and the metrics so far. The folder is
  * replaced as a whole ({@link AtomicDirectory}): a crash mid-save leaves the previous checkpoint intact.
@@ -142,8 +146,18 @@ public final class RunCheckpoint {
         return o;
     }
 
-    /** What a save writes beside the model. */
-    public record Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation) {
+    /**
+     * What a save writes beside the model.
+     *
+     * @param lora the adapters' settings when the run trains LoRA adapters (saved in PEFT's format instead of the
+     *             model), else null
+     */
+    public record Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation,
+                         LoraSettings lora) {
+        /** What a run that trains the whole model saves beside it. */
+        public Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation) {
+            this(tokenizerJson, initFolder, settings, generation, null);
+        }
     }
 
     /** Saves the run into {@code out}, replacing the previous checkpoint there as a whole. */
@@ -151,7 +165,12 @@ public final class RunCheckpoint {
         ModelConfig saved = savedConfig(trainer.model().config(), state.family());
         Path metrics = out.resolve(METRICS);
         AtomicDirectory.replace(out, tmp -> {
-            ModelSaver.save(trainer.model(), saved, tmp, dtype, ModelSaver.DEFAULT_SHARD_BYTES);
+            if (extras.lora() != null) {
+                // The adapters alone, as PEFT saves them: the base stays where --init points.
+                PeftAdapter.write(tmp, trainer.model(), extras.lora(), extras.initFolder().toString(), dtype);
+            } else {
+                ModelSaver.save(trainer.model(), saved, tmp, dtype, ModelSaver.DEFAULT_SHARD_BYTES);
+            }
             if (extras.tokenizerJson() != null) {
                 Files.copy(extras.tokenizerJson(), tmp.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
             }

@@ -6,6 +6,7 @@ import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.lora.LoraSettings;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
@@ -47,7 +48,14 @@ import java.util.OptionalDouble;
  *              is known); empty when fine-tuning with {@code --init}
  */
 public record TrainConfig(Map<String, String> values, Optional<ModelConfig> model, Optional<Path> init,
-                          Optimiser optimiser, Data data, Run run) {
+                          Optimiser optimiser, Data data, Run run, Optional<Lora> lora) {
+
+    /**
+     * LoRA fine-tuning: adapters made as {@code settings} say beside the frozen weights of the --init checkpoint,
+     * which stay in the memory-mapped files with {@code mmap}.
+     */
+    public record Lora(LoraSettings settings, boolean mmap) {
+    }
 
     /** How parameters are updated. */
     public record Optimiser(double lr, boolean cosine, int warmup, double minLrRatio, AdamW.Hyper hyper,
@@ -119,7 +127,18 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 dtype.equals("bf16") ? DType.BF16 : DType.F32, v.integer("samples", 0),
                 v.integer("sample-tokens", 1), v.string("prompt"), v.number("temperature", 0, 10),
                 v.integer("log-every", 1));
-        return new TrainConfig(resolved, model, init, optimiser, data, run);
+        Optional<Lora> lora = Optional.empty();
+        int rank = v.integer("lora-rank", 0);
+        if (rank > 0) {
+            if (init.isEmpty()) {
+                throw new BadInputException("--lora-rank needs --init: LoRA trains adapters beside a Hugging Face "
+                        + "checkpoint's frozen weights");
+            }
+            lora = Optional.of(new Lora(new LoraSettings(rank, v.number("lora-alpha", 0, 1e6),
+                    LoraSettings.parseTargets(v.string("lora-targets")), v.flag("lora-rslora"), run.seed()),
+                    v.flag("mmap")));
+        }
+        return new TrainConfig(resolved, model, init, optimiser, data, run, lora);
     }
 
     /** A name that is one folder inside runs/: not a path, and not one that climbs out. */

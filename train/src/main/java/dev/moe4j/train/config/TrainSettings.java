@@ -107,6 +107,19 @@ public final class TrainSettings {
             s(Group.BALANCE, "z-loss", "0", "X", "Coefficient of the router z-loss (0: off)."),
             s(Group.BALANCE, "bias-balancing", "0", "X", "Auxiliary-loss-free balancing (DeepSeek-V3): a selection "
                     + "bias moved by X per step toward balance (0: off; try 0.001)."),
+            // ---- LoRA ----
+            s(Group.LORA, "lora-rank", "0", "R", "Train LoRA adapters of rank R beside the --init checkpoint's "
+                    + "frozen weights instead of all its weights (0: full fine-tuning). Saved in PEFT's format "
+                    + "(adapter_config.json, adapter_model.safetensors)."),
+            s(Group.LORA, "lora-alpha", "16", "A", "LoRA's alpha: the adapters' update is scaled by A / R (PEFT's "
+                    + "lora_alpha)."),
+            s(Group.LORA, "lora-targets", "q_proj,k_proj,v_proj,o_proj", "LIST", "Where adapters go: attention "
+                    + "projections by name (q_proj, k_proj, v_proj, o_proj; DeepSeek's q_a_proj, q_b_proj, "
+                    + "kv_a_proj_with_mqa, kv_b_proj), experts (one adapter per expert on the fused gate_up_proj and "
+                    + "on down_proj), shared_experts (their gate_proj, up_proj, down_proj) and router."),
+            on(Group.LORA, "lora-rslora", false, "Rank-stabilised LoRA: scale by A / sqrt(R)."),
+            on(Group.LORA, "mmap", false, "Leave the frozen base weights in the memory-mapped checkpoint files "
+                    + "instead of copying them into memory (with --lora-rank)."),
             // ---- optimiser ----
             s(Group.OPTIMISER, "lr", "3e-3", "LR", "Peak learning rate of AdamW."),
             s(Group.OPTIMISER, "schedule", "cosine", "KIND", "cosine (linear warmup, cosine decay to "
@@ -211,7 +224,7 @@ public final class TrainSettings {
      * computes (a changed learning rate would not continue the same run).
      */
     public static final java.util.Set<String> CHANGEABLE_ON_RESUME = java.util.Set.of("steps", "time", "eval-every",
-            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads", "device",
+            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads", "device", "mmap",
             "resume", "out", "name", "cache");
 
     /**
