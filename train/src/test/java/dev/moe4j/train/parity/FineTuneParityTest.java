@@ -49,10 +49,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       assistant_only_loss takes them (transformers' return_assistant_tokens_mask), every parameter decayed
  *       (--decay-all).</li>
  * </ul>
- * Each checks the loss, every parameter's gradient norm and every stored parameter after the step within 1e-4 of
- * the largest value (max|Δ| / max|ref|). Adam's first step moves a weight by about lr·sign(g), so the weights say
- * little about the gradients' sizes; the norms do. The weight decay (1.0 at lr 1e-3) moves a decayed weight by 1e-3
- * of itself, ten times the tolerance: the tests see which rule was applied.
+ * Each checks the loss, every parameter's gradient norm within 1e-4 (measured: 9.4e-7 at worst) and every stored
+ * parameter after the step within 1e-4 of its largest value (max|Δ| / max|ref|; measured: 9.1e-8 for the full step,
+ * 5.7e-8 for the SFT step). Adam's first step moves a weight by about lr·sign(g), so the weights say little about the
+ * gradients' sizes; the norms do. The weight decay (1.0 at lr 1e-3) moves a decayed weight by 1e-3 of itself, ten
+ * times the tolerance: the tests see which rule was applied.
+ *
+ * <p>One caveat is measured, not hidden (as in {@link TrainStepParityTest}): the first step moves a weight by
+ * lr·g/(|g| + ε), so where |g| is near ε = 1e-8 a float32 difference of 1e-9 in a gradient that is a near-cancellation
+ * of terms a million times larger moves the weight by a sizeable part of lr (the full step has one such weight, g =
+ * 9e-9, that alone puts down_proj of layer 0 at 1.8e-4; the worst tensor at 2.9e-4). Where |g| is below 1e-6 the
+ * test therefore checks the gradient the reference's step implies, g = r·ε / (1 − |r|) with r = −Δ/lr, against
+ * moe4j's, within 1e-5 of the tensor's largest gradient (measured: 4.4e-7 and 6.7e-8).
  */
 class FineTuneParityTest {
     static final double TOLERANCE = 1e-4;
@@ -127,11 +135,11 @@ class FineTuneParityTest {
         assertEquals(ref.get("loss").asDouble(), step.metrics().loss(), 1e-5 * ref.get("loss").asDouble(), "loss");
         assertEquals(ref.get("cross_entropy").asDouble(), step.metrics().crossEntropy(), 1e-5 * ref.get("loss").asDouble());
         assertGradientNorms(ref, step.trainer());
-        assertWeights("finetune/full_step.safetensors", step.trainer(), TOLERANCE);
+        assertStep("finetune/full_step.safetensors", step.trainer(), AdamW.MATRICES_ONLY);
         var decayed = new TreeSet<String>();
         ref.get("decayed").forEach(n -> decayed.add(n.asText()));
         var ours = new TreeSet<String>();
-        TrainStepReference.inTransformersNames(decayedOnly(step.trainer(), AdamW.MATRICES_ONLY), Var::value)
+        TrainStepReference.inTransformersNames(decayedOnly(step.trainer().parameters(), AdamW.MATRICES_ONLY), Var::value)
                 .keySet().forEach(ours::add);
         assertEquals(decayed, ours, "the parameters Hugging Face's Trainer decays");
     }
@@ -142,7 +150,7 @@ class FineTuneParityTest {
         JsonNode ref = REFERENCE.get("sft_step");
         assertEquals(ref.get("loss").asDouble(), step.metrics().loss(), 1e-5 * ref.get("loss").asDouble(), "loss");
         assertGradientNorms(ref, step.trainer());
-        assertWeights("finetune/sft_step.safetensors", step.trainer(), TOLERANCE);
+        assertStep("finetune/sft_step.safetensors", step.trainer(), AdamW.ALL);
     }
 
     /** The weights tell the decay rules apart: with the other rule, some parameter misses by more than the tolerance. */
@@ -156,8 +164,9 @@ class FineTuneParityTest {
 
     /**
      * The same SFT step through {@code moe4j train}'s options (--init, --data chat.jsonl, --chat-template,
-     * --decay-all, a constant rate, no clipping): the saved model holds PyTorch's weights, and the saved
-     * tokenizer_config.json the template it trained with.
+     * --decay-all, a constant rate, no clipping): the saved model holds PyTorch's weights (all of them within 1e-4:
+     * measured 1.3e-5, no gradient of this step being near ε), and the saved tokenizer_config.json the template it
+     * trained with.
      */
     @Test
     void theTrainCommandsOptionsTakeTheSameSftStep() throws Exception {
@@ -206,8 +215,40 @@ class FineTuneParityTest {
         });
     }
 
-    private static void assertWeights(String file, Trainer trainer, double tolerance) {
-        assertWeights(file, trainer.parameters(), tolerance);
+    /**
+     * Every stored parameter after the step within the tolerance where moe4j's gradient is at least 1e-6; below, the
+     * gradient the reference's first AdamW step implies equals moe4j's within 1e-5 of the tensor's largest gradient.
+     */
+    private static void assertStep(String file, Trainer trainer, Predicate<Parameter> decays) {
+        Map<String, Tensor> ours = TrainStepReference.inTransformersNames(trainer.parameters(), Var::value);
+        Map<String, Tensor> grads = TrainStepReference.inTransformersNames(trainer.parameters(), Var::grad);
+        var initial = new LinkedHashMap<String, Parameter>();
+        ModelLoader.loadForTraining(MODEL).parameters().forEach((n, v) -> initial.put(n, (Parameter) v));
+        Map<String, Tensor> before = TrainStepReference.inTransformersNames(initial, Var::value);
+        var decayed = TrainStepReference.inTransformersNames(decayedOnly(initial, decays), Var::value).keySet();
+        double lr = lr(), eps = hyper().eps(), keep = 1 - lr * hyper().weightDecay();
+        Map<String, Tensor> expected = read(file);
+        assertTrue(expected.size() >= 10, file + " holds " + expected.size() + " tensors");
+        expected.forEach((name, t) -> {
+            double[] e = Reference.values(t), a = Reference.values(ours.get(name));
+            double[] g = Reference.values(grads.get(name)), b = Reference.values(before.get(name));
+            double maxRef = 1e-30, maxGrad = 1e-30, weightError = 0, gradError = 0;
+            for (int i = 0; i < e.length; i++) {
+                maxRef = Math.max(maxRef, Math.abs(e[i]));
+                maxGrad = Math.max(maxGrad, Math.abs(g[i]));
+            }
+            for (int i = 0; i < e.length; i++) {
+                if (Math.abs(g[i]) >= 1e-6) {
+                    weightError = Math.max(weightError, Math.abs(e[i] - a[i]));
+                } else {
+                    double r = -(e[i] - b[i] * (decayed.contains(name) ? keep : 1)) / lr;
+                    gradError = Math.max(gradError, Math.abs(r * eps / (1 - Math.abs(r)) - g[i]));
+                }
+            }
+            assertTrue(weightError / maxRef <= TOLERANCE, name + " after the step: " + weightError / maxRef);
+            assertTrue(gradError / maxGrad <= 1e-5, name + ": the gradient the reference step implies where |g| < 1e-6: "
+                    + gradError / maxGrad + " of the largest");
+        });
     }
 
     private static void assertWeights(String file, Map<String, ? extends Var> parameters, double tolerance) {
@@ -242,9 +283,9 @@ class FineTuneParityTest {
         return out;
     }
 
-    private static Map<String, Parameter> decayedOnly(Trainer trainer, Predicate<Parameter> decays) {
+    private static Map<String, Parameter> decayedOnly(Map<String, Parameter> parameters, Predicate<Parameter> decays) {
         var out = new LinkedHashMap<String, Parameter>();
-        trainer.parameters().forEach((n, p) -> {
+        parameters.forEach((n, p) -> {
             if (decays.test(p)) {
                 out.put(n, p);
             }
