@@ -136,12 +136,13 @@ public final class TrainSettings {
                     + "them); 0: the model's context length."),
             on(Group.DATA, "packing", false, "Lay examples end to end and cut --context windows from them, as text is "
                     + "(their loss masks kept); off: one example a sequence, batches padded to their longest."),
-            s(Group.DATA, "context", "128", "N", "Tokens per training sequence."),
+            s(Group.DATA, "context", "128", "N", "Tokens per training sequence (of text, and of --packing windows)."),
             s(Group.DATA, "valid-fraction", "0.1", "X", "Validation share of a file without a .valid.txt (its "
                     + "tail), or of the lines of a .jsonl."),
             s(Group.DATA, "tokenizer", "", "FILE", "A tokenizer.json to use; default: train a byte-level BPE of "
                     + "--vocab tokens on the training text (cached)."),
-            on(Group.DATA, "shuffle", true, "Random windows (seeded); off: consecutive windows in order."),
+            on(Group.DATA, "shuffle", true, "Random windows (seeded), or the examples in a new order each epoch; off: "
+                    + "in order."),
             s(Group.DATA, "cache", "", "DIR", "Where tokenised data and trained tokenizers are cached; default "
                     + "$MOE4J_CACHE or ~/.cache/moe4j."),
             // ---- run ----
