@@ -138,8 +138,9 @@ public final class TrainingRun {
             throw new BadInputException("--tokenizer: " + tokenizer.get() + ": no such file");
         }
         Path modelFolder = resumed != null ? out : config.init().orElse(null);
+        boolean jsonl = config.data().paths().stream().anyMatch(p -> p.toString().toLowerCase(Locale.ROOT).endsWith(".jsonl"));
         TrainingData data = TrainingData.prepare(config.data().paths(), config.data().validFraction(), tokenizer,
-                config.data().vocab(), cache, listener::message, exampleOptions(config, modelFolder));
+                config.data().vocab(), cache, listener::message, jsonl ? exampleOptions(config, modelFolder) : null);
 
         Transformer model = model(config, data, resumed, out);
         int vocab = model.config().vocabSize();
