@@ -374,12 +374,28 @@ public final class Transformer {
 
     /** The training objective of {@code pass} against {@code targets} (one per row; {@link Graph#IGNORE} skips). */
     public Loss loss(Graph g, ForwardPass pass, int[] targets) {
+        return loss(g, pass, targets, null, 1, 1);
+    }
+
+    /**
+     * The objective of a pass over sequences that may end in padding, weighted for gradient accumulation:
+     * {@code crossEntropyWeight} times the mean cross-entropy plus {@code auxiliaryWeight} times the weighted
+     * balance loss; the {@link Loss}'s two numbers stay unweighted.
+     *
+     * @param tokens which rows hold tokens rather than padding (null: all of them). Padding is left out of
+     *               transformers' balance loss, as transformers leaves out the positions its attention mask hides;
+     *               its targets must be {@link Graph#IGNORE}. The per-layer losses of moe4j's own models see every
+     *               row.
+     */
+    public Loss loss(Graph g, ForwardPass pass, int[] targets, boolean[] tokens, double crossEntropyWeight,
+                     double auxiliaryWeight) {
         Var ce = g.crossEntropy(pass.logits(), targets);
         double aux = pass.auxLoss();
-        Var objective = ce;
+        Var objective = crossEntropyWeight == 1 ? ce : g.scale(ce, (float) crossEntropyWeight);
         if (crossLayerBalance > 0 && !pass.moe().isEmpty()) {
-            Var balance = balanceLoss(g, pass);
-            objective = g.add(ce, g.scale(balance, (float) crossLayerBalance));
+            Var balance = balanceLoss(g, pass, tokens);
+            Var weighted = g.scale(balance, (float) crossLayerBalance);
+            objective = g.add(objective, auxiliaryWeight == 1 ? weighted : g.scale(weighted, (float) auxiliaryWeight));
             aux += crossLayerBalance * balance.value().getFloat(0);
         }
         return new Loss(objective, ce.value().getFloat(0), aux);
@@ -401,34 +417,80 @@ public final class Transformer {
      * earlier, so replayed later) passes into its router.
      */
     public Var balanceLoss(Graph g, ForwardPass pass) {
+        return balanceLoss(g, pass, null);
+    }
+
+    /**
+     * {@link #balanceLoss(Graph, ForwardPass)} over the rows {@code tokens} marks (null: all), as transformers'
+     * load_balancing_loss_func computes it under an attention mask: the means over tokens become means over the
+     * unmasked ones, in every layer. Padding's router logits get no gradient from it.
+     */
+    public Var balanceLoss(Graph g, ForwardPass pass, boolean[] tokens) {
         MoeConfig moe = config.moe().orElseThrow();
         int e = moe.experts();
-        float[] all = new float[pass.moe().stream().mapToInt(m -> m.routing().logits().length).sum()];
+        int rows = pass.moe().getFirst().routing().logits().length / e;
+        if (tokens != null && tokens.length != rows) {
+            throw new IllegalArgumentException("balanceLoss: " + tokens.length + " token flags for " + rows + " rows");
+        }
+        int[] kept = keptRows(tokens, rows);
+        if (kept.length == 0) {
+            return Var.constant(Tensor.vector(0f));
+        }
+        float[] all = new float[pass.moe().size() * kept.length * e];
         int at = 0;
         for (MoeResult m : pass.moe()) {
             float[] logits = m.routing().logits();
-            System.arraycopy(logits, 0, all, at, logits.length);
-            at += logits.length;
+            if (kept.length == rows) {
+                System.arraycopy(logits, 0, all, at, logits.length);
+                at += logits.length;
+            } else {
+                for (int r : kept) {
+                    System.arraycopy(logits, r * e, all, at, e);
+                    at += e;
+                }
+            }
         }
-        int tokens = all.length / e;
+        int counted = all.length / e;
         // Whatever the layer's own gate, transformers scores this loss with a softmax and its top-k.
         MoeConfig softmax = MoeConfig.builder(moe.hidden(), moe.intermediate(), e, moe.topK()).build();
         var router = new TopKRouter(softmax, Tensor.zeros(e, moe.hidden()), null, null, null);
-        Routing routing = router.routeLogits(all, tokens);
+        Routing routing = router.routeLogits(all, counted);
         boolean trains = g.isTraining() && pass.moe().stream().allMatch(m -> m.context() != null);
         Var out = new Var(Tensor.vector((float) TRANSFORMERS_BALANCE.value(routing)), trains);
         g.onBackward(out, () -> {
-            var grads = new RouterGrads(tokens, e);
+            var grads = new RouterGrads(counted, e);
             TRANSFORMERS_BALANCE.backward(routing, out.grad().getFloat(0), grads);
             float[] dLogits = grads.logits();
             int from = 0;
             for (MoeResult m : pass.moe()) {
-                int length = m.routing().logits().length;
-                m.context().addRouterLogitGradient(Arrays.copyOfRange(dLogits, from, from + length));
-                from += length;
+                float[] layer = new float[rows * e];
+                for (int r : kept) {
+                    System.arraycopy(dLogits, from, layer, r * e, e);
+                    from += e;
+                }
+                m.context().addRouterLogitGradient(layer);
             }
         });
         return out;
+    }
+
+    private static int[] keptRows(boolean[] tokens, int rows) {
+        if (tokens == null) {
+            int[] all = new int[rows];
+            Arrays.setAll(all, i -> i);
+            return all;
+        }
+        int n = 0;
+        for (boolean t : tokens) {
+            n += t ? 1 : 0;
+        }
+        int[] kept = new int[n];
+        for (int r = 0, k = 0; r < rows; r++) {
+            if (tokens[r]) {
+                kept[k++] = r;
+            }
+        }
+        return kept;
     }
 
     /**

@@ -149,14 +149,16 @@ public final class RunCheckpoint {
     /**
      * What a save writes beside the model.
      *
-     * @param lora the adapters' settings when the run trains LoRA adapters (saved in PEFT's format instead of the
-     *             model), else null
+     * @param chatTemplate a chat template (--chat-template) that replaces the one tokenizer_config.json would have,
+     *                     or null
+     * @param lora         the adapters' settings when the run trains LoRA adapters (saved in PEFT's format instead of
+     *                     the model), else null
      */
     public record Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation,
-                         LoraSettings lora) {
-        /** What a run that trains the whole model saves beside it. */
+                         String chatTemplate, LoraSettings lora) {
+        /** What a run that trains the whole model with the checkpoint's own template saves beside it. */
         public Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation) {
-            this(tokenizerJson, initFolder, settings, generation, null);
+            this(tokenizerJson, initFolder, settings, generation, null, null);
         }
     }
 
@@ -177,7 +179,8 @@ public final class RunCheckpoint {
             if (extras.initFolder() != null) {
                 for (String name : List.of(TOKENIZER_CONFIG, "special_tokens_map.json", "chat_template.jinja")) {
                     Path f = extras.initFolder().resolve(name);
-                    if (Files.isRegularFile(f)) {
+                    // a template given for the run replaces the checkpoint's, which chat_template.jinja would hold
+                    if (Files.isRegularFile(f) && !(extras.chatTemplate() != null && name.equals("chat_template.jinja"))) {
                         Files.copy(f, tmp.resolve(name));
                     }
                 }
@@ -187,6 +190,13 @@ public final class RunCheckpoint {
                 if (config != null) {
                     AtomicFiles.writeString(tmp.resolve(TOKENIZER_CONFIG), Json.pretty(config) + "\n");
                 }
+            }
+            if (extras.chatTemplate() != null) {
+                Path file = tmp.resolve(TOKENIZER_CONFIG);
+                ObjectNode config = Files.isRegularFile(file) && Json.read(file) instanceof ObjectNode o ? o
+                        : Json.mapper().createObjectNode();
+                config.put("chat_template", extras.chatTemplate());
+                AtomicFiles.writeString(file, Json.pretty(config) + "\n");
             }
             AtomicFiles.writeString(tmp.resolve("generation_config.json"), Json.pretty(extras.generation()) + "\n");
             ObjectNode settings = Json.mapper().createObjectNode();

@@ -66,9 +66,14 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
         }
     }
 
-    /** Where the tokens come from. */
+    /**
+     * Where the tokens come from.
+     *
+     * @param maxLength the longest example, 0 for the model's context
+     */
     public record Data(List<Path> paths, int context, double validFraction, Optional<Path> tokenizer, int vocab,
-                       boolean shuffle, Optional<Path> cache) {
+                       boolean shuffle, Optional<Path> cache, Optional<Path> chatTemplate, int maxLength,
+                       boolean packing) {
     }
 
     /** How long, what to report and where to save. */
@@ -92,7 +97,12 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 v.number("valid-fraction", 0, 0.9),
                 v.string("tokenizer").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("tokenizer"))),
                 v.integer("vocab", 2), v.flag("shuffle"),
-                v.string("cache").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("cache"))));
+                v.string("cache").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("cache"))),
+                v.string("chat-template").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("chat-template"))),
+                v.integer("max-length", 0), v.flag("packing"));
+        if (data.maxLength() == 1) {
+            throw new BadInputException("--max-length 1: an example needs at least 2 tokens (0: the model's context)");
+        }
         if (data.paths().isEmpty()) {
             throw new BadInputException("--data: no training data given (expected text files, folders or a .jsonl)");
         }

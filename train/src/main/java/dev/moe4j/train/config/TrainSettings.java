@@ -127,8 +127,8 @@ public final class TrainSettings {
             s(Group.OPTIMISER, "warmup", "30", "N", "Warmup steps."),
             s(Group.OPTIMISER, "min-lr-ratio", "0.1", "X", "The cosine decay ends at X x lr."),
             s(Group.OPTIMISER, "weight-decay", "0.1", "X", "Decoupled weight decay."),
-            on(Group.OPTIMISER, "decay-all", false, "Decay every parameter (PyTorch's default); off: matrices only, "
-                    + "not norms and biases."),
+            on(Group.OPTIMISER, "decay-all", false, "Decay every parameter, as torch.optim.AdamW(model.parameters()) "
+                    + "does; off: spare norms and biases, as Hugging Face's Trainer does."),
             s(Group.OPTIMISER, "beta1", "0.9", "X", "AdamW beta1."),
             s(Group.OPTIMISER, "beta2", "0.95", "X", "AdamW beta2."),
             s(Group.OPTIMISER, "eps", "1e-8", "X", "AdamW epsilon."),
@@ -137,14 +137,25 @@ public final class TrainSettings {
             s(Group.OPTIMISER, "accumulate", "1", "N", "Micro-batches per optimiser step (gradient accumulation)."),
             // ---- data ----
             s(Group.DATA, "data", "data/shakespeare", "PATHS", "Training text: files or folders, comma-separated "
-                    + "(X.valid.txt beside X.txt is its validation split), or pre-tokenised .jsonl (one JSON array "
-                    + "of token ids per line)."),
-            s(Group.DATA, "context", "128", "N", "Tokens per training sequence."),
+                    + "(X.valid.txt beside X.txt is its validation split); or one .jsonl: of JSON arrays of token ids "
+                    + "(packed like text), or of examples, one JSON object a line, each its own sequence: "
+                    + "{\"messages\": [...]} (chat template, loss on the assistant's turns), {\"prompt\", "
+                    + "\"completion\"} (loss on the completion), {\"text\"}, or {\"input_ids\", \"labels\"} (-100: no "
+                    + "loss)."),
+            s(Group.DATA, "chat-template", "", "FILE", "Jinja chat template of messages examples, saved with the model; "
+                    + "default: the --init model's (tokenizer_config.json), or for a new model moe4j's plain "
+                    + "'Role:' template."),
+            s(Group.DATA, "max-length", "0", "N", "Examples longer than N tokens are cut to N (a warning counts "
+                    + "them); 0: the model's context length."),
+            on(Group.DATA, "packing", false, "Lay examples end to end and cut --context windows from them, as text is "
+                    + "(their loss masks kept); off: one example a sequence, batches padded to their longest."),
+            s(Group.DATA, "context", "128", "N", "Tokens per training sequence (of text, and of --packing windows)."),
             s(Group.DATA, "valid-fraction", "0.1", "X", "Validation share of a file without a .valid.txt (its "
                     + "tail), or of the lines of a .jsonl."),
             s(Group.DATA, "tokenizer", "", "FILE", "A tokenizer.json to use; default: train a byte-level BPE of "
                     + "--vocab tokens on the training text (cached)."),
-            on(Group.DATA, "shuffle", true, "Random windows (seeded); off: consecutive windows in order."),
+            on(Group.DATA, "shuffle", true, "Random windows (seeded), or the examples in a new order each epoch; off: "
+                    + "in order."),
             s(Group.DATA, "cache", "", "DIR", "Where tokenised data and trained tokenizers are cached; default "
                     + "$MOE4J_CACHE or ~/.cache/moe4j."),
             // ---- run ----
