@@ -52,13 +52,27 @@ public final class DeviceOption {
                     + "q5_k_m, q6_k or mxfp4_moe. CPU only; a GGUF file keeps its own types.")
     String quantize;
 
+    @Option(names = "--adapter", paramLabel = "DIR",
+            description = "A LoRA adapter in PEFT's format (adapter_config.json, adapter_model.safetensors; what "
+                    + "`moe4j train --lora-rank` saves) applied to the model's weights: kept beside them, not merged, so "
+                    + "the weights stay as stored (memory-mapped, quantised). CPU only for now.")
+    java.nio.file.Path adapter;
+
     /** Where a CPU model's weights live: mapped with --mmap, otherwise copied when they fit. */
     public WeightMemory weightMemory() {
         return mmap ? WeightMemory.MAPPED : WeightMemory.AUTO;
     }
 
-    /** How a CPU model's weights are held: {@link #weightMemory()}, quantised as loaded with --quantize. */
+    /**
+     * How a CPU model's weights are held: {@link #weightMemory()}, quantised as loaded with --quantize, with the LoRA
+     * adapter of --adapter beside them.
+     */
     public LoadOptions loadOptions() {
+        LoadOptions options = quantizedOptions();
+        return adapter == null ? options : options.withAdapter(adapter);
+    }
+
+    private LoadOptions quantizedOptions() {
         if (quantize == null) {
             return LoadOptions.of(weightMemory());
         }
@@ -109,7 +123,8 @@ public final class DeviceOption {
     public Backend backend(ModelConfig config) {
         Device d = resolve();
         Precision p = precision();
-        if (d == Device.CPU) {
+        if (d == Device.CPU || (adapter != null && automatic())) {
+            // LoRA adapters run on the CPU for now: the automatic choice takes it; --device cuda is refused at load.
             return cpu(p);
         }
         List<String> missing = config.moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of());

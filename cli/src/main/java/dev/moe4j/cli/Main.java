@@ -33,6 +33,7 @@ import java.nio.charset.StandardCharsets;
                 ServeCommand.class,
                 ConvertCommand.class,
                 QuantizeCommand.class,
+                MergeCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {

@@ -13,10 +13,26 @@ import java.util.Objects;
  */
 public final class Parameter extends Var {
     private final String name;
+    private boolean frozen;
 
     public Parameter(String name, Tensor value) {
         super(Objects.requireNonNull(value, "value"), true);
         this.name = Objects.requireNonNull(name, "name");
+    }
+
+    /**
+     * Stops gradients flowing into this parameter, as PyTorch's {@code requires_grad_(False)}: the base weights of a
+     * model fine-tuned through adapters stay as they are, and no gradient memory is spent on them. Layers consult
+     * {@link #requiresGrad()} before they accumulate a parameter's gradient; optimisers skip frozen parameters.
+     */
+    public Parameter freeze() {
+        frozen = true;
+        return this;
+    }
+
+    @Override
+    public boolean requiresGrad() {
+        return !frozen;
     }
 
     /** A parameter's gradient accumulates over micro-batches and outlives every pass: never in a pass's scope. */

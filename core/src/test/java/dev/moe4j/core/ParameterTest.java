@@ -25,4 +25,12 @@ class ParameterTest {
         p.zeroGrad();
         assertArrayEquals(new float[] {0f, 0f}, p.grad().toFloatArray());
     }
+
+    @Test
+    void aFrozenParameterTakesNoGradientInAGraph() {
+        var p = new Parameter("w", Tensor.zeros(2, 2)).freeze();
+        assertFalse(p.requiresGrad());
+        var g = dev.moe4j.core.autograd.Graph.training();
+        assertFalse(g.result(Tensor.zeros(1), p).requiresGrad(), "an op over frozen parameters only needs no backward");
+    }
 }

@@ -11,8 +11,13 @@ import dev.moe4j.model.gguf.LoadQuantization;
 import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeLayer;
 
+import dev.moe4j.model.lora.AdaptedWeights;
+import dev.moe4j.model.lora.LoraSettings;
+import dev.moe4j.model.lora.PeftAdapter;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 
 /**
  * Opens a Hugging Face model folder (config.json plus model.safetensors, or shards with their index) or a GGUF file
@@ -78,6 +83,9 @@ public final class ModelLoader {
                         + "--device cpu");
             }
         }
+        if (options.adapter().isPresent() && !backend.device().isHost()) {
+            throw new BadInputException("--adapter: LoRA adapters run on the CPU for now; use --device cpu");
+        }
         if (!backend.device().isHost()) {
             config.moe().ifPresent(moe -> {
                 var missing = MoeLayer.unsupportedOnDevice(moe);
@@ -99,9 +107,14 @@ public final class ModelLoader {
                 copies = new ResidentMemory();
             }
             var weights = new CheckpointWeights(checkpoint, config, copies, quantization);
-            Transformer transformer = host ? new Transformer(config, weights)
-                    : Transformer.placed(config, weights, backend, false);
+            AdaptedWeights adapted = options.adapter().map(a -> AdaptedWeights.of(weights, PeftAdapter.read(a, config)))
+                    .orElse(null);
+            Transformer transformer = adapted != null ? new Transformer(config, adapted)
+                    : host ? new Transformer(config, weights) : Transformer.placed(config, weights, backend, false);
             weights.requireAllUsed();
+            if (adapted != null) {
+                adapted.requireAllUsed();
+            }
             if (host && copies == null) {
                 return new TransformerModel(transformer, checkpoint, folder);
             }
@@ -129,6 +142,44 @@ public final class ModelLoader {
             Transformer transformer = new Transformer(config, new TrainableWeights(weights));
             weights.requireAllUsed();
             return transformer;
+        }
+    }
+
+    /**
+     * Opens a model folder (or a GGUF file of float weights) for LoRA fine-tuning: its weights frozen, in their stored
+     * type (F32, BF16, F16), copied or left memory-mapped as {@code memory} says, and LoRA adapters beside them: new ones made as {@code settings} say,
+     * or, with {@code adapter}, those of a PEFT adapter folder (to go on training them). Only the adapters take
+     * gradients. The weights' files stay open until the returned model is closed.
+     */
+    public static TransformerModel loadForLora(Path folder, WeightMemory memory, LoraSettings settings,
+                                               Optional<Path> adapter) {
+        ModelConfig config = config(folder);
+        StoredWeights checkpoint = stored(folder, config);
+        ResidentMemory copies = memory.copies(checkpoint.byteSize()) ? new ResidentMemory() : null;
+        try {
+            var weights = new CheckpointWeights(checkpoint, config, copies, null);
+            AdaptedWeights adapted = adapter.isPresent() ? AdaptedWeights.of(weights, PeftAdapter.read(adapter.get(), config))
+                    : AdaptedWeights.fresh(weights, settings, config);
+            Transformer transformer = new Transformer(config, adapted);
+            weights.requireAllUsed();
+            adapted.requireAllUsed();
+            transformer.tensors().forEach((name, t) -> {
+                if (t.dtype().isBlockQuantized()) {
+                    throw new BadInputException(folder + ": " + name + " is " + t.dtype() + "; LoRA trains beside F32, "
+                            + "BF16 or F16 weights (training through quantised weights, QLoRA, is not supported yet)");
+                }
+            });
+            if (copies == null) {
+                return new TransformerModel(transformer, checkpoint, folder);
+            }
+            checkpoint.close();
+            return new TransformerModel(transformer, copies, folder);
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            if (copies != null) {
+                copies.close();
+            }
+            throw e;
         }
     }
 

@@ -56,6 +56,15 @@ public final class ModelSaver {
      * family has no field for), so that a family which cannot express them still gets the checkpoint.
      */
     public static void save(Transformer model, ModelConfig as, Path folder, DType dtype, long maxShardBytes) {
+        save(model.tensors(), model.expertStorage(), as, folder, dtype, maxShardBytes);
+    }
+
+    /**
+     * Writes {@code tensors} (by moe4j's names, experts held as {@code storage}) as a checkpoint of {@code as}:
+     * what {@link #save(Transformer, ModelConfig, Path, DType, long)} writes for a model's own tensors.
+     */
+    public static void save(Map<String, Tensor> tensors, ExpertStorage storage, ModelConfig as, Path folder,
+                            DType dtype, long maxShardBytes) {
         String family = as.family();
         ModelConfig config = as.toBuilder().dtype(dtype).quantization(null).build();
         HfFamily target = HfFamilies.find(family).orElseThrow(() -> new BadInputException(
@@ -63,7 +72,7 @@ public final class ModelSaver {
         var configJson = HfFamilies.toJson(config, family); // refuses what the family cannot express, before any write
         TensorNames names = target.tensorNames();
         var out = new TreeMap<String, Tensor>();
-        for (var e : perStorage(model.tensors(), model.expertStorage(), names.experts(), family).entrySet()) {
+        for (var e : perStorage(tensors, storage, names.experts(), family).entrySet()) {
             // Buffers the router moves in place stay F32, as transformers keeps e_score_correction_bias.
             boolean keepF32 = e.getKey().endsWith("router.selection_bias") || e.getKey().endsWith("router.expert_thresholds");
             Tensor t = e.getValue();

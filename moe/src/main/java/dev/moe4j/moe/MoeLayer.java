@@ -10,6 +10,7 @@ import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.kernels.GluParams;
 import dev.moe4j.core.kernels.MatMul;
 import dev.moe4j.moe.dispatch.Dispatch;
+import dev.moe4j.moe.expert.ExpertAdapters;
 import dev.moe4j.moe.expert.ExpertFfn;
 import dev.moe4j.moe.expert.ExpertWeights;
 import dev.moe4j.moe.expert.Experts;
@@ -92,6 +93,15 @@ public final class MoeLayer {
      */
     public static MoeLayer of(MoeConfig config, Router router, ExpertWeights experts, ExpertWeights shared,
                               Tensor sharedGate) {
+        return of(config, router, experts, shared, sharedGate, null, null);
+    }
+
+    /**
+     * As {@link #of(MoeConfig, Router, ExpertWeights, ExpertWeights, Tensor)}, with LoRA adapters on the routed and
+     * the shared experts (either may be null; an adapter on the router is the router's own).
+     */
+    public static MoeLayer of(MoeConfig config, Router router, ExpertWeights experts, ExpertWeights shared,
+                              Tensor sharedGate, ExpertAdapters expertAdapters, ExpertAdapters sharedAdapters) {
         check(experts.count() == config.experts() && experts.hidden() == config.hidden()
                         && experts.intermediate() == config.intermediate(),
                 "experts: expected " + config.experts() + " experts of [" + config.hidden() + " → "
@@ -111,8 +121,9 @@ public final class MoeLayer {
             check(sharedGate.hasShape(1, config.hidden()), "shared expert gate: expected [1, " + config.hidden()
                     + "], got " + sharedGate);
         }
-        return new MoeLayer(config, router, new Experts(config.ffn(), experts),
-                shared == null ? null : new Experts(config.ffn(), shared),
+        check(shared != null || sharedAdapters == null, "adapters on shared experts the layer does not have");
+        return new MoeLayer(config, router, new Experts(config.ffn(), experts, expertAdapters),
+                shared == null ? null : new Experts(config.ffn(), shared, sharedAdapters),
                 sharedGate == null ? null : new Parameter("shared_expert_gate.weight", sharedGate));
     }
 
@@ -130,19 +141,55 @@ public final class MoeLayer {
         return router;
     }
 
-    /** Every trainable parameter: the router's, the routed experts', the shared expert's and its gate. */
+    /**
+     * Every parameter, frozen ones included: the router's (with its adapter), the routed experts' and the shared
+     * expert's (stacked weights, and adapters) and the shared expert's gate.
+     */
     public List<Parameter> parameters() {
         var out = new ArrayList<>(router.parameters());
         if (experts.weights() instanceof StackedExpertWeights s) {
             out.addAll(s.parameters());
         }
+        if (experts.adapters() != null) {
+            out.addAll(experts.adapters().parameters());
+        }
         if (shared != null && shared.weights() instanceof StackedExpertWeights s) {
             out.addAll(s.parameters());
+        }
+        if (shared != null && shared.adapters() != null) {
+            out.addAll(shared.adapters().parameters());
         }
         if (sharedGate != null) {
             out.add(sharedGate);
         }
         return out;
+    }
+
+    /** The LoRA adapters' parameters: on the router, the routed experts and the shared expert. */
+    public List<Parameter> adapterParameters() {
+        var out = new ArrayList<Parameter>();
+        if (router instanceof TopKRouter r && r.adapter() != null) {
+            out.add((Parameter) r.adapter().a());
+            out.add((Parameter) r.adapter().b());
+        }
+        if (experts.adapters() != null) {
+            out.addAll(experts.adapters().parameters());
+        }
+        if (shared != null && shared.adapters() != null) {
+            out.addAll(shared.adapters().parameters());
+        }
+        return out;
+    }
+
+    /**
+     * Freezes the layer's own weights (router, experts, shared expert and its gate) so that backward passes only
+     * dL/dx through them and trains nothing but its adapters: the MoE layer of a model fine-tuned with LoRA.
+     */
+    public MoeLayer freezeBase() {
+        var adapters = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<Parameter, Boolean>());
+        adapters.addAll(adapterParameters());
+        parameters().stream().filter(p -> !adapters.contains(p)).forEach(Parameter::freeze);
+        return this;
     }
 
     /**
@@ -261,7 +308,7 @@ public final class MoeLayer {
      * read of each chosen expert): false where it does not apply, and the grouped products run instead.
      */
     private boolean smallBatch(Backend b, Tensor out, Tensor x, Dispatch d) {
-        if (d.rows() == 0 || d.rows() > SMALL_BATCH_ROWS || config.expertBias()
+        if (d.rows() == 0 || d.rows() > SMALL_BATCH_ROWS || config.expertBias() || experts.adapters() != null
                 || !(config.ffn() instanceof ExpertFfn.Gated g && g.glu().equals(GluParams.swiglu()))
                 || experts.weights().transposed()) {
             return false;
@@ -427,7 +474,9 @@ public final class MoeLayer {
             }
             b.scaleRows(dShared, g);
             Tensor dzT = b.upload(Tensor.of(dz, n, 1), DType.F32);
-            b.matmulBackwardWeight(sharedGate.grad(), dzT, context.input, true);
+            if (sharedGate.requiresGrad()) {
+                b.matmulBackwardWeight(sharedGate.grad(), dzT, context.input, true);
+            }
             b.matmulBackwardInput(dx, dzT, sharedGate.value(), true);
         }
         b.addInPlace(dx, shared.backward(context.shared, dShared));

@@ -78,6 +78,14 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
                 .callback(c -> c.call(scheduler.running())).register(registry);
         GaugeWithCallback.builder().name("moe4j_requests_waiting").help("Sequences waiting for a place")
                 .callback(c -> c.call(scheduler.waiting())).register(registry);
+        GaugeWithCallback.builder().name("moe4j_kv_cache_filled_bytes").help("KV cache bytes the running sequences"
+                + " hold (their positions so far times the model's bytes per position)")
+                .callback(c -> c.call(scheduler.kvFilledBytes())).register(registry);
+        GaugeWithCallback.builder().name("moe4j_kv_cache_reserved_bytes").help("KV cache bytes reserved by the"
+                + " running sequences, each at its prompt plus its token budget (what --kv-cache-size bounds)")
+                .callback(c -> c.call(scheduler.kvReservedBytes())).register(registry);
+        GaugeWithCallback.builder().name("moe4j_kv_cache_budget_bytes").help("--kv-cache-size in bytes, 0 for none")
+                .callback(c -> c.call(scheduler.kvBudgetBytes())).register(registry);
         expertTokens = Counter.builder().name("moe4j_expert_tokens").help("Tokens each expert of each MoE layer "
                 + "computed").labelNames("layer", "expert").register(registry);
         imbalance = Gauge.builder().name("moe4j_expert_imbalance").help("Per MoE layer, the busiest expert's "

@@ -356,6 +356,11 @@ class CompletionsTest {
         var gaps = java.util.regex.Pattern.compile("moe4j_inter_token_latency_seconds_count (\\S+)").matcher(text);
         assertTrue(gaps.find() && Double.parseDouble(gaps.group(1)) >= 2, "one gap per pair of tokens: " + text);
         assertTrue(text.contains("moe4j_requests_running 0"), text);
+        // nothing runs now: the finished request gave its KV cache back; the test server sets no budget
+        for (String gauge : List.of("moe4j_kv_cache_filled_bytes 0", "moe4j_kv_cache_reserved_bytes 0",
+                "moe4j_kv_cache_budget_bytes 0")) {
+            assertTrue(text.contains(gauge), gauge + " in " + text);
+        }
         var expert = java.util.regex.Pattern.compile("moe4j_expert_tokens_total\\{expert=\"(\\d+)\",layer=\"(\\d+)\"} (\\S+)")
                 .matcher(text);
         double tokens = 0;

@@ -26,7 +26,8 @@ import java.util.function.Predicate;
 
 /**
  * Optimiser steps over a {@link Transformer}: each step runs its micro-batches forward and backward on a training
- * graph (gradients accumulate, each micro-batch's loss weighted 1/M), clips the global gradient norm, moves every
+ * graph (gradients accumulate; the step's cross-entropy is the mean over all its loss tokens, so a micro-batch's
+ * weighs its share of them, and the auxiliary loss weighs 1/M), clips the global gradient norm, moves every
  * parameter with AdamW at the schedule's rate, then moves the MoE layers' selection biases toward balance when
  * bias balancing is on. Everything that varies between steps derives from the step number (batches, router noise),
  * so a run restored from {@link #state} continues exactly as an uninterrupted one.
@@ -95,15 +96,24 @@ public final class Trainer {
         return moeLayers;
     }
 
-    /** The model's trainable parameters by their full names; every one must be a {@link Parameter}. */
+    /**
+     * The model's trainable parameters by their full names: every weight that takes a gradient (all of them in full
+     * fine-tuning, only the adapters beside frozen weights in LoRA fine-tuning); each must be a {@link Parameter}.
+     */
     public static Map<String, Parameter> parameters(Transformer model) {
         var out = new LinkedHashMap<String, Parameter>();
         model.parameters().forEach((name, v) -> {
+            if (!v.requiresGrad()) {
+                return;
+            }
             if (!(v instanceof Parameter p)) {
-                throw new IllegalArgumentException(name + " is not trainable (the model was loaded for inference)");
+                throw new IllegalArgumentException(name + " takes a gradient but is not a parameter");
             }
             out.put(name, p);
         });
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException(model + " has nothing to train (it was loaded for inference)");
+        }
         return out;
     }
 
@@ -144,30 +154,38 @@ public final class Trainer {
             replica.zeroGradients();
             passes = replica.model();
         }
-        double loss = 0, ce = 0, aux = 0;
+        // Every micro-batch is fetched first: the cross-entropy of the step is the mean over all of its loss tokens,
+        // so each micro-batch's mean weighs its share of them (transformers' num_items_in_batch), which for equal
+        // windows of packed text is 1/M. The auxiliary loss, a statistic of each pass's routing, weighs 1/M.
+        var batches = new ArrayList<Batch>(m);
+        long lossTokens = 0;
+        for (int micro = 0; micro < m; micro++) {
+            Batch batch = source.batch(step, micro, m);
+            batches.add(batch);
+            lossTokens += batch.lossTokens();
+        }
+        double ce = 0, aux = 0;
         long tokens = 0;
         var stats = new ArrayList<List<RoutingStats>>();
         moeLayers.forEach(l -> stats.add(new ArrayList<>()));
         for (int micro = 0; micro < m; micro++) {
-            Batch batch = source.batch(step, micro, m);
+            Batch batch = batches.get(micro);
             for (int i = 0; i < moeLayers.size(); i++) {
                 moeLayers.get(i).reseedNoise(noiseSeed(settings.seed(), step * m + micro, i));
             }
+            double share = lossTokens == 0 ? 0 : (double) batch.lossTokens() / lossTokens;
             Transformer on = passes;
             Transformer.Loss l;
             ForwardPass pass;
             try (var scope = MemoryScope.open()) {
                 Graph g = Graph.training();
-                int sequences = batch.starts().length;
-                pass = on.forward(g, batch.inputs(), sequences, null);
-                l = on.loss(g, pass, batch.targets());
-                Var objective = m == 1 ? l.objective() : g.scale(l.objective(), 1f / m);
-                g.backward(objective);
+                pass = on.forward(g, batch.inputs(), batch.sequences(), null);
+                l = on.loss(g, pass, batch.targets(), batch.tokenRows(), (float) share, 1f / m);
+                g.backward(l.objective());
             }
-            loss += l.total() / m;
-            ce += l.crossEntropy() / m;
+            ce += l.crossEntropy() * share;
             aux += l.auxiliary() / m;
-            tokens += batch.inputs().length;
+            tokens += batch.tokens();
             for (int i = 0; i < pass.moe().size(); i++) {
                 RoutingStats s = pass.moe().get(i).stats();
                 stats.get(i).add(s);
@@ -176,6 +194,7 @@ public final class Trainer {
                 }
             }
         }
+        double loss = ce + aux;
         if (replica != null) {
             replica.pullGradients();
         }
@@ -233,9 +252,13 @@ public final class Trainer {
         return new StepMetrics.LayerRouting(layer, load, cv, dropped, mean > 0 ? max / mean - 1 : 0, entropy);
     }
 
-    /** Mean next-token cross-entropy over {@code batches}, with the model in inference mode (no noise). */
+    /**
+     * Mean next-token cross-entropy over every loss token of {@code batches}, with the model in inference mode (no
+     * noise): each batch's mean weighs its loss tokens.
+     */
     public double evaluate(List<Batch> batches) {
         double sum = 0;
+        long counted = 0;
         Transformer on = model;
         if (replica != null) {
             replica.pushWeights();
@@ -244,11 +267,13 @@ public final class Trainer {
         for (Batch b : batches) {
             try (var scope = MemoryScope.open()) {
                 Graph g = Graph.inference();
-                ForwardPass pass = on.forward(g, b.inputs(), b.starts().length, null);
-                sum += g.crossEntropy(pass.logits(), b.targets()).value().getFloat(0);
+                ForwardPass pass = on.forward(g, b.inputs(), b.sequences(), null);
+                int n = b.lossTokens();
+                sum += (double) g.crossEntropy(pass.logits(), b.targets()).value().getFloat(0) * n;
+                counted += n;
             }
         }
-        return batches.isEmpty() ? Double.NaN : sum / batches.size();
+        return counted == 0 ? Double.NaN : sum / counted;
     }
 
     /** Where forward and backward run: the host, or the device of the model's copy. */

@@ -7,7 +7,11 @@ import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.AtomicDirectory;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.io.chat.ChatTemplate;
+import dev.moe4j.model.ModelFolder;
 import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.WeightMemory;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.model.config.ParameterCount;
 import dev.moe4j.model.config.SpecialTokens;
@@ -17,6 +21,7 @@ import dev.moe4j.train.checkpoint.RunCheckpoint;
 import dev.moe4j.train.checkpoint.RunLock;
 import dev.moe4j.train.config.TrainConfig;
 import dev.moe4j.train.data.BatchSampler;
+import dev.moe4j.train.data.ExampleBatches;
 import dev.moe4j.train.data.TokenCache;
 import dev.moe4j.train.data.TrainingData;
 import dev.moe4j.train.optim.AdamW;
@@ -27,6 +32,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
@@ -133,17 +139,33 @@ public final class TrainingRun {
         if (tokenizer.isPresent() && !Files.isRegularFile(tokenizer.get())) {
             throw new BadInputException("--tokenizer: " + tokenizer.get() + ": no such file");
         }
+        Path modelFolder = resumed != null ? out : config.init().orElse(null);
+        boolean jsonl = config.data().paths().stream().anyMatch(p -> p.toString().toLowerCase(Locale.ROOT).endsWith(".jsonl"));
         TrainingData data = TrainingData.prepare(config.data().paths(), config.data().validFraction(), tokenizer,
-                config.data().vocab(), cache, listener::message);
+                config.data().vocab(), cache, listener::message, jsonl ? exampleOptions(config, modelFolder) : null);
 
-        Transformer model = model(config, data, resumed, out);
+        TransformerModel frozenBase = config.lora().isPresent() ? loraModel(config, resumed, out, listener) : null;
+        try (frozenBase) {
+            Transformer model = frozenBase != null ? frozenBase.transformer() : model(config, data, resumed, out);
+            return train(config, listener, backend, existing, data, resumed, model);
+        }
+    }
+
+    /** The steps, evaluations, checkpoints and samples of a run whose data and model are ready. */
+    private static Summary train(TrainConfig config, Listener listener, Backend backend, ExistingRun existing,
+                                 TrainingData data, RunCheckpoint.State resumed, Transformer model) {
+        var run = config.run();
+        Path out = run.out();
         int vocab = model.config().vocabSize();
         if (data.vocabSize() > vocab) {
             throw new BadInputException("the tokenizer has " + data.vocabSize() + " ids but the model embeds " + vocab);
         }
         var opt = config.optimiser();
         int totalSteps = run.steps() > 0 ? run.steps() : resumed != null ? resumed.totalSteps() : 0;
-        List<String> missing = model.config().moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of());
+        List<String> missing = new ArrayList<>(model.config().moe().map(MoeLayer::unsupportedOnDevice).orElse(List.of()));
+        if (config.lora().isPresent()) {
+            missing.add("LoRA adapters");
+        }
         if (!backend.device().isHost() && !missing.isEmpty()) {
             if (!run.device().equals("auto")) {
                 throw new BadInputException("--device cuda: the MoE layers use " + String.join(" and ", missing)
@@ -159,14 +181,31 @@ public final class TrainingRun {
         var trainer = new Trainer(model, opt.hyper(), opt.decayAll() ? AdamW.ALL : AdamW.MATRICES_ONLY,
                 new Trainer.Settings(opt.schedule(totalSteps), opt.clip(), opt.accumulate(), opt.biasBalancing(), run.seed()),
                 backend);
-        var sampler = new BatchSampler(data.train(), opt.batch(), config.data().context(), run.seed(),
-                config.data().shuffle());
-        var evalBatches = List.of(BatchSampler.evaluationBatches(data.validation(), opt.batch(),
-                config.data().context(), run.evalBatches()));
-        if (evalBatches.isEmpty()) {
-            listener.message("no evaluation: the validation split holds " + data.validation().length()
-                    + " tokens, fewer than the " + ((long) opt.batch() * config.data().context() + 1)
-                    + " of one batch (--batch " + opt.batch() + " x --context " + config.data().context() + " + 1)");
+        // Example data goes one example a sequence unless --packing lays it end to end like text.
+        boolean wholeExamples = data.examples() != null && !config.data().packing();
+        Trainer.BatchSource batches;
+        List<BatchSampler.Batch> evalBatches;
+        long tokensPerStep;
+        if (wholeExamples) {
+            batches = new ExampleBatches(data.examples().train(), opt.batch(), run.seed(), config.data().shuffle())::batch;
+            evalBatches = ExampleBatches.evaluationBatches(data.examples().validation(), opt.batch(), run.evalBatches());
+            if (evalBatches.isEmpty()) {
+                listener.message("no evaluation: no validation examples (--valid-fraction "
+                        + config.data().validFraction() + " of " + data.examples().train().size() + " examples)");
+            }
+            double meanLength = (double) data.train().length() / data.examples().train().size();
+            tokensPerStep = Math.round(opt.batch() * meanLength * opt.accumulate());
+        } else {
+            batches = new BatchSampler(data.train(), opt.batch(), config.data().context(), run.seed(),
+                    config.data().shuffle())::batch;
+            evalBatches = List.of(BatchSampler.evaluationBatches(data.validation(), opt.batch(),
+                    config.data().context(), run.evalBatches()));
+            if (evalBatches.isEmpty()) {
+                listener.message("no evaluation: the validation split holds " + data.validation().length()
+                        + " tokens, fewer than the " + ((long) opt.batch() * config.data().context() + 1)
+                        + " of one batch (--batch " + opt.batch() + " x --context " + config.data().context() + " + 1)");
+            }
+            tokensPerStep = (long) opt.batch() * config.data().context() * opt.accumulate();
         }
 
         var metrics = new MetricsLog(out.resolve(RunCheckpoint.METRICS));
@@ -181,24 +220,27 @@ public final class TrainingRun {
             tokens = resumed.tokens();
             validLoss = resumed.validLoss();
         } else {
-            family = RunCheckpoint.chooseFamily(model.config(), run.family());
+            // LoRA saves adapters for the base's own family; full training chooses the format that fits.
+            family = config.lora().isPresent() ? model.config().family()
+                    : RunCheckpoint.chooseFamily(model.config(), run.family());
             prepareFolder(out, listener, existing);
         }
         ParameterCount count = ParameterCount.of(model.config());
-        long tokensPerStep = (long) opt.batch() * config.data().context() * opt.accumulate();
         listener.started(new Start(describe(model.config(), family), count.total(), count.active(), totalSteps,
                 tokensPerStep, data.train().length(), data.validation().length(), data.description(), out,
                 trainer.steps()));
 
         var extras = new RunCheckpoint.Extras(data.tokenizerJson(), config.init().orElse(null), config.values(),
-                generationConfig(model.config(), run.temperature()));
+                generationConfig(model.config(), run.temperature()),
+                config.data().chatTemplate().map(TrainingRun::readTemplate).orElse(null),
+                config.lora().map(TrainConfig.Lora::settings).orElse(null));
         double lastLoss = Double.NaN;
         long timeBudgetMillis = run.time().toMillis();
         int estimateAfter = Math.max(opt.warmup(), 10);
         var remaining = new RemainingTime();
         while ((totalSteps == 0 || trainer.steps() < totalSteps)
                 && (timeBudgetMillis == 0 || elapsed * 1000 < timeBudgetMillis)) {
-            StepMetrics m = trainer.step(sampler::batch);
+            StepMetrics m = trainer.step(batches);
             elapsed += m.seconds();
             tokens += m.tokens();
             lastLoss = m.loss();
@@ -326,6 +368,73 @@ public final class TrainingRun {
         }
     }
 
+    /**
+     * The --init checkpoint with its weights frozen and LoRA adapters beside them: new ones, or for --resume those the
+     * run saved in its folder (in PEFT's format). Open (memory-mapped with --mmap) until the run ends.
+     */
+    private static TransformerModel loraModel(TrainConfig config, RunCheckpoint.State resumed, Path out,
+                                              Listener listener) {
+        TrainConfig.Lora lora = config.lora().orElseThrow();
+        Path init = config.init().orElseThrow();
+        TransformerModel m = ModelLoader.loadForLora(init, lora.mmap() ? WeightMemory.MAPPED : WeightMemory.AUTO,
+                lora.settings(), resumed != null ? Optional.of(out) : Optional.empty());
+        long trainable = m.transformer().adapters().values().stream().mapToLong(p -> p.value().size()).sum();
+        var s = lora.settings();
+        listener.message(String.format(Locale.ROOT, "LoRA rank %d, alpha %s on %s: %,d trainable parameters; the "
+                        + "base weights frozen (%s)", s.rank(), s.alpha() == Math.rint(s.alpha()) ? String.valueOf((long) s.alpha()) : String.valueOf(s.alpha()), String.join(", ", s.targets()),
+                trainable, m.weightsCopied() ? "copied into memory" : "memory-mapped"));
+        return m;
+    }
+
+    /**
+     * How example data is read: the chat template is --chat-template (with the model folder's special tokens), else
+     * the model folder's (the --init model's, or a resumed run's, which saved the one it trained with); a new model,
+     * or a folder without tokenizer_config.json, gets moe4j's template ({@link RunCheckpoint#CHAT_TEMPLATE}), which
+     * its checkpoint will carry. The end-of-sequence id put after texts and completions is tokenizer_config.json's
+     * eos_token, else the tokenizer's end-of-text token. Examples are cut to --max-length, or the model's context.
+     */
+    private static TrainingData.ExampleOptions exampleOptions(TrainConfig config, Path modelFolder) {
+        Path tokenizerConfig = modelFolder == null ? null : modelFolder.resolve(RunCheckpoint.TOKENIZER_CONFIG);
+        boolean hasConfig = tokenizerConfig != null && Files.isRegularFile(tokenizerConfig);
+        Optional<Path> file = config.data().chatTemplate();
+        java.util.function.Function<dev.moe4j.io.tokenizer.Tokenizer, ChatTemplate> template = tokenizer -> {
+            if (hasConfig) {
+                try {
+                    return ModelFolder.chatTemplate(modelFolder, file.orElse(null));
+                } catch (ChatTemplate.Missing e) {
+                    throw new BadInputException(tokenizerConfig + " has no chat template: give one with --chat-template FILE");
+                }
+            }
+            int eos = TrainingData.separator(tokenizer);
+            var specials = eos < 0 ? Map.<String, String>of() : Map.of("eos_token", tokenizer.tokenString(eos).orElseThrow());
+            return file.isPresent() ? ChatTemplate.of(file.get().toString(), readTemplate(file.get()), specials)
+                    : ChatTemplate.of("moe4j's chat template", RunCheckpoint.CHAT_TEMPLATE, specials);
+        };
+        java.util.function.ToIntFunction<dev.moe4j.io.tokenizer.Tokenizer> eos = tokenizer -> {
+            if (hasConfig) {
+                var node = Json.read(tokenizerConfig).get("eos_token");
+                String text = node == null ? null : node.isTextual() ? node.asText() : node.path("content").asText(null);
+                if (text != null && tokenizer.tokenId(text).isPresent()) {
+                    return tokenizer.tokenId(text).getAsInt();
+                }
+            }
+            return TrainingData.separator(tokenizer);
+        };
+        int maxLength = config.data().maxLength() > 0 ? config.data().maxLength()
+                : modelFolder != null && config.init().isPresent() ? ModelLoader.config(modelFolder).maxPositions()
+                : config.model().orElseThrow().maxPositions();
+        return new TrainingData.ExampleOptions(template, eos, maxLength);
+    }
+
+    private static String readTemplate(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (java.io.IOException e) {
+            throw new BadInputException("--chat-template: " + file + ": cannot read ("
+                    + (Files.exists(file) ? BadInputException.oneLine(e.getMessage()) : "no such file") + ")");
+        }
+    }
+
     /** The model to train: resumed from the run's folder, fine-tuned from --init, or fresh. */
     private static Transformer model(TrainConfig config, TrainingData data, RunCheckpoint.State resumed, Path out) {
         if (resumed != null) {
@@ -364,9 +473,20 @@ public final class TrainingRun {
         return g;
     }
 
-    /** The start of the validation text, up to its first line end: for Shakespeare, a speaker's name. */
+    /**
+     * The start of the validation text, up to its first line end: for Shakespeare, a speaker's name. For example
+     * data, what the first validation example (else training example) gives before its first labelled token: a
+     * conversation up to the assistant's reply, a prompt.
+     */
     private static String defaultPrompt(TrainingData data) {
-        if (data.tokenizer() == null || data.validation().length() == 0) {
+        if (data.tokenizer() == null) {
+            return "";
+        }
+        if (data.examples() != null) {
+            var examples = data.examples().validation().isEmpty() ? data.examples().train() : data.examples().validation();
+            return data.tokenizer().decode(examples.getFirst().prompt(), false);
+        }
+        if (data.validation().length() == 0) {
             return "";
         }
         int[] head = Arrays.copyOf(data.validation().tokens(), Math.min(24, data.validation().length()));

@@ -2,6 +2,7 @@ package dev.moe4j.cli.bench;
 
 import dev.moe4j.core.perf.Environment;
 import dev.moe4j.core.perf.MachineLimits;
+import dev.moe4j.model.lora.LoraSettings;
 import dev.moe4j.train.bench.TrainBenchmark;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -38,12 +39,43 @@ public final class BenchTrainCommand implements Runnable {
             description = "Untimed steps first, for the JIT (default: ${DEFAULT-VALUE}).")
     int warmup;
 
-    @Option(names = "--batch", paramLabel = "N", description = "Sequences per step (default: 8).")
+    @Option(names = "--batch", paramLabel = "N", description = "Sequences per step (default: 8; 1 with --lora).")
     Integer batch;
+
+    @Option(names = "--lora", description = "Measure LoRA fine-tuning of the model folder --model instead: its weights "
+            + "frozen and memory-mapped, adapters of --lora-rank on --lora-targets trained by AdamW, on random tokens; "
+            + "reports tokens/s and the process's memory.")
+    boolean lora;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "With --lora: the Hugging Face model folder to "
+            + "fine-tune (e.g. one `moe4j bench make-model` wrote).")
+    java.nio.file.Path model;
+
+    @Option(names = "--lora-rank", paramLabel = "R", defaultValue = "8",
+            description = "With --lora: the adapters' rank (default: ${DEFAULT-VALUE}).")
+    int loraRank;
+
+    @Option(names = "--lora-targets", paramLabel = "LIST", defaultValue = "q_proj,k_proj,v_proj,o_proj,experts",
+            description = "With --lora: where adapters go, as moe4j train's --lora-targets (default: ${DEFAULT-VALUE}).")
+    String loraTargets;
+
+    @Option(names = "--context", paramLabel = "N", description = "With --lora: tokens per sequence (default: 128).")
+    Integer context;
+
+    @Option(names = "--copy", description = "With --lora: copy the weights into memory when they fit instead of "
+            + "leaving them memory-mapped.")
+    boolean copy;
 
     @Override
     public void run() {
         options.applyThreads();
+        if (lora) {
+            runLora();
+            return;
+        }
+        if (model != null || context != null || copy) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--model, --context and --copy go with --lora");
+        }
         int timed = steps != null ? steps : options.quick() ? 2 : 3;
         if (timed < 1 || warmup < 0 || (batch != null && batch < 1)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--steps and --batch must be at least 1, "
@@ -100,4 +132,58 @@ public final class BenchTrainCommand implements Runnable {
         }
         out.flush();
     }
+
+    private void runLora() {
+        if (model == null) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--lora needs --model DIR (a model folder; "
+                    + "`moe4j bench make-model --family olmoe ...` makes an OLMoE-shaped one)");
+        }
+        int timed = steps != null ? steps : 2, seqs = batch != null ? batch : 1, ctx = context != null ? context : 128;
+        if (timed < 1 || warmup < 0 || seqs < 1 || ctx < 2) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--steps and --batch must be at least 1, "
+                    + "--context at least 2, --warmup at least 0");
+        }
+        var settings = new LoraSettings(loraRank, 2.0 * loraRank, LoraSettings.parseTargets(loraTargets), false, 1);
+        PrintWriter out = spec.commandLine().getOut();
+        Environment env = Environment.current();
+        if (!options.json()) {
+            out.println("moe4j bench train --lora: " + env.describe());
+            out.printf("model %s; LoRA rank %d on %s; batch %d x context %d, %d warmup and %d timed steps%n", model,
+                    loraRank, String.join(", ", settings.targets()), seqs, ctx, warmup, timed);
+            out.flush();
+        }
+        TrainBenchmark.LoraResult r = TrainBenchmark.runLora(model, settings, !copy, seqs, ctx, warmup, timed);
+        var mem = r.memory();
+        if (options.json()) {
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("benchmark", "train-lora");
+            root.put("environment", BenchMatMulCommand.environment(env));
+            root.put("model", model.toString());
+            root.put("total_parameters", r.totalParameters());
+            root.put("active_parameters", r.activeParameters());
+            root.put("trainable_parameters", r.trainableParameters());
+            root.put("weights", r.weightsCopied() ? "copied" : "memory-mapped");
+            root.put("tokens_per_step", r.tokensPerStep());
+            root.put("seconds_per_step", java.util.Arrays.stream(r.stepSeconds()).boxed().toList());
+            root.put("tokens_per_s", r.tokensPerSecond());
+            root.put("model_gflops", r.modelGflops());
+            root.put("losses", java.util.Arrays.stream(r.losses()).boxed().toList());
+            root.put("peak_resident_bytes", mem.peakResident());
+            root.put("anonymous_bytes", mem.anonymous());
+            root.put("file_backed_bytes", mem.fileBacked());
+            out.println(Json.write(root));
+        } else {
+            out.printf("parameters: %,d total, %,d active per token, %,d trainable (adapters); weights %s%n",
+                    r.totalParameters(), r.activeParameters(), r.trainableParameters(),
+                    r.weightsCopied() ? "copied into memory" : "memory-mapped");
+            out.printf("%.1f s per step: %.2f tokens/s, %.1f model GFLOP/s (4 x active parameters per token)%n",
+                    r.meanSecondsPerStep(), r.tokensPerSecond(), r.modelGflops());
+            out.printf("memory: peak resident %.2f GiB; now %.2f GiB anonymous (heap, activations, adapters, AdamW) "
+                            + "+ %.2f GiB of mapped checkpoint pages%n", mem.peakResident() / GIB,
+                    mem.anonymous() / GIB, mem.fileBacked() / GIB);
+        }
+        out.flush();
+    }
+
+    private static final double GIB = 1024.0 * 1024 * 1024;
 }

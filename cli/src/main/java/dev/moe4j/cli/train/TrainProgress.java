@@ -101,9 +101,15 @@ final class TrainProgress implements TrainingRun.Listener {
         line(String.format(Locale.ROOT, "trained %d steps in %s: train loss %.4f", s.steps(), duration(s.seconds()),
                 s.trainLoss()) + (Double.isNaN(s.validLoss()) ? ", no validation loss"
                 : String.format(Locale.ROOT, ", validation loss %.4f", s.validLoss())));
-        line("saved " + s.out() + " (" + s.family() + " format, with tokenizer.json and " + "metrics.jsonl)");
+        // a LoRA run saves its adapters alone (PEFT's format), which run beside the model they were trained on
+        java.nio.file.Path adapterConfig = s.out().resolve("adapter_config.json");
+        String base = java.nio.file.Files.isRegularFile(adapterConfig)
+                ? dev.moe4j.io.json.Json.read(adapterConfig).path("base_model_name_or_path").asText(null) : null;
+        String model = base == null ? s.out().toString() : base + " --adapter " + s.out();
+        line("saved " + s.out() + (base == null ? " (" + s.family() + " format" : " (LoRA adapters in PEFT's format")
+                + ", with tokenizer.json and metrics.jsonl)");
         String prompt = s.prompt().isBlank() ? "Hello" : s.prompt().strip();
-        line("generate from it:  ./moe4j generate --model " + s.out() + " --prompt '" + prompt.replace("'", "'\\''")
+        line("generate from it:  ./moe4j generate --model " + model + " --prompt '" + prompt.replace("'", "'\\''")
                 + "' --max-tokens 200");
         out.flush();
     }

@@ -218,6 +218,57 @@ class TrainCommandTest {
         }
     }
 
+    @Test
+    void loraFineTuningSavesAPeftAdapterThatGenerateAppliesAndResumeContinues() throws Exception {
+        Path init = resource("fixtures/mixtral");
+        Path tuned = dir.resolve("lora");
+        List<String> args = List.of("train", "--init", init.toString(), "--data", data.toString(), "--cache",
+                cache.toString(), "--out", tuned.toString(), "--steps", "2", "--context", "16", "--batch", "2",
+                "--samples", "1", "--sample-tokens", "4", "--eval-batches", "1", "--lr", "1e-2", "--lora-rank", "4",
+                "--lora-targets", "q_proj,v_proj,experts,router", "--mmap");
+        Result r = run(args);
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("LoRA rank 4, alpha 16 on q_proj, v_proj, experts, router"), r.out());
+        assertTrue(Files.isRegularFile(tuned.resolve("adapter_config.json")));
+        assertFalse(Files.exists(tuned.resolve("model.safetensors")), "the adapters alone, not the model");
+        JsonNode adapter = Json.read(tuned.resolve("adapter_config.json"));
+        assertEquals(4, adapter.get("r").asInt());
+        assertEquals(init.toString(), adapter.get("base_model_name_or_path").asText());
+        try (TransformerModel base = ModelLoader.load(init);
+             TransformerModel adapted = ModelLoader.load(init, dev.moe4j.core.backend.CpuBackend.INSTANCE,
+                     dev.moe4j.model.LoadOptions.DEFAULT.withAdapter(tuned))) {
+            int[] tokens = {1, 2, 3, 4, 5, 6};
+            var g = dev.moe4j.core.autograd.Graph.inference();
+            float[] a = base.transformer().forward(g, tokens, 1, null).logits().value().toFloatArray();
+            float[] b = adapted.transformer().forward(g, tokens, 1, null).logits().value().toFloatArray();
+            assertFalse(java.util.Arrays.equals(a, b), "two steps moved the adapters away from b = 0");
+        }
+        Result generated = run(List.of("generate", "--model", init.toString(), "--adapter", tuned.toString(),
+                "--prompt", "the king", "--max-tokens", "3", "--greedy"));
+        assertEquals(0, generated.status(), generated.err());
+
+        var resumed = new ArrayList<>(args);
+        resumed.set(resumed.indexOf("--steps") + 1, "3");
+        resumed.add("--resume");
+        Result more = run(resumed);
+        assertEquals(0, more.status(), more.err());
+        assertEquals(3, Json.read(tuned.resolve("trainer_state.json")).get("step").asInt());
+    }
+
+    @Test
+    void loraOptionsThatCannotWorkAreRefusedInOneLine() {
+        assertOneLineError(run(quick("--lora-rank", "4")), "--lora-rank needs --init");
+        Path init = resource("fixtures/mixtral");
+        Result unknown = run(List.of("train", "--init", init.toString(), "--data", data.toString(), "--cache",
+                cache.toString(), "--out", dir.resolve("x").toString(), "--lora-rank", "4", "--lora-targets",
+                "q_proj,wq"));
+        assertOneLineError(unknown, "--lora-targets: unknown target 'wq'");
+        Result absent = run(List.of("train", "--init", init.toString(), "--data", data.toString(), "--cache",
+                cache.toString(), "--out", dir.resolve("y").toString(), "--lora-rank", "4", "--lora-targets",
+                "shared_experts"));
+        assertOneLineError(absent, "--lora-targets: this mixtral model has no 'shared_experts'");
+    }
+
     /** Runs that finish in a second: one step, no samples, one evaluation batch. */
     private List<String> quick(String... more) {
         var args = new ArrayList<>(tiny("--steps", "1", "--samples", "0", "--eval-batches", "1"));

@@ -120,6 +120,39 @@ public final class Graph {
     }
 
     /**
+     * x · (W + scale · b · a)ᵀ + bias with W frozen or not: a linear map with a LoRA adapter, as one operation whose
+     * backward step adds into x's, W's (when it takes a gradient), a's and b's gradients. {@code lora} may be null
+     * (a plain {@link #linear}).
+     */
+    public Var linear(Var x, Var w, Var bias, Lora lora) {
+        if (lora == null) {
+            return linear(x, w, bias);
+        }
+        Var a = lora.a(), up = lora.b();
+        if (a.cols() != x.cols() || up.rows() != w.rows()) {
+            throw new IllegalArgumentException("linear: adapter " + a.value() + ", " + up.value() + " does not fit "
+                    + w.value());
+        }
+        Backend be = Backend.of(x.value(), w.value(), a.value(), up.value());
+        Tensor y = be.empty(be.activationType(), x.rows(), w.rows());
+        be.matmul(y, x.value(), w.value());
+        Tensor t = be.lowRankAdd(y, x.value(), a.value(), up.value(), lora.scale());
+        Var out = result(y, x, w, a, up);
+        onBackward(out, () -> {
+            Tensor dy = out.grad();
+            if (x.requiresGrad()) {
+                be.matmulBackwardInput(x.grad(), dy, w.value(), true);
+            }
+            if (w.requiresGrad()) {
+                be.matmulBackwardWeight(w.grad(), dy, x.value(), true);
+            }
+            be.lowRankBackward(gradIfNeeded(x), gradIfNeeded(a), gradIfNeeded(up), dy, x.value(), t, a.value(),
+                    up.value(), lora.scale());
+        });
+        return bias == null ? out : addRowVector(out, bias);
+    }
+
+    /**
      * a + b, elementwise over equal shapes (a residual connection). The sum is F32 on every device: the residual
      * stream keeps its precision where a GPU holds the other activations in BF16, so that routers and norms read
      * it unrounded.

@@ -94,6 +94,43 @@ public interface Backend {
     /** dw (+)= dyᵀ · x. */
     void matmulBackwardWeight(Tensor dw, Tensor dy, Tensor x, boolean accumulate);
 
+    /**
+     * y += scale · (x · aᵀ) · bᵀ: a low-rank path beside a product with a frozen weight (LoRA, a [r, k] and b [m, r]
+     * for y [n, m] and x [n, k]). Returns scale · x · aᵀ [n, r] in F32, which {@link #lowRankBackward} needs.
+     */
+    default Tensor lowRankAdd(Tensor y, Tensor x, Tensor a, Tensor b, float scale) {
+        Tensor t = zeros(DType.F32, x.rows(), a.rows());
+        matmul(t, x, a);
+        scale(t, scale);
+        Tensor u = zeros(y.dtype(), y.rows(), y.cols());
+        matmul(u, t, b);
+        addInPlace(y, u);
+        return t;
+    }
+
+    /**
+     * The gradients of {@link #lowRankAdd} given dy and its saved {@code t} = scale · x · aᵀ: db += dyᵀ · t,
+     * da += scale · (dy · b)ᵀ · x and dx += scale · (dy · b) · a. Any of dx, da and db may be null.
+     */
+    default void lowRankBackward(Tensor dx, Tensor da, Tensor db, Tensor dy, Tensor x, Tensor t, Tensor a, Tensor b,
+                                 float scale) {
+        if (db != null) {
+            matmulBackwardWeight(db, dy, t, true);
+        }
+        if (da == null && dx == null) {
+            return;
+        }
+        Tensor dt = zeros(DType.F32, dy.rows(), b.cols());
+        matmulBackwardInput(dt, dy, b, false);
+        scale(dt, scale);
+        if (da != null) {
+            matmulBackwardWeight(da, dt, x.dtype() == DType.F32 ? x : convert(x, DType.F32), true);
+        }
+        if (dx != null) {
+            matmulBackwardInput(dx, dt, a, true);
+        }
+    }
+
     // ---- elementwise ----
 
     /** y = a + b. */

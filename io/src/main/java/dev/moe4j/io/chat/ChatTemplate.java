@@ -183,6 +183,62 @@ public final class ChatTemplate {
         return render(messages, addGenerationPrompt, Map.of());
     }
 
+    /** A rendered conversation and the character spans [start, end) of its {@code {% generation %}} blocks. */
+    public record Marked(String text, List<int[]> generationSpans) {
+        public Marked {
+            generationSpans = List.copyOf(generationSpans);
+        }
+    }
+
+    private static final java.util.regex.Pattern GENERATION_BLOCK =
+            java.util.regex.Pattern.compile("\\{%-?\\s*generation\\s*-?%}");
+
+    /**
+     * Whether the template marks what the assistant generates with {@code {% generation %}} blocks, as the
+     * templates made for TRL's assistant-only loss do.
+     */
+    public boolean marksGeneration() {
+        return GENERATION_BLOCK.matcher(template).find();
+    }
+
+    /**
+     * Renders a conversation as {@link #render(List, boolean)} does and says where the text of its
+     * {@code {% generation %}} blocks lies, as transformers' {@code return_assistant_tokens_mask} finds it (none
+     * for a template without such blocks).
+     */
+    public Marked renderMarked(List<Message> messages, boolean addGenerationPrompt) {
+        for (int i = 0; i < messages.size(); i++) {
+            String content = messages.get(i).content();
+            if (content != null && (content.indexOf(GenerationTag.START) >= 0 || content.indexOf(GenerationTag.END) >= 0)) {
+                throw new BadInputException("messages[" + i + "].content holds the private-use character U+E000 or "
+                        + "U+E001, which moe4j uses to find the template's generation blocks");
+            }
+        }
+        String marked = GenerationTag.marking(() -> render(messages, addGenerationPrompt));
+        var text = new StringBuilder(marked.length());
+        var spans = new java.util.ArrayList<int[]>();
+        int open = -1;
+        for (int i = 0; i < marked.length(); i++) {
+            char c = marked.charAt(i);
+            if (c == GenerationTag.START || c == GenerationTag.END) {
+                boolean opens = c == GenerationTag.START;
+                if (opens == (open >= 0)) {
+                    throw new BadInputException("chat template of " + source + ": a {% generation %} block inside "
+                            + "another one (or a stray marker in its own text)");
+                }
+                if (opens) {
+                    open = text.length();
+                } else {
+                    spans.add(new int[] {open, text.length()});
+                    open = -1;
+                }
+            } else {
+                text.append(c);
+            }
+        }
+        return new Marked(text.toString(), spans);
+    }
+
     /**
      * Renders a conversation with extra template variables (tools, enable_thinking, reasoning_effort, ...), which
      * transformers passes through to the template the same way.
@@ -312,6 +368,7 @@ public final class ChatTemplate {
         context.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
         context.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
         context.registerFilter(new PythonToJson());
+        context.registerTag(new GenerationTag());
         return jinjava;
     }
 }

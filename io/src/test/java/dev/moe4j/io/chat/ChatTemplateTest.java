@@ -98,6 +98,33 @@ class ChatTemplateTest {
         assertEquals("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n", out);
     }
 
+    /**
+     * A template with transformers' {@code {% generation %}} blocks (as TRL's assistant-only loss needs them)
+     * renders as the same template without them, and says where each block's text lies.
+     */
+    @Test
+    void generationBlocksAreTransparentAndMarkTheAssistantsText() throws IOException {
+        String plain = Files.readString(resource("qwen2.jinja")).strip();
+        String marked = plain.replace("{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}",
+                "{{'<|im_start|>' + message['role'] + '\\n'}}{% if message['role'] == 'assistant' %}{% generation %}"
+                        + "{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{% else %}"
+                        + "{{ message['content'] + '<|im_end|>' }}{% endif %}{{ '\\n' }}");
+        assertTrue(!marked.equals(plain), "the Qwen2 template was rewritten");
+        var withBlocks = ChatTemplate.of("marked", marked, Map.of());
+        var without = ChatTemplate.of("plain", plain, Map.of());
+        var chat = List.of(new ChatTemplate.Message("user", "Hi"), new ChatTemplate.Message("assistant", "Hello."),
+                new ChatTemplate.Message("user", "Bye"), new ChatTemplate.Message("assistant", "Bye!"));
+        String expected = without.render(chat, false);
+        assertEquals(expected, withBlocks.render(chat, false));
+        ChatTemplate.Marked m = withBlocks.renderMarked(chat, false);
+        assertEquals(expected, m.text());
+        assertEquals(List.of("Hello.<|im_end|>", "Bye!<|im_end|>"),
+                m.generationSpans().stream().map(s -> m.text().substring(s[0], s[1])).toList());
+        assertTrue(withBlocks.marksGeneration());
+        assertFalse(without.marksGeneration());
+        assertEquals(List.of(), without.renderMarked(chat, false).generationSpans());
+    }
+
     @Test
     void toolSchemasAreWrittenAsPythonJsonDumps() {
         var t = ChatTemplate.of("test", "{{ tools | tojson }}|{{ tools[0] | tojson(indent=2) }}", Map.of());

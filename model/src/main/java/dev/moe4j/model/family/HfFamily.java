@@ -27,4 +27,18 @@ public interface HfFamily {
 
     /** How this family's checkpoints name moe4j's weights, both ways. */
     TensorNames tensorNames();
+
+    /**
+     * The name transformers 5 gives a moe4j weight in memory, where PEFT's adapters point: the checkpoint's name, but
+     * routed experts are fused parameters of {@code model.layers.N.mlp.experts} ({@code gate_up_proj} [E, 2I, H],
+     * {@code down_proj} [E, H, I]; gpt-oss's transposed) in every family, however the checkpoint stores them.
+     */
+    default String transformersName(String moe4jName) {
+        var fused = java.util.regex.Pattern.compile("layers\\.(\\d+)\\.moe\\.experts\\.(gate_up_proj|down_proj)")
+                .matcher(moe4jName);
+        if (fused.matches()) {
+            return "model.layers." + fused.group(1) + ".mlp.experts." + fused.group(2);
+        }
+        return tensorNames().toCheckpoint(moe4jName);
+    }
 }

@@ -126,6 +126,12 @@ public final class MixtralFamily implements HfFamily {
         return out;
     }
 
+    /** transformers 5 loads block_sparse_moe as {@code mlp}: the router is {@code mlp.gate} in memory. */
+    @Override
+    public String transformersName(String moe4jName) {
+        return HfFamily.super.transformersName(moe4jName).replace(".block_sparse_moe.", ".mlp.");
+    }
+
     @Override
     public TensorNames tensorNames() {
         // Hub checkpoints keep transformers 4's names: block_sparse_moe, w1 (gate), w3 (up) and w2 (down).

@@ -40,6 +40,8 @@ public final class BatchScheduler implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closed;
     private volatile int runningCount;
+    /** Read by other threads (metrics): the reservation, and the KV bytes the running sequences hold after a step. */
+    private volatile long kvReservedNow, kvFilledNow;
 
     /** A submitted sequence: its result, and what stops it (a supplier of the exception to end it with, or null). */
     private static final class Job {
@@ -144,6 +146,21 @@ public final class BatchScheduler implements AutoCloseable {
         return runningCount;
     }
 
+    /** KV cache bytes reserved by the running sequences (each at its prompt plus token budget). */
+    public long kvReservedBytes() {
+        return kvReservedNow;
+    }
+
+    /** KV cache bytes the running sequences have filled, as of the last step. */
+    public long kvFilledBytes() {
+        return kvFilledNow;
+    }
+
+    /** The KV cache budget in bytes (--kv-cache-size), 0 for none. */
+    public long kvBudgetBytes() {
+        return kvBudget;
+    }
+
     /** The most sequences decoded together. */
     public int maxSequences() {
         return maxSequences;
@@ -246,6 +263,12 @@ public final class BatchScheduler implements AutoCloseable {
                 end(job, e);
             }
         }
+        long filled = 0;
+        for (Job job : running) {
+            filled += job.sequence.cache().length() * kvBytesPerPosition;
+        }
+        kvFilledNow = filled;
+        kvReservedNow = kvReserved;
     }
 
     /** Counts a fed chunk; once the pending tokens are all in, their last logits choose the next token. */

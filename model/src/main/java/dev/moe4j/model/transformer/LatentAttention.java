@@ -1,6 +1,7 @@
 package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.AttentionSpec;
 import dev.moe4j.model.config.AttentionConfig;
@@ -25,6 +26,7 @@ final class LatentAttention implements AttentionBlock {
     private final Var qProj, qA, qABias, qANorm, qB;
     private final Var kvA, kvABias, kvANorm, kvB;
     private final Var o, oBias;
+    private final Lora qProjLora, qALora, qBLora, kvALora, kvBLora, oLora;
 
     LatentAttention(ModelConfig model, String prefix, WeightSource w, Rotary rotary) {
         this.config = (AttentionConfig.Latent) model.attention();
@@ -39,8 +41,14 @@ final class LatentAttention implements AttentionBlock {
             this.qABias = bias ? w.weight(prefix + "q_a_proj.bias", rank) : null;
             this.qANorm = w.weight(prefix + "q_a_norm.weight", rank);
             this.qB = w.weight(prefix + "q_b_proj.weight", heads * qk, rank);
+            this.qProjLora = null;
+            this.qALora = w.adapter(prefix + "q_a_proj.weight", rank, hidden);
+            this.qBLora = w.adapter(prefix + "q_b_proj.weight", heads * qk, rank);
         } else {
             this.qProj = w.weight(prefix + "q_proj.weight", heads * qk, hidden);
+            this.qProjLora = w.adapter(prefix + "q_proj.weight", heads * qk, hidden);
+            this.qALora = null;
+            this.qBLora = null;
             this.qA = null;
             this.qABias = null;
             this.qANorm = null;
@@ -53,6 +61,10 @@ final class LatentAttention implements AttentionBlock {
         this.kvB = w.weight(prefix + "kv_b_proj.weight", heads * (config.qkNopeHeadDim() + config.vHeadDim()), latent);
         this.o = w.weight(prefix + "o_proj.weight", hidden, heads * config.vHeadDim());
         this.oBias = bias ? w.weight(prefix + "o_proj.bias", hidden) : null;
+        this.kvALora = w.adapter(prefix + "kv_a_proj.weight", latent + rope, hidden);
+        this.kvBLora = w.adapter(prefix + "kv_b_proj.weight", heads * (config.qkNopeHeadDim() + config.vHeadDim()),
+                latent);
+        this.oLora = w.adapter(prefix + "o_proj.weight", hidden, heads * config.vHeadDim());
     }
 
     static float softmaxScale(AttentionConfig.Latent config, RopeConfig rope) {
@@ -71,14 +83,14 @@ final class LatentAttention implements AttentionBlock {
         int latent = config.kvLoraRank(), vDim = config.vHeadDim();
         var table = rotary.table(batch.positionLimit());
 
-        Var q = qProj != null ? g.linear(x, qProj, null)
-                : g.linear(g.rmsNorm(g.linear(x, qA, qABias), qANorm, LATENT_NORM_EPS), qB, null);
+        Var q = qProj != null ? g.linear(x, qProj, null, qProjLora)
+                : g.linear(g.rmsNorm(g.linear(x, qA, qABias, qALora), qANorm, LATENT_NORM_EPS), qB, null, qBLora);
         Var qHeads = q.view(rows * heads, qk);
         Var qRot = g.rope(g.columns(qHeads, nope, qk).view(rows, heads * rope), batch.positions(), table,
                 rotary.layout(), rope, rope).view(rows * heads, rope);
 
-        Var compressed = g.linear(x, kvA, kvABias);
-        Var kv = g.linear(g.rmsNorm(g.columns(compressed, 0, latent), kvANorm, LATENT_NORM_EPS), kvB, null)
+        Var compressed = g.linear(x, kvA, kvABias, kvALora);
+        Var kv = g.linear(g.rmsNorm(g.columns(compressed, 0, latent), kvANorm, LATENT_NORM_EPS), kvB, null, kvBLora)
                 .view(rows * heads, nope + vDim);
         Var kRot = g.rope(g.columns(compressed, latent, latent + rope), batch.positions(), table, rotary.layout(),
                 rope, rope);
@@ -89,7 +101,7 @@ final class LatentAttention implements AttentionBlock {
         Var query = nope == 0 ? qRot : g.concatColumns(g.columns(qHeads, 0, nope), qRot);
         Var key = nope == 0 ? kRotHeads : g.concatColumns(g.columns(kv, 0, nope), kRotHeads);
         Var out = batch.attend(g, layer, query.view(rows, heads * qk), key.view(rows, heads * qk), value, spec, null);
-        return g.linear(out, o, oBias);
+        return g.linear(out, o, oBias, oLora);
     }
 
     private static int[] repeatEachRow(int rows, int times) {

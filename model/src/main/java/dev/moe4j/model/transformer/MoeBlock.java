@@ -2,11 +2,15 @@ package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
+import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.MoeLayer;
+import dev.moe4j.moe.expert.ExpertAdapters;
+import dev.moe4j.moe.expert.ExpertLora;
 import dev.moe4j.moe.expert.ExpertWeights;
 import dev.moe4j.moe.expert.SeparateExpertWeights;
 import dev.moe4j.moe.expert.StackedExpertWeights;
@@ -31,6 +35,8 @@ import java.util.Map;
 final class MoeBlock {
     private final MoeLayer layer;
     private final Map<String, Tensor> tensors = new LinkedHashMap<>();
+    /** Whether any weight the source gave takes a gradient; if none does, the layer is frozen (LoRA fine-tuning). */
+    private boolean trainable;
 
     MoeBlock(MoeConfig config, int index, String prefix, WeightSource w) {
         if (w instanceof InitialWeights initial) {
@@ -39,9 +45,14 @@ final class MoeBlock {
             layer.parameters().forEach(p -> tensors.put(prefix + p.name(), p.value()));
             layer.buffers().forEach((name, t) -> tensors.put(prefix + name, t));
         } else {
-            this.layer = MoeLayer.of(config, router(config, prefix, w), experts(config, prefix + "experts.", w),
+            MoeLayer built = MoeLayer.of(config, router(config, prefix, w), experts(config, prefix + "experts.", w),
                     shared(config, prefix + "shared_experts.", w),
-                    config.sharedGate() ? get(w, prefix + "shared_expert_gate.weight", 1, config.hidden()) : null);
+                    config.sharedGate() ? get(w, prefix + "shared_expert_gate.weight", 1, config.hidden()) : null,
+                    adapters(config.experts(), config.intermediate(), config.hidden(), config.ffn().gated(), prefix,
+                            "experts.", w),
+                    config.sharedIntermediate() == 0 ? null : adapters(1, config.sharedIntermediate(), config.hidden(),
+                            config.ffn().gated(), prefix, "shared_experts.", w));
+            this.layer = trainable ? built : built.freezeBase();
         }
     }
 
@@ -59,13 +70,44 @@ final class MoeBlock {
     }
 
     private Tensor get(WeightSource w, String name, int... shape) {
-        Tensor t = w.weight(name, shape).value();
-        tensors.put(name, t);
-        return t;
+        Var v = w.weight(name, shape);
+        trainable |= v.requiresGrad();
+        tensors.put(name, v.value());
+        return v.value();
+    }
+
+    /**
+     * The source's adapters on one group of experts ({@code part} is "experts." or "shared_experts."), as parameters
+     * named within the layer, or null when it has none there.
+     */
+    private static ExpertAdapters adapters(int experts, int inter, int hidden, boolean gated, String prefix,
+                                           String part, WeightSource w) {
+        String at = prefix + part;
+        ExpertLora gateUp = named(w.expertAdapter(at + "gate_up_proj", experts, gated ? 2 * inter : inter, hidden),
+                part + "gate_up_proj");
+        ExpertLora gate = gated ? named(w.expertAdapter(at + "gate_proj", experts, inter, hidden), part + "gate_proj")
+                : null;
+        ExpertLora up = gated ? named(w.expertAdapter(at + "up_proj", experts, inter, hidden), part + "up_proj") : null;
+        ExpertLora down = named(w.expertAdapter(at + "down_proj", experts, hidden, inter), part + "down_proj");
+        if (gateUp == null && gate == null && up == null && down == null) {
+            return null;
+        }
+        return new ExpertAdapters(gateUp, gate, up, down);
+    }
+
+    /** The adapter as parameters named {@code name.lora_a} and {@code name.lora_b}, relative to the layer. */
+    private static ExpertLora named(ExpertLora l, String name) {
+        return l == null ? null : new ExpertLora(new Parameter(name + ".lora_a", l.a().value()),
+                new Parameter(name + ".lora_b", l.b().value()), l.scale());
     }
 
     private Router router(MoeConfig c, String prefix, WeightSource w) {
         int e = c.experts(), h = c.hidden();
+        Lora adapter = w.adapter(prefix + "router.weight", e, h);
+        if (adapter != null && c.router() != RouterKind.TOP_K && c.router() != RouterKind.DENSE) {
+            throw new BadInputException(prefix + "router: LoRA on the router needs a top-k router, not "
+                    + c.router().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
+        }
         if (c.router() == RouterKind.SOFT) {
             // Soft MoE routes by its slot parameters (and a learned scale), not by a router linear.
             return new SoftMoeRouter(c, get(w, prefix + "router.mu", e * c.slotsPerExpert(), h),
@@ -87,7 +129,9 @@ final class MoeBlock {
             selection = get(w, prefix + "router.selection_bias", e).to(DType.F32);
             tensors.put(prefix + "router.selection_bias", selection);
         }
-        return new TopKRouter(c, weight, bias, noise, selection);
+        return new TopKRouter(c, weight, bias, noise, selection, adapter == null ? null
+                : new Lora(new Parameter("router.lora_a", adapter.a().value()),
+                        new Parameter("router.lora_b", adapter.b().value()), adapter.scale()));
     }
 
     private ExpertWeights experts(MoeConfig c, String prefix, WeightSource w) {

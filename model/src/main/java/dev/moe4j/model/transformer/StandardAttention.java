@@ -1,6 +1,7 @@
 package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.AttentionSpec;
 import dev.moe4j.model.config.AttentionConfig;
@@ -22,6 +23,7 @@ final class StandardAttention implements AttentionBlock {
     private final float eps;
     private final Rotary rotary;
     private final Var q, k, v, o;
+    private final Lora qLora, kLora, vLora, oLora;
     private final Var qBias, kBias, vBias, oBias;
     private final Var qNorm, kNorm;
     private final Var sinks;
@@ -38,6 +40,10 @@ final class StandardAttention implements AttentionBlock {
         this.k = w.weight(prefix + "k_proj.weight", kvWidth, hidden);
         this.v = w.weight(prefix + "v_proj.weight", kvWidth, hidden);
         this.o = w.weight(prefix + "o_proj.weight", hidden, qWidth);
+        this.qLora = w.adapter(prefix + "q_proj.weight", qWidth, hidden);
+        this.kLora = w.adapter(prefix + "k_proj.weight", kvWidth, hidden);
+        this.vLora = w.adapter(prefix + "v_proj.weight", kvWidth, hidden);
+        this.oLora = w.adapter(prefix + "o_proj.weight", hidden, qWidth);
         boolean qkvBias = config.qkvBias();
         this.qBias = qkvBias ? w.weight(prefix + "q_proj.bias", qWidth) : null;
         this.kBias = qkvBias ? w.weight(prefix + "k_proj.bias", kvWidth) : null;
@@ -58,7 +64,8 @@ final class StandardAttention implements AttentionBlock {
 
     @Override
     public Var forward(Graph g, Var x, Batch batch, int layer) {
-        Var query = g.linear(x, q, qBias), key = g.linear(x, k, kBias), value = g.linear(x, v, vBias);
+        Var query = g.linear(x, q, qBias, qLora), key = g.linear(x, k, kBias, kLora);
+        Var value = g.linear(x, v, vBias, vLora);
         if (qkNorm != QkNorm.NONE) {
             query = normalise(g, query, qNorm, config.numHeads());
             key = normalise(g, key, kNorm, config.numKvHeads());
@@ -73,7 +80,7 @@ final class StandardAttention implements AttentionBlock {
         int hd = config.headDim();
         query = g.rope(query, batch.positions(), table, rotary.layout(), hd, rotary.rotaryDim());
         key = g.rope(key, batch.positions(), table, rotary.layout(), hd, rotary.rotaryDim());
-        return g.linear(batch.attend(g, layer, query, key, value, spec, sinks), o, oBias);
+        return g.linear(batch.attend(g, layer, query, key, value, spec, sinks), o, oBias, oLora);
     }
 
     /** RMSNorm of each head's vector (one weight shared by the heads), or of the whole projection. */

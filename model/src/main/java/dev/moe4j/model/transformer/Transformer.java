@@ -2,8 +2,10 @@ package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.DType;
+import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.Device;
@@ -46,6 +48,8 @@ public final class Transformer {
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final float eps;
     private final Map<String, Var> weights = new LinkedHashMap<>();
+    /** The adapters outside the MoE layers (attention, by their full names); the MoE layers hold their own. */
+    private final Map<String, Parameter> adapters = new LinkedHashMap<>();
     private final ExpertStorage expertStorage;
     /** The coefficient of transformers' balance loss over all MoE layers at once; 0 when the layers own their losses. */
     private final double crossLayerBalance;
@@ -66,6 +70,17 @@ public final class Transformer {
             @Override
             public ExpertStorage expertStorage() {
                 return source.expertStorage();
+            }
+
+            @Override
+            public Lora adapter(String name, int out, int in) {
+                Lora l = source.adapter(name, out, in);
+                if (l != null) {
+                    String base = adapterName(name);
+                    adapters.put(base + ".lora_a", requireParameter(l.a(), base));
+                    adapters.put(base + ".lora_b", requireParameter(l.b(), base));
+                }
+                return l;
             }
         };
         int hidden = config.hiddenSize();
@@ -384,12 +399,28 @@ public final class Transformer {
 
     /** The training objective of {@code pass} against {@code targets} (one per row; {@link Graph#IGNORE} skips). */
     public Loss loss(Graph g, ForwardPass pass, int[] targets) {
+        return loss(g, pass, targets, null, 1, 1);
+    }
+
+    /**
+     * The objective of a pass over sequences that may end in padding, weighted for gradient accumulation:
+     * {@code crossEntropyWeight} times the mean cross-entropy plus {@code auxiliaryWeight} times the weighted
+     * balance loss; the {@link Loss}'s two numbers stay unweighted.
+     *
+     * @param tokens which rows hold tokens rather than padding (null: all of them). Padding is left out of
+     *               transformers' balance loss, as transformers leaves out the positions its attention mask hides;
+     *               its targets must be {@link Graph#IGNORE}. The per-layer losses of moe4j's own models see every
+     *               row.
+     */
+    public Loss loss(Graph g, ForwardPass pass, int[] targets, boolean[] tokens, double crossEntropyWeight,
+                     double auxiliaryWeight) {
         Var ce = g.crossEntropy(pass.logits(), targets);
         double aux = pass.auxLoss();
-        Var objective = ce;
+        Var objective = crossEntropyWeight == 1 ? ce : g.scale(ce, (float) crossEntropyWeight);
         if (crossLayerBalance > 0 && !pass.moe().isEmpty()) {
-            Var balance = balanceLoss(g, pass);
-            objective = g.add(ce, g.scale(balance, (float) crossLayerBalance));
+            Var balance = balanceLoss(g, pass, tokens);
+            Var weighted = g.scale(balance, (float) crossLayerBalance);
+            objective = g.add(objective, auxiliaryWeight == 1 ? weighted : g.scale(weighted, (float) auxiliaryWeight));
             aux += crossLayerBalance * balance.value().getFloat(0);
         }
         return new Loss(objective, ce.value().getFloat(0), aux);
@@ -411,40 +442,87 @@ public final class Transformer {
      * earlier, so replayed later) passes into its router.
      */
     public Var balanceLoss(Graph g, ForwardPass pass) {
+        return balanceLoss(g, pass, null);
+    }
+
+    /**
+     * {@link #balanceLoss(Graph, ForwardPass)} over the rows {@code tokens} marks (null: all), as transformers'
+     * load_balancing_loss_func computes it under an attention mask: the means over tokens become means over the
+     * unmasked ones, in every layer. Padding's router logits get no gradient from it.
+     */
+    public Var balanceLoss(Graph g, ForwardPass pass, boolean[] tokens) {
         MoeConfig moe = config.moe().orElseThrow();
         int e = moe.experts();
-        float[] all = new float[pass.moe().stream().mapToInt(m -> m.routing().logits().length).sum()];
+        int rows = pass.moe().getFirst().routing().logits().length / e;
+        if (tokens != null && tokens.length != rows) {
+            throw new IllegalArgumentException("balanceLoss: " + tokens.length + " token flags for " + rows + " rows");
+        }
+        int[] kept = keptRows(tokens, rows);
+        if (kept.length == 0) {
+            return Var.constant(Tensor.vector(0f));
+        }
+        float[] all = new float[pass.moe().size() * kept.length * e];
         int at = 0;
         for (MoeResult m : pass.moe()) {
             float[] logits = m.routing().logits();
-            System.arraycopy(logits, 0, all, at, logits.length);
-            at += logits.length;
+            if (kept.length == rows) {
+                System.arraycopy(logits, 0, all, at, logits.length);
+                at += logits.length;
+            } else {
+                for (int r : kept) {
+                    System.arraycopy(logits, r * e, all, at, e);
+                    at += e;
+                }
+            }
         }
-        int tokens = all.length / e;
+        int counted = all.length / e;
         // Whatever the layer's own gate, transformers scores this loss with a softmax and its top-k.
         MoeConfig softmax = MoeConfig.builder(moe.hidden(), moe.intermediate(), e, moe.topK()).build();
         var router = new TopKRouter(softmax, Tensor.zeros(e, moe.hidden()), null, null, null);
-        Routing routing = router.routeLogits(all, tokens);
+        Routing routing = router.routeLogits(all, counted);
         boolean trains = g.isTraining() && pass.moe().stream().allMatch(m -> m.context() != null);
         Var out = new Var(Tensor.vector((float) TRANSFORMERS_BALANCE.value(routing)), trains);
         g.onBackward(out, () -> {
-            var grads = new RouterGrads(tokens, e);
+            var grads = new RouterGrads(counted, e);
             TRANSFORMERS_BALANCE.backward(routing, out.grad().getFloat(0), grads);
             float[] dLogits = grads.logits();
             int from = 0;
             for (MoeResult m : pass.moe()) {
-                int length = m.routing().logits().length;
-                m.context().addRouterLogitGradient(Arrays.copyOfRange(dLogits, from, from + length));
-                from += length;
+                float[] layer = new float[rows * e];
+                for (int r : kept) {
+                    System.arraycopy(dLogits, from, layer, r * e, e);
+                    from += e;
+                }
+                m.context().addRouterLogitGradient(layer);
             }
         });
         return out;
     }
 
+    private static int[] keptRows(boolean[] tokens, int rows) {
+        if (tokens == null) {
+            int[] all = new int[rows];
+            Arrays.setAll(all, i -> i);
+            return all;
+        }
+        int n = 0;
+        for (boolean t : tokens) {
+            n += t ? 1 : 0;
+        }
+        int[] kept = new int[n];
+        for (int r = 0, k = 0; r < rows; r++) {
+            if (tokens[r]) {
+                kept[k++] = r;
+            }
+        }
+        return kept;
+    }
+
     /**
-     * The trainable weights by moe4j's names: those of the embedding, attention, norms and dense MLPs as the
-     * source gave them, and each MoE layer's parameters (router, stacked experts, shared expert and gate).
-     * Experts held as separate checkpoint tensors are inference-only and not listed.
+     * The weights a trainer may train, by moe4j's names: those of the embedding, attention, norms and dense MLPs as
+     * the source gave them (constants when it gave a checkpoint's frozen weights), the adapters outside the MoE
+     * layers, and each MoE layer's parameters (router, stacked experts, shared expert and gate, frozen or not, and
+     * its adapters). Experts held as separate checkpoint tensors have no parameters and are not listed.
      */
     public Map<String, Var> parameters() {
         var out = new LinkedHashMap<String, Var>();
@@ -453,6 +531,7 @@ public final class Transformer {
                 out.put(name, v);
             }
         });
+        out.putAll(adapters);
         for (DecoderLayer layer : layers) {
             if (layer.moe() != null) {
                 String prefix = "layers." + layer.index() + ".moe.";
@@ -460,6 +539,38 @@ public final class Transformer {
             }
         }
         return Collections.unmodifiableMap(out);
+    }
+
+    /**
+     * The LoRA adapters by their full names ({@code layers.N.attention.q_proj.lora_a}, {@code
+     * layers.N.moe.experts.gate_up_proj.lora_b}, ...), in layer order; empty for a model without adapters.
+     */
+    public Map<String, Parameter> adapters() {
+        var out = new LinkedHashMap<String, Parameter>();
+        for (DecoderLayer layer : layers) {
+            String p = "layers." + layer.index() + ".";
+            adapters.forEach((name, a) -> {
+                if (name.startsWith(p)) {
+                    out.put(name, a);
+                }
+            });
+            if (layer.moe() != null) {
+                layer.moe().layer().adapterParameters().forEach(a -> out.put(p + "moe." + a.name(), a));
+            }
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    /** The adapters' base name for a weight: {@code layers.0.attention.q_proj.weight} → {@code layers.0.attention.q_proj}. */
+    public static String adapterName(String weight) {
+        return weight.endsWith(".weight") ? weight.substring(0, weight.length() - ".weight".length()) : weight;
+    }
+
+    private static Parameter requireParameter(Var v, String name) {
+        if (!(v instanceof Parameter p)) {
+            throw new IllegalArgumentException(name + ": an adapter's matrices must be parameters");
+        }
+        return p;
     }
 
     /** The MoE layers in layer order (a trainer reseeds their noise and balances their selection bias). */

@@ -1,6 +1,8 @@
 package dev.moe4j.model.transformer;
 
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.core.autograd.Var;
+import dev.moe4j.moe.expert.ExpertLora;
 
 /**
  * Where a {@link Transformer} gets its weights, asked for by moe4j's parameter names and the shapes the config
@@ -20,6 +22,11 @@ import dev.moe4j.core.autograd.Var;
  *                                                                          {@link ExpertStorage#TRANSPOSED})
  * layers.N.moe.shared_experts.{gate,up,down}_proj.weight  or  layers.N.moe.shared_experts.{gate_up_proj,down_proj}
  * </pre>
+ *
+ * <p>A source may also hand out LoRA adapters beside the weights ({@link #adapter}, {@link #expertAdapter}): the
+ * model asks for one wherever it multiplies by a weight that could carry one, and uses what it gets. Adapters are
+ * named after their weight: {@code layers.N.attention.q_proj.lora_a} and {@code .lora_b},
+ * {@code layers.N.moe.router.lora_a}, {@code layers.N.moe.experts.gate_up_proj.lora_a}, ...
  */
 public interface WeightSource {
     /** The weight called {@code name}, which must have {@code shape}. */
@@ -27,4 +34,21 @@ public interface WeightSource {
 
     /** How this source holds the routed and shared experts. */
     ExpertStorage expertStorage();
+
+    /**
+     * The LoRA adapter on weight {@code name} [out, in] (a [r, in], b [out, r]), or null: none there. The router's is
+     * asked for as {@code layers.N.moe.router.weight}.
+     */
+    default Lora adapter(String name, int out, int in) {
+        return null;
+    }
+
+    /**
+     * Per-expert LoRA adapters on a projection of {@code experts} experts, named as its stacked weight
+     * ({@code layers.N.moe.experts.gate_up_proj}, {@code .gate_proj}, {@code .up_proj}, {@code .down_proj}; likewise
+     * under {@code shared_experts}), W_e being [out, in] whatever the storage; or null: none there.
+     */
+    default ExpertLora expertAdapter(String name, int experts, int out, int in) {
+        return null;
+    }
 }

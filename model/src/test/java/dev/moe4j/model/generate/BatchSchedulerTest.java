@@ -50,6 +50,34 @@ class BatchSchedulerTest {
     }
 
     @Test
+    void theKvBytesFilledGrowWithTheSequenceAndGoBackToZeroWhenItEnds() throws Exception {
+        try (LanguageModel model = model(); var scheduler = new BatchScheduler(model, 2, 8, 1L << 30)) {
+            long perPosition = model.kvBytesPerPosition();
+            int[] prompt = TinyModels.tokens(11, VOCAB, 1);
+            var seen = new java.util.concurrent.CopyOnWriteArrayList<Long>();
+            GenerationListener listener = (text, position) -> seen.add(scheduler.kvFilledBytes());
+            var sequence = new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt,
+                    GenerationOptions.greedy(12, Set.of()), listener);
+            Generation g = scheduler.submit(sequence, () -> null).get(30, TimeUnit.SECONDS);
+            assertTrue(g.outputIds().length > 2);
+            long last = 0;
+            for (long filled : seen) {
+                assertEquals(0, filled % perPosition, "whole positions");
+                assertTrue(filled >= last && filled <= (long) (prompt.length + 12) * perPosition, seen.toString());
+                last = filled;
+            }
+            assertTrue(last >= (long) prompt.length * perPosition, "the prompt's positions at least: " + seen);
+            assertEquals(1L << 30, scheduler.kvBudgetBytes());
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (scheduler.kvFilledBytes() != 0 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertEquals(0, scheduler.kvFilledBytes());
+            assertEquals(0, scheduler.kvReservedBytes());
+        }
+    }
+
+    @Test
     void sequencesDecodedTogetherGiveWhatEachGivesAlone() throws Exception {
         try (LanguageModel model = model()) {
             var alone = new ArrayList<Generation>();

@@ -4,6 +4,7 @@ import dev.moe4j.core.Parallel;
 
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.autograd.Lora;
 import dev.moe4j.moe.Mode;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.dispatch.Capacity;
@@ -43,6 +44,7 @@ public final class TopKRouter implements Router {
     private final Parameter bias;
     private final Parameter noiseWeight;
     private final Tensor selectionBias;
+    private final Lora adapter;
 
     /**
      * @param weight        [experts, hidden] the router linear
@@ -51,7 +53,24 @@ public final class TopKRouter implements Router {
      * @param selectionBias [experts] F32 bias on the selection scores, or null
      */
     public TopKRouter(MoeConfig config, Tensor weight, Tensor bias, Tensor noiseWeight, Tensor selectionBias) {
+        this(config, weight, bias, noiseWeight, selectionBias, null);
+    }
+
+    /**
+     * A router whose linear carries a LoRA {@code adapter} (a [r, hidden], b [experts, r]; PEFT's LoRA on the
+     * router weight): its logits are x · (W + scale · b · a)ᵀ (+ bias). Null: none.
+     */
+    public TopKRouter(MoeConfig config, Tensor weight, Tensor bias, Tensor noiseWeight, Tensor selectionBias,
+                      Lora adapter) {
         this.config = config;
+        if (adapter != null && (adapter.a().cols() != config.hidden() || adapter.b().rows() != config.experts())) {
+            throw new IllegalArgumentException("router adapter: expected a [r, " + config.hidden() + "] and b ["
+                    + config.experts() + ", r], got " + adapter.a().value() + " and " + adapter.b().value());
+        }
+        if (adapter != null && !(adapter.a() instanceof Parameter && adapter.b() instanceof Parameter)) {
+            throw new IllegalArgumentException("router adapter: a and b must be parameters");
+        }
+        this.adapter = adapter;
         int e = config.experts(), h = config.hidden();
         check(weight, "router.weight", e, h);
         this.weight = new Parameter("router.weight", weight);
@@ -84,7 +103,7 @@ public final class TopKRouter implements Router {
 
     /** What backward needs beyond the {@link Routing}. */
     private record Trace(Tensor routerInput, float[] jitter, float[] noisePreActivation, float[] selection,
-                         float[] scores, int[] weightSet, int[] weightSetSize) {
+                         float[] scores, int[] weightSet, int[] weightSetSize, Tensor adapterRank) {
     }
 
     @Override
@@ -115,7 +134,8 @@ public final class TopKRouter implements Router {
             }
             input = Tensor.of(jittered, n, h);
         }
-        float[] logits = Linear.forward(input, weight, bias);
+        Linear.Output linear = Linear.forward(input, weight, bias, adapter);
+        float[] logits = linear.logits();
         Routing r = new Routing(n, e, plan == null ? config.topK() : plan.width(), config.scoring(), logits);
         float[] selection = logits, pre = null;
         if (training && noise.isGaussian()) {
@@ -138,7 +158,7 @@ public final class TopKRouter implements Router {
             r.noisyLogits = selection;
         }
         r.jitter = jitter;
-        gate(r, selection, input, jitter, pre, plan);
+        gate(r, selection, input, jitter, pre, linear.lowRank(), plan);
         return r;
     }
 
@@ -155,7 +175,7 @@ public final class TopKRouter implements Router {
         Plan plan = Plan.of(policies, config, tokens);
         Routing r = new Routing(tokens, config.experts(), plan == null ? config.topK() : plan.width(), config.scoring(),
                 logits);
-        gate(r, logits, null, null, null, plan);
+        gate(r, logits, null, null, null, null, plan);
         return r;
     }
 
@@ -217,7 +237,8 @@ public final class TopKRouter implements Router {
     private record Service(Capacity capacity, Overflow overflow, Priority priority) {
     }
 
-    private void gate(Routing r, float[] selection, Tensor input, float[] jitter, float[] pre, Plan plan) {
+    private void gate(Routing r, float[] selection, Tensor input, float[] jitter, float[] pre, Tensor adapterRank,
+                      Plan plan) {
         int n = r.tokens, e = r.experts, k = r.k;
         boolean scoreFirst = config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K;
         float[] masked = plan == null ? selection : plan.masked(selection, e);
@@ -402,7 +423,7 @@ public final class TopKRouter implements Router {
         r.requested = requested;
         r.dropped = dropped;
         r.rerouted = rerouted;
-        r.trace = new Trace(input, jitter, pre, selection, scores, weightSet, setSize);
+        r.trace = new Trace(input, jitter, pre, selection, scores, weightSet, setSize, adapterRank);
     }
 
     /** The token's largest router probability under the selection logits: its batch-priority score. */
@@ -513,10 +534,10 @@ public final class TopKRouter implements Router {
             Linear.backward(dz, x, noiseWeight, null, dx);
         }
         if (tr.jitter() == null) {
-            Linear.backward(dLogits, tr.routerInput(), weight, bias, dx);
+            Linear.backward(dLogits, tr.routerInput(), weight, bias, adapter, tr.adapterRank(), dx);
         } else {
             Tensor dInput = Tensor.zeros(n, x.cols());
-            Linear.backward(dLogits, tr.routerInput(), weight, bias, dInput);
+            Linear.backward(dLogits, tr.routerInput(), weight, bias, adapter, tr.adapterRank(), dInput);
             float[] d = dInput.toFloatArray();
             for (int i = 0; i < d.length; i++) {
                 dx.setFloat(i, dx.getFloat(i) + d[i] * tr.jitter()[i]);
@@ -559,6 +580,10 @@ public final class TopKRouter implements Router {
         if (noiseWeight != null) {
             out.add(noiseWeight);
         }
+        if (adapter != null) {
+            out.add((Parameter) adapter.a());
+            out.add((Parameter) adapter.b());
+        }
         return out;
     }
 
@@ -572,6 +597,11 @@ public final class TopKRouter implements Router {
     }
 
     /** The selection-only bias ([experts], F32), or null: what the {@code BiasBalancer} moves. */
+    /** The LoRA adapter on the router linear, or null. */
+    public Lora adapter() {
+        return adapter;
+    }
+
     public Tensor selectionBias() {
         return selectionBias;
     }

@@ -90,6 +90,96 @@ public final class TrainBenchmark {
         }
     }
 
+    /**
+     * A LoRA fine-tuning benchmark's outcome.
+     *
+     * @param totalParameters     the base model's parameters (frozen)
+     * @param trainableParameters the adapters' elements (what AdamW keeps moments for)
+     * @param tokensPerStep       batch × context
+     * @param stepSeconds         wall-clock time of each timed step
+     * @param memory              the process's memory after the steps
+     */
+    public record LoraResult(long totalParameters, long activeParameters, long trainableParameters, long tokensPerStep,
+                             double[] stepSeconds, double[] losses, boolean weightsCopied, Memory memory) {
+        public double meanSecondsPerStep() {
+            return java.util.Arrays.stream(stepSeconds).average().orElse(Double.NaN);
+        }
+
+        public double tokensPerSecond() {
+            return tokensPerStep / meanSecondsPerStep();
+        }
+
+        /** Model FLOP/s by 4 · active parameters per token: forward 2, dL/dx 2; frozen weights take no gradient. */
+        public double modelGflops() {
+            return 4.0 * activeParameters * tokensPerSecond() / 1e9;
+        }
+    }
+
+    /**
+     * The process's memory as Linux reports it (/proc/self/status), in bytes: the peak resident set (anonymous memory
+     * and the pages of mapped files it touched), and, now, its anonymous part (heap, activations, adapters and their
+     * optimiser state) and its file-backed part (the mapped checkpoint, which the kernel can drop and read again).
+     * -1 where the system does not say.
+     */
+    public record Memory(long peakResident, long anonymous, long fileBacked) {
+        public static Memory now() {
+            long peak = -1, anon = -1, file = -1;
+            try {
+                for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                    String[] f = line.split("\\s+");
+                    if (f.length >= 2) {
+                        switch (f[0]) {
+                            case "VmHWM:" -> peak = Long.parseLong(f[1]) * 1024;
+                            case "RssAnon:" -> anon = Long.parseLong(f[1]) * 1024;
+                            case "RssFile:" -> file = Long.parseLong(f[1]) * 1024;
+                            default -> {
+                            }
+                        }
+                    }
+                }
+            } catch (java.io.IOException | NumberFormatException e) {
+                // not Linux: unknown
+            }
+            return new Memory(peak, anon, file);
+        }
+    }
+
+    /**
+     * LoRA fine-tuning steps on random tokens: the model folder's weights frozen (memory-mapped with {@code mapped},
+     * else copied when they fit), adapters of {@code settings} trained by AdamW; {@code warmup} untimed steps, then
+     * {@code steps} timed ones.
+     */
+    public static LoraResult runLora(java.nio.file.Path folder, dev.moe4j.model.lora.LoraSettings settings,
+                                     boolean mapped, int batch, int context, int warmup, int steps) {
+        try (var m = dev.moe4j.model.ModelLoader.loadForLora(folder, mapped ? dev.moe4j.model.WeightMemory.MAPPED
+                : dev.moe4j.model.WeightMemory.AUTO, settings, java.util.Optional.empty())) {
+            Transformer model = m.transformer();
+            ModelConfig config = model.config();
+            var trainer = new Trainer(model, new AdamW.Hyper(0.9, 0.999, 1e-8, 0.0), AdamW.MATRICES_ONLY,
+                    new Trainer.Settings(LearningRateSchedule.constant(1e-4), 1.0, 1, 0, settings.seed()));
+            var random = new SplittableRandom(settings.seed());
+            int[] tokens = new int[context * batch * 16 + 1];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = random.nextInt(config.vocabSize());
+            }
+            var sampler = new BatchSampler(new TokenStream(tokens, new int[] {0}, List.of("random")), batch, context,
+                    settings.seed(), true);
+            double[] losses = new double[warmup + steps];
+            double[] seconds = new double[steps];
+            for (int s = 0; s < warmup + steps; s++) {
+                StepMetrics r = trainer.step(sampler::batch);
+                losses[s] = r.loss();
+                if (s >= warmup) {
+                    seconds[s - warmup] = r.seconds();
+                }
+            }
+            long trainable = trainer.parameters().values().stream().mapToLong(p -> p.value().size()).sum();
+            var count = ParameterCount.of(config);
+            return new LoraResult(count.total(), count.activeWithoutInputEmbedding(), trainable, (long) batch * context,
+                    seconds, losses, m.weightsCopied(), Memory.now());
+        }
+    }
+
     /** Runs {@code warmup} untimed and then {@code steps} timed optimiser steps. */
     public static Result run(Shape shape, int warmup, int steps, long seed) {
         ModelConfig config = shape.config();

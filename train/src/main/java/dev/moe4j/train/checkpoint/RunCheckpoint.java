@@ -14,6 +14,8 @@ import dev.moe4j.io.safetensors.SafetensorsWriter;
 import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.ModelSaver;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.lora.LoraSettings;
+import dev.moe4j.model.lora.PeftAdapter;
 import dev.moe4j.model.family.HfFamilies;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.loss.SwitchLoss;
@@ -33,7 +35,9 @@ import java.util.Map;
 /**
  * A training run saved as one folder that is at once a Hugging Face model folder (config.json, model.safetensors,
  * tokenizer.json, tokenizer_config.json with a chat template, generation_config.json: what {@code moe4j generate},
- * {@code chat}, {@code serve} and transformers load) and everything an exact
+ * {@code chat}, {@code serve} and transformers load), or for LoRA fine-tuning a PEFT adapter folder
+ * (adapter_config.json, adapter_model.safetensors: what {@code --adapter} and {@code peft.PeftModel} load), and
+ * everything an exact
  * resume needs: the run's options ({@value #TRAIN_CONFIG}), its progress ({@value #STATE}), AdamW's moments (and the
  * F32 master weights when the model is saved in BF16) in {@value #OPTIMIZER}, and the metrics so far. The folder is
  * replaced as a whole ({@link AtomicDirectory}): a crash mid-save leaves the previous checkpoint intact.
@@ -142,8 +146,20 @@ public final class RunCheckpoint {
         return o;
     }
 
-    /** What a save writes beside the model. */
-    public record Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation) {
+    /**
+     * What a save writes beside the model.
+     *
+     * @param chatTemplate a chat template (--chat-template) that replaces the one tokenizer_config.json would have,
+     *                     or null
+     * @param lora         the adapters' settings when the run trains LoRA adapters (saved in PEFT's format instead of
+     *                     the model), else null
+     */
+    public record Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation,
+                         String chatTemplate, LoraSettings lora) {
+        /** What a run that trains the whole model with the checkpoint's own template saves beside it. */
+        public Extras(Path tokenizerJson, Path initFolder, Map<String, String> settings, ObjectNode generation) {
+            this(tokenizerJson, initFolder, settings, generation, null, null);
+        }
     }
 
     /** Saves the run into {@code out}, replacing the previous checkpoint there as a whole. */
@@ -151,14 +167,20 @@ public final class RunCheckpoint {
         ModelConfig saved = savedConfig(trainer.model().config(), state.family());
         Path metrics = out.resolve(METRICS);
         AtomicDirectory.replace(out, tmp -> {
-            ModelSaver.save(trainer.model(), saved, tmp, dtype, ModelSaver.DEFAULT_SHARD_BYTES);
+            if (extras.lora() != null) {
+                // The adapters alone, as PEFT saves them: the base stays where --init points.
+                PeftAdapter.write(tmp, trainer.model(), extras.lora(), extras.initFolder().toString(), dtype);
+            } else {
+                ModelSaver.save(trainer.model(), saved, tmp, dtype, ModelSaver.DEFAULT_SHARD_BYTES);
+            }
             if (extras.tokenizerJson() != null) {
                 Files.copy(extras.tokenizerJson(), tmp.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
             }
             if (extras.initFolder() != null) {
                 for (String name : List.of(TOKENIZER_CONFIG, "special_tokens_map.json", "chat_template.jinja")) {
                     Path f = extras.initFolder().resolve(name);
-                    if (Files.isRegularFile(f)) {
+                    // a template given for the run replaces the checkpoint's, which chat_template.jinja would hold
+                    if (Files.isRegularFile(f) && !(extras.chatTemplate() != null && name.equals("chat_template.jinja"))) {
                         Files.copy(f, tmp.resolve(name));
                     }
                 }
@@ -168,6 +190,13 @@ public final class RunCheckpoint {
                 if (config != null) {
                     AtomicFiles.writeString(tmp.resolve(TOKENIZER_CONFIG), Json.pretty(config) + "\n");
                 }
+            }
+            if (extras.chatTemplate() != null) {
+                Path file = tmp.resolve(TOKENIZER_CONFIG);
+                ObjectNode config = Files.isRegularFile(file) && Json.read(file) instanceof ObjectNode o ? o
+                        : Json.mapper().createObjectNode();
+                config.put("chat_template", extras.chatTemplate());
+                AtomicFiles.writeString(file, Json.pretty(config) + "\n");
             }
             AtomicFiles.writeString(tmp.resolve("generation_config.json"), Json.pretty(extras.generation()) + "\n");
             ObjectNode settings = Json.mapper().createObjectNode();

@@ -16,6 +16,7 @@ public record Setting(String key, Group group, String defaultValue, String label
         MODEL("Model"),
         ROUTING("Routing (every option of the MoE layer)"),
         BALANCE("Load balancing"),
+        LORA("LoRA adapters (fine-tuning an --init checkpoint)"),
         OPTIMISER("Optimiser and schedule"),
         DATA("Data"),
         RUN("Run, evaluation and checkpoints");

@@ -6,6 +6,7 @@ import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.LayerSpec;
 import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.model.lora.LoraSettings;
 import dev.moe4j.model.config.NormConfig;
 import dev.moe4j.model.config.QkNorm;
 import dev.moe4j.model.config.RopeConfig;
@@ -47,7 +48,14 @@ import java.util.OptionalDouble;
  *              is known); empty when fine-tuning with {@code --init}
  */
 public record TrainConfig(Map<String, String> values, Optional<ModelConfig> model, Optional<Path> init,
-                          Optimiser optimiser, Data data, Run run) {
+                          Optimiser optimiser, Data data, Run run, Optional<Lora> lora) {
+
+    /**
+     * LoRA fine-tuning: adapters made as {@code settings} say beside the frozen weights of the --init checkpoint,
+     * which stay in the memory-mapped files with {@code mmap}.
+     */
+    public record Lora(LoraSettings settings, boolean mmap) {
+    }
 
     /** How parameters are updated. */
     public record Optimiser(double lr, boolean cosine, int warmup, double minLrRatio, AdamW.Hyper hyper,
@@ -58,9 +66,14 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
         }
     }
 
-    /** Where the tokens come from. */
+    /**
+     * Where the tokens come from.
+     *
+     * @param maxLength the longest example, 0 for the model's context
+     */
     public record Data(List<Path> paths, int context, double validFraction, Optional<Path> tokenizer, int vocab,
-                       boolean shuffle, Optional<Path> cache) {
+                       boolean shuffle, Optional<Path> cache, Optional<Path> chatTemplate, int maxLength,
+                       boolean packing) {
     }
 
     /** How long, what to report and where to save. */
@@ -84,7 +97,12 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 v.number("valid-fraction", 0, 0.9),
                 v.string("tokenizer").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("tokenizer"))),
                 v.integer("vocab", 2), v.flag("shuffle"),
-                v.string("cache").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("cache"))));
+                v.string("cache").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("cache"))),
+                v.string("chat-template").isEmpty() ? Optional.empty() : Optional.of(Path.of(v.string("chat-template"))),
+                v.integer("max-length", 0), v.flag("packing"));
+        if (data.maxLength() == 1) {
+            throw new BadInputException("--max-length 1: an example needs at least 2 tokens (0: the model's context)");
+        }
         if (data.paths().isEmpty()) {
             throw new BadInputException("--data: no training data given (expected text files, folders or a .jsonl)");
         }
@@ -119,7 +137,18 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
                 dtype.equals("bf16") ? DType.BF16 : DType.F32, v.integer("samples", 0),
                 v.integer("sample-tokens", 1), v.string("prompt"), v.number("temperature", 0, 10),
                 v.integer("log-every", 1));
-        return new TrainConfig(resolved, model, init, optimiser, data, run);
+        Optional<Lora> lora = Optional.empty();
+        int rank = v.integer("lora-rank", 0);
+        if (rank > 0) {
+            if (init.isEmpty()) {
+                throw new BadInputException("--lora-rank needs --init: LoRA trains adapters beside a Hugging Face "
+                        + "checkpoint's frozen weights");
+            }
+            lora = Optional.of(new Lora(new LoraSettings(rank, v.number("lora-alpha", 0, 1e6),
+                    LoraSettings.parseTargets(v.string("lora-targets")), v.flag("lora-rslora"), run.seed()),
+                    v.flag("mmap")));
+        }
+        return new TrainConfig(resolved, model, init, optimiser, data, run, lora);
     }
 
     /** A name that is one folder inside runs/: not a path, and not one that climbs out. */

@@ -107,6 +107,19 @@ public final class TrainSettings {
             s(Group.BALANCE, "z-loss", "0", "X", "Coefficient of the router z-loss (0: off)."),
             s(Group.BALANCE, "bias-balancing", "0", "X", "Auxiliary-loss-free balancing (DeepSeek-V3): a selection "
                     + "bias moved by X per step toward balance (0: off; try 0.001)."),
+            // ---- LoRA ----
+            s(Group.LORA, "lora-rank", "0", "R", "Train LoRA adapters of rank R beside the --init checkpoint's "
+                    + "frozen weights instead of all its weights (0: full fine-tuning). Saved in PEFT's format "
+                    + "(adapter_config.json, adapter_model.safetensors)."),
+            s(Group.LORA, "lora-alpha", "16", "A", "LoRA's alpha: the adapters' update is scaled by A / R (PEFT's "
+                    + "lora_alpha)."),
+            s(Group.LORA, "lora-targets", "q_proj,k_proj,v_proj,o_proj", "LIST", "Where adapters go: attention "
+                    + "projections by name (q_proj, k_proj, v_proj, o_proj; DeepSeek's q_a_proj, q_b_proj, "
+                    + "kv_a_proj_with_mqa, kv_b_proj), experts (one adapter per expert on the fused gate_up_proj and "
+                    + "on down_proj), shared_experts (their gate_proj, up_proj, down_proj) and router."),
+            on(Group.LORA, "lora-rslora", false, "Rank-stabilised LoRA: scale by A / sqrt(R)."),
+            on(Group.LORA, "mmap", false, "Leave the frozen base weights in the memory-mapped checkpoint files "
+                    + "instead of copying them into memory (with --lora-rank)."),
             // ---- optimiser ----
             s(Group.OPTIMISER, "lr", "3e-3", "LR", "Peak learning rate of AdamW."),
             s(Group.OPTIMISER, "schedule", "cosine", "KIND", "cosine (linear warmup, cosine decay to "
@@ -114,8 +127,8 @@ public final class TrainSettings {
             s(Group.OPTIMISER, "warmup", "30", "N", "Warmup steps."),
             s(Group.OPTIMISER, "min-lr-ratio", "0.1", "X", "The cosine decay ends at X x lr."),
             s(Group.OPTIMISER, "weight-decay", "0.1", "X", "Decoupled weight decay."),
-            on(Group.OPTIMISER, "decay-all", false, "Decay every parameter (PyTorch's default); off: matrices only, "
-                    + "not norms and biases."),
+            on(Group.OPTIMISER, "decay-all", false, "Decay every parameter, as torch.optim.AdamW(model.parameters()) "
+                    + "does; off: spare norms and biases, as Hugging Face's Trainer does."),
             s(Group.OPTIMISER, "beta1", "0.9", "X", "AdamW beta1."),
             s(Group.OPTIMISER, "beta2", "0.95", "X", "AdamW beta2."),
             s(Group.OPTIMISER, "eps", "1e-8", "X", "AdamW epsilon."),
@@ -124,14 +137,25 @@ public final class TrainSettings {
             s(Group.OPTIMISER, "accumulate", "1", "N", "Micro-batches per optimiser step (gradient accumulation)."),
             // ---- data ----
             s(Group.DATA, "data", "data/shakespeare", "PATHS", "Training text: files or folders, comma-separated "
-                    + "(X.valid.txt beside X.txt is its validation split), or pre-tokenised .jsonl (one JSON array "
-                    + "of token ids per line)."),
-            s(Group.DATA, "context", "128", "N", "Tokens per training sequence."),
+                    + "(X.valid.txt beside X.txt is its validation split); or one .jsonl: of JSON arrays of token ids "
+                    + "(packed like text), or of examples, one JSON object a line, each its own sequence: "
+                    + "{\"messages\": [...]} (chat template, loss on the assistant's turns), {\"prompt\", "
+                    + "\"completion\"} (loss on the completion), {\"text\"}, or {\"input_ids\", \"labels\"} (-100: no "
+                    + "loss)."),
+            s(Group.DATA, "chat-template", "", "FILE", "Jinja chat template of messages examples, saved with the model; "
+                    + "default: the --init model's (tokenizer_config.json), or for a new model moe4j's plain "
+                    + "'Role:' template."),
+            s(Group.DATA, "max-length", "0", "N", "Examples longer than N tokens are cut to N (a warning counts "
+                    + "them); 0: the model's context length."),
+            on(Group.DATA, "packing", false, "Lay examples end to end and cut --context windows from them, as text is "
+                    + "(their loss masks kept); off: one example a sequence, batches padded to their longest."),
+            s(Group.DATA, "context", "128", "N", "Tokens per training sequence (of text, and of --packing windows)."),
             s(Group.DATA, "valid-fraction", "0.1", "X", "Validation share of a file without a .valid.txt (its "
                     + "tail), or of the lines of a .jsonl."),
             s(Group.DATA, "tokenizer", "", "FILE", "A tokenizer.json to use; default: train a byte-level BPE of "
                     + "--vocab tokens on the training text (cached)."),
-            on(Group.DATA, "shuffle", true, "Random windows (seeded); off: consecutive windows in order."),
+            on(Group.DATA, "shuffle", true, "Random windows (seeded), or the examples in a new order each epoch; off: "
+                    + "in order."),
             s(Group.DATA, "cache", "", "DIR", "Where tokenised data and trained tokenizers are cached; default "
                     + "$MOE4J_CACHE or ~/.cache/moe4j."),
             // ---- run ----
@@ -211,7 +235,7 @@ public final class TrainSettings {
      * computes (a changed learning rate would not continue the same run).
      */
     public static final java.util.Set<String> CHANGEABLE_ON_RESUME = java.util.Set.of("steps", "time", "eval-every",
-            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads", "device",
+            "eval-batches", "save-every", "samples", "sample-tokens", "prompt", "temperature", "log-every", "threads", "device", "mmap",
             "resume", "out", "name", "cache");
 
     /**

@@ -1,6 +1,7 @@
 package dev.moe4j.train.data;
 
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.autograd.Graph;
 
 import java.util.SplittableRandom;
 
@@ -10,8 +11,47 @@ import java.util.SplittableRandom;
  * batches an uninterrupted one would; unshuffled batches take consecutive windows in order.
  */
 public final class BatchSampler {
-    /** Inputs and next-token targets, [batch · context] each, sequence after sequence. */
-    public record Batch(int[] inputs, int[] targets, int[] starts) {
+    /**
+     * Inputs and next-token targets ({@link Graph#IGNORE} where a position predicts nothing), [sequences · length]
+     * each, sequence after sequence, all of one length; {@code starts} says where each sequence came from (a
+     * window's start in the stream, or an example's number) and {@code lengths} how many of its positions are
+     * tokens, the rest being padding (null: no padding).
+     */
+    public record Batch(int[] inputs, int[] targets, int[] starts, int[] lengths) {
+        public Batch(int[] inputs, int[] targets, int[] starts) {
+            this(inputs, targets, starts, null);
+        }
+
+        public int sequences() {
+            return starts.length;
+        }
+
+        /** Which rows hold tokens rather than padding; null when none is padding. */
+        public boolean[] tokenRows() {
+            if (lengths == null) {
+                return null;
+            }
+            int length = inputs.length / sequences();
+            boolean[] rows = new boolean[inputs.length];
+            for (int s = 0; s < lengths.length; s++) {
+                java.util.Arrays.fill(rows, s * length, s * length + lengths[s], true);
+            }
+            return rows;
+        }
+
+        /** Positions that hold tokens (padding left out). */
+        public int tokens() {
+            return lengths == null ? inputs.length : java.util.Arrays.stream(lengths).sum();
+        }
+
+        /** Positions whose target counts in the loss. */
+        public int lossTokens() {
+            int n = 0;
+            for (int t : targets) {
+                n += t == Graph.IGNORE ? 0 : 1;
+            }
+            return n;
+        }
     }
 
     private final TokenStream stream;
@@ -70,9 +110,10 @@ public final class BatchSampler {
     private Batch cut(int[] starts) {
         int[] inputs = new int[batchSize * context], targets = new int[batchSize * context];
         int[] tokens = stream.tokens();
+        int[] labels = stream.labels() != null ? stream.labels() : tokens;
         for (int b = 0; b < batchSize; b++) {
             System.arraycopy(tokens, starts[b], inputs, b * context, context);
-            System.arraycopy(tokens, starts[b] + 1, targets, b * context, context);
+            System.arraycopy(labels, starts[b] + 1, targets, b * context, context);
         }
         return new Batch(inputs, targets, starts);
     }

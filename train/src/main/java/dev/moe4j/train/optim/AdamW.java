@@ -23,7 +23,8 @@ import java.util.function.Predicate;
  * second by β₂ plus (1 − β₂)·g², and step by lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
  *
  * <p>Weight decay applies to the parameters {@code decays} accepts; the trainer's default spares norms and
- * biases (1-d parameters), while a fine-tune that must match PyTorch's defaults decays everything.
+ * biases ({@link #MATRICES_ONLY}, Hugging Face Trainer's rule), while {@code --decay-all} decays everything, as
+ * {@code torch.optim.AdamW(model.parameters())} does.
  */
 public final class AdamW {
     /** β₁, β₂, ε and λ; the learning rate comes per step from the schedule. */
@@ -40,8 +41,12 @@ public final class AdamW {
         }
     }
 
-    /** Decay every parameter but vectors (norm weights, biases) — the usual choice for transformers. */
-    public static final Predicate<Parameter> MATRICES_ONLY = p -> p.value().rank() >= 2;
+    /**
+     * Decay the matrices but not the norm weights and biases, as Hugging Face's Trainer does (it spares parameters
+     * named as biases and norms): every vector is spared (norms, biases, and also gpt-oss's attention sinks, which
+     * the Trainer decays), and so are stacked biases (gpt-oss's experts').
+     */
+    public static final Predicate<Parameter> MATRICES_ONLY = p -> p.value().rank() >= 2 && !p.name().contains("bias");
 
     /** Decay every parameter, as {@code torch.optim.AdamW(model.parameters())} does. */
     public static final Predicate<Parameter> ALL = p -> true;
