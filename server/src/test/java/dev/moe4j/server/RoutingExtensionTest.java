@@ -137,6 +137,30 @@ class RoutingExtensionTest {
     }
 
     @Test
+    void thePageAsksForTheRoutingItsFieldsSay() throws Exception {
+        java.nio.file.Path chromium = HeadlessChromium.find().orElse(null);
+        org.junit.jupiter.api.Assumptions.assumeTrue(chromium != null, "no Chromium installed: the page is not checked");
+        try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
+            String expected = text(server.post("/v1/completions", "{\"prompt\": \"The page\", \"max_tokens\": 12,"
+                    + " \"temperature\": 0, \"moe4j\": {\"routing\": {\"experts_per_token\": 1}}}"));
+            String trained = text(server.post("/v1/completions", "{\"prompt\": \"The page\", \"max_tokens\": 12,"
+                    + " \"temperature\": 0}"));
+            assertNotEquals(trained, expected, "k=1 changes this reply, so the page's text tells which it asked for");
+            var page = server.uri("/?mode=completion&prompt=The%20page&max_tokens=12&temperature=0&experts_per_token=1"
+                    + "&run=1");
+            try (var browser = new HeadlessChromium(chromium, dir.resolve("profile"), page)) {
+                long until = System.nanoTime() + 60_000_000_000L;
+                while (!"done".equals(browser.evaluate("document.body && document.body.dataset.state"))) {
+                    assertTrue(System.nanoTime() < until, "the page never finished");
+                    Thread.sleep(100);
+                }
+                assertEquals("", browser.evaluate("document.getElementById('error').textContent"));
+                assertEquals(expected, browser.evaluate("document.getElementById('output').textContent"));
+            }
+        }
+    }
+
+    @Test
     void aPolicyTheModelCannotFollowIsA400NamingTheField() {
         try (var server = TestServer.start(TestServer.modelFolder("mixtral", dir, true))) {
             for (String[] c : new String[][] {
