@@ -90,14 +90,31 @@ public final class BatchScheduler implements AutoCloseable {
     }
 
     /**
-     * Queues a sibling of {@code parent} (submitted before, with the same prompt, asked to keep its prompt's logits):
-     * it waits until the parent's prompt has gone through the model, then starts from a copy of the parent's cache
-     * and its prompt logits (n choices of one request prefill their prompt once). It fails as the parent does if the
-     * parent fails before that.
+     * Queues the choices of one request, which share its prompt: the first goes through the model as
+     * {@link #submit} does (keeping its prompt's logits), the others wait until its prompt has, then start from a
+     * copy of its cache and its prompt logits (n choices prefill their prompt once); they fail as the first does if
+     * it fails before that. All are queued at once, so none can miss the first one's prefill. The futures are in the
+     * order of {@code choices}.
      */
-    public CompletableFuture<Generation> submitSibling(DecodingSequence sequence, Supplier<RuntimeException> stopper,
-                                                       DecodingSequence parent) {
-        return enqueue(new Job(sequence, stopper, parent));
+    public List<CompletableFuture<Generation>> submitChoices(List<DecodingSequence> choices,
+                                                             Supplier<RuntimeException> stopper) {
+        DecodingSequence parent = choices.getFirst();
+        if (choices.size() > 1) {
+            parent.keepPromptLogits();
+        }
+        var jobs = new ArrayList<Job>(choices.size());
+        for (int i = 0; i < choices.size(); i++) {
+            jobs.add(new Job(choices.get(i), stopper, i == 0 ? null : parent));
+        }
+        lock.lock();
+        try {
+            for (Job job : jobs.reversed()) { // the siblings are in place before the first can be admitted
+                enqueue(job);
+            }
+        } finally {
+            lock.unlock();
+        }
+        return jobs.stream().map(j -> j.result).toList();
     }
 
     private CompletableFuture<Generation> enqueue(Job job) {

@@ -174,15 +174,12 @@ class BatchSchedulerTest {
             }
             var model = new Counting(base);
             try (var scheduler = new BatchScheduler(model, 4, 64)) {
-                var parent = new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options.get(0),
-                        GenerationListener.NONE);
-                parent.keepPromptLogits();
-                var futures = new ArrayList<CompletableFuture<Generation>>();
-                futures.add(scheduler.submit(parent, () -> null));
-                for (int i = 1; i < 3; i++) {
-                    futures.add(scheduler.submitSibling(new DecodingSequence(model, new ToyText(), new SequenceCache(),
-                            prompt, options.get(i), GenerationListener.NONE), () -> null, parent));
+                var choices = new ArrayList<DecodingSequence>();
+                for (int i = 0; i < 3; i++) {
+                    choices.add(new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options.get(i),
+                            GenerationListener.NONE));
                 }
+                var futures = scheduler.submitChoices(choices, () -> null);
                 for (int i = 0; i < 3; i++) {
                     Generation g = futures.get(i).get(60, TimeUnit.SECONDS);
                     assertArrayEquals(expected.get(i).outputIds(), g.outputIds(), "choice " + i);
