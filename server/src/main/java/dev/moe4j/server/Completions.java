@@ -210,18 +210,13 @@ final class Completions {
             try {
                 sequences[i] = new DecodingSequence(folder.model(), tokenText, held.get(i), prompt, options,
                         listener);
-                if (i == 0 && n > 1) {
-                    sequences[0].keepPromptLogits();
-                }
-                // the other choices feed no prompt: they start from the first one's cache once it is prefilled
-                running.add(i == 0 ? scheduler.submit(sequences[i], stopper)
-                        : scheduler.submitSibling(sequences[i], stopper, sequences[0]));
             } catch (RuntimeException e) {
-                stop.set(Cancelled.clientLeft(e));
-                release(running, held);
+                held.forEach(caches::release);
                 throw e;
             }
         }
+        // the other choices feed no prompt: they start from the first one's cache once it is prefilled
+        running.addAll(scheduler.submitChoices(List.of(sequences), stopper));
         var all = CompletableFuture.allOf(running.toArray(CompletableFuture[]::new));
 
         var generations = new ArrayList<Generation>(n);

@@ -47,22 +47,16 @@ public final class BatchScheduler implements AutoCloseable {
     private static final class Job {
         final DecodingSequence sequence;
         final Supplier<RuntimeException> stopper;
-        final CompletableFuture<Generation> result;
+        final CompletableFuture<Generation> result = new CompletableFuture<>();
         /** The sequence whose prompt this one shares and starts from, or null. */
         final DecodingSequence parent;
         int[] chunk;
         int fed;
 
         Job(DecodingSequence sequence, Supplier<RuntimeException> stopper, DecodingSequence parent) {
-            this(sequence, stopper, parent, new CompletableFuture<>());
-        }
-
-        Job(DecodingSequence sequence, Supplier<RuntimeException> stopper, DecodingSequence parent,
-            CompletableFuture<Generation> result) {
             this.sequence = sequence;
             this.stopper = stopper;
             this.parent = parent;
-            this.result = result;
         }
     }
 
@@ -96,15 +90,31 @@ public final class BatchScheduler implements AutoCloseable {
     }
 
     /**
-     * Queues a sibling of {@code parent} (submitted before, with the same prompt, asked to keep its prompt's logits):
-     * it waits until the parent's prompt has gone through the model, then starts from a copy of the parent's cache
-     * and its prompt logits (n choices of one request prefill their prompt once). It fails as the parent does if the
-     * parent fails before that. A sibling that arrives after its parent's prompt went through (the scheduler's thread
-     * may get there first) is started as a sequence of its own, which feeds the prompt again.
+     * Queues the choices of one request, which share its prompt: the first goes through the model as
+     * {@link #submit} does (keeping its prompt's logits), the others wait until its prompt has, then start from a
+     * copy of its cache and its prompt logits (n choices prefill their prompt once); they fail as the first does if
+     * it fails before that. All are queued at once, so none can miss the first one's prefill. The futures are in the
+     * order of {@code choices}.
      */
-    public CompletableFuture<Generation> submitSibling(DecodingSequence sequence, Supplier<RuntimeException> stopper,
-                                                       DecodingSequence parent) {
-        return enqueue(new Job(sequence, stopper, parent));
+    public List<CompletableFuture<Generation>> submitChoices(List<DecodingSequence> choices,
+                                                             Supplier<RuntimeException> stopper) {
+        DecodingSequence parent = choices.getFirst();
+        if (choices.size() > 1) {
+            parent.keepPromptLogits();
+        }
+        var jobs = new ArrayList<Job>(choices.size());
+        for (int i = 0; i < choices.size(); i++) {
+            jobs.add(new Job(choices.get(i), stopper, i == 0 ? null : parent));
+        }
+        lock.lock();
+        try {
+            for (Job job : jobs.reversed()) { // the siblings are in place before the first can be admitted
+                enqueue(job);
+            }
+        } finally {
+            lock.unlock();
+        }
+        return jobs.stream().map(j -> j.result).toList();
     }
 
     private CompletableFuture<Generation> enqueue(Job job) {
@@ -112,15 +122,8 @@ public final class BatchScheduler implements AutoCloseable {
         try {
             if (closed) {
                 job.result.completeExceptionally(new IllegalStateException("the scheduler is closed"));
-            } else if (job.parent != null && !job.parent.siblingsSettled) {
-                siblings.add(job);
-            } else if (job.parent != null && job.parent.siblingsFailure != null) {
-                job.result.completeExceptionally(job.parent.siblingsFailure);
             } else if (job.parent != null) {
-                // its parent was prefilled before it arrived, and may have decoded on since: it feeds the prompt
-                // itself, as a sequence of its own
-                waiting.add(new Job(job.sequence, job.stopper, null, job.result));
-                arrived.signal();
+                siblings.add(job);
             } else {
                 waiting.add(job);
                 arrived.signal();
@@ -300,7 +303,6 @@ public final class BatchScheduler implements AutoCloseable {
         try {
             ready = siblings.stream().filter(j -> j.parent == parent).toList();
             siblings.removeAll(ready);
-            parent.siblingsSettled = true;
         } finally {
             lock.unlock();
         }
@@ -347,8 +349,6 @@ public final class BatchScheduler implements AutoCloseable {
         try {
             var orphans = siblings.stream().filter(j -> j.parent == parent).toList();
             siblings.removeAll(orphans);
-            parent.siblingsSettled = true;
-            parent.siblingsFailure = e;
             orphans.forEach(j -> j.result.completeExceptionally(e));
         } finally {
             lock.unlock();

@@ -44,13 +44,6 @@ public final class DecodingSequence {
     /** The last chosen token went through the model for its routing; its text is released with the next logits. */
     private boolean deferred;
     private Generation.StopReason reason;
-    /**
-     * Set by a {@link BatchScheduler}, under its lock, once this sequence's siblings were started from it (or failed
-     * with it): a sibling submitted later starts as a sequence of its own.
-     */
-    boolean siblingsSettled;
-    /** What failed this sequence before its prompt went through, for its siblings (set with siblingsSettled). */
-    Throwable siblingsFailure;
     /** Kept for siblings ({@link #startAsCopyOf}) when asked: the logits after the prompt, before any processing. */
     private boolean keepPromptLogits;
     private float[] promptLogits;

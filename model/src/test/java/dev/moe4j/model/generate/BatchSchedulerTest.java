@@ -174,15 +174,12 @@ class BatchSchedulerTest {
             }
             var model = new Counting(base);
             try (var scheduler = new BatchScheduler(model, 4, 64)) {
-                var parent = new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options.get(0),
-                        GenerationListener.NONE);
-                parent.keepPromptLogits();
-                var futures = new ArrayList<CompletableFuture<Generation>>();
-                futures.add(scheduler.submit(parent, () -> null));
-                for (int i = 1; i < 3; i++) {
-                    futures.add(scheduler.submitSibling(new DecodingSequence(model, new ToyText(), new SequenceCache(),
-                            prompt, options.get(i), GenerationListener.NONE), () -> null, parent));
+                var choices = new ArrayList<DecodingSequence>();
+                for (int i = 0; i < 3; i++) {
+                    choices.add(new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options.get(i),
+                            GenerationListener.NONE));
                 }
+                var futures = scheduler.submitChoices(choices, () -> null);
                 for (int i = 0; i < 3; i++) {
                     Generation g = futures.get(i).get(60, TimeUnit.SECONDS);
                     assertArrayEquals(expected.get(i).outputIds(), g.outputIds(), "choice " + i);
@@ -190,28 +187,6 @@ class BatchSchedulerTest {
                 }
             }
             assertEquals(prompt.length, model.promptTokens.get(), "the prompt went through the model once");
-        }
-    }
-
-    @Test
-    void aSiblingThatArrivesAfterItsParentWasPrefilledFeedsThePromptItself() throws Exception {
-        try (LanguageModel base = model()) {
-            int[] prompt = TinyModels.tokens(12, VOCAB, 7);
-            var options = new GenerationOptions(6, new SamplingConfig(true, 1.1, 0, 1.0, 0.0, 1.0, 9), Set.of(),
-                    List.of(), null, false);
-            Generation alone = new Generator(base, new ToyText()).generate(prompt, options, GenerationListener.NONE);
-            var model = new Counting(base);
-            try (var scheduler = new BatchScheduler(model, 4, 64)) {
-                var parent = new DecodingSequence(model, new ToyText(), new SequenceCache(), prompt, options,
-                        GenerationListener.NONE);
-                parent.keepPromptLogits();
-                scheduler.submit(parent, () -> null).get(60, TimeUnit.SECONDS); // prefilled, decoded and done
-                Generation late = scheduler.submitSibling(new DecodingSequence(model, new ToyText(), new SequenceCache(),
-                        prompt, options, GenerationListener.NONE), () -> null, parent).get(60, TimeUnit.SECONDS);
-                assertArrayEquals(alone.outputIds(), late.outputIds());
-                assertEquals(0, late.reusedTokens(), "it fed the prompt itself");
-            }
-            assertEquals(2 * prompt.length, model.promptTokens.get());
         }
     }
 
