@@ -26,8 +26,10 @@ if ! ldconfig -p | grep -q "libcublas.so.1[23]" && [ ! -e /usr/local/cuda/lib64/
   found="$(find / -xdev -name 'libcublas.so.1[23]' 2>/dev/null | head -1)"
   [ -n "$found" ] && export MOE4J_LIBCUBLAS="$found"
 fi
+# the jar travels uncompressed inside runtime.txz (xz packs it smaller than its own deflate)
+jar=/tmp/moe4j-runtime/moe4j.jar
 java=(/tmp/moe4j-runtime/runtime/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g)
-moe4j=("${java[@]}" -jar "$here/moe4j.jar")
+moe4j=("${java[@]}" -jar "$jar")
 started=$(date +%s)
 elapsed() { echo "[$(( $(date +%s) - started )) s]"; }
 # The device's commands stop at ten minutes: a step that would start too late is skipped, so the logs come back.
@@ -48,7 +50,7 @@ status=0
 if [ $tests = 1 ]; then
   echo "== GPU tests (JUnit) $(elapsed)"
   # The fixtures are read from the checkout (model's; its mixtral and qwen2-moe hold the train-step references too).
-  cp="model/src/test/resources:$here/moe4j.jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
+  cp="model/src/test/resources:$jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
   timeout 330 "${java[@]}" -jar "$here/junit-console.jar" execute --disable-banner --details=tree \
     --class-path "$cp" --select-package dev.moe4j.cuda --select-class dev.moe4j.model.parity.GpuArchitectureParityTest \
     --select-class dev.moe4j.train.parity.GpuTrainStepParityTest --reports-dir "$out/junit" >"$out/tests.log" 2>&1 || status=1
@@ -82,7 +84,7 @@ if [ $bench = 1 ]; then
   cat "$out/bench-generate-f32.log"
   echo "== attention: moe4j's kernels, then PyTorch SDPA $(elapsed)"
   for shape in "4096 32 8 128" "4096 16 4 64"; do
-    time_left 60 && timeout 45 "${java[@]}" -cp "$here/moe4j.jar" dev.moe4j.cuda.bench.AttentionBenchmark $shape >>"$out/bench-attention.log" 2>&1 || status=1
+    time_left 60 && timeout 45 "${java[@]}" -cp "$jar" dev.moe4j.cuda.bench.AttentionBenchmark $shape >>"$out/bench-attention.log" 2>&1 || status=1
   done
   grep -v WARNING "$out/bench-attention.log"
   if [ $torch = 1 ]; then
@@ -99,7 +101,7 @@ if [ $torch = 1 ] && [ $bench = 1 ]; then
   grep -v '^{' "$out/torch.log" | tail -12
 fi
 if [ $sanitize = 1 ]; then
-  cp="$here/moe4j.jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
+  cp="$jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
   echo "== compute-sanitizer memcheck (backend and MoE layer tests) $(elapsed)"
   time_left 130 && timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "${java[@]}" -jar "$here/junit-console.jar" \
     execute --disable-banner --details=summary --class-path "$cp" --select-class dev.moe4j.cuda.CudaBackendTest \

@@ -17,14 +17,16 @@ for a in "$@"; do
   esac
 done
 [ -x /tmp/moe4j-runtime/runtime/bin/java ] || tar -C /tmp/moe4j-runtime -xJf "$here/runtime.txz"
+# the jar travels uncompressed inside runtime.txz (xz packs it smaller than its own deflate)
+jar=/tmp/moe4j-runtime/moe4j.jar
 java=(/tmp/moe4j-runtime/runtime/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g)
-moe4j=("${java[@]}" -jar "$here/moe4j.jar")
+moe4j=("${java[@]}" -jar "$jar")
 status=0
 echo "== bench generate --device cuda, make-model default (Qwen3-MoE style, hidden 1024, 8 layers)"
 [ -d /tmp/moe4j-bench-qwen3 ] || timeout 60 "${moe4j[@]}" bench make-model --out /tmp/moe4j-bench-qwen3 >"$out/make-model.log" 2>&1 || status=1
 jfr=()
 [ $profile = 1 ] && jfr=(-XX:StartFlightRecording=filename=$out/decode.jfr,settings=profile)
-timeout 150 "${java[@]}" "${jfr[@]}" -jar "$here/moe4j.jar" bench generate --device cuda --model /tmp/moe4j-bench-qwen3 \
+timeout 150 "${java[@]}" "${jfr[@]}" -jar "$jar" bench generate --device cuda --model /tmp/moe4j-bench-qwen3 \
   >"$out/bench-generate.log" 2>&1 || status=1
 grep -v WARNING "$out/bench-generate.log"
 if [ $large = 1 ]; then

@@ -22,9 +22,15 @@ rm -rf "$dest" && mkdir -p "$dest"
   --strip-debug --no-man-pages --no-header-files \
   --exclude-files='**/libawt*.so,**/libfontmanager.so,**/libjavajpeg.so,**/libmlib_image.so,**/liblcms.so,**/libsplashscreen.so,**/libjsound.so,**/libfreetype.so' \
   --output "$dest/runtime"
-tar -C "$dest" -cJf "$dest/runtime.txz" runtime
-rm -rf "$dest/runtime"
-cp cli/target/moe4j.jar "$dest/moe4j.jar"
+# The jar goes into the same archive stored, not deflated: xz then packs it into about half of the deflated jar's
+# size, which keeps the tree, the fixtures and this folder under the device's 64 MiB transfer limit.
+rm -rf "$dest/unpacked" && mkdir -p "$dest/unpacked"
+(cd "$dest/unpacked" && "$jdk/bin/jar" --extract --file "$root/cli/target/moe4j.jar")
+"$jdk/bin/jar" --create --no-compress --file "$dest/moe4j.jar" --manifest "$dest/unpacked/META-INF/MANIFEST.MF" \
+  -C "$dest/unpacked" .
+rm -rf "$dest/unpacked"
+tar -C "$dest" -cJf "$dest/runtime.txz" runtime moe4j.jar
+rm -rf "$dest/runtime" "$dest/moe4j.jar"
 # Test classes only: fixtures come from the checkout (model/src/test/resources) on the device.
 for m in core cuda model train; do
   "$jdk/bin/jar" --create --file "$dest/$m-tests.jar" -C "$m/target/test-classes" dev
