@@ -364,8 +364,9 @@ final class Completions {
                 ToolCalls tools = request.tools();
                 if (tools != null && tools.readsCalls() && format == null) {
                     throw ApiError.unsupported("tools", "tools with this model's chat template (moe4j reads"
-                            + " Hermes-style <tool_call> blocks, as the Qwen2.5 and Qwen3 templates write them, and"
-                            + " gpt-oss's harmony channels; the Mistral and DeepSeek formats are not supported yet)")
+                            + " Hermes-style <tool_call> blocks, as the Qwen2.5 and Qwen3 templates write them,"
+                            + " Mistral's [TOOL_CALLS] lists and gpt-oss's harmony channels; DeepSeek's format is not"
+                            + " supported yet)")
                             .refuse();
                 }
                 String text;

@@ -2,7 +2,6 @@ package dev.moe4j.server;
 
 import dev.moe4j.io.tokenizer.Tokenizer;
 import dev.moe4j.model.generate.structured.Shape;
-import dev.moe4j.model.generate.structured.TokenVocabulary;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -158,27 +157,6 @@ final class HarmonyFormat implements ReplyFormat {
 
     /** Text whose harmony markers are the tokenizer's special tokens where it has them, bytes elsewhere. */
     private Shape.Raw raw(String text) {
-        var symbols = new ArrayList<Integer>();
-        int at = 0;
-        while (at < text.length()) {
-            String marker = null;
-            for (String m : List.of(START, CHANNEL, MESSAGE, END, RETURN, CALL, CONSTRAIN)) {
-                if (text.startsWith(m, at)) {
-                    marker = m;
-                }
-            }
-            var id = marker == null ? java.util.OptionalInt.empty() : tokenizer.tokenId(marker);
-            if (id.isPresent() && tokenizer.isSpecial(id.getAsInt())) {
-                symbols.add(TokenVocabulary.special(id.getAsInt()));
-                at += marker.length();
-            } else {
-                int cp = text.codePointAt(at);
-                for (byte b : new String(Character.toChars(cp)).getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
-                    symbols.add(b & 0xFF);
-                }
-                at += Character.charCount(cp);
-            }
-        }
-        return new Shape.Raw(symbols.stream().mapToInt(Integer::intValue).toArray());
+        return ReplyFormat.markup(tokenizer, text, List.of(START, CHANNEL, MESSAGE, END, RETURN, CALL, CONSTRAIN));
     }
 }

@@ -51,16 +51,7 @@ record HermesFormat() implements ReplyFormat {
 
     /** The text that may be shown while streaming: up to a call's marker, or to where one could be starting. */
     static int showable(String s) {
-        int open = s.indexOf(OPEN);
-        if (open >= 0) {
-            return open;
-        }
-        for (int keep = Math.min(OPEN.length() - 1, s.length()); keep > 0; keep--) {
-            if (OPEN.startsWith(s.substring(s.length() - keep))) {
-                return s.length() - keep;
-            }
-        }
-        return s.length();
+        return ReplyFormat.beforeMarker(s, OPEN);
     }
 
     @Override

@@ -7,11 +7,11 @@ import java.util.List;
 
 /**
  * How a chat model's reply carries more than text: its reasoning and its tool calls. A chat template says which
- * format its model writes: Hermes-style {@code <tool_call>} blocks (Qwen2.5, Qwen3) or OpenAI's harmony channels
- * (gpt-oss). Replies are read from their text ({@link #read}), again as they grow while streaming; a required or
+ * format its model writes: Hermes-style {@code <tool_call>} blocks (Qwen2.5, Qwen3), Mistral's {@code [TOOL_CALLS]}
+ * list (Mixtral-8x22B-Instruct, Mistral-7B-Instruct-v0.3) or OpenAI's harmony channels (gpt-oss). Replies are read from their text ({@link #read}), again as they grow while streaming; a required or
  * named call is written by constrained decoding ({@link #forcedCall}).
  */
-sealed interface ReplyFormat permits HermesFormat, HarmonyFormat {
+sealed interface ReplyFormat permits HermesFormat, HarmonyFormat, MistralFormat {
     /** A reply read: the text for the user (null when there is none beside calls), the reasoning, the calls. */
     record Reading(String content, String reasoning, List<ToolCalls.Call> calls) {
     }
@@ -27,7 +27,53 @@ sealed interface ReplyFormat permits HermesFormat, HarmonyFormat {
         if (chatTemplate.contains(HermesFormat.OPEN)) {
             return new HermesFormat();
         }
+        if (chatTemplate.contains(MistralFormat.CALLS) || chatTemplate.contains("[AVAILABLE_TOOLS]")) {
+            return new MistralFormat(tokenizer);
+        }
         return null;
+    }
+
+    /**
+     * Raw text whose {@code markers} are the tokenizer's special tokens where it has them (a model writes those as
+     * the one token, never as their characters), bytes elsewhere.
+     */
+    static Shape.Raw markup(Tokenizer tokenizer, String text, List<String> markers) {
+        var symbols = new java.util.ArrayList<Integer>();
+        int at = 0;
+        while (at < text.length()) {
+            String marker = null;
+            for (String m : markers) {
+                if (text.startsWith(m, at)) {
+                    marker = m;
+                }
+            }
+            var id = marker == null ? java.util.OptionalInt.empty() : tokenizer.tokenId(marker);
+            if (id.isPresent() && tokenizer.isSpecial(id.getAsInt())) {
+                symbols.add(dev.moe4j.model.generate.structured.TokenVocabulary.special(id.getAsInt()));
+                at += marker.length();
+            } else {
+                int cp = text.codePointAt(at);
+                for (byte b : new String(Character.toChars(cp)).getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+                    symbols.add(b & 0xFF);
+                }
+                at += Character.charCount(cp);
+            }
+        }
+        return new Shape.Raw(symbols.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    /** How much of a streamed text may be shown before {@code marker}: up to it, or to where it could be starting. */
+    static int beforeMarker(String s, String marker) {
+        int at = s.indexOf(marker);
+        if (at >= 0) {
+            return at;
+        }
+        for (int keep = Math.min(marker.length() - 1, s.length()); keep > 0; keep--) {
+            if (marker.startsWith(s.substring(s.length() - keep))) {
+                return s.length() - keep;
+            }
+        }
+        return s.length();
     }
 
     /** Whether the format is read even without tools (harmony separates reasoning from the answer). */

@@ -59,41 +59,9 @@ class HarmonyFormatTest {
         server = TestServer.start(folder, ModelFolder.Opener.CHECKPOINT);
     }
 
-    /** The markers become special tokens in place of the vocabulary's last seven entries (and their merges). */
+    /** The markers become special tokens in place of the vocabulary's last entries (and their merges). */
     static void withHarmonyMarkers(Path tokenizerJson) throws IOException {
-        var t = (ObjectNode) Json.read(tokenizerJson);
-        var vocab = (ObjectNode) t.get("model").get("vocab");
-        var merges = (ArrayNode) t.get("model").get("merges");
-        var added = (ArrayNode) t.get("added_tokens");
-        int size = vocab.size();
-        for (int i = 0; i < MARKERS.size(); i++) {
-            int id = size - MARKERS.size() + i;
-            String old = null;
-            for (var e : vocab.properties()) {
-                if (e.getValue().asInt() == id) {
-                    old = e.getKey();
-                }
-            }
-            vocab.remove(old);
-            vocab.put(MARKERS.get(i), id);
-            for (int m = merges.size() - 1; m >= 0; m--) {
-                JsonNode merge = merges.get(m);
-                String joined = merge.isArray() ? merge.get(0).asText() + merge.get(1).asText()
-                        : merge.asText().replace(" ", "");
-                if (joined.equals(old)) {
-                    merges.remove(m);
-                }
-            }
-            ObjectNode token = added.addObject();
-            token.put("id", id);
-            token.put("content", MARKERS.get(i));
-            token.put("single_word", false);
-            token.put("lstrip", false);
-            token.put("rstrip", false);
-            token.put("normalized", false);
-            token.put("special", true);
-        }
-        Files.writeString(tokenizerJson, Json.compact(t));
+        TestServer.withSpecialTokens(tokenizerJson, MARKERS);
     }
 
     @AfterAll

@@ -184,4 +184,45 @@ final class TestServer implements AutoCloseable {
         server.close();
         served.close();
     }
+
+    /**
+     * Makes {@code markers} special tokens of a tokenizer.json in place of its vocabulary's last entries (and the
+     * merges that made them): a model's vocabulary size stays, and texts of the tests' prompts keep their tokens.
+     */
+    static void withSpecialTokens(Path tokenizerJson, List<String> markers) throws IOException {
+        var t = (com.fasterxml.jackson.databind.node.ObjectNode) Json.read(tokenizerJson);
+        var vocab = (com.fasterxml.jackson.databind.node.ObjectNode) t.get("model").get("vocab");
+        var merges = (com.fasterxml.jackson.databind.node.ArrayNode) t.get("model").get("merges");
+        var added = (com.fasterxml.jackson.databind.node.ArrayNode) t.get("added_tokens");
+        int size = vocab.size();
+        for (int i = 0; i < markers.size(); i++) {
+            int id = size - markers.size() + i;
+            String old = null;
+            for (var e : vocab.properties()) {
+                if (e.getValue().asInt() == id) {
+                    old = e.getKey();
+                }
+            }
+            vocab.remove(old);
+            vocab.put(markers.get(i), id);
+            for (int m = merges.size() - 1; m >= 0; m--) {
+                JsonNode merge = merges.get(m);
+                String joined = merge.isArray() ? merge.get(0).asText() + merge.get(1).asText()
+                        : merge.asText().replace(" ", "");
+                if (joined.equals(old)) {
+                    merges.remove(m);
+                }
+            }
+            com.fasterxml.jackson.databind.node.ObjectNode token = added.addObject();
+            token.put("id", id);
+            token.put("content", markers.get(i));
+            token.put("single_word", false);
+            token.put("lstrip", false);
+            token.put("rstrip", false);
+            token.put("normalized", false);
+            token.put("special", true);
+        }
+        Files.writeString(tokenizerJson, Json.compact(t));
+    }
+
 }
