@@ -44,6 +44,9 @@ import java.util.concurrent.Callable;
                         + " --max-tokens. Decoding flags win over generation_config.json, which wins over"
                         + " transformers' defaults (greedy; when sampling, temperature 1 and top-k 50)."})
 final class ChatCommand implements Callable<Integer>, CommandContext.User {
+    /** ANSI faint and reset: on a terminal, a reply's reasoning is shown dimmed before its answer. */
+    private static final String DIM = "\u001b[2m", PLAIN = "\u001b[0m";
+
     @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
             description = "model folder (config.json, tokenizer.json, tokenizer_config.json, safetensors weights)"
                     + " or a .gguf file (its tokenizer.chat_template is the chat template)")
@@ -95,7 +98,12 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
         RoutingPolicy policy = routingOptions.policy();
         try (ModelFolder m = ModelFolder.open(model, context.models().with(device.loadOptions()), device::backend)) {
             m.model().checkRouting(policy, RoutingPolicy.Naming.flags());
-            var generator = new Generator(m.model(), m.text());
+            // a model whose replies carry channels (gpt-oss's harmony) is read with its special tokens: the answer is
+            // shown, its reasoning dimmed, and the history keeps them apart as the template expects
+            var format = dev.moe4j.server.ReplyFormat.of(chatTemplate.text(), m.tokenizer(), m.eosTokenIds());
+            var reading = format != null && format.alwaysRead() ? format : null;
+            var generator = new Generator(m.model(), reading != null && reading.keepsSpecialTokens()
+                    ? dev.moe4j.model.generate.TokenText.withSpecialTokens(m.tokenizer()) : m.text());
             OptionalInt layer = experts.showLayer(m.config());
             ExpertTrace routing = trace.enabled() || experts.enabled() ? new ExpertTrace() : null;
             var colours = new ExpertColors(layer.orElse(-1), layer.isPresent()
@@ -147,15 +155,44 @@ final class ChatCommand implements Callable<Integer>, CommandContext.User {
                             sampling.resolve(m.generation()), m.eosTokenIds(), sampling.stops, routing,
                             routing != null).withRouting(policy);
                     var cache = noCacheReuse ? new SequenceCache() : kept;
+                    var raw = new StringBuilder();
+                    int[] shown = new int[2]; // characters of the answer and of the reasoning printed so far
                     Generation g = generator.generate(cache, ids, options, (text, position) -> {
-                        out.print(colours.paint(text, layer.isPresent()
+                        String piece = text;
+                        if (reading != null) {
+                            raw.append(text);
+                            var r = reading.read(raw.toString(), false);
+                            String answer = r.content() == null ? "" : r.content();
+                            String thought = r.reasoning() == null ? "" : r.reasoning();
+                            if (thought.length() > shown[1]) {
+                                String more = thought.substring(shown[1]);
+                                out.print(context.terminal() ? DIM + more + PLAIN : more);
+                                shown[1] = thought.length();
+                            }
+                            piece = answer.length() > shown[0] ? answer.substring(shown[0]) : "";
+                            if (!piece.isEmpty() && shown[0] == 0 && shown[1] > 0) {
+                                out.println(); // the answer on a line of its own after the reasoning
+                            }
+                            shown[0] += piece.length();
+                        }
+                        out.print(colours.paint(piece, layer.isPresent()
                                 ? routing.firstExpert(position, layer.getAsInt()) : OptionalInt.empty()));
                         out.flush();
                     });
                     out.println();
                     out.flush();
                     turn++;
-                    messages.add(new ChatTemplate.Message("assistant", g.text()));
+                    if (reading != null) {
+                        var r = reading.read(g.text(), true);
+                        var fields = new java.util.LinkedHashMap<String, Object>();
+                        if (r.reasoning() != null) {
+                            fields.put("thinking", r.reasoning()); // the name gpt-oss's template reads
+                        }
+                        messages.add(new ChatTemplate.Message("assistant", r.content() == null ? "" : r.content(),
+                                fields));
+                    } else {
+                        messages.add(new ChatTemplate.Message("assistant", g.text()));
+                    }
                     history = messages;
                     previous = TokenIds.concat(ids, g.outputIds());
                     if (trace.enabled()) {

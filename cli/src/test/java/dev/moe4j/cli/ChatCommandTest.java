@@ -60,6 +60,19 @@ class ChatCommandTest {
         return model.calls.stream().filter(c -> c[1] > 1).map(c -> List.of(c[0], c[1])).toList();
     }
 
+    /** What the toy model writes after {@code last}: (5t + 3) mod 512 each time, up to n tokens or its EOS (2). */
+    private static int[] chain(int last, int n) {
+        var out = new ArrayList<Integer>();
+        for (int i = 0; i < n; i++) {
+            last = (last * 5 + 3) % 512;
+            if (last == 2) {
+                break;
+            }
+            out.add(last);
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
     private static ChatTemplate.Message user(String s) {
         return new ChatTemplate.Message("user", s);
     }
@@ -148,6 +161,27 @@ class ChatCommandTest {
         var r = Cli.run(toys, "hi\n", true, "chat", "--model", model, "--max-tokens", "2");
         assertTrue(r.out().startsWith("> "), r.out());
         assertTrue(r.err().contains("/reset forgets the conversation, /exit ends it"), r.err());
+    }
+
+    /**
+     * A template that writes harmony channels (as gpt-oss's) makes the chat read replies with their special tokens;
+     * the toy model writes no channels, so its reply is shown whole, as plain content, turn after turn.
+     */
+    @Test
+    void aChannelWritingTemplateReadsRepliesWithTheirSpecialTokens() throws IOException {
+        Path template = dir.resolve("harmony.jinja");
+        // short (the fixture's context is 128 positions); its channel markup appears where a reply had reasoning
+        Files.writeString(template, "{% for m in messages %}{{ m.role }}: {% if m.thinking %}<|channel|>analysis"
+                + "<|message|>{{ m.thinking }}<|end|>{% endif %}{{ m.content }} {% endfor %}assistant:");
+        var r = Cli.run(toys, "hello\nand again\n", false, "chat", "--model", model, "--max-tokens", "4",
+                "--template", template.toString());
+        assertEquals(0, r.status(), r.err());
+        assertFalse(r.err().contains("error"), r.err());
+        var replies = r.out().lines().filter(l -> !l.isBlank()).toList();
+        assertEquals(2, replies.size(), r.out());
+        int[] ids = tokenizer.encodeIds(ChatTemplate.of("t", Files.readString(template), java.util.Map.of())
+                .render(List.of(new ChatTemplate.Message("user", "hello")), true), false);
+        assertEquals(tokenizer.decode(chain(ids[ids.length - 1], 4), false), replies.getFirst());
     }
 
     @Test

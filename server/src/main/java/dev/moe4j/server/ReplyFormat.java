@@ -11,16 +11,16 @@ import java.util.List;
  * list (Mixtral-8x22B-Instruct, Mistral-7B-Instruct-v0.3) or OpenAI's harmony channels (gpt-oss). Replies are read from their text ({@link #read}), again as they grow while streaming; a required or
  * named call is written by constrained decoding ({@link #forcedCall}).
  */
-sealed interface ReplyFormat permits HermesFormat, HarmonyFormat, MistralFormat {
+public sealed interface ReplyFormat permits HermesFormat, HarmonyFormat, MistralFormat {
     /** A reply read: the text for the user (null when there is none beside calls), the reasoning, the calls. */
-    record Reading(String content, String reasoning, List<ToolCalls.Call> calls) {
+    public record Reading(String content, String reasoning, List<ToolCalls.Call> calls) {
     }
 
     /**
      * The format of a chat template's model, or null for plain text: harmony where the template writes channels,
      * Hermes where it asks for {@code <tool_call>} blocks.
      */
-    static ReplyFormat of(String chatTemplate, Tokenizer tokenizer, java.util.Set<Integer> endIds) {
+    public static ReplyFormat of(String chatTemplate, Tokenizer tokenizer, java.util.Set<Integer> endIds) {
         if (chatTemplate.contains("<|channel|>")) {
             return new HarmonyFormat(tokenizer, endIds);
         }
@@ -88,6 +88,11 @@ sealed interface ReplyFormat permits HermesFormat, HarmonyFormat, MistralFormat 
      * when {@code tools} is not null and only once finished.
      */
     Reading read(String text, boolean finished, ToolCalls tools);
+
+    /** {@link #read} of a reply to a request without tools (the command line's chat). */
+    default Reading read(String text, boolean finished) {
+        return read(text, finished, null);
+    }
 
     /** The reply when one call of one of {@code functions} must be made: the format's markup around it. */
     Shape forcedCall(List<ToolCalls.Function> functions);
