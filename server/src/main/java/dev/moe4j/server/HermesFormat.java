@@ -56,13 +56,7 @@ record HermesFormat() implements ReplyFormat {
 
     @Override
     public Shape forcedCall(List<ToolCalls.Function> functions) {
-        var calls = new ArrayList<Shape>();
-        for (ToolCalls.Function f : functions) {
-            calls.add(new Shape.Object(List.of(
-                    new Shape.Property("name", ToolCalls.jsonString(f.name()), true),
-                    new Shape.Property("arguments", f.arguments(), true)), null));
-        }
-        Shape call = calls.size() == 1 ? calls.getFirst() : new Shape.AnyOf(calls);
+        Shape call = ToolCalls.callObject(functions);
         return new Shape.Sequence(List.of(Shape.Raw.of(OPEN + "\n"), call, Shape.Raw.of("\n" + CLOSE)));
     }
 }

@@ -67,14 +67,7 @@ final class MistralFormat implements ReplyFormat {
 
     @Override
     public Shape forcedCall(List<ToolCalls.Function> functions) {
-        var calls = new ArrayList<Shape>();
-        for (ToolCalls.Function f : functions) {
-            calls.add(new Shape.Object(List.of(
-                    new Shape.Property("name", ToolCalls.jsonString(f.name()), true),
-                    new Shape.Property("arguments", f.arguments(), true)), null));
-        }
-        Shape call = calls.size() == 1 ? calls.getFirst() : new Shape.AnyOf(calls);
         return new Shape.Sequence(List.of(ReplyFormat.markup(tokenizer, CALLS, List.of(CALLS)),
-                new Shape.Array(call, 1, 1)));
+                new Shape.Array(ToolCalls.callObject(functions), 1, 1)));
     }
 }

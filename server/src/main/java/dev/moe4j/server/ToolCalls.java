@@ -135,6 +135,19 @@ final class ToolCalls {
         return choice == Choice.REQUIRED || choice == Choice.NAMED;
     }
 
+    /**
+     * One call of one of {@code functions} as JSON, {"name": ..., "arguments": {...}}: the name exactly, the
+     * arguments valid under that function's parameters (the part every format's forced call shares).
+     */
+    static Shape callObject(List<Function> functions) {
+        var calls = new java.util.ArrayList<Shape>();
+        for (Function f : functions) {
+            calls.add(new Shape.Object(List.of(new Shape.Property("name", jsonString(f.name()), true),
+                    new Shape.Property("arguments", f.arguments(), true)), null));
+        }
+        return calls.size() == 1 ? calls.getFirst() : new Shape.AnyOf(calls);
+    }
+
     /** A JSON string literal's shape: the name of a function, exactly. */
     static Shape jsonString(String text) {
         return Shape.Literal.of(Json.compact(com.fasterxml.jackson.databind.node.TextNode.valueOf(text)));
