@@ -25,7 +25,7 @@ public sealed interface ReplyFormat permits HermesFormat, HarmonyFormat, Mistral
             return new HarmonyFormat(tokenizer, endIds);
         }
         if (chatTemplate.contains(HermesFormat.OPEN)) {
-            return new HermesFormat();
+            return new HermesFormat(chatTemplate.contains(HermesFormat.THINK));
         }
         if (chatTemplate.contains(MistralFormat.CALLS) || chatTemplate.contains("[AVAILABLE_TOOLS]")) {
             return new MistralFormat(tokenizer);
