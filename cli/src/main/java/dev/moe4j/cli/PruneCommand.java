@@ -96,13 +96,7 @@ final class PruneCommand implements Callable<Integer>, CommandContext.User {
                     + " the folder it was converted from, then convert --to gguf)");
         }
         checkOut(out);
-        String text;
-        try {
-            text = Files.readString(calibration);
-        } catch (IOException e) {
-            throw new BadInputException("--calibration " + calibration + ": cannot read the text ("
-                    + (Files.exists(calibration) ? BadInputException.oneLine(e.getMessage()) : "no such file") + ")");
-        }
+        String text = TextFile.read("--calibration", calibration);
         PrintWriter o = spec.commandLine().getOut();
         ExpertPruner.Plan plan;
         MoeConfig moe;

@@ -19,7 +19,6 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -112,7 +111,7 @@ final class RouteEvalCommand implements Callable<Integer>, CommandContext.User {
         for (String p : policies) {
             asked.add(RoutingPolicy.parse(p, "--policy"));
         }
-        String text = readText(data);
+        String text = TextFile.read("--data", data);
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         Environment before = Environment.current();
@@ -152,15 +151,6 @@ final class RouteEvalCommand implements Callable<Integer>, CommandContext.User {
             }
             out.flush();
             return 0;
-        }
-    }
-
-    private static String readText(Path file) {
-        try {
-            return Files.readString(file);
-        } catch (IOException e) {
-            throw new BadInputException("--data " + file + ": cannot read the text ("
-                    + (Files.exists(file) ? BadInputException.oneLine(e.getMessage()) : "no such file") + ")");
         }
     }
 

@@ -110,19 +110,11 @@ final class HarmonyFormat implements ReplyFormat {
 
     /** The channel's name in a header, or "" where it names none. */
     private static String channel(String header) {
-        int c = header.indexOf(CHANNEL);
-        if (c < 0) {
-            return "";
-        }
-        String rest = header.substring(c + CHANNEL.length());
-        int stop = 0;
-        while (stop < rest.length() && !Character.isWhitespace(rest.charAt(stop)) && rest.charAt(stop) != '<') {
-            stop++;
-        }
-        return rest.substring(0, stop);
+        String name = field(header, CHANNEL);
+        return name == null ? "" : name;
     }
 
-    /** The value of {@code key} (such as "to=") in a header, up to whitespace or a marker, or null. */
+    /** The word after {@code key} (such as "to=" or the channel marker) in a header, up to whitespace or a marker, or null. */
     private static String field(String header, String key) {
         int k = header.indexOf(key);
         if (k < 0) {

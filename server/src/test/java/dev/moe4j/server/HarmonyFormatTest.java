@@ -1,7 +1,6 @@
 package dev.moe4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.io.tokenizer.Tokenizer;
@@ -12,10 +11,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -45,23 +42,11 @@ class HarmonyFormatTest {
 
     @BeforeAll
     static void start() throws IOException {
-        Path folder = TestServer.modelFolder("qwen3-moe", dir, true);
-        var config = (ObjectNode) Json.read(folder.resolve("config.json"));
-        config.put("max_position_embeddings", 2048); // room for a prompt that lists tools
-        Files.writeString(folder.resolve("config.json"), Json.pretty(config));
-        try (InputStream in = HarmonyFormatTest.class.getResourceAsStream("/harmony/tokenizer_config.json")) {
-            Files.copy(in, folder.resolve("tokenizer_config.json"), StandardCopyOption.REPLACE_EXISTING);
-        }
-        withHarmonyMarkers(folder.resolve("tokenizer.json"));
+        Path folder = TestServer.toolsModelFolder(dir, "harmony/tokenizer_config.json", MARKERS);
         tokenizer = Tokenizer.load(folder.resolve("tokenizer.json"));
         int ret = tokenizer.tokenId("<|return|>").orElseThrow(), call = tokenizer.tokenId("<|call|>").orElseThrow();
         Files.writeString(folder.resolve("generation_config.json"), "{\"eos_token_id\": [" + ret + ", " + call + "]}");
         server = TestServer.start(folder, ModelFolder.Opener.CHECKPOINT);
-    }
-
-    /** The markers become special tokens in place of the vocabulary's last entries (and their merges). */
-    static void withHarmonyMarkers(Path tokenizerJson) throws IOException {
-        TestServer.withSpecialTokens(tokenizerJson, MARKERS);
     }
 
     @AfterAll

@@ -11,10 +11,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -44,14 +41,7 @@ class MistralFormatTest {
 
     @BeforeAll
     static void start() throws IOException {
-        Path folder = TestServer.modelFolder("qwen3-moe", dir, true);
-        var config = (ObjectNode) Json.read(folder.resolve("config.json"));
-        config.put("max_position_embeddings", 2048); // room for a prompt that lists tools
-        Files.writeString(folder.resolve("config.json"), Json.pretty(config));
-        try (InputStream in = MistralFormatTest.class.getResourceAsStream("/mistral-tools/tokenizer_config.json")) {
-            Files.copy(in, folder.resolve("tokenizer_config.json"), StandardCopyOption.REPLACE_EXISTING);
-        }
-        TestServer.withSpecialTokens(folder.resolve("tokenizer.json"), MARKERS);
+        Path folder = TestServer.toolsModelFolder(dir, "mistral-tools/tokenizer_config.json", MARKERS);
         tokenizer = Tokenizer.load(folder.resolve("tokenizer.json"));
         server = TestServer.start(folder, ModelFolder.Opener.CHECKPOINT);
     }

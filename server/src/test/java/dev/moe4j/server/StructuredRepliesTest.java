@@ -11,10 +11,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -47,14 +44,7 @@ class StructuredRepliesTest {
 
     @BeforeAll
     static void start() throws IOException {
-        Path folder = TestServer.modelFolder("qwen3-moe", dir, true);
-        // the fixture's context of 128 positions is too short for a prompt that lists tools; its weights do not care
-        var config = (com.fasterxml.jackson.databind.node.ObjectNode) Json.read(folder.resolve("config.json"));
-        config.put("max_position_embeddings", 2048);
-        Files.writeString(folder.resolve("config.json"), Json.pretty(config));
-        try (InputStream in = StructuredRepliesTest.class.getResourceAsStream("/hermes/tokenizer_config.json")) {
-            Files.copy(in, folder.resolve("tokenizer_config.json"), StandardCopyOption.REPLACE_EXISTING);
-        }
+        Path folder = TestServer.toolsModelFolder(dir, "hermes/tokenizer_config.json", List.of());
         server = TestServer.start(folder, ModelFolder.Opener.CHECKPOINT);
     }
 

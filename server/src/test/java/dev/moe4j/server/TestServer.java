@@ -186,6 +186,24 @@ final class TestServer implements AutoCloseable {
     }
 
     /**
+     * The qwen3-moe fixture as a chat model folder under {@code into} with the tokenizer_config.json of
+     * {@code configResource} and {@code markers} made special tokens; its context is raised from 128 to 2048
+     * positions, room for a prompt that lists tools (the weights do not care).
+     */
+    static Path toolsModelFolder(Path into, String configResource, List<String> markers) throws IOException {
+        Path folder = modelFolder("qwen3-moe", into, true);
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) Json.read(folder.resolve("config.json"));
+        config.put("max_position_embeddings", 2048);
+        Files.writeString(folder.resolve("config.json"), Json.pretty(config));
+        Files.delete(folder.resolve("tokenizer_config.json")); // Mixtral's, in place of which this one goes
+        copy(configResource, folder.resolve("tokenizer_config.json"));
+        if (!markers.isEmpty()) {
+            withSpecialTokens(folder.resolve("tokenizer.json"), markers);
+        }
+        return folder;
+    }
+
+    /**
      * Makes {@code markers} special tokens of a tokenizer.json in place of its vocabulary's last entries (and the
      * merges that made them): a model's vocabulary size stays, and texts of the tests' prompts keep their tokens.
      */
