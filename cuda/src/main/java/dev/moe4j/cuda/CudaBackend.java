@@ -593,6 +593,7 @@ public final class CudaBackend implements Backend {
 
     private static void checkAttention(Tensor out, Tensor q, Tensor k, Tensor v, int sequences, int queryStart,
                                        AttentionSpec s) {
+        require(s.causal(), "attention: the GPU kernels are causal only; run bidirectional attention on the CPU");
         require(s.headDim() <= MAX_HEAD_DIM && s.valueHeadDim() <= MAX_HEAD_DIM,
                 "attention: head dimensions up to " + MAX_HEAD_DIM + " on the GPU, got " + s);
         DType type = q.dtype();

@@ -305,6 +305,34 @@ public final class Graph {
         return out;
     }
 
+    /**
+     * The mean of each of {@code groups} equal runs of consecutive rows of x [groups·r, m] → [groups, m]: global
+     * average pooling of each image's patches (or of any sequence's positions) before a classifier.
+     */
+    public Var meanOfGroups(Var x, int groups) {
+        int n = x.rows(), m = x.cols();
+        if (groups <= 0 || n % groups != 0) {
+            throw new IllegalArgumentException("meanOfGroups: " + n + " rows do not split into " + groups + " groups");
+        }
+        int size = n / groups;
+        float inv = 1f / size;
+        Backend b = Backend.of(x.value());
+        Tensor y = b.zeros(DType.F32, groups, m);
+        for (int i = 0; i < groups; i++) {
+            b.addColumnSums(y.slice(i, i + 1).reshape(m), x.value().slice(i * size, (i + 1) * size));
+        }
+        b.scale(y, inv);
+        Var out = result(y, x);
+        onBackward(out, () -> {
+            Tensor share = b.copyOf(out.grad());
+            b.scale(share, inv);
+            for (int i = 0; i < groups; i++) {
+                b.addRowVector(x.grad().slice(i * size, (i + 1) * size), share.slice(i, i + 1).reshape(m));
+            }
+        });
+        return out;
+    }
+
     // ---- normalisation, activation, position ----
 
     /**

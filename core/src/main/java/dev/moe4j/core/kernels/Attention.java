@@ -7,8 +7,8 @@ import dev.moe4j.core.Tensor;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Causal scaled dot-product attention over one sequence, with grouped key/value heads, an optional sliding
- * window and optional per-head "sinks" (gpt-oss: a learned logit that joins each softmax but carries no value,
+ * Scaled dot-product attention over one sequence, causal or (an encoder's) bidirectional, with grouped key/value
+ * heads, an optional sliding window and optional per-head "sinks" (gpt-oss: a learned logit that joins each softmax but carries no value,
  * letting a head attend to nothing).
  *
  * <p>Layouts: q [T, heads·headDim], k [S, kvHeads·headDim], v [S, kvHeads·valueHeadDim], out
@@ -49,7 +49,7 @@ public final class Attention {
             for (int r = from; r < to; r++) {
                 int t = r / heads, h = r % heads, g = spec.kvHeadOf(h);
                 int position = queryStart + t;
-                int lo = spec.firstVisible(position), hi = Math.min(keys - 1, position);
+                int lo = spec.firstVisible(position), hi = spec.lastVisible(position, keys);
                 long qOff = (long) t * heads * dq + (long) h * dq;
                 float max = sinks == null ? Float.NEGATIVE_INFINITY : sinks.getFloat(h);
                 for (int s = lo; s <= hi; s++) {
@@ -101,7 +101,7 @@ public final class Attention {
                     double sinkGrad = 0;
                     for (int t = 0; t < rows; t++) {
                         int position = queryStart + t;
-                        int lo = spec.firstVisible(position), hi = Math.min(keys - 1, position);
+                        int lo = spec.firstVisible(position), hi = spec.lastVisible(position, keys);
                         int r = t * heads + h;
                         long qOff = (long) r * dqDim, oOff = (long) r * dvDim;
                         float rowLse = lse[r];

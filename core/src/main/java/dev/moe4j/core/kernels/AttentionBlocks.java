@@ -68,7 +68,7 @@ final class AttentionBlocks {
                 float sink = sinks == null ? Float.NEGATIVE_INFINITY : sinks.getFloat(h);
                 for (int r0 = 0; r0 < rows; r0 += BLOCK) {
                     int nb = Math.min(BLOCK, rows - r0);
-                    int kLo = spec.firstVisible(queryStart + r0), kHi = Math.min(keys - 1, queryStart + r0 + nb - 1);
+                    int kLo = spec.firstVisible(queryStart + r0), kHi = spec.lastVisible(queryStart + r0 + nb - 1, keys);
                     int w = kHi - kLo + 1;
                     product(qh, r0 * dq, dq, 1, kh, kLo * dq, dq, true, s, 0, w, nb, w, dq, false);
                     for (int i = 0; i < nb; i++) {
@@ -93,7 +93,7 @@ final class AttentionBlocks {
      */
     private static float softmaxRow(float[] s, int at, int w, int kLo, int position, int keys, AttentionSpec spec,
                                     float scale, float sink) {
-        int lo = spec.firstVisible(position) - kLo, hi = Math.min(keys - 1, position) - kLo;
+        int lo = spec.firstVisible(position) - kLo, hi = spec.lastVisible(position, keys) - kLo;
         float max = sink;
         for (int j = lo; j <= hi; j++) {
             s[at + j] *= scale;
@@ -137,13 +137,13 @@ final class AttentionBlocks {
                 double sinkGrad = 0;
                 for (int r0 = 0; r0 < rows; r0 += BLOCK) {
                     int nb = Math.min(BLOCK, rows - r0);
-                    int kLo = spec.firstVisible(queryStart + r0), kHi = Math.min(keys - 1, queryStart + r0 + nb - 1);
+                    int kLo = spec.firstVisible(queryStart + r0), kHi = spec.lastVisible(queryStart + r0 + nb - 1, keys);
                     int w = kHi - kLo + 1;
                     product(qh, r0 * dqDim, dqDim, 1, kh, kLo * dqDim, dqDim, true, p, 0, w, nb, w, dqDim, false);
                     product(doh, r0 * dvDim, dvDim, 1, vh, kLo * dvDim, dvDim, true, ds, 0, w, nb, w, dvDim, false);
                     for (int i = 0; i < nb; i++) {
                         int t = r0 + i, position = queryStart + t;
-                        int lo = spec.firstVisible(position) - kLo, hi = Math.min(keys - 1, position) - kLo;
+                        int lo = spec.firstVisible(position) - kLo, hi = spec.lastVisible(position, keys) - kLo;
                         float rowLse = lse[t * heads + h];
                         // D = dO·O = Σ_s p_s (dO·v_s): the softmax backward's row term.
                         float di = dot(doh, oh, t * dvDim, dvDim);

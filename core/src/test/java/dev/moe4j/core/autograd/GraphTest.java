@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -78,6 +79,34 @@ class GraphTest {
         var spec = AttentionSpec.of(4, 2, 3).withSlidingWindow(3);
         Var q = param(8, 12), k = param(8, 6), v = param(8, 6), sinks = param(4);
         GradCheck.check(g -> g.attention(q, k, v, 2, spec, sinks), List.of(q, k, v, sinks), 12);
+    }
+
+    @Test
+    void bidirectionalAttentionOverSeveralSequencesBackpropagates() {
+        var spec = AttentionSpec.of(2, 1, 3).bidirectional();
+        Var q = param(8, 6), k = param(8, 3), v = param(8, 3);
+        GradCheck.check(g -> g.attention(q, k, v, 2, spec, null), List.of(q, k, v), 13);
+    }
+
+    @Test
+    void bidirectionalAttentionLetsTheFirstPositionSeeTheLast() {
+        var spec = AttentionSpec.of(1, 1, 2);
+        Var q = param(3, 2), k = param(3, 2), v = param(3, 2);
+        Tensor causal = Graph.inference().attention(q, k, v, 1, spec, null).value();
+        Tensor both = Graph.inference().attention(q, k, v, 1, spec.bidirectional(), null).value();
+        // Causally the first position sees only itself; bidirectionally it mixes in the later values.
+        assertEquals(v.value().get(0, 0), causal.get(0, 0), 1e-6);
+        assertNotEquals(causal.get(0, 0), both.get(0, 0), 1e-4);
+    }
+
+    @Test
+    void meanOfGroupsAveragesEachRunOfRowsAndBackpropagates() {
+        Var x = param(6, 4);
+        Tensor mean = Graph.inference().meanOfGroups(x, 2).value();
+        for (int c = 0; c < 4; c++) {
+            assertEquals((x.value().get(3, c) + x.value().get(4, c) + x.value().get(5, c)) / 3, mean.get(1, c), 1e-6);
+        }
+        GradCheck.check(g -> g.meanOfGroups(x, 3), List.of(x), 14);
     }
 
     @Test

@@ -12,7 +12,7 @@ import static dev.moe4j.core.testing.TensorAssert.assertClose;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 class AttentionTest {
-    /** Causal attention in float64, straight from the definition, with the same layouts as the kernel. */
+    /** Attention in float64, straight from the definition, with the same layouts as the kernel. */
     static double[] reference(double[] q, double[] k, double[] v, double[] sinks, int rows, int keys, int queryStart,
                               AttentionSpec spec) {
         int heads = spec.heads(), dq = spec.headDim(), dv = spec.valueHeadDim();
@@ -24,7 +24,7 @@ class AttentionTest {
                 double[] score = new double[keys];
                 double max = sinks == null ? Double.NEGATIVE_INFINITY : sinks[h];
                 for (int s = 0; s < keys; s++) {
-                    boolean visible = s <= position && (spec.slidingWindow() == 0 || position - s < spec.slidingWindow());
+                    boolean visible = (!spec.causal() || s <= position) && (spec.slidingWindow() == 0 || position - s < spec.slidingWindow());
                     if (!visible) {
                         score[s] = Double.NEGATIVE_INFINITY;
                         continue;
@@ -51,23 +51,29 @@ class AttentionTest {
         return out;
     }
 
-    @ParameterizedTest(name = "T={0} S={1} heads={2}/{3} d={4}/{5} window={6} sinks={7}")
+    @ParameterizedTest(name = "T={0} S={1} heads={2}/{3} d={4}/{5} window={6} sinks={7} causal={8}")
     @CsvSource({
-            "1,1,1,1,1,1,0,false",
-            "5,5,4,2,8,8,0,false",
-            "7,7,6,3,17,17,3,false",
-            "6,6,4,1,16,12,0,true",
-            "3,9,4,2,33,5,4,true",
-            "1,13,2,2,64,64,0,false",
+            "1,1,1,1,1,1,0,false,true",
+            "5,5,4,2,8,8,0,false,true",
+            "7,7,6,3,17,17,3,false,true",
+            "6,6,4,1,16,12,0,true,true",
+            "3,9,4,2,33,5,4,true,true",
+            "1,13,2,2,64,64,0,false,true",
             // from 16 query rows on, the blocked matrix-product path: several blocks, windows, sinks, offsets
-            "70,70,4,2,8,8,0,false",
-            "20,25,3,1,16,12,9,true",
-            "80,80,2,1,4,4,40,true",
+            "70,70,4,2,8,8,0,false,true",
+            "20,25,3,1,16,12,9,true,true",
+            "80,80,2,1,4,4,40,true,true",
+            // bidirectional (an encoder): every query sees every key, on both paths
+            "5,5,4,2,8,8,0,false,false",
+            "6,6,4,1,16,12,0,true,false",
+            "49,49,4,4,16,16,0,false,false",
+            "70,70,2,1,8,8,0,true,false",
     })
     void forwardAndBackwardMatchFloat64(int rows, int keys, int heads, int kvHeads, int headDim, int valueDim,
-                                        int window, boolean withSinks) {
+                                        int window, boolean withSinks, boolean causal) {
         var rnd = new Random(rows * 101L + keys * 7L + heads + headDim);
-        var spec = new AttentionSpec(heads, kvHeads, headDim, valueDim, (float) (1 / Math.sqrt(headDim)), window);
+        var causalSpec = new AttentionSpec(heads, kvHeads, headDim, valueDim, (float) (1 / Math.sqrt(headDim)), window);
+        var spec = causal ? causalSpec : causalSpec.bidirectional();
         int queryStart = keys - rows;
         Tensor q = RandomTensors.normal(rnd, rows, heads * headDim);
         Tensor k = RandomTensors.normal(rnd, keys, kvHeads * headDim);
