@@ -101,6 +101,15 @@ public final class Moe4jFamily implements HfFamily {
         return builder.build();
     }
 
+    /**
+     * The MoE layers described under {@code moe} of a moe4j config.json ({@code m}, inside the file's {@code c}),
+     * for a model of width {@code hidden}: the one spelling of a {@link MoeConfig} that other moe4j model folders
+     * (the vision models) share.
+     */
+    public static MoeConfig readMoe(ConfigFields c, ConfigFields m, int hidden) {
+        return HfMoe.build(c, moe(m, hidden));
+    }
+
     private static MoeConfig.Builder moe(ConfigFields m, int hidden) {
         GateOrder order = enumOf(GateOrder.class, m, "gate_order", "softmax_then_top_k");
         int experts = m.requiredPositiveInt("num_experts");
@@ -222,7 +231,8 @@ public final class Moe4jFamily implements HfFamily {
         return out;
     }
 
-    private static void writeMoe(MoeConfig m, ObjectNode o) {
+    /** Writes {@code m} into {@code o} as {@link #readMoe} reads it. */
+    public static void writeMoe(MoeConfig m, ObjectNode o) {
         o.put("intermediate_size", m.intermediate());
         o.put("num_experts", m.experts());
         o.put("num_experts_per_tok", m.topK());
