@@ -22,6 +22,7 @@ import java.nio.charset.StandardCharsets;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 TrainCommand.class,
+                dev.moe4j.cli.vision.TrainVisionCommand.class,
                 ExperimentCommand.class,
                 ReportCommand.class,
                 InspectCommand.class,

@@ -282,6 +282,47 @@ public final class Graph {
         return out;
     }
 
+    /** Rows [from, to) of x as a value of their own (one image's patches of a batch). */
+    public Var rows(Var x, int from, int to) {
+        if (from < 0 || to > x.rows() || from >= to) {
+            throw new IllegalArgumentException("rows [" + from + ", " + to + ") of " + x.value());
+        }
+        Backend b = Backend.of(x.value());
+        Tensor y = b.copyOf(x.value().slice(from, to));
+        Var out = result(y, x);
+        onBackward(out, () -> b.addInPlace(x.grad().slice(from, to), out.grad()));
+        return out;
+    }
+
+    /** The rows of {@code parts} one after another (parts of equal width). */
+    public Var concatRows(List<Var> parts) {
+        int m = parts.getFirst().cols(), n = 0;
+        for (Var p : parts) {
+            if (p.cols() != m) {
+                throw new IllegalArgumentException("concatRows: " + p.value() + " is not " + m + " wide");
+            }
+            n += p.rows();
+        }
+        Backend b = Backend.of(parts.getFirst().value());
+        Tensor y = b.zeros(DType.F32, n, m);
+        int at = 0;
+        for (Var p : parts) {
+            b.addInPlace(y.slice(at, at + p.rows()), p.value());
+            at += p.rows();
+        }
+        Var out = result(y, parts.toArray(Var[]::new));
+        onBackward(out, () -> {
+            int from = 0;
+            for (Var p : parts) {
+                if (p.requiresGrad()) {
+                    b.addInPlace(p.grad(), out.grad().slice(from, from + p.rows()));
+                }
+                from += p.rows();
+            }
+        });
+        return out;
+    }
+
     /** [a | b]: rows of a followed by rows of b, column-wise (a [n, p], b [n, q] → [n, p + q]). */
     public Var concatColumns(Var a, Var b) {
         int n = a.rows(), p = a.cols(), q = b.cols();

@@ -100,6 +100,14 @@ class GraphTest {
     }
 
     @Test
+    void rowsAndConcatRowsBackpropagate() {
+        Var x = param(5, 3), y = param(2, 3);
+        GradCheck.check(g -> g.concatRows(List.of(g.rows(x, 3, 5), y, g.rows(x, 0, 1))), List.of(x, y), 15);
+        Tensor joined = Graph.inference().concatRows(List.of(y, Graph.inference().rows(x, 1, 2))).value();
+        assertEquals(x.value().get(1, 2), joined.get(2, 2), 0);
+    }
+
+    @Test
     void meanOfGroupsAveragesEachRunOfRowsAndBackpropagates() {
         Var x = param(6, 4);
         Tensor mean = Graph.inference().meanOfGroups(x, 2).value();

@@ -8,6 +8,7 @@ import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.core.kernels.AttentionSpec;
 import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.moe.MoeResult;
+import dev.moe4j.moe.RouterKind;
 import dev.moe4j.moe.router.PolicyRows;
 import dev.moe4j.moe.router.RoutingPolicy;
 
@@ -29,8 +30,8 @@ import java.util.SplittableRandom;
  * on par. RMSNorm stands where ViT has LayerNorm because it is the norm the engine has, with its backward.
  *
  * <p>An MoE layer routes the whole batch's patches together, as V-MoE routes a device's group of images: capacity,
- * batch priority and expert choice compete over the batch, and Soft MoE's slots mix the batch's patches (per image
- * in the Soft MoE paper; across the batch here, which the benchmark configurations keep small).
+ * batch priority and expert choice compete over the batch. Soft MoE's slots mix one image's patches, as in the
+ * Soft MoE paper.
  */
 public final class VisionTransformer {
     private final VisionConfig config;
@@ -125,14 +126,27 @@ public final class VisionTransformer {
 
     /**
      * What a forward pass produced: the logits [images, classes] as a value of its graph, and each MoE layer's
-     * pass (its routing and statistics; when training, its auxiliary losses' gradients are part of the graph).
-     *
-     * @param moeLayers the encoder-layer index of each entry of {@code moe}
+     * passes (routing and statistics; when training, their auxiliary losses' gradients are part of the graph).
      */
-    public record Pass(Var logits, List<MoeResult> moe, List<Integer> moeLayers) {
+    public record Pass(Var logits, List<MoePass> moe) {
         /** Σ over the MoE layers of their weighted auxiliary losses. */
         public double auxLoss() {
-            return moe.stream().mapToDouble(MoeResult::auxLoss).sum();
+            return moe.stream().flatMap(m -> m.parts().stream()).mapToDouble(MoeResult::auxLoss).sum();
+        }
+
+        /** The encoder-layer index of each MoE layer. */
+        public List<Integer> moeLayers() {
+            return moe.stream().map(MoePass::layer).toList();
+        }
+    }
+
+    /**
+     * One MoE layer's work in a pass: one part over the whole batch's patches, or for Soft MoE one part per image,
+     * each over {@code tokensPerPart} consecutive patch rows.
+     */
+    public record MoePass(int layer, List<MoeResult> parts, int tokensPerPart) {
+        public MoePass {
+            parts = List.copyOf(parts);
         }
     }
 
@@ -157,8 +171,7 @@ public final class VisionTransformer {
         }
         x = g.add(x, g.embedding(positions, patchIndex));
         float eps = (float) config.normEps();
-        var moe = new ArrayList<MoeResult>();
-        var moeLayers = new ArrayList<Integer>();
+        var moe = new ArrayList<MoePass>();
         for (int i = 0; i < layers.size(); i++) {
             Layer l = layers.get(i);
             Var a = g.rmsNorm(x, l.norm1(), eps);
@@ -169,14 +182,34 @@ public final class VisionTransformer {
                 Var up = g.activation(Activation.GELU, g.linear(b, l.up(), l.upBias()));
                 x = g.add(h, g.linear(up, l.down(), l.downBias()));
             } else {
+                if (l.moe().config().router() == RouterKind.SOFT) {
+                    x = g.add(h, softMoe(g, l.moe(), b, n, tokens, i, moe));
+                    continue;
+                }
                 PolicyRows rows = policy.isTrained() ? null : PolicyRows.of(i, policy, n * tokens);
                 MoeLayer.GraphOutput out = l.moe().forward(g, b, tokens, rows);
-                moe.add(out.result());
-                moeLayers.add(i);
+                moe.add(new MoePass(i, List.of(out.result()), n * tokens));
                 x = g.add(h, out.output());
             }
         }
         Var pooled = g.meanOfGroups(g.rmsNorm(x, finalNorm, eps), n);
-        return new Pass(g.linear(pooled, headWeight, headBias), moe, moeLayers);
+        return new Pass(g.linear(pooled, headWeight, headBias), moe);
+    }
+
+    /**
+     * Soft MoE over each image alone, as the paper mixes each image's patches into its slots: otherwise an image's
+     * class would depend on the other images of its batch.
+     */
+    private static Var softMoe(Graph g, MoeLayer layer, Var x, int images, int tokens, int index,
+                               List<MoePass> results) {
+        var outputs = new ArrayList<Var>(images);
+        var parts = new ArrayList<MoeResult>(images);
+        for (int i = 0; i < images; i++) {
+            MoeLayer.GraphOutput out = layer.forward(g, g.rows(x, i * tokens, (i + 1) * tokens), tokens);
+            outputs.add(out.output());
+            parts.add(out.result());
+        }
+        results.add(new MoePass(index, parts, tokens));
+        return g.concatRows(outputs);
     }
 }

@@ -109,8 +109,8 @@ class VisionTransformerTest {
         var byPosition = new RoutingPolicy(0, 0, 0, 0, 0, List.of(), List.of(),
                 Capacity.factor(0.5, Capacity.Rounding.CEIL, 1), Overflow.DROP, Priority.POSITION);
         int patches = 8 * 4;
-        var score = model.forward(Graph.inference(), x, half).moe().getFirst();
-        var position = model.forward(Graph.inference(), x, byPosition).moe().getFirst();
+        var score = model.forward(Graph.inference(), x, half).moe().getFirst().parts().getFirst();
+        var position = model.forward(Graph.inference(), x, byPosition).moe().getFirst().parts().getFirst();
         assertTrue(score.routing().dispatch().rows() <= patches / 2 + 4, "at most half the patches processed");
         assertNotEquals(List.of(score.routing().dispatch().token()), List.of(position.routing().dispatch().token()));
     }
