@@ -23,6 +23,7 @@ import java.nio.charset.StandardCharsets;
                 CommandLine.HelpCommand.class,
                 TrainCommand.class,
                 dev.moe4j.cli.vision.TrainVisionCommand.class,
+                dev.moe4j.cli.vision.ClassifyCommand.class,
                 ExperimentCommand.class,
                 ReportCommand.class,
                 InspectCommand.class,

@@ -8,6 +8,8 @@ import dev.moe4j.train.TrainingRun;
 import dev.moe4j.train.experiment.Experiment;
 import dev.moe4j.train.experiment.ExperimentRunner;
 import dev.moe4j.train.experiment.Experiments;
+import dev.moe4j.train.vision.ImageTrainer;
+import dev.moe4j.train.vision.VmoeExperiment;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -35,7 +37,12 @@ import java.util.concurrent.Callable;
                 "Experiments: moe-vs-dense, routing, balance, capacity, granularity, stability, specialisation, or "
                         + "all (in that order). Runs already done with the same options are not trained again. "
                         + "The full suite takes under two hours on 2 cores; --quick runs each in seconds to a "
-                        + "minute on a tiny model (results in runs/NAME-quick)."})
+                        + "minute on a tiny model (results in runs/NAME-quick).",
+                "",
+                "vmoe (not part of all: it needs Fashion-MNIST, see moe4j train-vision) trains a dense ViT, a V-MoE and "
+                        + "a Soft MoE at equal compute per image, evaluates the V-MoE models at capacity factors 1.0 to "
+                        + "0.125 in position order and with batch priority routing, and draws which patches each "
+                        + "expert took and which were dropped."})
 public final class ExperimentCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -74,6 +81,18 @@ public final class ExperimentCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "Worker threads (0: all).")
     int threads;
 
+    @Option(names = "--images", paramLabel = "DIR",
+            description = "vmoe: the folder of Fashion-MNIST's IDX files (default: the installed package's).")
+    Path images;
+
+    @Option(names = "--epochs", paramLabel = "N", defaultValue = "0",
+            description = "vmoe: training epochs per run (default: 6; 1 with --quick).")
+    int epochs;
+
+    @Option(names = "--limit", paramLabel = "N", defaultValue = "0",
+            description = "vmoe: train on the first N images and test on the first N/2 (default: all; 512 with --quick).")
+    int limit;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -88,7 +107,10 @@ public final class ExperimentCommand implements Callable<Integer> {
         }
         if (name == null) {
             throw new BadInputException("name an experiment (" + String.join(", ", Experiments.names())
-                    + ", or all); --list describes them");
+                    + ", vmoe, or all); --list describes them");
+        }
+        if (name.equals(VmoeExperiment.NAME)) {
+            return vmoe(out);
         }
         List<Experiment> chosen = new ArrayList<>();
         if (name.equals("all")) {
@@ -112,6 +134,35 @@ public final class ExperimentCommand implements Callable<Integer> {
             }
             out.flush();
         }
+        return 0;
+    }
+
+    private int vmoe(PrintWriter out) {
+        if (threads > 0) {
+            dev.moe4j.core.Parallel.setThreads(threads);
+        }
+        var options = new VmoeExperiment.Options(runs, images, quick, force, seeds, epochs, limit);
+        out.println("experiment vmoe: V-MoE and Soft MoE on Fashion-MNIST" + (quick ? " (quick)" : ""));
+        out.flush();
+        Path folder = VmoeExperiment.run(options, new VmoeExperiment.Listener() {
+            @Override
+            public void message(String text) {
+                out.println("  " + text);
+                out.flush();
+            }
+
+            @Override
+            public void step(String run, ImageTrainer.Step s) {
+                if (s.step() % 100 == 0 || s.step() == s.totalSteps()) {
+                    out.printf(Locale.ROOT, "  %s step %d/%d  loss %.4f  %.0f images/s  dropped %.1f%%%n", run,
+                            s.step(), s.totalSteps(), s.loss(), s.imagesPerSecond(), 100 * s.dropped());
+                    out.flush();
+                }
+            }
+        });
+        Path report = ReportPage.write(folder, folder.resolve(ReportPage.FILE));
+        out.println("wrote " + folder.resolve(VmoeExperiment.RESULTS_FILE) + " and " + report);
+        out.flush();
         return 0;
     }
 

@@ -47,7 +47,8 @@ public final class ReportPage {
     /** The page for a results.json tree. */
     public static String render(JsonNode results) {
         String title = "moe4j experiment " + results.path("experiment").asText() + ": " + results.path("title").asText();
-        return page(title, results, "report.js");
+        // The vision experiment's results have their own layout: capacities and patch grids rather than loss curves.
+        return page(title, results, results.path("experiment").asText().equals("vmoe") ? "vmoe.js" : "report.js");
     }
 
     /**

@@ -30,7 +30,8 @@ import java.util.concurrent.Callable;
         description = {"Trains a vision transformer with mixture-of-experts MLPs in every other layer (V-MoE's "
                 + "placement) on Fashion-MNIST, then prints the test accuracy (overall and per class), each MoE "
                 + "layer's patches per expert and the share processed, training images/s, and saves the model "
-                + "folder (config.json, model.safetensors, labels.json) that moe4j classify reads.",
+                + "folder (config.json with the class names, preprocessor_config.json, model.safetensors) that moe4j "
+                + "classify reads.",
                 "",
                 "The data are Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist; the "
                         + "./moe4j launcher installs it when run as root, or says how) or --data DIR with the four "
@@ -131,8 +132,8 @@ public final class TrainVisionCommand implements Callable<Integer> {
                 w.flush();
             }
         });
-        var eval = ImageEvaluation.of(model, splits.test(), RoutingPolicy.TRAINED, 500, 0);
-        VisionModelFolder.save(model, train.classes(), out);
+        var eval = ImageEvaluation.of(model, splits.test(), RoutingPolicy.TRAINED, 500);
+        VisionModelFolder.save(model, train.preprocessing(), out);
         VisionReport.print(w, eval, train.classes(), result, ImageTrainer.forwardMacs(config));
         w.println("saved " + out + " (moe4j classify --model " + out + " IMAGE.png)");
         w.flush();

@@ -121,17 +121,19 @@ class VisionTransformerTest {
                 Capacity.Rounding.CEIL, 1)).expertChoiceDecode(ExpertChoiceDecode.BATCH_TOP_C).build()));
         var model = new VisionTransformer(config);
         Tensor x = images(2, 4);
-        VisionModelFolder.save(model, List.of("a", "b", "c"), dir.resolve("m"));
+        VisionModelFolder.save(model, new VisionModelFolder.Preprocessing(List.of("a", "b", "c"), 0.25f, 0.5f),
+                dir.resolve("m"));
         var loaded = VisionModelFolder.load(dir.resolve("m"));
         assertEquals(config, loaded.model().config());
-        assertEquals(List.of("a", "b", "c"), loaded.labels());
+        assertEquals(new VisionModelFolder.Preprocessing(List.of("a", "b", "c"), 0.25f, 0.5f), loaded.preprocessing());
         assertArrayEquals(model.forward(Graph.inference(), x).logits().value().toFloatArray(),
                 loaded.model().forward(Graph.inference(), x).logits().value().toFloatArray());
     }
 
     @Test
     void aModelFolderOfAnotherConfigIsRefusedNamingTheTensor(@TempDir Path dir) throws Exception {
-        VisionModelFolder.save(new VisionTransformer(tiny(Optional.empty())), List.of("a", "b", "c"), dir.resolve("m"));
+        VisionModelFolder.save(new VisionTransformer(tiny(Optional.empty())),
+                new VisionModelFolder.Preprocessing(List.of("a", "b", "c"), 0, 1), dir.resolve("m"));
         Path config = dir.resolve("m/config.json");
         Files.writeString(config, Files.readString(config).replaceFirst("\"intermediate_size\"\\s*:\\s*8", "\"intermediate_size\": 6"));
         var e = assertThrows(BadInputException.class, () -> VisionModelFolder.load(dir.resolve("m")));

@@ -13,9 +13,9 @@ import java.util.List;
 /**
  * A model's accuracy on a labelled set, overall and per class, and what its MoE layers did with the patches: tokens
  * per expert, the share of patches that reached an expert and of the assignments served (both below 1 only under a
- * capacity), and for the first images each patch's expert (the one of largest gate weight; −1 when dropped).
+ * capacity), and for chosen images each patch's expert (the one of largest gate weight; −1 when dropped).
  *
- * @param patchExperts [image][MoE layer][patch] for the first images asked for
+ * @param patchExperts [chosen image][MoE layer][patch]
  */
 public record ImageEvaluation(int images, int correct, int[] classCorrect, int[] classCount, List<Layer> layers,
                               int[][][] patchExperts, int[] predictions, double seconds) {
@@ -49,10 +49,10 @@ public record ImageEvaluation(int images, int correct, int[] classCorrect, int[]
 
     /**
      * Evaluates {@code model} on {@code data} in batches of {@code batch} images, its token-choice MoE layers routed by
-     * {@code policy}, keeping the patch experts of the first {@code keep} images.
+     * {@code policy}, keeping the patch experts of the images {@code keep} (ascending).
      */
     public static ImageEvaluation of(VisionTransformer model, LabelledImages data, RoutingPolicy policy, int batch,
-                                     int keep) {
+                                     int... keep) {
         long start = System.nanoTime();
         int n = data.count(), classes = data.classes().size(), tokens = model.config().patches();
         int[] classCorrect = new int[classes], classCount = new int[classes], predictions = new int[n];
@@ -60,8 +60,7 @@ public record ImageEvaluation(int images, int correct, int[] classCorrect, int[]
         List<long[]> loads = new ArrayList<>();
         long[] processed = null, assignments = null, requested = null;
         List<Integer> layerIndex = List.of();
-        int kept = Math.min(keep, n);
-        int[][][] patchExperts = new int[kept][][];
+        int[][][] patchExperts = new int[keep.length][][];
         for (int from = 0; from < n; from += batch) {
             int size = Math.min(batch, n - from);
             int[] idx = new int[size];
@@ -112,11 +111,15 @@ public record ImageEvaluation(int images, int correct, int[] classCorrect, int[]
                 for (int t : expertOf) {
                     processed[l] += t >= 0 ? 1 : 0;
                 }
-                for (int i = 0; i < size && from + i < kept; i++) {
-                    if (patchExperts[from + i] == null) {
-                        patchExperts[from + i] = new int[pass.moe().size()][];
+                for (int j = 0; j < keep.length; j++) {
+                    int i = keep[j] - from;
+                    if (i < 0 || i >= size) {
+                        continue;
                     }
-                    patchExperts[from + i][l] = java.util.Arrays.copyOfRange(expertOf, i * tokens, (i + 1) * tokens);
+                    if (patchExperts[j] == null) {
+                        patchExperts[j] = new int[pass.moe().size()][];
+                    }
+                    patchExperts[j][l] = java.util.Arrays.copyOfRange(expertOf, i * tokens, (i + 1) * tokens);
                 }
             }
         }
@@ -125,7 +128,7 @@ public record ImageEvaluation(int images, int correct, int[] classCorrect, int[]
             layers.add(new Layer(layerIndex.get(l), loads.get(l), (long) n * tokens, processed[l], assignments[l],
                     requested[l]));
         }
-        for (int i = 0; i < kept; i++) {
+        for (int i = 0; i < keep.length; i++) {
             if (patchExperts[i] == null) {
                 patchExperts[i] = new int[0][];
             }
@@ -138,7 +141,7 @@ public record ImageEvaluation(int images, int correct, int[] classCorrect, int[]
      * Each token's expert of largest gate weight, −1 for a token no expert took. Soft MoE has no such choice: each
      * token is given the expert whose slots weigh it most in their mix.
      */
-    static int[] firstExpert(MoeResult r, int tokens) {
+    public static int[] firstExpert(MoeResult r, int tokens) {
         int[] best = new int[tokens];
         java.util.Arrays.fill(best, -1);
         float[] weight = new float[tokens];

@@ -3,6 +3,7 @@ package dev.moe4j.train.vision;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.io.idx.IdxFile;
+import dev.moe4j.model.vision.VisionModelFolder;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -63,6 +64,11 @@ public record LabelledImages(String name, int size, byte[] pixels, byte[] labels
         int m = Math.min(n, count());
         return new LabelledImages(name, size, java.util.Arrays.copyOf(pixels, m * size * size),
                 java.util.Arrays.copyOf(labels, m), classes, mean, std);
+    }
+
+    /** How a model trained on these images reads pixels. */
+    public VisionModelFolder.Preprocessing preprocessing() {
+        return new VisionModelFolder.Preprocessing(classes, mean, std);
     }
 
     /** Images {@code indices} as [indices.length, size²], each pixel (p/255 − mean)/std. */
