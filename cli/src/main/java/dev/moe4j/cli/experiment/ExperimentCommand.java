@@ -102,6 +102,10 @@ public final class ExperimentCommand implements Callable<Integer> {
                 out.println("    claim: " + e.claim());
                 out.println("    variants: " + String.join(", ", e.variants(false).stream().map(v -> v.name()).toList()));
             }
+            out.println(VmoeExperiment.NAME + ": " + VmoeExperiment.TITLE + " (not part of all)");
+            out.println("    claim: " + VmoeExperiment.CLAIM);
+            out.println("    variants: dense, vmoe, soft-moe; vmoe at capacity factors 1, 0.5, 0.25, 0.125 in position "
+                    + "and batch priority order");
             out.flush();
             return 0;
         }
@@ -142,7 +146,7 @@ public final class ExperimentCommand implements Callable<Integer> {
             dev.moe4j.core.Parallel.setThreads(threads);
         }
         var options = new VmoeExperiment.Options(runs, images, quick, force, seeds, epochs, limit);
-        out.println("experiment vmoe: V-MoE and Soft MoE on Fashion-MNIST" + (quick ? " (quick)" : ""));
+        out.println("experiment vmoe: " + VmoeExperiment.TITLE + (quick ? " (quick)" : ""));
         out.flush();
         Path folder = VmoeExperiment.run(options, new VmoeExperiment.Listener() {
             @Override

@@ -40,7 +40,7 @@ public final class ClassifyCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "A folder saved by moe4j train-vision.")
     Path model;
 
-    @Option(names = "--top", defaultValue = "3", description = "Classes shown per image (default: 3).")
+    @Option(names = "--top", paramLabel = "N", defaultValue = "3", description = "Classes shown per image (default: 3).")
     int top;
 
     @Parameters(arity = "1..*", paramLabel = "IMAGE", description = "Image files.")

@@ -46,58 +46,58 @@ public final class TrainVisionCommand implements Callable<Integer> {
     @Option(names = "--limit", paramLabel = "N", defaultValue = "0", description = "Train on the first N images only (0: all).")
     int limit;
 
-    @Option(names = "--router", defaultValue = "topk",
+    @Option(names = "--router", paramLabel = "KIND", defaultValue = "topk",
             description = "none (dense ViT), topk (V-MoE), expert-choice, soft, dense (default: topk).")
     String router;
 
-    @Option(names = "--experts", defaultValue = "8", description = "Experts per MoE layer (default: 8).")
+    @Option(names = "--experts", paramLabel = "N", defaultValue = "8", description = "Experts per MoE layer (default: 8).")
     int experts;
 
-    @Option(names = "--top-k", defaultValue = "2", description = "Experts per patch; the dense model's MLP is k × expert width (default: 2).")
+    @Option(names = "--top-k", paramLabel = "N", defaultValue = "2", description = "Experts per patch; the dense model's MLP is k × expert width (default: 2).")
     int topK;
 
-    @Option(names = "--capacity-factor", defaultValue = "1.0",
+    @Option(names = "--capacity-factor", paramLabel = "FACTOR", defaultValue = "1.0",
             description = "Capacity factor while training (V-MoE's rounding); 0: dropless (default: 1.0).")
     double capacity;
 
-    @Option(names = "--priority", defaultValue = "score",
+    @Option(names = "--priority", paramLabel = "ORDER", defaultValue = "score",
             description = "Which patches claim expert slots first: score (batch priority routing) or position (default: score).")
     String priority;
 
-    @Option(names = "--slots", defaultValue = "1", description = "Soft MoE: slots per expert (default: 1).")
+    @Option(names = "--slots", paramLabel = "N", defaultValue = "1", description = "Soft MoE: slots per expert (default: 1).")
     int slots;
 
-    @Option(names = "--balance", defaultValue = "0.01", description = "Importance-loss coefficient (default: 0.01).")
+    @Option(names = "--balance", paramLabel = "COEFFICIENT", defaultValue = "0.01", description = "Importance-loss coefficient (default: 0.01).")
     double balance;
 
-    @Option(names = "--patch", defaultValue = "7", description = "Patch side in pixels (default: 7).")
+    @Option(names = "--patch", paramLabel = "N", defaultValue = "7", description = "Patch side in pixels (default: 7).")
     int patch;
 
-    @Option(names = "--width", defaultValue = "64", description = "Model width (default: 64).")
+    @Option(names = "--width", paramLabel = "N", defaultValue = "64", description = "Model width (default: 64).")
     int width;
 
-    @Option(names = "--layers", defaultValue = "4", description = "Encoder layers (default: 4).")
+    @Option(names = "--layers", paramLabel = "N", defaultValue = "4", description = "Encoder layers (default: 4).")
     int layers;
 
-    @Option(names = "--heads", defaultValue = "4", description = "Attention heads (default: 4).")
+    @Option(names = "--heads", paramLabel = "N", defaultValue = "4", description = "Attention heads (default: 4).")
     int heads;
 
-    @Option(names = "--expert-width", defaultValue = "64", description = "Each expert's hidden width (default: 64).")
+    @Option(names = "--expert-width", paramLabel = "N", defaultValue = "64", description = "Each expert's hidden width (default: 64).")
     int expertWidth;
 
-    @Option(names = "--epochs", defaultValue = "3", description = "Passes over the training images (default: 3).")
+    @Option(names = "--epochs", paramLabel = "N", defaultValue = "3", description = "Passes over the training images (default: 3).")
     int epochs;
 
-    @Option(names = "--batch", defaultValue = "128", description = "Images per step (default: 128).")
+    @Option(names = "--batch", paramLabel = "N", defaultValue = "128", description = "Images per step (default: 128).")
     int batch;
 
-    @Option(names = "--lr", defaultValue = "2e-3", description = "Peak learning rate (default: 2e-3).")
+    @Option(names = "--lr", paramLabel = "RATE", defaultValue = "2e-3", description = "Peak learning rate (default: 2e-3).")
     double lr;
 
-    @Option(names = "--seed", defaultValue = "1", description = "Seed of the weights and the order (default: 1).")
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "Seed of the weights and the order (default: 1).")
     long seed;
 
-    @Option(names = "--threads", defaultValue = "0", description = "Worker threads (0: all).")
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "Worker threads (0: all).")
     int threads;
 
     @Option(names = "--out", paramLabel = "DIR", defaultValue = "runs/fashion-vmoe",
