@@ -25,6 +25,9 @@ public final class ReportMarkdown {
             new Column("tokens_per_s", "tokens/s", 0), new Column("wall_s", "wall s", 0));
 
     public static String of(JsonNode results) {
+        if (results.path("experiment").asText().equals("vmoe")) {
+            return vmoe(results);
+        }
         var columns = new ArrayList<Column>();
         for (Column c : COLUMNS) {
             for (JsonNode v : results.path("variants")) {
@@ -135,5 +138,37 @@ public final class ReportMarkdown {
 
     private static String thousands(double v) {
         return v >= 1e6 ? String.format(Locale.ROOT, "%.2fM", v / 1e6) : String.format(Locale.ROOT, "%.0fk", v / 1e3);
+    }
+
+    /** The vision experiment's two tables: the variants at equal compute, and accuracy against capacity. */
+    static String vmoe(JsonNode r) {
+        var out = new StringBuilder();
+        double peak = r.path("machine").path("peak_gflops").asDouble(Double.NaN);
+        out.append("| variant | multiply-adds / image | test accuracy % | per seed | training images/s | of FMA peak |\n")
+                .append("|---|---|---|---|---|---|\n");
+        for (JsonNode v : r.path("variants")) {
+            double rate = 0;
+            var seeds = new ArrayList<String>();
+            for (JsonNode run : v.path("runs")) {
+                rate += run.path("train_images_per_s").asDouble() / v.path("runs").size();
+                seeds.add(String.format(Locale.ROOT, "%.2f", 100 * run.path("accuracy").asDouble()));
+            }
+            double macs = v.path("macs_per_image").asDouble();
+            out.append(String.format(Locale.ROOT, "| %s | %.2f M | %.2f ± %.2f | %s | %.0f | %.1f %% |%n",
+                    v.path("description").asText(), macs / 1e6, 100 * v.path("mean_accuracy").asDouble(),
+                    100 * v.path("std_accuracy").asDouble(), String.join(", ", seeds), rate,
+                    100 * rate * 6 * macs / 1e9 / peak));
+        }
+        out.append("\n| capacity factor | order | test accuracy % | per seed | patches processed % |\n")
+                .append("|---|---|---|---|---|\n");
+        for (JsonNode c : r.path("capacity")) {
+            var seeds = new ArrayList<String>();
+            c.path("runs").forEach(run -> seeds.add(String.format(Locale.ROOT, "%.2f", 100 * run.path("accuracy").asDouble())));
+            out.append(String.format(Locale.ROOT, "| %s | %s | %.2f ± %.2f | %s | %.1f |%n", c.path("factor").asText(),
+                    c.path("priority").asText(), 100 * c.path("mean_accuracy").asDouble(),
+                    100 * c.path("std_accuracy").asDouble(), String.join(", ", seeds),
+                    100 * c.path("mean_processed_share").asDouble()));
+        }
+        return out.toString();
     }
 }

@@ -137,6 +137,10 @@ class VisionCommandsTest {
         assertEquals(24, r.path("images").path("pixels").size());
         assertTrue(r.path("machine").path("peak_gflops").asDouble() > 0);
         assertTrue(Files.isRegularFile(dir.resolve("runs/vmoe-quick/report.html")));
+        var markdown = run("report", dir.resolve("runs/vmoe-quick").toString(), "--markdown");
+        assertEquals(0, markdown.status(), markdown.err());
+        assertTrue(markdown.out().contains("| Soft MoE: 8 experts x 4 slots per image |"), markdown.out());
+        assertTrue(markdown.out().contains("| 0.125 | batch priority |"), markdown.out());
     }
 
     @Test
