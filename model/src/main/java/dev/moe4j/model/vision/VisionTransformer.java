@@ -26,8 +26,8 @@ import java.util.SplittableRandom;
  * </pre>
  * Attention is bidirectional (every patch sees the whole image); the MLP of every {@code moeEvery}-th layer is the
  * moe module's {@link MoeLayer} with the image's patches as its tokens, the others a GELU MLP. Pooling is the global
- * average of the patches rather than a class token: one operation fewer, and the V-MoE paper's ablations find the two
- * on par. RMSNorm stands where ViT has LayerNorm because it is the norm the engine has, with its backward.
+ * average of the patches rather than a class token: one operation fewer, and the ViT paper's appendix finds the two
+ * on par once each has its own learning rate. RMSNorm stands where ViT has LayerNorm because it is the norm the engine has, with its backward.
  *
  * <p>An MoE layer routes the whole batch's patches together, as V-MoE routes a device's group of images: capacity,
  * batch priority and expert choice compete over the batch. Soft MoE's slots mix one image's patches, as in the
