@@ -159,15 +159,19 @@ public final class ReportMarkdown {
                     100 * v.path("std_accuracy").asDouble(), String.join(", ", seeds), rate,
                     100 * rate * 6 * macs / 1e9 / peak));
         }
-        out.append("\n| capacity factor | order | test accuracy % | per seed | patches processed % |\n")
-                .append("|---|---|---|---|---|\n");
+        out.append("\n| capacity factor | order | test accuracy % | per seed | patches processed % | choices served % |\n")
+                .append("|---|---|---|---|---|---|\n");
         for (JsonNode c : r.path("capacity")) {
             var seeds = new ArrayList<String>();
-            c.path("runs").forEach(run -> seeds.add(String.format(Locale.ROOT, "%.2f", 100 * run.path("accuracy").asDouble())));
-            out.append(String.format(Locale.ROOT, "| %s | %s | %.2f ± %.2f | %s | %.1f |%n", c.path("factor").asText(),
-                    c.path("priority").asText(), 100 * c.path("mean_accuracy").asDouble(),
+            double served = 0;
+            for (JsonNode run : c.path("runs")) {
+                seeds.add(String.format(Locale.ROOT, "%.2f", 100 * run.path("accuracy").asDouble()));
+                served += run.path("served_share").asDouble() / c.path("runs").size();
+            }
+            out.append(String.format(Locale.ROOT, "| %s | %s | %.2f ± %.2f | %s | %.1f | %.1f |%n",
+                    c.path("factor").asText(), c.path("priority").asText(), 100 * c.path("mean_accuracy").asDouble(),
                     100 * c.path("std_accuracy").asDouble(), String.join(", ", seeds),
-                    100 * c.path("mean_processed_share").asDouble()));
+                    100 * c.path("mean_processed_share").asDouble(), 100 * served));
         }
         return out.toString();
     }
