@@ -68,7 +68,9 @@
     var box = section('Dense ViT, V-MoE and Soft MoE at equal compute per image',
         'Test accuracy of every seed, their mean and standard deviation; training images/s against the peak FMA rate '
         + '(6 FLOPs per forward multiply-add: forward and backward).');
-    var c = card(box, 'Accuracy');
+    // The table needs the page's width (long variant names); the charts share the grid below it.
+    var c = el('div', {'class': 'card'}, [el('h3', {text: 'Accuracy'})]);
+    box.parentNode.insertBefore(c, box);
     var t = el('table');
     t.appendChild(el('tr', {}, ['variant', 'multiply-adds / image', 'accuracy (mean ± std)', 'seeds', 'images/s',
       'of FMA peak'].map(function (h) { return el('th', {text: h}); })));
@@ -77,7 +79,7 @@
       var rate = rates.reduce(function (a, b) { return a + b; }, 0) / rates.length;
       var share = rate * 6 * v.macs_per_image / 1e9 / (m.peak_gflops || NaN);
       t.appendChild(el('tr', {}, [
-        el('td', {'class': 'name', text: v.name + ': ' + v.description}),
+        el('td', {'class': 'name', style: 'white-space: normal', text: v.name + ': ' + v.description}),
         el('td', {text: (v.macs_per_image / 1e6).toFixed(2) + ' M'}),
         el('td', {text: pct(v.mean_accuracy) + ' ± ' + pct(v.std_accuracy)}),
         el('td', {text: v.runs.map(function (r) { return pct(r.accuracy); }).join(', ')}),
@@ -99,7 +101,10 @@
     });
     R.variants.forEach(function (v) {
       var layers = v.runs[0].layers || [];
-      if (!layers.length) { return; }
+      // Soft MoE gives every expert its slots whatever the patches: equal shares by construction say nothing.
+      var shares = [];
+      layers.forEach(function (l) { l.tokens_per_expert.forEach(function (t) { shares.push(t); }); });
+      if (!layers.length || Math.max.apply(null, shares) === Math.min.apply(null, shares)) { return; }
       var c3 = card(box, v.name + ': share of patches per expert on the test set (seed ' + v.runs[0].seed + ')');
       chart(c3, {
         tooltip: {trigger: 'axis'}, legend: {top: 0}, grid: {left: 50, right: 10, top: 30, bottom: 30},
