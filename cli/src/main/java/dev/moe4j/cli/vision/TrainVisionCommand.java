@@ -40,8 +40,9 @@ public final class TrainVisionCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--data", paramLabel = "DIR", description = "Folder of the IDX files (default: the installed Fashion-MNIST).")
-    Path data;
+    @Option(names = "--data", paramLabel = "DIR",
+            description = "fashion-mnist (the installed package; the default) or a folder of the four IDX files.")
+    String data;
 
     @Option(names = "--limit", paramLabel = "N", defaultValue = "0", description = "Train on the first N images only (0: all).")
     int limit;
@@ -113,7 +114,7 @@ public final class TrainVisionCommand implements Callable<Integer> {
         if (Files.exists(out) && !Files.isDirectory(out)) {
             throw new BadInputException(out + ": exists and is not a folder");
         }
-        var splits = FashionMnist.read(data);
+        var splits = FashionMnist.read(data == null || data.equals("fashion-mnist") ? null : Path.of(data));
         var train = limit > 0 ? splits.train().first(limit) : splits.train();
         var models = new VisionModels(patch, width, layers, heads, expertWidth, router, experts, topK, capacity,
                 priority(priority), slots, balance, seed);
