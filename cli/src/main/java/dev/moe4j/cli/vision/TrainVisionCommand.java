@@ -58,7 +58,8 @@ public final class TrainVisionCommand implements Callable<Integer> {
     int topK;
 
     @Option(names = "--capacity-factor", paramLabel = "FACTOR", defaultValue = "1.0",
-            description = "Capacity factor while training (V-MoE's rounding); 0: dropless (default: 1.0).")
+            description = "Top-k: the capacity factor while training (V-MoE's rounding; 0: dropless); expert choice: "
+                    + "patches per expert = factor × patches / experts (default: 1.0).")
     double capacity;
 
     @Option(names = "--priority", paramLabel = "ORDER", defaultValue = "score",
@@ -86,7 +87,8 @@ public final class TrainVisionCommand implements Callable<Integer> {
     @Option(names = "--expert-width", paramLabel = "N", defaultValue = "64", description = "Each expert's hidden width (default: 64).")
     int expertWidth;
 
-    @Option(names = "--epochs", paramLabel = "N", defaultValue = "3", description = "Passes over the training images (default: 3).")
+    @Option(names = "--epochs", paramLabel = "N", defaultValue = "6",
+            description = "Passes over the training images (default: 6, as moe4j experiment vmoe).")
     int epochs;
 
     @Option(names = "--batch", paramLabel = "N", defaultValue = "128", description = "Images per step (default: 128).")
