@@ -97,6 +97,7 @@ final class KvBlocks {
 
         Slab(int count) {
             blocks = new Block[count];
+            backend.device().attach(); // a GPU's memory is taken in its context, whichever thread asks
             // the memory lives as long as its blocks are held, not as long as the pass that asks for it
             MemoryScope.persistent(() -> {
                 for (int l = 0; l < layers; l++) {
@@ -112,6 +113,7 @@ final class KvBlocks {
         }
 
         void release() {
+            backend.device().attach();
             for (int l = 0; l < layers; l++) {
                 keys[l].device().free(keys[l]);
                 values[l].device().free(values[l]);
@@ -266,6 +268,7 @@ final class KvBlocks {
 
     /** Copies the first {@code rows} positions of every layer from one block to another. */
     void copyRows(Block from, Block to, int rows) {
+        backend.device().attach();
         for (int l = 0; l < layers; l++) {
             backend.copy(keys(to, l, 0, rows), keys(from, l, 0, rows));
             backend.copy(values(to, l, 0, rows), values(from, l, 0, rows));
