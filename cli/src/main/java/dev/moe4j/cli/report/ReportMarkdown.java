@@ -19,6 +19,12 @@ public final class ReportMarkdown {
 
     private static final List<Column> COLUMNS = List.of(
             new Column("final_val_loss", "val loss", 3), new Column("causal_val_loss", "causal val loss", 3),
+            new Column("batch_val_loss_same_tokens", "same windows, routed as in training", 3),
+            new Column("causal_gap", "causal − batch", 3),
+            new Column("threshold_causal_val_loss", "causal, threshold decoding", 3),
+            new Column("predictor_accuracy", "predictor accuracy", 3),
+            new Column("predictor_precision", "predictor precision", 3),
+            new Column("predictor_recall", "predictor recall", 3),
             new Column("load_cv", "load CV", 2), new Column("max_violation", "max violation", 2),
             new Column("dead_experts", "dead experts", 1), new Column("dropped_pct", "dropped %", 1),
             new Column("loss_spikes", "loss spikes", 1), new Column("router_z", "router z", 1),
@@ -70,7 +76,47 @@ public final class ReportMarkdown {
             }
         }
         specialisation(results, out);
+        predictor(results, out);
         return out.toString();
+    }
+
+    private static final List<Measure> PREDICTOR = List.of(new Measure("predictor_accuracy", "accuracy"),
+            new Measure("predictor_precision", "precision"), new Measure("predictor_recall", "recall"));
+
+    /**
+     * Per MoE layer, how well an expert-choice predictor's choices matched the experts' batch selections over the last
+     * steps of training (mean over seeds with each seed's value): printed for variants that trained one.
+     */
+    private static void predictor(JsonNode results, StringBuilder out) {
+        for (JsonNode v : results.path("variants")) {
+            JsonNode runs = v.path("runs");
+            if (runs.isEmpty() || !runs.get(0).path("routing").has("predictor_accuracy")) {
+                continue;
+            }
+            out.append("\n").append(v.path("label").asText()).append(": the predictor's (token, expert) choices against "
+                    + "the batch's selections, last ").append(runs.get(0).path("routing").path("window_steps").asInt())
+                    .append(" training steps (mean and each seed)\n\n| layer |");
+            PREDICTOR.forEach(m -> out.append(' ').append(m.title()).append(" |"));
+            out.append("\n|---|");
+            PREDICTOR.forEach(m -> out.append("---|"));
+            out.append('\n');
+            JsonNode layers = runs.get(0).path("routing").path("layers");
+            for (int layer = 0; layer < layers.size(); layer++) {
+                out.append("| ").append(layers.get(layer).path("layer").asInt()).append(" |");
+                for (Measure m : PREDICTOR) {
+                    var values = new ArrayList<String>();
+                    double sum = 0;
+                    for (JsonNode run : runs) {
+                        double x = run.path("routing").path("layers").get(layer).path(m.key()).asDouble(Double.NaN);
+                        sum += x;
+                        values.add(number(x, 3));
+                    }
+                    out.append(' ').append(number(sum / runs.size(), 3)).append(" (").append(String.join(", ", values))
+                            .append(") |");
+                }
+                out.append('\n');
+            }
+        }
     }
 
     private record Measure(String key, String title) {

@@ -106,7 +106,11 @@
   }
 
   var COLUMNS = [
-    ['final_val_loss', 'val loss', 4], ['causal_val_loss', 'causal val loss', 4], ['final_train_loss', 'train loss', 4],
+    ['final_val_loss', 'val loss', 4], ['causal_val_loss', 'causal val loss', 4],
+    ['batch_val_loss_same_tokens', 'same windows, routed as in training', 4], ['causal_gap', 'causal − batch', 4],
+    ['threshold_causal_val_loss', 'causal, threshold decoding', 4], ['predictor_accuracy', 'predictor accuracy', 3],
+    ['predictor_precision', 'predictor precision', 3], ['predictor_recall', 'predictor recall', 3],
+    ['final_train_loss', 'train loss', 4],
     ['load_cv', 'load CV', 3], ['max_violation', 'max violation', 3], ['dead_experts', 'dead experts', 1],
     ['dropped_pct', 'dropped %', 2], ['loss_spikes', 'loss spikes', 1], ['router_z', 'router z', 2],
     ['tokens_per_s', 'tokens/s', 0], ['wall_s', 'wall s', 0]];
@@ -114,6 +118,8 @@
   function summaryTable() {
     var grid = section('Results per variant', 'Mean ± sample standard deviation over seeds; the small line lists each seed\'s value. ' +
       '"causal val loss": the loss when tokens are fed one at a time through the KV cache (no router sees a later token), on 8 validation windows; ' +
+      '"same windows, routed as in training": those windows in one pass, expert choice taking each expert\'s top-C of them; ' +
+      'predictor: an expert-choice predictor\'s (token, expert) choices against the batch\'s selections over the last fifth of training, mean over layers; ' +
       'FFN MACs: feed-forward multiply-adds per token, what "equal compute" holds equal.');
     var c = card(grid, R.experiment);
     c.style.gridColumn = '1 / -1';

@@ -7,9 +7,10 @@ import dev.moe4j.model.transformer.Transformer;
 
 /**
  * Validation loss measured the way a decoder is used: one token at a time against the KV cache, so that no router
- * can see a later token. Token-choice routers give the same loss as the whole-batch evaluation; expert choice
- * (batch top-C in training) and Soft MoE (slots mixed over the batch) can differ, and that difference is what
- * their batch-mode numbers owe to seeing the future.
+ * can see a later token, beside the loss of the same sequences in one batch routed as in training. Token-choice
+ * routers give the same loss both ways; expert choice (batch top-C in training, thresholds or a predictor when
+ * decoding) and Soft MoE (slots mixed over the batch) can differ, and that difference is what their batch-mode numbers
+ * owe to seeing the future.
  */
 public final class CausalEvaluation {
     private CausalEvaluation() {
@@ -17,20 +18,40 @@ public final class CausalEvaluation {
 
     /** Both losses over the same sequences: token by token, and in one whole-batch inference pass. */
     public record Losses(double causal, double batch, int tokens) {
+        /** What decoding token by token costs against the batch's routing (nats per token). */
+        public double gap() {
+            return causal - batch;
+        }
     }
 
-    /** @param sequences equal-length token sequences; position t predicts token t + 1 of the same sequence */
-    public static Losses of(Transformer model, int[][] sequences) {
-        double causal = 0;
+    /**
+     * @param causal    the model as it decodes
+     * @param batch     the same weights routed as in training (for expert choice: each expert's top-C of the batch);
+     *                  for routers that route each token alone, the same model
+     * @param sequences equal-length token sequences; position t predicts token t + 1 of the same sequence
+     */
+    public static Losses of(Transformer causal, Transformer batch, int[][] sequences) {
+        return new Losses(causal(causal, sequences), batch(batch, sequences),
+                sequences.length * (sequences[0].length - 1));
+    }
+
+    /** The mean loss of the sequences fed one token at a time through the KV cache. */
+    public static double causal(Transformer model, int[][] sequences) {
+        double sum = 0;
         int count = 0;
         for (int[] seq : sequences) {
             KvCache cache = model.newCache(seq.length);
             for (int t = 0; t + 1 < seq.length; t++) {
                 Tensor logits = model.forward(Graph.inference(), cache, new int[] {seq[t]}, true, null).logits().value();
-                causal += negativeLogLikelihood(logits, seq[t + 1]);
+                sum += negativeLogLikelihood(logits, seq[t + 1]);
                 count++;
             }
         }
+        return sum / count;
+    }
+
+    /** The mean loss of the sequences laid side by side in one inference pass. */
+    public static double batch(Transformer model, int[][] sequences) {
         int length = sequences[0].length;
         int[] all = new int[sequences.length * length];
         for (int s = 0; s < sequences.length; s++) {
@@ -38,8 +59,7 @@ public final class CausalEvaluation {
         }
         Graph g = Graph.inference();
         var pass = model.forward(g, all, sequences.length, null);
-        double batch = model.crossEntropy(g, pass, all, sequences.length).value().getFloat(0);
-        return new Losses(causal / count, batch, count);
+        return model.crossEntropy(g, pass, all, sequences.length).value().getFloat(0);
     }
 
     /** −log softmax(logits)[target] of a [1, vocab] row, in double precision. */

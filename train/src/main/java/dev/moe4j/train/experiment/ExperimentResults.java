@@ -34,6 +34,13 @@ public final class ExperimentResults {
             new Measure("causal_val_loss", r -> JsonNumbers.get(r.path("analysis").path("causal"), "causal_loss")),
             new Measure("batch_val_loss_same_tokens",
                     r -> JsonNumbers.get(r.path("analysis").path("causal"), "batch_loss")),
+            new Measure("causal_gap", r -> JsonNumbers.get(r.path("analysis").path("causal"), "causal_loss")
+                    - JsonNumbers.get(r.path("analysis").path("causal"), "batch_loss")),
+            new Measure("threshold_causal_val_loss",
+                    r -> JsonNumbers.get(r.path("analysis").path("causal"), "threshold_causal_loss")),
+            new Measure("predictor_accuracy", r -> JsonNumbers.get(r.path("routing"), "predictor_accuracy")),
+            new Measure("predictor_precision", r -> JsonNumbers.get(r.path("routing"), "predictor_precision")),
+            new Measure("predictor_recall", r -> JsonNumbers.get(r.path("routing"), "predictor_recall")),
             new Measure("load_cv", r -> JsonNumbers.get(r.path("routing"), "load_cv")),
             new Measure("max_violation", r -> JsonNumbers.get(r.path("routing"), "max_violation")),
             new Measure("dead_experts", r -> JsonNumbers.get(r.path("routing"), "dead_experts")),

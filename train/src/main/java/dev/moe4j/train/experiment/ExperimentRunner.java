@@ -6,7 +6,13 @@ import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.AtomicDirectory;
 import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.WeightMemory;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.router.ExpertChoiceDecode;
 import dev.moe4j.model.TransformerModel;
 import dev.moe4j.train.StepMetrics;
 import dev.moe4j.train.TrainingDiverged;
@@ -42,7 +48,7 @@ public final class ExperimentRunner {
     public static final String RUN_FILE = "run.json";
     public static final String RESULTS_FILE = "results.json";
     /** Raised whenever what the analysis measures changes, so that saved runs are analysed again. */
-    static final int ANALYSIS_VERSION = 1;
+    static final int ANALYSIS_VERSION = 2;
 
     /**
      * @param runs     the folder that holds the experiments' folders (runs/)
@@ -273,11 +279,7 @@ public final class ExperimentRunner {
                     options);
             int[][] sequences = spread(data.validation(), context, 8);
             if (sequences.length > 0) {
-                var losses = CausalEvaluation.of(model.transformer(), sequences);
-                ObjectNode c = analysis.putObject("causal");
-                c.put("tokens", losses.tokens());
-                JsonNumbers.put(c, "causal_loss", losses.causal());
-                JsonNumbers.put(c, "batch_loss", losses.batch());
+                causal(analysis.putObject("causal"), dir, model, sequences);
             }
             return analysis;
         } catch (Exception e) {
@@ -286,6 +288,39 @@ public final class ExperimentRunner {
             }
             throw new IllegalStateException(dir + ": closing the model failed", e);
         }
+    }
+
+    /**
+     * The causal loss of the saved model against the same windows routed as in training. Expert choice is loaded a
+     * second time to route each batch by its experts' top-C; a model with a predictor also decodes by its thresholds,
+     * which the same training kept, so that both causal decodings are measured on one network.
+     */
+    private static void causal(ObjectNode c, Path dir, TransformerModel model, int[][] sequences) {
+        ModelConfig config = model.config();
+        MoeConfig moe = config.moe().filter(m -> m.router() == RouterKind.EXPERT_CHOICE).orElse(null);
+        CausalEvaluation.Losses losses;
+        if (moe == null) {
+            losses = CausalEvaluation.of(model.transformer(), model.transformer(), sequences);
+        } else {
+            c.put("expert_choice_decode", moe.expertChoiceDecode().name().toLowerCase(java.util.Locale.ROOT));
+            try (TransformerModel batch = loadDecoding(dir, config, ExpertChoiceDecode.BATCH_TOP_C)) {
+                losses = CausalEvaluation.of(model.transformer(), batch.transformer(), sequences);
+            }
+            if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
+                try (TransformerModel threshold = loadDecoding(dir, config, ExpertChoiceDecode.THRESHOLD)) {
+                    JsonNumbers.put(c, "threshold_causal_loss", CausalEvaluation.causal(threshold.transformer(),
+                            sequences));
+                }
+            }
+        }
+        c.put("tokens", losses.tokens());
+        JsonNumbers.put(c, "causal_loss", losses.causal());
+        JsonNumbers.put(c, "batch_loss", losses.batch());
+    }
+
+    private static TransformerModel loadDecoding(Path dir, ModelConfig config, ExpertChoiceDecode decode) {
+        MoeConfig moe = config.moe().orElseThrow().toBuilder().expertChoiceDecode(decode).build();
+        return ModelLoader.load(dir, config.toBuilder().moe(moe).build(), CpuBackend.INSTANCE, WeightMemory.AUTO);
     }
 
     /** {@code count} windows of {@code context} tokens spread evenly over the stream (fewer if it is short). */
