@@ -60,14 +60,21 @@ public final class ExperimentRunner {
      * @param threads  worker threads (0: all processors)
      * @param only     the variants to train (empty: all); lets several processes share one sweep, each training
      *                 some variants, after which any of them gathers the results
+     * @param partial  gather the results of the variants whose runs are all done even while others are missing
+     *                 (results.json then says which it left out), to compare some variants without the whole sweep
      */
     public record Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
-                          int threads, Set<String> only) {
+                          int threads, Set<String> only, boolean partial) {
         public Options {
             if (seeds < 1) {
                 throw new BadInputException("--seeds must be at least 1, got " + seeds);
             }
             only = Set.copyOf(only);
+        }
+
+        public Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
+                       int threads, Set<String> only) {
+            this(runs, dataRoot, quick, force, seeds, cache, threads, only, false);
         }
 
         public Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
@@ -142,13 +149,23 @@ public final class ExperimentRunner {
                         listener, name, index, definitions.size()));
             }
         }
-        if (!missing.isEmpty()) {
+        List<String> leftOut = variants.stream().map(Variant::name)
+                .filter(v -> missing.stream().anyMatch(run -> run.startsWith(v + "-s"))).toList();
+        if (!missing.isEmpty() && !o.partial()) {
             listener.message("results.json is written once every run is done; still missing: "
                     + String.join(", ", missing));
             return Optional.empty();
         }
-        ObjectNode results = ExperimentResults.aggregate(experiment, variants, o, records,
+        if (!leftOut.isEmpty()) {
+            listener.message("results.json leaves out the variants not done yet: " + String.join(", ", leftOut));
+        }
+        ObjectNode results = ExperimentResults.aggregate(experiment, variants.stream()
+                        .filter(v -> !leftOut.contains(v.name())).toList(), o, records,
                 new double[] {started[0], loadAverage()});
+        if (o.partial()) {
+            results.put("partial", !leftOut.isEmpty());
+            leftOut.forEach(results.putArray("left_out")::add);
+        }
         try {
             Files.createDirectories(folder);
         } catch (java.io.IOException e) {
