@@ -76,47 +76,8 @@ public final class ReportMarkdown {
             }
         }
         specialisation(results, out);
-        predictor(results, out);
+        causalChoices(results, out);
         return out.toString();
-    }
-
-    private static final List<Measure> PREDICTOR = List.of(new Measure("predictor_accuracy", "accuracy"),
-            new Measure("predictor_precision", "precision"), new Measure("predictor_recall", "recall"));
-
-    /**
-     * Per MoE layer, how well an expert-choice predictor's choices matched the experts' batch selections over the last
-     * steps of training (mean over seeds with each seed's value): printed for variants that trained one.
-     */
-    private static void predictor(JsonNode results, StringBuilder out) {
-        for (JsonNode v : results.path("variants")) {
-            JsonNode runs = v.path("runs");
-            if (runs.isEmpty() || !runs.get(0).path("routing").has("predictor_accuracy")) {
-                continue;
-            }
-            out.append("\n").append(v.path("label").asText()).append(": the predictor's (token, expert) choices against "
-                    + "the batch's selections, last ").append(runs.get(0).path("routing").path("window_steps").asInt())
-                    .append(" training steps (mean and each seed)\n\n| layer |");
-            PREDICTOR.forEach(m -> out.append(' ').append(m.title()).append(" |"));
-            out.append("\n|---|");
-            PREDICTOR.forEach(m -> out.append("---|"));
-            out.append('\n');
-            JsonNode layers = runs.get(0).path("routing").path("layers");
-            for (int layer = 0; layer < layers.size(); layer++) {
-                out.append("| ").append(layers.get(layer).path("layer").asInt()).append(" |");
-                for (Measure m : PREDICTOR) {
-                    var values = new ArrayList<String>();
-                    double sum = 0;
-                    for (JsonNode run : runs) {
-                        double x = run.path("routing").path("layers").get(layer).path(m.key()).asDouble(Double.NaN);
-                        sum += x;
-                        values.add(number(x, 3));
-                    }
-                    out.append(' ').append(number(sum / runs.size(), 3)).append(" (").append(String.join(", ", values))
-                            .append(") |");
-                }
-                out.append('\n');
-            }
-        }
     }
 
     private record Measure(String key, String title) {
@@ -163,6 +124,66 @@ public final class ReportMarkdown {
                 out.append('\n');
             }
         }
+    }
+
+    private static final List<Measure> CHOICES = List.of(new Measure("accuracy", "accuracy"),
+            new Measure("precision", "precision"), new Measure("recall", "recall"));
+
+    /**
+     * For expert choice, per MoE layer and causal decoding (the variant's own, and thresholds for a model that also
+     * has a predictor), how its (token, expert) choices matched the experts' top-C selections: on the training batches
+     * over the last steps (the predictor's, as trained) and on the validation windows of the causal evaluation (mean
+     * over seeds with each seed's value).
+     */
+    private static void causalChoices(JsonNode results, StringBuilder out) {
+        for (JsonNode v : results.path("variants")) {
+            JsonNode runs = v.path("runs");
+            if (runs.isEmpty() || !runs.get(0).path("analysis").path("causal").has("agreement")) {
+                continue;
+            }
+            out.append("\n").append(v.path("label").asText()).append(": causal (token, expert) choices against the "
+                    + "experts' top-C selections (mean and each seed)\n\n| layer | decoding |");
+            CHOICES.forEach(m -> out.append(" training batches, ").append(m.title()).append(" |"));
+            CHOICES.forEach(m -> out.append(" validation windows, ").append(m.title()).append(" |"));
+            out.append("\n|---|---|");
+            CHOICES.forEach(m -> out.append("---|---|"));
+            out.append('\n');
+            String own = runs.get(0).path("analysis").path("causal").path("expert_choice_decode").asText();
+            int layers = runs.get(0).path("analysis").path("causal").path("agreement").size();
+            for (int l = 0; l < layers; l++) {
+                int layer = l;
+                for (String decoding : own.equals("threshold") ? List.of(own) : List.of(own, "threshold")) {
+                    String key = decoding.equals(own) ? "agreement" : "threshold_agreement";
+                    if (!runs.get(0).path("analysis").path("causal").has(key)) {
+                        continue;
+                    }
+                    out.append("| ").append(runs.get(0).path("analysis").path("causal").path(key).get(layer)
+                            .path("layer").asInt()).append(" | ").append(decoding).append(" |");
+                    for (Measure m : CHOICES) {
+                        out.append(' ').append(decoding.equals("predictor")
+                                ? seeds(runs, r -> r.path("routing").path("layers").get(layer).path("predictor_" + m.key()))
+                                : "–").append(" |");
+                    }
+                    for (Measure m : CHOICES) {
+                        out.append(' ').append(seeds(runs, r -> r.path("analysis").path("causal").path(key).get(layer)
+                                .path(m.key()))).append(" |");
+                    }
+                    out.append('\n');
+                }
+            }
+        }
+    }
+
+    /** The mean over runs of one value, with each run's value. */
+    private static String seeds(JsonNode runs, java.util.function.Function<JsonNode, JsonNode> value) {
+        var values = new ArrayList<String>();
+        double sum = 0;
+        for (JsonNode run : runs) {
+            double x = value.apply(run).asDouble(Double.NaN);
+            sum += x;
+            values.add(number(x, 3));
+        }
+        return number(sum / runs.size(), 3) + " (" + String.join(", ", values) + ")";
     }
 
     private static String cell(JsonNode s, int digits) {

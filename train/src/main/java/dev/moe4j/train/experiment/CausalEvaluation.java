@@ -2,8 +2,13 @@ package dev.moe4j.train.experiment;
 
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Graph;
+import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.moe.stats.PredictorConfusion;
 import dev.moe4j.model.transformer.KvCache;
 import dev.moe4j.model.transformer.Transformer;
+
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Validation loss measured the way a decoder is used: one token at a time against the KV cache, so that no router
@@ -60,6 +65,46 @@ public final class CausalEvaluation {
         Graph g = Graph.inference();
         var pass = model.forward(g, all, sequences.length, null);
         return model.crossEntropy(g, pass, all, sequences.length).value().getFloat(0);
+    }
+
+    /**
+     * Per MoE layer, how the (token, expert) pairs {@code causal} routes in one pass over the sequences (each token by
+     * itself, as when decoding) compare with those {@code batch} selects among them: the accuracy, precision and recall
+     * of the causal rule as a predictor of the batch's selections. Past the first MoE layer each pass sees the inputs
+     * its own routing made, so these are the decisions of the two models as they run.
+     */
+    public static List<PredictorConfusion> agreement(Transformer causal, Transformer batch, int[][] sequences) {
+        List<boolean[]> predicted = pairs(causal, sequences), selected = pairs(batch, sequences);
+        var out = new ArrayList<PredictorConfusion>();
+        for (int l = 0; l < predicted.size(); l++) {
+            out.add(PredictorConfusion.of(predicted.get(l), selected.get(l)));
+        }
+        return out;
+    }
+
+    /** Per MoE layer, [tokens, experts]: whether the expert took the token in one pass over the sequences. */
+    private static List<boolean[]> pairs(Transformer model, int[][] sequences) {
+        int length = sequences[0].length, n = sequences.length * length;
+        int[] all = new int[n];
+        for (int s = 0; s < sequences.length; s++) {
+            System.arraycopy(sequences[s], 0, all, s * length, length);
+        }
+        List<Integer> layers = model.moeLayerIndices();
+        int experts = model.moeLayers().getFirst().config().experts();
+        var taken = new ArrayList<boolean[]>();
+        int[] row = new int[layers.size()];
+        layers.forEach(l -> taken.add(new boolean[n * experts]));
+        model.forward(Graph.inference(), all, sequences.length, new ForwardObserver() {
+            // Tokens are heard in row order, once per layer.
+            @Override
+            public void onRouting(int layer, int position, int[] chosen, float[] weights) {
+                int i = layers.indexOf(layer), t = row[i]++;
+                for (int e : chosen) {
+                    taken.get(i)[t * experts + e] = true;
+                }
+            }
+        });
+        return taken;
     }
 
     /** −log softmax(logits)[target] of a [1, vocab] row, in double precision. */

@@ -48,7 +48,7 @@ public final class ExperimentRunner {
     public static final String RUN_FILE = "run.json";
     public static final String RESULTS_FILE = "results.json";
     /** Raised whenever what the analysis measures changes, so that saved runs are analysed again. */
-    static final int ANALYSIS_VERSION = 2;
+    static final int ANALYSIS_VERSION = 3;
 
     /**
      * @param runs     the folder that holds the experiments' folders (runs/)
@@ -309,8 +309,9 @@ public final class ExperimentRunner {
 
     /**
      * The causal loss of the saved model against the same windows routed as in training. Expert choice is loaded a
-     * second time to route each batch by its experts' top-C; a model with a predictor also decodes by its thresholds,
-     * which the same training kept, so that both causal decodings are measured on one network.
+     * second time to route each batch by its experts' top-C, and its causal choices on the windows are compared with
+     * those selections per layer; a model with a predictor also decodes by its thresholds, which the same training
+     * kept, so that both causal decodings are measured on one network.
      */
     private static void causal(ObjectNode c, Path dir, TransformerModel model, int[][] sequences) {
         ModelConfig config = model.config();
@@ -322,17 +323,33 @@ public final class ExperimentRunner {
             c.put("expert_choice_decode", moe.expertChoiceDecode().name().toLowerCase(java.util.Locale.ROOT));
             try (TransformerModel batch = loadDecoding(dir, config, ExpertChoiceDecode.BATCH_TOP_C)) {
                 losses = CausalEvaluation.of(model.transformer(), batch.transformer(), sequences);
-            }
-            if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
-                try (TransformerModel threshold = loadDecoding(dir, config, ExpertChoiceDecode.THRESHOLD)) {
-                    JsonNumbers.put(c, "threshold_causal_loss", CausalEvaluation.causal(threshold.transformer(),
-                            sequences));
+                agreement(c.putArray("agreement"), CausalEvaluation.agreement(model.transformer(),
+                        batch.transformer(), sequences), model.transformer().moeLayerIndices());
+                if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
+                    try (TransformerModel threshold = loadDecoding(dir, config, ExpertChoiceDecode.THRESHOLD)) {
+                        JsonNumbers.put(c, "threshold_causal_loss", CausalEvaluation.causal(threshold.transformer(),
+                                sequences));
+                        agreement(c.putArray("threshold_agreement"), CausalEvaluation.agreement(
+                                threshold.transformer(), batch.transformer(), sequences),
+                                model.transformer().moeLayerIndices());
+                    }
                 }
             }
         }
         c.put("tokens", losses.tokens());
         JsonNumbers.put(c, "causal_loss", losses.causal());
         JsonNumbers.put(c, "batch_loss", losses.batch());
+    }
+
+    private static void agreement(com.fasterxml.jackson.databind.node.ArrayNode out,
+                                  List<dev.moe4j.moe.stats.PredictorConfusion> layers, List<Integer> indices) {
+        for (int l = 0; l < layers.size(); l++) {
+            ObjectNode n = out.addObject();
+            n.put("layer", indices.get(l));
+            JsonNumbers.put(n, "accuracy", layers.get(l).accuracy());
+            JsonNumbers.put(n, "precision", layers.get(l).precision());
+            JsonNumbers.put(n, "recall", layers.get(l).recall());
+        }
     }
 
     private static TransformerModel loadDecoding(Path dir, ModelConfig config, ExpertChoiceDecode decode) {

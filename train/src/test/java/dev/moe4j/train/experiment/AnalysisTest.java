@@ -87,6 +87,16 @@ class AnalysisTest {
         assertEquals(CausalEvaluation.batch(causal, sequences), losses.causal(), 1e-4 * losses.causal());
         assertTrue(Math.abs(losses.gap()) > 1e-4, "top-C of the batch is not what an untrained predictor picks: "
                 + losses);
+        var agreement = CausalEvaluation.agreement(causal, batch, sequences);
+        assertEquals(causal.moeLayerIndices().size(), agreement.size());
+        int experts = causal.moeLayers().getFirst().config().experts();
+        var first = agreement.getFirst();
+        assertEquals(3L * 16 * experts, first.pairs());
+        // Each expert of the first layer takes its top-C of the 48 tokens: 2 × 48 / experts each.
+        assertEquals(2L * 3 * 16, first.truePositives() + first.falseNegatives());
+        assertTrue(first.accuracy() < 1, "an untrained predictor is not the batch's top-C: " + first);
+        var self = CausalEvaluation.agreement(batch, batch, sequences).getFirst();
+        assertEquals(1.0, self.accuracy());
     }
 
     private static String[] concat(String[] a, String... b) {
