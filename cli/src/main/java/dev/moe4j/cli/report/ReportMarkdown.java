@@ -20,8 +20,9 @@ public final class ReportMarkdown {
     private static final List<Column> COLUMNS = List.of(
             new Column("final_val_loss", "val loss", 3), new Column("causal_val_loss", "causal val loss", 3),
             new Column("batch_val_loss_same_tokens", "same windows, routed as in training", 3),
-            new Column("causal_gap", "causal − batch", 3),
+            new Column("causal_gap", "causal − batch", 4),
             new Column("threshold_causal_val_loss", "causal, threshold decoding", 3),
+            new Column("predictor_top_k_causal_val_loss", "causal, predictor's top-k", 3),
             new Column("predictor_accuracy", "predictor accuracy", 3),
             new Column("predictor_precision", "predictor precision", 3),
             new Column("predictor_recall", "predictor recall", 3),
@@ -152,13 +153,16 @@ public final class ReportMarkdown {
             int layers = runs.get(0).path("analysis").path("causal").path("agreement").size();
             for (int l = 0; l < layers; l++) {
                 int layer = l;
-                for (String decoding : own.equals("threshold") ? List.of(own) : List.of(own, "threshold")) {
-                    String key = decoding.equals(own) ? "agreement" : "threshold_agreement";
+                for (String decoding : own.equals("threshold") ? List.of(own)
+                        : List.of(own, "threshold", "predictor_top_k")) {
+                    String key = decoding.equals(own) ? "agreement" : decoding + "_agreement";
                     if (!runs.get(0).path("analysis").path("causal").has(key)) {
                         continue;
                     }
                     out.append("| ").append(runs.get(0).path("analysis").path("causal").path(key).get(layer)
-                            .path("layer").asInt()).append(" | ").append(decoding).append(" |");
+                            .path("layer").asInt()).append(" | ").append(decoding.equals("predictor_top_k")
+                            ? "predictor, top-" + runs.get(0).path("analysis").path("causal").path("predictor_top_k").asInt()
+                            : decoding).append(" |");
                     for (Measure m : CHOICES) {
                         out.append(' ').append(decoding.equals("predictor")
                                 ? seeds(runs, r -> r.path("routing").path("layers").get(layer).path("predictor_" + m.key()))

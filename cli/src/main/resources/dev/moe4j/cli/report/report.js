@@ -108,7 +108,7 @@
   var COLUMNS = [
     ['final_val_loss', 'val loss', 4], ['causal_val_loss', 'causal val loss', 4],
     ['batch_val_loss_same_tokens', 'same windows, routed as in training', 4], ['causal_gap', 'causal − batch', 4],
-    ['threshold_causal_val_loss', 'causal, threshold decoding', 4], ['predictor_accuracy', 'predictor accuracy', 3],
+    ['threshold_causal_val_loss', 'causal, threshold decoding', 4], ['predictor_top_k_causal_val_loss', 'causal, predictor\'s top-k', 4], ['predictor_accuracy', 'predictor accuracy', 3],
     ['predictor_precision', 'predictor precision', 3], ['predictor_recall', 'predictor recall', 3],
     ['final_train_loss', 'train loss', 4],
     ['load_cv', 'load CV', 3], ['max_violation', 'max violation', 3], ['dead_experts', 'dead experts', 1],

@@ -38,6 +38,8 @@ public final class ExperimentResults {
                     - JsonNumbers.get(r.path("analysis").path("causal"), "batch_loss")),
             new Measure("threshold_causal_val_loss",
                     r -> JsonNumbers.get(r.path("analysis").path("causal"), "threshold_causal_loss")),
+            new Measure("predictor_top_k_causal_val_loss",
+                    r -> JsonNumbers.get(r.path("analysis").path("causal"), "predictor_top_k_causal_loss")),
             new Measure("predictor_accuracy", r -> JsonNumbers.get(r.path("routing"), "predictor_accuracy")),
             new Measure("predictor_precision", r -> JsonNumbers.get(r.path("routing"), "predictor_precision")),
             new Measure("predictor_recall", r -> JsonNumbers.get(r.path("routing"), "predictor_recall")),

@@ -12,7 +12,9 @@ import dev.moe4j.model.WeightMemory;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.dispatch.Capacity;
 import dev.moe4j.moe.router.ExpertChoiceDecode;
+import dev.moe4j.moe.router.PredictorOptions;
 import dev.moe4j.model.TransformerModel;
 import dev.moe4j.train.StepMetrics;
 import dev.moe4j.train.TrainingDiverged;
@@ -48,7 +50,7 @@ public final class ExperimentRunner {
     public static final String RUN_FILE = "run.json";
     public static final String RESULTS_FILE = "results.json";
     /** Raised whenever what the analysis measures changes, so that saved runs are analysed again. */
-    static final int ANALYSIS_VERSION = 3;
+    static final int ANALYSIS_VERSION = 4;
 
     /**
      * @param runs     the folder that holds the experiments' folders (runs/)
@@ -311,7 +313,7 @@ public final class ExperimentRunner {
      * The causal loss of the saved model against the same windows routed as in training. Expert choice is loaded a
      * second time to route each batch by its experts' top-C, and its causal choices on the windows are compared with
      * those selections per layer; a model with a predictor also decodes by its thresholds, which the same training
-     * kept, so that both causal decodings are measured on one network.
+     * kept, so that both causal decodings are measured on one network, and by its predictor's top-k.
      */
     private static void causal(ObjectNode c, Path dir, TransformerModel model, int[][] sequences) {
         ModelConfig config = model.config();
@@ -321,18 +323,25 @@ public final class ExperimentRunner {
             losses = CausalEvaluation.of(model.transformer(), model.transformer(), sequences);
         } else {
             c.put("expert_choice_decode", moe.expertChoiceDecode().name().toLowerCase(java.util.Locale.ROOT));
-            try (TransformerModel batch = loadDecoding(dir, config, ExpertChoiceDecode.BATCH_TOP_C)) {
+            try (TransformerModel batch = loadDecoding(dir, config, moe.toBuilder()
+                    .expertChoiceDecode(ExpertChoiceDecode.BATCH_TOP_C).build())) {
                 losses = CausalEvaluation.of(model.transformer(), batch.transformer(), sequences);
                 agreement(c.putArray("agreement"), CausalEvaluation.agreement(model.transformer(),
                         batch.transformer(), sequences), model.transformer().moeLayerIndices());
+                PredictorOptions p = moe.predictor().orElse(null);
                 if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
-                    try (TransformerModel threshold = loadDecoding(dir, config, ExpertChoiceDecode.THRESHOLD)) {
-                        JsonNumbers.put(c, "threshold_causal_loss", CausalEvaluation.causal(threshold.transformer(),
-                                sequences));
-                        agreement(c.putArray("threshold_agreement"), CausalEvaluation.agreement(
-                                threshold.transformer(), batch.transformer(), sequences),
-                                model.transformer().moeLayerIndices());
-                    }
+                    decodedAlso(c, "threshold", dir, config, moe.toBuilder()
+                            .expertChoiceDecode(ExpertChoiceDecode.THRESHOLD).build(), batch, sequences);
+                }
+                // A 0.5 cut does not promise a token the experts it gets on average in training (the capacity
+                // factor); the top-k by prediction with that k does.
+                if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR && p.topK() == 0
+                        && moe.capacity().kind() == Capacity.Kind.FACTOR) {
+                    int k = (int) Math.max(1, Math.min(moe.experts(), Math.round(moe.capacity().factor())));
+                    c.put("predictor_top_k", k);
+                    decodedAlso(c, "predictor_top_k", dir, config, moe.toBuilder().predictor(
+                            new PredictorOptions(p.width(), p.stopGradient(), k, p.coefficient())).build(), batch,
+                            sequences);
                 }
             }
         }
@@ -352,8 +361,17 @@ public final class ExperimentRunner {
         }
     }
 
-    private static TransformerModel loadDecoding(Path dir, ModelConfig config, ExpertChoiceDecode decode) {
-        MoeConfig moe = config.moe().orElseThrow().toBuilder().expertChoiceDecode(decode).build();
+    /** The causal loss of the saved weights decoded as {@code moe} says, and its choices against the batch's. */
+    private static void decodedAlso(ObjectNode c, String label, Path dir, ModelConfig config, MoeConfig moe,
+                                    TransformerModel batch, int[][] sequences) {
+        try (TransformerModel other = loadDecoding(dir, config, moe)) {
+            JsonNumbers.put(c, label + "_causal_loss", CausalEvaluation.causal(other.transformer(), sequences));
+            agreement(c.putArray(label + "_agreement"), CausalEvaluation.agreement(other.transformer(),
+                    batch.transformer(), sequences), other.transformer().moeLayerIndices());
+        }
+    }
+
+    private static TransformerModel loadDecoding(Path dir, ModelConfig config, MoeConfig moe) {
         return ModelLoader.load(dir, config.toBuilder().moe(moe).build(), CpuBackend.INSTANCE, WeightMemory.AUTO);
     }
 
