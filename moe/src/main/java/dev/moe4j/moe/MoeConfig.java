@@ -64,9 +64,9 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
                         GateOrder gateOrder, boolean normalizeTopK, double routedScalingFactor, boolean routerBias,
                         boolean selectionBias, GroupLimit groupLimit, Noise noise, Capacity capacity,
                         Overflow overflow, Priority priority, ExpertChoiceDecode expertChoiceDecode,
-                        double thresholdMomentum, Optional<PredictorOptions> predictor, int slotsPerExpert, boolean softNormalize, ExpertFfn ffn,
-                        boolean expertBias, int sharedIntermediate, boolean sharedGate, List<LossTerm> losses,
-                        long seed) {
+                        double thresholdMomentum, Optional<PredictorOptions> predictor, int slotsPerExpert,
+                        boolean softNormalize, ExpertFfn ffn, boolean expertBias, int sharedIntermediate,
+                        boolean sharedGate, List<LossTerm> losses, long seed) {
 
     public MoeConfig {
         losses = List.copyOf(losses);
@@ -115,11 +115,12 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
     }
 
     /**
-     * True when inference routes every token by its own router scores (or predictor) alone, so that a sequence fed in pieces (a
-     * kept KV cache plus the new tokens, or one token at a time) is routed exactly as one pass over all of it. Not
-     * so when tokens of a pass compete for room: a capacity bound (tokens dropped or sent to a later choice, in
-     * the priority order, from a capacity that scales with the pass's size), expert choice taking each expert's
-     * top-C tokens of the batch, or Soft MoE mixing all tokens into every slot. Inference draws no router noise.
+     * True when inference routes every token by its own router scores (or predictor) alone, so that a sequence fed
+     * in pieces (a kept KV cache plus the new tokens, or one token at a time) is routed exactly as one pass over all
+     * of it. Not so when tokens of a pass compete for room: a capacity bound (tokens dropped or sent to a later
+     * choice, in the priority order, from a capacity that scales with the pass's size), expert choice taking each
+     * expert's top-C tokens of the batch, or Soft MoE mixing all tokens into every slot. Inference draws no router
+     * noise.
      */
     public boolean routesEachTokenAlone() {
         return switch (router) {
@@ -133,8 +134,8 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
                                  Scoring scoring, GateOrder gateOrder, double routedScalingFactor,
                                  boolean selectionBias, GroupLimit groupLimit, Noise noise, Capacity capacity,
                                  Overflow overflow, Priority priority, ExpertChoiceDecode decode, double momentum,
-                                 Optional<PredictorOptions> predictor, int slotsPerExpert, ExpertFfn ffn, int sharedIntermediate, boolean sharedGate,
-                                 List<LossTerm> losses) {
+                                 Optional<PredictorOptions> predictor, int slotsPerExpert, ExpertFfn ffn,
+                                 int sharedIntermediate, boolean sharedGate, List<LossTerm> losses) {
         require(hidden >= 1, "hidden must be >= 1, got " + hidden);
         require(intermediate >= 1, "intermediate must be >= 1, got " + intermediate);
         require(experts >= 1, "experts must be >= 1, got " + experts);

@@ -159,14 +159,14 @@ public final class ReportMarkdown {
                     if (!runs.get(0).path("analysis").path("causal").has(key)) {
                         continue;
                     }
-                    out.append("| ").append(runs.get(0).path("analysis").path("causal").path(key).get(layer)
-                            .path("layer").asInt()).append(" | ").append(decoding.equals("predictor_top_k")
-                            ? "predictor, top-" + runs.get(0).path("analysis").path("causal").path("predictor_top_k").asInt()
-                            : decoding).append(" |");
+                    JsonNode causal = runs.get(0).path("analysis").path("causal");
+                    out.append("| ").append(causal.path(key).get(layer).path("layer").asInt()).append(" | ")
+                            .append(decoding.equals("predictor_top_k")
+                                    ? "predictor, top-" + causal.path("predictor_top_k").asInt() : decoding)
+                            .append(" |");
                     for (Measure m : CHOICES) {
-                        out.append(' ').append(decoding.equals("predictor")
-                                ? seeds(runs, r -> r.path("routing").path("layers").get(layer).path("predictor_" + m.key()))
-                                : "–").append(" |");
+                        out.append(' ').append(decoding.equals("predictor") ? seeds(runs, r -> r.path("routing")
+                                .path("layers").get(layer).path("predictor_" + m.key())) : "–").append(" |");
                     }
                     for (Measure m : CHOICES) {
                         out.append(' ').append(seeds(runs, r -> r.path("analysis").path("causal").path(key).get(layer)

@@ -1,13 +1,15 @@
 package dev.moe4j.train.experiment;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.AtomicDirectory;
 import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
-import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.model.ModelLoader;
+import dev.moe4j.model.TransformerModel;
 import dev.moe4j.model.WeightMemory;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeConfig;
@@ -15,7 +17,7 @@ import dev.moe4j.moe.RouterKind;
 import dev.moe4j.moe.dispatch.Capacity;
 import dev.moe4j.moe.router.ExpertChoiceDecode;
 import dev.moe4j.moe.router.PredictorOptions;
-import dev.moe4j.model.TransformerModel;
+import dev.moe4j.moe.stats.PredictorConfusion;
 import dev.moe4j.train.StepMetrics;
 import dev.moe4j.train.TrainingDiverged;
 import dev.moe4j.train.TrainingRun;
@@ -328,20 +330,19 @@ public final class ExperimentRunner {
                 losses = CausalEvaluation.of(model.transformer(), batch.transformer(), sequences);
                 agreement(c.putArray("agreement"), CausalEvaluation.agreement(model.transformer(),
                         batch.transformer(), sequences), model.transformer().moeLayerIndices());
-                PredictorOptions p = moe.predictor().orElse(null);
                 if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
                     decodedAlso(c, "threshold", dir, config, moe.toBuilder()
                             .expertChoiceDecode(ExpertChoiceDecode.THRESHOLD).build(), batch, sequences);
-                }
-                // A 0.5 cut does not promise a token the experts it gets on average in training (the capacity
-                // factor); the top-k by prediction with that k does.
-                if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR && p.topK() == 0
-                        && moe.capacity().kind() == Capacity.Kind.FACTOR) {
-                    int k = (int) Math.max(1, Math.min(moe.experts(), Math.round(moe.capacity().factor())));
-                    c.put("predictor_top_k", k);
-                    decodedAlso(c, "predictor_top_k", dir, config, moe.toBuilder().predictor(
-                            new PredictorOptions(p.width(), p.stopGradient(), k, p.coefficient())).build(), batch,
-                            sequences);
+                    // A 0.5 cut does not promise a token the experts it gets on average in training (the capacity
+                    // factor); the top-k by prediction with that k does.
+                    PredictorOptions p = moe.predictor().orElseThrow();
+                    if (p.topK() == 0 && moe.capacity().kind() == Capacity.Kind.FACTOR) {
+                        int k = (int) Math.max(1, Math.min(moe.experts(), Math.round(moe.capacity().factor())));
+                        c.put("predictor_top_k", k);
+                        decodedAlso(c, "predictor_top_k", dir, config, moe.toBuilder().predictor(
+                                new PredictorOptions(p.width(), p.stopGradient(), k, p.coefficient())).build(), batch,
+                                sequences);
+                    }
                 }
             }
         }
@@ -350,8 +351,7 @@ public final class ExperimentRunner {
         JsonNumbers.put(c, "batch_loss", losses.batch());
     }
 
-    private static void agreement(com.fasterxml.jackson.databind.node.ArrayNode out,
-                                  List<dev.moe4j.moe.stats.PredictorConfusion> layers, List<Integer> indices) {
+    private static void agreement(ArrayNode out, List<PredictorConfusion> layers, List<Integer> indices) {
         for (int l = 0; l < layers.size(); l++) {
             ObjectNode n = out.addObject();
             n.put("layer", indices.get(l));
