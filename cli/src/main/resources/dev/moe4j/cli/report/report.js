@@ -151,6 +151,49 @@
     c.appendChild(notes);
   }
 
+  // Expert choice's causal decodings per MoE layer: how their (token, expert) choices matched the experts' top-C
+  // selections on the training batches (a predictor's, as trained) and on the validation windows.
+  function causalChoices() {
+    var chosen = variants.filter(function (v) { return v.runs.length && v.runs[0].analysis && v.runs[0].analysis.causal && v.runs[0].analysis.causal.agreement; });
+    if (!chosen.length) { return; }
+    var grid = section('Expert choice: causal choices against the batch\'s top-C, per layer',
+      'Accuracy, precision and recall of each causal decoding\'s (token, expert) pairs against those the experts\' top-C selected: on the training batches over the last fifth of training (the predictor, as trained) and on the 8 validation windows of the causal loss. Mean over seeds; the small line lists each seed\'s value.');
+    chosen.forEach(function (v) {
+      var c = card(grid, v.label);
+      c.style.gridColumn = '1 / -1';
+      c.style.overflowX = 'auto';
+      var t = el('table');
+      var measures = ['accuracy', 'precision', 'recall'];
+      var head = ['layer', 'decoding'].concat(measures.map(function (m) { return 'training, ' + m; }), measures.map(function (m) { return 'validation, ' + m; }));
+      t.appendChild(el('tr', {}, head.map(function (s, i) { return el('th', {'class': i < 2 ? 'name' : '', text: s}); })));
+      var causal = v.runs[0].analysis.causal, own = causal.expert_choice_decode;
+      var decodings = [[own, 'agreement']].concat(own === 'threshold' ? [] : [['threshold', 'threshold_agreement'],
+        ['predictor, top-' + causal.predictor_top_k, 'predictor_top_k_agreement']]);
+      function cell(values) {
+        var td = el('td');
+        var known = values.filter(function (x) { return x !== null && x !== undefined; });
+        if (!known.length) { td.textContent = '–'; return td; }
+        td.appendChild(document.createTextNode(fmt(known.reduce(function (a, b) { return a + b; }, 0) / known.length, 3)));
+        td.appendChild(el('span', {'class': 'seeds', text: values.map(function (x) { return fmt(x, 3); }).join(' / ')}));
+        return td;
+      }
+      causal.agreement.forEach(function (layer, l) {
+        decodings.forEach(function (d) {
+          if (!causal[d[1]]) { return; }
+          var cells = [el('td', {'class': 'name', text: String(layer.layer)}), el('td', {'class': 'name', text: d[0]})];
+          measures.forEach(function (m) {
+            cells.push(d[0] === 'predictor' ? cell(v.runs.map(function (r) { return r.routing.layers[l]['predictor_' + m]; })) : el('td', {text: '–'}));
+          });
+          measures.forEach(function (m) {
+            cells.push(cell(v.runs.map(function (r) { return r.analysis.causal[d[1]][l][m]; })));
+          });
+          t.appendChild(el('tr', {}, cells));
+        });
+      });
+      c.appendChild(t);
+    });
+  }
+
   function lineChart(container, title, xName, series, yName) {
     chart(container, {
       tooltip: {trigger: 'axis'},
@@ -366,6 +409,7 @@
     header();
     findings();
     summaryTable();
+    causalChoices();
     curves();
     bars();
     loadHeatmaps();
