@@ -100,6 +100,13 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
                     + " answered 400, others wait for room")
     String kvCacheSize;
 
+    @Option(names = "--prefix-cache-size", paramLabel = "SIZE", defaultValue = "256m",
+            description = "KV cache memory kept for later requests that begin alike (a shared system prompt, the next"
+                    + " turn of a conversation), in blocks of 16 positions, beyond what running requests hold; the"
+                    + " least recently used goes first (default: ${DEFAULT-VALUE}; 0: off). Host memory only, and only"
+                    + " for models whose routing gives each token's result alone")
+    String prefixCacheSize;
+
     @Mixin
     DeviceOption device;
 
@@ -121,7 +128,8 @@ final class ServeCommand implements Callable<Integer>, CommandContext.User {
         PrintWriter err = spec.commandLine().getErr();
         // checked before the model loads: a bad limit costs no loading time
         var limits = new ServeLimits(maxRequestBytes, parallel, maxWaiting,
-                kvCacheSize == null ? 0 : ServeLimits.parseSize(kvCacheSize, "--kv-cache-size"), requestTimeout);
+                kvCacheSize == null ? 0 : ServeLimits.parseSize(kvCacheSize, "--kv-cache-size"), requestTimeout,
+                ServeLimits.parseSize(prefixCacheSize, "--prefix-cache-size"));
         RoutingPolicy policy = routingOptions.policy();
         try (ServedModel opened = ServedModel.open(model, template, name,
                 context.models().with(device.loadOptions()), device::backend);

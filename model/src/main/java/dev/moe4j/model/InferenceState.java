@@ -22,10 +22,21 @@ public interface InferenceState {
     void rewind(int position);
 
     /**
-     * A state of {@code capacity} positions holding a copy of this one's filled positions, for a sequence that
-     * outgrew this state; this state is left as it was.
+     * A state of {@code capacity} positions holding a copy of this one's filled positions (for a sequence that
+     * outgrew this state, or a second sequence from the same beginning); this state is left as it was. A paged
+     * cache shares its blocks with the copy instead of copying them.
      */
     InferenceState grown(int capacity);
+
+    /**
+     * Fills this empty state with the longest beginning of {@code prompt}, at most {@code most} positions, whose
+     * keys and values the model keeps from earlier sequences (its prefix cache; see
+     * {@link LanguageModel#cachePrefixes}), computed with this state's routing; returns how many positions it now
+     * holds. 0 when it holds any already, when the model keeps none, or for a state that cannot share.
+     */
+    default int takeCachedPrefix(int[] prompt, int most) {
+        return 0;
+    }
 
     /**
      * Gives back the state's memory now (a GPU's KV cache is not the garbage collector's); the state must not be

@@ -60,6 +60,30 @@ public interface LanguageModel extends AutoCloseable {
         return 0;
     }
 
+    /**
+     * Keeps the keys and values of sequences' beginnings, up to {@code bytes} beyond what running sequences hold, so
+     * that a later sequence beginning alike takes them instead of computing them ({@link InferenceState#takeCachedPrefix});
+     * 0 turns it off. Returns whether the model keeps them: not where the routing of a token depends on others in its
+     * batch, nor on a GPU, nor for a model that has no such cache.
+     */
+    default boolean cachePrefixes(long bytes) {
+        return false;
+    }
+
+    /** Whether the model keeps sequences' beginnings ({@link #cachePrefixes}). */
+    default boolean cachingPrefixes() {
+        return false;
+    }
+
+    /** KV cache memory in blocks, for telemetry: held by sequences, kept by the prefix cache; null if not paged. */
+    default KvUsage kvUsage() {
+        return null;
+    }
+
+    /** Blocks of KV cache of {@code blockPositions} positions each, and the bytes the model allocated for them. */
+    record KvUsage(int heldBlocks, int cachedBlocks, int blockPositions, long allocatedBytes) {
+    }
+
     /** Hears, after every forward pass, how many tokens each MoE layer routed to each of its experts. */
     @FunctionalInterface
     interface ExpertLoads {

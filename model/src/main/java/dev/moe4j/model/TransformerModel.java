@@ -122,6 +122,22 @@ public final class TransformerModel implements LanguageModel {
     }
 
     @Override
+    public boolean cachePrefixes(long bytes) {
+        transformer.cachePrefixes(bytes);
+        return transformer.cachingPrefixes();
+    }
+
+    @Override
+    public boolean cachingPrefixes() {
+        return transformer.cachingPrefixes();
+    }
+
+    @Override
+    public KvUsage kvUsage() {
+        return transformer.kvUsage();
+    }
+
+    @Override
     public void countExpertLoads(ExpertLoads loads) {
         this.expertLoads = loads;
     }

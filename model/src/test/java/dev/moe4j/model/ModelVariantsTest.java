@@ -69,6 +69,14 @@ class ModelVariantsTest {
         return java.util.stream.Stream.of(
                 dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
                         .capacity(dev.moe4j.moe.dispatch.Capacity.vmoeFactor(1.0)).build(),
+                dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
+                        .capacity(dev.moe4j.moe.dispatch.Capacity.vmoeFactor(2.0))
+                        .expertChoiceDecode(dev.moe4j.moe.router.ExpertChoiceDecode.PREDICTOR)
+                        .predictor(new dev.moe4j.moe.router.PredictorOptions(6, true, 0, 0.5)).build(),
+                dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
+                        .capacity(dev.moe4j.moe.dispatch.Capacity.vmoeFactor(2.0))
+                        .expertChoiceDecode(dev.moe4j.moe.router.ExpertChoiceDecode.PREDICTOR)
+                        .predictor(new dev.moe4j.moe.router.PredictorOptions(0, false, 2, 1)).build(),
                 dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.SOFT).slotsPerExpert(2).build(),
                 dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).selectionBias(true).sharedExpert(8, true)
                         .noise(dev.moe4j.moe.router.Noise.learnedGaussian())
@@ -159,6 +167,31 @@ class ModelVariantsTest {
         System.arraycopy(ids, 0, two, 0, ids.length);
         System.arraycopy(tokens(13, 40, 9), 0, two, ids.length, ids.length);
         assertClose(values(whole), logits(model, two, 2).slice(0, ids.length), 1e-5, family + " batch");
+    }
+
+    /**
+     * Expert choice routed by its predictor decides each token by that token alone, so decoding one token at a time
+     * against the cache gives the whole sequence's logits, as the threshold path does (its random initial weights
+     * send a token to about half of the experts, or to two).
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 2})
+    void expertChoiceDecodedByItsPredictorGivesTheLogitsOfTheWholeSequence(int topK) {
+        var moe = dev.moe4j.moe.MoeConfig.builder(16, 12, 4, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
+                .capacity(dev.moe4j.moe.dispatch.Capacity.vmoeFactor(2.0))
+                .expertChoiceDecode(dev.moe4j.moe.router.ExpertChoiceDecode.PREDICTOR)
+                .predictor(new dev.moe4j.moe.router.PredictorOptions(6, true, topK, 1)).build();
+        ModelConfig config = ModelConfig.builder().vocabSize(40).hiddenSize(16)
+                .attention(dev.moe4j.model.config.AttentionConfig.Standard.of(4, 2, 4)).moeLayers(2).moe(moe)
+                .maxPositions(64).build();
+        Transformer model = random(config, 7);
+        int[] ids = tokens(13, 40, 5);
+        Tensor whole = logits(model, ids, 1);
+        var state = model.newCache(ids.length);
+        for (int t = 0; t < ids.length; t++) {
+            Tensor step = model.forward(Graph.inference(), state, new int[] {ids[t]}, true, null).logits().value();
+            assertClose(values(whole.slice(t, t + 1)), step, 1e-5, "position " + t);
+        }
     }
 
     @Test

@@ -16,10 +16,12 @@ import dev.moe4j.moe.router.ExpertChoiceDecode;
 import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.GroupLimit;
 import dev.moe4j.moe.router.Noise;
+import dev.moe4j.moe.router.PredictorOptions;
 import dev.moe4j.moe.router.Scoring;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * Every option of an MoE layer in one immutable record, validated on construction (megablocks' {@code Arguments}
@@ -46,6 +48,8 @@ import java.util.List;
  * @param priority             the order in which tokens claim slots
  * @param expertChoiceDecode   how expert choice routes at inference
  * @param thresholdMomentum    expert choice: weight of the newest batch in the running thresholds
+ * @param predictor            expert choice: a predictor of the experts' selections trained beside the router
+ *                             (what {@link ExpertChoiceDecode#PREDICTOR} routes by), or empty
  * @param slotsPerExpert       Soft MoE: slots per expert
  * @param softNormalize        Soft MoE: L2-normalise tokens and slot parameters and learn a scale
  * @param ffn                  the network of every expert
@@ -60,14 +64,14 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
                         GateOrder gateOrder, boolean normalizeTopK, double routedScalingFactor, boolean routerBias,
                         boolean selectionBias, GroupLimit groupLimit, Noise noise, Capacity capacity,
                         Overflow overflow, Priority priority, ExpertChoiceDecode expertChoiceDecode,
-                        double thresholdMomentum, int slotsPerExpert, boolean softNormalize, ExpertFfn ffn,
-                        boolean expertBias, int sharedIntermediate, boolean sharedGate, List<LossTerm> losses,
-                        long seed) {
+                        double thresholdMomentum, Optional<PredictorOptions> predictor, int slotsPerExpert,
+                        boolean softNormalize, ExpertFfn ffn, boolean expertBias, int sharedIntermediate,
+                        boolean sharedGate, List<LossTerm> losses, long seed) {
 
     public MoeConfig {
         losses = List.copyOf(losses);
         validate(hidden, intermediate, experts, topK, router, scoring, gateOrder, routedScalingFactor, selectionBias,
-                groupLimit, noise, capacity, overflow, priority, expertChoiceDecode, thresholdMomentum,
+                groupLimit, noise, capacity, overflow, priority, expertChoiceDecode, thresholdMomentum, predictor,
                 slotsPerExpert, ffn, sharedIntermediate, sharedGate, losses);
     }
 
@@ -93,6 +97,7 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
         b.priority = priority;
         b.expertChoiceDecode = expertChoiceDecode;
         b.thresholdMomentum = thresholdMomentum;
+        b.predictor = predictor.orElse(null);
         b.slotsPerExpert = slotsPerExpert;
         b.softNormalize = softNormalize;
         b.ffn = ffn;
@@ -110,16 +115,17 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
     }
 
     /**
-     * True when inference routes every token by its own router scores alone, so that a sequence fed in pieces (a
-     * kept KV cache plus the new tokens, or one token at a time) is routed exactly as one pass over all of it. Not
-     * so when tokens of a pass compete for room: a capacity bound (tokens dropped or sent to a later choice, in
-     * the priority order, from a capacity that scales with the pass's size), expert choice taking each expert's
-     * top-C tokens of the batch, or Soft MoE mixing all tokens into every slot. Inference draws no router noise.
+     * True when inference routes every token by its own router scores (or predictor) alone, so that a sequence fed
+     * in pieces (a kept KV cache plus the new tokens, or one token at a time) is routed exactly as one pass over all
+     * of it. Not so when tokens of a pass compete for room: a capacity bound (tokens dropped or sent to a later
+     * choice, in the priority order, from a capacity that scales with the pass's size), expert choice taking each
+     * expert's top-C tokens of the batch, or Soft MoE mixing all tokens into every slot. Inference draws no router
+     * noise.
      */
     public boolean routesEachTokenAlone() {
         return switch (router) {
             case TOP_K, DENSE -> capacity.isDropless();
-            case EXPERT_CHOICE -> expertChoiceDecode == ExpertChoiceDecode.THRESHOLD;
+            case EXPERT_CHOICE -> expertChoiceDecode != ExpertChoiceDecode.BATCH_TOP_C;
             case SOFT -> false;
         };
     }
@@ -128,15 +134,15 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
                                  Scoring scoring, GateOrder gateOrder, double routedScalingFactor,
                                  boolean selectionBias, GroupLimit groupLimit, Noise noise, Capacity capacity,
                                  Overflow overflow, Priority priority, ExpertChoiceDecode decode, double momentum,
-                                 int slotsPerExpert, ExpertFfn ffn, int sharedIntermediate, boolean sharedGate,
-                                 List<LossTerm> losses) {
+                                 Optional<PredictorOptions> predictor, int slotsPerExpert, ExpertFfn ffn,
+                                 int sharedIntermediate, boolean sharedGate, List<LossTerm> losses) {
         require(hidden >= 1, "hidden must be >= 1, got " + hidden);
         require(intermediate >= 1, "intermediate must be >= 1, got " + intermediate);
         require(experts >= 1, "experts must be >= 1, got " + experts);
         for (Object field : new Object[] {router, scoring, gateOrder, groupLimit, noise, capacity, overflow,
-                priority, decode, ffn}) {
+                priority, decode, predictor, ffn}) {
             require(field != null, "every field must be set (router, scoring, gateOrder, groupLimit, noise, "
-                    + "capacity, overflow, priority, expertChoiceDecode, ffn)");
+                    + "capacity, overflow, priority, expertChoiceDecode, predictor, ffn)");
         }
         boolean tokenChoice = router == RouterKind.TOP_K || router == RouterKind.DENSE;
         if (router == RouterKind.TOP_K) {
@@ -182,7 +188,18 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
         if (router == RouterKind.EXPERT_CHOICE) {
             require(!capacity.isDropless(), "capacity: expert choice needs a capacity (fixed or factor), not dropless");
             require(momentum > 0 && momentum <= 1, "thresholdMomentum must be in (0, 1], got " + momentum);
+            require(decode != ExpertChoiceDecode.PREDICTOR || predictor.isPresent(),
+                    "expertChoiceDecode PREDICTOR needs a predictor trained beside the router");
         }
+        require(predictor.isEmpty() || router == RouterKind.EXPERT_CHOICE,
+                "predictor applies to the expert-choice router only, not " + router);
+        predictor.ifPresent(p -> {
+            require(p.width() >= 0, "predictor width must be >= 0 (0: a linear probe), got " + p.width());
+            require(p.topK() >= 0 && p.topK() <= experts, "predictor topK must be between 0 (probability 0.5) and "
+                    + "experts (" + experts + "), got " + p.topK());
+            require(p.coefficient() >= 0 && Double.isFinite(p.coefficient()),
+                    "predictor coefficient must be >= 0, got " + p.coefficient());
+        });
         if (router == RouterKind.SOFT) {
             require(slotsPerExpert >= 1, "slotsPerExpert must be >= 1, got " + slotsPerExpert);
             require(capacity.isDropless(), "capacity: Soft MoE drops nothing; leave capacity dropless");
@@ -236,6 +253,7 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
         private Priority priority = Priority.POSITION;
         private ExpertChoiceDecode expertChoiceDecode = ExpertChoiceDecode.THRESHOLD;
         private double thresholdMomentum = 0.05;
+        private PredictorOptions predictor;
         private int slotsPerExpert = 1;
         private boolean softNormalize = true;
         private ExpertFfn ffn = ExpertFfn.swiglu();
@@ -337,6 +355,12 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
             return this;
         }
 
+        /** A predictor trained beside an expert-choice router (null: none). */
+        public Builder predictor(PredictorOptions v) {
+            predictor = v;
+            return this;
+        }
+
         public Builder slotsPerExpert(int v) {
             slotsPerExpert = v;
             return this;
@@ -383,8 +407,8 @@ public record MoeConfig(int hidden, int intermediate, int experts, int topK, Rou
         public MoeConfig build() {
             return new MoeConfig(hidden, intermediate, experts, topK, router, scoring, gateOrder, normalizeTopK,
                     routedScalingFactor, routerBias, selectionBias, groupLimit, noise, capacity, overflow, priority,
-                    expertChoiceDecode, thresholdMomentum, slotsPerExpert, softNormalize, ffn, expertBias,
-                    sharedIntermediate, sharedGate, losses, seed);
+                    expertChoiceDecode, thresholdMomentum, Optional.ofNullable(predictor), slotsPerExpert,
+                    softNormalize, ffn, expertBias, sharedIntermediate, sharedGate, losses, seed);
         }
     }
 }

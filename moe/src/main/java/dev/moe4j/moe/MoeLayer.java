@@ -291,6 +291,10 @@ public final class MoeLayer {
             }
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
+        if (routing.predictorFit() != null) {
+            losses.add(new AuxLoss(PREDICTOR_LOSS, config.predictor().orElseThrow().coefficient(),
+                    routing.predictorFit().loss()));
+        }
         MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
         Tensor expertOutputs = trace != null && routing.soft() == null ? trace.output() : null;
         return new MoeResult(out, List.copyOf(losses), context, routing, expertOutputs);
@@ -329,6 +333,9 @@ public final class MoeLayer {
         }
         return b.smallBatchExperts(out, x, d.token(), expertOf, d.weight(), gateUp, down);
     }
+
+    /** The name of an expert-choice predictor's binary cross-entropy among a pass's auxiliary losses. */
+    public static final String PREDICTOR_LOSS = "predictor";
 
     /** Up to this many routed rows (tokens × k), inference may take a backend's one-pass expert path. */
     static final int SMALL_BATCH_ROWS = 64;

@@ -87,7 +87,8 @@ public final class ModelServer implements AutoCloseable {
         this.http = http;
         this.threads = threads;
         this.log = log;
-        this.metrics = new ServerMetrics(scheduler);
+        served.folder().model().cachePrefixes(limits.prefixCacheBytes());
+        this.metrics = new ServerMetrics(scheduler, served.folder().model());
         served.folder().model().countExpertLoads(metrics);
         this.completions = new Completions(served, scheduler, limits, metrics, () -> closing, this::failed);
     }

@@ -6,12 +6,15 @@ import dev.moe4j.core.BadInputException;
  * What a server takes on at once: the largest request body it reads, the requests it decodes together, how many may
  * wait for room before more are answered 503, the KV cache memory the running requests may fill (0: no limit; each
  * request counted at its prompt plus its token budget), and how long a request may take from its arrival (0: no
- * limit; past it, 504).
+ * limit; past it, 504), and the memory of the prefix cache: KV blocks of finished requests kept for later requests
+ * that begin alike (0: none).
  */
 public record ServeLimits(int maxRequestBytes, int parallel, int maxWaiting, long kvCacheBytes,
-                          double requestTimeoutSeconds) {
+                          double requestTimeoutSeconds, long prefixCacheBytes) {
+    /** The prefix cache's default size: KV blocks kept for later requests beyond the running ones'. */
+    public static final long DEFAULT_PREFIX_CACHE_BYTES = 256L << 20;
     public static final ServeLimits DEFAULT = new ServeLimits(ModelServer.DEFAULT_MAX_REQUEST_BYTES,
-            ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING, 0, 0);
+            ModelServer.DEFAULT_PARALLEL, ModelServer.DEFAULT_MAX_WAITING, 0, 0, DEFAULT_PREFIX_CACHE_BYTES);
 
     /** Refuses, naming the serve option, a limit that cannot hold. */
     public ServeLimits {
@@ -31,26 +34,33 @@ public record ServeLimits(int maxRequestBytes, int parallel, int maxWaiting, lon
             throw new BadInputException("--request-timeout must be a number of seconds, 0 or more, got "
                     + requestTimeoutSeconds);
         }
+        if (prefixCacheBytes < 0) {
+            throw new BadInputException("--prefix-cache-size must not be negative, got " + prefixCacheBytes);
+        }
     }
 
     public ServeLimits withMaxRequestBytes(int bytes) {
-        return new ServeLimits(bytes, parallel, maxWaiting, kvCacheBytes, requestTimeoutSeconds);
+        return new ServeLimits(bytes, parallel, maxWaiting, kvCacheBytes, requestTimeoutSeconds, prefixCacheBytes);
     }
 
     public ServeLimits withParallel(int n) {
-        return new ServeLimits(maxRequestBytes, n, maxWaiting, kvCacheBytes, requestTimeoutSeconds);
+        return new ServeLimits(maxRequestBytes, n, maxWaiting, kvCacheBytes, requestTimeoutSeconds, prefixCacheBytes);
     }
 
     public ServeLimits withMaxWaiting(int n) {
-        return new ServeLimits(maxRequestBytes, parallel, n, kvCacheBytes, requestTimeoutSeconds);
+        return new ServeLimits(maxRequestBytes, parallel, n, kvCacheBytes, requestTimeoutSeconds, prefixCacheBytes);
     }
 
     public ServeLimits withKvCacheBytes(long bytes) {
-        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, bytes, requestTimeoutSeconds);
+        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, bytes, requestTimeoutSeconds, prefixCacheBytes);
+    }
+
+    public ServeLimits withPrefixCacheBytes(long bytes) {
+        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, kvCacheBytes, requestTimeoutSeconds, bytes);
     }
 
     public ServeLimits withRequestTimeout(double seconds) {
-        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, kvCacheBytes, seconds);
+        return new ServeLimits(maxRequestBytes, parallel, maxWaiting, kvCacheBytes, seconds, prefixCacheBytes);
     }
 
     /**

@@ -19,7 +19,8 @@ import java.util.Map;
 
 /**
  * What {@code GET /metrics} reports, in Prometheus' text format (the Prometheus Java client's registry and writer):
- * requests by endpoint and outcome, requests running and waiting, prompt and generated tokens, time to first token,
+ * requests by endpoint and outcome, requests running and waiting, prompt tokens (and those whose keys and values
+ * were cached), generated tokens, KV cache blocks held and cached, time to first token,
  * inter-token latency and request duration, and, per MoE layer, the tokens each expert computed (a counter) and
  * the imbalance of the last {@link #WINDOW} passes: the busiest expert's tokens over the mean (1 is perfectly
  * balanced, the expert count is everything on one expert).
@@ -33,6 +34,7 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
     private final PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.create();
     private final Counter requests;
     private final Counter promptTokens;
+    private final Counter cachedPromptTokens;
     private final Counter generatedTokens;
     private final Histogram firstToken;
     private final Histogram interToken;
@@ -59,11 +61,14 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
         }
     }
 
-    ServerMetrics(BatchScheduler scheduler) {
+    ServerMetrics(BatchScheduler scheduler, LanguageModel model) {
         requests = Counter.builder().name("moe4j_requests").help("Generation requests answered, by endpoint and "
                 + "outcome (a finish reason, stopped or failed)").labelNames("endpoint", "outcome").register(registry);
         promptTokens = Counter.builder().name("moe4j_prompt_tokens").help("Prompt tokens of answered requests")
                 .register(registry);
+        cachedPromptTokens = Counter.builder().name("moe4j_prompt_tokens_cached").help("Prompt tokens of answered"
+                + " requests whose keys and values were not computed again: kept from the request's cache or taken from"
+                + " the prefix cache").register(registry);
         generatedTokens = Counter.builder().name("moe4j_generation_tokens").help("Tokens generated")
                 .register(registry);
         firstToken = Histogram.builder().name("moe4j_time_to_first_token_seconds").help("From a request's arrival "
@@ -84,6 +89,18 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
         GaugeWithCallback.builder().name("moe4j_kv_cache_reserved_bytes").help("KV cache bytes reserved by the"
                 + " running sequences, each at its prompt plus its token budget (what --kv-cache-size bounds)")
                 .callback(c -> c.call(scheduler.kvReservedBytes())).register(registry);
+        if (model.kvUsage() != null) {
+            GaugeWithCallback.builder().name("moe4j_kv_cache_blocks").help("Blocks of KV cache (of "
+                    + model.kvUsage().blockPositions() + " positions each): held by sequences, or kept by the prefix"
+                    + " cache for later requests").labelNames("state").callback(c -> {
+                        var usage = model.kvUsage();
+                        c.call(usage.heldBlocks(), "held");
+                        c.call(usage.cachedBlocks(), "cached");
+                    }).register(registry);
+            GaugeWithCallback.builder().name("moe4j_kv_cache_allocated_bytes").help("Memory allocated for KV"
+                    + " cache blocks, held or free").callback(c -> c.call(model.kvUsage().allocatedBytes()))
+                    .register(registry);
+        }
         GaugeWithCallback.builder().name("moe4j_kv_cache_budget_bytes").help("--kv-cache-size in bytes, 0 for none")
                 .callback(c -> c.call(scheduler.kvBudgetBytes())).register(registry);
         expertTokens = Counter.builder().name("moe4j_expert_tokens").help("Tokens each expert of each MoE layer "
@@ -106,6 +123,7 @@ final class ServerMetrics implements LanguageModel.ExpertLoads {
         for (int i = 0; i < generations.size(); i++) {
             Generation g = generations.get(i);
             promptTokens.inc(g.promptIds().length);
+            cachedPromptTokens.inc(g.reusedTokens());
             generatedTokens.inc(g.outputIds().length);
             var t = g.timings();
             firstToken.observe((started[i] - arrival + t.firstTokenNanos()) / 1e9);

@@ -18,6 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -341,6 +342,27 @@ class CompletionsTest {
         assertEquals(0, text.get("text_offset").get(0).asInt());
         assertEquals(400, server.post("/v1/chat/completions", chat.replace("\"logprobs\": true, ", "")).statusCode());
         assertEquals(400, server.post("/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 6}").statusCode());
+    }
+
+    @Test
+    void aRequestBeginningLikeAnEarlierOneTakesItsBlocksFromThePrefixCacheAndAnswersAsAFreshPrefill() {
+        int[] system = IntStream.range(0, 40).map(i -> (37 * i + 11) % 500 + 1).toArray();
+        int[] first = IntStream.concat(IntStream.of(system), IntStream.of(3, 4)).toArray();
+        int[] later = IntStream.concat(IntStream.of(system), IntStream.of(5, 6, 7)).toArray();
+        String request = "{\"prompt\": [%s], \"max_tokens\": %d, \"temperature\": 0}";
+        TestServer.ok(server.post("/v1/completions", request.formatted(TestServer.idList(first), 2)));
+        // requests of other beginnings take the server's idle caches' places, so the first one's cache is given back:
+        // only the prefix cache keeps its blocks
+        for (int i = 0; i <= ModelServer.DEFAULT_PARALLEL; i++) {
+            TestServer.ok(server.post("/v1/completions", request.formatted(500 - i + ", 2, 3", 1)));
+        }
+        JsonNode r = TestServer.ok(server.post("/v1/completions", request.formatted(TestServer.idList(later), 6)));
+        assertEquals(32, r.get("usage").get("prompt_tokens_details").get("cached_tokens").asInt(),
+                "the two whole blocks of 16 positions the prompts share: " + r);
+        assertEquals(direct(later, 6, List.of(), null).text(), r.get("choices").get(0).get("text").asText());
+        String metrics = server.get("/metrics").body();
+        assertTrue(metrics.matches("(?s).*moe4j_prompt_tokens_cached_total [1-9].*"), metrics);
+        assertTrue(metrics.matches("(?s).*moe4j_kv_cache_blocks\\{state=\"cached\"} [1-9].*"), metrics);
     }
 
     @Test

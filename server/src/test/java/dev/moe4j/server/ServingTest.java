@@ -180,6 +180,46 @@ class ServingTest {
                 }
                 assertTrue(pieces > 0, output);
                 assertEquals(colourOf.size(), new java.util.HashSet<>(colourOf.values()).size(), "distinct colours");
+
+                // the server panel: each MoE layer's tokens per expert and imbalance as /metrics has them once the
+                // page's generation is done (nothing runs after it)
+                String metrics = server.get("/metrics").body();
+                Matcher generated = Pattern.compile("(?m)^moe4j_generation_tokens_total (\\S+)").matcher(metrics);
+                assertTrue(generated.find(), metrics);
+                eventually("the panel shows the last figures", () -> {
+                    try {
+                        return browser.evaluate("document.getElementById('server-layers').dataset.generated")
+                                .equals(String.valueOf((long) Double.parseDouble(generated.group(1))));
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                String panel = browser.evaluate("document.getElementById('server-layers').innerHTML");
+                for (int layer : List.of(0, 1)) {
+                    var fromMetrics = new java.util.TreeMap<Integer, Long>();
+                    Matcher m = Pattern.compile("moe4j_expert_tokens_total\\{expert=\"(\\d+)\",layer=\"" + layer
+                            + "\"} (\\S+)").matcher(metrics);
+                    while (m.find()) {
+                        long tokens = (long) Double.parseDouble(m.group(2));
+                        if (tokens > 0) {
+                            fromMetrics.put(Integer.parseInt(m.group(1)), tokens);
+                        }
+                    }
+                    String row = panel.substring(panel.indexOf("data-layer=\"" + layer + "\""));
+                    row = row.substring(0, row.indexOf("</div>"));
+                    var shown = new java.util.TreeMap<Integer, Long>();
+                    Matcher segment = Pattern.compile("data-expert=\"(\\d+)\" data-tokens=\"(\\d+)\"").matcher(row);
+                    while (segment.find()) {
+                        shown.put(Integer.parseInt(segment.group(1)), Long.parseLong(segment.group(2)));
+                    }
+                    assertFalse(fromMetrics.isEmpty(), metrics);
+                    assertEquals(fromMetrics, shown, "layer " + layer + ": " + row);
+                    Matcher imbalance = Pattern.compile("moe4j_expert_imbalance\\{layer=\"" + layer + "\"} (\\S+)")
+                            .matcher(metrics);
+                    assertTrue(imbalance.find());
+                    assertTrue(row.contains(String.format(java.util.Locale.ROOT, "layer %d: %.2f× mean", layer,
+                            Double.parseDouble(imbalance.group(1)))), row);
+                }
             }
         }
     }

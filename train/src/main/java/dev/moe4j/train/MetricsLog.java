@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
 import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.moe.stats.PredictorConfusion;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -56,8 +57,39 @@ public final class MetricsLog {
             for (int t : r.tokensPerExpert()) {
                 load.add(t);
             }
+            if (r.predictor() != null) {
+                predictor(l.putObject("predictor"), r.predictor());
+            }
         }
         return o;
+    }
+
+    /**
+     * An expert-choice predictor's step: its (token, expert) counts against the batch's selections, which a window
+     * of steps sums, and the accuracy, precision and recall they give (null where undefined).
+     */
+    private static void predictor(ObjectNode o, PredictorConfusion c) {
+        o.put("true_positives", c.truePositives());
+        o.put("false_positives", c.falsePositives());
+        o.put("false_negatives", c.falseNegatives());
+        o.put("true_negatives", c.trueNegatives());
+        ratio(o, "accuracy", c.accuracy());
+        ratio(o, "precision", c.precision());
+        ratio(o, "recall", c.recall());
+    }
+
+    private static void ratio(ObjectNode o, String key, double v) {
+        if (Double.isFinite(v)) {
+            o.put(key, v);
+        } else {
+            o.putNull(key);
+        }
+    }
+
+    /** Reads back what {@link #predictor} wrote. */
+    public static PredictorConfusion predictor(JsonNode o) {
+        return new PredictorConfusion(o.path("true_positives").asLong(), o.path("false_positives").asLong(),
+                o.path("false_negatives").asLong(), o.path("true_negatives").asLong());
     }
 
     public void step(StepMetrics m, double elapsedSeconds) {

@@ -1,5 +1,7 @@
 package dev.moe4j.train;
 
+import dev.moe4j.moe.stats.PredictorConfusion;
+
 import java.util.List;
 
 /**
@@ -31,9 +33,11 @@ public record StepMetrics(long step, double loss, double crossEntropy, double au
      * @param dropped         mean fraction of choices not served (capacity)
      * @param maxViolation    max load / mean load − 1
      * @param entropy         mean router entropy (nats)
+     * @param predictor       an expert-choice predictor's choices against the batches' selections, summed over the
+     *                        micro-batches; null without a predictor
      */
     public record LayerRouting(int layer, int[] tokensPerExpert, double loadCv, double dropped, double maxViolation,
-                               double entropy) {
+                               double entropy, PredictorConfusion predictor) {
     }
 
     /** Mean over the MoE layers of the load CV (0 without MoE layers). */

@@ -12,6 +12,7 @@ import dev.moe4j.model.transformer.Transformer;
 import dev.moe4j.moe.MoeLayer;
 import dev.moe4j.moe.loss.BiasBalancer;
 import dev.moe4j.moe.router.TopKRouter;
+import dev.moe4j.moe.stats.PredictorConfusion;
 import dev.moe4j.moe.stats.RoutingStats;
 import dev.moe4j.train.data.BatchSampler.Batch;
 import dev.moe4j.train.optim.AdamW;
@@ -231,9 +232,13 @@ public final class Trainer {
         int e = passes.getFirst().experts();
         int[] load = new int[e];
         double dropped = 0, entropy = 0;
+        PredictorConfusion predictor = null;
         for (RoutingStats s : passes) {
             for (int i = 0; i < e; i++) {
                 load[i] += s.tokensPerExpert()[i];
+            }
+            if (s.predictor() != null) {
+                predictor = predictor == null ? s.predictor() : predictor.plus(s.predictor());
             }
             dropped += s.droppedFraction() / passes.size();
             entropy += s.routerEntropy() / passes.size();
@@ -249,7 +254,8 @@ public final class Trainer {
             max = Math.max(max, l);
         }
         double cv = mean > 0 ? Math.sqrt(var / e) / mean : 0;
-        return new StepMetrics.LayerRouting(layer, load, cv, dropped, mean > 0 ? max / mean - 1 : 0, entropy);
+        return new StepMetrics.LayerRouting(layer, load, cv, dropped, mean > 0 ? max / mean - 1 : 0, entropy,
+                predictor);
     }
 
     /**

@@ -62,6 +62,15 @@ public final class BenchServeCommand implements Runnable {
             description = "prompt length (default: ${DEFAULT-VALUE})")
     int promptTokens;
 
+    @Option(names = "--shared-prefix", paramLabel = "N", defaultValue = "0",
+            description = "tokens every prompt begins with (a system prompt; the rest of each prompt is its own),"
+                    + " which the server's prefix cache can keep (default: ${DEFAULT-VALUE})")
+    int sharedPrefix;
+
+    @Option(names = "--prefix-cache-size", paramLabel = "SIZE", defaultValue = "256m",
+            description = "the server's --prefix-cache-size (default: ${DEFAULT-VALUE}; 0: off)")
+    String prefixCacheSize;
+
     @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64",
             description = "tokens generated per completion, at most (default: ${DEFAULT-VALUE})")
     int maxTokens;
@@ -95,13 +104,19 @@ public final class BenchServeCommand implements Runnable {
             throw new CommandLine.ParameterException(spec.commandLine(), "--clients, --requests, --prompt-tokens,"
                     + " --max-tokens and --parallel must be at least 1");
         }
+        if (sharedPrefix < 0 || sharedPrefix > promptTokens) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--shared-prefix must be between 0 and"
+                    + " --prompt-tokens (" + promptTokens + "), got " + sharedPrefix);
+        }
+        var limits = ServeLimits.DEFAULT.withPrefixCacheBytes(ServeLimits.parseSize(prefixCacheSize,
+                "--prefix-cache-size"));
         options.applyThreads();
         PrintWriter out = spec.commandLine().getOut();
         Environment env = Environment.current();
         int places = parallel != null ? parallel : clients.stream().mapToInt(Integer::intValue).max().orElseThrow();
         var log = new StringWriter();
         try (var served = ServedModel.open(model, null, null, ModelFolder.Opener.CHECKPOINT, c -> CpuBackend.INSTANCE);
-             var server = ModelServer.start(served, "127.0.0.1", 0, ServeLimits.DEFAULT.withParallel(places),
+             var server = ModelServer.start(served, "127.0.0.1", 0, limits.withParallel(places),
                      new PrintWriter(log, true))) {
             int vocab = served.folder().config().vocabSize();
             int context = served.contextLength();
@@ -111,18 +126,21 @@ public final class BenchServeCommand implements Runnable {
                 throw new BadInputException("--prompt-tokens + --max-tokens (" + (prompt + budget)
                         + ") exceed the model's context of " + context);
             }
+            var random = new SplittableRandom(7);
+            int[] shared = random.ints(Math.min(sharedPrefix, prompt), 0, vocab).toArray();
             if (!options.json()) {
-                out.printf("moe4j bench serve: %s; %s, up to %d requests decoded together%n", env.describe(), model,
-                        places);
+                out.printf("moe4j bench serve: %s; %s, up to %d requests decoded together; prompts of %d tokens"
+                        + " (the first %d shared), prefix cache of %d bytes%n", env.describe(), model, places, prompt,
+                        shared.length, limits.prefixCacheBytes());
                 out.flush();
             }
             var http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
-            var random = new SplittableRandom(7);
             // warm-up: the JIT compiles the serving path at the measured shapes
-            measure(http, server.uri(), Math.min(places, 4), 1, prompt, budget, vocab, random);
+            measure(http, server.uri(), Math.min(places, 4), 1, shared, prompt, budget, vocab, random);
             var rows = new ArrayList<Row>();
             for (int c : clients) {
-                rows.add(measure(http, server.uri(), c, options.quick() ? 1 : requests, prompt, budget, vocab, random));
+                rows.add(measure(http, server.uri(), c, options.quick() ? 1 : requests, shared, prompt, budget, vocab,
+                        random));
                 if (!options.json()) {
                     print(out, rows.getLast(), rows.getFirst());
                 }
@@ -134,6 +152,8 @@ public final class BenchServeCommand implements Runnable {
                 root.put("model", model.toString());
                 root.put("parallel", places);
                 root.put("prompt_tokens", prompt);
+                root.put("shared_prefix_tokens", shared.length);
+                root.put("prefix_cache_bytes", limits.prefixCacheBytes());
                 root.put("max_tokens", budget);
                 root.put("rows", rows.stream().map(r -> {
                     Map<String, Object> m = new LinkedHashMap<>();
@@ -166,11 +186,13 @@ public final class BenchServeCommand implements Runnable {
     }
 
     /** {@code clients} virtual threads, each streaming {@code requests} completions one after the other. */
-    private static Row measure(HttpClient http, URI base, int clients, int requests, int prompt, int budget,
-                               int vocab, SplittableRandom random) {
+    private static Row measure(HttpClient http, URI base, int clients, int requests, int[] shared, int prompt,
+                               int budget, int vocab, SplittableRandom random) {
         var bodies = new ArrayList<String>();
         for (int i = 0; i < clients * requests; i++) {
-            bodies.add("{\"prompt\": " + Arrays.toString(random.ints(prompt, 0, vocab).toArray()) + ", \"max_tokens\": "
+            int[] ids = java.util.stream.IntStream.concat(Arrays.stream(shared),
+                    random.ints(prompt - shared.length, 0, vocab)).toArray();
+            bodies.add("{\"prompt\": " + Arrays.toString(ids) + ", \"max_tokens\": "
                     + budget + ", \"temperature\": 0, \"stream\": true,"
                     + " \"stream_options\": {\"include_usage\": true}}");
         }

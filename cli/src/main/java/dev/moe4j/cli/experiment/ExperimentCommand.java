@@ -78,6 +78,11 @@ public final class ExperimentCommand implements Callable<Integer> {
                     + "results.json and the report are written once every variant's runs are done.")
     List<String> only = List.of();
 
+    @Option(names = "--partial", description = "Write results.json and the report from the variants whose runs are "
+            + "all done, leaving out (and naming) the others: with --only, a comparison of some variants without "
+            + "the whole sweep.")
+    boolean partial;
+
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "Worker threads (0: all).")
     int threads;
 
@@ -127,7 +132,7 @@ public final class ExperimentCommand implements Callable<Integer> {
             throw new BadInputException("--only names variants of one experiment, not of all");
         }
         var options = new ExperimentRunner.Options(runs, dataRoot, quick, force, seeds, Optional.ofNullable(cache),
-                threads, java.util.Set.copyOf(only));
+                threads, java.util.Set.copyOf(only), partial);
         for (Experiment e : chosen) {
             Path folder = ExperimentRunner.folder(e, options);
             out.println("experiment " + e.name() + ": " + e.title() + (quick ? " (quick)" : ""));

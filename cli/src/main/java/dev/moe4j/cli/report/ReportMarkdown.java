@@ -19,6 +19,13 @@ public final class ReportMarkdown {
 
     private static final List<Column> COLUMNS = List.of(
             new Column("final_val_loss", "val loss", 3), new Column("causal_val_loss", "causal val loss", 3),
+            new Column("batch_val_loss_same_tokens", "same windows, routed as in training", 3),
+            new Column("causal_gap", "causal − batch", 4),
+            new Column("threshold_causal_val_loss", "causal, threshold decoding", 3),
+            new Column("predictor_top_k_causal_val_loss", "causal, predictor's top-k", 3),
+            new Column("predictor_accuracy", "predictor accuracy", 3),
+            new Column("predictor_precision", "predictor precision", 3),
+            new Column("predictor_recall", "predictor recall", 3),
             new Column("load_cv", "load CV", 2), new Column("max_violation", "max violation", 2),
             new Column("dead_experts", "dead experts", 1), new Column("dropped_pct", "dropped %", 1),
             new Column("loss_spikes", "loss spikes", 1), new Column("router_z", "router z", 1),
@@ -73,6 +80,7 @@ public final class ReportMarkdown {
             }
         }
         specialisation(results, out);
+        causalChoices(results, out);
         return out.toString();
     }
 
@@ -120,6 +128,69 @@ public final class ReportMarkdown {
                 out.append('\n');
             }
         }
+    }
+
+    private static final List<Measure> CHOICES = List.of(new Measure("accuracy", "accuracy"),
+            new Measure("precision", "precision"), new Measure("recall", "recall"));
+
+    /**
+     * For expert choice, per MoE layer and causal decoding (the variant's own, and thresholds for a model that also
+     * has a predictor), how its (token, expert) choices matched the experts' top-C selections: on the training batches
+     * over the last steps (the predictor's, as trained) and on the validation windows of the causal evaluation (mean
+     * over seeds with each seed's value).
+     */
+    private static void causalChoices(JsonNode results, StringBuilder out) {
+        for (JsonNode v : results.path("variants")) {
+            JsonNode runs = v.path("runs");
+            if (runs.isEmpty() || !runs.get(0).path("analysis").path("causal").has("agreement")) {
+                continue;
+            }
+            out.append("\n").append(v.path("label").asText()).append(": causal (token, expert) choices against the "
+                    + "experts' top-C selections (mean and each seed)\n\n| layer | decoding |");
+            CHOICES.forEach(m -> out.append(" training batches, ").append(m.title()).append(" |"));
+            CHOICES.forEach(m -> out.append(" validation windows, ").append(m.title()).append(" |"));
+            out.append("\n|---|---|");
+            CHOICES.forEach(m -> out.append("---|---|"));
+            out.append('\n');
+            String own = runs.get(0).path("analysis").path("causal").path("expert_choice_decode").asText();
+            int layers = runs.get(0).path("analysis").path("causal").path("agreement").size();
+            for (int l = 0; l < layers; l++) {
+                int layer = l;
+                for (String decoding : own.equals("threshold") ? List.of(own)
+                        : List.of(own, "threshold", "predictor_top_k")) {
+                    String key = decoding.equals(own) ? "agreement" : decoding + "_agreement";
+                    if (!runs.get(0).path("analysis").path("causal").has(key)) {
+                        continue;
+                    }
+                    JsonNode causal = runs.get(0).path("analysis").path("causal");
+                    out.append("| ").append(causal.path(key).get(layer).path("layer").asInt()).append(" | ")
+                            .append(decoding.equals("predictor_top_k")
+                                    ? "predictor, top-" + causal.path("predictor_top_k").asInt() : decoding)
+                            .append(" |");
+                    for (Measure m : CHOICES) {
+                        out.append(' ').append(decoding.equals("predictor") ? seeds(runs, r -> r.path("routing")
+                                .path("layers").get(layer).path("predictor_" + m.key())) : "–").append(" |");
+                    }
+                    for (Measure m : CHOICES) {
+                        out.append(' ').append(seeds(runs, r -> r.path("analysis").path("causal").path(key).get(layer)
+                                .path(m.key()))).append(" |");
+                    }
+                    out.append('\n');
+                }
+            }
+        }
+    }
+
+    /** The mean over runs of one value, with each run's value. */
+    private static String seeds(JsonNode runs, java.util.function.Function<JsonNode, JsonNode> value) {
+        var values = new ArrayList<String>();
+        double sum = 0;
+        for (JsonNode run : runs) {
+            double x = value.apply(run).asDouble(Double.NaN);
+            sum += x;
+            values.add(number(x, 3));
+        }
+        return number(sum / runs.size(), 3) + " (" + String.join(", ", values) + ")";
     }
 
     private static String cell(JsonNode s, int digits) {

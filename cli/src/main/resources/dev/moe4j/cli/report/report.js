@@ -106,7 +106,11 @@
   }
 
   var COLUMNS = [
-    ['final_val_loss', 'val loss', 4], ['causal_val_loss', 'causal val loss', 4], ['final_train_loss', 'train loss', 4],
+    ['final_val_loss', 'val loss', 4], ['causal_val_loss', 'causal val loss', 4],
+    ['batch_val_loss_same_tokens', 'same windows, routed as in training', 4], ['causal_gap', 'causal − batch', 4],
+    ['threshold_causal_val_loss', 'causal, threshold decoding', 4], ['predictor_top_k_causal_val_loss', 'causal, predictor\'s top-k', 4], ['predictor_accuracy', 'predictor accuracy', 3],
+    ['predictor_precision', 'predictor precision', 3], ['predictor_recall', 'predictor recall', 3],
+    ['final_train_loss', 'train loss', 4],
     ['load_cv', 'load CV', 3], ['max_violation', 'max violation', 3], ['dead_experts', 'dead experts', 1],
     ['dropped_pct', 'dropped %', 2], ['loss_spikes', 'loss spikes', 1], ['router_z', 'router z', 2],
     ['tokens_per_s', 'tokens/s', 0], ['wall_s', 'wall s', 0]];
@@ -114,6 +118,8 @@
   function summaryTable() {
     var grid = section('Results per variant', 'Mean ± sample standard deviation over seeds; the small line lists each seed\'s value. ' +
       '"causal val loss": the loss when tokens are fed one at a time through the KV cache (no router sees a later token), on 8 validation windows; ' +
+      '"same windows, routed as in training": those windows in one pass, expert choice taking each expert\'s top-C of them; ' +
+      'predictor: an expert-choice predictor\'s (token, expert) choices against the batch\'s selections over the last fifth of training, mean over layers; ' +
       'FFN MACs: feed-forward multiply-adds per token, what "equal compute" holds equal.');
     var c = card(grid, R.experiment);
     c.style.gridColumn = '1 / -1';
@@ -143,6 +149,49 @@
     var notes = el('details', {}, [el('summary', {text: 'What each variant is'})]);
     variants.forEach(function (v) { notes.appendChild(el('div', {'class': 'note', html: '<b></b> '}, [])); notes.lastChild.firstChild.textContent = v.label + ': '; notes.lastChild.appendChild(document.createTextNode(v.note)); });
     c.appendChild(notes);
+  }
+
+  // Expert choice's causal decodings per MoE layer: how their (token, expert) choices matched the experts' top-C
+  // selections on the training batches (a predictor's, as trained) and on the validation windows.
+  function causalChoices() {
+    var chosen = variants.filter(function (v) { return v.runs.length && v.runs[0].analysis && v.runs[0].analysis.causal && v.runs[0].analysis.causal.agreement; });
+    if (!chosen.length) { return; }
+    var grid = section('Expert choice: causal choices against the batch\'s top-C, per layer',
+      'Accuracy, precision and recall of each causal decoding\'s (token, expert) pairs against those the experts\' top-C selected: on the training batches over the last fifth of training (the predictor, as trained) and on the 8 validation windows of the causal loss. Mean over seeds; the small line lists each seed\'s value.');
+    chosen.forEach(function (v) {
+      var c = card(grid, v.label);
+      c.style.gridColumn = '1 / -1';
+      c.style.overflowX = 'auto';
+      var t = el('table');
+      var measures = ['accuracy', 'precision', 'recall'];
+      var head = ['layer', 'decoding'].concat(measures.map(function (m) { return 'training, ' + m; }), measures.map(function (m) { return 'validation, ' + m; }));
+      t.appendChild(el('tr', {}, head.map(function (s, i) { return el('th', {'class': i < 2 ? 'name' : '', text: s}); })));
+      var causal = v.runs[0].analysis.causal, own = causal.expert_choice_decode;
+      var decodings = [[own, 'agreement']].concat(own === 'threshold' ? [] : [['threshold', 'threshold_agreement'],
+        ['predictor, top-' + causal.predictor_top_k, 'predictor_top_k_agreement']]);
+      function cell(values) {
+        var td = el('td');
+        var known = values.filter(function (x) { return x !== null && x !== undefined; });
+        if (!known.length) { td.textContent = '–'; return td; }
+        td.appendChild(document.createTextNode(fmt(known.reduce(function (a, b) { return a + b; }, 0) / known.length, 3)));
+        td.appendChild(el('span', {'class': 'seeds', text: values.map(function (x) { return fmt(x, 3); }).join(' / ')}));
+        return td;
+      }
+      causal.agreement.forEach(function (layer, l) {
+        decodings.forEach(function (d) {
+          if (!causal[d[1]]) { return; }
+          var cells = [el('td', {'class': 'name', text: String(layer.layer)}), el('td', {'class': 'name', text: d[0]})];
+          measures.forEach(function (m) {
+            cells.push(d[0] === 'predictor' ? cell(v.runs.map(function (r) { return r.routing.layers[l]['predictor_' + m]; })) : el('td', {text: '–'}));
+          });
+          measures.forEach(function (m) {
+            cells.push(cell(v.runs.map(function (r) { return r.analysis.causal[d[1]][l][m]; })));
+          });
+          t.appendChild(el('tr', {}, cells));
+        });
+      });
+      c.appendChild(t);
+    });
   }
 
   function lineChart(container, title, xName, series, yName) {
@@ -360,6 +409,7 @@
     header();
     findings();
     summaryTable();
+    causalChoices();
     curves();
     bars();
     loadHeatmaps();

@@ -1,6 +1,7 @@
 package dev.moe4j.core.autograd;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.kernels.Activation;
@@ -442,21 +443,27 @@ public final class Graph {
 
     /**
      * Attention of new queries against KV caches (decoding): rows [rowStarts[i], rowStarts[i + 1]) are new queries of
-     * sequence i at positions queryStarts[i].., whose cache keys[i] and values[i] holds positions
-     * [0, queryStarts[i] + its rows). One sequence, or several fed together (batched decoding). Inference only.
+     * sequence i at positions queryStarts[i].., whose cache keys[i] and values[i] hold positions
+     * [0, queryStarts[i] + its rows), in pieces where the cache is paged. One sequence, or several fed together
+     * (batched decoding). Inference only.
      */
-    public Var attentionWithCaches(Var q, List<Tensor> keys, List<Tensor> values, int[] queryStarts, int[] rowStarts,
-                                   AttentionSpec spec, Var sinks) {
+    public Var attentionWithCaches(Var q, List<PagedRows> keys, List<PagedRows> values, int[] queryStarts,
+                                   int[] rowStarts, AttentionSpec spec, Var sinks) {
         if (training) {
             throw new IllegalStateException("attention against a KV cache is for inference graphs");
         }
         Tensor sinkValues = sinks == null ? null : sinks.value();
-        Backend b = Backend.of(q.value(), keys.getFirst(), values.getFirst(), sinkValues);
+        Backend b = Backend.of(q.value(), keys.getFirst().pieces().getFirst(), values.getFirst().pieces().getFirst(),
+                sinkValues);
         Tensor y = b.empty(b.activationType(), q.rows(), spec.heads() * spec.valueHeadDim());
         for (int i = 0; i < queryStarts.length; i++) {
-            int from = rowStarts[i], to = rowStarts[i + 1], visible = queryStarts[i] + to - from;
-            b.attentionWithCache(y.slice(from, to), q.value().slice(from, to), keys.get(i).slice(0, visible),
-                    values.get(i).slice(0, visible), queryStarts[i], spec, sinkValues);
+            int from = rowStarts[i], to = rowStarts[i + 1];
+            if (keys.get(i).rows() != queryStarts[i] + to - from) {
+                throw new IllegalArgumentException("sequence " + i + "'s cache holds " + keys.get(i).rows()
+                        + " positions, its queries need " + (queryStarts[i] + to - from));
+            }
+            b.attentionWithCache(y.slice(from, to), q.value().slice(from, to), keys.get(i), values.get(i),
+                    queryStarts[i], spec, sinkValues);
         }
         return result(y);
     }

@@ -1,6 +1,7 @@
 package dev.moe4j.core.backend;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.core.kernels.AttentionSpec;
@@ -224,6 +225,29 @@ public interface Backend {
     /** Queries at positions queryStart.. against cached keys and values of positions [0, keys.rows()). */
     void attentionWithCache(Tensor y, Tensor q, Tensor keys, Tensor values, int queryStart, AttentionSpec spec,
                             Tensor sinks);
+
+    /**
+     * {@link #attentionWithCache} against a cache held in pieces (a paged KV cache): by default the pieces are
+     * gathered into one matrix first, which costs a copy only where the cache is not contiguous.
+     */
+    default void attentionWithCache(Tensor y, Tensor q, PagedRows keys, PagedRows values, int queryStart,
+                                    AttentionSpec spec, Tensor sinks) {
+        attentionWithCache(y, q, gathered(keys), gathered(values), queryStart, spec, sinks);
+    }
+
+    /** Paged rows as one matrix on this device: the piece itself when there is one, else a copy of the pieces. */
+    private Tensor gathered(PagedRows rows) {
+        if (rows.contiguous()) {
+            return rows.pieces().getFirst();
+        }
+        Tensor all = empty(rows.pieces().getFirst().dtype(), rows.rows(), rows.cols());
+        int at = 0;
+        for (Tensor piece : rows.pieces()) {
+            copy(all.slice(at, at + piece.rows()), piece);
+            at += piece.rows();
+        }
+        return all;
+    }
 
     // ---- loss and lookup ----
 

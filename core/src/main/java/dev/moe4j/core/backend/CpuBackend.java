@@ -1,6 +1,7 @@
 package dev.moe4j.core.backend;
 
 import dev.moe4j.core.DType;
+import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.core.kernels.Activations;
@@ -326,6 +327,12 @@ public final class CpuBackend implements Backend {
     @Override
     public void attentionWithCache(Tensor y, Tensor q, Tensor keys, Tensor values, int queryStart, AttentionSpec spec,
                                    Tensor sinks) {
+        Attention.forward(y, null, q, keys, values, queryStart, spec, sinks);
+    }
+
+    @Override
+    public void attentionWithCache(Tensor y, Tensor q, PagedRows keys, PagedRows values, int queryStart,
+                                   AttentionSpec spec, Tensor sinks) {
         Attention.forward(y, null, q, keys, values, queryStart, spec, sinks);
     }
 

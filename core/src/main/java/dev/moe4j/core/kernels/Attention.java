@@ -2,6 +2,7 @@ package dev.moe4j.core.kernels;
 
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Parallel;
+import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -35,14 +36,32 @@ public final class Attention {
      */
     public static void forward(Tensor out, float[] lse, Tensor q, Tensor k, Tensor v, int queryStart,
                                AttentionSpec spec, Tensor sinks) {
+        forward(out, lse, q, PagedRows.of(k), PagedRows.of(v), queryStart, spec, sinks);
+    }
+
+    /**
+     * {@link #forward(Tensor, float[], Tensor, Tensor, Tensor, int, AttentionSpec, Tensor)} with keys and values
+     * held in pieces (a paged KV cache, piece by piece alike for both). Decoding reads the pieces where they lie;
+     * the blocked path, which needs one matrix, gathers them first (a copy small beside its products).
+     */
+    public static void forward(Tensor out, float[] lse, Tensor q, PagedRows k, PagedRows v, int queryStart,
+                               AttentionSpec spec, Tensor sinks) {
         int rows = checkShapes(out, q, k, v, queryStart, spec);
         if (rows >= MIN_BLOCKED_ROWS) {
-            AttentionBlocks.forward(out, lse, q, k, v, queryStart, spec, sinks);
+            AttentionBlocks.forward(out, lse, q, k.gatheredOnHost(), v.gatheredOnHost(), queryStart, spec, sinks);
             return;
         }
         int heads = spec.heads(), dq = spec.headDim(), dv = spec.valueHeadDim();
         int keyStride = spec.kvHeads() * dq, valueStride = spec.kvHeads() * dv;
-        MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment();
+        MemorySegment qs = q.segment(), os = out.segment();
+        int pieces = k.pieces().size();
+        MemorySegment[] ks = new MemorySegment[pieces], vs = new MemorySegment[pieces];
+        int[] firstRow = new int[pieces + 1];
+        for (int i = 0; i < pieces; i++) {
+            ks[i] = k.pieces().get(i).segment();
+            vs[i] = v.pieces().get(i).segment();
+            firstRow[i + 1] = firstRow[i] + k.pieces().get(i).rows();
+        }
         int keys = k.rows();
         Parallel.forRange(rows * heads, 1, (from, to) -> {
             float[] p = new float[keys];
@@ -52,9 +71,12 @@ public final class Attention {
                 int lo = spec.firstVisible(position), hi = spec.lastVisible(position, keys);
                 long qOff = (long) t * heads * dq + (long) h * dq;
                 float max = sinks == null ? Float.NEGATIVE_INFINITY : sinks.getFloat(h);
-                for (int s = lo; s <= hi; s++) {
-                    p[s] = spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks, (long) s * keyStride + (long) g * dq, dq);
-                    max = Math.max(max, p[s]);
+                for (int i = 0; i < pieces; i++) {
+                    for (int s = Math.max(lo, firstRow[i]), end = Math.min(hi, firstRow[i + 1] - 1); s <= end; s++) {
+                        long at = (long) (s - firstRow[i]) * keyStride + (long) g * dq;
+                        p[s] = spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks[i], at, dq);
+                        max = Math.max(max, p[s]);
+                    }
                 }
                 double sum = sinks == null ? 0 : Math.exp(sinks.getFloat(h) - max);
                 for (int s = lo; s <= hi; s++) {
@@ -64,8 +86,11 @@ public final class Attention {
                 long oOff = (long) t * heads * dv + (long) h * dv;
                 os.asSlice(oOff * 4, (long) dv * 4).fill((byte) 0);
                 float inv = (float) (1 / sum);
-                for (int s = lo; s <= hi; s++) {
-                    VectorMath.axpy(p[s] * inv, vs, (long) s * valueStride + (long) g * dv, os, oOff, dv);
+                for (int i = 0; i < pieces; i++) {
+                    for (int s = Math.max(lo, firstRow[i]), end = Math.min(hi, firstRow[i + 1] - 1); s <= end; s++) {
+                        long at = (long) (s - firstRow[i]) * valueStride + (long) g * dv;
+                        VectorMath.axpy(p[s] * inv, vs[i], at, os, oOff, dv);
+                    }
                 }
                 if (lse != null) {
                     lse[r] = (float) (max + Math.log(sum));
@@ -130,11 +155,19 @@ public final class Attention {
     }
 
     private static int checkShapes(Tensor out, Tensor q, Tensor k, Tensor v, int queryStart, AttentionSpec spec) {
-        Checks.requireF32("Attention", out, q, k, v);
+        return checkShapes(out, q, PagedRows.of(k), PagedRows.of(v), queryStart, spec);
+    }
+
+    private static int checkShapes(Tensor out, Tensor q, PagedRows k, PagedRows v, int queryStart, AttentionSpec spec) {
+        Checks.requireF32("Attention", out, q, k.pieces().getFirst(), v.pieces().getFirst());
         int rows = q.rows();
         Checks.require(q.cols() == spec.heads() * spec.headDim(), "Attention: q " + q + " is not [T, heads·headDim] for " + spec);
         Checks.require(k.cols() == spec.kvHeads() * spec.headDim(), "Attention: k " + k + " is not [S, kvHeads·headDim] for " + spec);
-        Checks.require(v.cols() == spec.kvHeads() * spec.valueHeadDim() && v.rows() == k.rows(),
+        boolean alike = v.pieces().size() == k.pieces().size();
+        for (int i = 0; alike && i < k.pieces().size(); i++) {
+            alike = k.pieces().get(i).rows() == v.pieces().get(i).rows();
+        }
+        Checks.require(v.cols() == spec.kvHeads() * spec.valueHeadDim() && alike,
                 "Attention: v " + v + " does not match k " + k + " for " + spec);
         Checks.require(out.rows() == rows && out.cols() == spec.heads() * spec.valueHeadDim(),
                 "Attention: out " + out + " is not [T, heads·valueHeadDim] for " + spec);

@@ -109,6 +109,9 @@ public final class MatMul {
             return;
         }
         int groups = (m + 3) / 4;
+        // BF16 weights against two rows of x at a time read a word (two weights) per lane: x split into its even and
+        // odd elements once here, for every row group (see Bf16Pairs)
+        float[] pairs = wt == DType.BF16 && n >= 2 && k % (2 * LANES) == 0 ? Bf16Pairs.split(xs, n, k) : null;
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
         int minGroups = (int) Math.max(1, (1 << 18) / Math.max(1, 4 * wt.byteCount(k)));
         Parallel.forRange(groups, minGroups, (from, to) -> {
@@ -150,6 +153,11 @@ public final class MatMul {
                         }
                     }
                 } else if (type == DType.BF16) {
+                    if (pairs != null) {
+                        for (; i + 2 <= n; i += 2) {
+                            dots2x4BF16Pairs(pairs, i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
+                        }
+                    }
                     for (; i + 2 <= n; i += 2) {
                         dots2x4BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
                     }
@@ -304,6 +312,72 @@ public final class MatMul {
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
         storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
                 Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
+    }
+
+    /**
+     * {@link #dots2x4BF16} reading each 32-bit word of the weights as two BF16 values at once ({@link Bf16Pairs}):
+     * one shift and one mask turn a vector of words into the even and the odd weights as floats, where widening
+     * takes a conversion and a shift per half, so each FMA needs fewer operations beside it; the rows of x come split
+     * to match (row r at xBase + r·k: its even elements, then its odd ones). Measured on Zen 4 with 512-bit vectors:
+     * 1.4-2x the widening kernel's speed at two rows of x, and about 1.3-1.4x the aggregate tokens/s of 16 sequences
+     * decoded together on make-model's default; with one row (decode) it was not faster, so decode keeps widening.
+     */
+    private static void dots2x4BF16Pairs(float[] xp, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+                                         long w3, int wr, MemorySegment os, long outBase, int ldo, float[] sums) {
+        var z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        int half = k / 2, x1 = xBase + k;
+        var high = Bf16Pairs.HIGH;
+        for (int c = 0; c < half; c += LANES) {
+            var ws0 = Bf16Pairs.words(ws, 2 * w0 + 4L * c);
+            var ws1 = Bf16Pairs.words(ws, 2 * w1 + 4L * c);
+            var ws2 = Bf16Pairs.words(ws, 2 * w2 + 4L * c);
+            var ws3 = Bf16Pairs.words(ws, 2 * w3 + 4L * c);
+            var e0 = Bf16Pairs.even(ws0);
+            var e1 = Bf16Pairs.even(ws1);
+            var e2 = Bf16Pairs.even(ws2);
+            var e3 = Bf16Pairs.even(ws3);
+            var x = FloatVector.fromArray(F, xp, xBase + c);
+            a0 = e0.fma(x, a0);
+            a1 = e1.fma(x, a1);
+            a2 = e2.fma(x, a2);
+            a3 = e3.fma(x, a3);
+            x = FloatVector.fromArray(F, xp, x1 + c);
+            b0 = e0.fma(x, b0);
+            b1 = e1.fma(x, b1);
+            b2 = e2.fma(x, b2);
+            b3 = e3.fma(x, b3);
+            var o0 = Bf16Pairs.odd(ws0, high);
+            var o1 = Bf16Pairs.odd(ws1, high);
+            var o2 = Bf16Pairs.odd(ws2, high);
+            var o3 = Bf16Pairs.odd(ws3, high);
+            x = FloatVector.fromArray(F, xp, xBase + half + c);
+            a0 = o0.fma(x, a0);
+            a1 = o1.fma(x, a1);
+            a2 = o2.fma(x, a2);
+            a3 = o3.fma(x, a3);
+            x = FloatVector.fromArray(F, xp, x1 + half + c);
+            b0 = o0.fma(x, b0);
+            b1 = o1.fma(x, b1);
+            b2 = o2.fma(x, b2);
+            b3 = o3.fma(x, b3);
+        }
+        float s0 = Lanes.sum(a0, sums), s1 = Lanes.sum(a1, sums), s2 = Lanes.sum(a2, sums), s3 = Lanes.sum(a3, sums);
+        float t0 = Lanes.sum(b0, sums), t1 = Lanes.sum(b1, sums), t2 = Lanes.sum(b2, sums), t3 = Lanes.sum(b3, sums);
+        setF32(os, outBase, s0);
+        setF32(os, outBase + ldo, t0);
+        if (wr > 1) {
+            setF32(os, outBase + 1, s1);
+            setF32(os, outBase + ldo + 1, t1);
+        }
+        if (wr > 2) {
+            setF32(os, outBase + 2, s2);
+            setF32(os, outBase + ldo + 2, t2);
+        }
+        if (wr > 3) {
+            setF32(os, outBase + 3, s3);
+            setF32(os, outBase + ldo + 3, t3);
+        }
     }
 
     /** out[outBase .. +8) = x·w_q for the eight consecutive BF16 weight rows from w0 (row length k). */

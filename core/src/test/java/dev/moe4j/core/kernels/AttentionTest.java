@@ -1,5 +1,6 @@
 package dev.moe4j.core.kernels;
 
+import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.testing.RandomTensors;
 import dev.moe4j.core.testing.Reference;
@@ -114,5 +115,28 @@ class AttentionTest {
             Attention.forward(one, null, q.slice(t, t + 1), k.slice(0, t + 1), v.slice(0, t + 1), t, spec, null);
             assertArrayEquals(whole.select(t).toFloatArray(), one.toFloatArray(), 1e-6f);
         }
+    }
+
+    @ParameterizedTest(name = "T={0} S={1} window={2}")
+    @CsvSource({"1,37,0", "3,37,5", "20,37,0", "24,40,7"})
+    void keysAndValuesInPiecesGiveWhatOneMatrixGives(int rows, int keys, int window) {
+        var rnd = new Random(rows + keys);
+        var spec = AttentionSpec.of(4, 2, 8).withSlidingWindow(window);
+        Tensor q = RandomTensors.normal(rnd, rows, 32), k = RandomTensors.normal(rnd, keys, 16), v = RandomTensors.normal(rnd, keys, 16);
+        Tensor sinks = RandomTensors.normal(rnd, 4);
+        int queryStart = keys - rows;
+        Tensor whole = Tensor.zeros(rows, 32);
+        Attention.forward(whole, null, q, k, v, queryStart, spec, sinks);
+        // the rows of each piece copied elsewhere, as a paged cache's blocks lie
+        int[] cuts = {0, 5, 21, 22, keys};
+        var kp = new java.util.ArrayList<Tensor>();
+        var vp = new java.util.ArrayList<Tensor>();
+        for (int i = 0; i + 1 < cuts.length; i++) {
+            kp.add(Tensor.of(k.slice(cuts[i], cuts[i + 1]).toFloatArray(), cuts[i + 1] - cuts[i], 16));
+            vp.add(Tensor.of(v.slice(cuts[i], cuts[i + 1]).toFloatArray(), cuts[i + 1] - cuts[i], 16));
+        }
+        Tensor paged = Tensor.zeros(rows, 32);
+        Attention.forward(paged, null, q, new PagedRows(kp, keys), new PagedRows(vp, keys), queryStart, spec, sinks);
+        assertArrayEquals(whole.toFloatArray(), paged.toFloatArray(), 0f);
     }
 }

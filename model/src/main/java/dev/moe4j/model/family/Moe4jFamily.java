@@ -26,6 +26,7 @@ import dev.moe4j.moe.loss.RouterZLoss;
 import dev.moe4j.moe.loss.SequenceLoss;
 import dev.moe4j.moe.loss.SwitchLoss;
 import dev.moe4j.moe.router.ExpertChoiceDecode;
+import dev.moe4j.moe.router.PredictorOptions;
 import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.GroupLimit;
 import dev.moe4j.moe.router.Noise;
@@ -43,7 +44,8 @@ import java.util.OptionalInt;
  * ({@code model_type: "moe4j"}) spells out the whole {@link ModelConfig} with its {@link MoeConfig} (under
  * {@code moe}; enum values in lower case), and the weights keep training's stacked experts:
  * {@code model.layers.N.mlp.experts.gate_up_proj} [E, 2I, H] (gate rows, then up rows) and {@code down_proj}
- * [E, H, I], the router's tensors (including its buffers: selection bias, expert-choice thresholds, Soft MoE slots)
+ * [E, H, I], the router's tensors (including its buffers: selection bias, expert-choice thresholds, Soft MoE slots;
+ * and an expert-choice predictor's layers, {@code router.predictor.{hidden,out}.{weight,bias}})
  * under {@code mlp.router}. transformers does not know this format; moe4j's commands load it.
  */
 public final class Moe4jFamily implements HfFamily {
@@ -128,6 +130,10 @@ public final class Moe4jFamily implements HfFamily {
                 .priority(enumOf(Priority.class, m, "priority", "position"))
                 .expertChoiceDecode(enumOf(ExpertChoiceDecode.class, m, "expert_choice_decode", "threshold"))
                 .thresholdMomentum(m.doubleOr("threshold_momentum", 0.05))
+                .predictor(m.object("expert_choice_predictor").map(p -> new PredictorOptions(
+                        p.nonNegativeIntOr("width", PredictorOptions.defaults().width()),
+                        p.boolOr("stop_gradient", true), p.nonNegativeIntOr("top_k", 0),
+                        p.doubleOr("coefficient", PredictorOptions.defaults().coefficient()))).orElse(null))
                 .slotsPerExpert(m.positiveIntOr("slots_per_expert", 1))
                 .softNormalize(m.boolOr("soft_normalize", true))
                 .expertBias(m.boolOr("expert_bias", false))
@@ -254,6 +260,8 @@ public final class Moe4jFamily implements HfFamily {
         o.put("priority", name(m.priority()));
         o.put("expert_choice_decode", name(m.expertChoiceDecode()));
         o.put("threshold_momentum", m.thresholdMomentum());
+        m.predictor().ifPresent(p -> o.putObject("expert_choice_predictor").put("width", p.width())
+                .put("stop_gradient", p.stopGradient()).put("top_k", p.topK()).put("coefficient", p.coefficient()));
         o.put("slots_per_expert", m.slotsPerExpert());
         o.put("soft_normalize", m.softNormalize());
         ObjectNode f = o.putObject("expert_ffn");
@@ -285,6 +293,8 @@ public final class Moe4jFamily implements HfFamily {
     public TensorNames tensorNames() {
         return TensorNames.builder(ExpertStorage.STACKED)
                 .rule("layers.{N}.moe.router.{W}", "model.layers.{N}.mlp.router.{W}")
+                .rule("layers.{N}.moe.router.predictor.{W}.weight", "model.layers.{N}.mlp.router.predictor.{W}.weight")
+                .rule("layers.{N}.moe.router.predictor.{W}.bias", "model.layers.{N}.mlp.router.predictor.{W}.bias")
                 .rule("layers.{N}.moe.experts.{W}", "model.layers.{N}.mlp.experts.{W}")
                 .rule("layers.{N}.moe.shared_experts.{W}", "model.layers.{N}.mlp.shared_experts.{W}")
                 .rule("layers.{N}.moe.shared_expert_gate.weight", "model.layers.{N}.mlp.shared_expert_gate.weight")

@@ -72,8 +72,9 @@ public final class SequenceCache {
 
     /**
      * Makes the cache ready to feed {@code prompt} with room for {@code capacity} positions, and returns how many
-     * of its leading ids are kept: the longest prefix shared with the ids held, short of the last prompt token (a
-     * pass must run for the next token's logits), or none where the model routes tokens depending on the batch.
+     * of its leading ids are kept: the longest prefix shared with the ids held or found in the model's prefix cache,
+     * short of the last prompt token (a pass must run for the next token's logits), or none where the model routes
+     * tokens depending on the batch.
      * The state grows, keeping what it holds, when it has no room.
      */
     int prepare(LanguageModel model, int[] prompt, int capacity) {
@@ -99,7 +100,37 @@ public final class SequenceCache {
             outgrown.release();
         }
         state.routing(routing);
+        if (model.cachingPrefixes() && sameRouting && reusable(model) && kept < prompt.length - 1) {
+            kept = kept == 0 ? takeCachedPrefix(prompt) : takeCachedPrefix(model, prompt, capacity, kept);
+        }
         return kept;
+    }
+
+    /** Takes the beginning of the prompt from the model's prefix cache into this empty cache. */
+    private int takeCachedPrefix(int[] prompt) {
+        int taken = state.takeCachedPrefix(prompt, prompt.length - 1);
+        record(Arrays.copyOf(prompt, taken));
+        return taken;
+    }
+
+    /**
+     * Takes the beginning of the prompt from the model's prefix cache (blocks other sequences computed) where it
+     * holds more of it than the {@code kept} positions this cache has: into a new state, so that what this one holds
+     * stays if the prefix cache has less. Returns the positions now held.
+     */
+    private int takeCachedPrefix(LanguageModel model, int[] prompt, int capacity, int kept) {
+        InferenceState fresh = model.newState(Math.max(capacity, state.capacity()));
+        fresh.routing(state.routing());
+        int taken = fresh.takeCachedPrefix(prompt, prompt.length - 1);
+        if (taken <= kept) {
+            fresh.release();
+            return kept;
+        }
+        state.release();
+        state = fresh;
+        length = 0;
+        record(Arrays.copyOf(prompt, taken));
+        return taken;
     }
 
     /** The routing policy of the sequence this cache holds. */

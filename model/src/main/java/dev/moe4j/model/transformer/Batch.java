@@ -1,6 +1,6 @@
 package dev.moe4j.model.transformer;
 
-import dev.moe4j.core.Tensor;
+import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.AttentionSpec;
@@ -121,14 +121,14 @@ final class Batch {
         if (caches.isEmpty()) {
             return g.attention(q, k, v, sequences, spec, sinks);
         }
-        var keys = new ArrayList<Tensor>(caches.size());
-        var values = new ArrayList<Tensor>(caches.size());
+        var keys = new ArrayList<PagedRows>(caches.size());
+        var values = new ArrayList<PagedRows>(caches.size());
         for (int i = 0; i < caches.size(); i++) {
             KvCache cache = caches.get(i);
-            int from = rowStarts[i], to = rowStarts[i + 1];
+            int from = rowStarts[i], to = rowStarts[i + 1], visible = starts[i] + to - from;
             cache.write(layer, starts[i], k.value().slice(from, to), v.value().slice(from, to));
-            keys.add(cache.keys(layer));
-            values.add(cache.values(layer));
+            keys.add(cache.keys(layer, visible));
+            values.add(cache.values(layer, visible));
         }
         return g.attentionWithCaches(q, keys, values, starts, rowStarts, spec, sinks);
     }

@@ -16,7 +16,9 @@ import dev.moe4j.moe.expert.SeparateExpertWeights;
 import dev.moe4j.moe.expert.StackedExpertWeights;
 import dev.moe4j.moe.expert.TransposedExpertWeights;
 import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.router.ExpertChoicePredictor;
 import dev.moe4j.moe.router.ExpertChoiceRouter;
+import dev.moe4j.moe.router.PredictorOptions;
 import dev.moe4j.moe.router.Noise;
 import dev.moe4j.moe.router.PolicyRows;
 import dev.moe4j.moe.router.SoftMoeRouter;
@@ -119,7 +121,8 @@ final class MoeBlock {
             // The running thresholds move in place while training: an F32 copy, as for the selection bias.
             Tensor thresholds = get(w, prefix + "router.expert_thresholds", e).to(DType.F32);
             tensors.put(prefix + "router.expert_thresholds", thresholds);
-            return new ExpertChoiceRouter(c, weight, bias, thresholds);
+            return new ExpertChoiceRouter(c, weight, bias, thresholds, c.predictor().map(p -> predictor(p, c, prefix, w))
+                    .orElse(null));
         }
         Tensor noise = c.noise().kind() == Noise.Kind.LEARNED_GAUSSIAN ? get(w, prefix + "router.noise_weight", e, h)
                 : null;
@@ -132,6 +135,15 @@ final class MoeBlock {
         return new TopKRouter(c, weight, bias, noise, selection, adapter == null ? null
                 : new Lora(new Parameter("router.lora_a", adapter.a().value()),
                         new Parameter("router.lora_b", adapter.b().value()), adapter.scale()));
+    }
+
+    private ExpertChoicePredictor predictor(PredictorOptions p, MoeConfig c, String prefix, WeightSource w) {
+        int e = c.experts(), h = c.hidden(), in = p.linearProbe() ? h : p.width();
+        return new ExpertChoicePredictor(p, h, e,
+                p.linearProbe() ? null : get(w, prefix + ExpertChoicePredictor.HIDDEN_WEIGHT, p.width(), h),
+                p.linearProbe() ? null : get(w, prefix + ExpertChoicePredictor.HIDDEN_BIAS, p.width()),
+                get(w, prefix + ExpertChoicePredictor.OUT_WEIGHT, e, in),
+                get(w, prefix + ExpertChoicePredictor.OUT_BIAS, e));
     }
 
     private ExpertWeights experts(MoeConfig c, String prefix, WeightSource w) {

@@ -60,12 +60,12 @@ final class PlacedWeights implements WeightSource {
     }
 
     /**
-     * The weights that decide routing (router, its noise, the shared expert's gate): small, and kept in F32 so that
+     * The weights that decide routing (router, its noise, an expert-choice predictor, the shared expert's gate): small, and kept in F32 so that
      * a token's experts are those the F32 model picks unless their scores nearly tie.
      */
     static boolean routes(String name) {
         return name.endsWith("router.weight") || name.endsWith("router.noise_weight") || name.endsWith("router.mu")
-                || name.endsWith("shared_expert_gate.weight");
+                || name.endsWith("shared_expert_gate.weight") || name.contains("router.predictor.");
     }
 
     /** The router's buffers: routing decides on the host, and the bias balancer moves them there. */

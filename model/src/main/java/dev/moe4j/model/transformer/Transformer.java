@@ -10,6 +10,7 @@ import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.Device;
 import dev.moe4j.model.ForwardObserver;
+import dev.moe4j.model.LanguageModel;
 import dev.moe4j.model.config.AttentionConfig;
 import dev.moe4j.model.config.ModelConfig;
 import dev.moe4j.moe.MoeConfig;
@@ -51,6 +52,8 @@ public final class Transformer {
     /** The adapters outside the MoE layers (attention, by their full names); the MoE layers hold their own. */
     private final Map<String, Parameter> adapters = new LinkedHashMap<>();
     private final ExpertStorage expertStorage;
+    /** The KV memory of this model's sequences, made on first use. */
+    private KvBlocks kvBlocks;
     /** The coefficient of transformers' balance loss over all MoE layers at once; 0 when the layers own their losses. */
     private final double crossLayerBalance;
 
@@ -215,8 +218,9 @@ public final class Transformer {
             throw new BadInputException(tokens.length + " more tokens after " + cache.position()
                     + " do not fit the " + cache.capacity() + " positions of this sequence's state");
         }
+        cache.prepareWrite(tokens.length);
         ForwardPass pass = run(g, tokens, Batch.cached(cache, tokens.length), lastOnly, observer);
-        cache.advance(tokens.length);
+        cache.advance(tokens);
         return pass;
     }
 
@@ -255,9 +259,12 @@ public final class Transformer {
         for (int i = 0, at = 0; i < counts.length; at += counts[i], i++) {
             System.arraycopy(tokens.get(i), 0, all, at, counts[i]);
         }
+        for (int i = 0; i < counts.length; i++) {
+            caches.get(i).prepareWrite(counts[i]);
+        }
         ForwardPass pass = run(g, all, Batch.cached(caches, counts), lastOnly, observer);
         for (int i = 0; i < counts.length; i++) {
-            caches.get(i).advance(counts[i]);
+            caches.get(i).advance(tokens.get(i));
         }
         return pass;
     }
@@ -271,8 +278,38 @@ public final class Transformer {
 
     /** A KV cache for one sequence of up to {@code capacity} positions, on the device of the model's weights. */
     public KvCache newCache(int capacity) {
-        AttentionBlock a = layers.getFirst().attention();
-        return new KvCache(Backend.of(embedding.value()), layers.size(), capacity, a.keyWidth(), a.valueWidth());
+        return new KvCache(kvBlocks(), capacity);
+    }
+
+    /**
+     * Keeps the KV blocks of sequences' beginnings for later sequences that begin alike, up to {@code bytes} of
+     * blocks no running sequence holds (0: off, the default). Host memory only, and only where every token's
+     * routing depends on that token alone ({@link MoeConfig#routesEachTokenAlone}); elsewhere it stays off. The
+     * cached blocks hold what the weights computed: turn it off before changing them (training).
+     */
+    public void cachePrefixes(long bytes) {
+        long perBlock = Math.max(1, kvBytesPerPosition() * KvBlocks.BLOCK);
+        kvBlocks().cachePrefixes((int) Math.min(Integer.MAX_VALUE, bytes / perBlock));
+    }
+
+    /** Whether {@link #cachePrefixes} took effect. */
+    public boolean cachingPrefixes() {
+        return kvBlocks().cachingPrefixes();
+    }
+
+    /** The KV memory of this model's sequences: blocks held, blocks kept by the prefix cache, bytes allocated. */
+    public LanguageModel.KvUsage kvUsage() {
+        KvBlocks b = kvBlocks();
+        return new LanguageModel.KvUsage(b.heldBlocks(), b.cachedBlocks(), KvBlocks.BLOCK, b.allocatedBytes());
+    }
+
+    private synchronized KvBlocks kvBlocks() {
+        if (kvBlocks == null) {
+            AttentionBlock a = layers.getFirst().attention();
+            kvBlocks = new KvBlocks(Backend.of(embedding.value()), layers.size(), a.keyWidth(), a.valueWidth());
+            kvBlocks.allowPrefixes(config.moe().map(MoeConfig::routesEachTokenAlone).orElse(true));
+        }
+        return kvBlocks;
     }
 
     /** The device the model's weights are on, where its passes run. */

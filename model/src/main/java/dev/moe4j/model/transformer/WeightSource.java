@@ -17,6 +17,7 @@ import dev.moe4j.moe.expert.ExpertLora;
  * layers.N.attention.{q_a_proj,q_b_proj,kv_a_proj,kv_b_proj}.weight  layers.N.attention.{q_a,kv_a}_norm.weight
  * layers.N.mlp.{gate,up,down}_proj.weight                                  (a dense layer)
  * layers.N.moe.router.{weight,bias,selection_bias}  layers.N.moe.shared_expert_gate.weight
+ * layers.N.moe.router.predictor.{hidden,out}.{weight,bias}               (an expert-choice predictor)
  * layers.N.moe.experts.E.{gate,up,down}_proj.weight                        ({@link ExpertStorage#SEPARATE})
  * layers.N.moe.experts.{gate_up_proj,down_proj,gate_up_proj_bias,down_proj_bias}  ({@link ExpertStorage#STACKED},
  *                                                                          {@link ExpertStorage#TRANSPOSED})

@@ -61,6 +61,10 @@ class ConfigRoundTripTest {
                 MoeConfig.builder(32, 24, 6, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
                         .capacity(Capacity.vmoeFactor(1.5)).thresholdMomentum(0.2)
                         .expertChoiceDecode(dev.moe4j.moe.router.ExpertChoiceDecode.BATCH_TOP_C).build(),
+                MoeConfig.builder(32, 24, 6, 2).router(dev.moe4j.moe.RouterKind.EXPERT_CHOICE)
+                        .capacity(Capacity.vmoeFactor(2.0))
+                        .expertChoiceDecode(dev.moe4j.moe.router.ExpertChoiceDecode.PREDICTOR)
+                        .predictor(new dev.moe4j.moe.router.PredictorOptions(0, false, 3, 0.25)).build(),
                 MoeConfig.builder(32, 24, 6, 2).router(dev.moe4j.moe.RouterKind.SOFT).slotsPerExpert(3)
                         .softNormalize(false).ffn(dev.moe4j.moe.expert.ExpertFfn.plain(dev.moe4j.core.kernels.Activation.RELU)).build(),
                 MoeConfig.builder(32, 24, 6, 3).scoring(dev.moe4j.moe.router.Scoring.SIGMOID).selectionBias(true)

@@ -10,6 +10,11 @@ public enum ExpertChoiceDecode {
      * while training) of the score of the last token each expert took. A token's routing depends on itself only.
      */
     THRESHOLD,
+    /**
+     * Causal: a small predictor beside the router ({@link ExpertChoicePredictor}), trained on the batch's actual
+     * selections, says which experts would have taken the token; they take it with the router's gate weights.
+     */
+    PREDICTOR,
     /** As in training: each expert takes its top-C tokens among those given (for encoders; not causal). */
     BATCH_TOP_C
 }

@@ -19,19 +19,33 @@ import java.util.random.RandomGenerator;
  *
  * <p>Inference cannot look at later tokens. With {@link ExpertChoiceDecode#THRESHOLD} every expert keeps, while
  * training, a running average of the score of the last (C-th) token it took, and at inference takes exactly the
- * tokens whose score reaches it: the routing of a token then depends on that token alone.
+ * tokens whose score reaches it: the routing of a token then depends on that token alone. With
+ * {@link ExpertChoiceDecode#PREDICTOR} an {@link ExpertChoicePredictor} trained beside the router on the batch's
+ * selections says instead which experts take the token; the thresholds are kept either way.
  */
 public final class ExpertChoiceRouter implements Router {
     private final MoeConfig config;
     private final Parameter weight;
     private final Parameter bias;
     private final Tensor thresholds;
+    private final ExpertChoicePredictor predictor;
 
     /**
      * @param thresholds [experts] F32 running thresholds (NaN until estimated); the router updates it in place
      */
     public ExpertChoiceRouter(MoeConfig config, Tensor weight, Tensor bias, Tensor thresholds) {
+        this(config, weight, bias, thresholds, null);
+    }
+
+    /** @param predictor the predictor the config asks for ({@link MoeConfig#predictor()}), or null without one */
+    public ExpertChoiceRouter(MoeConfig config, Tensor weight, Tensor bias, Tensor thresholds,
+                              ExpertChoicePredictor predictor) {
+        if (config.predictor().isPresent() != (predictor != null)) {
+            throw new IllegalArgumentException("expert-choice router: the config " + (predictor == null
+                    ? "asks for a predictor but none was given" : "has no predictor but one was given"));
+        }
         this.config = config;
+        this.predictor = predictor;
         int e = config.experts();
         this.weight = new Parameter("router.weight", TopKRouter.check(weight, "router.weight", e, config.hidden()));
         this.bias = config.routerBias() ? new Parameter("router.bias", TopKRouter.check(bias, "router.bias", e)) : null;
@@ -73,6 +87,17 @@ public final class ExpertChoiceRouter implements Router {
                     updateThreshold(i, column[top[capacity - 1]]);
                 }
             }
+        } else if (config.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
+            boolean[] chosen = predictor.choose(predictor.forward(x).logits());
+            for (int i = 0; i < e; i++) {
+                for (int t = 0; t < n; t++) {
+                    if (chosen[t * e + i]) {
+                        token[count] = t;
+                        expert[count] = i;
+                        w[count++] = s[t * e + i];
+                    }
+                }
+            }
         } else {
             for (int i = 0; i < e; i++) {
                 float tau = thresholds.getFloat(i);
@@ -96,6 +121,13 @@ public final class ExpertChoiceRouter implements Router {
         int untaken = 0;
         for (boolean b : taken) {
             untaken += b ? 0 : 1;
+        }
+        if (mode == Mode.TRAINING && predictor != null) {
+            boolean[] selected = new boolean[n * e];
+            for (int i = 0; i < count; i++) {
+                selected[token[i] * e + expert[i]] = true;
+            }
+            r.predictorFit = predictor.fit(predictor.forward(x), selected);
         }
         r.gates = s;
         r.dispatch = Dispatch.group(n, e, count, token, expert, w);
@@ -126,6 +158,14 @@ public final class ExpertChoiceRouter implements Router {
         float[] dLogits = grads.hasLogits() ? grads.logits().clone() : new float[n * e];
         RouterMath.scoresBackward(config.scoring(), r.gates, ds, n, e, dLogits);
         Linear.backward(dLogits, x, weight, bias, dx);
+        if (r.predictorFit != null) {
+            predictor.backward(r.predictorFit, x, dx);
+        }
+    }
+
+    /** The predictor trained beside the router, or null. */
+    public ExpertChoicePredictor predictor() {
+        return predictor;
     }
 
     @Override
@@ -134,6 +174,9 @@ public final class ExpertChoiceRouter implements Router {
         out.add(weight);
         if (bias != null) {
             out.add(bias);
+        }
+        if (predictor != null) {
+            out.addAll(predictor.parameters());
         }
         return out;
     }

@@ -37,7 +37,10 @@ final class Linear {
         return new Output(b.toHost(y).toFloatArray(), t);
     }
 
-    /** Accumulates dW += dyᵀ · x and db += Σ dy (where they take gradients), and adds dy · W into dx [rows, in]. */
+    /**
+     * Accumulates dW += dyᵀ · x and db += Σ dy (where they take gradients), and adds dy · W into dx [rows, in] unless
+     * dx is null (the gradient stopped at x).
+     */
     static void backward(float[] dy, Tensor x, Parameter weight, Parameter bias, Tensor dx) {
         backward(dy, x, weight, bias, null, null, dx);
     }
@@ -54,7 +57,9 @@ final class Linear {
         if (bias != null && bias.requiresGrad()) {
             b.addColumnSums(bias.grad(), dyT);
         }
-        b.matmulBackwardInput(dx, dyT, weight.value(), true);
+        if (dx != null) {
+            b.matmulBackwardInput(dx, dyT, weight.value(), true);
+        }
         if (lora != null) {
             b.lowRankBackward(dx, lora.a().requiresGrad() ? lora.a().grad() : null,
                     lora.b().requiresGrad() ? lora.b().grad() : null, dyT, x, lowRank, lora.a().value(),

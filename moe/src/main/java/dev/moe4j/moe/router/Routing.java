@@ -26,6 +26,7 @@ public final class Routing {
     int rerouted;
     int sequenceLength;
     Object trace;
+    ExpertChoicePredictor.Fit predictorFit;
     /** Computed on first use, or handed over by the router where it already computed the same values. */
     float[] probabilities;
 
@@ -106,6 +107,14 @@ public final class Routing {
     /** The served assignments grouped by expert; null for Soft MoE. */
     public Dispatch dispatch() {
         return dispatch;
+    }
+
+    /**
+     * An expert-choice predictor's training pass against this batch's selections (its loss and how its choices
+     * compared); null unless an expert-choice router with a predictor trained.
+     */
+    public ExpertChoicePredictor.Fit predictorFit() {
+        return predictorFit;
     }
 
     /** Soft MoE's dispatch and combine weights; null otherwise. */

@@ -13,9 +13,12 @@ import dev.moe4j.moe.router.Routing;
  * @param maxViolation       max over experts of load / mean load − 1 (0 when perfectly balanced)
  * @param routerEntropy      mean over tokens of the entropy (nats) of the router's probabilities
  * @param meanTopProbability mean over tokens of the largest router probability
+ * @param predictor          an expert-choice predictor's choices against the batch's selections, when one trained
+ *                           in this pass; else null
  */
 public record RoutingStats(int tokens, int[] tokensPerExpert, double droppedFraction, int droppedTokens,
-                           double loadCv, double maxViolation, double routerEntropy, double meanTopProbability) {
+                           double loadCv, double maxViolation, double routerEntropy, double meanTopProbability,
+                           PredictorConfusion predictor) {
 
     public int experts() {
         return tokensPerExpert.length;
@@ -69,6 +72,7 @@ public record RoutingStats(int tokens, int[] tokensPerExpert, double droppedFrac
             top += best;
         }
         double droppedFraction = r.requested() > 0 ? (double) r.dropped() / r.requested() : 0;
-        return new RoutingStats(n, load, droppedFraction, dropped, cv, violation, entropy / n, top / n);
+        return new RoutingStats(n, load, droppedFraction, dropped, cv, violation, entropy / n, top / n,
+                r.predictorFit() == null ? null : r.predictorFit().confusion());
     }
 }

@@ -20,6 +20,6 @@ class BiasBalancerTest {
     }
 
     private static RoutingStats stats(int... load) {
-        return new RoutingStats(0, load, 0, 0, 0, 0, 0, 0);
+        return new RoutingStats(0, load, 0, 0, 0, 0, 0, 0, null);
     }
 }

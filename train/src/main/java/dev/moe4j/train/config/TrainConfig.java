@@ -22,6 +22,7 @@ import dev.moe4j.moe.loss.RouterZLoss;
 import dev.moe4j.moe.loss.SequenceLoss;
 import dev.moe4j.moe.loss.SwitchLoss;
 import dev.moe4j.moe.router.ExpertChoiceDecode;
+import dev.moe4j.moe.router.PredictorOptions;
 import dev.moe4j.moe.router.GateOrder;
 import dev.moe4j.moe.router.GroupLimit;
 import dev.moe4j.moe.router.Noise;
@@ -286,10 +287,23 @@ public record TrainConfig(Map<String, String> values, Optional<ModelConfig> mode
             throw new BadInputException("--router expert-choice needs a --capacity-factor (e.g. 1 or 2): each "
                     + "expert takes factor x tokens / experts tokens");
         }
+        ExpertChoiceDecode decode = switch (v.choice("expert-choice-decode", "threshold", "predictor", "batch")) {
+            case "predictor" -> ExpertChoiceDecode.PREDICTOR;
+            case "batch" -> ExpertChoiceDecode.BATCH_TOP_C;
+            default -> ExpertChoiceDecode.THRESHOLD;
+        };
+        // The predictor trains only where it will route, so that the other variants' parameters stay as they were.
+        PredictorOptions predictor = kind == RouterKind.EXPERT_CHOICE && decode == ExpertChoiceDecode.PREDICTOR
+                ? new PredictorOptions(v.integer("predictor-width", 0), v.flag("predictor-stop-gradient"),
+                        v.integer("predictor-top-k", 0), v.number("predictor-loss", 0, 1e6)) : null;
+        if (predictor != null && predictor.topK() > experts) {
+            throw new BadInputException("--predictor-top-k " + predictor.topK() + " is more than the " + experts
+                    + " experts");
+        }
         b.overflow(v.choice("overflow", "drop", "next-choice").equals("drop") ? Overflow.DROP : Overflow.NEXT_CHOICE)
                 .priority(v.choice("priority", "position", "score").equals("score") ? Priority.SCORE : Priority.POSITION)
-                .expertChoiceDecode(v.choice("expert-choice-decode", "threshold", "batch").equals("batch")
-                        ? ExpertChoiceDecode.BATCH_TOP_C : ExpertChoiceDecode.THRESHOLD)
+                .expertChoiceDecode(decode)
+                .predictor(predictor)
                 .thresholdMomentum(v.number("threshold-momentum", 0, 1))
                 .slotsPerExpert(v.integer("slots-per-expert", 1))
                 .softNormalize(v.flag("soft-normalize"));

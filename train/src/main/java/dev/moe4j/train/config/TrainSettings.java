@@ -84,7 +84,17 @@ public final class TrainSettings {
             s(Group.ROUTING, "priority", "position", "KIND", "Which tokens claim slots first: position or score "
                     + "(batch priority routing)."),
             s(Group.ROUTING, "expert-choice-decode", "threshold", "KIND", "Expert choice at inference: threshold "
-                    + "(running per-expert score thresholds, causal) or batch (top-C of the batch)."),
+                    + "(running per-expert score thresholds, causal), predictor (a small MLP beside the router, trained "
+                    + "on the batch's selections, says which experts take each token: causal, as Mixture-of-Depths) "
+                    + "or batch (top-C of the batch)."),
+            s(Group.ROUTING, "predictor-width", "64", "N", "Expert-choice predictor: hidden width of its MLP (router "
+                    + "input -> N -> experts); 0: a linear probe."),
+            on(Group.ROUTING, "predictor-stop-gradient", true, "Expert-choice predictor: its loss trains the "
+                    + "predictor only (Mixture-of-Depths); off: its gradient also flows into the network."),
+            s(Group.ROUTING, "predictor-top-k", "0", "K", "Expert-choice predictor at inference: each token goes to "
+                    + "its K experts of highest predicted probability; 0: to every expert predicted at 0.5 or more."),
+            s(Group.ROUTING, "predictor-loss", "0.01", "X", "Expert-choice predictor: weight of its binary "
+                    + "cross-entropy in the training loss."),
             s(Group.ROUTING, "threshold-momentum", "0.05", "X", "Expert choice: weight of the newest batch in the "
                     + "running thresholds."),
             s(Group.ROUTING, "slots-per-expert", "1", "N", "Soft MoE: slots per expert."),

@@ -1,13 +1,23 @@
 package dev.moe4j.train.experiment;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.core.BadInputException;
+import dev.moe4j.core.backend.CpuBackend;
 import dev.moe4j.io.AtomicDirectory;
 import dev.moe4j.io.AtomicFiles;
 import dev.moe4j.io.json.Json;
 import dev.moe4j.model.ModelLoader;
 import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.WeightMemory;
+import dev.moe4j.model.config.ModelConfig;
+import dev.moe4j.moe.MoeConfig;
+import dev.moe4j.moe.RouterKind;
+import dev.moe4j.moe.dispatch.Capacity;
+import dev.moe4j.moe.router.ExpertChoiceDecode;
+import dev.moe4j.moe.router.PredictorOptions;
+import dev.moe4j.moe.stats.PredictorConfusion;
 import dev.moe4j.train.StepMetrics;
 import dev.moe4j.train.TrainingDiverged;
 import dev.moe4j.train.TrainingRun;
@@ -42,7 +52,7 @@ public final class ExperimentRunner {
     public static final String RUN_FILE = "run.json";
     public static final String RESULTS_FILE = "results.json";
     /** Raised whenever what the analysis measures changes, so that saved runs are analysed again. */
-    static final int ANALYSIS_VERSION = 1;
+    static final int ANALYSIS_VERSION = 4;
 
     /**
      * @param runs     the folder that holds the experiments' folders (runs/)
@@ -54,14 +64,21 @@ public final class ExperimentRunner {
      * @param threads  worker threads (0: all processors)
      * @param only     the variants to train (empty: all); lets several processes share one sweep, each training
      *                 some variants, after which any of them gathers the results
+     * @param partial  gather the results of the variants whose runs are all done even while others are missing
+     *                 (results.json then says which it left out), to compare some variants without the whole sweep
      */
     public record Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
-                          int threads, Set<String> only) {
+                          int threads, Set<String> only, boolean partial) {
         public Options {
             if (seeds < 1) {
                 throw new BadInputException("--seeds must be at least 1, got " + seeds);
             }
             only = Set.copyOf(only);
+        }
+
+        public Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
+                       int threads, Set<String> only) {
+            this(runs, dataRoot, quick, force, seeds, cache, threads, only, false);
         }
 
         public Options(Path runs, Path dataRoot, boolean quick, boolean force, int seeds, Optional<Path> cache,
@@ -136,13 +153,23 @@ public final class ExperimentRunner {
                         listener, name, index, definitions.size()));
             }
         }
-        if (!missing.isEmpty()) {
+        List<String> leftOut = variants.stream().map(Variant::name)
+                .filter(v -> missing.stream().anyMatch(run -> run.startsWith(v + "-s"))).toList();
+        if (!missing.isEmpty() && !o.partial()) {
             listener.message("results.json is written once every run is done; still missing: "
                     + String.join(", ", missing));
             return Optional.empty();
         }
-        ObjectNode results = ExperimentResults.aggregate(experiment, variants, o, records,
+        if (!leftOut.isEmpty()) {
+            listener.message("results.json leaves out the variants not done yet: " + String.join(", ", leftOut));
+        }
+        ObjectNode results = ExperimentResults.aggregate(experiment, variants.stream()
+                        .filter(v -> !leftOut.contains(v.name())).toList(), o, records,
                 new double[] {started[0], loadAverage()});
+        if (o.partial()) {
+            results.put("partial", !leftOut.isEmpty());
+            leftOut.forEach(results.putArray("left_out")::add);
+        }
         try {
             Files.createDirectories(folder);
         } catch (java.io.IOException e) {
@@ -273,11 +300,7 @@ public final class ExperimentRunner {
                     options);
             int[][] sequences = spread(data.validation(), context, 8);
             if (sequences.length > 0) {
-                var losses = CausalEvaluation.of(model.transformer(), sequences);
-                ObjectNode c = analysis.putObject("causal");
-                c.put("tokens", losses.tokens());
-                JsonNumbers.put(c, "causal_loss", losses.causal());
-                JsonNumbers.put(c, "batch_loss", losses.batch());
+                causal(analysis.putObject("causal"), dir, model, sequences);
             }
             return analysis;
         } catch (Exception e) {
@@ -286,6 +309,70 @@ public final class ExperimentRunner {
             }
             throw new IllegalStateException(dir + ": closing the model failed", e);
         }
+    }
+
+    /**
+     * The causal loss of the saved model against the same windows routed as in training. Expert choice is loaded a
+     * second time to route each batch by its experts' top-C, and its causal choices on the windows are compared with
+     * those selections per layer; a model with a predictor also decodes by its thresholds, which the same training
+     * kept, so that both causal decodings are measured on one network, and by its predictor's top-k.
+     */
+    private static void causal(ObjectNode c, Path dir, TransformerModel model, int[][] sequences) {
+        ModelConfig config = model.config();
+        MoeConfig moe = config.moe().filter(m -> m.router() == RouterKind.EXPERT_CHOICE).orElse(null);
+        CausalEvaluation.Losses losses;
+        if (moe == null) {
+            losses = CausalEvaluation.of(model.transformer(), model.transformer(), sequences);
+        } else {
+            c.put("expert_choice_decode", moe.expertChoiceDecode().name().toLowerCase(java.util.Locale.ROOT));
+            try (TransformerModel batch = loadDecoding(dir, config, moe.toBuilder()
+                    .expertChoiceDecode(ExpertChoiceDecode.BATCH_TOP_C).build())) {
+                losses = CausalEvaluation.of(model.transformer(), batch.transformer(), sequences);
+                agreement(c.putArray("agreement"), CausalEvaluation.agreement(model.transformer(),
+                        batch.transformer(), sequences), model.transformer().moeLayerIndices());
+                if (moe.expertChoiceDecode() == ExpertChoiceDecode.PREDICTOR) {
+                    decodedAlso(c, "threshold", dir, config, moe.toBuilder()
+                            .expertChoiceDecode(ExpertChoiceDecode.THRESHOLD).build(), batch, sequences);
+                    // A 0.5 cut does not promise a token the experts it gets on average in training (the capacity
+                    // factor); the top-k by prediction with that k does.
+                    PredictorOptions p = moe.predictor().orElseThrow();
+                    if (p.topK() == 0 && moe.capacity().kind() == Capacity.Kind.FACTOR) {
+                        int k = (int) Math.max(1, Math.min(moe.experts(), Math.round(moe.capacity().factor())));
+                        c.put("predictor_top_k", k);
+                        decodedAlso(c, "predictor_top_k", dir, config, moe.toBuilder().predictor(
+                                new PredictorOptions(p.width(), p.stopGradient(), k, p.coefficient())).build(), batch,
+                                sequences);
+                    }
+                }
+            }
+        }
+        c.put("tokens", losses.tokens());
+        JsonNumbers.put(c, "causal_loss", losses.causal());
+        JsonNumbers.put(c, "batch_loss", losses.batch());
+    }
+
+    private static void agreement(ArrayNode out, List<PredictorConfusion> layers, List<Integer> indices) {
+        for (int l = 0; l < layers.size(); l++) {
+            ObjectNode n = out.addObject();
+            n.put("layer", indices.get(l));
+            JsonNumbers.put(n, "accuracy", layers.get(l).accuracy());
+            JsonNumbers.put(n, "precision", layers.get(l).precision());
+            JsonNumbers.put(n, "recall", layers.get(l).recall());
+        }
+    }
+
+    /** The causal loss of the saved weights decoded as {@code moe} says, and its choices against the batch's. */
+    private static void decodedAlso(ObjectNode c, String label, Path dir, ModelConfig config, MoeConfig moe,
+                                    TransformerModel batch, int[][] sequences) {
+        try (TransformerModel other = loadDecoding(dir, config, moe)) {
+            JsonNumbers.put(c, label + "_causal_loss", CausalEvaluation.causal(other.transformer(), sequences));
+            agreement(c.putArray(label + "_agreement"), CausalEvaluation.agreement(other.transformer(),
+                    batch.transformer(), sequences), other.transformer().moeLayerIndices());
+        }
+    }
+
+    private static TransformerModel loadDecoding(Path dir, ModelConfig config, MoeConfig moe) {
+        return ModelLoader.load(dir, config.toBuilder().moe(moe).build(), CpuBackend.INSTANCE, WeightMemory.AUTO);
     }
 
     /** {@code count} windows of {@code context} tokens spread evenly over the stream (fewer if it is short). */

@@ -57,7 +57,9 @@ public final class Experiments {
     public static final Experiment ROUTING = new Experiment("routing",
             "Routers at equal compute: token choice, expert choice, Soft MoE, dense MoE",
             "Expert choice balances load perfectly but token choice gives the better model in a decoder "
-                    + "(OLMoE's ablation); Soft MoE and dense mixtures spend compute on every expert.",
+                    + "(OLMoE's ablation), where expert choice cannot see the later tokens it was trained to pick "
+                    + "among (a predictor trained beside the router, as in Mixture-of-Depths, routes causally); Soft "
+                    + "MoE and dense mixtures spend compute on every expert.",
             COMMON, QUICK, b -> {
                 int k = b.integer("top-k"), e = b.integer("experts"), w = b.integer("expert-width");
                 int n = b.tokensPerForward();
@@ -71,10 +73,15 @@ public final class Experiments {
                                 "gate-order", "topk-then-softmax"),
                                 "Shazeer et al.'s noisy top-k gating: learned Gaussian noise, softmax over the kept "
                                         + "logits."),
-                        new Variant("expert-choice", "expert choice", Map.of("router", "expert-choice",
-                                "capacity-factor", "" + k),
+                        new Variant("expert-choice", "expert choice, threshold decoding", Map.of("router",
+                                "expert-choice", "capacity-factor", "" + k),
                                 "each expert takes its top " + k + " x n / E tokens of the batch (" + k
                                         + " experts per token on average); causal thresholds at evaluation."),
+                        new Variant("expert-choice-predictor", "expert choice, predictor decoding", Map.of("router",
+                                "expert-choice", "capacity-factor", "" + k, "expert-choice-decode", "predictor"),
+                                "expert choice as above, with a predictor beside each router (an MLP of width 64, "
+                                        + "gradient stopped, as Mixture-of-Depths) trained on the batch's selections; "
+                                        + "at evaluation a token goes to each expert it predicts at 0.5 or more."),
                         new Variant("soft", "Soft MoE", Map.of("router", "soft", "slots-per-expert", "" + slots,
                                 "expert-width", "" + softWidth),
                                 e + " experts x " + slots + " slots over the batch's " + n + " tokens, width "

@@ -2,6 +2,7 @@ package dev.moe4j.train.experiment;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.moe.stats.PredictorConfusion;
 import dev.moe4j.train.MetricsLog;
 
 import java.nio.file.Path;
@@ -10,15 +11,16 @@ import java.util.List;
 
 /**
  * A run's {@code metrics.jsonl} read back: its steps (losses, time, tokens, each MoE layer's load per expert,
- * dropped share, CV and max violation) and its evaluations, with the summaries the experiments report.
+ * dropped share, CV, max violation and expert-choice predictor counts) and its evaluations, with the summaries the experiments report.
  */
 public record RunMetrics(List<Step> steps, List<Eval> evals) {
     /** One optimiser step; {@code layers} in MoE-layer order. */
     public record Step(long step, double loss, double crossEntropy, long tokens, double elapsed, List<Layer> layers) {
     }
 
-    /** One MoE layer in one step. */
-    public record Layer(int layer, int[] load, double cv, double dropped, double maxViolation) {
+    /** One MoE layer in one step; {@code predictor} null unless an expert-choice predictor trained. */
+    public record Layer(int layer, int[] load, double cv, double dropped, double maxViolation,
+                        PredictorConfusion predictor) {
     }
 
     /** One evaluation on the validation batches. */
@@ -47,7 +49,8 @@ public record RunMetrics(List<Step> steps, List<Eval> evals) {
                     load[i] = t.get(i).asInt();
                 }
                 layers.add(new Layer(l.path("layer").asInt(), load, l.path("load_cv").asDouble(),
-                        l.path("dropped").asDouble(), l.path("max_violation").asDouble()));
+                        l.path("dropped").asDouble(), l.path("max_violation").asDouble(),
+                        l.has("predictor") ? MetricsLog.predictor(l.path("predictor")) : null));
             }
             steps.add(new Step(n.path("step").asLong(), n.path("loss").asDouble(Double.NaN),
                     n.path("ce").asDouble(Double.NaN), n.path("tokens").asLong(), n.path("elapsed_s").asDouble(),

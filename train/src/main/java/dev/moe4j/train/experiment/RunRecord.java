@@ -3,6 +3,7 @@ package dev.moe4j.train.experiment;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moe4j.io.json.Json;
+import dev.moe4j.moe.stats.PredictorConfusion;
 
 import java.util.List;
 import java.util.Map;
@@ -13,7 +14,10 @@ import java.util.Map;
  * load of every expert over training (for the report's heatmaps).
  */
 final class RunRecord {
-    /** The share of training, at its end, over which load CV, violation, dead experts and drops are averaged. */
+    /**
+     * The share of training, at its end, over which load CV, violation, dead experts, drops and an expert-choice
+     * predictor's accuracy, precision and recall (on the training batches, before each step's update) are measured.
+     */
     static final double WINDOW = 0.2;
     /** An expert with less than this share of the mean load over the window counts as dead. */
     static final double DEAD = 0.01;
@@ -78,7 +82,8 @@ final class RunRecord {
             return;
         }
         int[] dead = m.deadExperts(window, DEAD);
-        double cv = 0, violation = 0, dropped = 0, droppedAll = 0;
+        double cv = 0, violation = 0, dropped = 0, droppedAll = 0, accuracy = 0, precision = 0, recall = 0;
+        boolean predicting = false;
         var perLayer = r.putArray("layers");
         for (int l = 0; l < layers; l++) {
             double lcv = 0, lv = 0, ld = 0;
@@ -105,6 +110,16 @@ final class RunRecord {
             JsonNumbers.put(n, "max_violation", lv);
             JsonNumbers.put(n, "dropped_pct", 100 * ld);
             n.put("dead_experts", dead[l]);
+            PredictorConfusion predicted = predictor(window, l);
+            if (predicted != null) {
+                JsonNumbers.put(n, "predictor_accuracy", predicted.accuracy());
+                JsonNumbers.put(n, "predictor_precision", predicted.precision());
+                JsonNumbers.put(n, "predictor_recall", predicted.recall());
+                accuracy += predicted.accuracy() / layers;
+                precision += predicted.precision() / layers;
+                recall += predicted.recall() / layers;
+                predicting = true;
+            }
             var share = n.putArray("load_share");
             for (double v : Statistics.normalised(toDouble(RunMetrics.windowLoad(window, l)))) {
                 JsonNumbers.add(share, v);
@@ -119,6 +134,23 @@ final class RunRecord {
             deadTotal += d;
         }
         r.put("dead_experts", deadTotal);
+        if (predicting) {
+            JsonNumbers.put(r, "predictor_accuracy", accuracy);
+            JsonNumbers.put(r, "predictor_precision", precision);
+            JsonNumbers.put(r, "predictor_recall", recall);
+        }
+    }
+
+    /** An expert-choice predictor's counts in MoE layer {@code layer} summed over the window, or null without one. */
+    private static PredictorConfusion predictor(List<RunMetrics.Step> window, int layer) {
+        PredictorConfusion sum = null;
+        for (RunMetrics.Step s : window) {
+            PredictorConfusion c = s.layers().get(layer).predictor();
+            if (c != null) {
+                sum = sum == null ? c : sum.plus(c);
+            }
+        }
+        return sum;
     }
 
     /**

@@ -128,6 +128,27 @@ class TrainConfigTest {
     }
 
     @Test
+    void expertChoiceDecodedByAPredictorTrainsOneAndOnlyThen() {
+        MoeConfig predicted = model(Map.of("router", "expert-choice", "capacity-factor", "2",
+                "expert-choice-decode", "predictor", "predictor-width", "0", "predictor-stop-gradient", "false",
+                "predictor-top-k", "2", "predictor-loss", "0.5")).moe().orElseThrow();
+        assertEquals(dev.moe4j.moe.router.ExpertChoiceDecode.PREDICTOR, predicted.expertChoiceDecode());
+        assertEquals(java.util.Optional.of(new dev.moe4j.moe.router.PredictorOptions(0, false, 2, 0.5)),
+                predicted.predictor());
+        assertEquals(java.util.Optional.of(dev.moe4j.moe.router.PredictorOptions.defaults()),
+                model(Map.of("router", "expert-choice", "capacity-factor", "2", "expert-choice-decode", "predictor"))
+                        .moe().orElseThrow().predictor());
+        assertTrue(model(Map.of("router", "expert-choice", "capacity-factor", "2")).moe().orElseThrow()
+                .predictor().isEmpty(), "threshold decoding trains no predictor");
+        var topK = assertThrows(BadInputException.class, () -> parse(Map.of("router", "expert-choice",
+                "capacity-factor", "2", "expert-choice-decode", "predictor", "predictor-top-k", "9")));
+        assertEquals("--predictor-top-k 9 is more than the 8 experts", topK.getMessage());
+        var width = assertThrows(BadInputException.class, () -> parse(Map.of("router", "expert-choice",
+                "capacity-factor", "2", "expert-choice-decode", "predictor", "predictor-width", "-1")));
+        assertTrue(width.getMessage().startsWith("--predictor-width: "), width.getMessage());
+    }
+
+    @Test
     void importanceAndLoadLossesDefaultToThePaperOfTheGateOrderAndCanBeNamed() {
         Map<String, String> noisy = Map.of("balance-loss", "importance+load", "noise", "gaussian", "noise-amount", "0.1");
         assertEquals(java.util.List.of(new ImportanceLoss(ImportanceLoss.Of.CLEAN_SOFTMAX),

@@ -62,7 +62,8 @@ class AnalysisTest {
     @Test
     void tokenChoiceGivesTheSameLossTokenByTokenAsInOneBatch() {
         int[][] sequences = ExperimentRunner.spread(data.validation(), 16, 3);
-        var losses = CausalEvaluation.of(model(), sequences);
+        Transformer model = model();
+        var losses = CausalEvaluation.of(model, model, sequences);
         assertEquals(3 * 15, losses.tokens());
         assertEquals(losses.batch(), losses.causal(), 1e-4 * losses.batch());
     }
@@ -70,8 +71,38 @@ class AnalysisTest {
     @Test
     void softMoeMixesTheTokensOfABatchSoItsBatchLossIsNotTheCausalOne() {
         int[][] sequences = ExperimentRunner.spread(data.validation(), 16, 3);
-        var losses = CausalEvaluation.of(model("router", "soft", "slots-per-expert", "2"), sequences);
+        Transformer soft = model("router", "soft", "slots-per-expert", "2");
+        var losses = CausalEvaluation.of(soft, soft, sequences);
         assertTrue(Math.abs(losses.batch() - losses.causal()) > 1e-4, losses.toString());
+    }
+
+    @Test
+    void expertChoiceDecodedByItsPredictorIsComparedWithTheSameWeightsRoutedAsInTraining() {
+        int[][] sequences = ExperimentRunner.spread(data.validation(), 16, 3);
+        String[] expertChoice = {"router", "expert-choice", "capacity-factor", "2", "expert-choice-decode"};
+        Transformer causal = model(concat(expertChoice, "predictor"));
+        Transformer batch = model(concat(expertChoice, "batch"));
+        var losses = CausalEvaluation.of(causal, batch, sequences);
+        // The predictor decides per token, so feeding the windows whole routes them as token by token does.
+        assertEquals(CausalEvaluation.batch(causal, sequences), losses.causal(), 1e-4 * losses.causal());
+        assertTrue(Math.abs(losses.gap()) > 1e-4, "top-C of the batch is not what an untrained predictor picks: "
+                + losses);
+        var agreement = CausalEvaluation.agreement(causal, batch, sequences);
+        assertEquals(causal.moeLayerIndices().size(), agreement.size());
+        int experts = causal.moeLayers().getFirst().config().experts();
+        var first = agreement.getFirst();
+        assertEquals(3L * 16 * experts, first.pairs());
+        // Each expert of the first layer takes its top-C of the 48 tokens: 2 × 48 / experts each.
+        assertEquals(2L * 3 * 16, first.truePositives() + first.falseNegatives());
+        assertTrue(first.accuracy() < 1, "an untrained predictor is not the batch's top-C: " + first);
+        var self = CausalEvaluation.agreement(batch, batch, sequences).getFirst();
+        assertEquals(1.0, self.accuracy());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     @Test

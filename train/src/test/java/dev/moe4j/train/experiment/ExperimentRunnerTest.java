@@ -141,6 +141,17 @@ class ExperimentRunnerTest {
     }
 
     @Test
+    void partialResultsGatherTheVariantsThatAreDoneAndNameTheOthers() {
+        var base = options(false);
+        var results = ExperimentRunner.run(TINY, new ExperimentRunner.Options(base.runs(), base.dataRoot(), false,
+                false, 2, base.cache(), 1, Set.of("dense"), true), new Recorder()).orElseThrow();
+        assertEquals(1, results.path("variants").size());
+        assertEquals("dense", results.path("variants").get(0).path("name").asText());
+        assertTrue(results.path("partial").asBoolean());
+        assertEquals("top2", results.path("left_out").get(0).asText());
+    }
+
+    @Test
     void anUnknownVariantIsNamedInTheError() {
         var base = options(false);
         var e = assertThrows(BadInputException.class, () -> ExperimentRunner.run(TINY, new ExperimentRunner.Options(
