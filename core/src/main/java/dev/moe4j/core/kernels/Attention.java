@@ -6,6 +6,7 @@ import dev.moe4j.core.PagedRows;
 import dev.moe4j.core.Tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * Scaled dot-product attention over one sequence, causal or (an encoder's) bidirectional, with grouped key/value
@@ -65,6 +66,7 @@ public final class Attention {
         int keys = k.rows();
         Parallel.forRange(rows * heads, 1, (from, to) -> {
             float[] p = new float[keys];
+            float[] weighted = new float[dv];
             for (int r = from; r < to; r++) {
                 int t = r / heads, h = r % heads, g = spec.kvHeadOf(h);
                 int position = queryStart + t;
@@ -84,14 +86,15 @@ public final class Attention {
                     sum += p[s];
                 }
                 long oOff = (long) t * heads * dv + (long) h * dv;
-                os.asSlice(oOff * 4, (long) dv * 4).fill((byte) 0);
+                java.util.Arrays.fill(weighted, 0f);
                 float inv = (float) (1 / sum);
                 for (int i = 0; i < pieces; i++) {
                     for (int s = Math.max(lo, firstRow[i]), end = Math.min(hi, firstRow[i + 1] - 1); s <= end; s++) {
                         long at = (long) (s - firstRow[i]) * valueStride + (long) g * dv;
-                        VectorMath.axpy(p[s] * inv, vs[i], at, os, oOff, dv);
+                        VectorMath.axpy(p[s] * inv, vs[i], at, weighted, dv);
                     }
                 }
+                MemorySegment.copy(weighted, 0, os, ValueLayout.JAVA_FLOAT_UNALIGNED, oOff * 4, dv);
                 if (lse != null) {
                     lse[r] = (float) (max + Math.log(sum));
                 }

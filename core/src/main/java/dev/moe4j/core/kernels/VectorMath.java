@@ -217,4 +217,19 @@ public final class VectorMath {
             setF32(y, yOffset + i, getF32(y, yOffset + i) + a * getF32(x, xOffset + i));
         }
     }
+
+    /**
+     * y[0, length) += a·x over F32 elements, y a Java array: a sum built in an array keeps its stores out of memory
+     * segments, whose vector stores C2 did not always compile as such (a decode profile found them element by element).
+     */
+    static void axpy(float a, MemorySegment x, long xOffset, float[] y, int length) {
+        var va = FloatVector.broadcast(F, a);
+        int i = 0;
+        for (int bound = F.loopBound(length); i < bound; i += LANES) {
+            f32(x, xOffset + i).fma(va, FloatVector.fromArray(F, y, i)).intoArray(y, i);
+        }
+        for (; i < length; i++) {
+            y[i] += a * getF32(x, xOffset + i);
+        }
+    }
 }
