@@ -126,10 +126,22 @@ final class HeadlessChromium implements AutoCloseable {
         if (socket != null) {
             socket.abort();
         }
+        // Chromium's helper processes (renderer, GPU, zygote) may outlive the browser for a moment and write to the
+        // profile folder while the test deletes it: they are taken now, while they are still its descendants, and
+        // waited for too.
+        var helpers = process.descendants().toList();
         process.destroy();
+        helpers.forEach(ProcessHandle::destroy);
         try {
             if (!process.waitFor(10, TimeUnit.SECONDS)) {
                 process.destroyForcibly();
+            }
+            for (ProcessHandle helper : helpers) {
+                try {
+                    helper.onExit().get(10, TimeUnit.SECONDS);
+                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+                    helper.destroyForcibly();
+                }
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
