@@ -112,6 +112,7 @@ public final class MatMul {
         // BF16 weights against two rows of x at a time read a word (two weights) per lane: x split into its even and
         // odd elements once here, for every row group (see Bf16Pairs)
         float[] pairs = wt == DType.BF16 && n >= 2 && k % (2 * LANES) == 0 ? Bf16Pairs.split(xs, n, k) : null;
+        var xh = Gemm.heapFloats(xs); // see dots8BF16: x's loads from an array keep their checks out of the loops
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
         int minGroups = (int) Math.max(1, (1 << 18) / Math.max(1, 4 * wt.byteCount(k)));
         Parallel.forRange(groups, minGroups, (from, to) -> {
@@ -159,17 +160,17 @@ public final class MatMul {
                         }
                     }
                     for (; i + 2 <= n; i += 2) {
-                        dots2x4BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
+                        dots2x4BF16(xh.array(), xh.offset() + i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
                     }
                     if (i < n) {
-                        dots1BF16(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, sums);
+                        dots1BF16(xh.array(), xh.offset() + i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, sums);
                     }
                 } else {
                     for (; i + 2 <= n; i += 2) {
-                        dots2x4F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
+                        dots2x4F32(xh.array(), xh.offset() + i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
                     }
                     if (i < n) {
-                        dots1F32(xs, (long) i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, sums);
+                        dots1F32(xh.array(), xh.offset() + i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, sums);
                     }
                 }
             }
@@ -202,9 +203,9 @@ public final class MatMul {
                     int r = Math.min(4, rows - q);
                     long w0 = base + (long) q * k, w1 = r > 1 ? w0 + k : w0, w2 = r > 2 ? w0 + 2L * k : w0, w3 = r > 3 ? w0 + 3L * k : w0;
                     if (wt == DType.F32) {
-                        dots1F32(xs, 0, k, ws, w0, w1, w2, w3, r, os, j + q, sums);
+                        dots1F32(xh.array(), xh.offset(), k, ws, w0, w1, w2, w3, r, os, j + q, sums);
                     } else {
-                        dots1BF16(xs, 0, k, ws, w0, w1, w2, w3, r, os, j + q, sums);
+                        dots1BF16(xh.array(), xh.offset(), k, ws, w0, w1, w2, w3, r, os, j + q, sums);
                     }
                 }
             }
@@ -215,7 +216,7 @@ public final class MatMul {
     // could meet several types grows past C2's inlining budget once a JVM has seen them all, and then boxes.
 
     /** out[outBase + q] = x·w_q for the four F32 weight rows starting at w0..w3; q < wr are stored. */
-    private static void dots1F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+    private static void dots1F32(float[] x, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
                                  long w3, int wr, MemorySegment os, long outBase, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
@@ -223,13 +224,13 @@ public final class MatMul {
         var a3 = a0;
         int c = 0;
         for (int bound = F.loopBound(k); c < bound; c += LANES) {
-            var xv = f32(xs, xBase + c);
+            var xv = FloatVector.fromArray(F, x, xBase + c);
             a0 = Widening.f32(ws, w0 + c).fma(xv, a0);
             a1 = Widening.f32(ws, w1 + c).fma(xv, a1);
             a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
             a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(MemorySegment.ofArray(x), xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
     }
 
@@ -237,9 +238,9 @@ public final class MatMul {
      * Two rows of x (from xBase, the second k further) against the four F32 weight rows at w0..w3: each weight
      * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
      */
-    private static void dots2x4F32(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+    private static void dots2x4F32(float[] x, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
                                    long w3, int wr, MemorySegment os, long outBase, int ldo, float[] sums) {
-        long x1 = xBase + k;
+        int x1 = xBase + k;
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
         int c = 0;
@@ -248,25 +249,25 @@ public final class MatMul {
             var v1 = Widening.f32(ws, w1 + c);
             var v2 = Widening.f32(ws, w2 + c);
             var v3 = Widening.f32(ws, w3 + c);
-            var x = f32(xs, xBase + c);
-            a0 = v0.fma(x, a0);
-            a1 = v1.fma(x, a1);
-            a2 = v2.fma(x, a2);
-            a3 = v3.fma(x, a3);
-            x = f32(xs, x1 + c);
-            b0 = v0.fma(x, b0);
-            b1 = v1.fma(x, b1);
-            b2 = v2.fma(x, b2);
-            b3 = v3.fma(x, b3);
+            var xv = FloatVector.fromArray(F, x, xBase + c);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            xv = FloatVector.fromArray(F, x, x1 + c);
+            b0 = v0.fma(xv, b0);
+            b1 = v1.fma(xv, b1);
+            b2 = v2.fma(xv, b2);
+            b3 = v3.fma(xv, b3);
         }
-        storeSums(xs, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(MemorySegment.ofArray(x), xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
-        storeSums(xs, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
+        storeSums(MemorySegment.ofArray(x), x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
                 Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
     }
 
     /** out[outBase + q] = x·w_q for the four BF16 weight rows starting at w0..w3; q < wr are stored. */
-    private static void dots1BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+    private static void dots1BF16(float[] x, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
                                  long w3, int wr, MemorySegment os, long outBase, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
@@ -274,13 +275,13 @@ public final class MatMul {
         var a3 = a0;
         int c = 0;
         for (int bound = F.loopBound(k); c < bound; c += LANES) {
-            var xv = f32(xs, xBase + c);
+            var xv = FloatVector.fromArray(F, x, xBase + c);
             a0 = Widening.bf16(ws, w0 + c).fma(xv, a0);
             a1 = Widening.bf16(ws, w1 + c).fma(xv, a1);
             a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
             a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(MemorySegment.ofArray(x), xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
     }
 
@@ -288,9 +289,9 @@ public final class MatMul {
      * Two rows of x (from xBase, the second k further) against the four BF16 weight rows at w0..w3: each weight
      * vector is loaded (and widened) once for both; element (r, q) goes to outBase + r·ldo + q.
      */
-    private static void dots2x4BF16(MemorySegment xs, long xBase, int k, MemorySegment ws, long w0, long w1, long w2,
+    private static void dots2x4BF16(float[] x, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
                                    long w3, int wr, MemorySegment os, long outBase, int ldo, float[] sums) {
-        long x1 = xBase + k;
+        int x1 = xBase + k;
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
         int c = 0;
@@ -299,20 +300,20 @@ public final class MatMul {
             var v1 = Widening.bf16(ws, w1 + c);
             var v2 = Widening.bf16(ws, w2 + c);
             var v3 = Widening.bf16(ws, w3 + c);
-            var x = f32(xs, xBase + c);
-            a0 = v0.fma(x, a0);
-            a1 = v1.fma(x, a1);
-            a2 = v2.fma(x, a2);
-            a3 = v3.fma(x, a3);
-            x = f32(xs, x1 + c);
-            b0 = v0.fma(x, b0);
-            b1 = v1.fma(x, b1);
-            b2 = v2.fma(x, b2);
-            b3 = v3.fma(x, b3);
+            var xv = FloatVector.fromArray(F, x, xBase + c);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            xv = FloatVector.fromArray(F, x, x1 + c);
+            b0 = v0.fma(xv, b0);
+            b1 = v1.fma(xv, b1);
+            b2 = v2.fma(xv, b2);
+            b3 = v3.fma(xv, b3);
         }
-        storeSums(xs, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(MemorySegment.ofArray(x), xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
-        storeSums(xs, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
+        storeSums(MemorySegment.ofArray(x), x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
                 Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
     }
 
