@@ -9,7 +9,6 @@ import java.lang.foreign.MemorySegment;
 import static dev.moe4j.core.kernels.Widening.F;
 import static dev.moe4j.core.kernels.Widening.I;
 import static dev.moe4j.core.kernels.Widening.LE;
-import static dev.moe4j.core.kernels.Widening.getF32;
 
 /**
  * BF16 weights read a 32-bit word (two values) at a time: a float whose low 16 bits are zero is the BF16 value above
@@ -22,15 +21,15 @@ final class Bf16Pairs {
     private Bf16Pairs() {
     }
 
-    /** {@code rows} rows of x [rows, k] split per row into its even elements then its odd ones. */
-    static float[] split(MemorySegment xs, int rows, int k) {
+    /** {@code rows} rows of x [rows, k] (from x[offset]) split per row into its even elements then its odd ones. */
+    static float[] split(float[] x, int offset, int rows, int k) {
         float[] out = new float[rows * k];
         int half = k / 2;
         for (int r = 0; r < rows; r++) {
-            long row = (long) r * k;
+            int row = offset + r * k;
             for (int i = 0; i < half; i++) {
-                out[r * k + i] = getF32(xs, row + 2L * i);
-                out[r * k + half + i] = getF32(xs, row + 2L * i + 1);
+                out[r * k + i] = x[row + 2 * i];
+                out[r * k + half + i] = x[row + 2 * i + 1];
             }
         }
         return out;

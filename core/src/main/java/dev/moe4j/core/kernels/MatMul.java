@@ -111,8 +111,9 @@ public final class MatMul {
         int groups = (m + 3) / 4;
         // BF16 weights against two rows of x at a time read a word (two weights) per lane: x split into its even and
         // odd elements once here, for every row group (see Bf16Pairs)
-        float[] pairs = wt == DType.BF16 && n >= 2 && k % (2 * LANES) == 0 ? Bf16Pairs.split(xs, n, k) : null;
         var xh = Gemm.heapFloats(xs); // see dots8BF16: x's loads from an array keep their checks out of the loops
+        float[] pairs = wt == DType.BF16 && n >= 2 && k % (2 * LANES) == 0
+                ? Bf16Pairs.split(xh.array(), xh.offset(), n, k) : null;
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
         int minGroups = (int) Math.max(1, (1 << 18) / Math.max(1, 4 * wt.byteCount(k)));
         Parallel.forRange(groups, minGroups, (from, to) -> {
@@ -230,7 +231,7 @@ public final class MatMul {
             a2 = Widening.f32(ws, w2 + c).fma(xv, a2);
             a3 = Widening.f32(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(MemorySegment.ofArray(x), xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(x, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
     }
 
@@ -260,9 +261,9 @@ public final class MatMul {
             b2 = v2.fma(xv, b2);
             b3 = v3.fma(xv, b3);
         }
-        storeSums(MemorySegment.ofArray(x), xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(x, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
-        storeSums(MemorySegment.ofArray(x), x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
+        storeSums(x, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
                 Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
     }
 
@@ -281,7 +282,7 @@ public final class MatMul {
             a2 = Widening.bf16(ws, w2 + c).fma(xv, a2);
             a3 = Widening.bf16(ws, w3 + c).fma(xv, a3);
         }
-        storeSums(MemorySegment.ofArray(x), xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(x, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
     }
 
@@ -311,9 +312,9 @@ public final class MatMul {
             b2 = v2.fma(xv, b2);
             b3 = v3.fma(xv, b3);
         }
-        storeSums(MemorySegment.ofArray(x), xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(x, xBase, k, DType.BF16, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
-        storeSums(MemorySegment.ofArray(x), x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
+        storeSums(x, x1, k, DType.BF16, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
                 Lanes.sum(b1, sums), Lanes.sum(b2, sums), Lanes.sum(b3, sums));
     }
 
@@ -405,10 +406,9 @@ public final class MatMul {
             a6 = Widening.bf16(ws, w0 + 6 * k1 + c).fma(xv, a6);
             a7 = Widening.bf16(ws, w0 + 7 * k1 + c).fma(xv, a7);
         }
-        MemorySegment xs = MemorySegment.ofArray(x);
-        storeSums(xs, xOff, k, DType.BF16, ws, w0, 4, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(x, xOff, k, DType.BF16, ws, w0, 4, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
-        storeSums(xs, xOff, k, DType.BF16, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4, sums),
+        storeSums(x, xOff, k, DType.BF16, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4, sums),
                 Lanes.sum(a5, sums), Lanes.sum(a6, sums), Lanes.sum(a7, sums));
     }
 
@@ -430,21 +430,20 @@ public final class MatMul {
             a6 = Widening.f32(ws, w0 + 6 * k1 + c).fma(xv, a6);
             a7 = Widening.f32(ws, w0 + 7 * k1 + c).fma(xv, a7);
         }
-        MemorySegment xs = MemorySegment.ofArray(x);
-        storeSums(xs, xOff, k, DType.F32, ws, w0, 4, os, outBase, c, Lanes.sum(a0, sums),
+        storeSums(x, xOff, k, DType.F32, ws, w0, 4, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
-        storeSums(xs, xOff, k, DType.F32, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4, sums),
+        storeSums(x, xOff, k, DType.F32, ws, w0 + 4 * k1, 4, os, outBase + 4, c, Lanes.sum(a4, sums),
                 Lanes.sum(a5, sums), Lanes.sum(a6, sums), Lanes.sum(a7, sums));
     }
 
     /** Adds the scalar tails from column c to the four sums of one x row and stores the first wr of them. */
-    private static void storeSums(MemorySegment xs, long xRow, int k, DType wt, MemorySegment ws, long w0, int wr,
+    private static void storeSums(float[] x, int xRow, int k, DType wt, MemorySegment ws, long w0, int wr,
                                   MemorySegment os, long out, int c, float s0, float s1, float s2, float s3) {
         float[] sums = {s0, s1, s2, s3};
         for (int q = 0; q < wr; q++) {
             long wq = w0 + (long) q * k;
             for (int t = c; t < k; t++) {
-                sums[q] += getF32(xs, xRow + t) * Widening.scalar(wt, ws, wq + t);
+                sums[q] += x[xRow + t] * Widening.scalar(wt, ws, wq + t);
             }
             setF32(os, out + q, sums[q]);
         }
