@@ -101,16 +101,9 @@ public final class SequenceCache {
         }
         state.routing(routing);
         if (model.cachingPrefixes() && sameRouting && reusable(model) && kept < prompt.length - 1) {
-            kept = kept == 0 ? takeCachedPrefix(prompt) : takeCachedPrefix(model, prompt, capacity, kept);
+            kept = takeCachedPrefix(model, prompt, capacity, kept);
         }
         return kept;
-    }
-
-    /** Takes the beginning of the prompt from the model's prefix cache into this empty cache. */
-    private int takeCachedPrefix(int[] prompt) {
-        int taken = state.takeCachedPrefix(prompt, prompt.length - 1);
-        record(Arrays.copyOf(prompt, taken));
-        return taken;
     }
 
     /**
