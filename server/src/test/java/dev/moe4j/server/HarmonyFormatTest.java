@@ -13,7 +13,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
@@ -136,16 +135,10 @@ class HarmonyFormatTest {
 
         var events = TestServer.events(server.post("/v1/chat/completions", body.replace("\"max_tokens\"",
                 "\"stream\": true, \"max_tokens\"")));
-        var content = new StringBuilder();
-        var calls = new ArrayList<JsonNode>();
-        for (JsonNode e : events) {
-            JsonNode delta = e.path("choices").path(0).path("delta");
-            if (delta.hasNonNull("content")) {
-                content.append(delta.get("content").asText());
-            }
-            delta.path("tool_calls").forEach(calls::add);
-        }
-        assertFalse(content.toString().contains("<|"), content.toString());
+        var streamed = TestServer.streamedChat(events);
+        String content = streamed.content();
+        var calls = streamed.toolCalls();
+        assertFalse(content.contains("<|"), content);
         assertEquals(1, calls.size());
         assertEquals(call.get("arguments").asText(), calls.getFirst().get("function").get("arguments").asText());
     }

@@ -12,7 +12,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -87,16 +86,10 @@ class MistralFormatTest {
 
         var events = TestServer.events(server.post("/v1/chat/completions", body.replace("\"max_tokens\"",
                 "\"stream\": true, \"max_tokens\"")));
-        var content = new StringBuilder();
-        var calls = new ArrayList<JsonNode>();
-        for (JsonNode e : events) {
-            JsonNode delta = e.path("choices").path(0).path("delta");
-            if (delta.hasNonNull("content")) {
-                content.append(delta.get("content").asText());
-            }
-            delta.path("tool_calls").forEach(calls::add);
-        }
-        assertFalse(content.toString().contains("TOOL_CALLS"), content.toString());
+        var streamed = TestServer.streamedChat(events);
+        String content = streamed.content();
+        var calls = streamed.toolCalls();
+        assertFalse(content.contains("TOOL_CALLS"), content);
         assertEquals(1, calls.size());
         assertEquals(call, calls.getFirst().get("function"), "the same seed, the same call, streamed");
     }

@@ -12,7 +12,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -129,22 +128,10 @@ class StructuredRepliesTest {
     void aRequiredCallStreamsNoMarkupAndArrivesAsOneToolCallsDelta() {
         var events = TestServer.events(server.post("/v1/chat/completions", chat("""
                 "stream": true, "tools": %s, "tool_choice": "required", "temperature": 1.2, "seed": 9""".formatted(TOOLS))));
-        var content = new StringBuilder();
-        var calls = new ArrayList<JsonNode>();
-        String finish = null;
-        for (JsonNode e : events) {
-            JsonNode choice = e.path("choices").path(0);
-            JsonNode delta = choice.path("delta");
-            if (delta.hasNonNull("content")) {
-                content.append(delta.get("content").asText());
-            }
-            delta.path("tool_calls").forEach(calls::add);
-            if (choice.hasNonNull("finish_reason")) {
-                finish = choice.get("finish_reason").asText();
-            }
-        }
-        assertFalse(content.toString().contains("<tool_call"), content.toString());
-        assertEquals("tool_calls", finish);
+        var streamed = TestServer.streamedChat(events);
+        var calls = streamed.toolCalls();
+        assertFalse(streamed.content().contains("<tool_call"), streamed.content());
+        assertEquals("tool_calls", streamed.finish());
         assertEquals(1, calls.size(), calls.toString());
         JsonNode function = calls.getFirst().get("function");
         String name = function.get("name").asText();

@@ -160,6 +160,29 @@ final class TestServer implements AutoCloseable {
         return events;
     }
 
+    /** A streamed chat reply put together: its content, its tool-call deltas in order, and its finish reason. */
+    record StreamedChat(String content, List<JsonNode> toolCalls, String finish) {
+    }
+
+    /** The first choice's content, tool calls and finish reason over a stream's {@link #events}. */
+    static StreamedChat streamedChat(List<JsonNode> events) {
+        var content = new StringBuilder();
+        var calls = new ArrayList<JsonNode>();
+        String finish = null;
+        for (JsonNode e : events) {
+            JsonNode choice = e.path("choices").path(0);
+            JsonNode delta = choice.path("delta");
+            if (delta.hasNonNull("content")) {
+                content.append(delta.get("content").asText());
+            }
+            delta.path("tool_calls").forEach(calls::add);
+            if (choice.hasNonNull("finish_reason")) {
+                finish = choice.get("finish_reason").asText();
+            }
+        }
+        return new StreamedChat(content.toString(), calls, finish);
+    }
+
     /** What the server logged so far. */
     String log() {
         return log.toString();
