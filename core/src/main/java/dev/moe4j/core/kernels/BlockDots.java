@@ -7,7 +7,9 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -17,6 +19,7 @@ import static jdk.incubator.vector.VectorOperators.BITWISE_BLEND;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 import static dev.moe4j.core.kernels.Widening.F;
 import static dev.moe4j.core.kernels.Widening.LANES;
@@ -101,20 +104,6 @@ final class BlockDots {
         });
     }
 
-    /** The sum of x over each 32-element sub-block. */
-    private static float[] subBlockSums(float[] xs, int k) {
-        float[] out = new float[k / SUB];
-        float[] scratch = new float[LANES];
-        for (int s = 0; s < out.length; s++) {
-            var acc = x(xs, s * SUB);
-            for (int h = LANES; h < SUB; h += LANES) {
-                acc = acc.add(x(xs, s * SUB + h));
-            }
-            out[s] = Lanes.sum(acc, scratch);
-        }
-        return out;
-    }
-
     // ---- Q8_0: 32 signed codes and an F16 scale per 34-byte block ----
 
     /** x · w_r for the four Q8_0 rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..]. */
@@ -156,84 +145,133 @@ final class BlockDots {
     // ---- Q4_K and Q5_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes (and fifth bits) ----
 
     /**
-     * Whether codes become floats by looking them up in a table held in two registers (vpermt2d, 32 entries of 16
-     * lanes) instead of a conversion: the lookup takes the code's low five bits itself, which saves cutting them
-     * out, and it ran Q4_K 1.37x faster than the conversion (in cache, one thread, four rows). Eight lanes have no
-     * such lookup (AVX2 has no two-register permute): they cut the code out and convert it.
+     * Whether a K-quant super-block's 12 bytes of 6-bit scales and minimums are cut apart in one 16-lane vector
+     * ({@link #kScaleVector}) rather than one value at a time in scalar code ({@link #kScales}). The scalar decoding
+     * took as many instructions as the products of the super-block's 256 codes (perf on the compiled kernel), which
+     * bound the kernel by how many instructions a core retires. Eight lanes cannot hold the 16 values at once.
      */
-    static final boolean LOOKUP = LANES == 16;
-    /** The float bits of 0..31: Q5_K's tables; Q4_K looks its 4-bit codes up in 0..15 twice, so bit 4 is ignored. */
-    private static final IntVector FLOATS_0_15 = LOOKUP ? floatBitsFrom(0) : null;
-    private static final IntVector FLOATS_16_31 = LOOKUP ? floatBitsFrom(16) : null;
+    static final boolean VECTOR_SCALES = LANES == 16;
+    /**
+     * Lane i of the header vector [d·scale_0..7, dmin·min_0..7] takes its low bits from byte PICK_LOW[i] of the
+     * super-block (bytes 0-3 are d and dmin, 4-15 the packed scales), shifted right by SHIFT_LOW[i] and masked with
+     * MASK_LOW[i], and its top two bits from the top two bits of byte PICK_HIGH[i] where MASK_HIGH[i] keeps them:
+     * scales and minimums 0-3 are the low six bits of bytes 4-7 and 8-11, scales 4-7 the low nibbles of bytes 12-15
+     * over the top bits of bytes 4-7, minimums 4-7 the high nibbles of bytes 12-15 over the top bits of bytes 8-11.
+     */
+    private static final VectorShuffle<Integer> PICK_LOW = VECTOR_SCALES
+            ? VectorShuffle.fromValues(INTS, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15) : null;
+    private static final VectorShuffle<Integer> PICK_HIGH = VECTOR_SCALES
+            ? VectorShuffle.fromValues(INTS, 0, 0, 0, 0, 4, 5, 6, 7, 0, 0, 0, 0, 8, 9, 10, 11) : null;
+    private static final IntVector SHIFT_LOW = VECTOR_SCALES
+            ? ints(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4) : null;
+    private static final IntVector MASK_LOW = VECTOR_SCALES
+            ? ints(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15) : null;
+    private static final IntVector MASK_HIGH = VECTOR_SCALES
+            ? ints(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30) : null;
+    private static final VectorMask<Float> MINIMUM_LANES = VECTOR_SCALES ? VectorMask.fromLong(F, 0xFF00L) : null;
+    private static final VectorSpecies<Byte> HEADER = ByteVector.SPECIES_128;
+    /** A pair of sub-blocks' 32 code bytes, widened a half at a time into int lanes. */
+    private static final VectorSpecies<Byte> PAIR = VectorSpecies.of(byte.class, VectorShape.forBitSize(32 * 8));
 
-    private static IntVector floatBitsFrom(int first) {
-        int[] bits = new int[LANES];
-        for (int i = 0; i < LANES; i++) {
-            bits[i] = Float.floatToIntBits(first + i);
+    private static IntVector ints(int... values) {
+        return IntVector.fromArray(INTS, values, 0);
+    }
+
+    /**
+     * The sums of x over each 32-element sub-block, laid out as {@link #kQuantDot} reads them next to the header
+     * vector: per super-block 16 floats, eight zeros (facing the scales) then its eight sub-block sums (facing
+     * the minimums).
+     */
+    private static float[] subBlockSums(float[] xs, int k) {
+        float[] out = new float[k / KQuants.SUPER_BLOCK * 16];
+        float[] scratch = new float[LANES];
+        for (int s = 0; s < k / SUB; s++) {
+            var acc = x(xs, s * SUB);
+            for (int h = LANES; h < SUB; h += LANES) {
+                acc = acc.add(x(xs, s * SUB + h));
+            }
+            out[s / 8 * 16 + 8 + s % 8] = Lanes.sum(acc, scratch);
         }
-        return IntVector.fromArray(INTS, bits, 0);
+        return out;
     }
 
     /**
      * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32
      * bytes of codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K
      * ({@code fifth}) keeps 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p
-     * and bit 2p + 1 for element l of sub-block 2p + 1. A super-block's scales are decoded once ({@link #kScales}).
+     * and bit 2p + 1 for element l of sub-block 2p + 1.
      *
-     * <p>One row at a time: four rows side by side (as {@link #q8Dots4}) were 1.3x faster with the weights in cache
-     * but 1.35x slower than this with them in memory (2048 x 2048, 40 copies rotated, one thread), where decode
-     * reads them; two rows of Q6_K lost as much. The loop calls the Vector API only, no helper of ours, so that it
-     * stays clear of C2's node budget for inlining (NodeCountInliningCutoff), past which a helper left out of line
-     * boxes its vectors on every call (a third of the speed, seen with four rows).
+     * <p>Codes are zero-extended to int lanes and converted, so the high nibble needs no mask; that ran 1.1x faster
+     * than looking the codes up in a two-register table (which masks every index) and the even and odd sub-blocks
+     * sum into two accumulators, so that no chain of dependent FMAs sets the pace. One row at a time: four rows side
+     * by side (as {@link #q8Dots4}) were 1.3x faster with the weights in cache but 1.35x slower than this with them
+     * in memory (2048 x 2048, 40 copies rotated, one thread), where decode reads them. The loop calls the Vector API
+     * only, no helper of ours, so that it stays clear of C2's node budget for inlining (NodeCountInliningCutoff),
+     * past which a helper left out of line boxes its vectors on every call.
      */
     private static float kQuantDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, boolean fifth,
                                    float[] scales, float[] sums) {
-        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16, mask = fifth ? 31 : 15;
-        var upper = fifth ? FLOATS_16_31 : FLOATS_0_15;
-        var acc = FloatVector.zero(F);
-        float minimums = 0;
-        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes) {
-            minimums += kScales(ws, w, xSums, c / SUB, scales, 0);
+        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
+        var even = FloatVector.zero(F);
+        var odd = even;
+        var minimums = even;
+        float scalarMinimums = 0;
+        for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes, sb += 16) {
+            if (VECTOR_SCALES) {
+                var header = kScaleVector(ws, w);
+                header.intoArray(scales, 0);
+                minimums = header.fma(FloatVector.fromArray(F, xSums, sb), minimums);
+            } else {
+                scalarMinimums += kScales(ws, w, xSums, sb + 8, scales);
+            }
             for (int pair = 0; pair < 4; pair++) {
                 int e = c + 64 * pair;
-                long codes = w + codeStart + 32L * pair;
+                var codes = ByteVector.fromMemorySegment(PAIR, ws, w + codeStart + 32L * pair, LE);
                 var low = FloatVector.zero(F);
                 var high = low;
-                for (int h = 0; h < 32; h += LANES) {
-                    // lo: sub-block 2·pair in the low nibbles, hi: 2·pair + 1 in the high ones (the lookup ignores
-                    // the bits above bit 4, which Q5_K sets to the fifth bit; the conversion masks them off)
-                    var lo = (IntVector) ByteVector.fromMemorySegment(BYTES, ws, codes + h, LE).castShape(INTS, 0);
+                for (int part = 0; part < 32 / LANES; part++) {
+                    int h = part * LANES;
+                    var lo = (IntVector) codes.convertShape(ZERO_EXTEND_B2I, INTS, part);
                     var hi = lo.lanewise(LSHR, 4);
                     if (fifth) {
-                        // the pair's fifth bits, moved to bits 0 (low sub-block) and 1 (high), then to bit 4
+                        // the pair's fifth bits, moved to bit 4 of the low sub-block's code and of the high one's
                         var bits = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w + 16 + h, LE)
                                 .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
-                        lo = lo.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 4), 16);
-                        hi = hi.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 3), 16);
+                        lo = lo.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 4), 0xF0).and(31);
+                        hi = hi.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 3), 0x10);
+                    } else {
+                        lo = lo.and(15);
                     }
-                    low = (LOOKUP ? lo.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) lo.and(mask).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + h), low);
-                    high = (LOOKUP ? hi.selectFrom(FLOATS_0_15, upper).reinterpretAsFloats()
-                            : (FloatVector) hi.and(mask).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + 32 + h),
-                            high);
+                    low = ((FloatVector) lo.convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + h), low);
+                    high = ((FloatVector) hi.convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + 32 + h), high);
                 }
-                acc = low.fma(FloatVector.broadcast(F, scales[2 * pair]), acc);
-                acc = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), acc);
+                even = low.fma(FloatVector.broadcast(F, scales[2 * pair]), even);
+                odd = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), odd);
             }
         }
-        return Lanes.sum(acc, sums) - minimums;
+        return Lanes.sum(even.add(odd).sub(minimums), sums) - scalarMinimums;
+    }
+
+    /** [d·scale_0..7, dmin·min_0..7] of the Q4_K or Q5_K super-block at byte {@code w} (16 lanes). */
+    private static FloatVector kScaleVector(MemorySegment ws, long w) {
+        var header = (IntVector) ByteVector.fromMemorySegment(HEADER, ws, w, LE).castShape(INTS, 0);
+        var values = header.rearrange(PICK_LOW).lanewise(LSHR, SHIFT_LOW).and(MASK_LOW)
+                .or(header.rearrange(PICK_HIGH).lanewise(LSHR, 2).and(MASK_HIGH));
+        float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
+        float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
+        return ((FloatVector) values.convert(I2F, 0)).mul(FloatVector.broadcast(F, d).blend(dmin, MINIMUM_LANES));
     }
 
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     /**
-     * Decodes the Q4_K or Q5_K super-block at byte {@code w}: scales[at + s] = d·scale_s for its 8 sub-blocks, and
-     * returns Σ_s dmin·min_s·xSums[sub + s]. The 12 bytes of 6-bit scales and minimums are read as three words and
-     * cut apart four at a time, instead of a byte or two per value as {@link KQuants#packedScale} reads them:
-     * bytes 0-3 hold scales 0-3 and the top bits of scales 4-7, bytes 4-7 the same for minimums, and bytes 8-11
-     * the low four bits of scales 4-7 (low nibbles) and of minimums 4-7 (high nibbles).
+     * The scalar form of {@link #kScaleVector}, for eight lanes: scales[i] = d·scale_i for the super-block's 8
+     * sub-blocks, and returns Σ_s dmin·min_s·xSums[sums + s]. The 12 bytes of 6-bit scales and minimums are read as
+     * three words and cut apart four at a time: bytes 0-3 hold scales 0-3 and the top bits of scales 4-7, bytes 4-7
+     * the same for minimums, and bytes 8-11 the low four bits of scales 4-7 (low nibbles) and of minimums 4-7 (high
+     * nibbles).
      */
-    private static float kScales(MemorySegment ws, long w, float[] xSums, int sub, float[] scales, int at) {
+    private static float kScales(MemorySegment ws, long w, float[] xSums, int sums, float[] scales) {
         float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w));
         float dmin = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 2));
         int u0 = ws.get(INT_LE, w + 4), u1 = ws.get(INT_LE, w + 8), u2 = ws.get(INT_LE, w + 12);
@@ -242,10 +280,10 @@ final class BlockDots {
         int minsHigh = u2 >>> 4 & 0x0F0F0F0F | (u1 >>> 6 & 0x03030303) << 4;
         float minimums = 0;
         for (int i = 0; i < 4; i++) {
-            scales[at + i] = d * (scalesLow >>> 8 * i & 0xFF);
-            scales[at + 4 + i] = d * (scalesHigh >>> 8 * i & 0xFF);
-            minimums += dmin * (minsLow >>> 8 * i & 0xFF) * xSums[sub + i]
-                    + dmin * (minsHigh >>> 8 * i & 0xFF) * xSums[sub + 4 + i];
+            scales[i] = d * (scalesLow >>> 8 * i & 0xFF);
+            scales[4 + i] = d * (scalesHigh >>> 8 * i & 0xFF);
+            minimums += dmin * (minsLow >>> 8 * i & 0xFF) * xSums[sums + i]
+                    + dmin * (minsHigh >>> 8 * i & 0xFF) * xSums[sums + 4 + i];
         }
         return minimums;
     }
