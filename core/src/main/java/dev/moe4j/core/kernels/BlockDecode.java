@@ -36,7 +36,8 @@ final class BlockDecode {
         switch (type) {
             case Q8_0 -> q8(src, at, dst, off, blocks);
             case Q4_0 -> q4(src, at, dst, off, blocks);
-            case Q4_K, Q5_K -> kQuant(src, at, dst, off, blocks, type == DType.Q5_K);
+            case Q4_K -> q4k(src, at, dst, off, blocks);
+            case Q5_K -> q5k(src, at, dst, off, blocks);
             case Q6_K -> q6k(src, at, dst, off, blocks);
             case MXFP4 -> mxfp4(src, at, dst, off, blocks);
             case F8_E4M3_B32 -> e4m3(src, at, dst, off, blocks);
@@ -67,12 +68,13 @@ final class BlockDecode {
     }
 
     /**
-     * Q4_K and Q5_K: d·scale·code − dmin·min per sub-block, in the codec's order of roundings; a Q5_K code
-     * ({@code fifth}) takes its fifth bit from the 32 bytes after the scales.
+     * Q4_K: d·scale·code − dmin·min per sub-block, in the codec's order of roundings. Q5_K has a method of its own
+     * ({@link #q5k}): one method for both, the fifth bits behind a flag, grew past C2's inlining budget in a JVM that
+     * had met both types (a Q4_K_M model has both), and its vectors were then boxed (a third of a prefill's time in
+     * the Vector API's Java fallback).
      */
-    private static void kQuant(MemorySegment src, long at, float[] dst, int off, int blocks, boolean fifth) {
-        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
-        for (int b = 0; b < blocks; b++, at += blockBytes, off += KQuants.SUPER_BLOCK) {
+    private static void q4k(MemorySegment src, long at, float[] dst, int off, int blocks) {
+        for (int b = 0; b < blocks; b++, at += 144, off += KQuants.SUPER_BLOCK) {
             float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
             float dmin = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2));
             for (int pair = 0; pair < 4; pair++) {
@@ -82,14 +84,30 @@ final class BlockDecode {
                 float m2 = dmin * KQuants.packedMin(src, at + 4, 2 * pair + 1);
                 int y = off + 64 * pair;
                 for (int h = 0; h < 32; h += LANES) {
-                    var bytes = BlockDots.unsignedBytes(src, at + codeStart + 32L * pair + h);
-                    var lowCodes = bytes.and(0x0F);
-                    var highCodes = bytes.lanewise(VectorOperators.LSHR, 4);
-                    if (fifth) {
-                        var bits = BlockDots.unsignedBytes(src, at + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
-                        lowCodes = lowCodes.or(bits.and(1).lanewise(VectorOperators.LSHL, 4));
-                        highCodes = highCodes.or(bits.and(2).lanewise(VectorOperators.LSHL, 3));
-                    }
+                    var bytes = BlockDots.unsignedBytes(src, at + 16 + 32L * pair + h);
+                    BlockDots.floats(bytes.and(0x0F)).mul(d1).sub(m1).intoArray(dst, y + h);
+                    BlockDots.floats(bytes.lanewise(VectorOperators.LSHR, 4)).mul(d2).sub(m2).intoArray(dst, y + 32 + h);
+                }
+            }
+        }
+    }
+
+    /** Q5_K: as {@link #q4k}, each code taking its fifth bit from the 32 bytes after the scales. */
+    private static void q5k(MemorySegment src, long at, float[] dst, int off, int blocks) {
+        for (int b = 0; b < blocks; b++, at += 176, off += KQuants.SUPER_BLOCK) {
+            float d = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
+            float dmin = Float.float16ToFloat(src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2));
+            for (int pair = 0; pair < 4; pair++) {
+                float d1 = d * KQuants.packedScale(src, at + 4, 2 * pair);
+                float m1 = dmin * KQuants.packedMin(src, at + 4, 2 * pair);
+                float d2 = d * KQuants.packedScale(src, at + 4, 2 * pair + 1);
+                float m2 = dmin * KQuants.packedMin(src, at + 4, 2 * pair + 1);
+                int y = off + 64 * pair;
+                for (int h = 0; h < 32; h += LANES) {
+                    var bytes = BlockDots.unsignedBytes(src, at + 48 + 32L * pair + h);
+                    var bits = BlockDots.unsignedBytes(src, at + 16 + h).lanewise(VectorOperators.LSHR, 2 * pair);
+                    var lowCodes = bytes.and(0x0F).or(bits.and(1).lanewise(VectorOperators.LSHL, 4));
+                    var highCodes = bytes.lanewise(VectorOperators.LSHR, 4).or(bits.and(2).lanewise(VectorOperators.LSHL, 3));
                     BlockDots.floats(lowCodes).mul(d1).sub(m1).intoArray(dst, y + h);
                     BlockDots.floats(highCodes).mul(d2).sub(m2).intoArray(dst, y + 32 + h);
                 }

@@ -30,7 +30,7 @@ import static dev.moe4j.core.kernels.Widening.setF32;
  * Decode (one row of x) against block-quantised weights, reading the blocks where they are: codes are widened in
  * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and
  * never written out decoded. Q8_0's weight rows go four together, so that four streams from memory are in flight
- * per thread; the K-quants go one row at a time, which reads them from memory faster (see {@link #kQuantDot}). A
+ * per thread; the K-quants go one row at a time, which reads them from memory faster (see {@link #q4kDot}). A
  * Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types without a
  * kernel here take {@link MatMul}'s decoded-rows path.
  */
@@ -72,10 +72,14 @@ final class BlockDots {
                 long w3 = rows > 3 ? w0 + 3 * rowBytes : w0;
                 switch (type) {
                     case Q8_0 -> q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
-                    case Q4_K, Q5_K -> {
+                    case Q4_K -> {
                         for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, kQuantDot(xs, xSums, k, ws, w0 + r * rowBytes, type == DType.Q5_K,
-                                    scales, sums));
+                            setF32(os, j + r, q4kDot(xs, xSums, k, ws, w0 + r * rowBytes, scales, sums));
+                        }
+                    }
+                    case Q5_K -> {
+                        for (int r = 0; r < rows; r++) {
+                            setF32(os, j + r, q5kDot(xs, xSums, k, ws, w0 + r * rowBytes, scales, sums));
                         }
                     }
                     case Q6_K -> {
@@ -178,7 +182,7 @@ final class BlockDots {
     }
 
     /**
-     * The sums of x over each 32-element sub-block, laid out as {@link #kQuantDot} reads them next to the header
+     * The sums of x over each 32-element sub-block, laid out as {@link #q4kDot} reads them next to the header
      * vector: per super-block 16 floats, eight zeros (facing the scales) then its eight sub-block sums (facing
      * the minimums).
      */
@@ -196,27 +200,26 @@ final class BlockDots {
     }
 
     /**
-     * x · w for one Q4_K or Q5_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32
-     * bytes of codes hold a sub-block in their low nibbles and the next one in their high nibbles; Q5_K
-     * ({@code fifth}) keeps 32 bytes of fifth bits after the scales, bit 2p of byte l for element l of sub-block 2p
-     * and bit 2p + 1 for element l of sub-block 2p + 1.
+     * x · w for one Q4_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32 bytes of
+     * codes hold a sub-block in their low nibbles and the next one in their high nibbles.
      *
      * <p>Codes are zero-extended to int lanes and converted, so the high nibble needs no mask; that ran 1.1x faster
-     * than looking the codes up in a two-register table (which masks every index) and the even and odd sub-blocks
+     * than looking the codes up in a two-register table (which masks every index), and the even and odd sub-blocks
      * sum into two accumulators, so that no chain of dependent FMAs sets the pace. One row at a time: four rows side
      * by side (as {@link #q8Dots4}) were 1.3x faster with the weights in cache but 1.35x slower than this with them
      * in memory (2048 x 2048, 40 copies rotated, one thread), where decode reads them. The loop calls the Vector API
-     * only, no helper of ours, so that it stays clear of C2's node budget for inlining (NodeCountInliningCutoff),
-     * past which a helper left out of line boxes its vectors on every call.
+     * only, and Q5_K has a kernel of its own ({@link #q5kDot}), so that each stays clear of C2's node budget for
+     * inlining (NodeCountInliningCutoff): past it a call is left out of line and boxes its vectors every time (one
+     * kernel for both types, with the fifth bits behind a flag, left Q5_K's loads of them out of line: a third of a
+     * Q4_K_M model's decoding time went to that call).
      */
-    private static float kQuantDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, boolean fifth,
-                                   float[] scales, float[] sums) {
-        int blockBytes = fifth ? 176 : 144, codeStart = fifth ? 48 : 16;
+    private static float q4kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
+                                float[] sums) {
         var even = FloatVector.zero(F);
         var odd = even;
         var minimums = even;
         float scalarMinimums = 0;
-        for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += blockBytes, sb += 16) {
+        for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += 144, sb += 16) {
             if (VECTOR_SCALES) {
                 var header = kScaleVector(ws, w);
                 header.intoArray(scales, 0);
@@ -226,22 +229,55 @@ final class BlockDots {
             }
             for (int pair = 0; pair < 4; pair++) {
                 int e = c + 64 * pair;
-                var codes = ByteVector.fromMemorySegment(PAIR, ws, w + codeStart + 32L * pair, LE);
+                var codes = ByteVector.fromMemorySegment(PAIR, ws, w + 16 + 32L * pair, LE);
                 var low = FloatVector.zero(F);
                 var high = low;
                 for (int part = 0; part < 32 / LANES; part++) {
                     int h = part * LANES;
                     var lo = (IntVector) codes.convertShape(ZERO_EXTEND_B2I, INTS, part);
-                    var hi = lo.lanewise(LSHR, 4);
-                    if (fifth) {
-                        // the pair's fifth bits, moved to bit 4 of the low sub-block's code and of the high one's
-                        var bits = ((IntVector) ByteVector.fromMemorySegment(BYTES, ws, w + 16 + h, LE)
-                                .castShape(INTS, 0)).lanewise(LSHR, 2 * pair);
-                        lo = lo.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 4), 0xF0).and(31);
-                        hi = hi.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 3), 0x10);
-                    } else {
-                        lo = lo.and(15);
-                    }
+                    low = ((FloatVector) lo.and(15).convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + h), low);
+                    high = ((FloatVector) lo.lanewise(LSHR, 4).convert(I2F, 0))
+                            .fma(FloatVector.fromArray(F, xs, e + 32 + h), high);
+                }
+                even = low.fma(FloatVector.broadcast(F, scales[2 * pair]), even);
+                odd = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), odd);
+            }
+        }
+        return Lanes.sum(even.add(odd).sub(minimums), sums) - scalarMinimums;
+    }
+
+    /**
+     * x · w for one Q5_K row at byte {@code w}: as {@link #q4kDot}, with 32 bytes of fifth bits after the scales,
+     * bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for element l of sub-block 2p + 1, each
+     * blended in as bit 4 of its code.
+     */
+    private static float q5kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
+                                float[] sums) {
+        var even = FloatVector.zero(F);
+        var odd = even;
+        var minimums = even;
+        float scalarMinimums = 0;
+        for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += 176, sb += 16) {
+            if (VECTOR_SCALES) {
+                var header = kScaleVector(ws, w);
+                header.intoArray(scales, 0);
+                minimums = header.fma(FloatVector.fromArray(F, xSums, sb), minimums);
+            } else {
+                scalarMinimums += kScales(ws, w, xSums, sb + 8, scales);
+            }
+            var fifths = ByteVector.fromMemorySegment(PAIR, ws, w + 16, LE);
+            for (int pair = 0; pair < 4; pair++) {
+                int e = c + 64 * pair;
+                var codes = ByteVector.fromMemorySegment(PAIR, ws, w + 48 + 32L * pair, LE);
+                var low = FloatVector.zero(F);
+                var high = low;
+                for (int part = 0; part < 32 / LANES; part++) {
+                    int h = part * LANES;
+                    var lo = (IntVector) codes.convertShape(ZERO_EXTEND_B2I, INTS, part);
+                    // the pair's fifth bits, moved to bit 4 of the low sub-block's code and of the high one's
+                    var bits = ((IntVector) fifths.convertShape(ZERO_EXTEND_B2I, INTS, part)).lanewise(LSHR, 2 * pair);
+                    var hi = lo.lanewise(LSHR, 4).lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 3), 0x10);
+                    lo = lo.lanewise(BITWISE_BLEND, bits.lanewise(LSHL, 4), 0xF0).and(31);
                     low = ((FloatVector) lo.convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + h), low);
                     high = ((FloatVector) hi.convert(I2F, 0)).fma(FloatVector.fromArray(F, xs, e + 32 + h), high);
                 }
@@ -297,7 +333,7 @@ final class BlockDots {
      * l + 64 and l + 96, from its lowest bits up. Code = those six bits − 32, one signed scale per 16 elements. Each
      * code is assembled in one bitwise blend (the two bits moved to bits 4-5 over the nibble); the scales, d·scale,
      * are decoded once per super-block. One row at a time and the Vector API called directly, as in
-     * {@link #kQuantDot} and for the same reasons.
+     * {@link #q4kDot} and for the same reasons.
      */
     private static float q6kDot(float[] xs, int k, MemorySegment ws, long w0, float[] scales, float[] sums) {
         var a0 = FloatVector.zero(F);
