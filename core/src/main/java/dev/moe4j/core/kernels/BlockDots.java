@@ -29,9 +29,9 @@ import static dev.moe4j.core.kernels.Widening.setF32;
 /**
  * Decode (one row of x) against block-quantised weights, reading the blocks where they are: codes are widened in
  * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and
- * never written out decoded. Q8_0's weight rows go four together, so that four streams from memory are in flight
- * per thread; the K-quants go one row at a time, which reads them from memory faster (see {@link #q4kDot}). A
- * Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types without a
+ * never written out decoded. Every type goes one weight row at a time, which reads a thread's rows from memory as
+ * one sequential stream: side by side, rows of a few KiB made as many short streams, read 1.4-2.6x slower (see
+ * {@link #q8Dot} and {@link #q4kDot}). A Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types without a
  * kernel here take {@link MatMul}'s decoded-rows path.
  */
 final class BlockDots {
@@ -60,90 +60,57 @@ final class BlockDots {
         float[] xs = new float[k];
         MemorySegment.copy(xSegment, Widening.FLOAT, 0, xs, 0, k);
         long rowBytes = type.byteCount(k);
-        int groups = (m + 3) / 4;
-        int minGroups = (int) Math.max(1, (1 << 18) / (4 * rowBytes));
+        int minRows = (int) Math.max(1, (1 << 18) / rowBytes);
         float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
-        Parallel.forRange(groups, minGroups, (from, to) -> {
+        Parallel.forRange(m, minRows, (from, to) -> {
             float[] sums = new float[LANES], scales = new float[16];
-            for (int g = from; g < to; g++) {
-                int j = 4 * g, rows = Math.min(4, m - j);
-                long w0 = j * rowBytes;
-                long w1 = rows > 1 ? w0 + rowBytes : w0, w2 = rows > 2 ? w0 + 2 * rowBytes : w0;
-                long w3 = rows > 3 ? w0 + 3 * rowBytes : w0;
-                switch (type) {
-                    case Q8_0 -> q8Dots4(xs, k, ws, w0, w1, w2, w3, rows, os, j, sums);
-                    case Q4_K -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q4kDot(xs, xSums, k, ws, w0 + r * rowBytes, scales, sums));
-                        }
-                    }
-                    case Q5_K -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q5kDot(xs, xSums, k, ws, w0 + r * rowBytes, scales, sums));
-                        }
-                    }
-                    case Q6_K -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q6kDot(xs, k, ws, w0 + r * rowBytes, scales, sums));
-                        }
-                    }
-                    case Q4_0 -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, q4Dot(xs, k, ws, w0 + r * rowBytes, sums));
-                        }
-                    }
-                    case MXFP4 -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, mxfp4Dot(xs, k, ws, w0 + r * rowBytes, sums));
-                        }
-                    }
-                    case F8_E4M3_B32 -> {
-                        for (int r = 0; r < rows; r++) {
-                            setF32(os, j + r, e4m3Dot(xs, k, ws, w0 + r * rowBytes, sums));
-                        }
-                    }
+            for (int r = from; r < to; r++) {
+                long w = r * rowBytes;
+                float dot = switch (type) {
+                    case Q8_0 -> q8Dot(xs, k, ws, w, sums);
+                    case Q4_K -> q4kDot(xs, xSums, k, ws, w, scales, sums);
+                    case Q5_K -> q5kDot(xs, xSums, k, ws, w, scales, sums);
+                    case Q6_K -> q6kDot(xs, k, ws, w, scales, sums);
+                    case Q4_0 -> q4Dot(xs, k, ws, w, sums);
+                    case MXFP4 -> mxfp4Dot(xs, k, ws, w, sums);
+                    case F8_E4M3_B32 -> e4m3Dot(xs, k, ws, w, sums);
                     default -> throw new IllegalStateException(type + " has no decode kernel");
-                }
+                };
+                setF32(os, r, dot);
             }
         });
     }
 
     // ---- Q8_0: 32 signed codes and an F16 scale per 34-byte block ----
 
-    /** x · w_r for the four Q8_0 rows starting at bytes w0..w3; the first {@code rows} are stored at out[j ..]. */
-    private static void q8Dots4(float[] xs, int k, MemorySegment ws, long w0, long w1, long w2, long w3,
-                                int rows, MemorySegment os, int j, float[] sums) {
+    /**
+     * x · w for one Q8_0 row at byte {@code w}, two blocks a step into two accumulators. One row at a time reads the
+     * weights from memory in one sequential stream (rows lie one after another): four rows side by side, four
+     * interleaved streams of a row's 1-4 KiB each, read 6.6-10.4 GB/s from memory on one thread where this reads
+     * 14-18 (decode shapes of 1024 to 3584 columns; in cache both ran about 18).
+     */
+    private static float q8Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
-        var a2 = a0;
-        var a3 = a0;
-        for (int c = 0; c < k; c += 32, w0 += 34, w1 += 34, w2 += 34, w3 += 34) {
-            var s0 = FloatVector.zero(F);
-            var s1 = s0;
-            var s2 = s0;
-            var s3 = s0;
-            for (int h = 0; h < 32; h += LANES) {
-                var xv = x(xs, c + h);
-                s0 = signedCodes(ws, w0 + 2 + h).fma(xv, s0);
-                s1 = signedCodes(ws, w1 + 2 + h).fma(xv, s1);
-                s2 = signedCodes(ws, w2 + 2 + h).fma(xv, s2);
-                s3 = signedCodes(ws, w3 + 2 + h).fma(xv, s3);
+        int c = 0;
+        for (; c + 64 <= k; c += 64, w += 68) {
+            var s0 = signedCodes(ws, w + 2).mul(x(xs, c));
+            var s1 = signedCodes(ws, w + 36).mul(x(xs, c + 32));
+            for (int h = LANES; h < 32; h += LANES) {
+                s0 = signedCodes(ws, w + 2 + h).fma(x(xs, c + h), s0);
+                s1 = signedCodes(ws, w + 36 + h).fma(x(xs, c + 32 + h), s1);
             }
-            a0 = s0.fma(scale(ws, w0), a0);
-            a1 = s1.fma(scale(ws, w1), a1);
-            a2 = s2.fma(scale(ws, w2), a2);
-            a3 = s3.fma(scale(ws, w3), a3);
+            a0 = s0.fma(scale(ws, w), a0);
+            a1 = s1.fma(scale(ws, w + 34), a1);
         }
-        setF32(os, j, Lanes.sum(a0, sums));
-        if (rows > 1) {
-            setF32(os, j + 1, Lanes.sum(a1, sums));
+        if (c < k) { // an odd block count
+            var s0 = signedCodes(ws, w + 2).mul(x(xs, c));
+            for (int h = LANES; h < 32; h += LANES) {
+                s0 = signedCodes(ws, w + 2 + h).fma(x(xs, c + h), s0);
+            }
+            a0 = s0.fma(scale(ws, w), a0);
         }
-        if (rows > 2) {
-            setF32(os, j + 2, Lanes.sum(a2, sums));
-        }
-        if (rows > 3) {
-            setF32(os, j + 3, Lanes.sum(a3, sums));
-        }
+        return Lanes.sum(a0.add(a1), sums);
     }
 
     // ---- Q4_K and Q5_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes (and fifth bits) ----
@@ -206,7 +173,7 @@ final class BlockDots {
      * <p>Codes are zero-extended to int lanes and converted, so the high nibble needs no mask; that ran 1.1x faster
      * than looking the codes up in a two-register table (which masks every index), and the even and odd sub-blocks
      * sum into two accumulators, so that no chain of dependent FMAs sets the pace. One row at a time: four rows side
-     * by side (as {@link #q8Dots4}) were 1.3x faster with the weights in cache but 1.35x slower than this with them
+     * by side were 1.3x faster with the weights in cache but 1.35x slower than this with them
      * in memory (2048 x 2048, 40 copies rotated, one thread), where decode reads them. The loop calls the Vector API
      * only, and Q5_K has a kernel of its own ({@link #q5kDot}), so that each stays clear of C2's node budget for
      * inlining (NodeCountInliningCutoff): past it a call is left out of line and boxes its vectors every time (one

@@ -56,6 +56,23 @@ class BlockQuantizedMatMulTest {
         }
     }
 
+    /** Types of 32-element blocks, decoded a row of x at a time, with an odd number of blocks per row. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(value = DType.class, names = {"Q8_0", "Q4_0", "MXFP4", "F8_E4M3_B32"})
+    void decodeTakesAnOddNumberOfBlocks(DType type) {
+        var r = new Random(5);
+        int k = 5 * 32, m = 9;
+        Tensor w = random(r, m, k).to(type);
+        Tensor x = random(r, 1, k);
+        Tensor expected = Tensor.zeros(1, m), actual = Tensor.zeros(1, m);
+        MatMul.forward(expected, x, w.to(DType.F32));
+        MatMul.forward(actual, x, w);
+        float[] e = expected.toFloatArray(), a = actual.toFloatArray();
+        for (int i = 0; i < m; i++) {
+            assertTrue(Math.abs(e[i] - a[i]) <= 1e-5f * Math.max(1, Math.abs(e[i])), type + " column " + i + ": " + e[i] + " vs " + a[i]);
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 7})
     void embeddingRowsOfBlocksAreDecoded(int rows) {
