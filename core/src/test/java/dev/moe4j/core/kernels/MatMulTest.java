@@ -18,7 +18,9 @@ class MatMulTest {
     @CsvSource({"1,1,1,F32", "3,17,5,F32", "7,33,19,BF16", "2,64,31,F16", "13,100,3,F32", "1,257,33,BF16",
             "1,4096,3,F16", "5,3,1,F32", "7,70,9,F16", "16,40,13,BF16", "4,33,6,BF16", "1,100,17,F32", "1,40,16,BF16",
             // BF16 rows of whole vectors of word pairs, two rows of x at a time (odd counts leave one for widening)
-            "2,64,7,BF16", "3,96,10,BF16", "16,64,13,BF16", "5,1024,9,BF16"})
+            "2,64,7,BF16", "3,96,10,BF16", "16,64,13,BF16", "5,1024,9,BF16",
+            // one row of x: short weight rows one at a time (whole steps of four vectors, and a tail), long rows eight at a time
+            "1,512,9,F32", "1,192,5,BF16", "1,2048,3,BF16", "1,1536,19,F32", "1,2500,17,BF16"})
     void fewRowsMatchFloat64(int n, int k, int m, DType weightType) {
         check(n, k, m, weightType);
     }
