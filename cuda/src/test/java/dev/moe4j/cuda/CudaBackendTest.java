@@ -431,6 +431,34 @@ class CudaBackendTest {
         return RandomTensors.normal(random, std, DType.F32, shape);
     }
 
+    private static void close(double[] expected, Tensor actual, double tolerance, String what) {
+        TensorAssert.assertClose(expected, Tensor.of(Gpu.asFloats(actual), actual.shape()), tolerance, what);
+    }
+
+    /** A shared expert's sigmoid gate applied where its logits are gives what the host's gate values give. */
+    @Test
+    void sigmoidGatedRowsAddWhatTheHostsGateValuesAdd() {
+        CudaDevice d = Gpu.device();
+        Backend gpu = d.backend();
+        var random = new Random(44);
+        int rows = 5, cols = 300;
+        Tensor z = bf16Normal(random, 2, rows, 1), src = bf16Normal(random, 1, rows, cols), dst = bf16Normal(random, 1, rows, cols);
+        Tensor expected = dst.copy();
+        cpu.addSigmoidGatedRows(expected, src, z);
+        try (var scope = MemoryScope.open()) {
+            Tensor gdst = f32(d, dst), hostGates = f32(d, dst);
+            gpu.addSigmoidGatedRows(gdst, act(d, src), f32(d, z));
+            close(expected, gdst, 1e-6, "σ(z)-gated rows on the device against the host");
+            float[] gate = new float[rows];
+            for (int t = 0; t < rows; t++) {
+                gate[t] = (float) (1.0 / (1.0 + Math.exp(-z.getFloat(t))));
+            }
+            gpu.addScaledRows(hostGates, act(d, src), gate);
+            assertEquals(java.util.Arrays.toString(Gpu.asFloats(hostGates)), java.util.Arrays.toString(Gpu.asFloats(gdst)),
+                    "the device's σ is the host's: the same numbers as gate values computed there");
+        }
+    }
+
     @Test
     void productsInF32PrecisionAreTrueF32() {
         CudaDevice d = Gpu.device(Precision.F32);
