@@ -271,11 +271,40 @@ public final class CudaBackend implements Backend {
         own(y, x, w);
         if (f32 || (y.dtype() == DType.F32 && w.dtype() == DType.F32)) {
             requireF32Result(y);
+            // F32 precision keeps cuBLAS's true F32 products; a router's F32 product may take the kernel, which
+            // widens x exactly as f32() would
+            if (!f32 && fewRows(y, x, w)) {
+                return;
+            }
             device.blas().linear(y, f32(x), f32(w), 0f);
             return;
         }
-        device.blas().linear(y, bf16(x), bf16(w), 0f);
+        Tensor x16 = bf16(x), w16 = bf16(w);
+        if (!fewRows(y, x16, w16)) {
+            device.blas().linear(y, x16, w16, 0f);
+        }
     }
+
+    /** Rows of x up to which a product takes gemv.cu's kernel instead of cuBLAS. */
+    static final int FEW_ROWS = 8;
+
+    /**
+     * y = x·wᵀ for a few rows of x (a decoding step) by gemv.cu's kernel, which reads w once with F32 accumulation as
+     * cuBLAS does, without cuBLAS's host work per call: false (doing nothing) for more rows, where cuBLAS runs.
+     */
+    private boolean fewRows(Tensor y, Tensor x, Tensor w) {
+        int rows = x.rows(), in = x.cols(), out = w.rows();
+        if (rows > FEW_ROWS || rows == 0) {
+            return false;
+        }
+        require(w.cols() == in && y.rows() == rows && y.cols() == out, "matmul: " + y + " = " + x + " · " + w + "ᵀ");
+        String name = "gemv_w" + (t(w) == 1 ? 16 : 32) + "_x" + (t(x) == 1 ? 16 : 32);
+        kernel("gemv", name).launch((out + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS, x, w, rows, in, out, y, t(y));
+        return true;
+    }
+
+    /** Outputs (warps) per block of the few-rows kernel: small blocks, so that narrow matrices still fill the GPU. */
+    private static final int GEMV_WARPS = 4;
 
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {
