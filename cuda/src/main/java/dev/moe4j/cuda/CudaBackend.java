@@ -45,6 +45,8 @@ public final class CudaBackend implements Backend {
     private static final int ROWS_PER_CHUNK = 256;
     /** Set {@code -Dmoe4j.cuda.flash=false} to run every attention on the CUDA-core kernels. */
     private static final boolean FLASH = !"false".equals(System.getProperty("moe4j.cuda.flash"));
+    /** Set {@code -Dmoe4j.cuda.gemv=false} to run every product through cuBLAS (to measure what the kernel gains). */
+    private static final boolean GEMV = !"false".equals(System.getProperty("moe4j.cuda.gemv"));
 
     private final CudaDevice device;
     /** Whether every product runs in F32 ({@link Precision#F32}) rather than on BF16 operands. */
@@ -294,7 +296,7 @@ public final class CudaBackend implements Backend {
      */
     private boolean fewRows(Tensor y, Tensor x, Tensor w) {
         int rows = x.rows(), in = x.cols(), out = w.rows();
-        if (rows > FEW_ROWS || rows == 0) {
+        if (!GEMV || rows > FEW_ROWS || rows == 0) {
             return false;
         }
         require(w.cols() == in && y.rows() == rows && y.cols() == out, "matmul: " + y + " = " + x + " · " + w + "ᵀ");
