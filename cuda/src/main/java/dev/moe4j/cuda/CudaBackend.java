@@ -20,7 +20,8 @@ import java.util.Map;
 /**
  * The {@link Backend} of one GPU, computing in its device's {@link Precision}: F32 gradients and arithmetic, products
  * through cuBLAS, the rest through moe4j's PTX kernels (cuda/src/main/cuda). Everything is queued on the device's one
- * stream; the host waits only where a value must come back (router logits, losses, the logits a sampler reads).
+ * stream; the host waits only where a value must come back (router logits outside decoding steps, which route on
+ * the device; losses; the logits a sampler reads).
  *
  * <p>In {@link Precision#BF16} activations are BF16 and matrix products take BF16 operands: an F32 operand (a
  * trainable parameter, a gradient) is converted on the way, and the BF16 copy of a parameter is kept for the rest of
