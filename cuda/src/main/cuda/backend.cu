@@ -249,6 +249,16 @@ __global__ void add_scaled_rows(void* dst, int dt, const void* src, int st, cons
     GRID_STRIDE(i, (long long) rows * cols) { stv(dst, dt, i, ldv(dst, dt, i) + scale[i / cols] * ldv(src, st, i)); }
 }
 
+// dst row t += σ(z[t]) · src row t: a shared expert's sigmoid gate from its logits where they are. σ in double,
+// rounded once, as the host computes the gate (RouterMath.sigmoid), so both give the same numbers.
+__global__ void add_sigmoid_gated_rows(void* dst, int dt, const void* src, int st, const float* __restrict__ z,
+                                       int rows, int cols) {
+    GRID_STRIDE(i, (long long) rows * cols) {
+        float g = (float) (1.0 / (1.0 + exp(-(double) z[i / cols])));
+        stv(dst, dt, i, ldv(dst, dt, i) + g * ldv(src, st, i));
+    }
+}
+
 // Row t of x *= scale[t].
 __global__ void scale_rows_by(void* x, int xt, const float* __restrict__ scale, int rows, int cols) {
     GRID_STRIDE(i, (long long) rows * cols) { stv(x, xt, i, ldv(x, xt, i) * scale[i / cols]); }

@@ -4,6 +4,7 @@ import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.backend.MemoryScope;
+import dev.moe4j.core.backend.TopKRouting;
 import dev.moe4j.core.kernels.Activation;
 import dev.moe4j.core.kernels.AttentionSpec;
 import dev.moe4j.core.kernels.GluParams;
@@ -19,7 +20,8 @@ import java.util.Map;
 /**
  * The {@link Backend} of one GPU, computing in its device's {@link Precision}: F32 gradients and arithmetic, products
  * through cuBLAS, the rest through moe4j's PTX kernels (cuda/src/main/cuda). Everything is queued on the device's one
- * stream; the host waits only where a value must come back (router logits, losses, the logits a sampler reads).
+ * stream; the host waits only where a value must come back (router logits outside decoding steps, which route on
+ * the device; losses; the logits a sampler reads).
  *
  * <p>In {@link Precision#BF16} activations are BF16 and matrix products take BF16 operands: an F32 operand (a
  * trainable parameter, a gradient) is converted on the way, and the BF16 copy of a parameter is kept for the rest of
@@ -44,6 +46,8 @@ public final class CudaBackend implements Backend {
     private static final int ROWS_PER_CHUNK = 256;
     /** Set {@code -Dmoe4j.cuda.flash=false} to run every attention on the CUDA-core kernels. */
     private static final boolean FLASH = !"false".equals(System.getProperty("moe4j.cuda.flash"));
+    /** Set {@code -Dmoe4j.cuda.gemv=false} to run every product through cuBLAS (to measure what the kernel gains). */
+    private static final boolean GEMV = !"false".equals(System.getProperty("moe4j.cuda.gemv"));
 
     private final CudaDevice device;
     /** Whether every product runs in F32 ({@link Precision#F32}) rather than on BF16 operands. */
@@ -270,11 +274,40 @@ public final class CudaBackend implements Backend {
         own(y, x, w);
         if (f32 || (y.dtype() == DType.F32 && w.dtype() == DType.F32)) {
             requireF32Result(y);
+            // F32 precision keeps cuBLAS's true F32 products; a router's F32 product may take the kernel, which
+            // widens x exactly as f32() would
+            if (!f32 && fewRows(y, x, w)) {
+                return;
+            }
             device.blas().linear(y, f32(x), f32(w), 0f);
             return;
         }
-        device.blas().linear(y, bf16(x), bf16(w), 0f);
+        Tensor x16 = bf16(x), w16 = bf16(w);
+        if (!fewRows(y, x16, w16)) {
+            device.blas().linear(y, x16, w16, 0f);
+        }
     }
+
+    /** Rows of x up to which a product takes gemv.cu's kernel instead of cuBLAS. */
+    static final int FEW_ROWS = 8;
+
+    /**
+     * y = x·wᵀ for a few rows of x (a decoding step) by gemv.cu's kernel, which reads w once with F32 accumulation as
+     * cuBLAS does, without cuBLAS's host work per call: false (doing nothing) for more rows, where cuBLAS runs.
+     */
+    private boolean fewRows(Tensor y, Tensor x, Tensor w) {
+        int rows = x.rows(), in = x.cols(), out = w.rows();
+        if (!GEMV || rows > FEW_ROWS || rows == 0) {
+            return false;
+        }
+        require(w.cols() == in && y.rows() == rows && y.cols() == out, "matmul: " + y + " = " + x + " · " + w + "ᵀ");
+        String name = "gemv_w" + (t(w) == 1 ? 16 : 32) + "_x" + (t(x) == 1 ? 16 : 32);
+        kernel("gemv", name).launch((out + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS, x, w, rows, in, out, y, t(y));
+        return true;
+    }
+
+    /** Outputs (warps) per block of the few-rows kernel: small blocks, so that narrow matrices still fill the GPU. */
+    private static final int GEMV_WARPS = 4;
 
     @Override
     public void multiply(Tensor y, Tensor a, Tensor b) {
@@ -880,35 +913,132 @@ public final class CudaBackend implements Backend {
     public boolean smallBatchExperts(Tensor out, Tensor x, int[] token, int[] expert, float[] weight, Tensor[] gateUp,
                                      Tensor[] down) {
         own(out, x);
-        if (f32 || out.dtype() != DType.BF16) {
-            return false; // its kernels read and write BF16: F32 precision takes the grouped products
+        ExpertTables tables = expertTables(out, gateUp, down);
+        if (tables == null) {
+            return false;
         }
         x = bf16(x);
-        int rows = token.length, h = x.cols(), inter = -1;
-        long[] gateUpAt = new long[gateUp.length], downAt = new long[down.length];
-        for (int e = 0; e < gateUp.length; e++) {
+        int rows = token.length, h = x.cols(), inter = tables.intermediate();
+        Tensor act = device.allocate(DType.F32, rows, inter);
+        Tensor deviceToken = ints(token), deviceExpert = ints(expert);
+        kernel(DeviceOps.MODULE, "moe_rows_gate_up").launchGrid((inter + 7) / 8, rows, 1, 256, 1, 1, 0, x, deviceToken,
+                deviceExpert, tables.gateUp(), h, inter, act);
+        kernel(DeviceOps.MODULE, "moe_rows_down").launchGrid((h + 7) / 8, out.rows(), 1, 256, 1, 1, 0, act, deviceToken,
+                deviceExpert, floats(weight), tables.down(), rows, h, inter, out);
+        return true;
+    }
+
+    @Override
+    public boolean routedExperts(Tensor out, Tensor x, Tensor experts, Tensor weights, Tensor[] gateUp, Tensor[] down) {
+        own(out, x, experts, weights);
+        require(experts.dtype() == DType.I32 && weights.dtype() == DType.F32 && experts.size() == weights.size()
+                && experts.rows() == out.rows(), "routedExperts: " + experts + " and " + weights + " for " + out);
+        ExpertTables tables = expertTables(out, gateUp, down);
+        if (tables == null) {
+            return false;
+        }
+        x = bf16(x);
+        int tokens = out.rows(), k = experts.cols(), h = x.cols(), inter = tables.intermediate();
+        Tensor act = device.allocate(DType.F32, tokens * k, inter);
+        kernel(DeviceOps.MODULE, "moe_routed_gate_up").launchGrid((inter + 7) / 8, tokens * k, 1, 256, 1, 1, 0, x,
+                experts, k, tables.gateUp(), h, inter, act);
+        kernel(DeviceOps.MODULE, "moe_routed_down").launchGrid((h + 7) / 8, tokens, 1, 256, 1, 1, 0, act, experts,
+                weights, k, tables.down(), h, inter, out);
+        return true;
+    }
+
+    /** The device addresses of a layer's experts (gate+up and down per expert, 0 where absent), and their width. */
+    private record ExpertTables(Tensor gateUp, Tensor down, int intermediate) {
+    }
+
+    /** Expert address tables by the addresses they hold: made once per layer, not uploaded every decoding step. */
+    private final Map<AddressList, ExpertTables> expertTables = new HashMap<>();
+
+    /** A list of device addresses compared by value, as a map key. */
+    private record AddressList(long[] addresses) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof AddressList other && Arrays.equals(addresses, other.addresses);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(addresses);
+        }
+    }
+
+    /**
+     * The address tables of the one-pass expert kernels for these experts, or null where the kernels do not apply:
+     * they read and write BF16 (F32 precision takes the grouped products), and trainable F32 experts take the
+     * grouped products too. Entries may be null (experts no row chooses); the kernels never read those.
+     */
+    private ExpertTables expertTables(Tensor out, Tensor[] gateUp, Tensor[] down) {
+        if (f32 || out.dtype() != DType.BF16) {
+            return null;
+        }
+        int experts = gateUp.length, inter = -1;
+        long[] addresses = new long[2 * experts];
+        for (int e = 0; e < experts; e++) {
             if (gateUp[e] == null) {
                 continue;
             }
             Tensor gu = gateUp[e], dn = down[e];
             own(gu, dn);
             if (gu.dtype() != DType.BF16 || dn.dtype() != DType.BF16) {
-                return false; // trainable F32 experts take the grouped products
+                return null;
             }
             inter = dn.cols();
-            gateUpAt[e] = gu.address();
-            downAt[e] = dn.address();
+            addresses[e] = gu.address();
+            addresses[experts + e] = dn.address();
         }
         if (inter <= 0) {
+            return null;
+        }
+        int width = inter;
+        // Weights outlive every scope: so do their tables (a table names addresses only, never reads them here).
+        return expertTables.computeIfAbsent(new AddressList(addresses), key -> MemoryScope.persistent(() ->
+                new ExpertTables(longs(Arrays.copyOfRange(addresses, 0, experts)),
+                        longs(Arrays.copyOfRange(addresses, experts, 2 * experts)), width)));
+    }
+
+    /** Experts per token that route_top_k chooses at most (its shared array of choices). */
+    private static final int MAX_ROUTED_K = 64;
+    /** route_top_k's group limits (kernels.cu). */
+    private static final int MAX_ROUTING_GROUPS = 64, MAX_SCORED_PER_GROUP = 8;
+
+    @Override
+    public boolean routeTopK(Tensor experts, Tensor weights, Tensor logits, TopKRouting r) {
+        own(experts, weights, logits, r.selectionBias());
+        int tokens = logits.rows(), e = logits.cols(), k = r.k();
+        require(logits.dtype() == DType.F32 && experts.dtype() == DType.I32 && weights.dtype() == DType.F32
+                && experts.rows() == tokens && experts.cols() == k && weights.rows() == tokens && weights.cols() == k,
+                "routeTopK: " + experts + " and " + weights + " for the logits " + logits + ", k = " + k);
+        if (r.selectionBias() != null) {
+            requireF32(r.selectionBias(), "the selection bias");
+        }
+        if (k > MAX_ROUTED_K || k > e || r.groups() > MAX_ROUTING_GROUPS || (r.groups() > 0
+                && (e % r.groups() != 0 || r.scoredPerGroup() > Math.min(MAX_SCORED_PER_GROUP, e / r.groups())))) {
             return false;
         }
-        Tensor act = device.allocate(DType.F32, rows, inter);
-        Tensor deviceToken = ints(token), deviceExpert = ints(expert);
-        kernel(DeviceOps.MODULE, "moe_rows_gate_up").launchGrid((inter + 7) / 8, rows, 1, 256, 1, 1, 0, x, deviceToken,
-                deviceExpert, longs(gateUpAt), h, inter, act);
-        kernel(DeviceOps.MODULE, "moe_rows_down").launchGrid((h + 7) / 8, out.rows(), 1, 256, 1, 1, 0, act, deviceToken,
-                deviceExpert, floats(weight), longs(downAt), rows, h, inter, out);
+        if (tokens == 0) {
+            return true;
+        }
+        int shared = 4 * (2 * e + MAX_ROUTING_GROUPS) + e;
+        kernel(DeviceOps.MODULE, "route_top_k").launchGrid(tokens, 1, 1, 32, 1, 1, shared, logits, e, k,
+                r.scoreThenTopK() ? 1 : 0, r.sigmoid() ? 1 : 0, r.normalize() ? 1 : 0, r.scaling(), r.selectionBias(),
+                r.groups(), r.topGroups(), r.scoredPerGroup(), experts, weights);
         return true;
+    }
+
+    @Override
+    public void addSigmoidGatedRows(Tensor dst, Tensor src, Tensor gateLogits) {
+        own(dst, src, gateLogits);
+        requireF32(gateLogits, "the gate's logits");
+        int rows = dst.rows(), cols = dst.cols();
+        require(src.rows() == rows && src.cols() == cols && gateLogits.size() == rows,
+                "addSigmoidGatedRows: " + src + " gated by " + gateLogits + " into " + dst);
+        k("add_sigmoid_gated_rows").launch(blocks((long) rows * cols), THREADS, dst, t(dst), src, t(src), gateLogits,
+                rows, cols);
     }
 
     @Override

@@ -431,6 +431,71 @@ class CudaBackendTest {
         return RandomTensors.normal(random, std, DType.F32, shape);
     }
 
+    /**
+     * Products of up to {@link CudaBackend#FEW_ROWS} rows (decoding) take gemv.cu's kernel instead of cuBLAS: on its
+     * vector path and its scalar one (a width not a multiple of 8), BF16 and F32 weights against BF16 and F32 rows,
+     * into BF16 and F32, it gives cuBLAS's products, and an F32 result of F32 weights (a router's logits) the CPU's
+     * to float32 accuracy.
+     */
+    @Test
+    void productsOfAFewRowsGiveCublasProducts() {
+        CudaDevice d = Gpu.device();
+        Backend gpu = d.backend();
+        var random = new Random(43);
+        for (int[] shape : new int[][] {{1, 1024, 777}, {3, 1024, 96}, {8, 136, 50}, {2, 36, 50}}) {
+            int m = shape[0], in = shape[1], out = shape[2];
+            Tensor x = bf16Normal(random, 1, m, in), w = bf16Normal(random, 1, out, in);
+            Tensor y = Tensor.zeros(m, out);
+            MatMul.forward(y, x, w);
+            try (var scope = MemoryScope.open()) {
+                for (DType wType : new DType[] {DType.BF16, DType.F32}) {
+                    for (DType xType : new DType[] {DType.BF16, DType.F32}) {
+                        Tensor gx = d.upload(x, xType), gw = d.upload(w, wType);
+                        String what = m + " rows of " + in + " (" + xType + ") · " + wType + " [" + out + ", " + in + "]ᵀ";
+                        Tensor kernel = gpu.activations(m, out), cublas = gpu.activations(m, out);
+                        gpu.matmul(kernel, gx, gw);
+                        d.blas().linear(cublas, gpu.convert(gx, DType.BF16), gpu.convert(gw, DType.BF16), 0f);
+                        close(values(cublas), kernel, 1e-2, what + " into BF16, against cuBLAS");
+                        close(y, kernel, BF16, what + " into BF16, against the CPU");
+                        if (wType == DType.F32) {
+                            Tensor logits = d.allocate(DType.F32, m, out);
+                            gpu.matmul(logits, gx, gw);
+                            close(y, logits, FLOAT32, what + " into F32 (a router's logits)");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void close(double[] expected, Tensor actual, double tolerance, String what) {
+        TensorAssert.assertClose(expected, Tensor.of(Gpu.asFloats(actual), actual.shape()), tolerance, what);
+    }
+
+    /** A shared expert's sigmoid gate applied where its logits are gives what the host's gate values give. */
+    @Test
+    void sigmoidGatedRowsAddWhatTheHostsGateValuesAdd() {
+        CudaDevice d = Gpu.device();
+        Backend gpu = d.backend();
+        var random = new Random(44);
+        int rows = 5, cols = 300;
+        Tensor z = bf16Normal(random, 2, rows, 1), src = bf16Normal(random, 1, rows, cols), dst = bf16Normal(random, 1, rows, cols);
+        Tensor expected = dst.copy();
+        cpu.addSigmoidGatedRows(expected, src, z);
+        try (var scope = MemoryScope.open()) {
+            Tensor gdst = f32(d, dst), hostGates = f32(d, dst);
+            gpu.addSigmoidGatedRows(gdst, act(d, src), f32(d, z));
+            close(expected, gdst, 1e-6, "σ(z)-gated rows on the device against the host");
+            float[] gate = new float[rows];
+            for (int t = 0; t < rows; t++) {
+                gate[t] = (float) (1.0 / (1.0 + Math.exp(-z.getFloat(t))));
+            }
+            gpu.addScaledRows(hostGates, act(d, src), gate);
+            assertEquals(java.util.Arrays.toString(Gpu.asFloats(hostGates)), java.util.Arrays.toString(Gpu.asFloats(gdst)),
+                    "the device's σ is the host's: the same numbers as gate values computed there");
+        }
+    }
+
     @Test
     void productsInF32PrecisionAreTrueF32() {
         CudaDevice d = Gpu.device(Precision.F32);

@@ -194,10 +194,48 @@ class MoeLayerOnGpuTest {
                     MoeResult actual = inference.forward(d.upload(x, DType.BF16), Mode.INFERENCE);
                     TensorAssert.assertClose(values(expected.output()), Tensor.of(Gpu.asFloats(actual.output()), tokens, H),
                             BF16, c + ": output of " + tokens + " tokens");
+                    // routed on the device or the host, the routing reported is the CPU's
+                    if (expected.routing().choices() != null) {
+                        assertArrayEquals(expected.routing().choices(), actual.routing().choices(),
+                                c + ": experts of " + tokens + " tokens");
+                    }
+                    assertArrayEquals(expected.routing().dispatch().token(), actual.routing().dispatch().token(),
+                            c + ": dispatch of " + tokens + " tokens");
+                    assertEquals(expected.auxLoss(), actual.auxLoss(), 1e-3 * Math.max(1e-3, Math.abs(expected.auxLoss())),
+                            c + ": auxiliary losses of " + tokens + " tokens");
                 }
             }
         } finally {
             for (Parameter p : inference.parameters()) {
+                d.free(p.value());
+            }
+        }
+    }
+
+    /**
+     * A decoding step routed on the device makes its host routing only when asked, from the step's device memory:
+     * asked after the step's memory scope closed, it is refused rather than read from memory that is gone.
+     */
+    @Test
+    void aDecodingStepRoutedOnTheDeviceReportsItsRoutingInsideItsScopeOnly() {
+        CudaDevice d = Gpu.device();
+        MoeConfig mixtral = MoeConfig.builder(H, I, 8, 2).normalizeTopK(true).build();
+        MoeLayer cpu = cpuLayer(mixtral);
+        MoeLayer gpu = onGpu(d, cpu, false);
+        var random = new Random(8);
+        try {
+            Tensor x = bf16Normal(random, 1, 1, H);
+            MoeResult inside, after;
+            try (var scope = MemoryScope.open()) {
+                inside = gpu.forward(d.upload(x, DType.BF16), Mode.INFERENCE);
+                assertArrayEquals(cpu.forward(x, Mode.INFERENCE).routing().choices(), inside.routing().choices());
+                after = gpu.forward(d.upload(x, DType.BF16), Mode.INFERENCE);
+            }
+            assertArrayEquals(inside.routing().choices(), inside.routing().choices(), "kept once made");
+            var e = assertThrows(IllegalStateException.class, after::routing);
+            assertTrue(e.getMessage().contains("memory scope"), e.getMessage());
+        } finally {
+            for (Parameter p : gpu.parameters()) {
                 d.free(p.value());
             }
         }

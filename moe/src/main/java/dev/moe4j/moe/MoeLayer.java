@@ -235,8 +235,21 @@ public final class MoeLayer {
         }
         int n = x.rows(), h = config.hidden();
         boolean policed = policies != null && !policies.allTrained();
-        Routing routing;
-        if (!policed) {
+        Tensor out = b.activations(n, h);
+        Routing routing = null;
+        TopKRouter.DeviceRouting routed = mode == Mode.INFERENCE && !policed ? routeOnDevice(x) : null;
+        if (routed != null) {
+            Tensor[][] all = allExperts();
+            if (b.routedExperts(out, x, routed.experts(), routed.weights(), all[0], all[1])) {
+                addShared(b, x, out, Mode.INFERENCE);
+                return MoeResult.routedOnDevice(out, () -> {
+                    Routing r = routed.onHost().get();
+                    r.sequenceLength(sequenceLength);
+                    return r;
+                }, r -> losses(r, Mode.INFERENCE, false));
+            }
+            routing = routed.onHost().get(); // the backend's experts refused (F32 precision): the grouped products
+        } else if (!policed) {
             routing = router.route(x, mode, random);
         } else if (router instanceof TopKRouter topK) {
             routing = topK.route(x, mode, random, policies);
@@ -245,7 +258,6 @@ public final class MoeLayer {
                     + config.router().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
         }
         routing.sequenceLength(sequenceLength);
-        Tensor out = b.activations(n, h);
         Experts.Trace trace = null;
         if (routing.soft() == null) {
             Dispatch d = routing.dispatch();
@@ -264,21 +276,87 @@ public final class MoeLayer {
             trace = experts.forward(slotInput, slotOffsets(s));
             MatMul.multiply(out, combine, trace.output());
         }
-        Experts.Trace sharedTrace = null;
-        float[] gate = null;
-        if (shared != null) {
-            sharedTrace = shared.forward(x, new int[] {0, n});
-            Tensor y = sharedTrace.output();
-            if (sharedGate != null) {
-                gate = product(b, x, sharedGate.value());
-                for (int t = 0; t < n; t++) {
-                    gate[t] = RouterMath.sigmoid(gate[t]);
-                }
-                b.addScaledRows(out, y, gate);
-            } else {
-                b.addInPlace(out, y);
-            }
+        SharedPass shared = addShared(b, x, out, mode);
+        var losses = losses(routing, mode, policed);
+        if (routing.predictorFit() != null) {
+            losses.add(new AuxLoss(PREDICTOR_LOSS, config.predictor().orElseThrow().coefficient(),
+                    routing.predictorFit().loss()));
         }
+        MoeContext context = mode == Mode.TRAINING
+                ? new MoeContext(this, x, routing, trace, shared.trace(), shared.gate()) : null;
+        Tensor expertOutputs = trace != null && routing.soft() == null ? trace.output() : null;
+        return new MoeResult(out, List.copyOf(losses), context, routing, expertOutputs);
+    }
+
+    /**
+     * A decoding step's routing left on its device, where the experts' one-pass path will read it: null unless the
+     * router is token choice, the step's rows are few enough for that path and the experts suit it, and the router
+     * and the backend can route there (see {@link TopKRouter#routeOnDevice}).
+     */
+    private TopKRouter.DeviceRouting routeOnDevice(Tensor x) {
+        if (Backend.of(x).device().isHost() || !(router instanceof TopKRouter topK)
+                || x.rows() * config.topK() > SMALL_BATCH_ROWS || !onePassExperts() || allExperts() == null) {
+            return null;
+        }
+        return topK.routeOnDevice(x);
+    }
+
+    /**
+     * Every routed expert's gate+up [2I, H] and down [H, I] weights (two arrays by expert), or null when gate and up
+     * are stored apart. Weights do not change place, so the arrays are made once.
+     */
+    private Tensor[][] allExperts() {
+        if (allExperts == null) {
+            ExpertWeights w = experts.weights();
+            int e = config.experts();
+            Tensor[] gateUp = new Tensor[e], down = new Tensor[e];
+            for (int i = 0; i < e; i++) {
+                gateUp[i] = w.gateUp(i);
+                down[i] = w.down(i);
+                if (gateUp[i] == null) {
+                    return null;
+                }
+            }
+            allExperts = new Tensor[][] {gateUp, down};
+        }
+        return allExperts;
+    }
+
+    private Tensor[][] allExperts;
+
+    /** The shared expert's pass: its trace and, with a gate, each token's gate value (what backward needs). */
+    private record SharedPass(Experts.Trace trace, float[] gate) {
+    }
+
+    /**
+     * Adds the shared expert's output into out, times its sigmoid gate where it has one. A training pass keeps the
+     * gate on the host for backward; an inference pass leaves it where the gate's logits are.
+     */
+    private SharedPass addShared(Backend b, Tensor x, Tensor out, Mode mode) {
+        if (shared == null) {
+            return new SharedPass(null, null);
+        }
+        Experts.Trace trace = shared.forward(x, new int[] {0, x.rows()});
+        Tensor y = trace.output();
+        float[] gate = null;
+        if (sharedGate == null) {
+            b.addInPlace(out, y);
+        } else if (mode == Mode.INFERENCE) {
+            Tensor z = b.empty(DType.F32, x.rows(), 1);
+            b.matmul(z, x, sharedGate.value());
+            b.addSigmoidGatedRows(out, y, z);
+        } else {
+            gate = product(b, x, sharedGate.value());
+            for (int t = 0; t < gate.length; t++) {
+                gate[t] = RouterMath.sigmoid(gate[t]);
+            }
+            b.addScaledRows(out, y, gate);
+        }
+        return new SharedPass(trace, gate);
+    }
+
+    /** The configured auxiliary losses of a pass's routing (a mutable list). */
+    private List<AuxLoss> losses(Routing routing, Mode mode, boolean policed) {
         var losses = new ArrayList<AuxLoss>();
         for (LossTerm term : config.losses()) {
             // The load loss is an expectation over the training noise, which an inference pass does not draw.
@@ -291,13 +369,7 @@ public final class MoeLayer {
             }
             losses.add(new AuxLoss(term.loss().name(), term.coefficient(), term.loss().value(routing)));
         }
-        if (routing.predictorFit() != null) {
-            losses.add(new AuxLoss(PREDICTOR_LOSS, config.predictor().orElseThrow().coefficient(),
-                    routing.predictorFit().loss()));
-        }
-        MoeContext context = mode == Mode.TRAINING ? new MoeContext(this, x, routing, trace, sharedTrace, gate) : null;
-        Tensor expertOutputs = trace != null && routing.soft() == null ? trace.output() : null;
-        return new MoeResult(out, List.copyOf(losses), context, routing, expertOutputs);
+        return losses;
     }
 
     /** x [n, h] · w [m, h]ᵀ as a host array (a gate's logits: small). */
@@ -307,14 +379,19 @@ public final class MoeLayer {
         return b.toHost(y).toFloatArray();
     }
 
+    /** Whether the routed experts are of the kind the one-pass decoding path computes: SwiGLU, no biases or adapters. */
+    private boolean onePassExperts() {
+        return !config.expertBias() && experts.adapters() == null
+                && config.ffn() instanceof ExpertFfn.Gated g && g.glu().equals(GluParams.swiglu())
+                && !experts.weights().transposed();
+    }
+
     /**
      * Decoding on a backend with a one-pass path for a few routed rows through SwiGLU experts (no permutation, one
      * read of each chosen expert): false where it does not apply, and the grouped products run instead.
      */
     private boolean smallBatch(Backend b, Tensor out, Tensor x, Dispatch d) {
-        if (d.rows() == 0 || d.rows() > SMALL_BATCH_ROWS || config.expertBias() || experts.adapters() != null
-                || !(config.ffn() instanceof ExpertFfn.Gated g && g.glu().equals(GluParams.swiglu()))
-                || experts.weights().transposed()) {
+        if (d.rows() == 0 || d.rows() > SMALL_BATCH_ROWS || !onePassExperts()) {
             return false;
         }
         ExpertWeights w = experts.weights();

@@ -19,7 +19,8 @@ import dev.moe4j.core.kernels.RopeTable;
  * {@link #activationType()} (F32 on the CPU; a GPU keeps BF16, or F32 when opened in F32 precision); gradients of
  * graph values are F32 on every device.
  * Index arrays (token ids, positions, permutations) and per-row scalars are host arrays: they are small, and
- * routing decides them on the host.
+ * routing decides them on the host; a backend that can route itself ({@link #routeTopK}) keeps a decoding step's
+ * choices on its device instead.
  */
 public interface Backend {
     /** The device this backend computes on. */
@@ -299,5 +300,40 @@ public interface Backend {
     default boolean smallBatchExperts(Tensor out, Tensor x, int[] token, int[] expert, float[] weight,
                                       Tensor[] gateUp, Tensor[] down) {
         return false;
+    }
+
+    /**
+     * Routes each row of {@code logits} [tokens, experts] (F32) to its k best experts where the logits are, if this
+     * backend can: experts [tokens, k] (I32) gets each token's choices best first (−1 where fewer than k could be
+     * chosen), weights [tokens, k] (F32) their gate weights, as the host's top-k router decides them from the same
+     * logits. Nothing comes back to the host, so a decoding step need not wait for its routing. Returns false (doing
+     * nothing) where the backend has no such path; the caller then routes on the host.
+     */
+    default boolean routeTopK(Tensor experts, Tensor weights, Tensor logits, TopKRouting routing) {
+        return false;
+    }
+
+    /**
+     * {@link #smallBatchExperts} for rows routed by {@link #routeTopK}: token t's rows are experts [t, 0..k) with
+     * weights [t, 0..k), both still on this device (an expert of −1 adds nothing). gateUp and down hold every
+     * expert of the layer, as the kernels find the chosen ones by index. Returns false (doing nothing) where the
+     * backend has no such path.
+     */
+    default boolean routedExperts(Tensor out, Tensor x, Tensor experts, Tensor weights, Tensor[] gateUp,
+                                  Tensor[] down) {
+        return false;
+    }
+
+    /**
+     * dst row t += σ(gateLogits[t]) · src row t (a shared expert's sigmoid gate, Qwen2-MoE), σ computed in double
+     * and rounded once. Here the logits come to the host; a device backend keeps them where they are.
+     */
+    default void addSigmoidGatedRows(Tensor dst, Tensor src, Tensor gateLogits) {
+        float[] z = toHost(gateLogits).toFloatArray();
+        float[] gate = new float[z.length];
+        for (int t = 0; t < z.length; t++) {
+            gate[t] = (float) (1.0 / (1.0 + Math.exp(-z[t])));
+        }
+        addScaledRows(dst, src, gate);
     }
 }

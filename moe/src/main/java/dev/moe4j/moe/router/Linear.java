@@ -26,15 +26,29 @@ final class Linear {
 
     /** The logits of x through weight + scale · b · a when {@code lora} is given (LoRA on the router), else weight. */
     static Output forward(Tensor x, Parameter weight, Parameter bias, Lora lora) {
-        int n = x.rows(), out = weight.value().dim(0);
         Backend b = Backend.of(x, weight.value(), bias == null ? null : bias.value());
-        Tensor y = b.zeros(DType.F32, n, out);
+        Tensor y = b.zeros(DType.F32, x.rows(), weight.value().dim(0));
+        Tensor t = into(y, x, weight, bias, lora);
+        return new Output(b.toHost(y).toFloatArray(), t);
+    }
+
+    /** The F32 logits [rows, out] left where x is (on a GPU: for routing there, without a trip to the host). */
+    static Tensor logits(Tensor x, Parameter weight, Parameter bias, Lora lora) {
+        Backend b = Backend.of(x, weight.value(), bias == null ? null : bias.value());
+        Tensor y = b.empty(DType.F32, x.rows(), weight.value().dim(0)); // the product writes every value
+        into(y, x, weight, bias, lora);
+        return y;
+    }
+
+    /** y = x · (W + scale · b · a)ᵀ + bias; returns the adapter's scale · x · aᵀ, or null without one. */
+    private static Tensor into(Tensor y, Tensor x, Parameter weight, Parameter bias, Lora lora) {
+        Backend b = Backend.of(y);
         b.matmul(y, x, weight.value());
         Tensor t = lora == null ? null : b.lowRankAdd(y, x, lora.a().value(), lora.b().value(), lora.scale());
         if (bias != null) {
             b.addRowVector(y, bias.value());
         }
-        return new Output(b.toHost(y).toFloatArray(), t);
+        return t;
     }
 
     /**

@@ -2,9 +2,12 @@ package dev.moe4j.moe.router;
 
 import dev.moe4j.core.Parallel;
 
+import dev.moe4j.core.DType;
 import dev.moe4j.core.Parameter;
 import dev.moe4j.core.Tensor;
 import dev.moe4j.core.autograd.Lora;
+import dev.moe4j.core.backend.Backend;
+import dev.moe4j.core.backend.TopKRouting;
 import dev.moe4j.moe.Mode;
 import dev.moe4j.moe.MoeConfig;
 import dev.moe4j.moe.dispatch.Capacity;
@@ -14,10 +17,12 @@ import dev.moe4j.moe.dispatch.Overflow;
 import dev.moe4j.moe.dispatch.TokenDispatcher;
 import dev.moe4j.moe.router.Noise.Kind;
 
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import java.util.random.RandomGenerator;
 
 /**
@@ -158,7 +163,7 @@ public final class TopKRouter implements Router {
             r.noisyLogits = selection;
         }
         r.jitter = jitter;
-        gate(r, selection, input, jitter, pre, linear.lowRank(), plan);
+        gate(r, selection, input, jitter, pre, linear.lowRank(), plan, fixedChoices);
         return r;
     }
 
@@ -175,8 +180,49 @@ public final class TopKRouter implements Router {
         Plan plan = Plan.of(policies, config, tokens);
         Routing r = new Routing(tokens, config.experts(), plan == null ? config.topK() : plan.width(), config.scoring(),
                 logits);
-        gate(r, logits, null, null, null, null, plan);
+        gate(r, logits, null, null, null, null, plan, null);
         return r;
+    }
+
+    /**
+     * An inference routing left on the device of its input: each token's experts [tokens, k] (I32, best first) and
+     * gate weights [tokens, k] (F32), which the experts read there, and the host's {@link Routing} of the same
+     * decisions, made only when asked for (statistics, expert traces, losses): the logits and the device's choices
+     * are copied back then, so a decoding step that nobody observes never waits for its routing.
+     */
+    public record DeviceRouting(Tensor experts, Tensor weights, Supplier<Routing> onHost) {
+    }
+
+    /**
+     * Routes x where it lies when its backend routes itself ({@link Backend#routeTopK}) and nothing about this pass
+     * needs the host: no choices fixed by {@link #fixChoices} and a capacity that cannot drop a choice (so the choices
+     * are the tokens' own top k). An inference pass without routing policies, noise or jitter, which the caller
+     * ensures. Null otherwise (the host CPU among them): route with {@link #route}.
+     */
+    public DeviceRouting routeOnDevice(Tensor x) {
+        Backend b = Backend.of(x);
+        int n = x.rows(), e = config.experts(), k = config.topK();
+        if (b.device().isHost() || fixedChoices != null || config.capacity().perExpert(n, k, e) < n) {
+            return null;
+        }
+        GroupLimit g = config.groupLimit();
+        Tensor selection = selectionBias == null ? null : b.upload(selectionBias, DType.F32);
+        var spec = new TopKRouting(k, config.scoring() == Scoring.SIGMOID,
+                config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K, config.normalizeTopK(),
+                (float) config.routedScalingFactor(), selection, g.isLimited() ? g.groups() : 0, g.topGroups(),
+                g.scoredPerGroup());
+        Tensor logits = Linear.logits(x, weight, bias, adapter);
+        Tensor experts = b.empty(DType.I32, n, k), weights = b.empty(DType.F32, n, k);
+        if (!b.routeTopK(experts, weights, logits, spec)) {
+            return null; // beyond the backend's limits (no model's): the caller's host routing repeats the product
+        }
+        return new DeviceRouting(experts, weights, () -> {
+            int[] choices = b.toHost(experts).segment().toArray(ValueLayout.JAVA_INT);
+            Routing r = new Routing(n, e, k, config.scoring(), b.toHost(logits).toFloatArray());
+            // the device's choices, so that what is reported is what ran; the weights are the host's arithmetic
+            gate(r, r.logits, null, null, null, null, null, choices);
+            return r;
+        });
     }
 
     /**
@@ -237,8 +283,9 @@ public final class TopKRouter implements Router {
     private record Service(Capacity capacity, Overflow overflow, Priority priority) {
     }
 
+    /** Gates the routing; {@code fixed}, when given, are each token's k experts (see {@link #fixChoices}). */
     private void gate(Routing r, float[] selection, Tensor input, float[] jitter, float[] pre, Tensor adapterRank,
-                      Plan plan) {
+                      Plan plan, int[] fixed) {
         int n = r.tokens, e = r.experts, k = r.k;
         boolean scoreFirst = config.gateOrder() == GateOrder.SOFTMAX_THEN_TOP_K;
         float[] masked = plan == null ? selection : plan.masked(selection, e);
@@ -263,11 +310,11 @@ public final class TopKRouter implements Router {
         }
         int[] choices = new int[n * k];
         int[] chosen = new int[n];
-        if (plan == null && fixedChoices != null) {
-            if (fixedChoices.length != n * k) {
-                throw new IllegalStateException("fixed choices for " + fixedChoices.length / k + " tokens, routing " + n);
+        if (plan == null && fixed != null) {
+            if (fixed.length != n * k) {
+                throw new IllegalStateException("fixed choices for " + fixed.length / k + " tokens, routing " + n);
             }
-            System.arraycopy(fixedChoices, 0, choices, 0, n * k);
+            System.arraycopy(fixed, 0, choices, 0, n * k);
             java.util.Arrays.fill(chosen, k);
         } else if (plan == null) {
             Parallel.forRange(n, TOKENS_PER_TASK, (from, to) -> {
