@@ -239,44 +239,38 @@ public final class MatMul {
         return (long) k * wt.byteSize() <= (wt == DType.BF16 ? 4096 : 2048);
     }
 
-    /** out[row] = x·w for the F32 weight row at element w, four vectors a step into four accumulators. */
+    /**
+     * out[row] = x·w for the F32 weight row at element w. One accumulator, a vector at a time, then the scalar tail:
+     * the order of the other few-rows kernels, so that a row of x gets the same bits whichever path it takes (one
+     * sequence decoded alone, or beside others).
+     */
     private static void dotF32(float[] x, int xOff, int k, MemorySegment ws, long w, MemorySegment os, long row,
                                float[] sums) {
-        var a0 = FloatVector.zero(F);
-        var a1 = a0;
-        var a2 = a0;
-        var a3 = a0;
+        var a = FloatVector.zero(F);
         int c = 0;
-        for (int bound = k - 4 * LANES; c <= bound; c += 4 * LANES) {
-            a0 = Widening.f32(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a0);
-            a1 = Widening.f32(ws, w + c + LANES).fma(FloatVector.fromArray(F, x, xOff + c + LANES), a1);
-            a2 = Widening.f32(ws, w + c + 2 * LANES).fma(FloatVector.fromArray(F, x, xOff + c + 2 * LANES), a2);
-            a3 = Widening.f32(ws, w + c + 3 * LANES).fma(FloatVector.fromArray(F, x, xOff + c + 3 * LANES), a3);
-        }
         for (int bound = F.loopBound(k); c < bound; c += LANES) {
-            a0 = Widening.f32(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a0);
+            a = Widening.f32(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a);
         }
-        storeSums(x, xOff, k, DType.F32, ws, w, 1, os, row, c, Lanes.sum(a0.add(a1).add(a2.add(a3)), sums), 0, 0, 0);
+        float sum = Lanes.sum(a, sums);
+        for (; c < k; c++) {
+            sum += x[xOff + c] * Widening.scalar(DType.F32, ws, w + c);
+        }
+        setF32(os, row, sum);
     }
 
     /** As {@link #dotF32} for a BF16 weight row. */
     private static void dotBF16(float[] x, int xOff, int k, MemorySegment ws, long w, MemorySegment os, long row,
                                 float[] sums) {
-        var a0 = FloatVector.zero(F);
-        var a1 = a0;
-        var a2 = a0;
-        var a3 = a0;
+        var a = FloatVector.zero(F);
         int c = 0;
-        for (int bound = k - 4 * LANES; c <= bound; c += 4 * LANES) {
-            a0 = Widening.bf16(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a0);
-            a1 = Widening.bf16(ws, w + c + LANES).fma(FloatVector.fromArray(F, x, xOff + c + LANES), a1);
-            a2 = Widening.bf16(ws, w + c + 2 * LANES).fma(FloatVector.fromArray(F, x, xOff + c + 2 * LANES), a2);
-            a3 = Widening.bf16(ws, w + c + 3 * LANES).fma(FloatVector.fromArray(F, x, xOff + c + 3 * LANES), a3);
-        }
         for (int bound = F.loopBound(k); c < bound; c += LANES) {
-            a0 = Widening.bf16(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a0);
+            a = Widening.bf16(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a);
         }
-        storeSums(x, xOff, k, DType.BF16, ws, w, 1, os, row, c, Lanes.sum(a0.add(a1).add(a2.add(a3)), sums), 0, 0, 0);
+        float sum = Lanes.sum(a, sums);
+        for (; c < k; c++) {
+            sum += x[xOff + c] * Widening.scalar(DType.BF16, ws, w + c);
+        }
+        setF32(os, row, sum);
     }
 
     // The kernels below come in one copy per weight type, each loop holding a single conversion: a loop that
