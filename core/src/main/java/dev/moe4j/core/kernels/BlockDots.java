@@ -62,23 +62,54 @@ final class BlockDots {
         long rowBytes = type.byteCount(k);
         int minRows = (int) Math.max(1, (1 << 18) / rowBytes);
         float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
-        Parallel.forRange(m, minRows, (from, to) -> {
-            float[] sums = new float[LANES], scales = new float[16];
-            for (int r = from; r < to; r++) {
-                long w = r * rowBytes;
-                float dot = switch (type) {
-                    case Q8_0 -> q8Dot(xs, k, ws, w, sums);
-                    case Q4_K -> q4kDot(xs, xSums, k, ws, w, scales, sums);
-                    case Q5_K -> q5kDot(xs, xSums, k, ws, w, scales, sums);
-                    case Q6_K -> q6kDot(xs, k, ws, w, scales, sums);
-                    case Q4_0 -> q4Dot(xs, k, ws, w, sums);
-                    case MXFP4 -> mxfp4Dot(xs, k, ws, w, sums);
-                    case F8_E4M3_B32 -> e4m3Dot(xs, k, ws, w, sums);
-                    default -> throw new IllegalStateException(type + " has no decode kernel");
-                };
-                setF32(os, r, dot);
-            }
-        });
+        // One loop per type, each its own lambda: one loop calling every kernel grew past C2's inlining budget once
+        // a JVM had met several types (a Q4_K_M model has four), and the kernels it then left out of line boxed
+        // their vectors (Q4_K decode 3.4 GB/s in a JVM that had run the other types, 5.9 alone; bench matmul).
+        switch (type) {
+            case Q8_0 -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, q8Dot(xs, k, ws, r * rowBytes, sums));
+                }
+            });
+            case Q4_K -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES], scales = new float[16];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, q4kDot(xs, xSums, k, ws, r * rowBytes, scales, sums));
+                }
+            });
+            case Q5_K -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES], scales = new float[16];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, q5kDot(xs, xSums, k, ws, r * rowBytes, scales, sums));
+                }
+            });
+            case Q6_K -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES], scales = new float[16];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, q6kDot(xs, k, ws, r * rowBytes, scales, sums));
+                }
+            });
+            case Q4_0 -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, q4Dot(xs, k, ws, r * rowBytes, sums));
+                }
+            });
+            case MXFP4 -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, mxfp4Dot(xs, k, ws, r * rowBytes, sums));
+                }
+            });
+            case F8_E4M3_B32 -> Parallel.forRange(m, minRows, (from, to) -> {
+                float[] sums = new float[LANES];
+                for (int r = from; r < to; r++) {
+                    setF32(os, r, e4m3Dot(xs, k, ws, r * rowBytes, sums));
+                }
+            });
+            default -> throw new IllegalStateException(type + " has no decode kernel");
+        }
     }
 
     // ---- Q8_0: 32 signed codes and an F16 scale per 34-byte block ----
