@@ -28,11 +28,11 @@ import static dev.moe4j.core.kernels.Widening.setF32;
 
 /**
  * Decode (one row of x) against block-quantised weights, reading the blocks where they are: codes are widened in
- * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and
- * never written out decoded. Every type goes one weight row at a time, which reads a thread's rows from memory as
- * one sequential stream: side by side, rows of a few KiB made as many short streams, read 1.4-2.6x slower (see
- * {@link #q8Dot} and {@link #q4kDot}). A Q4_K minimum multiplies the sum of x over its sub-block, computed once per call for all rows. Types without a
- * kernel here take {@link MatMul}'s decoded-rows path.
+ * registers and multiplied with x, and each (sub-)block's sum is scaled once, so a weight byte is read once and never
+ * written out decoded. Every type goes one weight row at a time, which reads a thread's rows from memory as one
+ * sequential stream: side by side, rows of a few KiB made as many short streams, read 1.4-2.6x slower (see
+ * {@link #q8Dot} and {@link #q4kDot}). A Q4_K minimum multiplies the sum of x over its sub-block, computed once per
+ * call for all rows. Types without a kernel here take {@link MatMul}'s decoded-rows path.
  */
 final class BlockDots {
     static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_PREFERRED
@@ -198,18 +198,18 @@ final class BlockDots {
     }
 
     /**
-     * x · w for one Q4_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32 bytes of
-     * codes hold a sub-block in their low nibbles and the next one in their high nibbles.
+     * x · w for one Q4_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32 bytes of codes
+     * hold a sub-block in their low nibbles and the next one in their high nibbles.
      *
      * <p>Codes are zero-extended to int lanes and converted, so the high nibble needs no mask; that ran 1.1x faster
-     * than looking the codes up in a two-register table (which masks every index), and the even and odd sub-blocks
-     * sum into two accumulators, so that no chain of dependent FMAs sets the pace. One row at a time: four rows side
-     * by side were 1.3x faster with the weights in cache but 1.35x slower than this with them
-     * in memory (2048 x 2048, 40 copies rotated, one thread), where decode reads them. The loop calls the Vector API
-     * only, and Q5_K has a kernel of its own ({@link #q5kDot}), so that each stays clear of C2's node budget for
-     * inlining (NodeCountInliningCutoff): past it a call is left out of line and boxes its vectors every time (one
-     * kernel for both types, with the fifth bits behind a flag, left Q5_K's loads of them out of line: a third of a
-     * Q4_K_M model's decoding time went to that call).
+     * than looking the codes up in a two-register table (which masks every index), and the even and odd sub-blocks sum
+     * into two accumulators, so that no chain of dependent FMAs sets the pace. One row at a time: four rows side by
+     * side were 1.3x faster with the weights in cache but 1.35x slower than this with them in memory (2048 x 2048, 40
+     * copies rotated, one thread), where decode reads them. The loop calls the Vector API only, and Q5_K has a kernel
+     * of its own ({@link #q5kDot}), so that each stays clear of C2's node budget for inlining
+     * (NodeCountInliningCutoff): past it a call is left out of line and boxes its vectors every time (one kernel for
+     * both types, with the fifth bits behind a flag, left Q5_K's loads of them out of line: a third of a Q4_K_M model's
+     * decoding time went to that call).
      */
     private static float q4kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
                                 float[] sums) {
