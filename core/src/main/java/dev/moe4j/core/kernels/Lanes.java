@@ -46,6 +46,47 @@ final class Lanes {
         return scratch[0];
     }
 
+    /**
+     * Lane indices, 16 per round s of {@link #sums16}, that pick from two vectors, each holding 2^s accumulators'
+     * partial sums (16 >> s lanes apiece), the lower (FOLD_LOW) and the upper (FOLD_HIGH) half of every
+     * accumulator's lanes: added, they give 2^(s+1) accumulators with half as many partials, each the sum of lanes i
+     * and i + half as {@link #sum(FloatVector, float[])} adds them. Loaded as vectors where they are used, so that the
+     * compiler knows the vectors' class exactly.
+     */
+    private static final float[] FOLD_LOW = new float[64];
+    private static final float[] FOLD_HIGH = new float[64];
+
+    static {
+        for (int s = 0; s < 4; s++) {
+            int width = 16 >> s, half = width / 2, perVector = 1 << s;
+            for (int lane = 0; lane < 16; lane++) {
+                int slot = lane / half, i = lane % half;
+                int at = (slot < perVector ? 0 : 16) + (slot % perVector) * width + i;
+                FOLD_LOW[16 * s + lane] = at;
+                FOLD_HIGH[16 * s + lane] = at + half;
+            }
+        }
+    }
+
+    /**
+     * The lane sums of the 16 accumulators of 16 lanes stored one after another in {@code tile}, left in tile[0 ..
+     * 16), each added in the order of {@link #sum(FloatVector, float[])}: four rounds of paired lane shuffles and adds
+     * for all 16 at once, where one at a time takes a store and 15 scalar additions each. 16-lane vectors only. The
+     * rounds are a loop so that the compiler sees its vector operations as hot: as straight-line code, run once per
+     * call, C2 compiled them early, uninlined, into the Vector API's Java fallback.
+     */
+    static void sums16(float[] tile) {
+        for (int s = 0; s < 4; s++) {
+            var low = FloatVector.fromArray(F, FOLD_LOW, 16 * s);
+            var high = FloatVector.fromArray(F, FOLD_HIGH, 16 * s);
+            for (int p = 0, pairs = 8 >> s; p < pairs; p++) {
+                var a = FloatVector.fromArray(F, tile, 32 * p);
+                var b = FloatVector.fromArray(F, tile, 32 * p + 16);
+                low.selectFrom(a, b).add(high.selectFrom(a, b)).intoArray(tile, 16 * p);
+            }
+        }
+    }
+
     static float sum(FloatVector v) {
         FloatVector s = v;
         for (int k = SHIFTS.length - 1; k >= 0; k--) {

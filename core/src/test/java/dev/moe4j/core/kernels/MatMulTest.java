@@ -12,6 +12,7 @@ import java.lang.foreign.Arena;
 import java.util.Random;
 
 import static dev.moe4j.core.testing.TensorAssert.assertClose;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 class MatMulTest {
     @ParameterizedTest
@@ -20,7 +21,11 @@ class MatMulTest {
             // BF16 rows of whole vectors of word pairs, two rows of x at a time (odd counts leave one for widening)
             "2,64,7,BF16", "3,96,10,BF16", "16,64,13,BF16", "5,1024,9,BF16",
             // one row of x: short weight rows one at a time (whole steps of four vectors, and a tail), long rows eight at a time
-            "1,512,9,F32", "1,192,5,BF16", "1,2048,3,BF16", "1,1536,19,F32", "1,2500,17,BF16"})
+            "1,512,9,F32", "1,192,5,BF16", "1,2048,3,BF16", "1,1536,19,F32", "1,2500,17,BF16",
+            // 4 × 4 tiles (512-bit vectors) up to 64 rows where k is whole word-pair vectors: partial groups of W
+            // rows and of x rows, and the first row count past them
+            "4,64,4,F32", "9,32,6,BF16", "17,64,7,BF16", "33,96,13,F32", "63,64,30,BF16", "64,1024,5,F32",
+            "65,64,9,BF16", "40,48,6,F32"})
     void fewRowsMatchFloat64(int n, int k, int m, DType weightType) {
         check(n, k, m, weightType);
     }
@@ -31,6 +36,28 @@ class MatMulTest {
             "800,20,70,BF16", "31,17,600,F32"})
     void manyRowsMatchFloat64(int n, int k, int m, DType weightType) {
         check(n, k, m, weightType);
+    }
+
+    /**
+     * A row of x gets the same bits whether it comes with one other row (the two-row kernels) or with many (the
+     * 4 × 4 tiles): sequences decoded together must not change one another's results.
+     */
+    @ParameterizedTest
+    @CsvSource({"F32,64", "BF16,64", "BF16,1024", "Q8_0,256", "Q4_K,256"})
+    void aRowGetsTheSameBitsWithTwoRowsOrMany(DType type, int k) {
+        var rnd = new Random(k);
+        int n = MatMul.TILES ? MatMul.TILE_ROWS : MatMul.SKINNY_ROWS, m = 11;
+        Tensor x = RandomTensors.normal(rnd, n, k), w = RandomTensors.normal(rnd, m, k).to(type);
+        Tensor many = Tensor.zeros(n, m), two = Tensor.zeros(2, m);
+        MatMul.forward(many, x, w);
+        float[] together = many.toFloatArray();
+        for (int first = 0; first < n; first += 2) {
+            MatMul.forward(two, x.slice(first, first + 2), w);
+            float[] alone = two.toFloatArray();
+            for (int i = 0; i < 2 * m; i++) {
+                assertEquals(alone[i], together[first * m + i], type + " row " + (first + i / m) + " column " + i % m);
+            }
+        }
     }
 
     @ParameterizedTest
