@@ -18,10 +18,14 @@ public final class Parallel {
         void run(int from, int to);
     }
 
-    private static volatile ForkJoinPool pool = newPool(defaultThreads());
-
-    private Parallel() {
-    }
+    private static volatile int threads = defaultThreads();
+    /**
+     * threads - 1 workers: the thread that calls {@link #forRange} runs a chunk too, so that many threads are busy
+     * and no more. A pool of {@code threads} put threads + 1 runnable threads on as many cores whenever a caller's
+     * chunks went to a worker while the others were busy (experts spread over the threads, each splitting its
+     * matmuls).
+     */
+    private static volatile ForkJoinPool pool = newPool(threads);
 
     private static int defaultThreads() {
         String configured = System.getProperty("moe4j.threads");
@@ -32,7 +36,7 @@ public final class Parallel {
     }
 
     private static ForkJoinPool newPool(int threads) {
-        return new ForkJoinPool(threads, p -> {
+        return new ForkJoinPool(Math.max(1, threads - 1), p -> {
             var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
             thread.setName("moe4j-worker-" + thread.getPoolIndex());
             thread.setDaemon(true);
@@ -41,17 +45,18 @@ public final class Parallel {
     }
 
     public static int threads() {
-        return pool.getParallelism();
+        return threads;
     }
 
     /** Replaces the worker pool; call it before work starts (the CLI does so for {@code --threads}). */
-    public static synchronized void setThreads(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+    public static synchronized void setThreads(int count) {
+        if (count < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + count);
         }
-        if (threads != pool.getParallelism()) {
+        if (count != threads) {
             ForkJoinPool old = pool;
-            pool = newPool(threads);
+            pool = newPool(count);
+            threads = count;
             old.shutdown();
         }
     }
@@ -74,8 +79,10 @@ public final class Parallel {
         // A thread outside the pool (the one generating, say) runs the first chunk itself rather than handing every
         // chunk over and sleeping until the last one is done: a decoded token runs hundreds of small parallel steps,
         // and each hand-off it saves is a thread woken up, which costs tens of microseconds on a quiet machine and
-        // a scheduler time slice on a busy one. A chunk no worker has taken yet when the caller gets to it is run
-        // by the caller too.
+        // a scheduler time slice on a busy one. Then it runs every chunk that no worker has claimed yet, and waits
+        // only for those that a worker has. (ForkJoinTask.tryUnfork cannot take a task back from this pool's
+        // queue: from outside a pool it looks at the common pool's. A caller whose worker was busy, as when experts
+        // are spread over the threads and each splits its matmuls, then slept until the worker got to its chunk.)
         var others = new Chunks[chunks - 1];
         for (int c = 1; c < chunks; c++) {
             others[c - 1] = new Chunks(task, n, c, 1, chunks);
@@ -88,15 +95,19 @@ public final class Parallel {
             failure = e;
         }
         for (int c = others.length - 1; c >= 0; c--) {
-            if (others[c].tryUnfork()) {
-                others[c].quietlyInvoke();
-            }
-        }
-        // Every chunk has finished before this returns or throws, as the caller may reuse what they wrote to.
-        for (Chunks other : others) {
-            other.quietlyJoin();
-            if (failure == null && other.getException() != null) {
-                failure = original(other.getException());
+            if (others[c].claim()) {
+                try {
+                    others[c].runRange();
+                } catch (RuntimeException | Error e) {
+                    failure = failure == null ? e : failure;
+                }
+            } else {
+                // a worker runs it: every chunk has finished before this returns or throws, as the caller may
+                // reuse what they wrote to
+                others[c].quietlyJoin();
+                if (failure == null && others[c].getException() != null) {
+                    failure = original(others[c].getException());
+                }
             }
         }
         if (failure instanceof RuntimeException e) {
@@ -141,12 +152,25 @@ public final class Parallel {
             this.totalChunks = totalChunks;
         }
 
+        /** Set by whichever thread takes this chunk first: the worker that dequeues it, or the caller. */
+        private final java.util.concurrent.atomic.AtomicBoolean claimed = new java.util.concurrent.atomic.AtomicBoolean();
+
+        boolean claim() {
+            return !claimed.get() && claimed.compareAndSet(false, true);
+        }
+
+        void runRange() {
+            int from = (int) ((long) n * firstChunk / totalChunks);
+            int to = (int) ((long) n * (firstChunk + 1) / totalChunks);
+            task.run(from, to);
+        }
+
         @Override
         protected void compute() {
             if (chunkCount == 1) {
-                int from = (int) ((long) n * firstChunk / totalChunks);
-                int to = (int) ((long) n * (firstChunk + 1) / totalChunks);
-                task.run(from, to);
+                if (claim()) {
+                    runRange();
+                }
                 return;
             }
             int half = chunkCount / 2;

@@ -59,6 +59,40 @@ class ParallelTest {
         assertTrue(ran.contains(caller), "the calling thread ran a chunk");
     }
 
+    /**
+     * With every worker busy, a caller runs the chunks it handed out itself rather than sleeping until a worker gets
+     * to them: experts spread over the threads each split their matmuls, and the caller's chunks waited behind the
+     * worker's own expert.
+     */
+    @Test
+    void aCallerWhoseWorkersAreBusyRunsItsOwnChunks() throws InterruptedException {
+        Parallel.setThreads(2);
+        var workerBusy = new java.util.concurrent.CountDownLatch(1);
+        var release = new java.util.concurrent.CountDownLatch(1);
+        Set<Thread> nested = ConcurrentHashMap.newKeySet();
+        Thread caller = Thread.currentThread();
+        Parallel.forRange(2, 1, (from, to) -> {
+            if (Thread.currentThread() != caller) {
+                workerBusy.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return;
+            }
+            try {
+                assertTrue(workerBusy.await(10, java.util.concurrent.TimeUnit.SECONDS), "the worker took a chunk");
+                Parallel.forRange(2, 1, (a, b) -> nested.add(Thread.currentThread()));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                release.countDown();
+            }
+        });
+        assertEquals(Set.of(caller), nested, "the nested chunks ran on the caller while the worker was busy");
+    }
+
     @Test
     void aFailingChunkIsRethrownOnlyAfterEveryChunkHasFinished() {
         Parallel.setThreads(4);
