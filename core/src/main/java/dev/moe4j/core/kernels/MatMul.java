@@ -262,11 +262,13 @@ public final class MatMul {
      * Whether decode reads the weight rows one at a time: then a thread's rows come from memory as one sequential
      * stream, where eight short rows side by side are eight streams too short for the prefetchers to follow. On the
      * 2-core AMD EPYC (Zen 4), one thread, weights from memory: BF16 rows of 384-1024 elements read 17-21 GB/s one at
-     * a time against 7-11 eight at a time, rows of 2048 21 against 16, rows of 3584 14.5 against 16-18; F32 rows of
-     * 384 read 13.8 against 9, of 512 13.8 against 12, of 1024 9.4 against 17 (two threads agreed).
+     * a time against 7-11 eight at a time, rows of 2048 21 against 16, rows of 3584 14.5 against 16-18. F32 rows of
+     * 1024 (4 KiB): `bench matmul --size 1024` 30-31 GB/s one at a time against 20-21, and the Mixtral-shaped F32
+     * model decoded 25.2-27.3 tokens/s on one thread against 17.4-20.3 (two threads: 31.7-32.3 against 30.3-31.4);
+     * F32 rows of 3584 (14 KiB) 12 against 19-20. Rows of up to 4 KiB go one at a time for both types.
      */
     static boolean oneRowAtATime(DType wt, int k) {
-        return (long) k * wt.byteSize() <= (wt == DType.BF16 ? 4096 : 2048);
+        return (long) k * wt.byteSize() <= 4096;
     }
 
     /**
