@@ -261,14 +261,15 @@ public final class MatMul {
     /**
      * Whether decode reads the weight rows one at a time: then a thread's rows come from memory as one sequential
      * stream, where eight short rows side by side are eight streams too short for the prefetchers to follow. On the
-     * 2-core AMD EPYC (Zen 4), one thread, weights from memory: BF16 rows of 384-1024 elements read 17-21 GB/s one at
-     * a time against 7-11 eight at a time, rows of 2048 21 against 16, rows of 3584 14.5 against 16-18. F32 rows of
-     * 1024 (4 KiB): `bench matmul --size 1024` 30-31 GB/s one at a time against 20-21, and the Mixtral-shaped F32
-     * model decoded 25.2-27.3 tokens/s on one thread against 17.4-20.3 (two threads: 31.7-32.3 against 30.3-31.4);
-     * F32 rows of 3584 (14 KiB) 12 against 19-20. Rows of up to 4 KiB go one at a time for both types.
+     * 2-core AMD EPYC (Zen 4), one thread, weights from memory (`bench matmul --threads 1`, best calls, 2026-12-07
+     * evening): BF16 rows of 3584 (7 KiB) read 24-25 GB/s one at a time against 20 eight side by side, of 4096 (8 KiB)
+     * 23 against 18-21; F32 rows of 1024 (4 KiB) 30-31 against 20-21, but of 2048 (8 KiB) 11-12 against 19 and of
+     * 3584 12 against 19-20. End to end on the Mixtral-shaped model, one thread: F32 25.2-27.3 tokens/s against
+     * 17.4-20.3, BF16 40.6-44.2 against 37.6-41.5. (Earlier figures, in a harness, had BF16 rows of 3584 and F32 rows
+     * of 1024 the other way round; this machine no longer reproduces them.)
      */
     static boolean oneRowAtATime(DType wt, int k) {
-        return (long) k * wt.byteSize() <= 4096;
+        return (long) k * wt.byteSize() <= (wt == DType.BF16 ? 8192 : 4096);
     }
 
     /**
