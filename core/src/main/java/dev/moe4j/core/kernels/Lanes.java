@@ -47,7 +47,7 @@ final class Lanes {
     }
 
     /**
-     * Lane indices, 16 per round s of {@link #sums16}, that pick from two vectors, each holding 2^s accumulators'
+     * Lane indices, 16 per round s of {@link #sums}, that pick from two vectors, each holding 2^s accumulators'
      * partial sums (16 >> s lanes apiece), the lower (FOLD_LOW) and the upper (FOLD_HIGH) half of every
      * accumulator's lanes: added, they give 2^(s+1) accumulators with half as many partials, each the sum of lanes i
      * and i + half as {@link #sum(FloatVector, float[])} adds them. Loaded as vectors where they are used, so that the
@@ -69,21 +69,26 @@ final class Lanes {
     }
 
     /**
-     * The lane sums of the 16 accumulators of 16 lanes stored one after another in {@code tile}, left in tile[0 ..
-     * 16), each added in the order of {@link #sum(FloatVector, float[])}: four rounds of paired lane shuffles and adds
-     * for all 16 at once, where one at a time takes a store and 15 scalar additions each. 16-lane vectors only. The
-     * rounds are a loop so that the compiler sees its vector operations as hot: as straight-line code, run once per
-     * call, C2 compiled them early, uninlined, into the Vector API's Java fallback.
+     * The lane sums of the {@code accumulators} (8 or 16) accumulators of 16 lanes stored one after another in
+     * {@code tile}, left in tile[0 .. accumulators), each added in the order of {@link #sum(FloatVector, float[])}:
+     * four rounds of paired lane shuffles and adds for all of them at once, where one at a time takes a store and 15
+     * scalar additions each. 16-lane vectors only; tile holds at least 32 floats beyond the accumulators' count of
+     * vectors less one. The rounds are a loop so that the compiler sees its vector operations as hot: as
+     * straight-line code, run once per call, C2 compiled them early, uninlined, into the Vector API's Java fallback.
      */
-    static void sums16(float[] tile) {
+    static void sums(float[] tile, int accumulators) {
+        int vectors = accumulators;
         for (int s = 0; s < 4; s++) {
             var low = FloatVector.fromArray(F, FOLD_LOW, 16 * s);
             var high = FloatVector.fromArray(F, FOLD_HIGH, 16 * s);
-            for (int p = 0, pairs = 8 >> s; p < pairs; p++) {
+            // with eight accumulators the last round folds a single vector: its upper half is never read
+            int pairs = (vectors + 1) / 2;
+            for (int p = 0; p < pairs; p++) {
                 var a = FloatVector.fromArray(F, tile, 32 * p);
                 var b = FloatVector.fromArray(F, tile, 32 * p + 16);
                 low.selectFrom(a, b).add(high.selectFrom(a, b)).intoArray(tile, 16 * p);
             }
+            vectors = pairs;
         }
     }
 

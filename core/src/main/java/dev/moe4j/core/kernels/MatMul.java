@@ -133,7 +133,7 @@ public final class MatMul {
         // Enough W rows per task that splitting pays: about 256 KiB of weights.
         int minGroups = (int) Math.max(1, (1 << 18) / Math.max(1, 4 * wt.byteCount(k)));
         Parallel.forRange(groups, minGroups, (from, to) -> {
-            float[] sums = new float[LANES];
+            float[] sums = new float[TILES ? 8 * LANES : LANES];
             float[] tile = TILES ? new float[16 * LANES] : null;
             // F16's conversion is long: C2 stops inlining it after a few copies in one method (the rest would
             // box every vector), so F16 rows go two at a time, and with several rows of x they are widened
@@ -459,8 +459,36 @@ public final class MatMul {
             b2 = o2.fma(x, b2);
             b3 = o3.fma(x, b3);
         }
-        float s0 = Lanes.sum(a0, sums), s1 = Lanes.sum(a1, sums), s2 = Lanes.sum(a2, sums), s3 = Lanes.sum(a3, sums);
-        float t0 = Lanes.sum(b0, sums), t1 = Lanes.sum(b1, sums), t2 = Lanes.sum(b2, sums), t3 = Lanes.sum(b3, sums);
+        float s0, s1, s2, s3, t0, t1, t2, t3;
+        if (TILES) {
+            // the eight sums reduced together (sums holds eight vectors there), as the tiles reduce theirs
+            a0.intoArray(sums, 0);
+            a1.intoArray(sums, LANES);
+            a2.intoArray(sums, 2 * LANES);
+            a3.intoArray(sums, 3 * LANES);
+            b0.intoArray(sums, 4 * LANES);
+            b1.intoArray(sums, 5 * LANES);
+            b2.intoArray(sums, 6 * LANES);
+            b3.intoArray(sums, 7 * LANES);
+            Lanes.sums(sums, 8);
+            s0 = sums[0];
+            s1 = sums[1];
+            s2 = sums[2];
+            s3 = sums[3];
+            t0 = sums[4];
+            t1 = sums[5];
+            t2 = sums[6];
+            t3 = sums[7];
+        } else {
+            s0 = Lanes.sum(a0, sums);
+            s1 = Lanes.sum(a1, sums);
+            s2 = Lanes.sum(a2, sums);
+            s3 = Lanes.sum(a3, sums);
+            t0 = Lanes.sum(b0, sums);
+            t1 = Lanes.sum(b1, sums);
+            t2 = Lanes.sum(b2, sums);
+            t3 = Lanes.sum(b3, sums);
+        }
         setF32(os, outBase, s0);
         setF32(os, outBase + ldo, t0);
         if (wr > 1) {
@@ -680,7 +708,7 @@ public final class MatMul {
      * hand their accumulators over in an array: a helper taking vectors would box them where C2 does not inline it.
      */
     private static void storeTile(float[] tile, MemorySegment os, long outBase, int ldo, int wr) {
-        Lanes.sums16(tile);
+        Lanes.sums(tile, 16);
         for (int r = 0; r < 4; r++) {
             for (int q = 0; q < wr; q++) {
                 setF32(os, outBase + (long) r * ldo + q, tile[4 * r + q]);
