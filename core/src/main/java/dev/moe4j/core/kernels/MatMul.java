@@ -354,6 +354,21 @@ public final class MatMul {
             b2 = v2.fma(xv, b2);
             b3 = v3.fma(xv, b3);
         }
+        if (TILES) {
+            // the eight sums reduced together (sums holds eight vectors there), as in dots2x4BF16Pairs
+            a0.intoArray(sums, 0);
+            a1.intoArray(sums, LANES);
+            a2.intoArray(sums, 2 * LANES);
+            a3.intoArray(sums, 3 * LANES);
+            b0.intoArray(sums, 4 * LANES);
+            b1.intoArray(sums, 5 * LANES);
+            b2.intoArray(sums, 6 * LANES);
+            b3.intoArray(sums, 7 * LANES);
+            Lanes.sums(sums, 8);
+            storeSums(x, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, sums[0], sums[1], sums[2], sums[3]);
+            storeSums(x, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, sums[4], sums[5], sums[6], sums[7]);
+            return;
+        }
         storeSums(x, xBase, k, DType.F32, ws, w0, wr, os, outBase, c, Lanes.sum(a0, sums),
                 Lanes.sum(a1, sums), Lanes.sum(a2, sums), Lanes.sum(a3, sums));
         storeSums(x, x1, k, DType.F32, ws, w0, wr, os, outBase + ldo, c, Lanes.sum(b0, sums),
