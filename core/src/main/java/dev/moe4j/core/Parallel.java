@@ -3,6 +3,7 @@ package dev.moe4j.core;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Splits a range of rows over a fixed pool of worker threads. Each index is handled by exactly one thread and
@@ -26,6 +27,9 @@ public final class Parallel {
      * matmuls).
      */
     private static volatile ForkJoinPool pool = newPool(threads);
+
+    private Parallel() {
+    }
 
     private static int defaultThreads() {
         String configured = System.getProperty("moe4j.threads");
@@ -153,7 +157,7 @@ public final class Parallel {
         }
 
         /** Set by whichever thread takes this chunk first: the worker that dequeues it, or the caller. */
-        private final java.util.concurrent.atomic.AtomicBoolean claimed = new java.util.concurrent.atomic.AtomicBoolean();
+        private final AtomicBoolean claimed = new AtomicBoolean();
 
         boolean claim() {
             return !claimed.get() && claimed.compareAndSet(false, true);

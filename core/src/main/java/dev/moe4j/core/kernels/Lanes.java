@@ -72,8 +72,7 @@ final class Lanes {
      * The lane sums of the {@code accumulators} (8 or 16) accumulators of 16 lanes stored one after another in
      * {@code tile}, left in tile[0 .. accumulators), each added in the order of {@link #sum(FloatVector, float[])}:
      * four rounds of paired lane shuffles and adds for all of them at once, where one at a time takes a store and 15
-     * scalar additions each. 16-lane vectors only; tile holds at least 32 floats beyond the accumulators' count of
-     * vectors less one. The rounds are a loop so that the compiler sees its vector operations as hot: as
+     * scalar additions each. 16-lane vectors only; tile holds the 16 · accumulators floats. The rounds are a loop so that the compiler sees its vector operations as hot: as
      * straight-line code, run once per call, C2 compiled them early, uninlined, into the Vector API's Java fallback.
      */
     static void sums(float[] tile, int accumulators) {

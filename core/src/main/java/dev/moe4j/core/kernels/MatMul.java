@@ -474,7 +474,6 @@ public final class MatMul {
             b2 = o2.fma(x, b2);
             b3 = o3.fma(x, b3);
         }
-        float s0, s1, s2, s3, t0, t1, t2, t3;
         if (TILES) {
             // the eight sums reduced together (sums holds eight vectors there), as the tiles reduce theirs
             a0.intoArray(sums, 0);
@@ -485,25 +484,11 @@ public final class MatMul {
             b1.intoArray(sums, 5 * LANES);
             b2.intoArray(sums, 6 * LANES);
             b3.intoArray(sums, 7 * LANES);
-            Lanes.sums(sums, 8);
-            s0 = sums[0];
-            s1 = sums[1];
-            s2 = sums[2];
-            s3 = sums[3];
-            t0 = sums[4];
-            t1 = sums[5];
-            t2 = sums[6];
-            t3 = sums[7];
-        } else {
-            s0 = Lanes.sum(a0, sums);
-            s1 = Lanes.sum(a1, sums);
-            s2 = Lanes.sum(a2, sums);
-            s3 = Lanes.sum(a3, sums);
-            t0 = Lanes.sum(b0, sums);
-            t1 = Lanes.sum(b1, sums);
-            t2 = Lanes.sum(b2, sums);
-            t3 = Lanes.sum(b3, sums);
+            storeTile(sums, 2, os, outBase, ldo, wr);
+            return;
         }
+        float s0 = Lanes.sum(a0, sums), s1 = Lanes.sum(a1, sums), s2 = Lanes.sum(a2, sums), s3 = Lanes.sum(a3, sums);
+        float t0 = Lanes.sum(b0, sums), t1 = Lanes.sum(b1, sums), t2 = Lanes.sum(b2, sums), t3 = Lanes.sum(b3, sums);
         setF32(os, outBase, s0);
         setF32(os, outBase + ldo, t0);
         if (wr > 1) {
@@ -603,7 +588,7 @@ public final class MatMul {
         d1.intoArray(tile, 13 * LANES);
         d2.intoArray(tile, 14 * LANES);
         d3.intoArray(tile, 15 * LANES);
-        storeTile(tile, os, outBase, ldo, wr);
+        storeTile(tile, 4, os, outBase, ldo, wr);
     }
 
     /**
@@ -658,7 +643,7 @@ public final class MatMul {
         d1.intoArray(tile, 13 * LANES);
         d2.intoArray(tile, 14 * LANES);
         d3.intoArray(tile, 15 * LANES);
-        storeTile(tile, os, outBase, ldo, wr);
+        storeTile(tile, 4, os, outBase, ldo, wr);
     }
 
     /**
@@ -714,17 +699,18 @@ public final class MatMul {
         d1.intoArray(tile, 13 * LANES);
         d2.intoArray(tile, 14 * LANES);
         d3.intoArray(tile, 15 * LANES);
-        storeTile(tile, os, outBase, ldo, wr);
+        storeTile(tile, 4, os, outBase, ldo, wr);
     }
 
     /**
-     * Stores a 4 × 4 tile whose accumulators lie in {@code tile}, accumulator (r, q) at (4r + q)·LANES: output (r, q)
-     * goes to outBase + r·ldo + q for q < wr, each the sum of its lanes in {@link Lanes}' order. The tile kernels
-     * hand their accumulators over in an array: a helper taking vectors would box them where C2 does not inline it.
+     * Stores a tile of {@code rows} rows of x × 4 weight rows whose accumulators lie in {@code tile}, accumulator
+     * (r, q) at (4r + q)·LANES: output (r, q) goes to outBase + r·ldo + q for q < wr, each the sum of its lanes in
+     * {@link Lanes}' order. The kernels hand their accumulators over in an array: a helper taking vectors would box
+     * them where C2 does not inline it.
      */
-    private static void storeTile(float[] tile, MemorySegment os, long outBase, int ldo, int wr) {
-        Lanes.sums(tile, 16);
-        for (int r = 0; r < 4; r++) {
+    private static void storeTile(float[] tile, int rows, MemorySegment os, long outBase, int ldo, int wr) {
+        Lanes.sums(tile, 4 * rows);
+        for (int r = 0; r < rows; r++) {
             for (int q = 0; q < wr; q++) {
                 setF32(os, outBase + (long) r * ldo + q, tile[4 * r + q]);
             }
