@@ -20,8 +20,9 @@ class MatMulTest {
             "1,4096,3,F16", "5,3,1,F32", "7,70,9,F16", "16,40,13,BF16", "4,33,6,BF16", "1,100,17,F32", "1,40,16,BF16",
             // BF16 rows of whole vectors of word pairs, two rows of x at a time (odd counts leave one for widening)
             "2,64,7,BF16", "3,96,10,BF16", "16,64,13,BF16", "5,1024,9,BF16",
-            // one row of x: short weight rows one at a time (whole steps of four vectors, and a tail), long rows eight at a time
-            "1,512,9,F32", "1,192,5,BF16", "1,2048,3,BF16", "1,1536,19,F32", "1,2500,17,BF16", "1,1024,7,F32", "1,1040,5,F32", "1,3584,9,BF16", "1,4112,3,BF16",
+            // one row of x: short weight rows one at a time (whole steps of four vectors, and a tail; BF16 in two
+            // accumulators, so odd vector counts too), long rows eight at a time
+            "1,512,9,F32", "1,192,5,BF16", "1,208,5,BF16", "1,1048,3,BF16", "1,2048,3,BF16", "1,1536,19,F32", "1,2500,17,BF16", "1,1024,7,F32", "1,1040,5,F32", "1,3584,9,BF16", "1,4112,3,BF16",
             // 4 × 4 tiles (512-bit vectors) up to 64 rows where k is whole word-pair vectors: partial groups of W
             // rows and of x rows, and the first row count past them
             "4,64,4,F32", "9,32,6,BF16", "17,64,7,BF16", "33,96,13,F32", "63,64,30,BF16", "64,1024,5,F32",
