@@ -4,6 +4,7 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Splits a range of rows over a fixed pool of worker threads. Each index is handled by exactly one thread and
@@ -119,6 +120,86 @@ public final class Parallel {
         }
         if (failure instanceof Error e) {
             throw e;
+        }
+    }
+
+    /** How many pieces a thread {@link #forRangeBalanced} cuts a range into, at most. */
+    private static final int PIECES_PER_THREAD = 4;
+
+    /**
+     * As {@link #forRange}, for kernels whose indices all cost about the same and that read their own data per index
+     * (decode's weight rows, each read once from memory): the range is cut into up to {@value #PIECES_PER_THREAD}
+     * pieces a thread, each of at least {@code minChunk} indices, and the calling thread and the workers take the next
+     * piece until none is left. A worker that wakes late (tens of microseconds on a quiet machine, a time slice on a
+     * busy one) then takes fewer pieces, where {@code forRange}'s one chunk a thread had the caller either wait for
+     * it or run the whole chunk after its own. The cut depends only on the range, {@code minChunk} and the thread
+     * count, and a piece writes the same whichever thread runs it.
+     */
+    public static void forRangeBalanced(int n, int minChunk, RangeTask task) {
+        int threads = threads();
+        int pieces = Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk)));
+        ForkJoinPool workers = pool;
+        if (threads == 1 || pieces <= threads || ForkJoinTask.getPool() == workers) {
+            forRange(n, minChunk, task);
+            return;
+        }
+        var work = new Pieces(task, n, pieces);
+        for (int i = 0; i < threads - 1; i++) {
+            workers.execute(work::run);
+        }
+        work.run();
+        work.awaitTheRest();
+        if (work.failure instanceof RuntimeException e) {
+            throw e;
+        }
+        if (work.failure instanceof Error e) {
+            throw e;
+        }
+    }
+
+    /** Piece p of {@code count} covers [n·p/count, n·(p+1)/count); threads take them in turn. */
+    private static final class Pieces {
+        private final RangeTask task;
+        private final int n;
+        private final int count;
+        private final AtomicInteger next = new AtomicInteger();
+        private final AtomicInteger finished = new AtomicInteger();
+        private volatile Throwable failure;
+
+        Pieces(RangeTask task, int n, int count) {
+            this.task = task;
+            this.n = n;
+            this.count = count;
+        }
+
+        /** Takes pieces until none is left; a worker that comes after the last finds none and returns. */
+        void run() {
+            for (int p = next.getAndIncrement(); p < count; p = next.getAndIncrement()) {
+                try {
+                    task.run((int) ((long) n * p / count), (int) ((long) n * (p + 1) / count));
+                } catch (RuntimeException | Error e) {
+                    if (failure == null) {
+                        failure = e;
+                    }
+                } finally {
+                    finished.incrementAndGet();
+                }
+            }
+        }
+
+        /**
+         * Waits for the pieces that workers still run. Every piece has been taken by then, and each runs on another
+         * core for about as long as one of the caller's, so the caller spins (and yields, in case the machine is busy
+         * and the worker waits for a core) rather than parking and being woken.
+         */
+        void awaitTheRest() {
+            for (int spins = 0; finished.get() < count; spins++) {
+                if (spins < 1 << 12) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield();
+                }
+            }
         }
     }
 

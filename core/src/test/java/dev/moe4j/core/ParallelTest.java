@@ -117,4 +117,75 @@ class ParallelTest {
         }));
         assertEquals("a worker's chunk", fromWorker.getMessage());
     }
+
+    /** forRangeBalanced cuts a range by its length, minChunk and thread count only, and runs each piece once. */
+    @Test
+    void balancedPiecesDependOnlyOnTheRangeAndEachRunsOnce() {
+        Parallel.setThreads(2);
+        Set<String> pieces = ConcurrentHashMap.newKeySet();
+        var seen = new AtomicIntegerArray(1000);
+        Parallel.forRangeBalanced(1000, 10, (from, to) -> {
+            pieces.add(from + ".." + to);
+            for (int i = from; i < to; i++) {
+                seen.incrementAndGet(i);
+            }
+        });
+        Set<String> expected = new java.util.HashSet<>();
+        for (int p = 0; p < 8; p++) { // 2 threads, 4 pieces each
+            expected.add(1000 * p / 8 + ".." + 1000 * (p + 1) / 8);
+        }
+        assertEquals(expected, pieces);
+        for (int i = 0; i < seen.length(); i++) {
+            assertEquals(1, seen.get(i), "index " + i);
+        }
+    }
+
+    /** With the worker busy elsewhere, a caller of forRangeBalanced runs every piece itself and does not wait. */
+    @Test
+    void aBalancedCallerWhoseWorkerIsBusyRunsEveryPiece() throws InterruptedException {
+        Parallel.setThreads(2);
+        var workerBusy = new java.util.concurrent.CountDownLatch(1);
+        var release = new java.util.concurrent.CountDownLatch(1);
+        Set<Thread> ran = ConcurrentHashMap.newKeySet();
+        var count = new AtomicInteger();
+        Thread caller = Thread.currentThread();
+        Parallel.forRange(2, 1, (from, to) -> {
+            if (Thread.currentThread() != caller) {
+                workerBusy.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return;
+            }
+            try {
+                assertTrue(workerBusy.await(10, java.util.concurrent.TimeUnit.SECONDS), "the worker took a chunk");
+                Parallel.forRangeBalanced(100, 1, (a, b) -> {
+                    ran.add(Thread.currentThread());
+                    count.addAndGet(b - a);
+                });
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                release.countDown();
+            }
+        });
+        assertEquals(Set.of(caller), ran, "every piece ran on the caller while the worker was busy");
+        assertEquals(100, count.get());
+    }
+
+    @Test
+    void aFailingBalancedPieceIsRethrownAfterTheOthersFinish() {
+        Parallel.setThreads(2);
+        var finished = new AtomicInteger();
+        var e = assertThrows(IllegalStateException.class, () -> Parallel.forRangeBalanced(8, 1, (from, to) -> {
+            if (from == 3) {
+                throw new IllegalStateException("piece 3");
+            }
+            finished.incrementAndGet();
+        }));
+        assertEquals("piece 3", e.getMessage());
+        assertEquals(7, finished.get(), "the other pieces ran before the exception came back");
+    }
 }

@@ -66,43 +66,43 @@ final class BlockDots {
         // a JVM had met several types (a Q4_K_M model has four), and the kernels it then left out of line boxed
         // their vectors (Q4_K decode 3.4 GB/s in a JVM that had run the other types, 5.9 alone; bench matmul).
         switch (type) {
-            case Q8_0 -> Parallel.forRange(m, minRows, (from, to) -> {
+            case Q8_0 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, q8Dot(xs, k, ws, r * rowBytes, sums));
                 }
             });
-            case Q4_K -> Parallel.forRange(m, minRows, (from, to) -> {
+            case Q4_K -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES], scales = new float[16];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, q4kDot(xs, xSums, k, ws, r * rowBytes, scales, sums));
                 }
             });
-            case Q5_K -> Parallel.forRange(m, minRows, (from, to) -> {
+            case Q5_K -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES], scales = new float[16];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, q5kDot(xs, xSums, k, ws, r * rowBytes, scales, sums));
                 }
             });
-            case Q6_K -> Parallel.forRange(m, minRows, (from, to) -> {
+            case Q6_K -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES], scales = new float[16];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, q6kDot(xs, k, ws, r * rowBytes, scales, sums));
                 }
             });
-            case Q4_0 -> Parallel.forRange(m, minRows, (from, to) -> {
+            case Q4_0 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, q4Dot(xs, k, ws, r * rowBytes, sums));
                 }
             });
-            case MXFP4 -> Parallel.forRange(m, minRows, (from, to) -> {
+            case MXFP4 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, mxfp4Dot(xs, k, ws, r * rowBytes, sums));
                 }
             });
-            case F8_E4M3_B32 -> Parallel.forRange(m, minRows, (from, to) -> {
+            case F8_E4M3_B32 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES];
                 for (int r = from; r < to; r++) {
                     setF32(os, r, e4m3Dot(xs, k, ws, r * rowBytes, sums));

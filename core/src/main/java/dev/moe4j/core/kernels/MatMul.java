@@ -217,7 +217,7 @@ public final class MatMul {
         var xh = Gemm.heapFloats(xs);
         if (oneRowAtATime(wt, k)) {
             int minRows = Math.max(1, (1 << 18) / (k * wt.byteSize()));
-            Parallel.forRange(m, minRows, (from, to) -> {
+            Parallel.forRangeBalanced(m, minRows, (from, to) -> {
                 float[] sums = new float[LANES];
                 for (int r = from; r < to; r++) {
                     long w = (long) r * k;
@@ -232,7 +232,7 @@ public final class MatMul {
         }
         int groups = (m + 7) / 8;
         int minGroups = Math.max(1, (1 << 18) / Math.max(1, 8 * k * wt.byteSize()));
-        Parallel.forRange(groups, minGroups, (from, to) -> {
+        Parallel.forRangeBalanced(groups, minGroups, (from, to) -> {
             float[] sums = new float[LANES];
             for (int g = from; g < to; g++) {
                 int j = 8 * g, rows = Math.min(8, m - j);
