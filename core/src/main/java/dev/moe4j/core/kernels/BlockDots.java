@@ -61,54 +61,97 @@ final class BlockDots {
         MemorySegment.copy(xSegment, Widening.FLOAT, 0, xs, 0, k);
         long rowBytes = type.byteCount(k);
         int minRows = (int) Math.max(1, (1 << 18) / rowBytes);
-        float[] xSums = type == DType.Q4_K || type == DType.Q5_K ? subBlockSums(xs, k) : null;
+        float[] xSums = type == DType.Q5_K || type == DType.Q4_K && !Q4K_NIBBLE_PLANES ? subBlockSums(xs, k)
+                : type == DType.Q4_K ? q4kPlaneSums(xs, k) : null;
+        // the Q4_K plane kernel reads x in the order of the codes' nibbles in the words it loads
+        float[] xq = type == DType.Q4_K && Q4K_NIBBLE_PLANES ? q4kPlaneOrder(xs, k) : xs;
         // One loop per type, each its own lambda: one loop calling every kernel grew past C2's inlining budget once
         // a JVM had met several types (a Q4_K_M model has four), and the kernels it then left out of line boxed
         // their vectors (Q4_K decode 3.4 GB/s in a JVM that had run the other types, 5.9 alone; bench matmul).
         switch (type) {
             case Q8_0 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES];
+                float[] rows = Lanes.rowBuffer();
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, q8Dot(xs, k, ws, r * rowBytes, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    q8Dot(xs, k, ws, r * rowBytes, rows, slot * LANES);
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             case Q4_K -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES], scales = new float[16];
+                float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, q4kDot(xs, xSums, k, ws, r * rowBytes, scales, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    if (Q4K_NIBBLE_PLANES) {
+                        q4kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
+                    } else {
+                        q4kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    }
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             case Q5_K -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES], scales = new float[16];
+                float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, q5kDot(xs, xSums, k, ws, r * rowBytes, scales, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    q5kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             case Q6_K -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES], scales = new float[16];
+                float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, q6kDot(xs, k, ws, r * rowBytes, scales, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    q6kDot(xs, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             case Q4_0 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES];
+                float[] rows = Lanes.rowBuffer();
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, q4Dot(xs, k, ws, r * rowBytes, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    q4Dot(xs, k, ws, r * rowBytes, rows, slot * LANES);
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             case MXFP4 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES];
+                float[] rows = Lanes.rowBuffer();
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, mxfp4Dot(xs, k, ws, r * rowBytes, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    mxfp4Dot(xs, k, ws, r * rowBytes, rows, slot * LANES);
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             case F8_E4M3_B32 -> Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES];
+                float[] rows = Lanes.rowBuffer();
                 for (int r = from; r < to; r++) {
-                    setF32(os, r, e4m3Dot(xs, k, ws, r * rowBytes, sums));
+                    int slot = (r - from) % Lanes.ROW_GROUP;
+                    e4m3Dot(xs, k, ws, r * rowBytes, rows, slot * LANES);
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(rows, slot + 1, os, r - slot);
+                    }
                 }
             });
             default -> throw new IllegalStateException(type + " has no decode kernel");
+        }
+    }
+
+    /** The sums of the {@code count} rows' accumulators stored in {@code rows}, at rows first.. of out. */
+    private static void storeRows(float[] rows, int count, MemorySegment os, long first) {
+        Lanes.reduceRows(rows, count);
+        for (int i = 0; i < count; i++) {
+            setF32(os, first + i, rows[i]);
         }
     }
 
@@ -120,7 +163,7 @@ final class BlockDots {
      * interleaved streams of a row's 1-4 KiB each, read 6.6-10.4 GB/s from memory on one thread where this reads
      * 14-18 (decode shapes of 1024 to 3584 columns; in cache both ran about 18).
      */
-    private static float q8Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+    private static void q8Dot(float[] xs, int k, MemorySegment ws, long w, float[] rows, int at) {
         var a0 = FloatVector.zero(F);
         var a1 = a0;
         int c = 0;
@@ -141,7 +184,7 @@ final class BlockDots {
             }
             a0 = s0.fma(scale(ws, w), a0);
         }
-        return Lanes.sum(a0.add(a1), sums);
+        a0.add(a1).intoArray(rows, at);
     }
 
     // ---- Q4_K and Q5_K: per 256 elements F16 d and dmin, 6-bit scales and minimums, 4-bit codes (and fifth bits) ----
@@ -211,8 +254,8 @@ final class BlockDots {
      * both types, with the fifth bits behind a flag, left Q5_K's loads of them out of line: a third of a Q4_K_M model's
      * decoding time went to that call).
      */
-    private static float q4kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
-                                float[] sums) {
+    private static void q4kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
+                                float[] rows, int at) {
         var even = FloatVector.zero(F);
         var odd = even;
         var minimums = even;
@@ -241,7 +284,109 @@ final class BlockDots {
                 odd = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), odd);
             }
         }
-        return Lanes.sum(even.add(odd).sub(minimums), sums) - scalarMinimums;
+        var total = even.add(odd).sub(minimums);
+        if (!VECTOR_SCALES) { // eight lanes: the minimums were summed in scalar code
+            total = total.withLane(0, total.lane(0) - scalarMinimums);
+        }
+        total.intoArray(rows, at);
+    }
+
+    /**
+     * Whether Q4_K rows go through {@link #q4kPlaneDot} (16 lanes, where the scales are cut apart in one vector too).
+     */
+    static final boolean Q4K_NIBBLE_PLANES = VECTOR_SCALES;
+    /** A float's bits for 1.0, and the four mantissa bits (19-22) that make it 1 + code/16. */
+    private static final int ONE_BITS = 0x3F800000, CODE_BITS = 0x00780000;
+    /** [16 × 8, 1 × 8]: the header's scales times 16 (see q4kPlaneDot), its minimums as they are. */
+    private static final FloatVector SIXTEEN_AND_ONE = VECTOR_SCALES
+            ? FloatVector.broadcast(F, 16).blend(1, MINIMUM_LANES) : null;
+    /** Per 64-byte load l of a super-block: the scales of its low nibbles' sub-blocks and of its high ones'. */
+    private static final VectorShuffle<Float>[] LOW_SCALES = VECTOR_SCALES
+            ? new VectorShuffle[] {halves(0, 2), halves(4, 6)} : null;
+    private static final VectorShuffle<Float>[] HIGH_SCALES = VECTOR_SCALES
+            ? new VectorShuffle[] {halves(1, 3), halves(5, 7)} : null;
+
+    private static VectorShuffle<Float> halves(int first, int second) {
+        int[] lanes = new int[16];
+        for (int i = 0; i < 16; i++) {
+            lanes[i] = i < 8 ? first : second;
+        }
+        return VectorShuffle.fromArray(F, lanes, 0);
+    }
+
+    /**
+     * x · w for one Q4_K row at byte {@code w}, 16 lanes: the codes are read 64 bytes at a time as 16 int lanes of
+     * four bytes each, and each of the eight nibble positions of a lane becomes a float in two operations, a shift
+     * that puts the nibble on mantissa bits 19-22 and a blend into 1.0's bits, giving 1 + code/16. {@link #q4kDot}
+     * widens each byte to an int lane first and converts it, about 1.4x the vector operations, which bound that
+     * kernel (it reads about 6 GB/s a thread where memory gives 28). x comes permuted to match
+     * ({@link #q4kPlaneOrder}). With v = 1 + code/16, Σ code·x = 16·(Σ v·x − Σ x): the 16 goes into the scales, and
+     * the Σ x of each sub-block, times 16·d·scale, joins the minimums' term, computed once per super-block. The
+     * subtraction costs about a bit and a half of the float's precision against the exact products.
+     */
+    private static void q4kPlaneDot(float[] xq, float[] xSums, int k, MemorySegment ws, long w, float[] rows, int at) {
+        var low = FloatVector.zero(F);
+        var high = low;
+        var minimums = low;
+        var one = IntVector.broadcast(INTS, ONE_BITS);
+        for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += 144, sb += 16) {
+            var header = kScaleVector(ws, w).mul(SIXTEEN_AND_ONE);
+            minimums = header.fma(FloatVector.fromArray(F, xSums, sb), minimums);
+            for (int l = 0; l < 2; l++) {
+                var words = IntVector.fromMemorySegment(INTS, ws, w + 16 + 64L * l, LE);
+                int e = c + 128 * l;
+                // nibble n of each word (bits 4n..4n+3) against x's plane n: even n are low nibbles, odd n high ones
+                var lo = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHL, 19), CODE_BITS)
+                        .reinterpretAsFloats()).mul(FloatVector.fromArray(F, xq, e));
+                var hi = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHL, 15), CODE_BITS)
+                        .reinterpretAsFloats()).mul(FloatVector.fromArray(F, xq, e + 16));
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHL, 11), CODE_BITS)
+                        .reinterpretAsFloats()).fma(FloatVector.fromArray(F, xq, e + 32), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHL, 7), CODE_BITS)
+                        .reinterpretAsFloats()).fma(FloatVector.fromArray(F, xq, e + 48), hi);
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHL, 3), CODE_BITS)
+                        .reinterpretAsFloats()).fma(FloatVector.fromArray(F, xq, e + 64), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHR, 1), CODE_BITS)
+                        .reinterpretAsFloats()).fma(FloatVector.fromArray(F, xq, e + 80), hi);
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHR, 5), CODE_BITS)
+                        .reinterpretAsFloats()).fma(FloatVector.fromArray(F, xq, e + 96), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, words.lanewise(LSHR, 9), CODE_BITS)
+                        .reinterpretAsFloats()).fma(FloatVector.fromArray(F, xq, e + 112), hi);
+                low = lo.fma(header.rearrange(LOW_SCALES[l]), low);
+                high = hi.fma(header.rearrange(HIGH_SCALES[l]), high);
+            }
+        }
+        low.add(high).sub(minimums).intoArray(rows, at);
+    }
+
+    /**
+     * x reordered for {@link #q4kPlaneDot}: per super-block and 64-byte load l, plane n (n = 0..7) holds in lane i
+     * the element whose code is nibble n of the load's word i. Byte 4i + n/2 of the load is byte (4i + n/2) % 32 of
+     * 32-byte group 2l + (4i + n/2) / 32, whose low nibble codes element 32·(2·group) + byte and high nibble element
+     * 32·(2·group + 1) + byte of the super-block.
+     */
+    static float[] q4kPlaneOrder(float[] xs, int k) {
+        float[] out = new float[k];
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK) {
+            for (int l = 0; l < 2; l++) {
+                for (int n = 0; n < 8; n++) {
+                    for (int i = 0; i < 16; i++) {
+                        int b = 4 * i + n / 2, group = 2 * l + b / 32;
+                        out[c + 128 * l + 16 * n + i] = xs[c + 64 * group + 32 * (n % 2) + b % 32];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The sums of x over each 32-element sub-block, per super-block twice: [Σ_0..Σ_7, Σ_0..Σ_7]. */
+    private static float[] q4kPlaneSums(float[] xs, int k) {
+        float[] sums = subBlockSums(xs, k);
+        for (int s = 0; s < sums.length; s += 16) {
+            System.arraycopy(sums, s + 8, sums, s, 8);
+        }
+        return sums;
     }
 
     /**
@@ -249,8 +394,8 @@ final class BlockDots {
      * bit 2p of byte l for element l of sub-block 2p and bit 2p + 1 for element l of sub-block 2p + 1, each
      * blended in as bit 4 of its code.
      */
-    private static float q5kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
-                                float[] sums) {
+    private static void q5kDot(float[] xs, float[] xSums, int k, MemorySegment ws, long w, float[] scales,
+                                float[] rows, int at) {
         var even = FloatVector.zero(F);
         var odd = even;
         var minimums = even;
@@ -283,7 +428,11 @@ final class BlockDots {
                 odd = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), odd);
             }
         }
-        return Lanes.sum(even.add(odd).sub(minimums), sums) - scalarMinimums;
+        var total = even.add(odd).sub(minimums);
+        if (!VECTOR_SCALES) { // eight lanes: the minimums were summed in scalar code
+            total = total.withLane(0, total.lane(0) - scalarMinimums);
+        }
+        total.intoArray(rows, at);
     }
 
     /** [d·scale_0..7, dmin·min_0..7] of the Q4_K or Q5_K super-block at byte {@code w} (16 lanes). */
@@ -333,7 +482,7 @@ final class BlockDots {
      * are decoded once per super-block. One row at a time and the Vector API called directly, as in
      * {@link #q4kDot} and for the same reasons.
      */
-    private static float q6kDot(float[] xs, int k, MemorySegment ws, long w0, float[] scales, float[] sums) {
+    private static void q6kDot(float[] xs, int k, MemorySegment ws, long w0, float[] scales, float[] rows, int at) {
         var a0 = FloatVector.zero(F);
         for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w0 += 210) {
             q6kScales(ws, w0, scales, 0);
@@ -365,7 +514,7 @@ final class BlockDots {
                 }
             }
         }
-        return Lanes.sum(a0, sums);
+        a0.intoArray(rows, at);
     }
 
     /** scales[at + i] = d·scale_i for the 16 signed scales of the Q6_K super-block at byte {@code w}. */
@@ -403,7 +552,7 @@ final class BlockDots {
     // ---- Q4_0 and MXFP4: 32 elements per block, element j in the low nibble of byte j, j + 16 in its high one ----
 
     /** x · w for one Q4_0 row at byte {@code w}: per block, the F16 scale times Σ (code − 8)·x. */
-    private static float q4Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+    private static void q4Dot(float[] xs, int k, MemorySegment ws, long w, float[] rows, int at) {
         var acc = FloatVector.zero(F);
         for (int c = 0; c < k; c += 32, w += 18) {
             var s = FloatVector.zero(F);
@@ -414,7 +563,7 @@ final class BlockDots {
             }
             acc = s.fma(scale(ws, w), acc);
         }
-        return Lanes.sum(acc, sums);
+        acc.intoArray(rows, at);
     }
 
     /** MXFP4's doubled E2M1 values, indexed by code (16 lanes: one table register). */
@@ -434,7 +583,7 @@ final class BlockDots {
     }
 
     /** x · w for one MXFP4 row at byte {@code w}: per block, 2^(e−128) times Σ value(code)·x. */
-    private static float mxfp4Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+    private static void mxfp4Dot(float[] xs, int k, MemorySegment ws, long w, float[] rows, int at) {
         var acc = FloatVector.zero(F);
         for (int c = 0; c < k; c += 32, w += 17) {
             var bytes = unsignedBytes(ws, w + 1);
@@ -443,13 +592,13 @@ final class BlockDots {
             float d = dev.moe4j.core.quant.Mxfp4Codec.halfScale(ws.get(ValueLayout.JAVA_BYTE, w) & 0xFF);
             acc = s.fma(broadcast(d), acc);
         }
-        return Lanes.sum(acc, sums);
+        acc.intoArray(rows, at);
     }
 
     // ---- F8_E4M3_B32: an F32 scale, then 32 E4M3 codes ----
 
     /** x · w for one F8_E4M3_B32 row at byte {@code w}: per block, its scale times Σ e4m3(code)·x. */
-    private static float e4m3Dot(float[] xs, int k, MemorySegment ws, long w, float[] sums) {
+    private static void e4m3Dot(float[] xs, int k, MemorySegment ws, long w, float[] rows, int at) {
         var acc = FloatVector.zero(F);
         for (int c = 0; c < k; c += 32, w += 36) {
             var s = FloatVector.zero(F);
@@ -458,7 +607,7 @@ final class BlockDots {
             }
             acc = s.fma(broadcast(ws.get(ValueLayout.JAVA_FLOAT_UNALIGNED, w)), acc);
         }
-        return Lanes.sum(acc, sums);
+        acc.intoArray(rows, at);
     }
 
     /**

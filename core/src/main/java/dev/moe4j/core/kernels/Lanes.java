@@ -91,6 +91,39 @@ final class Lanes {
         }
     }
 
+    /**
+     * How many rows' accumulators decode kernels store before reducing them together with {@link #reduceRows}: 16
+     * with 16 lanes, where {@link #sums} reduces them in four rounds of shuffles (a row of 1024 Q4_K or BF16 weights
+     * is read in a few hundred cycles, and its reduction alone, a store and 15 dependent scalar additions, took a
+     * tenth of a Q4_K_M decode); one elsewhere.
+     */
+    static final int ROW_GROUP = LANES == 16 ? 16 : 1;
+
+    /** Room for {@link #ROW_GROUP} rows' accumulators, as {@link #reduceRows} needs it. */
+    static float[] rowBuffer() {
+        return new float[16 * LANES];
+    }
+
+    /**
+     * Leaves in rows[i] the lane sum of the accumulator stored at rows[i · LANES ..], for i below {@code count} (at
+     * most {@link #ROW_GROUP}), each in the order of {@link #sum(FloatVector, float[])}.
+     */
+    static void reduceRows(float[] rows, int count) {
+        if (LANES == 16) {
+            sums(rows, 16); // slots past count hold earlier rows' values, reduced and ignored
+            return;
+        }
+        for (int r = 0; r < count; r++) {
+            int at = r * LANES;
+            for (int half = LANES / 2; half >= 1; half /= 2) {
+                for (int i = 0; i < half; i++) {
+                    rows[at + i] += rows[at + i + half];
+                }
+            }
+            rows[r] = rows[at];
+        }
+    }
+
     static float sum(FloatVector v) {
         FloatVector s = v;
         for (int k = SHIFTS.length - 1; k >= 0; k--) {

@@ -218,13 +218,17 @@ public final class MatMul {
         if (oneRowAtATime(wt, k)) {
             int minRows = Math.max(1, (1 << 18) / (k * wt.byteSize()));
             Parallel.forRangeBalanced(m, minRows, (from, to) -> {
-                float[] sums = new float[LANES];
+                float[] rows = Lanes.rowBuffer();
                 for (int r = from; r < to; r++) {
+                    int slot = (r - from) % Lanes.ROW_GROUP;
                     long w = (long) r * k;
                     if (wt == DType.F32) {
-                        dotF32(xh.array(), xh.offset(), k, ws, w, os, r, sums);
+                        dotF32(xh.array(), xh.offset(), k, ws, w, rows, slot * LANES);
                     } else {
-                        dotBF16(xh.array(), xh.offset(), k, ws, w, os, r, sums);
+                        dotBF16(xh.array(), xh.offset(), k, ws, w, rows, slot * LANES);
+                    }
+                    if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
+                        storeRows(xh.array(), xh.offset(), k, wt, ws, rows, slot + 1, os, r - slot);
                     }
                 }
             });
@@ -273,32 +277,42 @@ public final class MatMul {
     }
 
     /**
-     * out[row] = x·w for the F32 weight row at element w. One accumulator, a vector at a time, then the scalar tail:
-     * the order of the other few-rows kernels, so that a row of x gets the same bits whichever path it takes (one
-     * sequence decoded alone, or beside others).
+     * The F32 weight row at element w times x, whole vectors of it, into rows[at ..] (one accumulator, a vector at a
+     * time): the order of the other few-rows kernels, so that a row of x gets the same bits whichever path it takes
+     * (one sequence decoded alone, or beside others). {@link #storeRows} reduces it and adds the scalar tail.
      */
-    private static void dotF32(float[] x, int xOff, int k, MemorySegment ws, long w, MemorySegment os, long row,
-                               float[] sums) {
+    private static void dotF32(float[] x, int xOff, int k, MemorySegment ws, long w, float[] rows, int at) {
         var a = FloatVector.zero(F);
-        int c = 0;
-        for (int bound = F.loopBound(k); c < bound; c += LANES) {
+        for (int c = 0, bound = F.loopBound(k); c < bound; c += LANES) {
             a = Widening.f32(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a);
         }
-        float sum = Lanes.sum(a, sums);
-        for (; c < k; c++) {
-            sum += x[xOff + c] * Widening.scalar(DType.F32, ws, w + c);
-        }
-        setF32(os, row, sum);
+        a.intoArray(rows, at);
     }
 
     /**
-     * out[row] = x·w for the BF16 weight row at element w, in two accumulators (even and odd vectors), then the scalar
-     * tail. A vector of BF16 weights is 32 bytes, so one chain of FMAs (4 cycles each on Zen 4) would read at most 8
-     * bytes a cycle, about 24 GB/s at 3 GHz: the bandwidth of one core. BF16 rows of x in twos and fours sum in
-     * another order anyway (their kernels read word pairs, {@link Bf16Pairs}).
+     * Row r's sum, for the {@code count} rows from {@code first} whose accumulators {@link #dotF32} or
+     * {@link #dotBF16} stored in {@code rows}: reduced together, then each row's scalar tail (past the last whole
+     * vector) added in order.
      */
-    private static void dotBF16(float[] x, int xOff, int k, MemorySegment ws, long w, MemorySegment os, long row,
-                                float[] sums) {
+    private static void storeRows(float[] x, int xOff, int k, DType wt, MemorySegment ws, float[] rows, int count,
+                                  MemorySegment os, long first) {
+        Lanes.reduceRows(rows, count);
+        for (int i = 0; i < count; i++) {
+            float sum = rows[i];
+            for (int c = F.loopBound(k); c < k; c++) {
+                sum += x[xOff + c] * Widening.scalar(wt, ws, (first + i) * k + c);
+            }
+            setF32(os, first + i, sum);
+        }
+    }
+
+    /**
+     * As {@link #dotF32} for a BF16 weight row, in two accumulators (even and odd vectors). A vector of BF16 weights
+     * is 32 bytes, so one chain of FMAs (4 cycles each on Zen 4) would read at most 8 bytes a cycle, about 24 GB/s at
+     * 3 GHz: the bandwidth of one core. BF16 rows of x in twos and fours sum in another order anyway (their kernels
+     * read word pairs, {@link Bf16Pairs}).
+     */
+    private static void dotBF16(float[] x, int xOff, int k, MemorySegment ws, long w, float[] rows, int at) {
         var a = FloatVector.zero(F);
         var b = a;
         int c = 0;
@@ -308,13 +322,8 @@ public final class MatMul {
         }
         if (c + LANES <= k) {
             a = Widening.bf16(ws, w + c).fma(FloatVector.fromArray(F, x, xOff + c), a);
-            c += LANES;
         }
-        float sum = Lanes.sum(a.add(b), sums);
-        for (; c < k; c++) {
-            sum += x[xOff + c] * Widening.scalar(DType.BF16, ws, w + c);
-        }
-        setF32(os, row, sum);
+        a.add(b).intoArray(rows, at);
     }
 
     // The kernels below come in one copy per weight type, each loop holding a single conversion: a loop that
