@@ -61,10 +61,11 @@ final class BlockDots {
         MemorySegment.copy(xSegment, Widening.FLOAT, 0, xs, 0, k);
         long rowBytes = type.byteCount(k);
         int minRows = (int) Math.max(1, (1 << 18) / rowBytes);
-        float[] xSums = type == DType.Q5_K || type == DType.Q4_K && !Q4K_NIBBLE_PLANES ? subBlockSums(xs, k)
-                : type == DType.Q4_K ? q4kPlaneSums(xs, k) : null;
-        // the Q4_K plane kernel reads x in the order of the codes' nibbles in the words it loads
-        float[] xq = type == DType.Q4_K && Q4K_NIBBLE_PLANES ? q4kPlaneOrder(xs, k) : xs;
+        boolean planes = NIBBLE_PLANES && (type == DType.Q4_K || type == DType.Q6_K);
+        float[] xSums = type == DType.Q5_K || type == DType.Q4_K && !planes ? subBlockSums(xs, k)
+                : !planes ? null : type == DType.Q4_K ? q4kPlaneSums(xs, k) : q6kGroupSums(xs, k);
+        // the plane kernels read x in the order of the codes' nibbles in the words they load
+        float[] xq = !planes ? xs : type == DType.Q4_K ? q4kPlaneOrder(xs, k) : q6kPlaneOrder(xs, k);
         // One loop per type, each its own lambda: one loop calling every kernel grew past C2's inlining budget once
         // a JVM had met several types (a Q4_K_M model has four), and the kernels it then left out of line boxed
         // their vectors (Q4_K decode 3.4 GB/s in a JVM that had run the other types, 5.9 alone; bench matmul).
@@ -83,7 +84,7 @@ final class BlockDots {
                 float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
                     int slot = (r - from) % Lanes.ROW_GROUP;
-                    if (Q4K_NIBBLE_PLANES) {
+                    if (NIBBLE_PLANES) {
                         q4kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
                     } else {
                         q4kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
@@ -107,7 +108,11 @@ final class BlockDots {
                 float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
                     int slot = (r - from) % Lanes.ROW_GROUP;
-                    q6kDot(xs, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    if (NIBBLE_PLANES) {
+                        q6kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
+                    } else {
+                        q6kDot(xs, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    }
                     if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
                         storeRows(rows, slot + 1, os, r - slot);
                     }
@@ -292,9 +297,10 @@ final class BlockDots {
     }
 
     /**
-     * Whether Q4_K rows go through {@link #q4kPlaneDot} (16 lanes, where the scales are cut apart in one vector too).
+     * Whether Q4_K and Q6_K rows go through {@link #q4kPlaneDot} and {@link #q6kPlaneDot} (16 lanes, where the
+     * scales are cut apart in one vector too).
      */
-    static final boolean Q4K_NIBBLE_PLANES = VECTOR_SCALES;
+    static final boolean NIBBLE_PLANES = VECTOR_SCALES;
     /** A float's bits for 1.0, and the four mantissa bits (19-22) that make it 1 + code/16. */
     private static final int ONE_BITS = 0x3F800000, CODE_BITS = 0x00780000;
     /** [16 × 8, 1 × 8]: the header's scales times 16 (see q4kPlaneDot), its minimums as they are. */
@@ -515,6 +521,124 @@ final class BlockDots {
             }
         }
         a0.intoArray(rows, at);
+    }
+
+    /** The mantissa bits that take a Q6_K code's low four bits (17-20) and its top two (21-22): 1 + code/64. */
+    private static final int LOW_FOUR = 0x001E0000, TOP_TWO = 0x00600000;
+    /** Per half super-block h: its 32 bytes of high bits (int lanes 8h..8h+7 of the 64) in both halves of a vector. */
+    private static final VectorShuffle<Integer>[] HIGH_BITS = VECTOR_SCALES
+            ? new VectorShuffle[] {twice(0), twice(8)} : null;
+    /** Lanes 8-15 read the high bits of ql bytes 32-63, two bits up in their qh byte: shifted down to match. */
+    private static final IntVector SECOND_QUARTER = VECTOR_SCALES
+            ? ints(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2) : null;
+    /** Per half super-block h: the scales of its low nibbles' 16-element groups and of its high nibbles', 4 lanes each. */
+    private static final VectorShuffle<Float>[] Q6K_LOW_SCALES = VECTOR_SCALES
+            ? new VectorShuffle[] {quarters(0), quarters(8)} : null;
+    private static final VectorShuffle<Float>[] Q6K_HIGH_SCALES = VECTOR_SCALES
+            ? new VectorShuffle[] {quarters(4), quarters(12)} : null;
+
+    private static VectorShuffle<Integer> twice(int first) {
+        int[] lanes = new int[16];
+        for (int i = 0; i < 16; i++) {
+            lanes[i] = first + i % 8;
+        }
+        return VectorShuffle.fromArray(INTS, lanes, 0);
+    }
+
+    private static VectorShuffle<Float> quarters(int first) {
+        int[] lanes = new int[16];
+        for (int i = 0; i < 16; i++) {
+            lanes[i] = first + i / 4;
+        }
+        return VectorShuffle.fromArray(F, lanes, 0);
+    }
+
+    /**
+     * x · w for one Q6_K row at byte {@code w}, 16 lanes, as {@link #q4kPlaneDot} reads Q4_K: per half super-block the
+     * 64 bytes of low bits are loaded as 16 int lanes, and each nibble position becomes a float from its four low bits
+     * and the two high bits of its code (shifted from the matching byte of the high bits, copied into both halves of
+     * a vector) blended into 1.0's mantissa: v = 1 + code/64, two shifts and two blends where {@link #q6kDot} takes
+     * about twice the vector operations. (code − 32)·x = 64·v·x − 96·x: the sums of x over each 16-element group of a
+     * scale are computed once per call, and their term once per super-block.
+     */
+    private static void q6kPlaneDot(float[] xq, float[] xSums, int k, MemorySegment ws, long w, float[] rows, int at) {
+        var low = FloatVector.zero(F);
+        var high = low;
+        var minimums = low;
+        var one = IntVector.broadcast(INTS, ONE_BITS);
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK, w += 210) {
+            float d = Float.float16ToFloat(ws.get(ValueLayout.JAVA_SHORT_UNALIGNED, w + 208));
+            var scales = widen(ByteVector.fromMemorySegment(BYTES, ws, w + 192, LE)).mul(d);
+            minimums = scales.fma(FloatVector.fromArray(F, xSums, c / 16), minimums);
+            var allHigh = IntVector.fromMemorySegment(INTS, ws, w + 128, LE);
+            for (int h = 0; h < 2; h++) {
+                var q = IntVector.fromMemorySegment(INTS, ws, w + 64L * h, LE);
+                var t = allHigh.rearrange(HIGH_BITS[h]).lanewise(LSHR, SECOND_QUARTER);
+                int e = c + 128 * h;
+                // nibble n of each word: bits 4n..4n+3 to 17-20, and its two high bits (bits 8·(n/2) + 4·(n % 2) of
+                // the high word) to 21-22; even n are low nibbles, odd n high ones
+                var lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 17), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 21), TOP_TWO).reinterpretAsFloats())
+                        .mul(FloatVector.fromArray(F, xq, e));
+                var hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 13), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 17), TOP_TWO).reinterpretAsFloats())
+                        .mul(FloatVector.fromArray(F, xq, e + 16));
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 9), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 13), TOP_TWO).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 32), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 5), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 9), TOP_TWO).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 48), hi);
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 1), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 5), TOP_TWO).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 64), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHR, 3), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 1), TOP_TWO).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 80), hi);
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHR, 7), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHR, 3), TOP_TWO).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 96), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHR, 11), LOW_FOUR)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHR, 7), TOP_TWO).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 112), hi);
+                low = lo.fma(scales.rearrange(Q6K_LOW_SCALES[h]), low);
+                high = hi.fma(scales.rearrange(Q6K_HIGH_SCALES[h]), high);
+            }
+        }
+        low.add(high).mul(64).sub(minimums.mul(96)).intoArray(rows, at);
+    }
+
+    /**
+     * x reordered for {@link #q6kPlaneDot}: per super-block and half h, plane n holds in lane i the element whose low
+     * bits are nibble n of word i of the half's 64 bytes: byte l = 4·(i % 8) + n/2 of its first or second 32
+     * (i &lt; 8 or not), which codes element l (+ 32 for the second) in its low nibble and that + 64 in its high one.
+     */
+    static float[] q6kPlaneOrder(float[] xs, int k) {
+        float[] out = new float[k];
+        for (int c = 0; c < k; c += KQuants.SUPER_BLOCK) {
+            for (int h = 0; h < 2; h++) {
+                for (int n = 0; n < 8; n++) {
+                    for (int i = 0; i < 16; i++) {
+                        int l = 4 * (i % 8) + n / 2;
+                        out[c + 128 * h + 16 * n + i] = xs[c + 128 * h + l + 32 * (i / 8) + 64 * (n % 2)];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The sums of x over each 16 elements (the span of a Q6_K scale), in order. */
+    private static float[] q6kGroupSums(float[] xs, int k) {
+        float[] out = new float[k / 16];
+        for (int g = 0; g < out.length; g++) {
+            float sum = 0;
+            for (int i = 0; i < 16; i++) {
+                sum += xs[16 * g + i];
+            }
+            out[g] = sum;
+        }
+        return out;
     }
 
     /** scales[at + i] = d·scale_i for the 16 signed scales of the Q6_K super-block at byte {@code w}. */
