@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Runs one GGUF model in llama.cpp (the prebuilt CPU build of the npm package @node-llama-cpp/linux-x64, driven by
 // node-llama-cpp) the way `moe4j bench generate` runs a model: the prompt's token ids in one batch (prefill), then
-// greedy decoding one token at a time against the KV cache, after one untimed warm-up run at the same sizes.
+// greedy decoding one token at a time against the KV cache, after untimed warm-up runs at the same sizes (one unless
+// --warm-ups says otherwise).
 // Prints one JSON object. Used by scripts/bench/vs-llama-cpp.sh; run by hand, never in CI.
 //
 //   node llama-cpp-generate.mjs --modules DIR --model FILE.gguf --prompt-ids 1,2,3 --decode-tokens 64 --threads 1
-//       [--kv-cache-type f32|f16] [--flash-attention off|on|auto]   (defaults: f32 and off, see below)
+//       [--kv-cache-type f32|f16] [--flash-attention off|on|auto]   (defaults: f32 and off, see below) [--warm-ups N]
 //
 // --modules is the folder whose node_modules holds node-llama-cpp (the benchmark installs it into an ignored folder).
 // Decode tokens/s counts the one-token forward passes: decode-tokens - 1 of them, as moe4j counts.
@@ -18,8 +19,10 @@ const args = options(NAME, process.argv.slice(2), ["modules", "model", "prompt-i
 const prompt = args["prompt-ids"].split(",").map(Number);
 const decodeTokens = Number(args["decode-tokens"]);
 const threads = Number(args.threads);
-if (prompt.some(id => !Number.isInteger(id) || id < 0) || !(decodeTokens >= 2) || !(threads >= 1)) {
-    fail("--prompt-ids must be token ids, --decode-tokens at least 2 and --threads at least 1");
+const warmUps = Number(args["warm-ups"] ?? 1);
+if (prompt.some(id => !Number.isInteger(id) || id < 0) || !(decodeTokens >= 2) || !(threads >= 1)
+        || !Number.isInteger(warmUps) || warmUps < 0) {
+    fail("--prompt-ids must be token ids, --decode-tokens at least 2, --threads at least 1 and --warm-ups 0 or more");
 }
 
 // By default llama.cpp computes what moe4j computes (an F32 KV cache, no flash attention: see llama-cpp-common.mjs).
@@ -49,7 +52,9 @@ async function generate() {
     return {output, prefillSeconds: (firstTokenAt - start) / 1000, decodeSeconds: (end - firstTokenAt) / 1000};
 }
 
-await generate(); // warm-up at the measured sizes
+for (let w = 0; w < warmUps; w++) {
+    await generate(); // warm-up at the measured sizes
+}
 const run = await generate();
 const decodeSteps = run.output.length - 1;
 const result = {

@@ -22,6 +22,7 @@ dtypes="f32 bf16"
 work="$root/.bench"
 prompt_tokens=128
 decode_tokens=64
+warm_ups=1
 llama_args=""
 family=mixtral layers=8 hidden=1024 heads=16 kv_heads=4 experts=8 top_k=2 expert_size=3584 vocab=32000
 
@@ -35,6 +36,9 @@ usage: scripts/bench/vs-llama-cpp.sh [options]
                       mxfp4_moe (made from the BF16 model with 'moe4j convert --type'; default "$dtypes")
   --prompt-tokens N   prompt length (default $prompt_tokens)
   --decode-tokens N   tokens decoded greedily (default $decode_tokens)
+  --warm-ups N        untimed generations each engine runs first, at the measured sizes (default $warm_ups; moe4j's
+                      JIT compiles its kernels meanwhile: on two cores its compiler threads compete with two compute
+                      threads for the first few generations)
   --work DIR          where npm packages, models and results go (default .bench, ignored by git)
   --llama-args "..."  passed to scripts/bench/llama-cpp-generate.mjs, e.g. "--flash-attention auto --kv-cache-type f16"
                       for llama.cpp's own defaults (by default it computes what moe4j computes: F32 KV cache, no
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
     --dtypes) dtypes="$2"; shift 2 ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --decode-tokens) decode_tokens="$2"; shift 2 ;;
+    --warm-ups) warm_ups="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
     --llama-args) llama_args="$2"; shift 2 ;;
     --family) family="$2"; shift 2 ;;
@@ -77,6 +82,7 @@ done
 for n in "$rounds" "$prompt_tokens" "$decode_tokens" $threads_list; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive number (--rounds, --threads, --prompt-tokens, --decode-tokens)"
 done
+[[ "$warm_ups" =~ ^[0-9]+$ ]] || die "'$warm_ups' is not a count of 0 or more (--warm-ups)"
 [ "$decode_tokens" -ge 2 ] || die "--decode-tokens must be at least 2 (decode speed is measured after the first token)"
 for d in $dtypes; do
   case "$d" in f32|bf16|f16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k|mxfp4_moe) ;;
@@ -162,7 +168,7 @@ for round in $(seq 1 "$rounds"); do
     for t in $threads_list; do
       echo "vs-llama-cpp: round $round/$rounds, $d, $t thread(s): moe4j ..." >&2
       out="$(./moe4j bench generate --model "${gguf_file[$d]}" --json --prompt-tokens "$prompt_tokens" \
-          --decode-tokens "$decode_tokens" --runs 1 --threads "$t" 2>>"$logs")" \
+          --decode-tokens "$decode_tokens" --warm-ups "$warm_ups" --runs 1 --threads "$t" 2>>"$logs")" \
         || { tail -5 "$logs" >&2; die "moe4j bench generate failed (log: $logs)"; }
       line="$(printf '%s\n' "$out" | tag moe4j "$d" "$round")" || die "moe4j bench generate printed no JSON: $out"
       echo "$line" >> "$results"
@@ -171,7 +177,8 @@ for round in $(seq 1 "$rounds"); do
       fi
       echo "vs-llama-cpp: round $round/$rounds, $d, $t thread(s): llama.cpp ..." >&2
       out="$(node "$here/llama-cpp-generate.mjs" --modules "$modules" --model "${gguf_file[$d]}" \
-          --prompt-ids "${prompt_ids[$d]}" --decode-tokens "$decode_tokens" --threads "$t" $llama_args 2>>"$logs")" \
+          --prompt-ids "${prompt_ids[$d]}" --decode-tokens "$decode_tokens" --warm-ups "$warm_ups" --threads "$t" \
+          $llama_args 2>>"$logs")" \
         || { tail -5 "$logs" >&2; die "llama.cpp failed (log: $logs)"; }
       printf '%s\n' "$out" | tag llama.cpp "$d" "$round" >> "$results" || die "llama.cpp printed no JSON: $out"
     done

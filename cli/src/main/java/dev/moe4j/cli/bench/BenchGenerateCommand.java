@@ -65,9 +65,13 @@ public final class BenchGenerateCommand implements Runnable {
             description = "tokens decoded per run (default: ${DEFAULT-VALUE})")
     int decodeTokens;
 
-    @Option(names = "--runs", defaultValue = "3", paramLabel = "N", description = "timed runs after one warm-up run"
+    @Option(names = "--runs", defaultValue = "3", paramLabel = "N", description = "timed runs after the warm-up runs"
             + " (default: ${DEFAULT-VALUE})")
     int runs;
+
+    @Option(names = "--warm-ups", paramLabel = "N", description = "untimed runs first, at the measured sizes, while"
+            + " the JIT compiles the kernels (default: 1 on the CPU, 5 on a GPU, whose launch path takes a few)")
+    Integer warmUps;
 
     @Option(names = "--sequences", split = ",", paramLabel = "N", description = "also decode N sequences together,"
             + " one batched step for all (each its own random prompt and KV cache), for each N given: aggregate decode"
@@ -140,7 +144,8 @@ public final class BenchGenerateCommand implements Runnable {
             var greedy = GenerationOptions.greedy(decode, Set.of()).withRouting(policy);
             // warm-up at the measured sizes: the JIT compiles the kernels for the shapes they will run at (on a GPU, the
             // host's whole launch path, which takes a few runs to compile)
-            for (int w = 0; w < (backend.device().isHost() || options.quick() ? 1 : 5); w++) {
+            int warmUpRuns = warmUps != null ? warmUps : options.quick() || backend.device().isHost() ? 1 : 5;
+            for (int w = 0; w < warmUpRuns; w++) {
                 generator.generate(ids, greedy, GenerationListener.NONE);
             }
             List<Run> timed = new ArrayList<>();
@@ -193,6 +198,7 @@ public final class BenchGenerateCommand implements Runnable {
                 root.put("weights", weightsWhere(lm));
                 root.put("prompt_tokens", prompt);
                 root.put("decode_tokens", decode);
+                root.put("warm_ups", warmUpRuns);
                 root.put("routing", policy.toString());
                 root.put("experts_per_token", expertsPerToken);
                 root.put("bandwidth_gbs", limits.bandwidthGBs());
@@ -365,6 +371,10 @@ public final class BenchGenerateCommand implements Runnable {
         if (promptTokens < 1 || decodeTokens < 1 || runs < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-tokens, --decode-tokens and --runs"
                     + " must be at least 1");
+        }
+        if (warmUps != null && warmUps < 0) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--warm-ups must be 0 or more, got "
+                    + warmUps);
         }
         if (sequences.stream().anyMatch(n -> n < 1)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--sequences: each count must be at least 1");

@@ -212,6 +212,19 @@ class BenchGenerateCommandTest {
     }
 
     @Test
+    void benchGenerateRunsTheWarmUpsAskedForAndRefusesANegativeCount() {
+        Path model = tinyModel();
+        assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1", "--json",
+                "--warm-ups", "3"), err.toString());
+        assertEquals(3, Json.parse(out.toString(), "stdout").get("warm_ups").asInt());
+        assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1", "--json"),
+                err.toString());
+        assertEquals(1, Json.parse(out.toString(), "stdout").get("warm_ups").asInt(), "one on the CPU by default");
+        assertEquals(2, run("bench", "generate", "--model", model.toString(), "--quick", "--warm-ups", "-1"));
+        assertTrue(err.toString().contains("--warm-ups must be 0 or more, got -1"), err.toString());
+    }
+
+    @Test
     void benchGenerateTableEndsWithTheRatio() {
         Path model = tinyModel();
         assertEquals(0, run("bench", "generate", "--model", model.toString(), "--quick", "--threads", "1"),
