@@ -65,11 +65,18 @@ class ParallelTest {
      * worker's own expert.
      */
     @Test
-    void aCallerWhoseWorkersAreBusyRunsItsOwnChunks() throws InterruptedException {
+    void aCallerWhoseWorkersAreBusyRunsItsOwnChunks() {
+        Set<Thread> nested = ConcurrentHashMap.newKeySet();
+        Thread caller = Thread.currentThread();
+        whileTheWorkerIsBusy(() -> Parallel.forRange(2, 1, (a, b) -> nested.add(Thread.currentThread())));
+        assertEquals(Set.of(caller), nested, "the nested chunks ran on the caller while the worker was busy");
+    }
+
+    /** Runs {@code onCaller} on this thread while the one worker of a 2-thread pool is held in a chunk of its own. */
+    private static void whileTheWorkerIsBusy(Runnable onCaller) {
         Parallel.setThreads(2);
         var workerBusy = new java.util.concurrent.CountDownLatch(1);
         var release = new java.util.concurrent.CountDownLatch(1);
-        Set<Thread> nested = ConcurrentHashMap.newKeySet();
         Thread caller = Thread.currentThread();
         Parallel.forRange(2, 1, (from, to) -> {
             if (Thread.currentThread() != caller) {
@@ -83,14 +90,13 @@ class ParallelTest {
             }
             try {
                 assertTrue(workerBusy.await(10, java.util.concurrent.TimeUnit.SECONDS), "the worker took a chunk");
-                Parallel.forRange(2, 1, (a, b) -> nested.add(Thread.currentThread()));
+                onCaller.run();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             } finally {
                 release.countDown();
             }
         });
-        assertEquals(Set.of(caller), nested, "the nested chunks ran on the caller while the worker was busy");
     }
 
     @Test
@@ -142,35 +148,14 @@ class ParallelTest {
 
     /** With the worker busy elsewhere, a caller of forRangeBalanced runs every piece itself and does not wait. */
     @Test
-    void aBalancedCallerWhoseWorkerIsBusyRunsEveryPiece() throws InterruptedException {
-        Parallel.setThreads(2);
-        var workerBusy = new java.util.concurrent.CountDownLatch(1);
-        var release = new java.util.concurrent.CountDownLatch(1);
+    void aBalancedCallerWhoseWorkerIsBusyRunsEveryPiece() {
         Set<Thread> ran = ConcurrentHashMap.newKeySet();
         var count = new AtomicInteger();
         Thread caller = Thread.currentThread();
-        Parallel.forRange(2, 1, (from, to) -> {
-            if (Thread.currentThread() != caller) {
-                workerBusy.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                return;
-            }
-            try {
-                assertTrue(workerBusy.await(10, java.util.concurrent.TimeUnit.SECONDS), "the worker took a chunk");
-                Parallel.forRangeBalanced(100, 1, (a, b) -> {
-                    ran.add(Thread.currentThread());
-                    count.addAndGet(b - a);
-                });
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            } finally {
-                release.countDown();
-            }
-        });
+        whileTheWorkerIsBusy(() -> Parallel.forRangeBalanced(100, 1, (a, b) -> {
+            ran.add(Thread.currentThread());
+            count.addAndGet(b - a);
+        }));
         assertEquals(Set.of(caller), ran, "every piece ran on the caller while the worker was busy");
         assertEquals(100, count.get());
     }
