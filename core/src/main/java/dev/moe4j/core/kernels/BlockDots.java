@@ -61,11 +61,13 @@ final class BlockDots {
         MemorySegment.copy(xSegment, Widening.FLOAT, 0, xs, 0, k);
         long rowBytes = type.byteCount(k);
         int minRows = (int) Math.max(1, (1 << 18) / rowBytes);
-        boolean planes = NIBBLE_PLANES && (type == DType.Q4_K || type == DType.Q6_K);
-        float[] xSums = type == DType.Q5_K || type == DType.Q4_K && !planes ? subBlockSums(xs, k)
-                : !planes ? null : type == DType.Q4_K ? q4kPlaneSums(xs, k) : q6kGroupSums(xs, k);
-        // the plane kernels read x in the order of the codes' nibbles in the words they load
-        float[] xq = !planes ? xs : type == DType.Q4_K ? q4kPlaneOrder(xs, k) : q6kPlaneOrder(xs, k);
+        boolean planes = NIBBLE_PLANES && (type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K);
+        boolean kQuant = type == DType.Q4_K || type == DType.Q5_K;
+        float[] xSums = kQuant && !planes ? subBlockSums(xs, k)
+                : !planes ? null : kQuant ? q4kPlaneSums(xs, k) : q6kGroupSums(xs, k);
+        // the plane kernels read x in the order of the codes' nibbles in the words they load (Q4_K and Q5_K lay
+        // their nibbles out alike)
+        float[] xq = !planes ? xs : kQuant ? q4kPlaneOrder(xs, k) : q6kPlaneOrder(xs, k);
         // One loop per type, each its own lambda: one loop calling every kernel grew past C2's inlining budget once
         // a JVM had met several types (a Q4_K_M model has four), and the kernels it then left out of line boxed
         // their vectors (Q4_K decode 3.4 GB/s in a JVM that had run the other types, 5.9 alone; bench matmul).
@@ -98,7 +100,11 @@ final class BlockDots {
                 float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
                     int slot = (r - from) % Lanes.ROW_GROUP;
-                    q5kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    if (NIBBLE_PLANES) {
+                        q5kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
+                    } else {
+                        q5kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
+                    }
                     if (slot == Lanes.ROW_GROUP - 1 || r == to - 1) {
                         storeRows(rows, slot + 1, os, r - slot);
                     }
@@ -297,8 +303,8 @@ final class BlockDots {
     }
 
     /**
-     * Whether Q4_K and Q6_K rows go through {@link #q4kPlaneDot} and {@link #q6kPlaneDot} (16 lanes, where the
-     * scales are cut apart in one vector too).
+     * Whether Q4_K, Q5_K and Q6_K rows go through {@link #q4kPlaneDot}, {@link #q5kPlaneDot} and
+     * {@link #q6kPlaneDot} (16 lanes, where the scales are cut apart in one vector too).
      */
     static final boolean NIBBLE_PLANES = VECTOR_SCALES;
     /** A float's bits for 1.0, and the four mantissa bits (19-22) that make it 1 + code/16. */
@@ -393,6 +399,69 @@ final class BlockDots {
             System.arraycopy(sums, s + 8, sums, s, 8);
         }
         return sums;
+    }
+
+    /** [32 × 8, 1 × 8]: the header's scales times 32 (see q5kPlaneDot), its minimums as they are. */
+    private static final FloatVector THIRTY_TWO_AND_ONE = VECTOR_SCALES
+            ? FloatVector.broadcast(F, 32).blend(1, MINIMUM_LANES) : null;
+    /** The mantissa bits that take a Q5_K code's nibble (18-21) and its fifth bit (22): 1 + code/32. */
+    private static final int NIBBLE_BITS = 0x003C0000, FIFTH_BIT = 0x00400000;
+    /**
+     * Per 64-byte load l: how far the fifth bits' bytes shift down so that sub-block pair 2l (lanes 0-7) and 2l + 1
+     * (lanes 8-15) find theirs in bits 0 (low nibbles) and 1 (high nibbles) of each byte.
+     */
+    private static final IntVector[] FIFTH_SHIFTS = VECTOR_SCALES
+            ? new IntVector[] {ints(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
+                    ints(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6)} : null;
+
+    /**
+     * x · w for one Q5_K row at byte {@code w}, 16 lanes: {@link #q4kPlaneDot} with each code's fifth bit shifted in
+     * from its byte of the 32 fifth-bit bytes (copied into both halves of a vector, as {@link #q6kPlaneDot} copies
+     * its high bits): v = 1 + code/32, so Σ code·x = 32·(Σ v·x − Σ x).
+     */
+    private static void q5kPlaneDot(float[] xq, float[] xSums, int k, MemorySegment ws, long w, float[] rows, int at) {
+        var low = FloatVector.zero(F);
+        var high = low;
+        var minimums = low;
+        var one = IntVector.broadcast(INTS, ONE_BITS);
+        for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += 176, sb += 16) {
+            var header = kScaleVector(ws, w).mul(THIRTY_TWO_AND_ONE);
+            minimums = header.fma(FloatVector.fromArray(F, xSums, sb), minimums);
+            var fifths = IntVector.fromMemorySegment(INTS, ws, w + 16, LE).rearrange(HIGH_BITS[0]);
+            for (int l = 0; l < 2; l++) {
+                var q = IntVector.fromMemorySegment(INTS, ws, w + 48 + 64L * l, LE);
+                var t = fifths.lanewise(LSHR, FIFTH_SHIFTS[l]);
+                int e = c + 128 * l;
+                // nibble n of each word (bits 4n..4n+3) to 18-21, and its fifth bit (bit 8·(n/2) + n % 2 of t) to 22
+                var lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 18), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 22), FIFTH_BIT).reinterpretAsFloats())
+                        .mul(FloatVector.fromArray(F, xq, e));
+                var hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 14), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 21), FIFTH_BIT).reinterpretAsFloats())
+                        .mul(FloatVector.fromArray(F, xq, e + 16));
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 10), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 14), FIFTH_BIT).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 32), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 6), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 13), FIFTH_BIT).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 48), hi);
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHL, 2), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 6), FIFTH_BIT).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 64), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHR, 2), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHL, 5), FIFTH_BIT).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 80), hi);
+                lo = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHR, 6), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHR, 2), FIFTH_BIT).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 96), lo);
+                hi = ((FloatVector) one.lanewise(BITWISE_BLEND, q.lanewise(LSHR, 10), NIBBLE_BITS)
+                        .lanewise(BITWISE_BLEND, t.lanewise(LSHR, 3), FIFTH_BIT).reinterpretAsFloats())
+                        .fma(FloatVector.fromArray(F, xq, e + 112), hi);
+                low = lo.fma(header.rearrange(LOW_SCALES[l]), low);
+                high = hi.fma(header.rearrange(HIGH_SCALES[l]), high);
+            }
+        }
+        low.add(high).sub(minimums).intoArray(rows, at);
     }
 
     /**
