@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the device machine, from the checkout's root, with the folder scripts/device/package-cuda.sh filled: probes the
-# machine, runs the GPU tests (backend ops, the MoE layer, every fixture model's parity, train-step gradients),
+# machine, runs the GPU tests (backend ops, the MoE layer, every fixture model's parity, recorded decoding steps against
+# direct launches, train-step gradients),
 # `moe4j bench generate --device cuda` on a Qwen3-MoE-shaped model, the attention kernels beside PyTorch's SDPA,
 # `moe4j bench moe --device cuda` and the PyTorch MoE baselines, and prints a short summary last. Each step has a time
 # limit so that one call fits the device's ten minutes. Logs go to $OUT (or /tmp/moe4j-gpu).
@@ -53,6 +54,7 @@ if [ $tests = 1 ]; then
   cp="model/src/test/resources:$jar:$here/cuda-tests.jar:$here/core-tests.jar:$here/model-tests.jar:$here/train-tests.jar"
   timeout 330 "${java[@]}" -jar "$here/junit-console.jar" execute --disable-banner --details=tree \
     --class-path "$cp" --select-package dev.moe4j.cuda --select-class dev.moe4j.model.parity.GpuArchitectureParityTest \
+    --select-class dev.moe4j.model.parity.RecordedDecodingTest \
     --select-class dev.moe4j.train.parity.GpuTrainStepParityTest --reports-dir "$out/junit" >"$out/tests.log" 2>&1 || status=1
   grep -E "GPU parity|GPU train step|GPU tests on" "$out/tests.log"
   grep -E "✘|MethodSource|=> " "$out/tests.log" | head -40

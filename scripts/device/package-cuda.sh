@@ -36,5 +36,5 @@ for m in core cuda model train; do
   "$jdk/bin/jar" --create --file "$dest/$m-tests.jar" -C "$m/target/test-classes" dev
 done
 cp cuda/target/launcher/junit-platform-console-standalone-*.jar "$dest/junit-console.jar"
-cp scripts/device/gpu-check.sh scripts/device/gpu-decode.sh scripts/device/moe_baselines.py "$dest/"
+cp scripts/device/gpu-check.sh scripts/device/gpu-decode.sh scripts/device/gpu-graphs.sh scripts/device/moe_baselines.py "$dest/"
 du -sh "$dest"/* "$dest"

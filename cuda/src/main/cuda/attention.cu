@@ -383,7 +383,12 @@ __device__ __forceinline__ void attentionBackwardDkDv(const E* __restrict__ q, c
                                               const E* __restrict__ v, int T, int S, int heads, int kvHeads, int d,   \
                                               int dv, float scale, int queryStart, int window,                        \
                                               const float* __restrict__ sinks, E* __restrict__ out,                   \
-                                              float* __restrict__ lse) {                                              \
+                                              float* __restrict__ lse,                                                \
+                                              const int* __restrict__ queryStartAt) {                                 \
+        if (queryStartAt != nullptr) { /* as flash_attention_d64's */                                                 \
+            queryStart = *queryStartAt;                                                                               \
+            S = queryStart + T;                                                                                       \
+        }                                                                                                             \
         attentionForward(q, k, v, T, S, heads, kvHeads, d, dv, scale, queryStart, window, sinks, out, lse);           \
     }                                                                                                                 \
     __global__ void attention_backward_prepare##SUFFIX(const float* __restrict__ dOut, const E* __restrict__ out,     \

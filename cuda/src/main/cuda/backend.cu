@@ -444,6 +444,23 @@ __global__ void rope_in_place(void* x, int xt, const int* __restrict__ positions
     }
 }
 
+// ---- a decoding step's KV cache write ----
+
+// k and v [rows, kWords] and [rows, vWords] (4-byte words) to rows position[0].. of kCache and vCache: the cache write
+// of a captured decoding step, whose position lies in device memory and changes between replays.
+__global__ void write_rows_at(const unsigned* __restrict__ k, const unsigned* __restrict__ v, int rows, int kWords,
+                              int vWords, const int* __restrict__ position, unsigned* __restrict__ kCache,
+                              unsigned* __restrict__ vCache) {
+    long long at = *position, kn = (long long) rows * kWords;
+    GRID_STRIDE(i, kn + (long long) rows * vWords) {
+        if (i < kn) {
+            kCache[at * kWords + i] = k[i];
+        } else {
+            vCache[at * vWords + i - kn] = v[i - kn];
+        }
+    }
+}
+
 // ---- cross-entropy ----
 
 // lse[r] = log Σ exp(logits[r]); loss[r] = lse[r] − logits[r, target[r]] (0 where target is ignoreIndex). One

@@ -533,12 +533,19 @@ __device__ void flashBackward(const bf16* __restrict__ q, const bf16* __restrict
 extern "C" {
 
 // Grid (ceil(T / 64), heads, sequences), 128 threads, dynamic shared memory 2 · 2 · 64 · (D + 8) · 2 bytes.
-// d and dv are taken for the same argument list as attention_forward; they are 64 here.
+// d and dv are taken for the same argument list as attention_forward; they are 64 here. queryStartAt, when not null,
+// replaces queryStart by the int it points to and S by queryStart + T: a captured decoding step reads its position
+// from device memory, which changes between replays where a launch's arguments cannot.
 __global__ void __launch_bounds__(128) flash_attention_d64(const bf16* __restrict__ q, const bf16* __restrict__ k,
                                                             const bf16* __restrict__ v, int T, int S, int heads,
                                                             int kvHeads, int d, int dv, float scale, int queryStart,
                                                             int window, const float* __restrict__ sinks,
-                                                            bf16* __restrict__ out, float* __restrict__ lse) {
+                                                            bf16* __restrict__ out, float* __restrict__ lse,
+                                                            const int* __restrict__ queryStartAt) {
+    if (queryStartAt != nullptr) {
+        queryStart = *queryStartAt;
+        S = queryStart + T;
+    }
     flashForward<64>(q, k, v, T, S, heads, kvHeads, scale, queryStart, window, sinks, out, lse);
 }
 
@@ -547,7 +554,12 @@ __global__ void __launch_bounds__(128) flash_attention_d128(const bf16* __restri
                                                              const bf16* __restrict__ v, int T, int S, int heads,
                                                              int kvHeads, int d, int dv, float scale, int queryStart,
                                                              int window, const float* __restrict__ sinks,
-                                                             bf16* __restrict__ out, float* __restrict__ lse) {
+                                                             bf16* __restrict__ out, float* __restrict__ lse,
+                                                             const int* __restrict__ queryStartAt) {
+    if (queryStartAt != nullptr) {
+        queryStart = *queryStartAt;
+        S = queryStart + T;
+    }
     flashForward<128>(q, k, v, T, S, heads, kvHeads, scale, queryStart, window, sinks, out, lse);
 }
 

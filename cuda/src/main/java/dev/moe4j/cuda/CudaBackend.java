@@ -596,19 +596,32 @@ public final class CudaBackend implements Backend {
 
     private void rotate(Tensor x, int[] positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim,
                         float sinSign) {
-        own(x);
-        int tokens = positions.length;
-        require(rotaryDim == table.rotaryDim() && rotaryDim % 2 == 0 && rotaryDim <= headDim && tokens > 0
-                        && x.size() % ((long) tokens * headDim) == 0,
-                "rope: " + x + " is not " + tokens + " tokens of whole heads of " + headDim + " (rotary " + rotaryDim + ")");
         for (int p : positions) {
             require(p >= 0 && p < table.maxPositions(), "rope: position " + p + " outside the table [0, "
                     + table.maxPositions() + ")");
         }
+        rotate(x, positions.length, positions.length > 0 ? ints(positions) : null, table, layout, headDim, rotaryDim,
+                sinSign);
+    }
+
+    private void rotate(Tensor x, int tokens, Tensor positions, RopeTable table, RopeLayout layout, int headDim,
+                        int rotaryDim, float sinSign) {
+        own(x);
+        require(rotaryDim == table.rotaryDim() && rotaryDim % 2 == 0 && rotaryDim <= headDim && tokens > 0
+                        && x.size() % ((long) tokens * headDim) == 0,
+                "rope: " + x + " is not " + tokens + " tokens of whole heads of " + headDim + " (rotary " + rotaryDim + ")");
         Tensor[] cs = ropeTable(table);
         int heads = (int) (x.size() / tokens / headDim);
-        k("rope_in_place").launch(blocks((long) tokens * heads * (rotaryDim / 2)), THREADS, x, t(x), ints(positions),
+        k("rope_in_place").launch(blocks((long) tokens * heads * (rotaryDim / 2)), THREADS, x, t(x), positions,
                 cs[0], cs[1], tokens, heads, headDim, rotaryDim, layout == RopeLayout.INTERLEAVED ? 1 : 0, sinSign);
+    }
+
+    /** The positions are not checked against the table here (they are on the device): the caller's table covers them. */
+    @Override
+    public void rope(Tensor x, Tensor positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim) {
+        own(positions);
+        require(positions.dtype() == DType.I32, "rope: positions must be I32, got " + positions);
+        rotate(x, (int) positions.size(), positions, table, layout, headDim, rotaryDim, 1f);
     }
 
     @Override
@@ -669,6 +682,15 @@ public final class CudaBackend implements Backend {
     public void attend(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int sequences, int queryStart, AttentionSpec s,
                 Tensor sinks, boolean tensorCores) {
         checkAttention(out, q, k, v, sequences, queryStart, s);
+        attend(out, lse, q, k, v, sequences, queryStart, null, s, sinks, tensorCores);
+    }
+
+    /**
+     * {@link #attend}, the queries' first position read from {@code queryStartAt} on the device when it is not null
+     * (then k and v hold at least that many rows plus q's, which the caller ensures, and queryStart is not used).
+     */
+    private void attend(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int sequences, int queryStart,
+                        Tensor queryStartAt, AttentionSpec s, Tensor sinks, boolean tensorCores) {
         int t = q.rows() / sequences, keys = k.rows() / sequences;
         Tensor sinkValues = f32(sinks);
         if (tensorCores && q.dtype() == DType.BF16 && flashSupports(s)) {
@@ -676,13 +698,13 @@ public final class CudaBackend implements Backend {
             int shared = 2 * 2 * 64 * (d + 8) * 2;
             kernel("flash", d == 64 ? "flash_attention_d64" : "flash_attention_d128").launchGrid((t + 63) / 64,
                     s.heads(), sequences, 128, 1, 1, shared, q, k, v, t, keys, s.heads(), s.kvHeads(), d, d,
-                    s.scale(), queryStart, s.slidingWindow(), sinkValues, out, lse);
+                    s.scale(), queryStart, s.slidingWindow(), sinkValues, out, lse, queryStartAt);
             return;
         }
         attentionKernel("attention_forward", q).launchGrid((t + ATTENTION_TILE - 1) / ATTENTION_TILE, s.heads(),
                 sequences, ATTENTION_THREADS, 1, 1, tiledSharedBytes(s, false), q, k, v, t, keys, s.heads(),
                 s.kvHeads(), s.headDim(), s.valueHeadDim(), s.scale(), queryStart, s.slidingWindow(), sinkValues, out,
-                lse);
+                lse, queryStartAt);
     }
 
     @Override
@@ -759,6 +781,28 @@ public final class CudaBackend implements Backend {
         attend(y, null, q, keys, values, 1, queryStart, spec, sinks, true);
     }
 
+    @Override
+    public void attentionAt(Tensor y, Tensor q, Tensor keys, Tensor values, Tensor position, AttentionSpec spec,
+                            Tensor sinks) {
+        own(y, q, keys, values, position, sinks);
+        require(position.dtype() == DType.I32, "attentionAt: the position must be I32, got " + position);
+        // the shapes as the direct path checks them, for a position of 0: the kernel's keys end at position + rows
+        checkAttention(y, q, keys.slice(0, q.rows()), values.slice(0, q.rows()), 1, 0, spec);
+        attend(y, null, q, keys, values, 1, 0, position, spec, sinks, true);
+    }
+
+    @Override
+    public void writeRowsAt(Tensor kCache, Tensor vCache, Tensor position, Tensor k, Tensor v) {
+        own(kCache, vCache, position, k, v);
+        require(position.dtype() == DType.I32 && kCache.dtype() == k.dtype() && vCache.dtype() == v.dtype()
+                        && k.rows() == v.rows() && kCache.cols() == k.cols() && vCache.cols() == v.cols()
+                        && k.byteSize() % (4L * k.rows()) == 0 && v.byteSize() % (4L * v.rows()) == 0,
+                "writeRowsAt: " + k + " and " + v + " into " + kCache + " and " + vCache);
+        int rows = k.rows(), kWords = (int) (k.byteSize() / 4 / rows), vWords = (int) (v.byteSize() / 4 / rows);
+        k("write_rows_at").launch(blocks((long) rows * (kWords + vWords)), THREADS, k, v, rows, kWords, vWords,
+                position, kCache, vCache);
+    }
+
     // ---- loss and lookup ----
 
     /** What the cross-entropy's backward step reuses: each row's log-sum-exp and the targets, on the device. */
@@ -799,6 +843,20 @@ public final class CudaBackend implements Backend {
     @Override
     public void embedding(Tensor y, Tensor table, int[] ids) {
         gatherRows(y, table, ids);
+    }
+
+    /** The ids are not checked against the table here (they are on the device): the caller checked them. */
+    @Override
+    public void embedding(Tensor y, Tensor table, Tensor ids) {
+        own(y, table, ids);
+        int rows = (int) ids.size(), cols = table.cols();
+        require(ids.dtype() == DType.I32 && y.rows() == rows && y.cols() == cols, "embedding: " + y + " for the ids "
+                + ids + " of " + table);
+        if (y.dtype() == DType.BF16 && table.dtype() == DType.BF16) {
+            kernel(DeviceOps.MODULE, "gather_rows").launch(rows, rowThreads((cols + 7) / 8), table, ids, rows, cols, y);
+        } else {
+            k("gather_rows_any").launch(rows, rowThreads(cols), table, t(table), ids, rows, cols, y, t(y));
+        }
     }
 
     @Override

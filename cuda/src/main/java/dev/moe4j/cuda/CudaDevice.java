@@ -2,6 +2,7 @@ package dev.moe4j.cuda;
 
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.CapturedWork;
 import dev.moe4j.core.backend.Device;
 import dev.moe4j.core.backend.MemoryScope;
 
@@ -148,6 +149,7 @@ public final class CudaDevice implements Device, AutoCloseable {
 
     /** Waits until everything queued on this device's stream has run; a kernel's fault surfaces here. */
     public void synchronize() {
+        refuseWhileCapturing("waits for the device");
         driver.synchronize(stream);
     }
 
@@ -159,6 +161,9 @@ public final class CudaDevice implements Device, AutoCloseable {
      */
     public Tensor allocate(DType dtype, int... shape) {
         long bytes = dtype.byteCount(Tensor.elementCount(shape));
+        if (capturing != null) {
+            return Tensor.onDevice(this, dtype, capturing.allocate(bytes), shape);
+        }
         if (MemoryScope.active() && bytes <= SMALL_BLOCK) {
             // A scope's small blocks go back to a free list by rounded size; the stream orders every use of a block
             // before its reuse, so no synchronisation is needed.
@@ -220,6 +225,7 @@ public final class CudaDevice implements Device, AutoCloseable {
      * through page-locked staging memory and do not wait for the device; large ones are synchronous.
      */
     void copyToDevice(Tensor dst, MemorySegment src) {
+        refuseWhileCapturing("copies host memory to the device");
         long bytes = dst.byteSize();
         if (src.byteSize() != bytes) {
             throw new IllegalArgumentException(src.byteSize() + " host bytes for " + dst);
@@ -247,6 +253,7 @@ public final class CudaDevice implements Device, AutoCloseable {
 
     /** Copies a device tensor into host memory of its size, after everything queued before it (waits). */
     void copyToHost(MemorySegment dst, Tensor src) {
+        refuseWhileCapturing("copies device memory to the host");
         driver.synchronize(stream);
         driver.copyToHost(dst, src.address(), src.byteSize());
     }
@@ -294,6 +301,136 @@ public final class CudaDevice implements Device, AutoCloseable {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    // ---- recorded work (CUDA graphs) ----
+
+    /** Set {@code -Dmoe4j.cuda.graphs=false} to run every decoding step by direct launches (to measure what graphs gain). */
+    private static final boolean GRAPHS = !"false".equals(System.getProperty("moe4j.cuda.graphs"));
+    /** The recording under way on this device's stream, or null. */
+    private Capture capturing;
+
+    @Override
+    public boolean captures() {
+        return GRAPHS;
+    }
+
+    /**
+     * Records the step's launches and device copies as a CUDA graph (stream capture). A host-memory copy or a wait
+     * inside the step could not be replayed as it ran, so they end the recording and the answer is null; so does a
+     * call the driver refuses to record. The step's allocations come from memory the recording owns, at addresses
+     * that stay while it lives, and its memory scope's frees return them to the recording for its later allocations,
+     * as the stream orders them (a graph captured from one stream runs its nodes in the same order).
+     */
+    @Override
+    public CapturedWork capture(Runnable step) {
+        if (!GRAPHS || capturing != null) {
+            return null;
+        }
+        var recording = new Capture();
+        boolean recorded = false;
+        MemorySegment graph = null;
+        capturing = recording;
+        driver.beginCapture(stream);
+        try {
+            try (var scope = MemoryScope.open()) {
+                step.run();
+            }
+            recorded = true;
+        } catch (CaptureRefused | CudaException e) {
+            // nothing ran: the caller runs the step directly
+        } finally {
+            capturing = null;
+            try {
+                graph = driver.endCapture(stream);
+            } catch (CudaException e) {
+                recorded = false; // the driver invalidated the capture (a call it cannot record)
+            }
+        }
+        try {
+            if (!recorded) {
+                return null;
+            }
+            recording.exec = driver.instantiate(graph);
+            return recording;
+        } finally {
+            if (graph != null && !graph.equals(MemorySegment.NULL)) {
+                driver.destroyGraph(graph);
+            }
+            if (recording.exec == null) {
+                recording.close();
+            }
+        }
+    }
+
+    private void refuseWhileCapturing(String what) {
+        if (capturing != null) {
+            throw new CaptureRefused("a recorded step " + what);
+        }
+    }
+
+    /** What ends a recording that the step's work cannot be replayed from. */
+    private static final class CaptureRefused extends RuntimeException {
+        CaptureRefused(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    /** A recorded step: its instantiated graph and the device memory its work uses, in chunks carved by size. */
+    private final class Capture implements CapturedWork {
+        private static final long CHUNK = 8L << 20;
+        private final java.util.List<Long> chunks = new java.util.ArrayList<>();
+        private final Map<Long, java.util.ArrayDeque<Long>> free = new HashMap<>();
+        private long chunkEnd, next;
+        private MemorySegment exec;
+        private boolean closed;
+
+        long allocate(long bytes) {
+            if (!MemoryScope.active()) {
+                // persistent memory (a table kept for later passes) cannot live in a recording's chunks
+                throw new CaptureRefused("a recorded step allocates memory that outlives it");
+            }
+            long size = Math.max(256, (bytes + 255) & ~255L);
+            var blocks = free.computeIfAbsent(size, k -> new java.util.ArrayDeque<>());
+            Long reused = blocks.poll();
+            long address;
+            if (reused != null) {
+                address = reused;
+            } else {
+                if (next + size > chunkEnd) {
+                    long chunk = Math.max(CHUNK, size);
+                    next = driver.allocateFixed(chunk);
+                    chunks.add(next);
+                    chunkEnd = next + chunk;
+                }
+                address = next;
+                next += size;
+            }
+            MemoryScope.adopt(() -> blocks.push(address));
+            return address;
+        }
+
+        @Override
+        public void replay() {
+            if (closed) {
+                throw new IllegalStateException("a closed recording cannot be replayed");
+            }
+            driver.launchGraph(exec, stream);
+        }
+
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            driver.synchronize(stream); // replays queued before may still use the memory
+            if (exec != null) {
+                driver.destroyGraphExec(exec);
+            }
+            chunks.forEach(driver::freeFixed);
+            chunks.clear();
+        }
     }
 
     /** A point in this device's stream that can be timed against another ({@link Event#millisSince}). */

@@ -46,6 +46,11 @@ final class Driver {
     private final MethodHandle cuStreamCreate, cuStreamDestroy, cuStreamSynchronize;
     private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
     private final MethodHandle cuModuleLoadDataEx, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel;
+    private final MethodHandle cuMemAlloc, cuMemFree;
+    private final MethodHandle cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch;
+    private final MethodHandle cuGraphDestroy, cuGraphExecDestroy;
+    /** CU_STREAM_CAPTURE_MODE_RELAXED: a capture may allocate its scratch memory (cuMemAlloc) while it records. */
+    private static final int CAPTURE_MODE_RELAXED = 2;
 
     private Driver(NativeLibrary lib) {
         library = lib;
@@ -93,6 +98,14 @@ final class Driver {
         cuFuncSetAttribute = lib.function("cuFuncSetAttribute", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT);
         cuLaunchKernel = lib.function("cuLaunchKernel", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                 JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        cuMemAlloc = lib.function("cuMemAlloc_v2", JAVA_INT, ADDRESS, JAVA_LONG);
+        cuMemFree = lib.function("cuMemFree_v2", JAVA_INT, JAVA_LONG);
+        cuStreamBeginCapture = lib.function("cuStreamBeginCapture_v2", JAVA_INT, ADDRESS, JAVA_INT);
+        cuStreamEndCapture = lib.function("cuStreamEndCapture", JAVA_INT, ADDRESS, ADDRESS);
+        cuGraphInstantiate = lib.function("cuGraphInstantiateWithFlags", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG);
+        cuGraphLaunch = lib.function("cuGraphLaunch", JAVA_INT, ADDRESS, ADDRESS);
+        cuGraphDestroy = lib.function("cuGraphDestroy", JAVA_INT, ADDRESS);
+        cuGraphExecDestroy = lib.function("cuGraphExecDestroy", JAVA_INT, ADDRESS);
     }
 
     /** Opens libcuda (the soname the dynamic linker knows, then where drivers usually put it) and calls cuInit. */
@@ -469,6 +482,84 @@ final class Driver {
         if (status != 0) {
             throw new CudaException("cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block "
                     + bx + "x" + by + "x" + bz + ", shared " + sharedBytes + ")", status, errorName(status), errorString(status));
+        }
+    }
+
+    // ---- graphs ----
+
+    /** Device memory outside the stream-ordered pool: a capture's scratch, which must stay put while it records. */
+    long allocateFixed(long bytes) {
+        try (var arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(JAVA_LONG);
+            check("cuMemAlloc_v2", (int) cuMemAlloc.invokeExact(out, Math.max(bytes, 1L)));
+            return out.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void freeFixed(long address) {
+        try {
+            check("cuMemFree_v2", (int) cuMemFree.invokeExact(address));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Starts recording the stream's work into a graph instead of running it (relaxed mode). */
+    void beginCapture(MemorySegment stream) {
+        try {
+            check("cuStreamBeginCapture_v2", (int) cuStreamBeginCapture.invokeExact(stream, CAPTURE_MODE_RELAXED));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Ends the stream's recording: the graph, or the driver's status where the capture was invalidated (a call the
+     * graph cannot hold was made on the stream); the stream runs work again either way.
+     */
+    MemorySegment endCapture(MemorySegment stream) {
+        try (var arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check("cuStreamEndCapture", (int) cuStreamEndCapture.invokeExact(stream, out));
+            return out.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    MemorySegment instantiate(MemorySegment graph) {
+        try (var arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check("cuGraphInstantiateWithFlags", (int) cuGraphInstantiate.invokeExact(out, graph, 0L));
+            return out.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void launchGraph(MemorySegment exec, MemorySegment stream) {
+        try {
+            check("cuGraphLaunch", (int) cuGraphLaunch.invokeExact(exec, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void destroyGraph(MemorySegment graph) {
+        try {
+            check("cuGraphDestroy", (int) cuGraphDestroy.invokeExact(graph));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void destroyGraphExec(MemorySegment exec) {
+        try {
+            check("cuGraphExecDestroy", (int) cuGraphExecDestroy.invokeExact(exec));
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 

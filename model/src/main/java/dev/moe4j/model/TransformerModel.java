@@ -74,6 +74,13 @@ public final class TransformerModel implements LanguageModel {
     public Tensor forward(InferenceState state, int[] tokens, boolean lastOnly, ForwardObserver observer) {
         KvCache cache = cacheOf(state);
         checkTokens(tokens);
+        if (tokens.length == 1 && recordable(observer, List.of(cache))) {
+            Tensor logits = transformer.decode(List.of(cache), tokens);
+            if (logits != null) {
+                requireFiniteWeights(logits);
+                return logits;
+            }
+        }
         return hostLogits(() -> transformer.forward(Graph.inference(), cache, tokens, lastOnly, observer));
     }
 
@@ -92,7 +99,24 @@ public final class TransformerModel implements LanguageModel {
             caches.add(cacheOf(state));
         }
         tokens.forEach(this::checkTokens);
+        if (tokens.stream().allMatch(t -> t.length == 1) && recordable(null, caches)) {
+            int[] next = tokens.stream().mapToInt(t -> t[0]).toArray();
+            Tensor logits = transformer.decode(caches, next);
+            if (logits != null) {
+                requireFiniteWeights(logits);
+                return logits;
+            }
+        }
         return hostLogits(() -> transformer.forward(Graph.inference(), caches, tokens, true, null));
+    }
+
+    /**
+     * Whether a decoding step may take the recorded path ({@link Transformer#decode}): nothing watches the pass (an
+     * observer or a load listener needs each pass's host routing) and every sequence routes as trained.
+     */
+    private boolean recordable(ForwardObserver observer, List<KvCache> caches) {
+        return observer == null && expertLoads == null && transformer.device().captures()
+                && caches.stream().allMatch(c -> c.routing().isTrained());
     }
 
     private static KvCache cacheOf(InferenceState state) {
@@ -195,6 +219,7 @@ public final class TransformerModel implements LanguageModel {
 
     @Override
     public void close() {
+        transformer.releaseDecodingSteps();
         if (weights != null) {
             try {
                 weights.close();

@@ -206,6 +206,22 @@ public interface Backend {
     /** Rotates x [tokens, heads·headDim] in place, token t by the angles of positions[t]. */
     void rope(Tensor x, int[] positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim);
 
+    /**
+     * {@link #rope} with the positions in an I32 tensor of this device (a captured decoding step reads them there at
+     * each replay); by default read back to the host first.
+     */
+    default void rope(Tensor x, Tensor positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim) {
+        rope(x, hostInts(positions), table, layout, headDim, rotaryDim);
+    }
+
+    /** An I32 tensor's values on the host (a copy where it lies on a device). */
+    private int[] hostInts(Tensor ints) {
+        if (ints.dtype() != DType.I32) {
+            throw new IllegalArgumentException("expected an I32 tensor, got " + ints);
+        }
+        return toHost(ints).segment().toArray(java.lang.foreign.ValueLayout.JAVA_INT);
+    }
+
     /** The transposed rotation of {@link #rope}, in place: its gradient. */
     void ropeBackward(Tensor dx, int[] positions, RopeTable table, RopeLayout layout, int headDim, int rotaryDim);
 
@@ -226,6 +242,27 @@ public interface Backend {
     /** Queries at positions queryStart.. against cached keys and values of positions [0, keys.rows()). */
     void attentionWithCache(Tensor y, Tensor q, Tensor keys, Tensor values, int queryStart, AttentionSpec spec,
                             Tensor sinks);
+
+    /**
+     * k and v [t, ·] written to rows position[0].. of one sequence's cache matrices kCache and vCache, the position an
+     * I32 tensor of this device (a captured decoding step reads it there); by default read back to the host first.
+     */
+    default void writeRowsAt(Tensor kCache, Tensor vCache, Tensor position, Tensor k, Tensor v) {
+        int at = hostInts(position)[0], t = k.rows();
+        copy(kCache.slice(at, at + t), k);
+        copy(vCache.slice(at, at + t), v);
+    }
+
+    /**
+     * {@link #attentionWithCache} of q's t rows at positions position[0].. against the first position[0] + t rows of
+     * keys and values (a cache's whole matrices), the position an I32 tensor of this device; by default read back to
+     * the host first.
+     */
+    default void attentionAt(Tensor y, Tensor q, Tensor keys, Tensor values, Tensor position, AttentionSpec spec,
+                             Tensor sinks) {
+        int at = hostInts(position)[0], visible = at + q.rows();
+        attentionWithCache(y, q, keys.slice(0, visible), values.slice(0, visible), at, spec, sinks);
+    }
 
     /**
      * {@link #attentionWithCache} against a cache held in pieces (a paged KV cache): by default the pieces are
@@ -264,6 +301,11 @@ public interface Backend {
 
     /** y [ids, dim] = rows ids of table [vocab, dim]. */
     void embedding(Tensor y, Tensor table, int[] ids);
+
+    /** {@link #embedding} with the ids in an I32 tensor of this device; by default read back to the host first. */
+    default void embedding(Tensor y, Tensor table, Tensor ids) {
+        embedding(y, table, hostInts(ids));
+    }
 
     /** tableGrad row ids[i] += dy row i. */
     void embeddingBackward(Tensor tableGrad, Tensor dy, int[] ids);

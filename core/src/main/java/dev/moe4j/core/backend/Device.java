@@ -45,6 +45,24 @@ public interface Device {
     default void free(dev.moe4j.core.Tensor t) {
     }
 
+    /**
+     * Whether {@link #capture} may record work here: false on the host, whose operations are Java calls.
+     */
+    default boolean captures() {
+        return false;
+    }
+
+    /**
+     * Records the device work {@code step} queues, without running it, as one {@link CapturedWork}; the memory the
+     * step allocates belongs to the recording and keeps its addresses, so tensors the step returns through its own
+     * means stay valid for every replay. Null where the device cannot record, or where the step did what a recording
+     * cannot hold (a copy between host and device memory, waiting for the device): nothing ran then, and the step may
+     * be run directly instead.
+     */
+    default CapturedWork capture(Runnable step) {
+        return null;
+    }
+
     default boolean isHost() {
         return this == HOST;
     }

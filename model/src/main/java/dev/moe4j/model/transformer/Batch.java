@@ -1,9 +1,13 @@
 package dev.moe4j.model.transformer;
 
 import dev.moe4j.core.PagedRows;
+import dev.moe4j.core.Tensor;
+import dev.moe4j.core.backend.Backend;
 import dev.moe4j.core.autograd.Graph;
 import dev.moe4j.core.autograd.Var;
 import dev.moe4j.core.kernels.AttentionSpec;
+import dev.moe4j.core.kernels.RopeLayout;
+import dev.moe4j.core.kernels.RopeTable;
 import dev.moe4j.moe.router.PolicyRows;
 import dev.moe4j.moe.router.RoutingPolicy;
 
@@ -26,6 +30,11 @@ final class Batch {
     /** The routing policy of each run of rows (rows policyStarts[i] .. policyStarts[i+1]); null when all trained. */
     private final List<RoutingPolicy> policies;
     private final int[] policyStarts;
+    /**
+     * A decoding step's token ids and positions (one row per cache) as I32 tensors on the model's device, or null:
+     * a recorded step reads them there at each replay, so none of its launches names a position.
+     */
+    private Tensor deviceIds, devicePositions;
 
     private Batch(int[] positions, int sequences, List<KvCache> caches, int[] starts, int[] rowStarts,
                   List<RoutingPolicy> policies, int[] policyStarts) {
@@ -71,6 +80,44 @@ final class Batch {
                 caches.stream().map(KvCache::routing).toList(), rowStarts);
     }
 
+    /**
+     * This batch (one new token per cache, each cache one run of memory: {@link KvCache#run}) with its ids and
+     * positions read from {@code ids} and {@code positions}, I32 [caches] on the model's device, by every operation
+     * that uses them: the embedding, RoPE, the caches' writes and attention. The host's positions still name the
+     * rows for observers. The rotary table covers every cache's capacity, so that it stays the same table from step
+     * to step.
+     */
+    Batch readingFrom(Tensor ids, Tensor positions) {
+        if (caches.isEmpty() || rowStarts[caches.size()] != caches.size()) {
+            throw new IllegalArgumentException("a step reading its positions on the device feeds one token per cache");
+        }
+        deviceIds = ids;
+        devicePositions = positions;
+        return this;
+    }
+
+    /** The embedding of this batch's tokens: rows ids of the table. */
+    Var embed(Graph g, Var table, int[] ids) {
+        if (deviceIds == null) {
+            return g.embedding(table, ids);
+        }
+        Backend b = Backend.of(table.value());
+        Tensor y = b.empty(b.activationType(), ids.length, table.cols());
+        b.embedding(y, table.value(), deviceIds);
+        return g.result(y, table);
+    }
+
+    /** RoPE of x [rows, heads·headDim] at this batch's positions. */
+    Var rope(Graph g, Var x, RopeTable table, RopeLayout layout, int headDim, int rotaryDim) {
+        if (devicePositions == null) {
+            return g.rope(x, positions, table, layout, headDim, rotaryDim);
+        }
+        Backend b = Backend.of(x.value());
+        Tensor y = b.copyOf(x.value());
+        b.rope(y, devicePositions, table, layout, headDim, rotaryDim);
+        return g.result(y, x);
+    }
+
     /** The routing policies of this batch's rows in decoder layer {@code layer}, or null when every row routes as trained. */
     PolicyRows policies(int layer) {
         return policies == null ? null : new PolicyRows(layer, policies, policyStarts);
@@ -98,6 +145,12 @@ final class Batch {
             return sequenceLength();
         }
         int limit = 0;
+        if (devicePositions != null) {
+            for (KvCache cache : caches) {
+                limit = Math.max(limit, cache.capacity());
+            }
+            return limit;
+        }
         for (int i = 0; i < starts.length; i++) {
             limit = Math.max(limit, starts[i] + rowStarts[i + 1] - rowStarts[i]);
         }
@@ -121,6 +174,9 @@ final class Batch {
         if (caches.isEmpty()) {
             return g.attention(q, k, v, sequences, spec, sinks);
         }
+        if (devicePositions != null) {
+            return attendAtDevicePositions(g, layer, q, k, v, spec, sinks);
+        }
         var keys = new ArrayList<PagedRows>(caches.size());
         var values = new ArrayList<PagedRows>(caches.size());
         for (int i = 0; i < caches.size(); i++) {
@@ -131,5 +187,19 @@ final class Batch {
             values.add(cache.values(layer, visible));
         }
         return g.attentionWithCaches(q, keys, values, starts, rowStarts, spec, sinks);
+    }
+
+    /** {@link #attend} of one row per cache, each written to and attending to its cache at its device position. */
+    private Var attendAtDevicePositions(Graph g, int layer, Var q, Var k, Var v, AttentionSpec spec, Var sinks) {
+        Tensor sinkValues = sinks == null ? null : sinks.value();
+        Backend b = Backend.of(q.value());
+        Tensor y = b.empty(b.activationType(), q.rows(), spec.heads() * spec.valueHeadDim());
+        for (int i = 0; i < caches.size(); i++) {
+            Tensor[] run = caches.get(i).run(layer);
+            Tensor at = devicePositions.slice(i, i + 1);
+            b.writeRowsAt(run[0], run[1], at, k.value().slice(i, i + 1), v.value().slice(i, i + 1));
+            b.attentionAt(y.slice(i, i + 1), q.value().slice(i, i + 1), run[0], run[1], at, spec, sinkValues);
+        }
+        return g.result(y, q, k, v);
     }
 }

@@ -173,6 +173,22 @@ public final class KvCache implements InferenceState {
         }
     }
 
+    /**
+     * A layer's keys and values as two whole matrices of {@link #capacity} rows where the cache's blocks are one run
+     * of memory (a GPU's, taken at once), so that a step can write and read any position through them; null where
+     * the blocks lie apart (paged host memory).
+     */
+    Tensor[] run(int layer) {
+        if (pool.paged()) {
+            return null;
+        }
+        PagedRows k = keys(layer, capacity), v = values(layer, capacity);
+        if (k.pieces().size() != 1 || v.pieces().size() != 1) {
+            return null;
+        }
+        return new Tensor[] {k.pieces().getFirst(), v.pieces().getFirst()};
+    }
+
     /** The keys of a layer at positions [0, rows), in the pieces where they lie (one piece if contiguous). */
     PagedRows keys(int layer, int rows) {
         return rows(layer, rows, true);

@@ -86,14 +86,13 @@ final class LatentAttention implements AttentionBlock {
         Var q = qProj != null ? g.linear(x, qProj, null, qProjLora)
                 : g.linear(g.rmsNorm(g.linear(x, qA, qABias, qALora), qANorm, LATENT_NORM_EPS), qB, null, qBLora);
         Var qHeads = q.view(rows * heads, qk);
-        Var qRot = g.rope(g.columns(qHeads, nope, qk).view(rows, heads * rope), batch.positions(), table,
-                rotary.layout(), rope, rope).view(rows * heads, rope);
+        Var qRot = batch.rope(g, g.columns(qHeads, nope, qk).view(rows, heads * rope), table, rotary.layout(), rope,
+                rope).view(rows * heads, rope);
 
         Var compressed = g.linear(x, kvA, kvABias, kvALora);
         Var kv = g.linear(g.rmsNorm(g.columns(compressed, 0, latent), kvANorm, LATENT_NORM_EPS), kvB, null, kvBLora)
                 .view(rows * heads, nope + vDim);
-        Var kRot = g.rope(g.columns(compressed, latent, latent + rope), batch.positions(), table, rotary.layout(),
-                rope, rope);
+        Var kRot = batch.rope(g, g.columns(compressed, latent, latent + rope), table, rotary.layout(), rope, rope);
         // Every head of a token shares its rotary key: gather row t once per head (the backward sums them).
         Var kRotHeads = g.embedding(kRot, repeatEachRow(rows, heads));
         Var value = g.columns(kv, nope, nope + vDim).view(rows, heads * vDim);

@@ -78,8 +78,8 @@ final class StandardAttention implements AttentionBlock {
         }
         var table = rotary.table(batch.positionLimit());
         int hd = config.headDim();
-        query = g.rope(query, batch.positions(), table, rotary.layout(), hd, rotary.rotaryDim());
-        key = g.rope(key, batch.positions(), table, rotary.layout(), hd, rotary.rotaryDim());
+        query = batch.rope(g, query, table, rotary.layout(), hd, rotary.rotaryDim());
+        key = batch.rope(g, key, table, rotary.layout(), hd, rotary.rotaryDim());
         return g.linear(batch.attend(g, layer, query, key, value, spec, sinks), o, oBias, oLora);
     }
 

@@ -317,9 +317,53 @@ public final class Transformer {
         return embedding.value().device();
     }
 
-    private ForwardPass run(Graph g, int[] tokens, Batch batch, boolean lastOnly, ForwardObserver observer) {
+    /**
+     * Feeds one token to each cache and advances it, as {@link #forward(Graph, List, List, boolean, ForwardObserver)}
+     * with only the last logits does, on a device that records work ({@link Device#captures}): each set of caches'
+     * step is recorded once and replayed after (see {@link DecodingSteps}). Returns the logits [caches, vocab] as
+     * a host F32 copy, or null, having done nothing, where the device does not record or a cache is not one run of
+     * device memory; the caller then runs {@link #forward}.
+     */
+    public Tensor decode(List<KvCache> caches, int[] tokens) {
+        if (!device().captures() || caches.isEmpty() || caches.size() != tokens.length) {
+            return null;
+        }
+        for (int i = 0; i < caches.size(); i++) {
+            KvCache cache = caches.get(i);
+            if (cache.position() + 1 > cache.capacity()) {
+                throw new BadInputException("1 more token after " + cache.position() + " does not fit the "
+                        + cache.capacity() + " positions of this sequence's state");
+            }
+            for (int j = 0; j < i; j++) {
+                if (caches.get(j) == cache) {
+                    throw new IllegalArgumentException("sequence " + i + " shares its cache with sequence " + j);
+                }
+            }
+        }
+        device().attach();
+        return decodingSteps.decode(this, caches, tokens);
+    }
+
+    /** Releases the recorded decoding steps and the device memory they hold. */
+    public void releaseDecodingSteps() {
+        device().attach();
+        decodingSteps.close();
+    }
+
+    /** How many sets of caches have a recorded decoding step now (what tests check the recording by). */
+    public int recordedDecodingSteps() {
+        return decodingSteps.recorded();
+    }
+
+    private final DecodingSteps decodingSteps = new DecodingSteps();
+
+    Tensor embeddingTable() {
+        return embedding.value();
+    }
+
+    ForwardPass run(Graph g, int[] tokens, Batch batch, boolean lastOnly, ForwardObserver observer) {
         ForwardObserver o = observer == null ? NO_OBSERVER : observer;
-        Var x = g.embedding(embedding, tokens);
+        Var x = batch.embed(g, embedding, tokens);
         o.onHiddenState(0, observed(observer, x.value()));
         var moe = new ArrayList<MoeResult>();
         var moeLayers = new ArrayList<Integer>();
