@@ -115,6 +115,11 @@ public final class Parallel {
                 }
             }
         }
+        rethrow(failure);
+    }
+
+    /** Throws what a chunk threw (unchecked: tasks cannot throw anything else), if anything. */
+    private static void rethrow(Throwable failure) {
         if (failure instanceof RuntimeException e) {
             throw e;
         }
@@ -149,12 +154,7 @@ public final class Parallel {
         }
         work.run();
         work.awaitTheRest();
-        if (work.failure instanceof RuntimeException e) {
-            throw e;
-        }
-        if (work.failure instanceof Error e) {
-            throw e;
-        }
+        rethrow(work.failure);
     }
 
     /** Piece p of {@code count} covers [n·p/count, n·(p+1)/count); threads take them in turn. */

@@ -61,10 +61,9 @@ final class BlockDots {
         MemorySegment.copy(xSegment, Widening.FLOAT, 0, xs, 0, k);
         long rowBytes = type.byteCount(k);
         int minRows = (int) Math.max(1, (1 << 18) / rowBytes);
-        boolean planes = NIBBLE_PLANES && (type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K);
+        boolean planes = VECTOR_SCALES && (type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K);
         boolean kQuant = type == DType.Q4_K || type == DType.Q5_K;
-        float[] xSums = kQuant && !planes ? subBlockSums(xs, k)
-                : !planes ? null : kQuant ? q4kPlaneSums(xs, k) : q6kGroupSums(xs, k);
+        float[] xSums = kQuant ? subBlockSums(xs, k) : planes ? q6kGroupSums(xs, k) : null;
         // the plane kernels read x in the order of the codes' nibbles in the words they load (Q4_K and Q5_K lay
         // their nibbles out alike)
         float[] xq = !planes ? xs : kQuant ? q4kPlaneOrder(xs, k) : q6kPlaneOrder(xs, k);
@@ -86,7 +85,7 @@ final class BlockDots {
                 float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
                     int slot = (r - from) % Lanes.ROW_GROUP;
-                    if (NIBBLE_PLANES) {
+                    if (VECTOR_SCALES) {
                         q4kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
                     } else {
                         q4kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
@@ -100,7 +99,7 @@ final class BlockDots {
                 float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
                     int slot = (r - from) % Lanes.ROW_GROUP;
-                    if (NIBBLE_PLANES) {
+                    if (VECTOR_SCALES) {
                         q5kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
                     } else {
                         q5kDot(xs, xSums, k, ws, r * rowBytes, scales, rows, slot * LANES);
@@ -114,7 +113,7 @@ final class BlockDots {
                 float[] rows = Lanes.rowBuffer(), scales = new float[16];
                 for (int r = from; r < to; r++) {
                     int slot = (r - from) % Lanes.ROW_GROUP;
-                    if (NIBBLE_PLANES) {
+                    if (VECTOR_SCALES) {
                         q6kPlaneDot(xq, xSums, k, ws, r * rowBytes, rows, slot * LANES);
                     } else {
                         q6kDot(xs, k, ws, r * rowBytes, scales, rows, slot * LANES);
@@ -204,7 +203,9 @@ final class BlockDots {
      * Whether a K-quant super-block's 12 bytes of 6-bit scales and minimums are cut apart in one 16-lane vector
      * ({@link #kScaleVector}) rather than one value at a time in scalar code ({@link #kScales}). The scalar decoding
      * took as many instructions as the products of the super-block's 256 codes (perf on the compiled kernel), which
-     * bound the kernel by how many instructions a core retires. Eight lanes cannot hold the 16 values at once.
+     * bound the kernel by how many instructions a core retires. Eight lanes cannot hold the 16 values at once. With
+     * them, Q4_K, Q5_K and Q6_K go through the plane kernels ({@link #q4kPlaneDot}, {@link #q5kPlaneDot},
+     * {@link #q6kPlaneDot}); {@link #q4kDot}, {@link #q5kDot} and {@link #q6kDot} serve eight lanes.
      */
     static final boolean VECTOR_SCALES = LANES == 16;
     /**
@@ -234,9 +235,8 @@ final class BlockDots {
     }
 
     /**
-     * The sums of x over each 32-element sub-block, laid out as {@link #q4kDot} reads them next to the header
-     * vector: per super-block 16 floats, eight zeros (facing the scales) then its eight sub-block sums (facing
-     * the minimums).
+     * The sums of x over each 32-element sub-block, per super-block twice, [Σ_0..Σ_7, Σ_0..Σ_7]: the plane kernels
+     * read them beside the header vector [d·scale_0..7, dmin·min_0..7] (both halves), {@link #kScales} the second.
      */
     private static float[] subBlockSums(float[] xs, int k) {
         float[] out = new float[k / KQuants.SUPER_BLOCK * 16];
@@ -246,13 +246,14 @@ final class BlockDots {
             for (int h = LANES; h < SUB; h += LANES) {
                 acc = acc.add(x(xs, s * SUB + h));
             }
-            out[s / 8 * 16 + 8 + s % 8] = Lanes.sum(acc, scratch);
+            out[s / 8 * 16 + s % 8] = out[s / 8 * 16 + 8 + s % 8] = Lanes.sum(acc, scratch);
         }
         return out;
     }
 
     /**
-     * x · w for one Q4_K row at byte {@code w}: Σ_sub d·scale·(Σ code·x) − Σ_sub dmin·min·(Σ x). Each 32 bytes of codes
+     * x · w for one Q4_K row at byte {@code w}, eight lanes (16 take {@link #q4kPlaneDot}): Σ_sub d·scale·(Σ code·x)
+     * − Σ_sub dmin·min·(Σ x), the minimums' term in scalar code ({@link #kScales}). Each 32 bytes of codes
      * hold a sub-block in their low nibbles and the next one in their high nibbles.
      *
      * <p>Codes are zero-extended to int lanes and converted, so the high nibble needs no mask; that ran 1.1x faster
@@ -269,16 +270,9 @@ final class BlockDots {
                                 float[] rows, int at) {
         var even = FloatVector.zero(F);
         var odd = even;
-        var minimums = even;
-        float scalarMinimums = 0;
+        float minimums = 0;
         for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += 144, sb += 16) {
-            if (VECTOR_SCALES) {
-                var header = kScaleVector(ws, w);
-                header.intoArray(scales, 0);
-                minimums = header.fma(FloatVector.fromArray(F, xSums, sb), minimums);
-            } else {
-                scalarMinimums += kScales(ws, w, xSums, sb + 8, scales);
-            }
+            minimums += kScales(ws, w, xSums, sb + 8, scales);
             for (int pair = 0; pair < 4; pair++) {
                 int e = c + 64 * pair;
                 var codes = ByteVector.fromMemorySegment(PAIR, ws, w + 16 + 32L * pair, LE);
@@ -295,18 +289,10 @@ final class BlockDots {
                 odd = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), odd);
             }
         }
-        var total = even.add(odd).sub(minimums);
-        if (!VECTOR_SCALES) { // eight lanes: the minimums were summed in scalar code
-            total = total.withLane(0, total.lane(0) - scalarMinimums);
-        }
-        total.intoArray(rows, at);
+        var total = even.add(odd);
+        total.withLane(0, total.lane(0) - minimums).intoArray(rows, at); // the minimums, summed in scalar code
     }
 
-    /**
-     * Whether Q4_K, Q5_K and Q6_K rows go through {@link #q4kPlaneDot}, {@link #q5kPlaneDot} and
-     * {@link #q6kPlaneDot} (16 lanes, where the scales are cut apart in one vector too).
-     */
-    static final boolean NIBBLE_PLANES = VECTOR_SCALES;
     /** A float's bits for 1.0, and the four mantissa bits (19-22) that make it 1 + code/16. */
     private static final int ONE_BITS = 0x3F800000, CODE_BITS = 0x00780000;
     /** [16 × 8, 1 × 8]: the header's scales times 16 (see q4kPlaneDot), its minimums as they are. */
@@ -392,15 +378,6 @@ final class BlockDots {
         return out;
     }
 
-    /** The sums of x over each 32-element sub-block, per super-block twice: [Σ_0..Σ_7, Σ_0..Σ_7]. */
-    private static float[] q4kPlaneSums(float[] xs, int k) {
-        float[] sums = subBlockSums(xs, k);
-        for (int s = 0; s < sums.length; s += 16) {
-            System.arraycopy(sums, s + 8, sums, s, 8);
-        }
-        return sums;
-    }
-
     /** [32 × 8, 1 × 8]: the header's scales times 32 (see q5kPlaneDot), its minimums as they are. */
     private static final FloatVector THIRTY_TWO_AND_ONE = VECTOR_SCALES
             ? FloatVector.broadcast(F, 32).blend(1, MINIMUM_LANES) : null;
@@ -473,16 +450,9 @@ final class BlockDots {
                                 float[] rows, int at) {
         var even = FloatVector.zero(F);
         var odd = even;
-        var minimums = even;
-        float scalarMinimums = 0;
+        float minimums = 0;
         for (int c = 0, sb = 0; c < k; c += KQuants.SUPER_BLOCK, w += 176, sb += 16) {
-            if (VECTOR_SCALES) {
-                var header = kScaleVector(ws, w);
-                header.intoArray(scales, 0);
-                minimums = header.fma(FloatVector.fromArray(F, xSums, sb), minimums);
-            } else {
-                scalarMinimums += kScales(ws, w, xSums, sb + 8, scales);
-            }
+            minimums += kScales(ws, w, xSums, sb + 8, scales);
             var fifths = ByteVector.fromMemorySegment(PAIR, ws, w + 16, LE);
             for (int pair = 0; pair < 4; pair++) {
                 int e = c + 64 * pair;
@@ -503,11 +473,8 @@ final class BlockDots {
                 odd = high.fma(FloatVector.broadcast(F, scales[2 * pair + 1]), odd);
             }
         }
-        var total = even.add(odd).sub(minimums);
-        if (!VECTOR_SCALES) { // eight lanes: the minimums were summed in scalar code
-            total = total.withLane(0, total.lane(0) - scalarMinimums);
-        }
-        total.intoArray(rows, at);
+        var total = even.add(odd);
+        total.withLane(0, total.lane(0) - minimums).intoArray(rows, at); // the minimums, summed in scalar code
     }
 
     /** [d·scale_0..7, dmin·min_0..7] of the Q4_K or Q5_K super-block at byte {@code w} (16 lanes). */

@@ -38,12 +38,17 @@ final class Lanes {
      */
     static float sum(FloatVector v, float[] scratch) {
         v.intoArray(scratch, 0);
+        return sumStored(scratch, 0);
+    }
+
+    /** The lane sum of the vector stored at a[at ..], added in place in the order of {@link #sum(FloatVector)}. */
+    private static float sumStored(float[] a, int at) {
         for (int half = LANES / 2; half >= 1; half /= 2) {
             for (int i = 0; i < half; i++) {
-                scratch[i] += scratch[i + half];
+                a[at + i] += a[at + i + half];
             }
         }
-        return scratch[0];
+        return a[at];
     }
 
     /**
@@ -72,8 +77,9 @@ final class Lanes {
      * The lane sums of the {@code accumulators} (8 or 16) accumulators of 16 lanes stored one after another in
      * {@code tile}, left in tile[0 .. accumulators), each added in the order of {@link #sum(FloatVector, float[])}:
      * four rounds of paired lane shuffles and adds for all of them at once, where one at a time takes a store and 15
-     * scalar additions each. 16-lane vectors only; tile holds the 16 · accumulators floats. The rounds are a loop so that the compiler sees its vector operations as hot: as
-     * straight-line code, run once per call, C2 compiled them early, uninlined, into the Vector API's Java fallback.
+     * scalar additions each. 16-lane vectors only; tile holds the 16 · accumulators floats. The rounds are a loop so
+     * that the compiler sees its vector operations as hot: as straight-line code, run once per call, C2 compiled them
+     * early, uninlined, into the Vector API's Java fallback.
      */
     static void sums(float[] tile, int accumulators) {
         int vectors = accumulators;
@@ -114,13 +120,7 @@ final class Lanes {
             return;
         }
         for (int r = 0; r < count; r++) {
-            int at = r * LANES;
-            for (int half = LANES / 2; half >= 1; half /= 2) {
-                for (int i = 0; i < half; i++) {
-                    rows[at + i] += rows[at + i + half];
-                }
-            }
-            rows[r] = rows[at];
+            rows[r] = sumStored(rows, r * LANES);
         }
     }
 

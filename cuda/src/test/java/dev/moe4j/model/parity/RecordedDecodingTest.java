@@ -8,6 +8,7 @@ import dev.moe4j.cuda.Gpu;
 import dev.moe4j.cuda.Precision;
 import dev.moe4j.model.InferenceState;
 import dev.moe4j.model.TransformerModel;
+import dev.moe4j.model.generate.LogitsProcessors;
 import dev.moe4j.model.transformer.ForwardPass;
 import dev.moe4j.model.transformer.KvCache;
 import dev.moe4j.model.transformer.Transformer;
@@ -57,7 +58,7 @@ class RecordedDecodingTest {
             float[] got = model.forward(recorded, prompt, true, null).toFloatArray();
             float[] want = direct(d, () -> t.forward(Graph.inference(), direct, prompt, true, null));
             for (int step = 0; step < STEPS; step++) {
-                int[] next = {argmax(want)};
+                int[] next = {LogitsProcessors.argmax(want)};
                 got = model.forward(recorded, next, true, null).toFloatArray();
                 want = direct(d, () -> t.forward(Graph.inference(), direct, next, true, null));
                 assertArrayEquals(want, got, name + ": logits of decoding step " + step);
@@ -87,7 +88,7 @@ class RecordedDecodingTest {
                 direct.add(t.newCache(own.length + STEPS));
                 model.forward(recorded.getLast(), own, true, null);
                 KvCache cache = direct.getLast();
-                next.add(new int[] {argmax(direct(d, () -> t.forward(Graph.inference(), cache, own, true, null)))});
+                next.add(new int[] {LogitsProcessors.argmax(direct(d, () -> t.forward(Graph.inference(), cache, own, true, null)))});
             }
             for (int step = 0; step < STEPS; step++) {
                 float[] got = model.forward(recorded, next).toFloatArray();
@@ -96,7 +97,7 @@ class RecordedDecodingTest {
                 assertArrayEquals(want, got, name + ": logits of batched decoding step " + step);
                 int vocab = want.length / sequences;
                 for (int s = 0; s < sequences; s++) {
-                    next.set(s, new int[] {argmax(Arrays.copyOfRange(want, s * vocab, (s + 1) * vocab))});
+                    next.set(s, new int[] {LogitsProcessors.argmax(Arrays.copyOfRange(want, s * vocab, (s + 1) * vocab))});
                 }
             }
         }
@@ -109,15 +110,5 @@ class RecordedDecodingTest {
             Tensor logits = pass.get().logits().value();
             return logits.toHost().toFloatArray();
         }
-    }
-
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
