@@ -47,7 +47,7 @@ class MatMulTest {
     @CsvSource({"F32,64", "BF16,64", "BF16,1024", "Q8_0,256", "Q4_K,256"})
     void aRowGetsTheSameBitsWithTwoRowsOrMany(DType type, int k) {
         var rnd = new Random(k);
-        int n = MatMul.TILES ? MatMul.TILE_ROWS : MatMul.SKINNY_ROWS, m = 11;
+        int n = MatMul.TILES ? MatMul.tileRows(type) : MatMul.SKINNY_ROWS, m = 11;
         Tensor x = RandomTensors.normal(rnd, n, k), w = RandomTensors.normal(rnd, m, k).to(type);
         Tensor many = Tensor.zeros(n, m), two = Tensor.zeros(2, m);
         MatMul.forward(many, x, w);
