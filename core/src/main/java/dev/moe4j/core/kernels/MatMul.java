@@ -26,7 +26,7 @@ import static dev.moe4j.core.kernels.Widening.setF32;
  * <p>Two regimes. With few rows (decode, or an expert that got a handful of tokens) a product is bound by
  * reading the weight once: the skinny paths stream W row by row with every row of x against it, widening in
  * registers and splitting W over threads. With 512-bit vectors the same path serves up to {@link #TILE_ROWS}
- * rows (F32 weights {@link #TILE_ROWS_F32}), as 4 × 4 register tiles of dot products over k. With many rows it is
+ * rows (BF16 weights {@link #TILE_ROWS_BF16}), as 4 × 4 register tiles of dot products over k. With many rows it is
  * bound by FMAs: {@link Gemm} packs W into panels and runs a register-tiled micro-kernel. The gradients use the same two regimes, as the transposed
  * products they are (dx = dy·W, dW = dyᵀ·x).
  */
@@ -49,14 +49,16 @@ public final class MatMul {
      * % of the FMA peak, tiles against packing: 32 rows F32 76 / 58, BF16 74 / 61, Q8_0 71 / 47, Q4_K 59 / 43; 64 rows
      * 78 / 68, 78 / 67, 72 / 52, 66 / 50; at 512 rows packing wins (BF16 85 against 68).
      *
-     * <p>That is F32's limit. Packing a 16-bit or block-quantised weight widens or decodes every element, so for
-     * those the tiles serve twice as many rows ({@link #TILE_ROWS}): at 128 rows (`--size 4096`, two threads)
-     * tiles against packing read BF16 80-83 / 71-77 % of the peak, Q8_0 71-73 / 61-64, Q4_K 67-70 / 66-68, F32 67-71
-     * / 74, and the BF16 Mixtral-shaped model's prefill of 128 tokens, whose attention projections have 128 rows and
-     * whose experts up to about 80, went from 252 to 301-310 tokens/s (medians, two threads).
+     * <p>Packing a BF16 weight widens every element, which at 65-128 rows costs about as much as the micro-kernel's
+     * FMAs (a BF16 prefill's JFR profile: 200 of 440 samples under Gemm went to the widening), so BF16 weights take
+     * the tiles up to {@link #TILE_ROWS_BF16} rows: at 128 rows (`--size 4096`, two threads) tiles against packing
+     * read 80-83 / 71-77 % of the peak, and the BF16 Mixtral-shaped model's prefill of 128 tokens (attention
+     * projections of 128 rows, experts of up to about 80) went from 252 to 301-310 tokens/s (medians, two threads).
+     * For Q8_0 the same change measured slower in that model's prefill (250-256 against 150-206 tokens/s), for Q4_K
+     * within the noise, and F32's packing is a copy: they keep 64.
      */
-    static final int TILE_ROWS_F32 = 64;
-    static final int TILE_ROWS = 128;
+    static final int TILE_ROWS = 64;
+    static final int TILE_ROWS_BF16 = 128;
 
     private MatMul() {
     }
@@ -82,7 +84,7 @@ public final class MatMul {
 
     /** Up to how many rows of x the 4 × 4 tiles stream a weight of this type rather than pack it. */
     static int tileRows(DType weight) {
-        return weight == DType.F32 ? TILE_ROWS_F32 : TILE_ROWS;
+        return weight == DType.BF16 ? TILE_ROWS_BF16 : TILE_ROWS;
     }
 
     /**
