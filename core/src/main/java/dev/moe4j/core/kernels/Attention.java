@@ -113,7 +113,7 @@ public final class Attention {
         int rows = checkShapes(out, q, k, v, queryStart, spec);
         Checks.requireF32("Attention.backward", dq, dk, dv, dSinks, dOut);
         Checks.require(dq.size() == q.size() && dk.size() == k.size() && dv.size() == v.size() && dOut.size() == out.size(),
-                "Attention.backward: gradient shapes do not match their values");
+                () -> "Attention.backward: gradient shapes do not match their values");
         if (rows >= MIN_BLOCKED_ROWS) {
             AttentionBlocks.backward(dq, dk, dv, dSinks, dOut, q, k, v, out, lse, queryStart, spec, sinks);
             return;
@@ -164,18 +164,18 @@ public final class Attention {
     private static int checkShapes(Tensor out, Tensor q, PagedRows k, PagedRows v, int queryStart, AttentionSpec spec) {
         Checks.requireF32("Attention", out, q, k.pieces().getFirst(), v.pieces().getFirst());
         int rows = q.rows();
-        Checks.require(q.cols() == spec.heads() * spec.headDim(), "Attention: q " + q + " is not [T, heads·headDim] for " + spec);
-        Checks.require(k.cols() == spec.kvHeads() * spec.headDim(), "Attention: k " + k + " is not [S, kvHeads·headDim] for " + spec);
+        Checks.require(q.cols() == spec.heads() * spec.headDim(), () -> "Attention: q " + q + " is not [T, heads·headDim] for " + spec);
+        Checks.require(k.cols() == spec.kvHeads() * spec.headDim(), () -> "Attention: k " + k + " is not [S, kvHeads·headDim] for " + spec);
         boolean alike = v.pieces().size() == k.pieces().size();
         for (int i = 0; alike && i < k.pieces().size(); i++) {
             alike = k.pieces().get(i).rows() == v.pieces().get(i).rows();
         }
         Checks.require(v.cols() == spec.kvHeads() * spec.valueHeadDim() && alike,
-                "Attention: v " + v + " does not match k " + k + " for " + spec);
+                () -> "Attention: v " + v + " does not match k " + k + " for " + spec);
         Checks.require(out.rows() == rows && out.cols() == spec.heads() * spec.valueHeadDim(),
-                "Attention: out " + out + " is not [T, heads·valueHeadDim] for " + spec);
+                () -> "Attention: out " + out + " is not [T, heads·valueHeadDim] for " + spec);
         Checks.require(queryStart >= 0 && queryStart + rows <= k.rows(),
-                "Attention: queries at positions " + queryStart + ".." + (queryStart + rows - 1) + " need keys up to there, have " + k.rows());
+                () -> "Attention: queries at positions " + queryStart + ".." + (queryStart + rows - 1) + " need keys up to there, have " + k.rows());
         return rows;
     }
 }

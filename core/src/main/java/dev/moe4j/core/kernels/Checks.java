@@ -3,14 +3,20 @@ package dev.moe4j.core.kernels;
 import dev.moe4j.core.DType;
 import dev.moe4j.core.Tensor;
 
+import java.util.function.Supplier;
+
 /** Argument checks shared by the kernels: a wrong shape or dtype is a bug in the caller, reported at once. */
 final class Checks {
     private Checks() {
     }
 
-    static void require(boolean ok, String message) {
+    /**
+     * Throws with the message when not ok. The message is built only then: kernels run these checks on every call,
+     * and building their strings (tensors' shapes) each time took a share of a decoding step's samples.
+     */
+    static void require(boolean ok, Supplier<String> message) {
         if (!ok) {
-            throw new IllegalArgumentException(message);
+            throw new IllegalArgumentException(message.get());
         }
     }
 

@@ -22,9 +22,9 @@ public final class Gather {
     public static void rows(Tensor out, Tensor src, int[] index) {
         int cols = src.cols(), srcRows = src.rows();
         Checks.require(out.cols() == cols && out.rows() == index.length,
-                "Gather.rows: " + out + " is not " + index.length + " rows of " + src);
+                () -> "Gather.rows: " + out + " is not " + index.length + " rows of " + src);
         Checks.require(out.dtype() == src.dtype() || out.dtype() == DType.F32,
-                "Gather.rows: cannot gather " + src.dtype() + " rows into " + out.dtype());
+                () -> "Gather.rows: cannot gather " + src.dtype() + " rows into " + out.dtype());
         for (int i = 0; i < index.length; i++) {
             if (index[i] < 0 || index[i] >= srcRows) {
                 throw new IndexOutOfBoundsException("Gather.rows: index[" + i + "] = " + index[i] + " outside [0, " + srcRows + ")");

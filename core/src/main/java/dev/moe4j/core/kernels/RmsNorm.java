@@ -32,8 +32,8 @@ public final class RmsNorm {
         Checks.requireF32("RmsNorm.forward", out, x);
         Checks.requireWeight("RmsNorm.forward", weight);
         int cols = x.cols();
-        Checks.require(out.size() == x.size() && out.cols() == cols, "RmsNorm.forward: " + out + " does not match " + x);
-        Checks.require(weight == null || weight.size() == cols, "RmsNorm.forward: weight " + weight + " for rows of " + cols);
+        Checks.require(out.size() == x.size() && out.cols() == cols, () -> "RmsNorm.forward: " + out + " does not match " + x);
+        Checks.require(weight == null || weight.size() == cols, () -> "RmsNorm.forward: weight " + weight + " for rows of " + cols);
         MemorySegment xs = x.segment(), os = out.segment();
         float[] ws = weight == null ? null : Widening.toFloats(weight);
         Parallel.forRange(x.rows(), Checks.minRows(cols, GRAIN), (from, to) -> {
@@ -64,10 +64,10 @@ public final class RmsNorm {
         Checks.requireF32("RmsNorm.backward", dx, dy, x, dWeight);
         Checks.requireWeight("RmsNorm.backward", weight);
         int cols = x.cols(), rows = x.rows();
-        Checks.require(dx.size() == x.size() && dy.size() == x.size(), "RmsNorm.backward: " + dx + ", " + dy + " do not match " + x);
-        Checks.require(weight == null || weight.size() == cols, "RmsNorm.backward: weight " + weight + " for rows of " + cols);
-        Checks.require(dWeight == null || dWeight.size() == cols, "RmsNorm.backward: dWeight " + dWeight + " for rows of " + cols);
-        Checks.require(dWeight == null || weight != null, "RmsNorm.backward: a weight gradient without a weight");
+        Checks.require(dx.size() == x.size() && dy.size() == x.size(), () -> "RmsNorm.backward: " + dx + ", " + dy + " do not match " + x);
+        Checks.require(weight == null || weight.size() == cols, () -> "RmsNorm.backward: weight " + weight + " for rows of " + cols);
+        Checks.require(dWeight == null || dWeight.size() == cols, () -> "RmsNorm.backward: dWeight " + dWeight + " for rows of " + cols);
+        Checks.require(dWeight == null || weight != null, () -> "RmsNorm.backward: a weight gradient without a weight");
         MemorySegment xs = x.segment(), dys = dy.segment(), dxs = dx.segment();
         float[] ws = weight == null ? null : Widening.toFloats(weight);
         int blocks = (rows + GRAD_BLOCK - 1) / GRAD_BLOCK;

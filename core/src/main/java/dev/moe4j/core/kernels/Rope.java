@@ -38,13 +38,13 @@ public final class Rope {
                                int rotaryDim, float sinSign) {
         Checks.requireF32(op, x);
         int tokens = positions.length;
-        Checks.require(rotaryDim == t.rotaryDim(), op + ": rotary dimension " + rotaryDim + " but the table has " + t.rotaryDim());
-        Checks.require(rotaryDim % 2 == 0 && rotaryDim <= headDim, op + ": rotary dimension " + rotaryDim + " for heads of " + headDim);
+        Checks.require(rotaryDim == t.rotaryDim(), () -> op + ": rotary dimension " + rotaryDim + " but the table has " + t.rotaryDim());
+        Checks.require(rotaryDim % 2 == 0 && rotaryDim <= headDim, () -> op + ": rotary dimension " + rotaryDim + " for heads of " + headDim);
         long perToken = tokens == 0 ? 0 : x.size() / tokens;
         Checks.require(tokens > 0 && perToken * tokens == x.size() && perToken % headDim == 0,
-                op + ": " + x + " is not " + tokens + " tokens of whole heads of " + headDim);
+                () -> op + ": " + x + " is not " + tokens + " tokens of whole heads of " + headDim);
         for (int p : positions) {
-            Checks.require(p >= 0 && p < t.maxPositions(), op + ": position " + p + " outside the rope table [0, " + t.maxPositions() + ")");
+            Checks.require(p >= 0 && p < t.maxPositions(), () -> op + ": position " + p + " outside the rope table [0, " + t.maxPositions() + ")");
         }
         int heads = (int) (perToken / headDim), half = rotaryDim / 2;
         MemorySegment xs = x.segment();

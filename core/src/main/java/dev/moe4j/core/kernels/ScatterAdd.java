@@ -26,8 +26,8 @@ public final class ScatterAdd {
     public static void rows(Tensor dst, Tensor src, int[] index, float[] weight) {
         Checks.requireF32("ScatterAdd.rows", dst, src);
         int cols = dst.cols(), dstRows = dst.rows(), n = index.length;
-        Checks.require(src.cols() == cols && src.rows() == n, "ScatterAdd.rows: " + src + " is not " + n + " rows of " + dst);
-        Checks.require(weight == null || weight.length >= n, "ScatterAdd.rows: " + (weight == null ? 0 : weight.length) + " weights for " + n + " rows");
+        Checks.require(src.cols() == cols && src.rows() == n, () -> "ScatterAdd.rows: " + src + " is not " + n + " rows of " + dst);
+        Checks.require(weight == null || weight.length >= n, () -> "ScatterAdd.rows: " + (weight == null ? 0 : weight.length) + " weights for " + n + " rows");
         // Counting sort of the sources by destination (stable: sources keep increasing order within a row).
         int[] start = new int[dstRows + 1];
         for (int i = 0; i < n; i++) {

@@ -29,7 +29,7 @@ public final class Softmax {
     public static void forward(Tensor out, Tensor x) {
         Checks.requireF32("Softmax.forward", out, x);
         int cols = x.cols();
-        Checks.require(out.size() == x.size() && out.cols() == cols, "Softmax.forward: " + out + " does not match " + x);
+        Checks.require(out.size() == x.size() && out.cols() == cols, () -> "Softmax.forward: " + out + " does not match " + x);
         MemorySegment xs = x.segment(), os = out.segment();
         Parallel.forRange(x.rows(), Checks.minRows(cols, GRAIN), (from, to) -> {
             for (int r = from; r < to; r++) {
@@ -45,7 +45,7 @@ public final class Softmax {
     public static void backward(Tensor dx, Tensor dy, Tensor y) {
         Checks.requireF32("Softmax.backward", dx, dy, y);
         int cols = y.cols();
-        Checks.require(dx.size() == y.size() && dy.size() == y.size(), "Softmax.backward: " + dx + ", " + dy + " do not match " + y);
+        Checks.require(dx.size() == y.size() && dy.size() == y.size(), () -> "Softmax.backward: " + dx + ", " + dy + " do not match " + y);
         MemorySegment dxs = dx.segment(), dys = dy.segment(), ys = y.segment();
         Parallel.forRange(y.rows(), Checks.minRows(cols, GRAIN), (from, to) -> {
             for (int r = from; r < to; r++) {
@@ -66,7 +66,7 @@ public final class Softmax {
     public static void logSumExp(Tensor x, float[] out) {
         Checks.requireF32("Softmax.logSumExp", x);
         int cols = x.cols();
-        Checks.require(out.length >= x.rows(), "Softmax.logSumExp: output of " + out.length + " for " + x.rows() + " rows");
+        Checks.require(out.length >= x.rows(), () -> "Softmax.logSumExp: output of " + out.length + " for " + x.rows() + " rows");
         MemorySegment xs = x.segment();
         Parallel.forRange(x.rows(), Checks.minRows(cols, GRAIN), (from, to) -> {
             for (int r = from; r < to; r++) {

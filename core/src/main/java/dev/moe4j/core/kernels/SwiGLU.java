@@ -188,16 +188,16 @@ public final class SwiGLU {
 
     private static int checkSeparateShapes(String op, Tensor out, Tensor gate, Tensor up) {
         int inter = gate.cols();
-        Checks.require(up.cols() == inter && up.rows() == gate.rows(), op + ": gate " + gate + " and up " + up + " differ in shape");
-        Checks.require(out.cols() == inter && out.rows() == gate.rows(), op + ": " + out + " is not the output shape of " + gate);
+        Checks.require(up.cols() == inter && up.rows() == gate.rows(), () -> op + ": gate " + gate + " and up " + up + " differ in shape");
+        Checks.require(out.cols() == inter && out.rows() == gate.rows(), () -> op + ": " + out + " is not the output shape of " + gate);
         return inter;
     }
 
     private static int checkShapes(String op, Tensor out, Tensor gateUp) {
         int twoI = gateUp.cols();
-        Checks.require(twoI % 2 == 0, op + ": gate/up rows of odd length " + twoI);
+        Checks.require(twoI % 2 == 0, () -> op + ": gate/up rows of odd length " + twoI);
         int inter = twoI / 2;
-        Checks.require(out.cols() == inter && out.rows() == gateUp.rows(), op + ": " + out + " is not the output shape of " + gateUp);
+        Checks.require(out.cols() == inter && out.rows() == gateUp.rows(), () -> op + ": " + out + " is not the output shape of " + gateUp);
         return inter;
     }
 }

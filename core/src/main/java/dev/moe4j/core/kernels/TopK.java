@@ -21,9 +21,9 @@ public final class TopK {
     public static void select(Tensor scores, int k, int[] outIndex, float[] outValue) {
         Checks.requireF32("TopK.select", scores);
         int rows = scores.rows(), n = scores.cols();
-        Checks.require(k >= 0 && k <= n, "TopK.select: k = " + k + " of rows of " + n);
+        Checks.require(k >= 0 && k <= n, () -> "TopK.select: k = " + k + " of rows of " + n);
         Checks.require(outIndex.length >= (long) rows * k && outValue.length >= (long) rows * k,
-                "TopK.select: outputs shorter than " + rows + "·" + k);
+                () -> "TopK.select: outputs shorter than " + rows + "·" + k);
         MemorySegment s = scores.segment();
         Parallel.forRange(rows, Checks.minRows(n, 1 << 14), (from, to) -> {
             int[] heapIndex = k > INSERTION_MAX_K ? new int[k] : null;

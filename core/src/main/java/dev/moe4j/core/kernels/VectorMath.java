@@ -111,7 +111,7 @@ public final class VectorMath {
         Checks.requireF32("VectorMath.addRowVector", x);
         Checks.requireWeight("VectorMath.addRowVector", v);
         int cols = x.cols();
-        Checks.require(v.size() == cols, "VectorMath.addRowVector: " + v + " does not match the rows of " + x);
+        Checks.require(v.size() == cols, () -> "VectorMath.addRowVector: " + v + " does not match the rows of " + x);
         MemorySegment xs = x.segment();
         float[] vs = Widening.toFloats(v);
         Parallel.forRange(x.rows(), Checks.minRows(cols, PARALLEL_GRAIN), (from, to) -> {
@@ -135,7 +135,7 @@ public final class VectorMath {
     public static void addColumnSums(Tensor acc, Tensor x) {
         Checks.requireF32("VectorMath.addColumnSums", acc, x);
         int cols = x.cols(), rows = x.rows();
-        Checks.require(acc.size() == cols, "VectorMath.addColumnSums: " + acc + " does not match the rows of " + x);
+        Checks.require(acc.size() == cols, () -> "VectorMath.addColumnSums: " + acc + " does not match the rows of " + x);
         MemorySegment as = acc.segment(), xs = x.segment();
         // Split over columns: each thread owns a stripe of acc and walks every row in order.
         int stripes = Math.max(1, (cols + LANES - 1) / LANES);
