@@ -67,6 +67,7 @@ public final class Attention {
         Parallel.forRange(rows * heads, 1, (from, to) -> {
             float[] p = new float[keys];
             float[] weighted = new float[dv];
+            float[] lanes = new float[Widening.LANES];
             for (int r = from; r < to; r++) {
                 int t = r / heads, h = r % heads, g = spec.kvHeadOf(h);
                 int position = queryStart + t;
@@ -76,7 +77,7 @@ public final class Attention {
                 for (int i = 0; i < pieces; i++) {
                     for (int s = Math.max(lo, firstRow[i]), end = Math.min(hi, firstRow[i + 1] - 1); s <= end; s++) {
                         long at = (long) (s - firstRow[i]) * keyStride + (long) g * dq;
-                        p[s] = spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks[i], at, dq);
+                        p[s] = spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks[i], at, dq, lanes);
                         max = Math.max(max, p[s]);
                     }
                 }
@@ -124,6 +125,7 @@ public final class Attention {
         MemorySegment dqs = dq.segment(), dks = dk.segment(), dvs = dv.segment();
         int keys = k.rows();
         Parallel.forRange(spec.kvHeads(), 1, (fromGroup, toGroup) -> {
+            float[] lanes = new float[Widening.LANES];
             for (int g = fromGroup; g < toGroup; g++) {
                 for (int h = g * group; h < (g + 1) * group; h++) {
                     double sinkGrad = 0;
@@ -134,12 +136,12 @@ public final class Attention {
                         long qOff = (long) r * dqDim, oOff = (long) r * dvDim;
                         float rowLse = lse[r];
                         // D = dOut·out = Σ_s p_s (dOut·v_s): the softmax backward's row term.
-                        float d = VectorMath.dot(dos, oOff, DType.F32, os, oOff, dvDim);
+                        float d = VectorMath.dot(dos, oOff, DType.F32, os, oOff, dvDim, lanes);
                         for (int s = lo; s <= hi; s++) {
                             long kOff = (long) s * keyStride + (long) g * dqDim;
                             long vOff = (long) s * valueStride + (long) g * dvDim;
-                            float p = (float) Math.exp(spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks, kOff, dqDim) - rowLse);
-                            float dp = VectorMath.dot(dos, oOff, DType.F32, vs, vOff, dvDim);
+                            float p = (float) Math.exp(spec.scale() * VectorMath.dot(qs, qOff, DType.F32, ks, kOff, dqDim, lanes) - rowLse);
+                            float dp = VectorMath.dot(dos, oOff, DType.F32, vs, vOff, dvDim, lanes);
                             float ds = p * (dp - d) * spec.scale();
                             VectorMath.axpy(ds, ks, kOff, dqs, qOff, dqDim);
                             VectorMath.axpy(ds, qs, qOff, dks, kOff, dqDim);

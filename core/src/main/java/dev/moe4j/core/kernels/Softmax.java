@@ -48,9 +48,10 @@ public final class Softmax {
         Checks.require(dx.size() == y.size() && dy.size() == y.size(), () -> "Softmax.backward: " + dx + ", " + dy + " do not match " + y);
         MemorySegment dxs = dx.segment(), dys = dy.segment(), ys = y.segment();
         Parallel.forRange(y.rows(), Checks.minRows(cols, GRAIN), (from, to) -> {
+            float[] lanes = new float[LANES];
             for (int r = from; r < to; r++) {
                 long base = (long) r * cols;
-                float s = VectorMath.dot(dys, base, DType.F32, ys, base, cols);
+                float s = VectorMath.dot(dys, base, DType.F32, ys, base, cols, lanes);
                 int c = 0;
                 for (int bound = F.loopBound(cols); c < bound; c += LANES) {
                     f32(dys, base + c).sub(s).mul(f32(ys, base + c)).intoMemorySegment(dxs, (base + c) * 4, LE);

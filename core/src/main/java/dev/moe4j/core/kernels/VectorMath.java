@@ -103,7 +103,7 @@ public final class VectorMath {
     public static float dot(Tensor a, long aOffset, Tensor b, long bOffset, int length) {
         Checks.requireF32("VectorMath.dot", a);
         Checks.requireWeight("VectorMath.dot", b);
-        return dot(a.segment(), aOffset, b.dtype(), b.segment(), bOffset, length);
+        return dot(a.segment(), aOffset, b.dtype(), b.segment(), bOffset, length, new float[LANES]);
     }
 
     /** Adds the vector {@code v} (length = x.cols(), any float type) to every row of x: a bias. */
@@ -161,15 +161,24 @@ public final class VectorMath {
 
     // ---- segment-level primitives shared by the kernels ----
 
-    /** Σ a·b over F32 a and b of type {@code bType}; four accumulators hide the FMA latency. */
-    static float dot(MemorySegment a, long aOffset, DType bType, MemorySegment b, long bOffset, int length) {
+    /**
+     * Σ a·b over F32 a and b of type {@code bType}; four accumulators hide the FMA latency. {@code lanes} (at least
+     * LANES floats, the caller's, reused) takes the accumulator for its lane sum: {@link Lanes#sum(FloatVector)}'s
+     * 39 bytecodes are past what C2 inlines at a call site it finds cold, and in about one JVM in three it did not
+     * inline it here, where attention calls this for every key, and the vector went through the call boxed (a
+     * 16-sequence decode spent a fifth of its time there and ran at two thirds of its speed). The store and the
+     * scalar sum cost no boxing wherever C2 puts them.
+     */
+    static float dot(MemorySegment a, long aOffset, DType bType, MemorySegment b, long bOffset, int length,
+                     float[] lanes) {
         return switch (bType) {
-            case F32 -> dotF32(a, aOffset, b, bOffset, length);
-            default -> dotWidening(a, aOffset, bType, b, bOffset, length);
+            case F32 -> dotF32(a, aOffset, b, bOffset, length, lanes);
+            default -> dotWidening(a, aOffset, bType, b, bOffset, length, lanes);
         };
     }
 
-    private static float dotF32(MemorySegment a, long aOffset, MemorySegment b, long bOffset, int length) {
+    private static float dotF32(MemorySegment a, long aOffset, MemorySegment b, long bOffset, int length,
+                                float[] lanes) {
         var acc0 = FloatVector.zero(F);
         var acc1 = FloatVector.zero(F);
         var acc2 = FloatVector.zero(F);
@@ -184,7 +193,7 @@ public final class VectorMath {
         for (int bound = F.loopBound(length); i < bound; i += LANES) {
             acc0 = f32(a, aOffset + i).fma(f32(b, bOffset + i), acc0);
         }
-        float sum = Lanes.sum(acc0.add(acc1).add(acc2.add(acc3)));
+        float sum = Lanes.sum(acc0.add(acc1).add(acc2.add(acc3)), lanes);
         for (; i < length; i++) {
             sum += getF32(a, aOffset + i) * getF32(b, bOffset + i);
         }
@@ -194,14 +203,15 @@ public final class VectorMath {
     /** Per-thread chunk into which 16-bit operands of dot are widened: one conversion loop, then an F32 dot. */
     private static final ThreadLocal<float[]> DOT_CHUNK = ThreadLocal.withInitial(() -> new float[1024]);
 
-    private static float dotWidening(MemorySegment a, long aOffset, DType bType, MemorySegment b, long bOffset, int length) {
+    private static float dotWidening(MemorySegment a, long aOffset, DType bType, MemorySegment b, long bOffset, int length,
+                                     float[] lanes) {
         float[] chunk = DOT_CHUNK.get();
         MemorySegment cs = MemorySegment.ofArray(chunk);
         float sum = 0;
         for (int done = 0; done < length; done += chunk.length) {
             int count = Math.min(chunk.length, length - done);
             Widening.widen(bType, b, bOffset + done, chunk, 0, count);
-            sum += dotF32(a, aOffset + done, cs, 0, count);
+            sum += dotF32(a, aOffset + done, cs, 0, count, lanes);
         }
         return sum;
     }
