@@ -187,12 +187,9 @@ public final class MatMul {
                     }
                 } else if (type == DType.BF16) {
                     if (pairs != null) {
-                        for (; TILES && i + 4 <= n; i += 4) {
-                            tile4x4BF16Pairs(pairs, i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, tile);
-                        }
-                        if (TILES && n - i == 3) {
-                            tile3x4BF16Pairs(pairs, i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, tile);
-                            i += 3;
+                        for (; TILES && n - i >= 3; i += Math.min(4, n - i)) {
+                            tile4x4BF16Pairs(pairs, i * k, Math.min(4, n - i), k, src, w0, w1, w2, w3, rows, os,
+                                    (long) i * m + j, m, tile);
                         }
                         for (; i + 2 <= n; i += 2) {
                             dots2x4BF16Pairs(pairs, i * k, k, src, w0, w1, w2, w3, rows, os, (long) i * m + j, m, sums);
@@ -548,13 +545,19 @@ public final class MatMul {
      * accumulators, the four rows' x and the weights). Each weight word is loaded and split once for four rows rather
      * than two, so an FMA needs half the operations beside it. Every accumulator adds its products in the two-row
      * kernel's order, so a row of x gets the same bits from either.
+     *
+     * <p>{@code xRows} (3 or 4) rows of x are stored. Three are what is left of a few routed rows after the 4-row
+     * tiles (an expert given three tokens of a batched decoding step): the fourth row then repeats the third, a quarter
+     * of the FMAs wasted, but the weights are read in one pass, where the two-row and then the one-row kernel (a
+     * conversion per FMA) took two.
      */
-    private static void tile4x4BF16Pairs(float[] xp, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
-                                         long w3, int wr, MemorySegment os, long outBase, int ldo, float[] tile) {
+    private static void tile4x4BF16Pairs(float[] xp, int xBase, int xRows, int k, MemorySegment ws, long w0, long w1,
+                                         long w2, long w3, int wr, MemorySegment os, long outBase, int ldo,
+                                         float[] tile) {
         var z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
         FloatVector c0 = z, c1 = z, c2 = z, c3 = z, d0 = z, d1 = z, d2 = z, d3 = z;
-        int half = k / 2, x1 = xBase + k, x2 = xBase + 2 * k, x3 = xBase + 3 * k;
+        int half = k / 2, x1 = xBase + k, x2 = xBase + 2 * k, x3 = xBase + (xRows - 1) * k;
         var high = Bf16Pairs.HIGH;
         for (int c = 0; c < half; c += LANES) {
             var ws0 = IntVector.fromMemorySegment(I, ws, 2 * w0 + 4L * c, LE);
@@ -626,79 +629,7 @@ public final class MatMul {
         d1.intoArray(tile, 13 * LANES);
         d2.intoArray(tile, 14 * LANES);
         d3.intoArray(tile, 15 * LANES);
-        storeTile(tile, 4, os, outBase, ldo, wr);
-    }
-
-    /**
-     * {@link #tile4x4BF16Pairs} for three rows of x: what is left of a few routed rows after the 4-row tiles (an
-     * expert that got three tokens in a batched decoding step), in one pass over the four weight rows, where the
-     * two-row kernel and then the one-row kernel took two (the second read the weights from cache, but at the
-     * one-row kernel's cost of a conversion per FMA). Same order of products, so the same bits as the others.
-     */
-    private static void tile3x4BF16Pairs(float[] xp, int xBase, int k, MemorySegment ws, long w0, long w1, long w2,
-                                         long w3, int wr, MemorySegment os, long outBase, int ldo, float[] tile) {
-        var z = FloatVector.zero(F);
-        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
-        FloatVector c0 = z, c1 = z, c2 = z, c3 = z;
-        int half = k / 2, x1 = xBase + k, x2 = xBase + 2 * k;
-        var high = Bf16Pairs.HIGH;
-        for (int c = 0; c < half; c += LANES) {
-            var ws0 = IntVector.fromMemorySegment(I, ws, 2 * w0 + 4L * c, LE);
-            var ws1 = IntVector.fromMemorySegment(I, ws, 2 * w1 + 4L * c, LE);
-            var ws2 = IntVector.fromMemorySegment(I, ws, 2 * w2 + 4L * c, LE);
-            var ws3 = IntVector.fromMemorySegment(I, ws, 2 * w3 + 4L * c, LE);
-            var e0 = ws0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            var e1 = ws1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            var e2 = ws2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            var e3 = ws3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            var x = FloatVector.fromArray(F, xp, xBase + c);
-            a0 = e0.fma(x, a0);
-            a1 = e1.fma(x, a1);
-            a2 = e2.fma(x, a2);
-            a3 = e3.fma(x, a3);
-            x = FloatVector.fromArray(F, xp, x1 + c);
-            b0 = e0.fma(x, b0);
-            b1 = e1.fma(x, b1);
-            b2 = e2.fma(x, b2);
-            b3 = e3.fma(x, b3);
-            x = FloatVector.fromArray(F, xp, x2 + c);
-            c0 = e0.fma(x, c0);
-            c1 = e1.fma(x, c1);
-            c2 = e2.fma(x, c2);
-            c3 = e3.fma(x, c3);
-            var o0 = ws0.and(high).reinterpretAsFloats();
-            var o1 = ws1.and(high).reinterpretAsFloats();
-            var o2 = ws2.and(high).reinterpretAsFloats();
-            var o3 = ws3.and(high).reinterpretAsFloats();
-            x = FloatVector.fromArray(F, xp, xBase + half + c);
-            a0 = o0.fma(x, a0);
-            a1 = o1.fma(x, a1);
-            a2 = o2.fma(x, a2);
-            a3 = o3.fma(x, a3);
-            x = FloatVector.fromArray(F, xp, x1 + half + c);
-            b0 = o0.fma(x, b0);
-            b1 = o1.fma(x, b1);
-            b2 = o2.fma(x, b2);
-            b3 = o3.fma(x, b3);
-            x = FloatVector.fromArray(F, xp, x2 + half + c);
-            c0 = o0.fma(x, c0);
-            c1 = o1.fma(x, c1);
-            c2 = o2.fma(x, c2);
-            c3 = o3.fma(x, c3);
-        }
-        a0.intoArray(tile, 0);
-        a1.intoArray(tile, LANES);
-        a2.intoArray(tile, 2 * LANES);
-        a3.intoArray(tile, 3 * LANES);
-        b0.intoArray(tile, 4 * LANES);
-        b1.intoArray(tile, 5 * LANES);
-        b2.intoArray(tile, 6 * LANES);
-        b3.intoArray(tile, 7 * LANES);
-        c0.intoArray(tile, 8 * LANES);
-        c1.intoArray(tile, 9 * LANES);
-        c2.intoArray(tile, 10 * LANES);
-        c3.intoArray(tile, 11 * LANES);
-        storeTile(tile, 3, os, outBase, ldo, wr);
+        storeTile(tile, xRows, os, outBase, ldo, wr);
     }
 
     /**
