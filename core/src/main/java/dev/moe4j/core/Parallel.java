@@ -1,15 +1,19 @@
 package dev.moe4j.core;
 
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
-import java.util.concurrent.RecursiveAction;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Splits a range of rows over a fixed pool of worker threads. Each index is handled by exactly one thread and
  * the split depends only on the range and the thread count, so kernels that write disjoint rows are
  * deterministic for a fixed thread count.
+ *
+ * <p>A parallel step is posted where idle workers look for it; the calling thread takes parts of it too, and every
+ * thread takes the next part left until none is. A worker that has run out of work keeps looking for the next
+ * posted step for {@link #SPIN_NANOS} before it goes back to sleep in the pool: a decoded token is hundreds of small
+ * steps, tens of microseconds apart, and a sleeping worker took tens of microseconds to wake for each of them (a
+ * profile of a two-thread decode had the caller run 59 % of the kernels' samples, where an even share is 50 %).
  *
  * <p>The thread count defaults to the number of processors, or the system property {@code moe4j.threads}.
  */
@@ -20,14 +24,20 @@ public final class Parallel {
         void run(int from, int to);
     }
 
+    /**
+     * How long a worker without work keeps looking for the next step before it sleeps: {@code moe4j.spinMicros}
+     * microseconds (default 200; 0 sleeps at once, as a plain pool does).
+     */
+    static final long SPIN_NANOS = Math.max(0, Long.getLong("moe4j.spinMicros", 200)) * 1000;
+
     private static volatile int threads = defaultThreads();
     /**
-     * threads - 1 workers: the thread that calls {@link #forRange} runs a chunk too, so that many threads are busy
+     * threads - 1 workers: the thread that calls {@link #forRange} runs a part too, so that many threads are busy
      * and no more. A pool of {@code threads} put threads + 1 runnable threads on as many cores whenever a caller's
-     * chunks went to a worker while the others were busy (experts spread over the threads, each splitting its
+     * parts went to a worker while the others were busy (experts spread over the threads, each splitting its
      * matmuls).
      */
-    private static volatile ForkJoinPool pool = newPool(threads);
+    private static volatile Workers workers = new Workers(threads);
 
     private Parallel() {
     }
@@ -40,15 +50,6 @@ public final class Parallel {
         return Runtime.getRuntime().availableProcessors();
     }
 
-    private static ForkJoinPool newPool(int threads) {
-        return new ForkJoinPool(Math.max(1, threads - 1), p -> {
-            var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
-            thread.setName("moe4j-worker-" + thread.getPoolIndex());
-            thread.setDaemon(true);
-            return thread;
-        }, null, false);
-    }
-
     public static int threads() {
         return threads;
     }
@@ -59,10 +60,10 @@ public final class Parallel {
             throw new IllegalArgumentException("threads must be >= 1, got " + count);
         }
         if (count != threads) {
-            ForkJoinPool old = pool;
-            pool = newPool(count);
+            Workers old = workers;
+            workers = new Workers(count);
             threads = count;
-            old.shutdown();
+            old.pool.shutdown();
         }
     }
 
@@ -76,49 +77,35 @@ public final class Parallel {
             task.run(0, n);
             return;
         }
-        ForkJoinPool workers = pool;
-        if (ForkJoinTask.getPool() == workers) {
-            new Chunks(task, n, 0, chunks).invoke();
-            return;
-        }
-        // A thread outside the pool (the one generating, say) runs the first chunk itself rather than handing every
-        // chunk over and sleeping until the last one is done: a decoded token runs hundreds of small parallel steps,
-        // and each hand-off it saves is a thread woken up, which costs tens of microseconds on a quiet machine and
-        // a scheduler time slice on a busy one. Then it runs every chunk that no worker has claimed yet, and waits
-        // only for those that a worker has. (ForkJoinTask.tryUnfork cannot take a task back from this pool's
-        // queue: from outside a pool it looks at the common pool's. A caller whose worker was busy, as when experts
-        // are spread over the threads and each splits its matmuls, then slept until the worker got to its chunk.)
-        var others = new Chunks[chunks - 1];
-        for (int c = 1; c < chunks; c++) {
-            others[c - 1] = new Chunks(task, n, c, 1, chunks);
-            workers.execute(others[c - 1]);
-        }
-        Throwable failure = null;
-        try {
-            new Chunks(task, n, 0, 1, chunks).compute();
-        } catch (RuntimeException | Error e) {
-            failure = e;
-        }
-        for (int c = others.length - 1; c >= 0; c--) {
-            if (others[c].claim()) {
-                try {
-                    others[c].runRange();
-                } catch (RuntimeException | Error e) {
-                    failure = failure == null ? e : failure;
-                }
-            } else {
-                // a worker runs it: every chunk has finished before this returns or throws, as the caller may
-                // reuse what they wrote to
-                others[c].quietlyJoin();
-                if (failure == null && others[c].getException() != null) {
-                    failure = original(others[c].getException());
-                }
-            }
-        }
-        rethrow(failure);
+        workers.run(new Pieces(task, n, chunks));
     }
 
-    /** Throws what a chunk threw (unchecked: tasks cannot throw anything else), if anything. */
+    /** How many pieces a thread {@link #forRangeBalanced} cuts a range into, at most. */
+    private static final int PIECES_PER_THREAD = 4;
+
+    /**
+     * As {@link #forRange}, for kernels whose indices all cost about the same and that read their own data per index
+     * (decode's weight rows, each read once from memory): the range is cut into up to {@value #PIECES_PER_THREAD}
+     * pieces a thread, each of at least {@code minChunk} indices, so that a worker that comes late (a time slice on a
+     * busy machine) takes fewer pieces rather than holding up one chunk of its own. The cut depends only on the range,
+     * {@code minChunk} and the thread count, and a piece writes the same whichever thread runs it.
+     */
+    public static void forRangeBalanced(int n, int minChunk, RangeTask task) {
+        int threads = threads();
+        int pieces = Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk)));
+        if (threads == 1 || pieces <= 1) {
+            task.run(0, n);
+            return;
+        }
+        workers.run(new Pieces(task, n, pieces));
+    }
+
+    /** Runs {@code task} over [0, n) with one index per chunk allowed (for coarse tasks such as experts). */
+    public static void forEach(int n, RangeTask task) {
+        forRange(n, 1, task);
+    }
+
+    /** Throws what a part threw (unchecked: tasks cannot throw anything else), if anything. */
     private static void rethrow(Throwable failure) {
         if (failure instanceof RuntimeException e) {
             throw e;
@@ -128,33 +115,68 @@ public final class Parallel {
         }
     }
 
-    /** How many pieces a thread {@link #forRangeBalanced} cuts a range into, at most. */
-    private static final int PIECES_PER_THREAD = 4;
-
     /**
-     * As {@link #forRange}, for kernels whose indices all cost about the same and that read their own data per index
-     * (decode's weight rows, each read once from memory): the range is cut into up to {@value #PIECES_PER_THREAD}
-     * pieces a thread, each of at least {@code minChunk} indices, and the calling thread and the workers take the next
-     * piece until none is left. A worker that wakes late (tens of microseconds on a quiet machine, a time slice on a
-     * busy one) then takes fewer pieces, where {@code forRange}'s one chunk a thread had the caller either wait for
-     * it or run the whole chunk after its own. The cut depends only on the range, {@code minChunk} and the thread
-     * count, and a piece writes the same whichever thread runs it.
+     * The worker threads and the step posted for them. The pool's threads run {@link #serve} while there is work and
+     * for {@link #SPIN_NANOS} after, then return to the pool and sleep until the next step hands it a task.
      */
-    public static void forRangeBalanced(int n, int minChunk, RangeTask task) {
-        int threads = threads();
-        int pieces = Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk)));
-        ForkJoinPool workers = pool;
-        if (threads == 1 || pieces <= threads || ForkJoinTask.getPool() == workers) {
-            forRange(n, minChunk, task);
-            return;
+    private static final class Workers {
+        final ForkJoinPool pool;
+        final int count;
+        /** The latest step with parts a worker may take (a step done may linger here; it has none left to take). */
+        final AtomicReference<Pieces> posted = new AtomicReference<>();
+        /** Workers in {@link #serve}, or handed a task that will be. */
+        final AtomicInteger serving = new AtomicInteger();
+
+        Workers(int threads) {
+            count = Math.max(1, threads - 1);
+            pool = new ForkJoinPool(count, p -> {
+                var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
+                thread.setName("moe4j-worker-" + thread.getPoolIndex());
+                thread.setDaemon(true);
+                return thread;
+            }, null, false);
         }
-        var work = new Pieces(task, n, pieces);
-        for (int i = 0; i < threads - 1; i++) {
-            workers.execute(work::run);
+
+        /**
+         * Posts the step, wakes the workers that are not serving, takes parts of it until none is left, waits for
+         * the parts that others took, and throws what a part threw. A step posted from inside a part (experts spread
+         * over the threads, each splitting its matmuls) replaces the outer one while it lasts: the outer one's parts
+         * left are then its caller's, and workers that finish theirs take the inner one's.
+         */
+        void run(Pieces step) {
+            Pieces outer = posted.getAndSet(step);
+            // Posting comes before counting, and a worker leaving uncounts itself before looking once more: one of
+            // the two sees the other, so a step is never left with no worker to take it and none woken.
+            for (int missing = count - serving.get(); missing > 0; missing--) {
+                serving.incrementAndGet();
+                pool.execute(this::serve);
+            }
+            step.run();
+            step.awaitTheRest(this);
+            posted.compareAndSet(step, outer);
+            rethrow(step.failure);
         }
-        work.run();
-        work.awaitTheRest();
-        rethrow(work.failure);
+
+        /** A worker's loop: the posted step's parts while there are any, then a while of looking for the next. */
+        private void serve() {
+            long idleSince = System.nanoTime();
+            while (true) {
+                Pieces step = posted.get();
+                if (step != null && step.hasUntaken()) {
+                    step.run();
+                    idleSince = System.nanoTime();
+                } else if (System.nanoTime() - idleSince < SPIN_NANOS) {
+                    Thread.onSpinWait();
+                } else {
+                    serving.decrementAndGet();
+                    step = posted.get();
+                    if (step == null || !step.hasUntaken()) {
+                        return;
+                    }
+                    serving.incrementAndGet(); // a step came as this worker was leaving: it stays
+                }
+            }
+        }
     }
 
     /** Piece p of {@code count} covers [n·p/count, n·(p+1)/count); threads take them in turn. */
@@ -172,7 +194,11 @@ public final class Parallel {
             this.count = count;
         }
 
-        /** Takes pieces until none is left; a worker that comes after the last finds none and returns. */
+        boolean hasUntaken() {
+            return next.get() < count;
+        }
+
+        /** Takes pieces until none is left; a thread that comes after the last finds none and returns. */
         void run() {
             for (int p = next.getAndIncrement(); p < count; p = next.getAndIncrement()) {
                 try {
@@ -188,79 +214,23 @@ public final class Parallel {
         }
 
         /**
-         * Waits for the pieces that workers still run. Every piece has been taken by then, and each runs on another
-         * core for about as long as one of the caller's, so the caller spins (and yields, in case the machine is busy
-         * and the worker waits for a core) rather than parking and being woken.
+         * Waits for the pieces that other threads still run, taking parts of whatever other step is posted meanwhile
+         * (an expert's matmul that the thread still busy with its last expert posted). Each piece left runs on a
+         * thread that is not waiting, so the wait ends; the caller spins (and yields, in case the machine is busy and
+         * the worker waits for a core) rather than parking and being woken.
          */
-        void awaitTheRest() {
+        void awaitTheRest(Workers workers) {
             for (int spins = 0; finished.get() < count; spins++) {
-                if (spins < 1 << 12) {
+                Pieces other = workers.posted.get();
+                if (other != this && other != null && other.hasUntaken()) {
+                    other.run();
+                    spins = 0;
+                } else if (spins < 1 << 12) {
                     Thread.onSpinWait();
                 } else {
                     Thread.yield();
                 }
             }
-        }
-    }
-
-    /**
-     * What a worker's chunk threw: the fork/join framework hands the joining thread a copy of the same type whose
-     * cause is the original, with the original's message prefixed by its class name; users see the original.
-     */
-    private static Throwable original(Throwable thrown) {
-        Throwable cause = thrown.getCause();
-        return cause != null && cause.getClass() == thrown.getClass() ? cause : thrown;
-    }
-
-    /** Runs {@code task} over [0, n) with one index per chunk allowed (for coarse tasks such as experts). */
-    public static void forEach(int n, RangeTask task) {
-        forRange(n, 1, task);
-    }
-
-    /** Chunk {@code c} of {@code chunks} covers [n·c/chunks, n·(c+1)/chunks): balanced and deterministic. */
-    private static final class Chunks extends RecursiveAction {
-        private final RangeTask task;
-        private final int n;
-        private final int firstChunk;
-        private final int chunkCount;
-        private final int totalChunks;
-
-        Chunks(RangeTask task, int n, int firstChunk, int totalChunks) {
-            this(task, n, firstChunk, totalChunks, totalChunks);
-        }
-
-        private Chunks(RangeTask task, int n, int firstChunk, int chunkCount, int totalChunks) {
-            this.task = task;
-            this.n = n;
-            this.firstChunk = firstChunk;
-            this.chunkCount = chunkCount;
-            this.totalChunks = totalChunks;
-        }
-
-        /** Set by whichever thread takes this chunk first: the worker that dequeues it, or the caller. */
-        private final AtomicBoolean claimed = new AtomicBoolean();
-
-        boolean claim() {
-            return !claimed.get() && claimed.compareAndSet(false, true);
-        }
-
-        void runRange() {
-            int from = (int) ((long) n * firstChunk / totalChunks);
-            int to = (int) ((long) n * (firstChunk + 1) / totalChunks);
-            task.run(from, to);
-        }
-
-        @Override
-        protected void compute() {
-            if (chunkCount == 1) {
-                if (claim()) {
-                    runRange();
-                }
-                return;
-            }
-            int half = chunkCount / 2;
-            invokeAll(new Chunks(task, n, firstChunk, half, totalChunks),
-                    new Chunks(task, n, firstChunk + half, chunkCount - half, totalChunks));
         }
     }
 }

@@ -160,6 +160,46 @@ class ParallelTest {
         assertEquals(100, count.get());
     }
 
+    /**
+     * A caller done with its own parts, waiting for a worker's, takes parts of the step that worker posts from inside
+     * its part (the last expert's matmul, with the other experts done): the worker's first piece holds until another
+     * thread has taken a piece of the same step, which only the waiting caller can.
+     */
+    @Test
+    void aWaitingCallerTakesPartsOfAStepItsWorkerPosts() throws InterruptedException {
+        Parallel.setThreads(2);
+        Thread caller = Thread.currentThread();
+        var workerStarted = new java.util.concurrent.CountDownLatch(1);
+        var callerHelped = new java.util.concurrent.CountDownLatch(1);
+        Set<Thread> nested = ConcurrentHashMap.newKeySet();
+        var held = new java.util.concurrent.atomic.AtomicBoolean();
+        Parallel.forRange(2, 1, (from, to) -> {
+            try {
+                if (Thread.currentThread() == caller) {
+                    assertTrue(workerStarted.await(10, java.util.concurrent.TimeUnit.SECONDS), "the worker took a part");
+                    return;
+                }
+                workerStarted.countDown();
+                Parallel.forRangeBalanced(100, 1, (a, b) -> {
+                    nested.add(Thread.currentThread());
+                    try {
+                        if (Thread.currentThread() == caller) {
+                            callerHelped.countDown();
+                        } else if (held.compareAndSet(false, true)) {
+                            held.set(callerHelped.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        assertTrue(held.get(), "the worker's first piece saw the caller take a piece of its step");
+        assertTrue(nested.contains(caller), "the waiting caller ran pieces of the worker's step");
+    }
+
     @Test
     void aFailingBalancedPieceIsRethrownAfterTheOthersFinish() {
         Parallel.setThreads(2);
