@@ -75,6 +75,11 @@ public final class BenchServeCommand implements Runnable {
             description = "tokens generated per completion, at most (default: ${DEFAULT-VALUE})")
     int maxTokens;
 
+    @Option(names = "--warm-ups", paramLabel = "N", defaultValue = "1", description = "untimed rounds first, each"
+            + " of min(4, --parallel) clients asking one completion, while the JIT compiles the serving path (default:"
+            + " ${DEFAULT-VALUE}; on two cores one round left the first measured row a fifth slower than a warm one)")
+    int warmUps;
+
     @Option(names = "--parallel", paramLabel = "N",
             description = "requests the server decodes together (default: the largest --clients)")
     Integer parallel;
@@ -103,6 +108,10 @@ public final class BenchServeCommand implements Runnable {
                 || maxTokens < 1 || (parallel != null && parallel < 1)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--clients, --requests, --prompt-tokens,"
                     + " --max-tokens and --parallel must be at least 1");
+        }
+        if (warmUps < 0) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--warm-ups must be 0 or more, got "
+                    + warmUps);
         }
         if (sharedPrefix < 0 || sharedPrefix > promptTokens) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--shared-prefix must be between 0 and"
@@ -136,7 +145,9 @@ public final class BenchServeCommand implements Runnable {
             }
             var http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             // warm-up: the JIT compiles the serving path at the measured shapes
-            measure(http, server.uri(), Math.min(places, 4), 1, shared, prompt, budget, vocab, random);
+            for (int w = 0; w < (options.quick() ? Math.min(warmUps, 1) : warmUps); w++) {
+                measure(http, server.uri(), Math.min(places, 4), 1, shared, prompt, budget, vocab, random);
+            }
             var rows = new ArrayList<Row>();
             for (int c : clients) {
                 rows.add(measure(http, server.uri(), c, options.quick() ? 1 : requests, shared, prompt, budget, vocab,
@@ -155,6 +166,7 @@ public final class BenchServeCommand implements Runnable {
                 root.put("shared_prefix_tokens", shared.length);
                 root.put("prefix_cache_bytes", limits.prefixCacheBytes());
                 root.put("max_tokens", budget);
+                root.put("warm_ups", warmUps);
                 root.put("rows", rows.stream().map(r -> {
                     Map<String, Object> m = new LinkedHashMap<>();
                     m.put("clients", r.clients());

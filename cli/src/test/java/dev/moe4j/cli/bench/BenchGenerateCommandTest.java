@@ -253,9 +253,10 @@ class BenchGenerateCommandTest {
                 "--hidden", "64", "--heads", "4", "--kv-heads", "2", "--experts", "8", "--top-k", "2", "--expert-size",
                 "32", "--vocab", "300", "--context", "64", "--seed", "3"), err.toString());
         assertEquals(0, run("bench", "serve", "--model", gguf.toString(), "--clients", "1,3", "--quick", "--threads",
-                "1", "--shared-prefix", "6", "--json"), err.toString());
+                "1", "--shared-prefix", "6", "--warm-ups", "2", "--json"), err.toString());
         JsonNode result = Json.parse(out.toString(), "stdout");
         assertEquals(6, result.get("shared_prefix_tokens").asInt());
+        assertEquals(2, result.get("warm_ups").asInt());
         assertEquals(256L << 20, result.get("prefix_cache_bytes").asLong());
         JsonNode rows = result.get("rows");
         assertEquals(2, rows.size());
@@ -266,5 +267,6 @@ class BenchGenerateCommandTest {
         assertEquals(Main.EXIT_BAD_INPUT, run("bench", "serve", "--model", gguf.toString(), "--clients", "0"));
         assertEquals(Main.EXIT_BAD_INPUT, run("bench", "serve", "--model", gguf.toString(), "--prompt-tokens", "8",
                 "--shared-prefix", "9"));
+        assertEquals(Main.EXIT_BAD_INPUT, run("bench", "serve", "--model", gguf.toString(), "--warm-ups", "-1"));
     }
 }
