@@ -105,10 +105,17 @@ final class Lanes {
      */
     static final int ROW_GROUP = LANES == 16 ? 16 : 1;
 
-    /** Room for {@link #ROW_GROUP} rows' accumulators, as {@link #reduceRows} needs it. */
+    /**
+     * Room for {@link #ROW_GROUP} rows' accumulators, as {@link #reduceRows} needs it: this thread's own, reused, as
+     * every decode piece takes one (a new one each was the largest share of a decoded token's allocation, 1 KiB for
+     * each of a token's ~1300 pieces on the Qwen3 default). Only for use within one piece of work that makes no
+     * parallel call: a thread that helps with other work between pieces then never finds it in use.
+     */
     static float[] rowBuffer() {
-        return new float[16 * LANES];
+        return ROW_BUFFER.get();
     }
+
+    private static final ThreadLocal<float[]> ROW_BUFFER = ThreadLocal.withInitial(() -> new float[16 * LANES]);
 
     /**
      * Leaves in rows[i] the lane sum of the accumulator stored at rows[i · LANES ..], for i below {@code count} (at
