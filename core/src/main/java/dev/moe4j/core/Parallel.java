@@ -72,12 +72,7 @@ public final class Parallel {
      * indices. Small ranges run on the calling thread without touching the pool.
      */
     public static void forRange(int n, int minChunk, RangeTask task) {
-        int chunks = Math.min(threads(), Math.max(1, n / Math.max(1, minChunk)));
-        if (chunks <= 1 || n <= 1) {
-            task.run(0, n);
-            return;
-        }
-        workers.run(new Pieces(task, n, chunks));
+        split(n, Math.min(threads(), Math.max(1, n / Math.max(1, minChunk))), task);
     }
 
     /** How many pieces a thread {@link #forRangeBalanced} cuts a range into, at most. */
@@ -92,12 +87,16 @@ public final class Parallel {
      */
     public static void forRangeBalanced(int n, int minChunk, RangeTask task) {
         int threads = threads();
-        int pieces = Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk)));
-        if (threads == 1 || pieces <= 1) {
+        split(n, threads == 1 ? 1 : Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk))), task);
+    }
+
+    /** [0, n) in {@code parts} pieces over the workers; one part, or one index, runs on the calling thread. */
+    private static void split(int n, int parts, RangeTask task) {
+        if (parts <= 1 || n <= 1) {
             task.run(0, n);
             return;
         }
-        workers.run(new Pieces(task, n, pieces));
+        workers.run(new Pieces(task, n, parts));
     }
 
     /** Runs {@code task} over [0, n) with one index per chunk allowed (for coarse tasks such as experts). */
