@@ -131,6 +131,7 @@ public final class BenchServeCommand implements Runnable {
             int context = served.contextLength();
             int prompt = options.quick() ? Math.min(promptTokens, 8) : promptTokens;
             int budget = options.quick() ? Math.min(maxTokens, 4) : maxTokens;
+            int warmUpRounds = options.quick() ? Math.min(warmUps, 1) : warmUps;
             if (prompt + budget > context) {
                 throw new BadInputException("--prompt-tokens + --max-tokens (" + (prompt + budget)
                         + ") exceed the model's context of " + context);
@@ -145,7 +146,7 @@ public final class BenchServeCommand implements Runnable {
             }
             var http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             // warm-up: the JIT compiles the serving path at the measured shapes
-            for (int w = 0; w < (options.quick() ? Math.min(warmUps, 1) : warmUps); w++) {
+            for (int w = 0; w < warmUpRounds; w++) {
                 measure(http, server.uri(), Math.min(places, 4), 1, shared, prompt, budget, vocab, random);
             }
             var rows = new ArrayList<Row>();
